@@ -1,0 +1,145 @@
+//! Cadenza's HTTP API.
+//!
+//! Routes live in `routes/`, one module per area. Everything a route shares is implemented once:
+//! auth and workspace resolution (`auth`), the tolerant JSON body and list query (`extract`),
+//! wire shapes (`wire`), and the error envelope (`error`). This crate never names sqlx.
+
+pub mod auth;
+pub mod cache;
+pub mod error;
+pub mod extract;
+pub mod metrics;
+pub mod openapi;
+pub mod routes;
+pub mod wire;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{HeaderName, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use cadenza_domain::{Code, Error};
+use cadenza_store::Store;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
+use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::auth::Authenticator;
+use crate::error::ApiError;
+
+/// Limits and timeouts of the HTTP edge.
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    /// Largest request body accepted; larger ones get 413.
+    pub body_limit_bytes: usize,
+    /// Deadline for a non-streaming request; past it the client gets 504.
+    pub request_timeout: Duration,
+    /// The model catalog from the configured providers; every workspace sees all of it.
+    pub models: Vec<cadenza_domain::models::CatalogModel>,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        Self { body_limit_bytes: 4 * 1024 * 1024, request_timeout: Duration::from_secs(30), models: Vec::new() }
+    }
+}
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub auth: Arc<dyn Authenticator>,
+    pub config: Arc<ApiConfig>,
+    /// Workspaces by (account, path reference), for the per-request workspace check.
+    pub workspaces: Arc<cache::EpochCache<(String, String), cadenza_domain::workspaces::Workspace>>,
+    /// Workspaces whose model rows this process has already brought in line with the catalog.
+    pub models_synced: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
+}
+
+impl AppState {
+    pub fn new(store: Store, config: ApiConfig) -> Self {
+        let auth = auth::ApiKeyAuthenticator::new(store.clone());
+        Self { store, auth, config: Arc::new(config), workspaces: Arc::default(), models_synced: Arc::default() }
+    }
+}
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+#[derive(Clone, Copy)]
+struct MakeId;
+
+impl MakeRequestId for MakeId {
+    fn make_request_id<B>(&mut self, _: &axum::http::Request<B>) -> Option<RequestId> {
+        format!("{:032x}", rand::random::<u128>()).parse().ok().map(RequestId::new)
+    }
+}
+
+/// The whole API with its middleware.
+pub fn router(state: AppState) -> Router {
+    let workspace = Router::new()
+        .merge(routes::agents::workspace_routes())
+        .merge(routes::api_keys::workspace_routes())
+        .merge(routes::memory::workspace_routes())
+        .merge(routes::models::workspace_routes())
+        .merge(routes::secrets::workspace_routes())
+        .merge(routes::variations::workspace_routes());
+
+    let api = Router::new()
+        .merge(routes::account::routes())
+        .merge(routes::workspaces::routes())
+        .merge(routes::api_keys::account_routes())
+        .nest("/v1/workspaces/{workspace_id}", workspace)
+        .layer(middleware::from_fn_with_state(state.clone(), request_timeout));
+
+    let body_limit = state.config.body_limit_bytes;
+    Router::new()
+        .merge(api)
+        .merge(routes::ops::routes())
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state)
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(middleware::from_fn(metrics::track))
+        .layer(CatchPanicLayer::custom(|_| {
+            tracing::error!("handler panicked");
+            ApiError::from(Error::internal()).into_response()
+        }))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(|req: &axum::http::Request<_>| {
+                    let id = req.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("");
+                    tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path())
+                })
+                .on_request(())
+                .on_response(|res: &Response, latency: Duration, _: &tracing::Span| {
+                    tracing::info!(
+                        status = res.status().as_u16(),
+                        duration_ms = latency.as_millis() as u64,
+                        "request done"
+                    );
+                }),
+        )
+        .layer(SetSensitiveRequestHeadersLayer::new([axum::http::header::AUTHORIZATION]))
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeId))
+}
+
+/// Per-request deadline for ordinary routes (streaming routes are mounted outside this layer).
+async fn request_timeout(State(s): State<AppState>, req: Request, next: Next) -> Response {
+    match tokio::time::timeout(s.config.request_timeout, next.run(req)).await {
+        Ok(resp) => resp,
+        Err(_) => ApiError::from(Error::new(Code::DeadlineExceeded, "request timed out")).into_response(),
+    }
+}
+
+async fn not_found() -> ApiError {
+    Error::new(Code::NotFound, "no such route").into()
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::with_status(StatusCode::METHOD_NOT_ALLOWED, Code::Unimplemented, "method not allowed on this route")
+}

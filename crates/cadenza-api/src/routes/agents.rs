@@ -1,0 +1,402 @@
+//! Agents (CONTRACT §4): CRUD, the lifecycle in both spellings (`spec.status` and the `:publish`
+//! family), JSON Schema validation of the schemas an agent carries.
+
+use axum::Json;
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::routing::get;
+use cadenza_domain::Error;
+use cadenza_domain::agents::{Agent, AgentStatus, SelectionMode};
+use cadenza_domain::ids::{IdKind, IdRef};
+use cadenza_domain::json_schema;
+use cadenza_domain::mask::UpdateMask;
+use cadenza_domain::scopes::Verb;
+use cadenza_store::agents::AgentFilter;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::AppState;
+use crate::auth::WsCaller;
+use crate::error::ApiResult;
+use crate::extract::{JsonBody, QueryPairs, split_verb};
+use crate::openapi::{Op, schema};
+use crate::wire::{Empty, ListResponse, METADATA_MASK, MetadataIn, ResourceMetadata, empty, resource_meta};
+
+#[derive(Debug, Serialize, JsonSchema)]
+#[schemars(rename = "Agent")]
+pub struct AgentOut {
+    metadata: ResourceMetadata,
+    spec: AgentSpecOut,
+    info: AgentInfoOut,
+    /// `STATE_DRAFT` · `STATE_PUBLISHED` · `STATE_ARCHIVED` (same value as `spec.status`).
+    state: String,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(rename = "AgentSpec")]
+struct AgentSpecOut {
+    /// Seed spelling of the lifecycle: `AGENT_STATUS_*`.
+    status: String,
+    variation_selection_mode: &'static str,
+    description: String,
+    /// Seed name of the objective data schema.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    input_data_schema: Option<Value>,
+    /// Later name of the same schema.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    system_prompt_data_schema: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    output_definition: Option<Value>,
+    webhook_events_url: String,
+    enable_episodic_memory: bool,
+    /// Seconds; 0 keeps episodic memory forever.
+    episodic_memory_ttl: i64,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(rename = "AgentInfo")]
+struct AgentInfoOut {
+    variation_count: i32,
+}
+
+impl AgentOut {
+    pub fn new(a: &Agent, variation_count: i64) -> Self {
+        Self {
+            metadata: resource_meta(&a.meta, &a.workspace_id),
+            spec: AgentSpecOut {
+                status: format!("AGENT_STATUS_{}", a.status.as_str()),
+                variation_selection_mode: a.selection_mode.as_wire(),
+                description: a.description.clone(),
+                input_data_schema: a.input_schema.clone(),
+                system_prompt_data_schema: a.input_schema.clone(),
+                output_definition: a.output_definition.clone(),
+                webhook_events_url: a.webhook_events_url.clone(),
+                enable_episodic_memory: a.enable_episodic_memory,
+                episodic_memory_ttl: a.episodic_memory_ttl.unwrap_or(0),
+            },
+            info: AgentInfoOut { variation_count: i32::try_from(variation_count).unwrap_or(i32::MAX) },
+            state: format!("STATE_{}", a.status.as_str()),
+        }
+    }
+}
+
+/// The agent spec as clients send it, in either spelling.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(rename = "AgentSpecRequest")]
+struct SpecIn {
+    status: Option<String>,
+    variation_selection_mode: Option<String>,
+    description: Option<String>,
+    input_data_schema: Option<Value>,
+    system_prompt_data_schema: Option<Value>,
+    output_definition: Option<Value>,
+    webhook_events_url: Option<String>,
+    enable_episodic_memory: Option<bool>,
+    episodic_memory_ttl: Option<i64>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(rename = "AgentCreateRequest")]
+struct CreateIn {
+    #[serde(default)]
+    metadata: MetadataIn,
+    #[serde(default)]
+    spec: SpecIn,
+    /// A variation created together with the agent.
+    default_variation: Option<crate::routes::variations::WriteIn>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(rename = "AgentUpdateRequest")]
+struct UpdateIn {
+    #[serde(default)]
+    metadata: MetadataIn,
+    #[serde(default)]
+    spec: SpecIn,
+    #[serde(alias = "update_mask")]
+    update_mask: Option<String>,
+}
+
+const SPEC_MASK: &[&str] = &[
+    "spec.status",
+    "spec.variationSelectionMode",
+    "spec.description",
+    "spec.inputDataSchema",
+    "spec.systemPromptDataSchema",
+    "spec.outputDefinition",
+    "spec.webhookEventsUrl",
+    "spec.enableEpisodicMemory",
+    "spec.episodicMemoryTtl",
+];
+
+const MAX_DESCRIPTION: usize = 16 * 1024;
+
+fn parse_status(s: &str) -> ApiResult<Option<AgentStatus>> {
+    AgentStatus::parse_wire(s).ok_or_else(|| {
+        Error::invalid(format!("unknown agent status {s:?}: use AGENT_STATUS_DRAFT, _PUBLISHED or _ARCHIVED")).into()
+    })
+}
+
+fn parse_mode(s: &str) -> ApiResult<SelectionMode> {
+    SelectionMode::parse_wire(s).ok_or_else(|| {
+        Error::invalid(format!(
+            "unknown variationSelectionMode {s:?}: use VARIATION_SELECTION_MODE_RANDOM or VARIATION_SELECTION_MODE_WEIGHTED"
+        ))
+        .into()
+    })
+}
+
+fn check_url(url: &str) -> ApiResult<()> {
+    let ok = url.is_empty()
+        || ((url.starts_with("http://") || url.starts_with("https://"))
+            && url.len() <= 2048
+            && !url.chars().any(|c| c.is_whitespace() || c.is_control()));
+    if ok { Ok(()) } else { Err(Error::invalid("spec.webhookEventsUrl must be an http:// or https:// URL").into()) }
+}
+
+/// Applies the spec fields `mask` selects. Each field is validated as it is applied, so an
+/// invalid request changes nothing.
+fn apply_spec(a: &mut Agent, spec: SpecIn, mask: &UpdateMask, variations: i64) -> ApiResult<()> {
+    if mask.covers("spec.status", spec.status.is_some())
+        && let Some(s) = parse_status(spec.status.as_deref().unwrap_or("AGENT_STATUS_UNSPECIFIED"))?
+    {
+        if s == AgentStatus::Published && variations == 0 {
+            return Err(publish_without_variations());
+        }
+        a.status = s;
+    }
+    if mask.covers("spec.variationSelectionMode", spec.variation_selection_mode.is_some()) {
+        a.selection_mode =
+            parse_mode(spec.variation_selection_mode.as_deref().unwrap_or("VARIATION_SELECTION_MODE_UNSPECIFIED"))?;
+    }
+    if mask.covers("spec.description", spec.description.is_some()) {
+        let d = spec.description.unwrap_or_default();
+        if d.len() > MAX_DESCRIPTION {
+            return Err(Error::invalid(format!("spec.description must be at most {MAX_DESCRIPTION} bytes")).into());
+        }
+        a.description = d;
+    }
+    // Two names for one schema: the later name wins when both are sent.
+    let seed = mask.covers("spec.inputDataSchema", spec.input_data_schema.is_some());
+    let later = mask.covers("spec.systemPromptDataSchema", spec.system_prompt_data_schema.is_some());
+    if seed || later {
+        let schema = spec.system_prompt_data_schema.or(spec.input_data_schema);
+        if let Some(s) = &schema {
+            json_schema::check("spec.inputDataSchema", s)?;
+        }
+        a.input_schema = schema;
+    }
+    if mask.covers("spec.outputDefinition", spec.output_definition.is_some()) {
+        if let Some(s) = &spec.output_definition {
+            json_schema::check("spec.outputDefinition", s)?;
+        }
+        a.output_definition = spec.output_definition;
+    }
+    if mask.covers("spec.webhookEventsUrl", spec.webhook_events_url.is_some()) {
+        let url = spec.webhook_events_url.unwrap_or_default();
+        check_url(&url)?;
+        a.webhook_events_url = url;
+    }
+    if mask.covers("spec.enableEpisodicMemory", spec.enable_episodic_memory.is_some()) {
+        a.enable_episodic_memory = spec.enable_episodic_memory.unwrap_or(false);
+    }
+    if mask.covers("spec.episodicMemoryTtl", spec.episodic_memory_ttl.is_some()) {
+        let ttl = spec.episodic_memory_ttl.unwrap_or(0);
+        if ttl < 0 {
+            return Err(Error::invalid("spec.episodicMemoryTtl must not be negative").into());
+        }
+        a.episodic_memory_ttl = (ttl > 0).then_some(ttl);
+    }
+    Ok(())
+}
+
+/// Publishing needs at least one variation (CONTRACT §4.1).
+fn publish_without_variations() -> crate::error::ApiError {
+    Error::precondition("an agent needs at least one variation before it can be published").into()
+}
+
+async fn load(s: &AppState, c: &WsCaller, raw: &str) -> ApiResult<Agent> {
+    let r = IdRef::parse(IdKind::Agent, raw)?;
+    Ok(s.store.get_agent(c.ws(), &r).await?.ok_or_else(|| Error::not_found("agent"))?)
+}
+
+async fn list(State(s): State<AppState>, c: WsCaller, q: QueryPairs) -> ApiResult<Json<ListResponse<AgentOut>>> {
+    c.require("agents", Verb::Read)?;
+    let params = q.list_params()?;
+    let mut filter = AgentFilter::default();
+    for raw in q.all("status").into_iter().chain(q.all("state")).chain(q.all("statuses")).chain(q.all("states")) {
+        if let Some(st) = parse_status(&raw)? {
+            filter.statuses.push(st);
+        }
+    }
+    if let Some(m) = q.get("variationSelectionMode").filter(|m| !m.is_empty()) {
+        filter.selection_mode = Some(parse_mode(m)?).filter(|m| *m != SelectionMode::Unspecified);
+    }
+    let page = s.store.list_agents(c.ws(), &filter, &params).await?;
+    let mut items = Vec::with_capacity(page.items.len());
+    for a in &page.items {
+        items.push(AgentOut::new(a, s.store.count_variations(c.ws(), &a.meta.id).await?));
+    }
+    Ok(Json(ListResponse { items, pagination: crate::wire::Pagination { next_cursor: page.next_cursor } }))
+}
+
+async fn create(State(s): State<AppState>, c: WsCaller, JsonBody(b): JsonBody<CreateIn>) -> ApiResult<Json<AgentOut>> {
+    c.require("agents", Verb::Manage)?;
+    if b.default_variation.is_some() {
+        return Err(Error::new(
+            cadenza_domain::Code::Unimplemented,
+            "defaultVariation is not supported yet: create the agent, then its variations",
+        )
+        .into());
+    }
+    let meta = b.metadata.into_new()?;
+    let now = s.store.now_ms();
+    let mut agent = Agent {
+        meta: meta.into_meta(IdKind::Agent, now, &c.workspace.meta.account_id, &c.principal.profile_id),
+        workspace_id: c.ws().to_string(),
+        status: AgentStatus::Draft,
+        selection_mode: SelectionMode::Unspecified,
+        description: String::new(),
+        input_schema: None,
+        output_definition: None,
+        webhook_events_url: String::new(),
+        enable_episodic_memory: false,
+        episodic_memory_ttl: None,
+    };
+    // The default variation is validated in full before anything is stored.
+    let variation = match b.default_variation {
+        Some(dv) => Some(crate::routes::variations::build(&s, &c, &agent.meta.id, dv.metadata, dv.spec).await?),
+        None => None,
+    };
+    apply_spec(&mut agent, b.spec, &UpdateMask::default(), i64::from(variation.is_some()))?;
+    s.store.insert_agent(&agent).await?;
+    if let Some(v) = &variation {
+        s.store.insert_variation(v).await?;
+    }
+    Ok(Json(AgentOut::new(&agent, i64::from(variation.is_some()))))
+}
+
+async fn get_one(
+    State(s): State<AppState>,
+    c: WsCaller,
+    Path((_, id)): Path<(String, String)>,
+) -> ApiResult<Json<AgentOut>> {
+    c.require("agents", Verb::Read)?;
+    let agent = load(&s, &c, &id).await?;
+    let n = s.store.count_variations(c.ws(), &agent.meta.id).await?;
+    Ok(Json(AgentOut::new(&agent, n)))
+}
+
+async fn update(
+    State(s): State<AppState>,
+    c: WsCaller,
+    Path((_, id)): Path<(String, String)>,
+    JsonBody(b): JsonBody<UpdateIn>,
+) -> ApiResult<Json<AgentOut>> {
+    c.require("agents", Verb::Manage)?;
+    let mut agent = load(&s, &c, &id).await?;
+    let allowed = [METADATA_MASK.as_slice(), SPEC_MASK].concat();
+    let mask = UpdateMask::parse(b.update_mask.as_deref(), &allowed)?;
+    b.metadata.apply(&mask, &mut agent.meta)?;
+    let n = s.store.count_variations(c.ws(), &agent.meta.id).await?;
+    apply_spec(&mut agent, b.spec, &mask, n)?;
+    agent.meta.updated_at = s.store.now_ms();
+    s.store.update_agent(&agent).await?;
+    Ok(Json(AgentOut::new(&agent, n)))
+}
+
+async fn delete(
+    State(s): State<AppState>,
+    c: WsCaller,
+    Path((_, id)): Path<(String, String)>,
+) -> ApiResult<Json<Empty>> {
+    c.require("agents", Verb::Manage)?;
+    let agent = load(&s, &c, &id).await?;
+    s.store.delete_agent(c.ws(), &agent.meta.id).await?;
+    Ok(empty())
+}
+
+/// `:publish`, `:unpublish`, `:archive`, `:unarchive`.
+async fn action(
+    State(s): State<AppState>,
+    c: WsCaller,
+    Path((_, seg)): Path<(String, String)>,
+) -> ApiResult<Json<AgentOut>> {
+    c.require("agents", Verb::Manage)?;
+    let (id, verb) = split_verb(&seg, &["publish", "unpublish", "archive", "unarchive"])?;
+    let mut agent = load(&s, &c, id).await?;
+    let n = s.store.count_variations(c.ws(), &agent.meta.id).await?;
+    let next = match verb {
+        "publish" if n == 0 => return Err(publish_without_variations()),
+        "publish" => AgentStatus::Published,
+        "archive" => AgentStatus::Archived,
+        _ => AgentStatus::Draft,
+    };
+    if agent.status != next {
+        agent.status = next;
+        agent.meta.updated_at = s.store.now_ms();
+        s.store.update_agent(&agent).await?;
+    }
+    Ok(Json(AgentOut::new(&agent, n)))
+}
+
+pub fn workspace_routes() -> Router<AppState> {
+    Router::new()
+        .route("/agents", get(list).post(create))
+        .route("/agents/{agent_id}", get(get_one).patch(update).delete(delete).post(action))
+}
+
+pub fn operations() -> Vec<Op> {
+    const T: &str = "Agents";
+    const COLL: &str = "/v1/workspaces/{workspace_id}/agents";
+    const ITEM: &str = "/v1/workspaces/{workspace_id}/agents/{agent_id}";
+    vec![
+        Op::new("get", COLL, "list_agents", T, schema::<ListResponse<AgentOut>>)
+            .summary("List agents (archived ones only when asked for by status/state)")
+            .scope("agents:read")
+            .list(),
+        Op::new("post", COLL, "create_agent", T, schema::<AgentOut>).scope("agents:manage").body(schema::<CreateIn>),
+        Op::new("get", ITEM, "get_agent", T, schema::<AgentOut>).scope("agents:read"),
+        Op::new("patch", ITEM, "update_agent", T, schema::<AgentOut>).scope("agents:manage").body(schema::<UpdateIn>),
+        Op::new("delete", ITEM, "delete_agent", T, schema::<Empty>).scope("agents:manage"),
+        Op::new(
+            "post",
+            "/v1/workspaces/{workspace_id}/agents/{agent_id}:publish",
+            "publish_agent",
+            T,
+            schema::<AgentOut>,
+        )
+        .summary("Requires at least one variation")
+        .scope("agents:manage"),
+        Op::new(
+            "post",
+            "/v1/workspaces/{workspace_id}/agents/{agent_id}:unpublish",
+            "unpublish_agent",
+            T,
+            schema::<AgentOut>,
+        )
+        .scope("agents:manage"),
+        Op::new(
+            "post",
+            "/v1/workspaces/{workspace_id}/agents/{agent_id}:archive",
+            "archive_agent",
+            T,
+            schema::<AgentOut>,
+        )
+        .scope("agents:manage"),
+        Op::new(
+            "post",
+            "/v1/workspaces/{workspace_id}/agents/{agent_id}:unarchive",
+            "unarchive_agent",
+            T,
+            schema::<AgentOut>,
+        )
+        .scope("agents:manage"),
+    ]
+}

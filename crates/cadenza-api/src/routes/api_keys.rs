@@ -1,0 +1,547 @@
+//! API keys (CONTRACT §16): the workspace paths (Py 0.2+, canonical), the seed-era account paths,
+//! and the account's global key (K-9). One set of operations serves all three spellings.
+
+use axum::Json;
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::routing::{delete, get, post, put};
+use cadenza_domain::api_keys::{ApiKey, TOKEN_PREFIX};
+use cadenza_domain::crypto::{new_token, token_hash};
+use cadenza_domain::ids::{IdKind, IdRef};
+use cadenza_domain::mask::UpdateMask;
+use cadenza_domain::principal::Principal;
+use cadenza_domain::scopes::{Scopes, Verb};
+use cadenza_domain::{Error, account::ProfileType};
+use cadenza_store::api_keys::KeyScope;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::AppState;
+use crate::auth::{Caller, WsCaller, require, resolve_workspace};
+use crate::error::ApiResult;
+use crate::extract::{JsonBody, QueryPairs, split_verb};
+use crate::openapi::{Op, schema};
+use crate::routes::workspaces::WorkspaceOut;
+use crate::wire::{AccountMetadata, Empty, ListResponse, METADATA_MASK, MetadataIn, account_meta, empty};
+
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(rename = "APIKey")]
+pub struct ApiKeyOut {
+    metadata: AccountMetadata,
+    spec: ApiKeySpecOut,
+    info: ApiKeyInfoOut,
+    state: &'static str,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(rename = "APIKeySpec")]
+struct ApiKeySpecOut {
+    /// Only create and rotate carry the token; every other response has `""`.
+    token: String,
+    description: String,
+    permissions: Vec<String>,
+    system: bool,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(rename = "APIKeyInfo")]
+struct ApiKeyInfoOut {
+    workspaces_preview: Vec<BareMetadata>,
+    workspaces_total: i32,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+struct BareMetadata {
+    id: String,
+}
+
+impl ApiKeyOut {
+    fn new(k: &ApiKey, token: Option<String>) -> Self {
+        let preview: Vec<BareMetadata> = k.workspace_id.iter().map(|id| BareMetadata { id: id.clone() }).collect();
+        Self {
+            metadata: account_meta(&k.meta),
+            spec: ApiKeySpecOut {
+                token: token.unwrap_or_default(),
+                description: k.description.clone(),
+                permissions: k.permissions.clone(),
+                system: k.system,
+            },
+            info: ApiKeyInfoOut { workspaces_total: preview.len() as i32, workspaces_preview: preview },
+            state: if k.enabled { "STATE_ENABLED" } else { "STATE_DISABLED" },
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(rename = "ApiKeySpecRequest")]
+struct SpecIn {
+    description: Option<String>,
+    permissions: Option<Vec<String>>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(rename = "ApiKeyCreateRequest")]
+struct CreateIn {
+    #[serde(default)]
+    metadata: MetadataIn,
+    #[serde(default)]
+    spec: SpecIn,
+    /// Seed-era account path only: the workspaces the key may use (exactly one here).
+    #[serde(default)]
+    initial_workspace_ids: Vec<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(rename = "ApiKeyUpdateRequest")]
+struct UpdateIn {
+    #[serde(default)]
+    metadata: MetadataIn,
+    #[serde(default)]
+    spec: SpecIn,
+    #[serde(alias = "update_mask")]
+    update_mask: Option<String>,
+}
+
+const MAX_DESCRIPTION: usize = 4096;
+
+fn parse_permissions(perms: &[String]) -> ApiResult<Scopes> {
+    Ok(Scopes::parse(perms)?)
+}
+
+/// A caller may only hand out, or take control of, permissions it holds itself.
+fn ensure_covers(caller: &Principal, wanted: &Scopes) -> ApiResult<()> {
+    if caller.scopes.covers(wanted) {
+        Ok(())
+    } else {
+        Err(Error::permission_denied("an API key cannot grant or manage permissions it does not hold itself").into())
+    }
+}
+
+fn ensure_can_manage(caller: &Principal, target: &ApiKey) -> ApiResult<()> {
+    ensure_covers(caller, &parse_permissions(&target.permissions)?)
+}
+
+/// Where a request may look for keys.
+fn scope_of<'a>(caller: &'a Principal, ws: Option<&'a str>) -> KeyScope<'a> {
+    match (ws, caller.workspace_id.as_deref()) {
+        (Some(ws), _) => KeyScope::Workspace(ws),
+        (None, Some(own)) => KeyScope::Workspace(own),
+        (None, None) => KeyScope::Account,
+    }
+}
+
+async fn load(state: &AppState, caller: &Principal, ws: Option<&str>, raw: &str) -> ApiResult<ApiKey> {
+    let r = IdRef::parse(IdKind::ApiKey, raw)?;
+    state
+        .store
+        .get_api_key(&caller.account_id, scope_of(caller, ws), &r)
+        .await?
+        .ok_or_else(|| Error::not_found("api key").into())
+}
+
+async fn create(
+    state: &AppState,
+    caller: &Principal,
+    workspace_id: String,
+    body: CreateIn,
+) -> ApiResult<Json<ApiKeyOut>> {
+    require(caller, "api_keys", Verb::Manage)?;
+    let meta = body.metadata.into_new()?;
+    let scopes = parse_permissions(&body.spec.permissions.unwrap_or_default())?;
+    ensure_covers(caller, &scopes)?;
+    let description = body.spec.description.unwrap_or_default();
+    if description.len() > MAX_DESCRIPTION {
+        return Err(Error::invalid(format!("spec.description must be at most {MAX_DESCRIPTION} bytes")).into());
+    }
+    let now = state.store.now_ms();
+    let key_profile = state.store.new_profile(&caller.account_id, ProfileType::ApiKey, &meta.name);
+    let key = ApiKey {
+        meta: meta.into_meta(IdKind::ApiKey, now, &caller.account_id, &caller.profile_id),
+        workspace_id: Some(workspace_id),
+        key_profile_id: key_profile.id.clone(),
+        description,
+        permissions: scopes.to_strings(),
+        system: false,
+        enabled: true,
+    };
+    let token = new_token(TOKEN_PREFIX);
+    state.store.insert_api_key(&key, &key_profile, &token_hash(&token)).await?;
+    tracing::info!(api_key.meta.id = %key.meta.id, "api key created");
+    Ok(Json(ApiKeyOut::new(&key, Some(token))))
+}
+
+async fn update(state: &AppState, caller: &Principal, mut key: ApiKey, body: UpdateIn) -> ApiResult<Json<ApiKeyOut>> {
+    require(caller, "api_keys", Verb::Manage)?;
+    ensure_can_manage(caller, &key)?;
+    let allowed = [METADATA_MASK.as_slice(), &["spec.description", "spec.permissions"]].concat();
+    let mask = UpdateMask::parse(body.update_mask.as_deref(), &allowed)?;
+    body.metadata.apply(&mask, &mut key.meta)?;
+    if mask.covers("spec.description", body.spec.description.is_some()) {
+        let d = body.spec.description.unwrap_or_default();
+        if d.len() > MAX_DESCRIPTION {
+            return Err(Error::invalid(format!("spec.description must be at most {MAX_DESCRIPTION} bytes")).into());
+        }
+        key.description = d;
+    }
+    if mask.covers("spec.permissions", body.spec.permissions.is_some()) {
+        if key.system {
+            return Err(Error::precondition("the global API key always has every permission").into());
+        }
+        let scopes = parse_permissions(&body.spec.permissions.unwrap_or_default())?;
+        ensure_covers(caller, &scopes)?;
+        key.permissions = scopes.to_strings();
+    }
+    key.meta.updated_at = state.store.now_ms();
+    state.store.update_api_key(&key).await?;
+    Ok(Json(ApiKeyOut::new(&key, None)))
+}
+
+async fn delete_key(state: &AppState, caller: &Principal, key: ApiKey) -> ApiResult<Json<Empty>> {
+    require(caller, "api_keys", Verb::Manage)?;
+    if key.system {
+        return Err(Error::precondition("the account's global API key cannot be deleted; rotate it instead").into());
+    }
+    ensure_can_manage(caller, &key)?;
+    state.store.delete_api_key(&caller.account_id, &key.meta.id).await?;
+    tracing::info!(api_key.meta.id = %key.meta.id, "api key deleted");
+    Ok(empty())
+}
+
+/// `rotate`, `disable`, `enable`.
+async fn action(state: &AppState, caller: &Principal, mut key: ApiKey, verb: &str) -> ApiResult<Json<ApiKeyOut>> {
+    require(caller, "api_keys", Verb::Manage)?;
+    ensure_can_manage(caller, &key)?;
+    match verb {
+        "rotate" => {
+            let token = new_token(TOKEN_PREFIX);
+            state.store.set_api_key_token(&caller.account_id, &key.meta.id, &token_hash(&token)).await?;
+            key.meta.updated_at = state.store.now_ms();
+            tracing::info!(api_key.meta.id = %key.meta.id, "api key rotated");
+            return Ok(Json(ApiKeyOut::new(&key, Some(token))));
+        }
+        "disable" if key.system => {
+            return Err(Error::precondition(
+                "the account's global API key cannot be disabled (it is the only way back in); rotate it instead",
+            )
+            .into());
+        }
+        "disable" | "enable" => {
+            let enabled = verb == "enable";
+            if key.enabled != enabled {
+                key.enabled = enabled;
+                key.meta.updated_at = state.store.now_ms();
+                state.store.update_api_key(&key).await?;
+            }
+        }
+        _ => return Err(Error::not_found("method").into()),
+    }
+    Ok(Json(ApiKeyOut::new(&key, None)))
+}
+
+async fn list(
+    state: &AppState,
+    caller: &Principal,
+    ws: Option<&str>,
+    q: &QueryPairs,
+) -> ApiResult<Json<ListResponse<ApiKeyOut>>> {
+    require(caller, "api_keys", Verb::Read)?;
+    let params = q.list_params()?;
+    let page = state.store.list_api_keys(&caller.account_id, scope_of(caller, ws), &params).await?;
+    Ok(ListResponse::from_page(page, |k| ApiKeyOut::new(&k, None)))
+}
+
+// ---- workspace paths: {ws}/api_keys ----
+
+async fn ws_list(State(s): State<AppState>, c: WsCaller, q: QueryPairs) -> ApiResult<Json<ListResponse<ApiKeyOut>>> {
+    list(&s, &c.principal, Some(c.ws()), &q).await
+}
+
+async fn ws_create(
+    State(s): State<AppState>,
+    c: WsCaller,
+    JsonBody(b): JsonBody<CreateIn>,
+) -> ApiResult<Json<ApiKeyOut>> {
+    let ws = c.ws().to_string();
+    create(&s, &c.principal, ws, b).await
+}
+
+async fn ws_get(
+    State(s): State<AppState>,
+    c: WsCaller,
+    Path((_, id)): Path<(String, String)>,
+) -> ApiResult<Json<ApiKeyOut>> {
+    require(&c.principal, "api_keys", Verb::Read)?;
+    Ok(Json(ApiKeyOut::new(&load(&s, &c.principal, Some(c.ws()), &id).await?, None)))
+}
+
+async fn ws_update(
+    State(s): State<AppState>,
+    c: WsCaller,
+    Path((_, id)): Path<(String, String)>,
+    JsonBody(b): JsonBody<UpdateIn>,
+) -> ApiResult<Json<ApiKeyOut>> {
+    let key = load(&s, &c.principal, Some(c.ws()), &id).await?;
+    update(&s, &c.principal, key, b).await
+}
+
+async fn ws_delete(
+    State(s): State<AppState>,
+    c: WsCaller,
+    Path((_, id)): Path<(String, String)>,
+) -> ApiResult<Json<Empty>> {
+    let key = load(&s, &c.principal, Some(c.ws()), &id).await?;
+    delete_key(&s, &c.principal, key).await
+}
+
+async fn ws_action(
+    State(s): State<AppState>,
+    c: WsCaller,
+    Path((_, seg)): Path<(String, String)>,
+) -> ApiResult<Json<ApiKeyOut>> {
+    let (id, verb) = split_verb(&seg, &["rotate", "disable", "enable"])?;
+    let key = load(&s, &c.principal, Some(c.ws()), id).await?;
+    action(&s, &c.principal, key, verb).await
+}
+
+pub fn workspace_routes() -> Router<AppState> {
+    Router::new()
+        .route("/api_keys", get(ws_list).post(ws_create))
+        .route("/api_keys/{id}", get(ws_get).patch(ws_update).delete(ws_delete).post(ws_action))
+}
+
+// ---- seed-era account paths: /v1/account/api_keys ----
+
+async fn acct_list(
+    State(s): State<AppState>,
+    Caller(c): Caller,
+    q: QueryPairs,
+) -> ApiResult<Json<ListResponse<ApiKeyOut>>> {
+    list(&s, &c, None, &q).await
+}
+
+async fn acct_create(
+    State(s): State<AppState>,
+    Caller(c): Caller,
+    JsonBody(b): JsonBody<CreateIn>,
+) -> ApiResult<Json<ApiKeyOut>> {
+    // A key belongs to exactly one workspace: the one named, or the caller's own.
+    let ws_raw = match (b.initial_workspace_ids.as_slice(), c.workspace_id.as_deref()) {
+        ([one], _) => one.clone(),
+        ([], Some(own)) => own.to_string(),
+        ([], None) => {
+            return Err(Error::invalid("initialWorkspaceIds must name the workspace the key belongs to").into());
+        }
+        _ => return Err(Error::invalid("an API key belongs to exactly one workspace").into()),
+    };
+    let ws = resolve_workspace(&s.store, &c, &ws_raw).await?;
+    create(&s, &c, ws.meta.id, b).await
+}
+
+async fn acct_get(State(s): State<AppState>, Caller(c): Caller, Path(id): Path<String>) -> ApiResult<Json<ApiKeyOut>> {
+    require(&c, "api_keys", Verb::Read)?;
+    Ok(Json(ApiKeyOut::new(&load(&s, &c, None, &id).await?, None)))
+}
+
+async fn acct_update(
+    State(s): State<AppState>,
+    Caller(c): Caller,
+    Path(id): Path<String>,
+    JsonBody(b): JsonBody<UpdateIn>,
+) -> ApiResult<Json<ApiKeyOut>> {
+    let key = load(&s, &c, None, &id).await?;
+    update(&s, &c, key, b).await
+}
+
+async fn acct_delete(State(s): State<AppState>, Caller(c): Caller, Path(id): Path<String>) -> ApiResult<Json<Empty>> {
+    let key = load(&s, &c, None, &id).await?;
+    delete_key(&s, &c, key).await
+}
+
+async fn acct_rotate(
+    State(s): State<AppState>,
+    Caller(c): Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<ApiKeyOut>> {
+    let key = load(&s, &c, None, &id).await?;
+    action(&s, &c, key, "rotate").await
+}
+
+/// `POST /v1/account/api_keys/{id}:rotate` and friends (later SDKs).
+async fn acct_action(
+    State(s): State<AppState>,
+    Caller(c): Caller,
+    Path(seg): Path<String>,
+) -> ApiResult<Json<ApiKeyOut>> {
+    let (id, verb) = split_verb(&seg, &["rotate", "disable", "enable"])?;
+    let key = load(&s, &c, None, id).await?;
+    action(&s, &c, key, verb).await
+}
+
+/// K-8: a key's workspace access list. Keys belong to exactly one workspace, so this lists it;
+/// adding the same workspace is a no-op and any other change is refused.
+async fn acct_key_workspaces(
+    State(s): State<AppState>,
+    Caller(c): Caller,
+    Path(id): Path<String>,
+    q: QueryPairs,
+) -> ApiResult<Json<ListResponse<WorkspaceOut>>> {
+    require(&c, "api_keys", Verb::Read)?;
+    let key = load(&s, &c, None, &id).await?;
+    let mut params = q.list_params()?;
+    params.prefix = None;
+    let page = match key.workspace_id.as_deref() {
+        Some(ws) => s.store.list_workspaces(&c.account_id, Some(ws), &params).await?,
+        None => s.store.list_workspaces(&c.account_id, None, &params).await?,
+    };
+    let include_info = q.include_info()?;
+    Ok(ListResponse::from_page(page, |w| WorkspaceOut::new(&w, include_info)))
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(rename = "ApiKeyAddWorkspaceRequest")]
+struct AddWorkspaceIn {
+    #[serde(default)]
+    workspace_id: String,
+}
+
+async fn acct_key_add_workspace(
+    State(s): State<AppState>,
+    Caller(c): Caller,
+    Path(id): Path<String>,
+    JsonBody(b): JsonBody<AddWorkspaceIn>,
+) -> ApiResult<Json<Empty>> {
+    require(&c, "api_keys", Verb::Manage)?;
+    let key = load(&s, &c, None, &id).await?;
+    let ws = resolve_workspace(&s.store, &c, &b.workspace_id).await?;
+    match key.workspace_id {
+        None => Ok(empty()),
+        Some(own) if own == ws.meta.id => Ok(empty()),
+        Some(_) => {
+            Err(Error::invalid("an API key belongs to exactly one workspace; create a key in the other workspace")
+                .into())
+        }
+    }
+}
+
+async fn acct_key_remove_workspace(
+    State(s): State<AppState>,
+    Caller(c): Caller,
+    Path((id, _ws)): Path<(String, String)>,
+) -> ApiResult<Json<Empty>> {
+    require(&c, "api_keys", Verb::Manage)?;
+    load(&s, &c, None, &id).await?;
+    Err(Error::precondition("an API key must keep its one workspace; delete the key instead").into())
+}
+
+// ---- K-9: the account's global key ----
+
+async fn global_key(state: &AppState, c: &Caller) -> ApiResult<ApiKey> {
+    c.require_system()?;
+    state.store.get_system_api_key(&c.0.account_id).await?.ok_or_else(|| Error::not_found("global api key").into())
+}
+
+async fn global_get(State(s): State<AppState>, c: Caller) -> ApiResult<Json<ApiKeyOut>> {
+    Ok(Json(ApiKeyOut::new(&global_key(&s, &c).await?, None)))
+}
+
+async fn global_action(State(s): State<AppState>, c: Caller, Path(seg): Path<String>) -> ApiResult<Json<ApiKeyOut>> {
+    let verb = seg.strip_prefix("global_api_key:").ok_or_else(|| Error::not_found("method"))?;
+    let key = global_key(&s, &c).await?;
+    action(&s, &c.0, key, verb).await
+}
+
+pub fn account_routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/account/api_keys", get(acct_list).post(acct_create))
+        .route("/v1/account/api_keys/{id}", get(acct_get).patch(acct_update).delete(acct_delete).post(acct_action))
+        .route("/v1/account/api_keys/{id}/rotate", put(acct_rotate).post(acct_rotate))
+        .route("/v1/account/api_keys/{id}/workspaces", get(acct_key_workspaces).post(acct_key_add_workspace))
+        .route("/v1/account/api_keys/{id}/workspaces/{workspace_id}", delete(acct_key_remove_workspace))
+        .route("/v1/account/global_api_key", get(global_get))
+        .route("/v1/account/{action}", post(global_action))
+}
+
+pub fn operations() -> Vec<Op> {
+    const T: &str = "API keys";
+    const WS: &str = "/v1/workspaces/{workspace_id}/api_keys";
+    const WS_ITEM: &str = "/v1/workspaces/{workspace_id}/api_keys/{id}";
+    const ACCT: &str = "/v1/account/api_keys";
+    const ACCT_ITEM: &str = "/v1/account/api_keys/{id}";
+    type List = ListResponse<ApiKeyOut>;
+    vec![
+        Op::new("get", WS, "list_api_keys", T, schema::<List>).scope("api_keys:read").list(),
+        Op::new("post", WS, "create_api_key", T, schema::<ApiKeyOut>)
+            .summary("Create a key in the workspace; the token is returned only here and on rotate")
+            .scope("api_keys:manage")
+            .body(schema::<CreateIn>),
+        Op::new("get", WS_ITEM, "get_api_key", T, schema::<ApiKeyOut>).scope("api_keys:read"),
+        Op::new("patch", WS_ITEM, "update_api_key", T, schema::<ApiKeyOut>)
+            .scope("api_keys:manage")
+            .body(schema::<UpdateIn>),
+        Op::new("delete", WS_ITEM, "delete_api_key", T, schema::<Empty>).scope("api_keys:manage"),
+        Op::new("post", "/v1/workspaces/{workspace_id}/api_keys/{id}:rotate", "rotate_api_key", T, schema::<ApiKeyOut>)
+            .summary("Issue a new token; every earlier token stops working")
+            .scope("api_keys:manage"),
+        Op::new(
+            "post",
+            "/v1/workspaces/{workspace_id}/api_keys/{id}:disable",
+            "disable_api_key",
+            T,
+            schema::<ApiKeyOut>,
+        )
+        .scope("api_keys:manage"),
+        Op::new("post", "/v1/workspaces/{workspace_id}/api_keys/{id}:enable", "enable_api_key", T, schema::<ApiKeyOut>)
+            .scope("api_keys:manage"),
+        Op::new("get", ACCT, "account_list_api_keys", T, schema::<List>)
+            .summary("Seed-era account path")
+            .scope("api_keys:read")
+            .list(),
+        Op::new("post", ACCT, "account_create_api_key", T, schema::<ApiKeyOut>)
+            .summary("Seed-era account path; initialWorkspaceIds names the key's one workspace")
+            .scope("api_keys:manage")
+            .body(schema::<CreateIn>),
+        Op::new("get", ACCT_ITEM, "account_get_api_key", T, schema::<ApiKeyOut>).scope("api_keys:read"),
+        Op::new("patch", ACCT_ITEM, "account_update_api_key", T, schema::<ApiKeyOut>)
+            .scope("api_keys:manage")
+            .body(schema::<UpdateIn>),
+        Op::new("delete", ACCT_ITEM, "account_delete_api_key", T, schema::<Empty>).scope("api_keys:manage"),
+        Op::new("put", "/v1/account/api_keys/{id}/rotate", "account_rotate_api_key", T, schema::<ApiKeyOut>)
+            .summary("Seed-era rotate")
+            .scope("api_keys:manage"),
+        Op::new(
+            "get",
+            "/v1/account/api_keys/{id}/workspaces",
+            "list_api_key_workspaces",
+            T,
+            schema::<ListResponse<WorkspaceOut>>,
+        )
+        .scope("api_keys:read")
+        .list(),
+        Op::new("post", "/v1/account/api_keys/{id}/workspaces", "add_api_key_workspace", T, schema::<Empty>)
+            .summary("A key has exactly one workspace: adding it again is a no-op, any other is refused")
+            .scope("api_keys:manage")
+            .body(schema::<AddWorkspaceIn>),
+        Op::new(
+            "delete",
+            "/v1/account/api_keys/{id}/workspaces/{workspace_id}",
+            "remove_api_key_workspace",
+            T,
+            schema::<Empty>,
+        )
+        .summary("Refused: a key keeps its one workspace")
+        .scope("api_keys:manage"),
+        Op::new("get", "/v1/account/global_api_key", "get_global_api_key", T, schema::<ApiKeyOut>)
+            .summary("The account's global key (global key only; token never shown)"),
+        Op::new("post", "/v1/account/global_api_key:rotate", "rotate_global_api_key", T, schema::<ApiKeyOut>),
+        Op::new("post", "/v1/account/global_api_key:disable", "disable_global_api_key", T, schema::<ApiKeyOut>)
+            .summary("Refused: the global key cannot be disabled"),
+        Op::new("post", "/v1/account/global_api_key:enable", "enable_global_api_key", T, schema::<ApiKeyOut>),
+    ]
+}

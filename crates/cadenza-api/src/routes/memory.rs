@@ -1,0 +1,457 @@
+//! Memory layers and entries (CONTRACT §10). Runtime-owned (system-managed) layers are
+//! readable, and every change to them or their entries is refused.
+
+use axum::Json;
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::routing::get;
+use cadenza_domain::Error;
+use cadenza_domain::ids::{IdKind, IdRef};
+use cadenza_domain::mask::UpdateMask;
+use cadenza_domain::memory::{self, LayerType, MAX_CONTENT_BYTES, MemoryEntry, MemoryLayer};
+use cadenza_domain::scopes::Verb;
+use cadenza_domain::time::format_ms;
+use cadenza_store::memory::LayerFilter;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::AppState;
+use crate::auth::WsCaller;
+use crate::error::ApiResult;
+use crate::extract::{JsonBody, QueryPairs};
+use crate::openapi::{Op, schema};
+use crate::wire::{Empty, ListResponse, METADATA_MASK, MetadataIn, ResourceMetadata, empty, resource_meta};
+
+// ---- wire shapes ----
+
+#[derive(Debug, Serialize, JsonSchema)]
+#[schemars(rename = "MemoryLayer")]
+pub struct LayerOut {
+    metadata: ResourceMetadata,
+    spec: LayerSpecOut,
+    info: LayerInfoOut,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(rename = "MemoryLayerSpec")]
+struct LayerSpecOut {
+    #[serde(rename = "type")]
+    layer_type: &'static str,
+    description: String,
+    system_managed: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expires_at: Option<String>,
+    agent_id: String,
+    episodic_key: String,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(rename = "MemoryLayerInfo")]
+struct LayerInfoOut {
+    entry_count: i32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_used_at: Option<String>,
+}
+
+impl LayerOut {
+    fn new(l: &MemoryLayer, entries: i64) -> Self {
+        Self {
+            metadata: resource_meta(&l.meta, &l.workspace_id),
+            spec: LayerSpecOut {
+                layer_type: l.layer_type.as_wire(),
+                description: l.description.clone(),
+                system_managed: l.system_managed,
+                expires_at: l.expires_at.map(format_ms),
+                agent_id: l.agent_id.clone(),
+                episodic_key: l.episodic_key.clone(),
+            },
+            info: LayerInfoOut {
+                entry_count: i32::try_from(entries).unwrap_or(i32::MAX),
+                last_used_at: l.last_used_at.map(format_ms),
+            },
+        }
+    }
+}
+
+/// `MemoryEntry` (lists: no body) and `MemoryEntryDetail` (with `content`) share this shape.
+#[derive(Debug, Serialize, JsonSchema)]
+#[schemars(rename = "MemoryEntryDetail")]
+pub struct EntryOut {
+    metadata: ResourceMetadata,
+    spec: EntrySpecOut,
+    info: EntryInfoOut,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    content: Option<String>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+#[schemars(rename = "MemoryEntrySpec")]
+struct EntrySpecOut {
+    key: String,
+    description: String,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(rename = "MemoryEntryInfo")]
+struct EntryInfoOut {
+    memory_layer: ResourceMetadata,
+}
+
+impl EntryOut {
+    fn new(e: &MemoryEntry, layer: &MemoryLayer, with_content: bool) -> Self {
+        Self {
+            metadata: resource_meta(&e.meta, &e.workspace_id),
+            spec: EntrySpecOut { key: e.key.clone(), description: e.description.clone() },
+            info: EntryInfoOut { memory_layer: resource_meta(&layer.meta, &layer.workspace_id) },
+            content: with_content.then(|| e.content.clone()),
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[schemars(rename = "MemoryLayerSpecRequest")]
+struct LayerSpecIn {
+    #[serde(rename = "type")]
+    layer_type: Option<String>,
+    description: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(rename = "MemoryLayerWriteRequest")]
+struct LayerWriteIn {
+    #[serde(default)]
+    metadata: MetadataIn,
+    #[serde(default)]
+    spec: LayerSpecIn,
+    #[serde(alias = "update_mask")]
+    update_mask: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(rename = "MemoryEntrySpecRequest")]
+struct EntrySpecIn {
+    key: Option<String>,
+    description: Option<String>,
+    content: Option<String>,
+    upload_id: Option<String>,
+    /// Py 0.2+ tag of the body source: `content` or `uploadId`.
+    #[serde(rename = "type")]
+    source: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(rename = "MemoryEntryWriteRequest")]
+struct EntryWriteIn {
+    #[serde(default)]
+    metadata: MetadataIn,
+    #[serde(default)]
+    spec: EntrySpecIn,
+    #[serde(alias = "update_mask")]
+    update_mask: Option<String>,
+}
+
+// ---- layers ----
+
+fn managed_refusal() -> crate::error::ApiError {
+    Error::precondition("this memory layer is managed by the runtime and cannot be changed through the API").into()
+}
+
+async fn load_layer(s: &AppState, c: &WsCaller, raw: &str) -> ApiResult<(MemoryLayer, i64)> {
+    let r = IdRef::parse(IdKind::MemoryLayer, raw)?;
+    Ok(s.store.get_memory_layer(c.ws(), &r).await?.ok_or_else(|| Error::not_found("memory layer"))?)
+}
+
+fn parse_type(raw: &str) -> ApiResult<LayerType> {
+    LayerType::parse_wire(raw).ok_or_else(|| {
+        Error::invalid(format!(
+            "unknown memory layer type {raw:?}: use MEMORY_LAYER_TYPE_UNSPECIFIED or MEMORY_LAYER_TYPE_SKILLS"
+        ))
+        .into()
+    })
+}
+
+async fn list_layers(State(s): State<AppState>, c: WsCaller, q: QueryPairs) -> ApiResult<Json<ListResponse<LayerOut>>> {
+    c.require("memory", Verb::Read)?;
+    let params = q.list_params()?;
+    let filter = LayerFilter {
+        layer_type: q.get("type").filter(|t| !t.is_empty()).map(parse_type).transpose()?,
+        agent_id: q.get("agentId").filter(|a| !a.is_empty()).map(|a| IdKind::Agent.parse(a)).transpose()?,
+        episodic_key_prefix: q.get("episodicKeyPrefix").filter(|p| !p.is_empty()).map(str::to_string),
+    };
+    let page = s.store.list_memory_layers(c.ws(), &filter, &params).await?;
+    Ok(ListResponse::from_page(page, |(l, n)| LayerOut::new(&l, n)))
+}
+
+async fn create_layer(
+    State(s): State<AppState>,
+    c: WsCaller,
+    JsonBody(b): JsonBody<LayerWriteIn>,
+) -> ApiResult<Json<LayerOut>> {
+    c.require("memory", Verb::Manage)?;
+    let meta = b.metadata.into_new()?;
+    let layer_type = parse_type(b.spec.layer_type.as_deref().ok_or_else(|| Error::invalid("spec.type is required"))?)?;
+    if layer_type == LayerType::Episodic {
+        return Err(Error::invalid("episodic layers are created by the runtime, not through the API").into());
+    }
+    let now = s.store.now_ms();
+    let layer = MemoryLayer {
+        meta: meta.into_meta(IdKind::MemoryLayer, now, &c.workspace.meta.account_id, &c.principal.profile_id),
+        workspace_id: c.ws().to_string(),
+        layer_type,
+        description: b.spec.description.unwrap_or_default(),
+        system_managed: false,
+        expires_at: None,
+        agent_id: String::new(),
+        episodic_key: String::new(),
+        last_used_at: None,
+    };
+    s.store.insert_memory_layer(&layer).await?;
+    Ok(Json(LayerOut::new(&layer, 0)))
+}
+
+async fn get_layer(
+    State(s): State<AppState>,
+    c: WsCaller,
+    Path((_, id)): Path<(String, String)>,
+) -> ApiResult<Json<LayerOut>> {
+    c.require("memory", Verb::Read)?;
+    let (l, n) = load_layer(&s, &c, &id).await?;
+    Ok(Json(LayerOut::new(&l, n)))
+}
+
+async fn update_layer(
+    State(s): State<AppState>,
+    c: WsCaller,
+    Path((_, id)): Path<(String, String)>,
+    JsonBody(b): JsonBody<LayerWriteIn>,
+) -> ApiResult<Json<LayerOut>> {
+    c.require("memory", Verb::Manage)?;
+    let (mut layer, n) = load_layer(&s, &c, &id).await?;
+    if layer.system_managed {
+        return Err(managed_refusal());
+    }
+    let allowed = [METADATA_MASK.as_slice(), &["spec.description"]].concat();
+    let mask = UpdateMask::parse(b.update_mask.as_deref(), &allowed)?;
+    if let Some(t) = b.spec.layer_type.as_deref()
+        && parse_type(t)? != layer.layer_type
+    {
+        return Err(Error::invalid("spec.type cannot change; create a new layer").into());
+    }
+    b.metadata.apply(&mask, &mut layer.meta)?;
+    if mask.covers("spec.description", b.spec.description.is_some()) {
+        layer.description = b.spec.description.unwrap_or_default();
+    }
+    layer.meta.updated_at = s.store.now_ms();
+    s.store.update_memory_layer(&layer).await?;
+    Ok(Json(LayerOut::new(&layer, n)))
+}
+
+async fn delete_layer(
+    State(s): State<AppState>,
+    c: WsCaller,
+    Path((_, id)): Path<(String, String)>,
+) -> ApiResult<Json<Empty>> {
+    c.require("memory", Verb::Manage)?;
+    let (layer, _) = load_layer(&s, &c, &id).await?;
+    if layer.system_managed {
+        return Err(managed_refusal());
+    }
+    let uses = s.store.count_layer_uses(c.ws(), &layer.meta.id).await?;
+    if uses > 0 {
+        return Err(Error::precondition(format!(
+            "this memory layer is in the stack of {uses} variation(s); remove it from them first"
+        ))
+        .into());
+    }
+    s.store.delete_memory_layer(c.ws(), &layer.meta.id).await?;
+    Ok(empty())
+}
+
+// ---- entries ----
+
+/// The entry body a write asks for: `Some(text)` to set it, `None` to leave it.
+fn body_source(spec: &EntrySpecIn, required: bool) -> ApiResult<Option<String>> {
+    if let Some(tag) = spec.source.as_deref() {
+        let matches = match tag {
+            "content" => spec.content.is_some() && spec.upload_id.is_none(),
+            "uploadId" => spec.upload_id.is_some() && spec.content.is_none(),
+            _ => {
+                return Err(
+                    Error::invalid(format!("spec.type must be \"content\" or \"uploadId\", not {tag:?}")).into()
+                );
+            }
+        };
+        if !matches {
+            return Err(
+                Error::invalid(format!("spec.type is {tag:?} but the spec does not carry exactly that field")).into()
+            );
+        }
+    }
+    match (&spec.content, &spec.upload_id) {
+        (Some(_), Some(_)) => Err(Error::invalid("set exactly one of spec.content and spec.uploadId, not both").into()),
+        (Some(c), None) => {
+            if c.len() > MAX_CONTENT_BYTES {
+                return Err(Error::invalid(format!("spec.content must be at most {MAX_CONTENT_BYTES} bytes")).into());
+            }
+            Ok(Some(c.clone()))
+        }
+        (None, Some(upload)) => {
+            // Uploads arrive with their own slice; until then no upload exists to be consumed.
+            IdKind::Upload.parse(upload)?;
+            Err(Error::not_found("upload").into())
+        }
+        (None, None) if required => Err(Error::invalid("set exactly one of spec.content and spec.uploadId").into()),
+        (None, None) => Ok(None),
+    }
+}
+
+async fn load_entry(s: &AppState, c: &WsCaller, layer: &MemoryLayer, raw: &str) -> ApiResult<MemoryEntry> {
+    let r = IdRef::parse(IdKind::MemoryEntry, raw)?;
+    Ok(s.store.get_memory_entry(c.ws(), &layer.meta.id, &r).await?.ok_or_else(|| Error::not_found("memory entry"))?)
+}
+
+async fn list_entries(
+    State(s): State<AppState>,
+    c: WsCaller,
+    Path((_, layer_id)): Path<(String, String)>,
+    q: QueryPairs,
+) -> ApiResult<Json<ListResponse<EntryOut>>> {
+    c.require("memory", Verb::Read)?;
+    let (layer, _) = load_layer(&s, &c, &layer_id).await?;
+    let page = s.store.list_memory_entries(c.ws(), &layer.meta.id, &q.list_params()?).await?;
+    Ok(ListResponse::from_page(page, |e| EntryOut::new(&e, &layer, false)))
+}
+
+async fn create_entry(
+    State(s): State<AppState>,
+    c: WsCaller,
+    Path((_, layer_id)): Path<(String, String)>,
+    JsonBody(b): JsonBody<EntryWriteIn>,
+) -> ApiResult<Json<EntryOut>> {
+    c.require("memory", Verb::Manage)?;
+    let (layer, _) = load_layer(&s, &c, &layer_id).await?;
+    if layer.system_managed {
+        return Err(managed_refusal());
+    }
+    let meta = b.metadata.into_new()?;
+    let key = b.spec.key.clone().ok_or_else(|| Error::invalid("spec.key is required"))?;
+    memory::validate_key(&key)?;
+    let content = body_source(&b.spec, true)?.unwrap_or_default();
+    let now = s.store.now_ms();
+    let entry = MemoryEntry {
+        meta: meta.into_meta(IdKind::MemoryEntry, now, &c.workspace.meta.account_id, &c.principal.profile_id),
+        workspace_id: c.ws().to_string(),
+        layer_id: layer.meta.id.clone(),
+        key,
+        description: b.spec.description.unwrap_or_default(),
+        content,
+    };
+    s.store.insert_memory_entry(&entry).await?;
+    Ok(Json(EntryOut::new(&entry, &layer, true)))
+}
+
+async fn get_entry(
+    State(s): State<AppState>,
+    c: WsCaller,
+    Path((_, layer_id, id)): Path<(String, String, String)>,
+) -> ApiResult<Json<EntryOut>> {
+    c.require("memory", Verb::Read)?;
+    let (layer, _) = load_layer(&s, &c, &layer_id).await?;
+    Ok(Json(EntryOut::new(&load_entry(&s, &c, &layer, &id).await?, &layer, true)))
+}
+
+async fn update_entry(
+    State(s): State<AppState>,
+    c: WsCaller,
+    Path((_, layer_id, id)): Path<(String, String, String)>,
+    JsonBody(b): JsonBody<EntryWriteIn>,
+) -> ApiResult<Json<EntryOut>> {
+    c.require("memory", Verb::Manage)?;
+    let (layer, _) = load_layer(&s, &c, &layer_id).await?;
+    if layer.system_managed {
+        return Err(managed_refusal());
+    }
+    let mut entry = load_entry(&s, &c, &layer, &id).await?;
+    let allowed =
+        [METADATA_MASK.as_slice(), &["spec.key", "spec.description", "spec.content", "spec.uploadId"]].concat();
+    let mask = UpdateMask::parse(b.update_mask.as_deref(), &allowed)?;
+    b.metadata.apply(&mask, &mut entry.meta)?;
+    if mask.covers("spec.key", b.spec.key.is_some()) {
+        let key = b.spec.key.clone().unwrap_or_default();
+        memory::validate_key(&key)?;
+        entry.key = key;
+    }
+    if mask.covers("spec.description", b.spec.description.is_some()) {
+        entry.description = b.spec.description.clone().unwrap_or_default();
+    }
+    let body_masked = mask.covers("spec.content", b.spec.content.is_some())
+        || mask.covers("spec.uploadId", b.spec.upload_id.is_some());
+    if body_masked && let Some(content) = body_source(&b.spec, false)? {
+        entry.content = content;
+    }
+    entry.meta.updated_at = s.store.now_ms();
+    s.store.update_memory_entry(&entry).await?;
+    Ok(Json(EntryOut::new(&entry, &layer, true)))
+}
+
+async fn delete_entry(
+    State(s): State<AppState>,
+    c: WsCaller,
+    Path((_, layer_id, id)): Path<(String, String, String)>,
+) -> ApiResult<Json<Empty>> {
+    c.require("memory", Verb::Manage)?;
+    let (layer, _) = load_layer(&s, &c, &layer_id).await?;
+    if layer.system_managed {
+        return Err(managed_refusal());
+    }
+    let entry = load_entry(&s, &c, &layer, &id).await?;
+    s.store.delete_memory_entry(c.ws(), &layer.meta.id, &entry.meta.id).await?;
+    Ok(empty())
+}
+
+pub fn workspace_routes() -> Router<AppState> {
+    Router::new()
+        .route("/memory_layers", get(list_layers).post(create_layer))
+        .route("/memory_layers/{layer_id}", get(get_layer).patch(update_layer).delete(delete_layer))
+        .route("/memory_layers/{layer_id}/entries", get(list_entries).post(create_entry))
+        .route("/memory_layers/{layer_id}/entries/{id}", get(get_entry).patch(update_entry).delete(delete_entry))
+}
+
+pub fn operations() -> Vec<Op> {
+    const T: &str = "Memory";
+    const LAYERS: &str = "/v1/workspaces/{workspace_id}/memory_layers";
+    const LAYER: &str = "/v1/workspaces/{workspace_id}/memory_layers/{layer_id}";
+    const ENTRIES: &str = "/v1/workspaces/{workspace_id}/memory_layers/{layer_id}/entries";
+    const ENTRY: &str = "/v1/workspaces/{workspace_id}/memory_layers/{layer_id}/entries/{id}";
+    vec![
+        Op::new("get", LAYERS, "list_memory_layers", T, schema::<ListResponse<LayerOut>>).scope("memory:read").list(),
+        Op::new("post", LAYERS, "create_memory_layer", T, schema::<LayerOut>)
+            .scope("memory:manage")
+            .body(schema::<LayerWriteIn>),
+        Op::new("get", LAYER, "get_memory_layer", T, schema::<LayerOut>).scope("memory:read"),
+        Op::new("patch", LAYER, "update_memory_layer", T, schema::<LayerOut>)
+            .scope("memory:manage")
+            .body(schema::<LayerWriteIn>),
+        Op::new("delete", LAYER, "delete_memory_layer", T, schema::<Empty>)
+            .summary("Deletes the layer and its entries")
+            .scope("memory:manage"),
+        Op::new("get", ENTRIES, "list_memory_entries", T, schema::<ListResponse<EntryOut>>)
+            .summary("Entries without their content; prefix filters on the key")
+            .scope("memory:read")
+            .list(),
+        Op::new("post", ENTRIES, "create_memory_entry", T, schema::<EntryOut>)
+            .scope("memory:manage")
+            .body(schema::<EntryWriteIn>),
+        Op::new("get", ENTRY, "get_memory_entry", T, schema::<EntryOut>).scope("memory:read"),
+        Op::new("patch", ENTRY, "update_memory_entry", T, schema::<EntryOut>)
+            .scope("memory:manage")
+            .body(schema::<EntryWriteIn>),
+        Op::new("delete", ENTRY, "delete_memory_entry", T, schema::<Empty>).scope("memory:manage"),
+    ]
+}

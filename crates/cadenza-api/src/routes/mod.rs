@@ -1,0 +1,12 @@
+//! Routes, one module per area. Workspace-scoped areas expose `workspace_routes()` nested under
+//! `/v1/workspaces/{workspace_id}`; account-level areas expose `routes()` with full paths.
+
+pub mod account;
+pub mod agents;
+pub mod api_keys;
+pub mod memory;
+pub mod models;
+pub mod ops;
+pub mod secrets;
+pub mod variations;
+pub mod workspaces;

@@ -1,0 +1,319 @@
+//! Models (CONTRACT §14): the configured catalog as Model resources of the workspace, with the
+//! enable/disable switch in both spellings and the swap across variations.
+
+use axum::Json;
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::routing::{get, post, put};
+use cadenza_domain::Error;
+use cadenza_domain::ids::{IdKind, IdRef};
+use cadenza_domain::models::{CatalogModel, Model};
+use cadenza_domain::scopes::Verb;
+use cadenza_domain::time::format_ms;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::AppState;
+use crate::auth::WsCaller;
+use crate::error::ApiResult;
+use crate::extract::{JsonBody, QueryPairs, split_verb};
+use crate::openapi::{Op, schema};
+use crate::wire::{Empty, ListResponse, ResourceMetadata, empty, resource_meta};
+
+#[derive(Debug, Serialize, JsonSchema)]
+#[schemars(rename = "Model")]
+pub struct ModelOut {
+    metadata: ResourceMetadata,
+    spec: ModelSpecOut,
+    info: ModelInfoOut,
+    /// `STATE_ENABLED` · `STATE_DISABLED` (same value as `spec.status`).
+    state: &'static str,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(rename = "ModelSpec")]
+struct ModelSpecOut {
+    provider: String,
+    family: String,
+    max_input_tokens: u32,
+    max_output_tokens: u32,
+    /// US cents per million tokens, as an int64 string.
+    input_price_per_million_tokens: String,
+    output_price_per_million_tokens: String,
+    /// Seed spelling of the switch: `MODEL_STATUS_*`.
+    status: &'static str,
+    capabilities: Vec<serde_json::Value>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(rename = "ModelInfo")]
+struct ModelInfoOut {
+    agent_variation_count: i32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_used_at: Option<String>,
+    /// Cadenza: whether the provider can be called (its API key variable is set).
+    usable: bool,
+    /// Cadenza: why not, when `usable` is false.
+    unusable_reason: String,
+}
+
+impl ModelOut {
+    fn new(m: &Model, c: &CatalogModel, variation_count: i64) -> Self {
+        Self {
+            metadata: resource_meta(&m.meta, &m.workspace_id),
+            spec: ModelSpecOut {
+                provider: c.provider.clone(),
+                family: c.family.clone(),
+                max_input_tokens: c.max_input_tokens,
+                max_output_tokens: c.max_output_tokens,
+                input_price_per_million_tokens: c.input_price.to_string(),
+                output_price_per_million_tokens: c.output_price.to_string(),
+                status: if m.enabled { "MODEL_STATUS_ENABLED" } else { "MODEL_STATUS_DISABLED" },
+                capabilities: Vec::new(),
+            },
+            info: ModelInfoOut {
+                agent_variation_count: i32::try_from(variation_count).unwrap_or(i32::MAX),
+                last_used_at: m.last_used_at.map(format_ms),
+                usable: c.unusable_reason.is_none(),
+                unusable_reason: c.unusable_reason.clone().unwrap_or_default(),
+            },
+            state: if m.enabled { "STATE_ENABLED" } else { "STATE_DISABLED" },
+        }
+    }
+}
+
+pub(crate) fn catalog_names(s: &AppState) -> Vec<String> {
+    s.config.models.iter().map(|m| m.name.clone()).collect()
+}
+
+fn catalog_entry<'a>(s: &'a AppState, m: &Model) -> Option<&'a CatalogModel> {
+    s.config.models.iter().find(|c| c.name == m.meta.name)
+}
+
+/// Brings the workspace's model rows in line with the catalog, once per workspace per process.
+async fn sync(s: &AppState, c: &WsCaller) -> ApiResult<()> {
+    let done = s.models_synced.lock().unwrap_or_else(|e| e.into_inner()).contains(c.ws());
+    if !done {
+        s.store
+            .ensure_models(&c.workspace.meta.account_id, c.ws(), &c.workspace.meta.profile_id, &catalog_names(s))
+            .await?;
+        s.models_synced.lock().unwrap_or_else(|e| e.into_inner()).insert(c.ws().to_string());
+    }
+    Ok(())
+}
+
+async fn load(s: &AppState, c: &WsCaller, raw: &str) -> ApiResult<Model> {
+    resolve_model(s, c, raw).await
+}
+
+/// A model of the workspace by `model_…` id, `external_id:<provider>/<model>`, or the bare
+/// `<provider>/<model>` name the seed examples use.
+pub(crate) async fn resolve_model(s: &AppState, c: &WsCaller, raw: &str) -> ApiResult<Model> {
+    sync(s, c).await?;
+    let r = if !raw.starts_with("external_id:") && raw.contains('/') {
+        IdRef::External(raw.to_string())
+    } else {
+        IdRef::parse(IdKind::Model, raw)?
+    };
+    Ok(s.store.get_model(c.ws(), &r, &catalog_names(s)).await?.ok_or_else(|| Error::not_found("model"))?)
+}
+
+async fn out(s: &AppState, m: &Model) -> ApiResult<ModelOut> {
+    let entry = catalog_entry(s, m).ok_or_else(|| Error::not_found("model"))?;
+    let uses = s.store.count_variations_on_model(&m.workspace_id, &m.meta.id).await?;
+    Ok(ModelOut::new(m, entry, uses))
+}
+
+fn parse_enabled(raw: &str) -> ApiResult<Option<bool>> {
+    match raw {
+        "STATE_ENABLED" | "MODEL_STATUS_ENABLED" => Ok(Some(true)),
+        "STATE_DISABLED" | "MODEL_STATUS_DISABLED" => Ok(Some(false)),
+        "STATE_UNSPECIFIED" | "MODEL_STATUS_UNSPECIFIED" | "" => Ok(None),
+        other => {
+            Err(Error::invalid(format!("unknown model state {other:?}: use STATE_ENABLED or STATE_DISABLED")).into())
+        }
+    }
+}
+
+async fn list(State(s): State<AppState>, c: WsCaller, q: QueryPairs) -> ApiResult<Json<ListResponse<ModelOut>>> {
+    c.require("agents", Verb::Read)?;
+    sync(&s, &c).await?;
+    let params = q.list_params()?;
+    let mut enabled = None;
+    for raw in q.all("state").into_iter().chain(q.all("status")) {
+        enabled = parse_enabled(&raw)?.or(enabled);
+    }
+    let mut names = catalog_names(&s);
+    if let Some(assigned) = q.bool("isAssigned")? {
+        // Filter the catalog by use: models some variation runs on, or none does.
+        let in_use = s.store.models_in_use(c.ws()).await?;
+        let mut kept = Vec::new();
+        for name in names {
+            let used =
+                match s.store.get_model(c.ws(), &IdRef::External(name.clone()), std::slice::from_ref(&name)).await? {
+                    Some(m) => in_use.contains(&m.meta.id),
+                    None => false,
+                };
+            if used == assigned {
+                kept.push(name);
+            }
+        }
+        names = kept;
+    }
+    let page = s.store.list_models(c.ws(), &names, enabled, &params).await?;
+    let mut items = Vec::with_capacity(page.items.len());
+    for m in &page.items {
+        items.push(out(&s, m).await?);
+    }
+    Ok(Json(ListResponse { items, pagination: crate::wire::Pagination { next_cursor: page.next_cursor } }))
+}
+
+async fn get_one(
+    State(s): State<AppState>,
+    c: WsCaller,
+    Path((_, id)): Path<(String, String)>,
+) -> ApiResult<Json<ModelOut>> {
+    c.require("agents", Verb::Read)?;
+    let m = load(&s, &c, &id).await?;
+    Ok(Json(out(&s, &m).await?))
+}
+
+async fn set_enabled(s: &AppState, c: &WsCaller, raw: &str, enabled: bool) -> ApiResult<Json<ModelOut>> {
+    c.require("agents", Verb::Manage)?;
+    let mut m = load(s, c, raw).await?;
+    if !enabled && m.enabled {
+        let uses = s.store.count_variations_on_model(c.ws(), &m.meta.id).await?;
+        if uses > 0 {
+            return Err(Error::precondition(format!(
+                "model {} is still used by {uses} variation(s): move them with models:swapModelOnVariations first",
+                m.meta.name
+            ))
+            .into());
+        }
+    }
+    if m.enabled != enabled {
+        s.store.set_model_enabled(c.ws(), &m.meta.id, enabled).await?;
+        m.enabled = enabled;
+        m.meta.updated_at = s.store.now_ms();
+    }
+    Ok(Json(out(s, &m).await?))
+}
+
+/// `POST …/models/{id}:enable` and `:disable` (Py 0.2+).
+async fn action(
+    State(s): State<AppState>,
+    c: WsCaller,
+    Path((_, seg)): Path<(String, String)>,
+) -> ApiResult<Json<ModelOut>> {
+    let (id, verb) = split_verb(&seg, &["enable", "disable"])?;
+    set_enabled(&s, &c, id, verb == "enable").await
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[schemars(rename = "ModelStatusRequest")]
+struct StatusIn {
+    #[serde(default)]
+    status: String,
+}
+
+/// `PUT …/models/{id}/status` (seed era).
+async fn put_status(
+    State(s): State<AppState>,
+    c: WsCaller,
+    Path((_, id)): Path<(String, String)>,
+    JsonBody(b): JsonBody<StatusIn>,
+) -> ApiResult<Json<ModelOut>> {
+    let enabled = parse_enabled(&b.status)?
+        .ok_or_else(|| Error::invalid("status must be MODEL_STATUS_ENABLED or MODEL_STATUS_DISABLED"))?;
+    set_enabled(&s, &c, &id, enabled).await
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(rename = "ModelSwap")]
+struct SwapIn {
+    #[serde(default)]
+    current_model_id: String,
+    #[serde(default)]
+    next_model_id: String,
+    #[serde(default)]
+    disable_current_after_swap: bool,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(rename = "SwapModelsRequest")]
+struct SwapsIn {
+    #[serde(default)]
+    model_swaps: Vec<SwapIn>,
+}
+
+/// Moves every variation from one model to another. Every swap is validated before anything
+/// changes.
+async fn swap(State(s): State<AppState>, c: WsCaller, JsonBody(b): JsonBody<SwapsIn>) -> ApiResult<Json<Empty>> {
+    c.require("agents", Verb::Manage)?;
+    if b.model_swaps.is_empty() {
+        return Err(Error::invalid("modelSwaps must name at least one swap").into());
+    }
+    let mut plan = Vec::new();
+    for sw in &b.model_swaps {
+        let current = load(&s, &c, &sw.current_model_id).await?;
+        let next = load(&s, &c, &sw.next_model_id).await?;
+        if !next.enabled {
+            return Err(Error::precondition(format!("model {} is disabled", next.meta.name)).into());
+        }
+        if current.meta.id == next.meta.id {
+            return Err(Error::invalid("a swap needs two different models").into());
+        }
+        plan.push((current, next, sw.disable_current_after_swap));
+    }
+    for (current, next, disable) in plan {
+        let moved = s.store.swap_variation_model(c.ws(), &current.meta.id, &next.meta.id).await?;
+        tracing::info!(from = %current.meta.name, to = %next.meta.name, moved, "swapped model on variations");
+        if disable && current.enabled {
+            s.store.set_model_enabled(c.ws(), &current.meta.id, false).await?;
+        }
+    }
+    Ok(empty())
+}
+
+pub fn workspace_routes() -> Router<AppState> {
+    Router::new()
+        .route("/models", get(list))
+        .route("/models:swapModelOnVariations", post(swap))
+        .route("/models/{id}", get(get_one).post(action))
+        .route("/models/{id}/status", put(put_status))
+}
+
+pub fn operations() -> Vec<Op> {
+    const T: &str = "Models";
+    const ITEM: &str = "/v1/workspaces/{workspace_id}/models/{id}";
+    vec![
+        Op::new("get", "/v1/workspaces/{workspace_id}/models", "list_models", T, schema::<ListResponse<ModelOut>>)
+            .summary("The configured providers' models, as this workspace sees them")
+            .scope("agents:read")
+            .list(),
+        Op::new("get", ITEM, "get_model", T, schema::<ModelOut>)
+            .summary("By id or `external_id:<provider>/<model>` (percent-encode the slash)")
+            .scope("agents:read"),
+        Op::new("put", "/v1/workspaces/{workspace_id}/models/{id}/status", "set_model_status", T, schema::<ModelOut>)
+            .summary("Seed-era switch")
+            .scope("agents:manage")
+            .body(schema::<StatusIn>),
+        Op::new("post", "/v1/workspaces/{workspace_id}/models/{id}:enable", "enable_model", T, schema::<ModelOut>)
+            .scope("agents:manage"),
+        Op::new("post", "/v1/workspaces/{workspace_id}/models/{id}:disable", "disable_model", T, schema::<ModelOut>)
+            .scope("agents:manage"),
+        Op::new(
+            "post",
+            "/v1/workspaces/{workspace_id}/models:swapModelOnVariations",
+            "swap_model_on_variations",
+            T,
+            schema::<Empty>,
+        )
+        .scope("agents:manage")
+        .body(schema::<SwapsIn>),
+    ]
+}

@@ -1,0 +1,101 @@
+//! Operations endpoints: liveness, readiness, Prometheus metrics.
+
+use axum::Json;
+use axum::Router;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use cadenza_domain::Error;
+use serde_json::json;
+
+use crate::AppState;
+use crate::error::ApiResult;
+use crate::openapi::{Op, schema};
+
+/// The process is up.
+async fn healthz() -> Json<serde_json::Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+/// The database answers and this binary's migrations are applied.
+async fn readyz(State(s): State<AppState>) -> ApiResult<Json<serde_json::Value>> {
+    match s.store.ready().await {
+        Ok(true) => Ok(Json(json!({ "status": "ready" }))),
+        Ok(false) => Err(Error::unavailable("database migrations are not applied").into()),
+        Err(e) => {
+            tracing::warn!(error = %e, "readiness check failed");
+            Err(Error::unavailable("database unreachable").into())
+        }
+    }
+}
+
+async fn metrics() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], crate::metrics::render())
+}
+
+/// The OpenAPI 3.1 document, built once.
+async fn openapi_json() -> impl IntoResponse {
+    static DOC: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let doc = DOC.get_or_init(|| serde_json::to_string(&crate::openapi::document()).unwrap_or_default());
+    ([(header::CONTENT_TYPE, "application/json")], doc.as_str())
+}
+
+/// The API reference page. Its script is vendored and served by cadenza: nothing is fetched
+/// from the internet, by the server or by the browser (default fonts off).
+async fn docs_page() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], DOCS_HTML)
+}
+
+async fn docs_script() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "application/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=86400"),
+        ],
+        SCALAR_JS,
+    )
+}
+
+const SCALAR_JS: &str = include_str!("../../assets/scalar/standalone.js");
+
+const DOCS_HTML: &str = r#"<!doctype html>
+<html>
+  <head>
+    <meta charset="utf-8" />
+    <meta name="viewport" content="width=device-width, initial-scale=1" />
+    <title>Cadenza API reference</title>
+  </head>
+  <body>
+    <div id="app"></div>
+    <script src="/docs/scalar.js"></script>
+    <script>
+      Scalar.createApiReference('#app', { url: '/openapi.json', withDefaultFonts: false, hideClientButton: true });
+    </script>
+  </body>
+</html>
+"#;
+
+#[derive(serde::Serialize, schemars::JsonSchema)]
+struct StatusBody {
+    status: String,
+}
+
+pub fn operations() -> Vec<Op> {
+    const T: &str = "Operations";
+    vec![
+        Op::new("get", "/healthz", "healthz", T, schema::<StatusBody>).summary("The process is up"),
+        Op::new("get", "/readyz", "readyz", T, schema::<StatusBody>)
+            .summary("The database is reachable and migrated (503 otherwise)"),
+    ]
+}
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/openapi.json", get(openapi_json))
+        .route("/docs", get(docs_page))
+        .route("/docs/scalar.js", get(docs_script))
+}

@@ -1,0 +1,915 @@
+//! Agent variations (CONTRACT §5): CRUD in both spellings, assignments of tools, tool sets and
+//! sub-agents, and the memory-layer stack, through the REST paths and the later `:verb` forms.
+
+use std::collections::{HashMap, HashSet};
+
+use axum::Json;
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::routing::{delete, get, patch, post};
+use cadenza_domain::agents::Agent;
+use cadenza_domain::ids::{IdKind, IdRef};
+use cadenza_domain::mask::UpdateMask;
+use cadenza_domain::memory::MemoryLayer;
+use cadenza_domain::scopes::Verb;
+use cadenza_domain::variations::{
+    self, Assignment, AssignmentKind, CompactionConfig, Constraints, LayerAssignment, MAX_MEMORY_LAYERS, ModelConfig,
+    ProgressiveDiscovery, Summarization, ToolResultClearing, Variation,
+};
+use cadenza_domain::{Code, Error};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::AppState;
+use crate::auth::WsCaller;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{JsonBody, QueryPairs, split_verb};
+use crate::openapi::{Op, schema};
+use crate::routes::models::resolve_model;
+use crate::wire::{Empty, ListResponse, METADATA_MASK, MetadataIn, ResourceMetadata, empty, resource_meta};
+
+// ---- wire shapes ----
+
+#[derive(Debug, Serialize, JsonSchema)]
+#[schemars(rename = "AgentVariation")]
+pub struct VariationOut {
+    metadata: ResourceMetadata,
+    spec: VariationSpecOut,
+    info: VariationInfoOut,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(rename = "AgentVariationSpec")]
+struct VariationSpecOut {
+    /// Seed name of the system prompt template.
+    prompt: String,
+    /// Later name of the same template.
+    system_prompt_template: String,
+    first_user_message_template: String,
+    description: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<serde_json::Value>")]
+    model_config: Option<ModelConfig>,
+    constraints: ConstraintsOut,
+    #[schemars(with = "serde_json::Value")]
+    compaction_config: CompactionConfig,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<serde_json::Value>")]
+    progressive_discovery: Option<ProgressiveDiscovery>,
+    enable_episodic_memory: bool,
+    episodic_memory_ttl: i64,
+    weight: i32,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(rename = "VariationConstraints")]
+struct ConstraintsOut {
+    max_tool_calls: i32,
+    max_sub_objectives: i32,
+    /// Duration such as `"3600s"`; absent means the system default (24 h).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    inactivity_timeout: Option<String>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(rename = "AgentVariationInfo")]
+struct VariationInfoOut {
+    assignments: Vec<AssignmentOut>,
+    memory_layer_assignments: Vec<LayerAssignmentOut>,
+    memory_layer_count: i32,
+    tool_count: i32,
+    tool_set_count: i32,
+    sub_agent_count: i32,
+    feedback_count: i32,
+    /// Mean of the Thompson-sampling posterior Beta(alpha, beta).
+    score: f64,
+    /// Cadenza: the posterior's parameters (1 + positive, 1 + negative feedback).
+    score_alpha: f64,
+    score_beta: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    model: Option<ResourceMetadata>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+#[schemars(rename = "BareMetadata")]
+struct Bare {
+    id: String,
+    name: String,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(rename = "VariationAssignment")]
+pub struct AssignmentOut {
+    /// `tool`, `toolSet` or `agent`: the populated key.
+    #[serde(rename = "type")]
+    kind: &'static str,
+    id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool: Option<Bare>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_set: Option<Bare>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    agent: Option<Bare>,
+}
+
+impl AssignmentOut {
+    fn new(a: &Assignment) -> Self {
+        let bare = || Some(Bare { id: a.target_id.clone(), name: a.target_name.clone() });
+        Self {
+            kind: a.kind.as_str(),
+            id: a.id.clone(),
+            tool: (a.kind == AssignmentKind::Tool).then(bare).flatten(),
+            tool_set: (a.kind == AssignmentKind::ToolSet).then(bare).flatten(),
+            agent: (a.kind == AssignmentKind::SubAgent).then(bare).flatten(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(rename = "VariationMemoryLayerAssignment")]
+pub struct LayerAssignmentOut {
+    id: String,
+    memory_layer: Bare,
+    /// The later (Py 1.8) handle-free spelling.
+    memory_layer_id: String,
+    position: i32,
+}
+
+impl LayerAssignmentOut {
+    fn new(a: &LayerAssignment) -> Self {
+        Self {
+            id: a.id.clone(),
+            memory_layer: Bare { id: a.layer_id.clone(), name: a.layer_name.clone() },
+            memory_layer_id: a.layer_id.clone(),
+            position: a.position,
+        }
+    }
+}
+
+fn count(n: usize) -> i32 {
+    i32::try_from(n).unwrap_or(i32::MAX)
+}
+
+/// The full variation: spec plus the info block (assignments, stack, counts, posterior).
+pub(crate) async fn render(s: &AppState, v: &Variation) -> ApiResult<VariationOut> {
+    let assignments = s.store.list_assignments(&v.workspace_id, &v.meta.id).await?;
+    let stack = s.store.list_layer_assignments(&v.workspace_id, &v.meta.id).await?;
+    let model = match v.model_config.as_ref().filter(|m| !m.model_id.is_empty()) {
+        Some(mc) => s
+            .store
+            .get_model(&v.workspace_id, &IdRef::Id(mc.model_id.clone()), &crate::routes::models::catalog_names(s))
+            .await?
+            .map(|m| resource_meta(&m.meta, &m.workspace_id)),
+        None => None,
+    };
+    let kinds = |k: AssignmentKind| count(assignments.iter().filter(|a| a.kind == k).count());
+    // No objective feedback exists yet (it arrives with the runtime): the posterior is the prior.
+    let (alpha, beta) = variations::posterior(0, 0);
+    Ok(VariationOut {
+        metadata: resource_meta(&v.meta, &v.workspace_id),
+        spec: VariationSpecOut {
+            prompt: v.prompt.clone(),
+            system_prompt_template: v.prompt.clone(),
+            first_user_message_template: v.first_user_message_template.clone(),
+            description: v.description.clone(),
+            model_config: v.model_config.clone(),
+            constraints: ConstraintsOut {
+                max_tool_calls: v.constraints.max_tool_calls,
+                max_sub_objectives: v.constraints.max_sub_objectives,
+                inactivity_timeout: (v.constraints.inactivity_timeout_secs > 0)
+                    .then(|| format!("{}s", v.constraints.inactivity_timeout_secs)),
+            },
+            compaction_config: v.compaction.clone(),
+            progressive_discovery: v.progressive_discovery.clone(),
+            enable_episodic_memory: v.enable_episodic_memory,
+            episodic_memory_ttl: v.episodic_memory_ttl.unwrap_or(0),
+            weight: v.weight,
+        },
+        info: VariationInfoOut {
+            memory_layer_count: count(stack.len()),
+            tool_count: kinds(AssignmentKind::Tool),
+            tool_set_count: kinds(AssignmentKind::ToolSet),
+            sub_agent_count: kinds(AssignmentKind::SubAgent),
+            assignments: assignments.iter().map(AssignmentOut::new).collect(),
+            memory_layer_assignments: stack.iter().map(LayerAssignmentOut::new).collect(),
+            feedback_count: 0,
+            score: alpha / (alpha + beta),
+            score_alpha: alpha,
+            score_beta: beta,
+            model,
+        },
+    })
+}
+
+// ---- requests ----
+
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(rename = "ModelConfigRequest")]
+struct ModelConfigIn {
+    model_id: Option<String>,
+    temperature: Option<f64>,
+    top_p: Option<f64>,
+    top_k: Option<i32>,
+    stop_sequences: Option<Vec<String>>,
+    max_output_tokens: Option<i32>,
+    reasoning_effort: Option<String>,
+    caching_enabled: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(rename = "VariationConstraintsRequest")]
+struct ConstraintsIn {
+    max_tool_calls: Option<i32>,
+    max_sub_objectives: Option<i32>,
+    inactivity_timeout: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(rename = "CompactionConfigRequest")]
+struct CompactionIn {
+    trigger_threshold: Option<f64>,
+    summarization: Option<SummarizationIn>,
+    tool_result_clearing: Option<ClearingIn>,
+}
+
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+struct SummarizationIn {
+    instructions: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+struct ClearingIn {
+    preserve_recent_results: Option<i32>,
+}
+
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(rename = "ProgressiveDiscoveryRequest")]
+struct DiscoveryIn {
+    max_tools: Option<i32>,
+    hints: Option<Vec<String>>,
+    rerank_threshold: Option<f64>,
+}
+
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(rename = "AgentVariationSpecRequest")]
+pub(crate) struct SpecIn {
+    prompt: Option<String>,
+    system_prompt_template: Option<String>,
+    first_user_message_template: Option<String>,
+    description: Option<String>,
+    model_config: Option<ModelConfigIn>,
+    constraints: Option<ConstraintsIn>,
+    compaction_config: Option<CompactionIn>,
+    progressive_discovery: Option<DiscoveryIn>,
+    enable_episodic_memory: Option<bool>,
+    episodic_memory_ttl: Option<i64>,
+    weight: Option<i32>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(rename = "AgentVariationWriteRequest")]
+pub(crate) struct WriteIn {
+    #[serde(default)]
+    pub(crate) metadata: MetadataIn,
+    #[serde(default)]
+    pub(crate) spec: SpecIn,
+    #[serde(alias = "update_mask")]
+    update_mask: Option<String>,
+}
+
+const SPEC_MASK: &[&str] = &[
+    "spec.prompt",
+    "spec.systemPromptTemplate",
+    "spec.firstUserMessageTemplate",
+    "spec.description",
+    "spec.modelConfig",
+    "spec.constraints",
+    "spec.compactionConfig",
+    "spec.progressiveDiscovery",
+    "spec.enableEpisodicMemory",
+    "spec.episodicMemoryTtl",
+    "spec.weight",
+];
+
+const REASONING_EFFORTS: &[&str] = &[
+    "REASONING_EFFORT_UNSPECIFIED",
+    "REASONING_EFFORT_NONE",
+    "REASONING_EFFORT_LOW",
+    "REASONING_EFFORT_MEDIUM",
+    "REASONING_EFFORT_HIGH",
+];
+
+fn invalid(msg: impl Into<String>) -> ApiError {
+    Error::invalid(msg).into()
+}
+
+fn in_unit(field: &str, v: Option<f64>) -> ApiResult<()> {
+    match v {
+        Some(x) if !(0.0..=1.0).contains(&x) => Err(invalid(format!("{field} must be between 0 and 1"))),
+        _ => Ok(()),
+    }
+}
+
+fn non_negative(field: &str, v: Option<i64>) -> ApiResult<()> {
+    match v {
+        Some(x) if x < 0 => Err(invalid(format!("{field} must not be negative"))),
+        _ => Ok(()),
+    }
+}
+
+async fn model_config(s: &AppState, c: &WsCaller, m: ModelConfigIn) -> ApiResult<ModelConfig> {
+    let raw = m.model_id.filter(|id| !id.is_empty()).ok_or_else(|| invalid("spec.modelConfig.modelId is required"))?;
+    let model = resolve_model(s, c, &raw).await.map_err(|e| {
+        if e.error.code == Code::NotFound {
+            invalid(format!("spec.modelConfig.modelId {raw:?} names no model of this workspace"))
+        } else {
+            e
+        }
+    })?;
+    if !model.enabled {
+        return Err(Error::precondition(format!("model {} is disabled in this workspace", model.meta.name)).into());
+    }
+    in_unit("spec.modelConfig.temperature", m.temperature)?;
+    in_unit("spec.modelConfig.topP", m.top_p)?;
+    non_negative("spec.modelConfig.topK", m.top_k.map(i64::from))?;
+    non_negative("spec.modelConfig.maxOutputTokens", m.max_output_tokens.map(i64::from))?;
+    if let Some(r) = &m.reasoning_effort
+        && !REASONING_EFFORTS.contains(&r.as_str())
+    {
+        return Err(invalid(format!("unknown spec.modelConfig.reasoningEffort {r:?}")));
+    }
+    Ok(ModelConfig {
+        model_id: model.meta.id,
+        temperature: m.temperature,
+        top_p: m.top_p,
+        top_k: m.top_k,
+        stop_sequences: m.stop_sequences.unwrap_or_default(),
+        max_output_tokens: m.max_output_tokens,
+        reasoning_effort: m.reasoning_effort,
+        caching_enabled: m.caching_enabled.unwrap_or(false),
+    })
+}
+
+fn constraints(c: ConstraintsIn) -> ApiResult<Constraints> {
+    non_negative("spec.constraints.maxToolCalls", c.max_tool_calls.map(i64::from))?;
+    non_negative("spec.constraints.maxSubObjectives", c.max_sub_objectives.map(i64::from))?;
+    let timeout = match c.inactivity_timeout.as_deref().filter(|t| !t.is_empty()) {
+        None => 0,
+        Some(t) => {
+            let secs = variations::parse_duration_secs("spec.constraints.inactivityTimeout", t)?;
+            if !(60..=86_400).contains(&secs) {
+                return Err(invalid("spec.constraints.inactivityTimeout must be between 60s and 86400s"));
+            }
+            secs
+        }
+    };
+    Ok(Constraints {
+        max_tool_calls: c.max_tool_calls.unwrap_or(0),
+        max_sub_objectives: c.max_sub_objectives.unwrap_or(0),
+        inactivity_timeout_secs: timeout,
+    })
+}
+
+fn compaction(c: CompactionIn) -> ApiResult<CompactionConfig> {
+    let threshold = c.trigger_threshold.unwrap_or(variations::DEFAULT_TRIGGER_THRESHOLD);
+    if !(threshold > 0.0 && threshold <= 1.0) {
+        return Err(invalid("spec.compactionConfig.triggerThreshold must be greater than 0 and at most 1"));
+    }
+    let clearing = c.tool_result_clearing.map(|t| ToolResultClearing {
+        preserve_recent_results: t.preserve_recent_results.unwrap_or(variations::DEFAULT_PRESERVE_RECENT_RESULTS),
+    });
+    if clearing.as_ref().is_some_and(|t| t.preserve_recent_results < 0) {
+        return Err(invalid("spec.compactionConfig.toolResultClearing.preserveRecentResults must not be negative"));
+    }
+    Ok(CompactionConfig {
+        trigger_threshold: threshold,
+        summarization: c.summarization.map(|s| Summarization { instructions: s.instructions.unwrap_or_default() }),
+        tool_result_clearing: clearing,
+    })
+}
+
+fn discovery(d: DiscoveryIn) -> ApiResult<ProgressiveDiscovery> {
+    non_negative("spec.progressiveDiscovery.maxTools", d.max_tools.map(i64::from))?;
+    in_unit("spec.progressiveDiscovery.rerankThreshold", d.rerank_threshold)?;
+    Ok(ProgressiveDiscovery {
+        max_tools: d.max_tools.unwrap_or(0),
+        hints: d.hints.unwrap_or_default(),
+        rerank_threshold: d.rerank_threshold.unwrap_or(0.0),
+    })
+}
+
+/// Applies the spec fields `mask` selects, validating each; nothing is stored on failure.
+async fn apply_spec(s: &AppState, c: &WsCaller, v: &mut Variation, spec: SpecIn, mask: &UpdateMask) -> ApiResult<()> {
+    let seed = mask.covers("spec.prompt", spec.prompt.is_some());
+    let later = mask.covers("spec.systemPromptTemplate", spec.system_prompt_template.is_some());
+    if seed || later {
+        let prompt = spec.system_prompt_template.or(spec.prompt).unwrap_or_default();
+        variations::check_template("spec.systemPromptTemplate", &prompt)?;
+        v.prompt = prompt;
+    }
+    if mask.covers("spec.firstUserMessageTemplate", spec.first_user_message_template.is_some()) {
+        let t = spec.first_user_message_template.unwrap_or_default();
+        variations::check_template("spec.firstUserMessageTemplate", &t)?;
+        v.first_user_message_template = t;
+    }
+    if mask.covers("spec.description", spec.description.is_some()) {
+        v.description = spec.description.unwrap_or_default();
+    }
+    if mask.covers("spec.modelConfig", spec.model_config.is_some()) {
+        v.model_config = match spec.model_config {
+            Some(m) => Some(model_config(s, c, m).await?),
+            None => None,
+        };
+    }
+    if mask.covers("spec.constraints", spec.constraints.is_some()) {
+        v.constraints = constraints(spec.constraints.unwrap_or_default())?;
+    }
+    if mask.covers("spec.compactionConfig", spec.compaction_config.is_some()) {
+        v.compaction = compaction(spec.compaction_config.unwrap_or_default())?;
+    }
+    if mask.covers("spec.progressiveDiscovery", spec.progressive_discovery.is_some()) {
+        v.progressive_discovery = spec.progressive_discovery.map(discovery).transpose()?;
+    }
+    if mask.covers("spec.enableEpisodicMemory", spec.enable_episodic_memory.is_some()) {
+        v.enable_episodic_memory = spec.enable_episodic_memory.unwrap_or(false);
+    }
+    if mask.covers("spec.episodicMemoryTtl", spec.episodic_memory_ttl.is_some()) {
+        non_negative("spec.episodicMemoryTtl", spec.episodic_memory_ttl)?;
+        v.episodic_memory_ttl = spec.episodic_memory_ttl.filter(|t| *t > 0);
+    }
+    if mask.covers("spec.weight", spec.weight.is_some()) {
+        non_negative("spec.weight", spec.weight.map(i64::from))?;
+        v.weight = spec.weight.unwrap_or(0);
+    }
+    Ok(())
+}
+
+// ---- loading ----
+
+async fn load_agent(s: &AppState, c: &WsCaller, raw: &str) -> ApiResult<Agent> {
+    let r = IdRef::parse(IdKind::Agent, raw)?;
+    Ok(s.store.get_agent(c.ws(), &r).await?.ok_or_else(|| Error::not_found("agent"))?)
+}
+
+async fn load(s: &AppState, c: &WsCaller, agent_raw: &str, raw: &str) -> ApiResult<(Agent, Variation)> {
+    let agent = load_agent(s, c, agent_raw).await?;
+    let r = IdRef::parse(IdKind::Variation, raw)?;
+    let v = s.store.get_variation(c.ws(), &agent.meta.id, &r).await?.ok_or_else(|| Error::not_found("variation"))?;
+    Ok((agent, v))
+}
+
+// ---- variation CRUD ----
+
+async fn list(
+    State(s): State<AppState>,
+    c: WsCaller,
+    Path((_, agent_raw)): Path<(String, String)>,
+    q: QueryPairs,
+) -> ApiResult<Json<ListResponse<VariationOut>>> {
+    c.require("agents", Verb::Read)?;
+    let agent = load_agent(&s, &c, &agent_raw).await?;
+    let page = s.store.list_variations(c.ws(), &agent.meta.id, &q.list_params()?).await?;
+    let mut items = Vec::with_capacity(page.items.len());
+    for v in &page.items {
+        items.push(render(&s, v).await?);
+    }
+    Ok(Json(ListResponse { items, pagination: crate::wire::Pagination { next_cursor: page.next_cursor } }))
+}
+
+/// Builds and validates a new variation of `agent` (not stored).
+pub(crate) async fn build(
+    s: &AppState,
+    c: &WsCaller,
+    agent_id: &str,
+    metadata: MetadataIn,
+    spec: SpecIn,
+) -> ApiResult<Variation> {
+    let meta = metadata.into_new()?;
+    let now = s.store.now_ms();
+    let mut v = Variation {
+        meta: meta.into_meta(IdKind::Variation, now, &c.workspace.meta.account_id, &c.principal.profile_id),
+        workspace_id: c.ws().to_string(),
+        agent_id: agent_id.to_string(),
+        prompt: String::new(),
+        first_user_message_template: String::new(),
+        description: String::new(),
+        model_config: None,
+        constraints: Constraints::default(),
+        compaction: CompactionConfig::default(),
+        progressive_discovery: None,
+        enable_episodic_memory: false,
+        episodic_memory_ttl: None,
+        weight: 0,
+    };
+    apply_spec(s, c, &mut v, spec, &UpdateMask::default()).await?;
+    Ok(v)
+}
+
+async fn create(
+    State(s): State<AppState>,
+    c: WsCaller,
+    Path((_, agent_raw)): Path<(String, String)>,
+    JsonBody(b): JsonBody<WriteIn>,
+) -> ApiResult<Json<VariationOut>> {
+    c.require("agents", Verb::Manage)?;
+    let agent = load_agent(&s, &c, &agent_raw).await?;
+    let v = build(&s, &c, &agent.meta.id, b.metadata, b.spec).await?;
+    s.store.insert_variation(&v).await?;
+    Ok(Json(render(&s, &v).await?))
+}
+
+async fn get_one(
+    State(s): State<AppState>,
+    c: WsCaller,
+    Path((_, agent_raw, raw)): Path<(String, String, String)>,
+) -> ApiResult<Json<VariationOut>> {
+    c.require("agents", Verb::Read)?;
+    let (_, v) = load(&s, &c, &agent_raw, &raw).await?;
+    Ok(Json(render(&s, &v).await?))
+}
+
+async fn update(
+    State(s): State<AppState>,
+    c: WsCaller,
+    Path((_, agent_raw, raw)): Path<(String, String, String)>,
+    JsonBody(b): JsonBody<WriteIn>,
+) -> ApiResult<Json<VariationOut>> {
+    c.require("agents", Verb::Manage)?;
+    let (_, mut v) = load(&s, &c, &agent_raw, &raw).await?;
+    let allowed = [METADATA_MASK.as_slice(), SPEC_MASK].concat();
+    let mask = UpdateMask::parse(b.update_mask.as_deref(), &allowed)?;
+    b.metadata.apply(&mask, &mut v.meta)?;
+    apply_spec(&s, &c, &mut v, b.spec, &mask).await?;
+    v.meta.updated_at = s.store.now_ms();
+    s.store.update_variation(&v).await?;
+    Ok(Json(render(&s, &v).await?))
+}
+
+async fn delete_one(
+    State(s): State<AppState>,
+    c: WsCaller,
+    Path((_, agent_raw, raw)): Path<(String, String, String)>,
+) -> ApiResult<Json<Empty>> {
+    c.require("agents", Verb::Manage)?;
+    let (_, v) = load(&s, &c, &agent_raw, &raw).await?;
+    s.store.delete_variation(c.ws(), &v.meta.id).await?;
+    Ok(empty())
+}
+
+// ---- assignments ----
+
+/// A V6 body, seed (untagged) or later (tagged).
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(rename = "AddAssignmentRequest")]
+struct AssignIn {
+    #[serde(rename = "type")]
+    tag: Option<String>,
+    tool_id: Option<String>,
+    tool_set_id: Option<String>,
+    sub_agent_id: Option<String>,
+}
+
+impl AssignIn {
+    /// The one target named, checked against the tag when there is one.
+    fn target(&self) -> ApiResult<(AssignmentKind, &str)> {
+        let named: Vec<(AssignmentKind, &str, &str)> = [
+            (AssignmentKind::Tool, "toolId", &self.tool_id),
+            (AssignmentKind::ToolSet, "toolSetId", &self.tool_set_id),
+            (AssignmentKind::SubAgent, "subAgentId", &self.sub_agent_id),
+        ]
+        .into_iter()
+        .filter_map(|(k, tag, v)| v.as_deref().filter(|v| !v.is_empty()).map(|v| (k, tag, v)))
+        .collect();
+        let [(kind, tag, value)] = named.as_slice() else {
+            return Err(invalid("name exactly one of toolId, toolSetId and subAgentId"));
+        };
+        if let Some(t) = self.tag.as_deref().filter(|t| !t.is_empty())
+            && t != *tag
+        {
+            return Err(invalid(format!("type is {t:?} but the body names {tag}")));
+        }
+        Ok((*kind, value))
+    }
+}
+
+/// Would making `child` a sub-agent of `parent` create a cycle?
+fn creates_cycle(parent: &str, child: &str, edges: &[(String, String)]) -> bool {
+    let mut graph: HashMap<&str, Vec<&str>> = HashMap::new();
+    for (p, c) in edges {
+        graph.entry(p.as_str()).or_default().push(c.as_str());
+    }
+    let mut seen = HashSet::new();
+    let mut stack = vec![child];
+    while let Some(node) = stack.pop() {
+        if node == parent {
+            return true;
+        }
+        if seen.insert(node) {
+            stack.extend(graph.get(node).into_iter().flatten());
+        }
+    }
+    false
+}
+
+async fn assign(s: &AppState, c: &WsCaller, agent: &Agent, v: &Variation, body: &AssignIn) -> ApiResult<Assignment> {
+    let (kind, raw) = body.target()?;
+    let target = match kind {
+        // Tools and tool sets arrive with the tools slice of the configuration plane; until
+        // then none exists in any workspace.
+        AssignmentKind::Tool => {
+            IdRef::parse(IdKind::Tool, raw)?;
+            return Err(Error::not_found("tool").into());
+        }
+        AssignmentKind::ToolSet => {
+            IdRef::parse(IdKind::ToolSet, raw)?;
+            return Err(Error::not_found("tool set").into());
+        }
+        AssignmentKind::SubAgent => {
+            let sub = load_agent(s, c, raw).await?;
+            let edges = s.store.sub_agent_edges(c.ws()).await?;
+            if creates_cycle(&agent.meta.id, &sub.meta.id, &edges) {
+                return Err(invalid("that sub-agent would make the agent its own ancestor"));
+            }
+            sub.meta.id
+        }
+    };
+    let id = s.store.add_assignment(c.ws(), &v.meta.id, kind, &target).await?;
+    let all = s.store.list_assignments(c.ws(), &v.meta.id).await?;
+    all.into_iter().find(|a| a.id == id).ok_or_else(|| Error::internal().into())
+}
+
+async fn add_assignment(
+    State(s): State<AppState>,
+    c: WsCaller,
+    Path((_, agent_raw, raw)): Path<(String, String, String)>,
+    JsonBody(b): JsonBody<AssignIn>,
+) -> ApiResult<Json<AssignmentOut>> {
+    c.require("agents", Verb::Manage)?;
+    let (agent, v) = load(&s, &c, &agent_raw, &raw).await?;
+    Ok(Json(AssignmentOut::new(&assign(&s, &c, &agent, &v, &b).await?)))
+}
+
+async fn remove_assignment(
+    State(s): State<AppState>,
+    c: WsCaller,
+    Path((_, agent_raw, raw, assignment)): Path<(String, String, String, String)>,
+) -> ApiResult<Json<Empty>> {
+    c.require("agents", Verb::Manage)?;
+    let (_, v) = load(&s, &c, &agent_raw, &raw).await?;
+    let id = IdKind::Assignment.parse(&assignment)?;
+    if !s.store.remove_assignment(c.ws(), &v.meta.id, &id).await? {
+        return Err(Error::not_found("assignment").into());
+    }
+    Ok(empty())
+}
+
+// ---- memory-layer stack ----
+
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(rename = "MemoryLayerAssignmentRequest")]
+struct LayerIn {
+    memory_layer_id: Option<String>,
+    position: Option<i32>,
+}
+
+async fn load_layer(s: &AppState, c: &WsCaller, raw: &str) -> ApiResult<MemoryLayer> {
+    let r = IdRef::parse(IdKind::MemoryLayer, raw)?;
+    Ok(s.store.get_memory_layer(c.ws(), &r).await?.map(|(l, _)| l).ok_or_else(|| Error::not_found("memory layer"))?)
+}
+
+fn check_position(stack: &[LayerAssignment], position: i32, except: Option<&str>) -> ApiResult<()> {
+    if position < 0 {
+        return Err(invalid("position must not be negative"));
+    }
+    if stack.iter().any(|a| a.position == position && Some(a.id.as_str()) != except) {
+        return Err(invalid(format!("position {position} is already taken in this variation's stack")));
+    }
+    Ok(())
+}
+
+async fn attach_layer(s: &AppState, c: &WsCaller, v: &Variation, body: &LayerIn) -> ApiResult<LayerAssignment> {
+    let raw = body
+        .memory_layer_id
+        .as_deref()
+        .filter(|r| !r.is_empty())
+        .ok_or_else(|| invalid("memoryLayerId is required"))?;
+    let layer = load_layer(s, c, raw).await?;
+    if layer.system_managed {
+        return Err(invalid("episodic (system-managed) layers are attached by the runtime, not assigned"));
+    }
+    let stack = s.store.list_layer_assignments(c.ws(), &v.meta.id).await?;
+    if stack.iter().any(|a| a.layer_id == layer.meta.id) {
+        return Err(invalid("this memory layer is already in the variation's stack"));
+    }
+    if stack.len() >= MAX_MEMORY_LAYERS {
+        return Err(invalid(format!("a variation's stack holds at most {MAX_MEMORY_LAYERS} memory layers")));
+    }
+    if let Some(p) = body.position {
+        check_position(&stack, p, None)?;
+    }
+    let (id, _) = s.store.add_layer_assignment(c.ws(), &v.meta.id, &layer.meta.id, body.position).await?;
+    let stack = s.store.list_layer_assignments(c.ws(), &v.meta.id).await?;
+    stack.into_iter().find(|a| a.id == id).ok_or_else(|| Error::internal().into())
+}
+
+async fn move_layer(
+    s: &AppState,
+    c: &WsCaller,
+    v: &Variation,
+    assignment_id: &str,
+    position: Option<i32>,
+) -> ApiResult<LayerAssignment> {
+    let position = position.ok_or_else(|| invalid("position is required"))?;
+    let stack = s.store.list_layer_assignments(c.ws(), &v.meta.id).await?;
+    let current =
+        stack.iter().find(|a| a.id == assignment_id).ok_or_else(|| Error::not_found("memory layer assignment"))?;
+    check_position(&stack, position, Some(&current.id))?;
+    s.store.move_layer_assignment(c.ws(), &v.meta.id, assignment_id, position).await?;
+    Ok(LayerAssignment { position, ..current.clone() })
+}
+
+async fn add_layer(
+    State(s): State<AppState>,
+    c: WsCaller,
+    Path((_, agent_raw, raw)): Path<(String, String, String)>,
+    JsonBody(b): JsonBody<LayerIn>,
+) -> ApiResult<Json<LayerAssignmentOut>> {
+    c.require("agents", Verb::Manage)?;
+    let (_, v) = load(&s, &c, &agent_raw, &raw).await?;
+    Ok(Json(LayerAssignmentOut::new(&attach_layer(&s, &c, &v, &b).await?)))
+}
+
+async fn update_layer(
+    State(s): State<AppState>,
+    c: WsCaller,
+    Path((_, agent_raw, raw, assignment)): Path<(String, String, String, String)>,
+    JsonBody(b): JsonBody<LayerIn>,
+) -> ApiResult<Json<LayerAssignmentOut>> {
+    c.require("agents", Verb::Manage)?;
+    let (_, v) = load(&s, &c, &agent_raw, &raw).await?;
+    let id = IdKind::LayerAssignment.parse(&assignment)?;
+    Ok(Json(LayerAssignmentOut::new(&move_layer(&s, &c, &v, &id, b.position).await?)))
+}
+
+async fn remove_layer(
+    State(s): State<AppState>,
+    c: WsCaller,
+    Path((_, agent_raw, raw, assignment)): Path<(String, String, String, String)>,
+) -> ApiResult<Json<Empty>> {
+    c.require("agents", Verb::Manage)?;
+    let (_, v) = load(&s, &c, &agent_raw, &raw).await?;
+    let id = IdKind::LayerAssignment.parse(&assignment)?;
+    if !s.store.remove_layer_assignment(c.ws(), &v.meta.id, &id).await? {
+        return Err(Error::not_found("memory layer assignment").into());
+    }
+    Ok(empty())
+}
+
+/// Py 1.8 `:verb` spellings; each returns the whole variation.
+async fn action(
+    State(s): State<AppState>,
+    c: WsCaller,
+    Path((_, agent_raw, seg)): Path<(String, String, String)>,
+    JsonBody(body): JsonBody<serde_json::Value>,
+) -> ApiResult<Json<VariationOut>> {
+    c.require("agents", Verb::Manage)?;
+    let verbs = ["addAssignment", "removeAssignment", "addMemoryLayer", "updateMemoryLayer", "removeMemoryLayer"];
+    let (raw, verb) = split_verb(&seg, &verbs)?;
+    let (agent, v) = load(&s, &c, &agent_raw, raw).await?;
+    match verb {
+        "addAssignment" => {
+            let b: AssignIn =
+                serde_json::from_value(body).map_err(|e| invalid(format!("invalid request body: {e}")))?;
+            assign(&s, &c, &agent, &v, &b).await?;
+        }
+        "removeAssignment" => {
+            let b: AssignIn =
+                serde_json::from_value(body).map_err(|e| invalid(format!("invalid request body: {e}")))?;
+            let (kind, target_raw) = b.target()?;
+            let existing = s.store.list_assignments(c.ws(), &v.meta.id).await?;
+            let found = existing.iter().find(|a| {
+                a.kind == kind
+                    && (a.target_id == target_raw
+                        || IdRef::parse(kind_id(kind), target_raw).ok() == Some(IdRef::Id(a.target_id.clone())))
+            });
+            let a = found.ok_or_else(|| Error::not_found("assignment"))?;
+            s.store.remove_assignment(c.ws(), &v.meta.id, &a.id).await?;
+        }
+        "addMemoryLayer" => {
+            let b: LayerIn = serde_json::from_value(body).map_err(|e| invalid(format!("invalid request body: {e}")))?;
+            attach_layer(&s, &c, &v, &b).await?;
+        }
+        _ => {
+            let b: LayerIn = serde_json::from_value(body).map_err(|e| invalid(format!("invalid request body: {e}")))?;
+            let raw_layer = b.memory_layer_id.as_deref().ok_or_else(|| invalid("memoryLayerId is required"))?;
+            let layer = load_layer(&s, &c, raw_layer).await?;
+            let stack = s.store.list_layer_assignments(c.ws(), &v.meta.id).await?;
+            let a = stack
+                .iter()
+                .find(|a| a.layer_id == layer.meta.id)
+                .ok_or_else(|| Error::not_found("memory layer assignment"))?;
+            if verb == "updateMemoryLayer" {
+                move_layer(&s, &c, &v, &a.id, b.position).await?;
+            } else {
+                s.store.remove_layer_assignment(c.ws(), &v.meta.id, &a.id).await?;
+            }
+        }
+    }
+    Ok(Json(render(&s, &v).await?))
+}
+
+fn kind_id(kind: AssignmentKind) -> IdKind {
+    match kind {
+        AssignmentKind::Tool => IdKind::Tool,
+        AssignmentKind::ToolSet => IdKind::ToolSet,
+        AssignmentKind::SubAgent => IdKind::Agent,
+    }
+}
+
+pub fn workspace_routes() -> Router<AppState> {
+    const BASE: &str = "/agents/{agent_id}/variations";
+    Router::new()
+        .route(BASE, get(list).post(create))
+        .route(&format!("{BASE}/{{variation_id}}"), get(get_one).patch(update).delete(delete_one).post(action))
+        .route(&format!("{BASE}/{{variation_id}}/assignments"), post(add_assignment))
+        .route(&format!("{BASE}/{{variation_id}}/assignments/{{assignment_id}}"), delete(remove_assignment))
+        .route(&format!("{BASE}/{{variation_id}}/memory_layer_assignments"), post(add_layer))
+        .route(
+            &format!("{BASE}/{{variation_id}}/memory_layer_assignments/{{assignment_id}}"),
+            patch(update_layer).delete(remove_layer),
+        )
+}
+
+pub fn operations() -> Vec<Op> {
+    const T: &str = "Agent variations";
+    const COLL: &str = "/v1/workspaces/{workspace_id}/agents/{agent_id}/variations";
+    const ITEM: &str = "/v1/workspaces/{workspace_id}/agents/{agent_id}/variations/{variation_id}";
+    const ASSIGN: &str = "/v1/workspaces/{workspace_id}/agents/{agent_id}/variations/{variation_id}/assignments";
+    const LAYERS: &str =
+        "/v1/workspaces/{workspace_id}/agents/{agent_id}/variations/{variation_id}/memory_layer_assignments";
+    let mut ops = vec![
+        Op::new("get", COLL, "list_variations", T, schema::<ListResponse<VariationOut>>).scope("agents:read").list(),
+        Op::new("post", COLL, "create_variation", T, schema::<VariationOut>).scope("agents:manage").body(schema::<WriteIn>),
+        Op::new("get", ITEM, "get_variation", T, schema::<VariationOut>).scope("agents:read"),
+        Op::new("patch", ITEM, "update_variation", T, schema::<VariationOut>).scope("agents:manage").body(schema::<WriteIn>),
+        Op::new("delete", ITEM, "delete_variation", T, schema::<Empty>).scope("agents:manage"),
+        Op::new("post", ASSIGN, "add_assignment", T, schema::<AssignmentOut>)
+            .summary("Assign a tool, tool set or sub-agent (exactly one)")
+            .scope("agents:manage")
+            .body(schema::<AssignIn>),
+        Op::new("delete", "/v1/workspaces/{workspace_id}/agents/{agent_id}/variations/{variation_id}/assignments/{assignment_id}", "remove_assignment", T, schema::<Empty>)
+            .scope("agents:manage"),
+        Op::new("post", LAYERS, "add_memory_layer_assignment", T, schema::<LayerAssignmentOut>)
+            .summary("Put a memory layer on the stack (default position: above the top)")
+            .scope("agents:manage")
+            .body(schema::<LayerIn>),
+        Op::new("patch", "/v1/workspaces/{workspace_id}/agents/{agent_id}/variations/{variation_id}/memory_layer_assignments/{assignment_id}", "update_memory_layer_assignment", T, schema::<LayerAssignmentOut>)
+            .scope("agents:manage")
+            .body(schema::<LayerIn>),
+        Op::new("delete", "/v1/workspaces/{workspace_id}/agents/{agent_id}/variations/{variation_id}/memory_layer_assignments/{assignment_id}", "remove_memory_layer_assignment", T, schema::<Empty>)
+            .scope("agents:manage"),
+    ];
+    for (path, id) in [
+        (
+            concat!("/v1/workspaces/{workspace_id}/agents/{agent_id}/variations/{variation_id}", ":addAssignment"),
+            "add_assignment_verb",
+        ),
+        (
+            concat!("/v1/workspaces/{workspace_id}/agents/{agent_id}/variations/{variation_id}", ":removeAssignment"),
+            "remove_assignment_verb",
+        ),
+        (
+            concat!("/v1/workspaces/{workspace_id}/agents/{agent_id}/variations/{variation_id}", ":addMemoryLayer"),
+            "add_memory_layer_verb",
+        ),
+        (
+            concat!("/v1/workspaces/{workspace_id}/agents/{agent_id}/variations/{variation_id}", ":updateMemoryLayer"),
+            "update_memory_layer_verb",
+        ),
+        (
+            concat!("/v1/workspaces/{workspace_id}/agents/{agent_id}/variations/{variation_id}", ":removeMemoryLayer"),
+            "remove_memory_layer_verb",
+        ),
+    ] {
+        ops.push(
+            Op::new("post", path, id, T, schema::<VariationOut>)
+                .summary("Later (Py 1.8) spelling; returns the variation")
+                .scope("agents:manage"),
+        );
+    }
+    ops
+}

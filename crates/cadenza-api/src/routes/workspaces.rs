@@ -1,0 +1,224 @@
+//! Workspaces (CONTRACT §18): the list and `current` every key can read, and the account-level
+//! administration surface (create, get, update, archive) reserved to the global key.
+
+use axum::Json;
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::routing::get;
+use cadenza_domain::Error;
+use cadenza_domain::ids::{IdKind, IdRef};
+use cadenza_domain::mask::UpdateMask;
+use cadenza_domain::scopes::Verb;
+use cadenza_domain::workspaces::{DEFAULT_WORKSPACE, Workspace, WorkspaceStatus};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::AppState;
+use crate::auth::Caller;
+use crate::error::ApiResult;
+use crate::extract::{JsonBody, QueryPairs};
+use crate::openapi::{Op, schema};
+use crate::wire::{AccountMetadata, Empty, ListResponse, METADATA_MASK, MetadataIn, account_meta, empty};
+
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(rename = "Workspace")]
+pub struct WorkspaceOut {
+    metadata: AccountMetadata,
+    spec: WorkspaceSpecOut,
+    status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    info: Option<WorkspaceInfoOut>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(rename = "WorkspaceSpec")]
+struct WorkspaceSpecOut {
+    description: String,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(rename = "WorkspaceInfo")]
+struct WorkspaceInfoOut {
+    total_agents: i32,
+    total_agent_variations: i32,
+    total_available_tools: i32,
+    total_memory_entries: i32,
+}
+
+impl WorkspaceOut {
+    pub fn new(w: &Workspace, include_info: bool) -> Self {
+        Self {
+            metadata: account_meta(&w.meta),
+            spec: WorkspaceSpecOut { description: w.description.clone() },
+            status: w.status.as_str(),
+            // Agents, tools and memory arrive with the configuration plane; until then the
+            // counters are truly zero.
+            info: include_info.then_some(WorkspaceInfoOut {
+                total_agents: 0,
+                total_agent_variations: 0,
+                total_available_tools: 0,
+                total_memory_entries: 0,
+            }),
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(rename = "WorkspaceSpecRequest")]
+struct SpecIn {
+    description: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(rename = "WorkspaceWriteRequest")]
+struct WriteIn {
+    #[serde(default)]
+    metadata: MetadataIn,
+    #[serde(default)]
+    spec: SpecIn,
+    #[serde(alias = "update_mask")]
+    update_mask: Option<String>,
+}
+
+async fn list(
+    State(s): State<AppState>,
+    Caller(c): Caller,
+    q: QueryPairs,
+) -> ApiResult<Json<ListResponse<WorkspaceOut>>> {
+    crate::auth::require(&c, "workspaces", Verb::Read)?;
+    let params = q.list_params()?;
+    let info = q.include_info()?;
+    let page = s.store.list_workspaces(&c.account_id, c.workspace_id.as_deref(), &params).await?;
+    Ok(ListResponse::from_page(page, |w| WorkspaceOut::new(&w, info)))
+}
+
+/// The workspace bound to the calling key; for the global key, the account's `default`.
+async fn current(State(s): State<AppState>, Caller(c): Caller) -> ApiResult<Json<WorkspaceOut>> {
+    let r = match &c.workspace_id {
+        Some(id) => IdRef::Id(id.clone()),
+        None => IdRef::External(DEFAULT_WORKSPACE.to_string()),
+    };
+    let ws = s.store.get_workspace(&c.account_id, &r).await?.ok_or_else(|| Error::not_found("workspace"))?;
+    Ok(Json(WorkspaceOut::new(&ws, false)))
+}
+
+fn admin(c: &Caller, verb: Verb) -> ApiResult<()> {
+    c.require_system()?;
+    c.require("workspaces", verb)
+}
+
+async fn load(s: &AppState, c: &Caller, raw: &str) -> ApiResult<Workspace> {
+    let r = IdRef::parse(IdKind::Workspace, raw)?;
+    Ok(s.store.get_workspace(&c.0.account_id, &r).await?.ok_or_else(|| Error::not_found("workspace"))?)
+}
+
+async fn admin_create(
+    State(s): State<AppState>,
+    c: Caller,
+    JsonBody(b): JsonBody<WriteIn>,
+) -> ApiResult<Json<WorkspaceOut>> {
+    admin(&c, Verb::Manage)?;
+    let meta = b.metadata.into_new()?;
+    let now = s.store.now_ms();
+    let ws = Workspace {
+        meta: meta.into_meta(IdKind::Workspace, now, &c.0.account_id, &c.0.profile_id),
+        description: b.spec.description.unwrap_or_default(),
+        status: WorkspaceStatus::Enabled,
+    };
+    s.store.insert_workspace(&ws).await?;
+    tracing::info!(workspace.id = %ws.meta.id, "workspace created");
+    Ok(Json(WorkspaceOut::new(&ws, false)))
+}
+
+async fn admin_list(
+    State(s): State<AppState>,
+    c: Caller,
+    q: QueryPairs,
+) -> ApiResult<Json<ListResponse<WorkspaceOut>>> {
+    admin(&c, Verb::Read)?;
+    let params = q.list_params()?;
+    let info = q.include_info()?;
+    let page = s.store.list_workspaces(&c.0.account_id, None, &params).await?;
+    Ok(ListResponse::from_page(page, |w| WorkspaceOut::new(&w, info)))
+}
+
+async fn admin_get(State(s): State<AppState>, c: Caller, Path(id): Path<String>) -> ApiResult<Json<WorkspaceOut>> {
+    admin(&c, Verb::Read)?;
+    Ok(Json(WorkspaceOut::new(&load(&s, &c, &id).await?, true)))
+}
+
+async fn admin_update(
+    State(s): State<AppState>,
+    c: Caller,
+    Path(id): Path<String>,
+    JsonBody(b): JsonBody<WriteIn>,
+) -> ApiResult<Json<WorkspaceOut>> {
+    admin(&c, Verb::Manage)?;
+    let mut ws = load(&s, &c, &id).await?;
+    let allowed = [METADATA_MASK.as_slice(), &["spec.description"]].concat();
+    let mask = UpdateMask::parse(b.update_mask.as_deref(), &allowed)?;
+    b.metadata.apply(&mask, &mut ws.meta)?;
+    if mask.covers("spec.description", b.spec.description.is_some()) {
+        ws.description = b.spec.description.unwrap_or_default();
+    }
+    ws.meta.updated_at = s.store.now_ms();
+    s.store.update_workspace(&ws).await?;
+    Ok(Json(WorkspaceOut::new(&ws, false)))
+}
+
+/// DELETE archives: the data stays, every request scoped to the workspace is refused.
+async fn admin_archive(State(s): State<AppState>, c: Caller, Path(id): Path<String>) -> ApiResult<Json<Empty>> {
+    admin(&c, Verb::Manage)?;
+    let mut ws = load(&s, &c, &id).await?;
+    if ws.status != WorkspaceStatus::Archived {
+        ws.status = WorkspaceStatus::Archived;
+        ws.meta.updated_at = s.store.now_ms();
+        s.store.update_workspace(&ws).await?;
+        tracing::info!(workspace.id = %ws.meta.id, "workspace archived");
+    }
+    Ok(empty())
+}
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/workspaces", get(list))
+        .route("/v1/workspaces/current", get(current))
+        .route("/v1/account/workspaces", get(admin_list).post(admin_create))
+        .route("/v1/account/workspaces/{workspace_id}", get(admin_get).patch(admin_update).delete(admin_archive))
+}
+
+pub fn operations() -> Vec<Op> {
+    const T: &str = "Workspaces";
+    type List = ListResponse<WorkspaceOut>;
+    vec![
+        Op::new("get", "/v1/workspaces", "list_workspaces", T, schema::<List>)
+            .summary("List the workspaces the calling key can use")
+            .scope("workspaces:read")
+            .list(),
+        Op::new("get", "/v1/workspaces/current", "get_current_workspace", T, schema::<WorkspaceOut>)
+            .summary("The workspace bound to the calling key"),
+        Op::new("get", "/v1/account/workspaces", "admin_list_workspaces", T, schema::<List>)
+            .summary("List every workspace of the account (global key)")
+            .scope("workspaces:read")
+            .list(),
+        Op::new("post", "/v1/account/workspaces", "admin_create_workspace", T, schema::<WorkspaceOut>)
+            .summary("Create a workspace (global key)")
+            .scope("workspaces:manage")
+            .body(schema::<WriteIn>),
+        Op::new("get", "/v1/account/workspaces/{workspace_id}", "admin_get_workspace", T, schema::<WorkspaceOut>)
+            .summary("Get a workspace (global key)")
+            .scope("workspaces:read"),
+        Op::new("patch", "/v1/account/workspaces/{workspace_id}", "admin_update_workspace", T, schema::<WorkspaceOut>)
+            .summary("Update a workspace (global key)")
+            .scope("workspaces:manage")
+            .body(schema::<WriteIn>),
+        Op::new("delete", "/v1/account/workspaces/{workspace_id}", "admin_archive_workspace", T, schema::<Empty>)
+            .summary("Archive a workspace (global key)")
+            .scope("workspaces:manage"),
+    ]
+}

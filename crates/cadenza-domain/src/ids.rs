@@ -1,0 +1,163 @@
+//! Prefixed ULID identifiers and `external_id:` references (CONTRACT §1.3).
+
+use std::sync::Mutex;
+
+use crate::error::{Error, Result};
+
+/// Every kind of identifier Cadenza mints. `prefix` is what new ids get; `accepted` lists every
+/// prefix a client may send (seed-era and later spellings both name the same resource).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum IdKind {
+    Account,
+    Workspace,
+    Profile,
+    ApiKey,
+    WorkspaceSecret,
+    Agent,
+    Model,
+    MemoryLayer,
+    MemoryEntry,
+    Upload,
+    Variation,
+    Assignment,
+    LayerAssignment,
+    Tool,
+    ToolSet,
+    Job,
+}
+
+impl IdKind {
+    pub fn prefix(self) -> &'static str {
+        self.accepted()[0]
+    }
+
+    /// Accepted prefixes, the one new ids get first.
+    pub fn accepted(self) -> &'static [&'static str] {
+        match self {
+            IdKind::Account => &["account"],
+            IdKind::Workspace => &["workspace"],
+            IdKind::Profile => &["profile"],
+            IdKind::ApiKey => &["apikey"],
+            IdKind::WorkspaceSecret => &["wsecret"],
+            IdKind::Agent => &["agent"],
+            IdKind::Model => &["model"],
+            IdKind::MemoryLayer => &["memlyr"],
+            IdKind::MemoryEntry => &["mementry"],
+            IdKind::Upload => &["upload"],
+            IdKind::Variation => &["agentvar", "av"],
+            IdKind::Assignment => &["avt"],
+            IdKind::LayerAssignment => &["avml"],
+            IdKind::Tool => &["tool"],
+            IdKind::ToolSet => &["toolset", "ts"],
+            IdKind::Job => &["job"],
+        }
+    }
+
+    /// Human name used in error messages ("api key not found").
+    pub fn noun(self) -> &'static str {
+        match self {
+            IdKind::Account => "account",
+            IdKind::Workspace => "workspace",
+            IdKind::Profile => "profile",
+            IdKind::ApiKey => "api key",
+            IdKind::WorkspaceSecret => "workspace secret",
+            IdKind::Agent => "agent",
+            IdKind::Model => "model",
+            IdKind::MemoryLayer => "memory layer",
+            IdKind::MemoryEntry => "memory entry",
+            IdKind::Upload => "upload",
+            IdKind::Variation => "variation",
+            IdKind::Assignment => "assignment",
+            IdKind::LayerAssignment => "memory layer assignment",
+            IdKind::Tool => "tool",
+            IdKind::ToolSet => "tool set",
+            IdKind::Job => "job",
+        }
+    }
+
+    /// A fresh id with this kind's prefix, time-ordered by `now_ms`.
+    pub fn new_id(self, now_ms: i64) -> String {
+        format!("{}_{}", self.prefix(), next_ulid(now_ms))
+    }
+
+    /// Checks that `raw` is a well-formed id of this kind and returns it in canonical form
+    /// (the minted prefix; the ULID part upper-cased).
+    pub fn parse(self, raw: &str) -> Result<String> {
+        let bad = || Error::invalid(format!("invalid {} id: {raw:?}", self.noun()));
+        let (prefix, body) = raw.split_once('_').ok_or_else(bad)?;
+        if !self.accepted().contains(&prefix) {
+            return Err(bad());
+        }
+        let ulid = ulid::Ulid::from_string(body).map_err(|_| bad())?;
+        Ok(format!("{}_{}", self.prefix(), ulid))
+    }
+}
+
+/// How a request names a resource: by id, or by `external_id:<value>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdRef {
+    Id(String),
+    External(String),
+}
+
+impl IdRef {
+    /// Parses a path or body reference to a resource of `kind`.
+    pub fn parse(kind: IdKind, raw: &str) -> Result<Self> {
+        if let Some(ext) = raw.strip_prefix("external_id:") {
+            if ext.is_empty() {
+                return Err(Error::invalid(format!("empty external id for {}", kind.noun())));
+            }
+            return Ok(IdRef::External(ext.to_string()));
+        }
+        kind.parse(raw).map(IdRef::Id)
+    }
+}
+
+/// Monotonic ULIDs: ids minted in the same millisecond still sort in creation order, which is
+/// what makes id order equal creation order for lists and cursors.
+fn next_ulid(now_ms: i64) -> ulid::Ulid {
+    static LAST: Mutex<Option<ulid::Ulid>> = Mutex::new(None);
+    let ms = u64::try_from(now_ms).unwrap_or(0);
+    let mut last = LAST.lock().unwrap_or_else(|e| e.into_inner());
+    let fresh = ulid::Ulid::from_parts(ms, rand::random::<u128>());
+    let id = match *last {
+        Some(prev) if prev.timestamp_ms() >= ms => prev.increment().unwrap_or(fresh),
+        _ => fresh,
+    };
+    *last = Some(id);
+    id
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_ordered_within_one_millisecond() {
+        let a = IdKind::ApiKey.new_id(1_000);
+        let b = IdKind::ApiKey.new_id(1_000);
+        let c = IdKind::ApiKey.new_id(999);
+        assert!(a < b && b < c, "{a} {b} {c}");
+        assert!(a.starts_with("apikey_") && a.len() == "apikey_".len() + 26);
+    }
+
+    #[test]
+    fn parse_checks_prefix_and_body() {
+        let id = IdKind::Workspace.new_id(5);
+        assert_eq!(IdKind::Workspace.parse(&id).ok(), Some(id.clone()));
+        assert!(IdKind::ApiKey.parse(&id).is_err());
+        assert!(IdKind::Workspace.parse("workspace_nope").is_err());
+        assert!(IdKind::Workspace.parse("nounderscore").is_err());
+        let lower = id.to_lowercase();
+        assert_eq!(IdKind::Workspace.parse(&lower).ok(), Some(id));
+    }
+
+    #[test]
+    fn external_refs() {
+        assert_eq!(
+            IdRef::parse(IdKind::Workspace, "external_id:default").ok(),
+            Some(IdRef::External("default".into()))
+        );
+        assert!(IdRef::parse(IdKind::Workspace, "external_id:").is_err());
+    }
+}

@@ -1,0 +1,52 @@
+//! JSON Schema checks for schemas clients store (agent input schemas, output definitions):
+//! draft 2020-12 unless the schema names another draft; never fetches a remote `$ref` (the
+//! jsonschema crate is built without its HTTP and file resolvers, so such a schema is refused).
+
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+
+/// Checks that `schema` is a JSON object and a valid, self-contained JSON Schema. `field` names
+/// it in the error message.
+pub fn check(field: &str, schema: &Value) -> Result<()> {
+    if !schema.is_object() {
+        return Err(Error::invalid(format!("{field} must be a JSON Schema object")));
+    }
+    if let Err(e) = jsonschema::meta::validate(schema) {
+        return Err(Error::invalid(format!("{field} is not a valid JSON Schema: {e} (at {})", e.instance_path())));
+    }
+    jsonschema::validator_for(schema)
+        .map(|_| ())
+        .map_err(|e| Error::invalid(format!("{field} is not a usable JSON Schema: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn accepts_ordinary_schemas() {
+        let s = json!({"type": "object", "properties": {"customer": {"type": "string"}}, "required": ["customer"],
+                       "$defs": {"x": {"type": "integer"}}, "additionalProperties": {"$ref": "#/$defs/x"}});
+        assert!(check("inputDataSchema", &s).is_ok());
+        assert!(check("s", &json!({})).is_ok());
+    }
+
+    #[test]
+    fn refuses_bad_schemas_without_panicking() {
+        for bad in [
+            json!([1, 2]),
+            json!("string"),
+            json!({"type": 5}),
+            json!({"type": "strnig"}),
+            json!({"pattern": "("}),
+            json!({"$ref": "https://example.com/schema.json"}),
+            json!({"$ref": "#/$defs/missing"}),
+            json!({"minimum": "ten"}),
+        ] {
+            let r = std::panic::catch_unwind(|| check("s", &bad));
+            assert!(matches!(r, Ok(Err(_))), "{bad} must be refused cleanly: {r:?}");
+        }
+    }
+}

@@ -1,0 +1,59 @@
+//! Labels: validation on write and the `labels=k=v,k2=v2` list filter (CONTRACT §1.6).
+
+use crate::Labels;
+use crate::error::{Error, Result};
+
+const MAX_LABELS: usize = 64;
+const MAX_LEN: usize = 256;
+
+/// Rejects label maps a client could use to bloat storage or that cannot be filtered on.
+pub fn validate(labels: &Labels) -> Result<()> {
+    if labels.len() > MAX_LABELS {
+        return Err(Error::invalid(format!("at most {MAX_LABELS} labels are allowed")));
+    }
+    for (k, v) in labels {
+        if k.is_empty() || k.len() > MAX_LEN || v.len() > MAX_LEN {
+            return Err(Error::invalid(format!(
+                "label keys must be 1..={MAX_LEN} bytes and values at most {MAX_LEN} bytes"
+            )));
+        }
+        if k.contains([',', '=']) || v.contains(',') {
+            return Err(Error::invalid(format!("label {k:?} may not contain ',' (or '=' in the key)")));
+        }
+    }
+    Ok(())
+}
+
+/// Parses the list filter: every `k=v` pair must match exactly.
+pub fn parse_filter(raw: &str) -> Result<Vec<(String, String)>> {
+    raw.split(',')
+        .filter(|p| !p.trim().is_empty())
+        .map(|pair| {
+            pair.split_once('=')
+                .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+                .filter(|(k, _)| !k.is_empty())
+                .ok_or_else(|| Error::invalid(format!("labels filter {pair:?} is not key=value")))
+        })
+        .collect()
+}
+
+/// Whether `labels` carries every pair of `filter`.
+pub fn matches(labels: &Labels, filter: &[(String, String)]) -> bool {
+    filter.iter().all(|(k, v)| labels.get(k) == Some(v))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filter_requires_every_pair() {
+        let f = parse_filter("env=prod, team=core").unwrap_or_default();
+        let mut l = Labels::new();
+        l.insert("env".into(), "prod".into());
+        assert!(!matches(&l, &f));
+        l.insert("team".into(), "core".into());
+        assert!(matches(&l, &f));
+        assert!(parse_filter("nope").is_err());
+    }
+}

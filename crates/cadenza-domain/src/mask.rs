@@ -1,0 +1,78 @@
+//! `updateMask`: which fields a PATCH replaces (CONTRACT §1.7).
+
+use std::collections::BTreeSet;
+
+use crate::error::{Error, Result};
+
+/// A parsed update mask. `None` inside means "no mask": apply every field the body carries.
+#[derive(Debug, Clone, Default)]
+pub struct UpdateMask(Option<BTreeSet<String>>);
+
+impl UpdateMask {
+    /// Parses a comma-separated FieldMask, accepting snake_case and camelCase segments.
+    /// `allowed` lists the camelCase paths the resource lets a client update.
+    pub fn parse(raw: Option<&str>, allowed: &[&str]) -> Result<Self> {
+        let Some(raw) = raw.filter(|r| !r.trim().is_empty()) else {
+            return Ok(Self(None));
+        };
+        let mut paths = BTreeSet::new();
+        for p in raw.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let camel = p.split('.').map(snake_to_camel).collect::<Vec<_>>().join(".");
+            let known = allowed.iter().any(|a| *a == camel || a.starts_with(&format!("{camel}.")));
+            if !known {
+                return Err(Error::invalid(format!("updateMask names an unknown or read-only field: {p}")));
+            }
+            paths.insert(camel);
+        }
+        Ok(Self(Some(paths)))
+    }
+
+    /// Whether the update should touch `path`, given whether the body carried it.
+    /// With a mask, a masked field absent from the body is cleared to its zero value by the caller.
+    pub fn covers(&self, path: &str, present_in_body: bool) -> bool {
+        match &self.0 {
+            None => present_in_body,
+            Some(paths) => paths
+                .iter()
+                .any(|p| p == path || path.starts_with(&format!("{p}.")) || p.starts_with(&format!("{path}."))),
+        }
+    }
+}
+
+fn snake_to_camel(seg: &str) -> String {
+    let mut out = String::with_capacity(seg.len());
+    let mut upper = false;
+    for c in seg.chars() {
+        if c == '_' {
+            upper = true;
+        } else if upper {
+            out.extend(c.to_uppercase());
+            upper = false;
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ALLOWED: &[&str] = &["metadata.name", "metadata.externalId", "spec.description"];
+
+    #[test]
+    fn mask_accepts_both_spellings() {
+        let m = UpdateMask::parse(Some("metadata.external_id, spec.description"), ALLOWED).unwrap_or_default();
+        assert!(m.covers("metadata.externalId", false));
+        assert!(!m.covers("metadata.name", true));
+        assert!(UpdateMask::parse(Some("spec.token"), ALLOWED).is_err());
+    }
+
+    #[test]
+    fn no_mask_means_present_fields() {
+        let m = UpdateMask::parse(None, ALLOWED).unwrap_or_default();
+        assert!(m.covers("metadata.name", true));
+        assert!(!m.covers("metadata.name", false));
+    }
+}

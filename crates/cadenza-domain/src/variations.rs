@@ -1,0 +1,195 @@
+//! Agent variations (CONTRACT §5): one concrete configuration of an agent, and what is
+//! assigned to it (tools, tool sets, sub-agents, memory layers).
+
+use serde::{Deserialize, Serialize};
+
+use crate::Meta;
+use crate::error::{Error, Result};
+
+/// `modelConfig`. `model_id` holds the canonical `model_…` id once validated.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ModelConfig {
+    pub model_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub temperature: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub top_p: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub top_k: Option<i32>,
+    pub stop_sequences: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_output_tokens: Option<i32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reasoning_effort: Option<String>,
+    pub caching_enabled: bool,
+}
+
+/// `constraints`; zero means unlimited, `inactivity_timeout_secs` zero means the default.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Constraints {
+    pub max_tool_calls: i32,
+    pub max_sub_objectives: i32,
+    pub inactivity_timeout_secs: i64,
+}
+
+/// `compactionConfig`. A present sub-object enables that strategy.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct CompactionConfig {
+    pub trigger_threshold: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub summarization: Option<Summarization>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool_result_clearing: Option<ToolResultClearing>,
+}
+
+impl Default for CompactionConfig {
+    fn default() -> Self {
+        Self { trigger_threshold: DEFAULT_TRIGGER_THRESHOLD, summarization: None, tool_result_clearing: None }
+    }
+}
+
+pub const DEFAULT_TRIGGER_THRESHOLD: f64 = 0.75;
+pub const DEFAULT_PRESERVE_RECENT_RESULTS: i32 = 2;
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Summarization {
+    pub instructions: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ToolResultClearing {
+    pub preserve_recent_results: i32,
+}
+
+impl Default for ToolResultClearing {
+    fn default() -> Self {
+        Self { preserve_recent_results: DEFAULT_PRESERVE_RECENT_RESULTS }
+    }
+}
+
+/// `progressiveDiscovery`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ProgressiveDiscovery {
+    pub max_tools: i32,
+    pub hints: Vec<String>,
+    pub rerank_threshold: f64,
+}
+
+#[derive(Debug, Clone)]
+pub struct Variation {
+    pub meta: Meta,
+    pub workspace_id: String,
+    pub agent_id: String,
+    /// The system prompt, a Liquid template (`prompt` / `systemPromptTemplate`).
+    pub prompt: String,
+    pub first_user_message_template: String,
+    pub description: String,
+    pub model_config: Option<ModelConfig>,
+    pub constraints: Constraints,
+    pub compaction: CompactionConfig,
+    pub progressive_discovery: Option<ProgressiveDiscovery>,
+    /// Seed era keeps episodic memory on the variation; the agent's setting applies too.
+    pub enable_episodic_memory: bool,
+    pub episodic_memory_ttl: Option<i64>,
+    pub weight: i32,
+}
+
+/// What a variation assignment points at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AssignmentKind {
+    Tool,
+    ToolSet,
+    SubAgent,
+}
+
+impl AssignmentKind {
+    /// Stored form, and the response tag (`tool`, `toolSet`, `agent`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AssignmentKind::Tool => "tool",
+            AssignmentKind::ToolSet => "toolSet",
+            AssignmentKind::SubAgent => "agent",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "tool" => Some(AssignmentKind::Tool),
+            "toolSet" => Some(AssignmentKind::ToolSet),
+            "agent" => Some(AssignmentKind::SubAgent),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Assignment {
+    pub id: String,
+    pub variation_id: String,
+    pub kind: AssignmentKind,
+    pub target_id: String,
+    pub target_name: String,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LayerAssignment {
+    pub id: String,
+    pub variation_id: String,
+    pub layer_id: String,
+    pub layer_name: String,
+    pub position: i32,
+    pub created_at: i64,
+}
+
+/// At most this many memory layers in a variation's stack.
+pub const MAX_MEMORY_LAYERS: usize = 10;
+
+/// The Thompson-sampling posterior of a variation: Beta(1 + positive, 1 + negative).
+pub fn posterior(positive: i64, negative: i64) -> (f64, f64) {
+    (1.0 + positive.max(0) as f64, 1.0 + negative.max(0) as f64)
+}
+
+/// Checks that `template` parses as Liquid; `field` names it in the error.
+pub fn check_template(field: &str, template: &str) -> Result<()> {
+    if template.is_empty() {
+        return Ok(());
+    }
+    let parser = liquid::ParserBuilder::with_stdlib()
+        .build()
+        .map_err(|e| Error::invalid(format!("{field}: template engine unavailable: {e}")))?;
+    parser
+        .parse(template)
+        .map(|_| ())
+        .map_err(|e| Error::invalid(format!("{field} is not a valid Liquid template: {e}")))
+}
+
+/// Parses a proto duration (`"90s"`, `"1.5s"`) into whole seconds.
+pub fn parse_duration_secs(field: &str, s: &str) -> Result<i64> {
+    let bad = || Error::invalid(format!("{field} must be a duration like \"3600s\", not {s:?}"));
+    let n: f64 = s.strip_suffix('s').ok_or_else(bad)?.parse().map_err(|_| bad())?;
+    if !n.is_finite() {
+        return Err(bad());
+    }
+    Ok(n.round() as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn templates_and_durations() {
+        assert!(check_template("p", "Hello {{ customer }} {% if vip %}VIP{% endif %}").is_ok());
+        assert!(check_template("p", "{% if x %}unclosed").is_err());
+        assert!(check_template("p", "{{ x | no_such_filter }}").is_err());
+        assert_eq!(parse_duration_secs("d", "7200s").ok(), Some(7200));
+        assert!(parse_duration_secs("d", "7200").is_err());
+        assert!(parse_duration_secs("d", "xs").is_err());
+        assert_eq!(posterior(3, 1), (4.0, 2.0));
+    }
+}

@@ -1,0 +1,382 @@
+//! Configuration: defaults, then an optional TOML file, then `CADENZA_*` environment variables.
+//! Every key is documented in `cadenza.example.toml` at the repository root.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// A configuration problem, naming the key. The binary prints it on one line and exits 2.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration error: {key}: {problem}")]
+pub struct ConfigError {
+    pub key: String,
+    pub problem: String,
+}
+
+fn err(key: &str, problem: impl Into<String>) -> ConfigError {
+    ConfigError { key: key.to_string(), problem: problem.into() }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SqliteSynchronous {
+    Full,
+    Normal,
+}
+
+/// A model provider (used by the models API; see the example config).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderConfig {
+    pub id: String,
+    pub kind: String,
+    pub base_url: String,
+    #[serde(default)]
+    pub api_key_env: String,
+    #[serde(default)]
+    pub models: Vec<ModelConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    pub id: String,
+    #[serde(default)]
+    pub family: String,
+    #[serde(default)]
+    pub max_input_tokens: u32,
+    #[serde(default)]
+    pub max_output_tokens: u32,
+    /// US cents per million input tokens.
+    #[serde(default)]
+    pub input_price_per_million_tokens: u64,
+    #[serde(default)]
+    pub output_price_per_million_tokens: u64,
+}
+
+/// The file's shape. Unknown keys are an error, so a typo never silently does nothing.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<String>,
+    data_dir: Option<PathBuf>,
+    database_url: Option<String>,
+    database_max_connections: Option<u32>,
+    sqlite_synchronous: Option<SqliteSynchronous>,
+    log_format: Option<LogFormat>,
+    log_level: Option<String>,
+    request_timeout_secs: Option<u64>,
+    body_limit_bytes: Option<usize>,
+    shutdown_grace_secs: Option<u64>,
+    #[serde(default)]
+    providers: Vec<ProviderConfig>,
+}
+
+/// The effective configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: String,
+    pub data_dir: PathBuf,
+    /// `None` means the SQLite file in the data directory.
+    pub database_url: Option<String>,
+    pub database_max_connections: u32,
+    pub sqlite_synchronous: SqliteSynchronous,
+    pub log_format: LogFormat,
+    pub log_level: String,
+    pub request_timeout: Duration,
+    pub body_limit_bytes: usize,
+    pub shutdown_grace: Duration,
+    pub providers: Vec<ProviderConfig>,
+    /// Base64 of the 32-byte master key (`CADENZA_SECRET_KEY`); environment only.
+    pub secret_key: Option<String>,
+    /// A token to use for the global key on first start (`CADENZA_BOOTSTRAP_API_KEY`).
+    pub bootstrap_api_key: Option<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".to_string(),
+            data_dir: PathBuf::from("./cadenza-data"),
+            database_url: None,
+            database_max_connections: 8,
+            sqlite_synchronous: SqliteSynchronous::Full,
+            log_format: LogFormat::Text,
+            log_level: "info".to_string(),
+            request_timeout: Duration::from_secs(30),
+            body_limit_bytes: 4 * 1024 * 1024,
+            shutdown_grace: Duration::from_secs(20),
+            providers: Vec::new(),
+            secret_key: None,
+            bootstrap_api_key: None,
+        }
+    }
+}
+
+impl Config {
+    /// Loads the layers. `env` is injected so tests need not touch the process environment.
+    pub fn load(file: Option<&Path>, env: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let mut c = Config::default();
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| err("--config", format!("cannot read {}: {e}", path.display())))?;
+            let f: FileConfig = toml::from_str(&text).map_err(|e| file_error(&e))?;
+            c.apply_file(f);
+        }
+        c.apply_env(env)?;
+        c.validate()?;
+        Ok(c)
+    }
+
+    fn apply_file(&mut self, f: FileConfig) {
+        if let Some(v) = f.listen {
+            self.listen = v;
+        }
+        if let Some(v) = f.data_dir {
+            self.data_dir = v;
+        }
+        if f.database_url.is_some() {
+            self.database_url = f.database_url;
+        }
+        if let Some(v) = f.database_max_connections {
+            self.database_max_connections = v;
+        }
+        if let Some(v) = f.sqlite_synchronous {
+            self.sqlite_synchronous = v;
+        }
+        if let Some(v) = f.log_format {
+            self.log_format = v;
+        }
+        if let Some(v) = f.log_level {
+            self.log_level = v;
+        }
+        if let Some(v) = f.request_timeout_secs {
+            self.request_timeout = Duration::from_secs(v);
+        }
+        if let Some(v) = f.body_limit_bytes {
+            self.body_limit_bytes = v;
+        }
+        if let Some(v) = f.shutdown_grace_secs {
+            self.shutdown_grace = Duration::from_secs(v);
+        }
+        self.providers = f.providers;
+    }
+
+    fn apply_env(&mut self, env: &dyn Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        let get = |k: &str| env(k).filter(|v| !v.is_empty());
+        if let Some(v) = get("CADENZA_LISTEN") {
+            self.listen = v;
+        }
+        if let Some(v) = get("CADENZA_DATA_DIR") {
+            self.data_dir = PathBuf::from(v);
+        }
+        if let Some(v) = get("CADENZA_DATABASE_URL") {
+            self.database_url = Some(v);
+        }
+        if let Some(v) = get("CADENZA_DATABASE_MAX_CONNECTIONS") {
+            self.database_max_connections = parse_num("CADENZA_DATABASE_MAX_CONNECTIONS", &v)?;
+        }
+        if let Some(v) = get("CADENZA_SQLITE_SYNCHRONOUS") {
+            self.sqlite_synchronous = match v.to_ascii_lowercase().as_str() {
+                "full" => SqliteSynchronous::Full,
+                "normal" => SqliteSynchronous::Normal,
+                _ => return Err(err("CADENZA_SQLITE_SYNCHRONOUS", "must be \"full\" or \"normal\"")),
+            };
+        }
+        if let Some(v) = get("CADENZA_LOG_FORMAT") {
+            self.log_format = match v.to_ascii_lowercase().as_str() {
+                "text" => LogFormat::Text,
+                "json" => LogFormat::Json,
+                _ => return Err(err("CADENZA_LOG_FORMAT", "must be \"text\" or \"json\"")),
+            };
+        }
+        if let Some(v) = get("CADENZA_LOG_LEVEL") {
+            self.log_level = v;
+        }
+        if let Some(v) = get("CADENZA_REQUEST_TIMEOUT_SECS") {
+            self.request_timeout = Duration::from_secs(parse_num("CADENZA_REQUEST_TIMEOUT_SECS", &v)?);
+        }
+        if let Some(v) = get("CADENZA_BODY_LIMIT_BYTES") {
+            self.body_limit_bytes = parse_num("CADENZA_BODY_LIMIT_BYTES", &v)?;
+        }
+        if let Some(v) = get("CADENZA_SHUTDOWN_GRACE_SECS") {
+            self.shutdown_grace = Duration::from_secs(parse_num("CADENZA_SHUTDOWN_GRACE_SECS", &v)?);
+        }
+        self.secret_key = get("CADENZA_SECRET_KEY");
+        self.bootstrap_api_key = get("CADENZA_BOOTSTRAP_API_KEY");
+        Ok(())
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        self.listen
+            .parse::<std::net::SocketAddr>()
+            .map_err(|_| err("listen", format!("{:?} is not a host:port socket address", self.listen)))?;
+        if let Some(url) = &self.database_url
+            && cadenza_store::Backend::of_url(url).is_none()
+        {
+            return Err(err("database_url", "must start with postgres://, postgresql:// or sqlite:"));
+        }
+        if self.database_max_connections == 0 {
+            return Err(err("database_max_connections", "must be at least 1"));
+        }
+        if self.request_timeout.is_zero() {
+            return Err(err("request_timeout_secs", "must be at least 1"));
+        }
+        if self.body_limit_bytes < 1024 {
+            return Err(err("body_limit_bytes", "must be at least 1024"));
+        }
+        if let Some(k) = &self.secret_key {
+            cadenza_domain::crypto::Vault::from_base64(k)
+                .map_err(|_| err("CADENZA_SECRET_KEY", "must be standard base64 of exactly 32 bytes"))?;
+        }
+        if let Some(t) = &self.bootstrap_api_key
+            && t.len() < cadenza_domain::api_keys::MIN_BOOTSTRAP_TOKEN_LEN
+        {
+            return Err(err(
+                "CADENZA_BOOTSTRAP_API_KEY",
+                format!("must be at least {} characters", cadenza_domain::api_keys::MIN_BOOTSTRAP_TOKEN_LEN),
+            ));
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for (i, p) in self.providers.iter().enumerate() {
+            let key = format!("providers[{i}]");
+            if p.id.is_empty() || p.id.contains('/') {
+                return Err(err(&format!("{key}.id"), "must be non-empty and contain no '/'"));
+            }
+            if !seen.insert(p.id.clone()) {
+                return Err(err(&format!("{key}.id"), format!("duplicate provider id {:?}", p.id)));
+            }
+            if p.kind != "openai" && p.kind != "anthropic" {
+                return Err(err(&format!("{key}.kind"), "must be \"openai\" or \"anthropic\""));
+            }
+            if !(p.base_url.starts_with("http://") || p.base_url.starts_with("https://")) {
+                return Err(err(&format!("{key}.base_url"), "must be an http:// or https:// URL"));
+            }
+            let mut ids = std::collections::BTreeSet::new();
+            for (j, m) in p.models.iter().enumerate() {
+                if m.id.is_empty() || m.id.contains(char::is_whitespace) || !ids.insert(m.id.clone()) {
+                    return Err(err(&format!("{key}.models[{j}].id"), "must be non-empty, without spaces, and unique"));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The database URL in effect: the configured one, or SQLite in the data directory.
+    pub fn effective_database_url(&self) -> String {
+        self.database_url.clone().unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("cadenza.db").display()))
+    }
+
+    /// The model catalog every workspace sees. A provider whose key variable is unset keeps its
+    /// models in the catalog, marked unusable, so nobody wonders where they went.
+    pub fn model_catalog(&self, env: &dyn Fn(&str) -> Option<String>) -> Vec<cadenza_domain::models::CatalogModel> {
+        let mut out = Vec::new();
+        for p in &self.providers {
+            let missing = !p.api_key_env.is_empty() && env(&p.api_key_env).is_none_or(|v| v.is_empty());
+            let reason = missing.then(|| format!("the provider's API key variable {} is not set", p.api_key_env));
+            for m in &p.models {
+                out.push(cadenza_domain::models::CatalogModel {
+                    name: format!("{}/{}", p.id, m.id),
+                    provider: p.id.clone(),
+                    provider_kind: p.kind.clone(),
+                    model: m.id.clone(),
+                    family: if m.family.is_empty() { m.id.clone() } else { m.family.clone() },
+                    max_input_tokens: m.max_input_tokens,
+                    max_output_tokens: m.max_output_tokens,
+                    input_price: m.input_price_per_million_tokens,
+                    output_price: m.output_price_per_million_tokens,
+                    unusable_reason: reason.clone(),
+                });
+            }
+        }
+        out
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        matches!(cadenza_store::Backend::of_url(&self.effective_database_url()), Some(cadenza_store::Backend::Postgres))
+    }
+}
+
+fn parse_num<T: std::str::FromStr>(key: &str, v: &str) -> Result<T, ConfigError> {
+    v.trim().parse().map_err(|_| err(key, format!("{v:?} is not a valid non-negative number")))
+}
+
+/// Names the offending key of a TOML error when toml tells us where it is.
+fn file_error(e: &toml::de::Error) -> ConfigError {
+    let msg = e.message().trim().to_string();
+    let key = msg
+        .strip_prefix("unknown field `")
+        .and_then(|rest| rest.split('`').next())
+        .map(str::to_string)
+        .unwrap_or_else(|| "config file".to_string());
+    let line = e.span().map(|s| format!(" (at byte {})", s.start)).unwrap_or_default();
+    err(&key, format!("{msg}{line}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    #[test]
+    fn defaults_then_file_then_env() {
+        let dir = std::env::temp_dir().join(format!("cadenza-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).ok();
+        let path = dir.join("c.toml");
+        std::fs::write(&path, "listen = \"127.0.0.1:9000\"\ndata_dir = \"/tmp/x\"\n").ok();
+        let c = Config::load(Some(&path), &no_env).expect("loads");
+        assert_eq!(c.listen, "127.0.0.1:9000");
+        let env = |k: &str| (k == "CADENZA_LISTEN").then(|| "0.0.0.0:7000".to_string());
+        let c = Config::load(Some(&path), &env).expect("loads");
+        assert_eq!(c.listen, "0.0.0.0:7000");
+        assert_eq!(c.data_dir, PathBuf::from("/tmp/x"));
+        assert_eq!(Config::load(None, &no_env).expect("defaults").listen, "127.0.0.1:8080");
+    }
+
+    #[test]
+    fn bad_values_name_the_key() {
+        let dir = std::env::temp_dir().join(format!("cadenza-cfg-bad-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).ok();
+        let path = dir.join("c.toml");
+        std::fs::write(&path, "lissten = \"x\"\n").ok();
+        let e = Config::load(Some(&path), &no_env).expect_err("unknown key");
+        assert_eq!(e.key, "lissten");
+        let env = |k: &str| (k == "CADENZA_BODY_LIMIT_BYTES").then(|| "lots".to_string());
+        assert_eq!(Config::load(None, &env).expect_err("bad number").key, "CADENZA_BODY_LIMIT_BYTES");
+        let env = |k: &str| (k == "CADENZA_LISTEN").then(|| "nowhere".to_string());
+        assert_eq!(Config::load(None, &env).expect_err("bad listen").key, "listen");
+        let env = |k: &str| (k == "CADENZA_BOOTSTRAP_API_KEY").then(|| "short".to_string());
+        assert_eq!(Config::load(None, &env).expect_err("short token").key, "CADENZA_BOOTSTRAP_API_KEY");
+    }
+}
+
+#[cfg(test)]
+mod example_tests {
+    use super::*;
+
+    /// The shipped example must load as-is, so every documented key is a real key.
+    #[test]
+    fn example_config_loads() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../cadenza.example.toml");
+        let c = Config::load(Some(&path), &|_| None).expect("example config loads");
+        assert_eq!(c.providers.len(), 2);
+        assert_eq!(c.listen, "127.0.0.1:8080");
+        let env = |k: &str| (k == "OPENAI_API_KEY").then(|| "sk-test".to_string());
+        let catalog = c.model_catalog(&env);
+        assert_eq!(catalog.len(), 2);
+        assert_eq!(catalog[0].name, "openai/gpt-4.1-mini");
+        assert_eq!(catalog[0].unusable_reason, None);
+        assert!(catalog[1].unusable_reason.as_deref().is_some_and(|r| r.contains("ANTHROPIC_API_KEY")));
+    }
+}

@@ -1,0 +1,129 @@
+//! Dynamic SQL with portable `$n` placeholders, and the one list implementation every area uses:
+//! keyset pagination on the time-ordered id, prefix filter, label filter.
+
+use cadenza_domain::page::{ListParams, Page};
+use cadenza_domain::{Labels, labels};
+use sqlx::postgres::PgRow;
+use sqlx::sqlite::SqliteRow;
+use sqlx::{AssertSqlSafe, FromRow};
+
+use crate::{Store, StoreResult, on_db};
+
+/// A bound value. Only what the schema uses: text, integers, optional text.
+#[derive(Debug, Clone)]
+pub(crate) enum Bind {
+    Text(String),
+    Int(i64),
+}
+
+/// SQL text plus its binds, numbered `$1…` as they are added.
+#[derive(Debug, Clone, Default)]
+pub struct ListQuery {
+    text: String,
+    binds: Vec<Bind>,
+}
+
+impl ListQuery {
+    pub(crate) fn new(text: &str) -> Self {
+        Self { text: text.to_string(), binds: Vec::new() }
+    }
+
+    pub(crate) fn push(&mut self, text: &str) -> &mut Self {
+        self.text.push_str(text);
+        self
+    }
+
+    pub(crate) fn bind(&mut self, value: Bind) -> &mut Self {
+        self.binds.push(value);
+        self.text.push_str(&format!("${}", self.binds.len()));
+        self
+    }
+
+    /// `AND <column> = <value>`
+    pub(crate) fn and_eq(&mut self, column: &str, value: Bind) -> &mut Self {
+        self.push(" AND ").push(column).push(" = ").bind(value)
+    }
+}
+
+/// Implemented by row types that can be listed: their id orders them, their labels filter them.
+pub(crate) trait Listed {
+    fn id(&self) -> &str;
+    fn labels_json(&self) -> &str;
+}
+
+/// Rows decodable from both backends.
+pub(crate) trait AnyRow: for<'r> FromRow<'r, SqliteRow> + for<'r> FromRow<'r, PgRow> + Send + Unpin {}
+impl<T> AnyRow for T where T: for<'r> FromRow<'r, SqliteRow> + for<'r> FromRow<'r, PgRow> + Send + Unpin {}
+
+/// Label filters are checked in Rust; when rows are skipped, fetch in batches this large.
+const FILTER_BATCH: usize = 200;
+
+impl Store {
+    pub(crate) async fn fetch_rows<R: AnyRow>(&self, q: &ListQuery) -> StoreResult<Vec<R>> {
+        on_db!(self, read, |db| {
+            let mut query = sqlx::query_as::<_, R>(AssertSqlSafe(q.text.clone()));
+            for b in &q.binds {
+                query = match b {
+                    Bind::Text(s) => query.bind(s.clone()),
+                    Bind::Int(i) => query.bind(*i),
+                };
+            }
+            Ok(query.fetch_all(db).await?)
+        })
+    }
+
+    /// A single integer (a `COUNT(*)`).
+    pub(crate) async fn fetch_scalar_i64(&self, q: &ListQuery) -> StoreResult<i64> {
+        on_db!(self, read, |db| {
+            let mut query = sqlx::query_scalar::<_, i64>(AssertSqlSafe(q.text.clone()));
+            for b in &q.binds {
+                query = match b {
+                    Bind::Text(s) => query.bind(s.clone()),
+                    Bind::Int(i) => query.bind(*i),
+                };
+            }
+            Ok(query.fetch_one(db).await?)
+        })
+    }
+
+    /// One page of `base` (a `SELECT … FROM t WHERE <scope>` query) under `params`.
+    /// `name_column` is what `prefix` filters on.
+    pub(crate) async fn list_page<R: AnyRow + Listed>(
+        &self,
+        base: ListQuery,
+        name_column: &str,
+        params: &ListParams,
+    ) -> StoreResult<Page<R>> {
+        let want = params.limit as usize + 1;
+        let batch = if params.labels.is_empty() { want } else { want.max(FILTER_BATCH) };
+        let mut after = params.after.clone();
+        let mut out: Vec<R> = Vec::with_capacity(want);
+        loop {
+            let mut q = base.clone();
+            if let Some(a) = &after {
+                q.push(if params.descending { " AND id < " } else { " AND id > " }).bind(Bind::Text(a.clone()));
+            }
+            if let Some(p) = &params.prefix {
+                q.push(&format!(" AND substr({name_column}, 1, length("))
+                    .bind(Bind::Text(p.clone()))
+                    .push(")) = ")
+                    .bind(Bind::Text(p.clone()));
+            }
+            q.push(if params.descending { " ORDER BY id DESC LIMIT " } else { " ORDER BY id ASC LIMIT " })
+                .bind(Bind::Int(batch as i64));
+            let rows: Vec<R> = self.fetch_rows(&q).await?;
+            let fetched = rows.len();
+            after = rows.last().map(|r| r.id().to_string());
+            out.extend(rows.into_iter().filter(|r| {
+                params.labels.is_empty()
+                    || serde_json::from_str::<Labels>(r.labels_json())
+                        .is_ok_and(|l| labels::matches(&l, &params.labels))
+            }));
+            if out.len() >= want || fetched < batch {
+                break;
+            }
+        }
+        out.truncate(want);
+        Ok(Page::from_overfetch(out, params.limit, |r| r.id()))
+    }
+}

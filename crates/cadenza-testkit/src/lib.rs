@@ -1,0 +1,12 @@
+//! Cadenza's test kit.
+//!
+//! Real parts only: stores on a real SQLite file or a fresh PostgreSQL database, the real router
+//! on a loopback port, a manual clock. Fakes of the outside world (model servers, MCP servers,
+//! webhook sinks) live here too, as real servers on loopback.
+
+pub mod app;
+pub mod db;
+pub mod logs;
+
+pub use app::{ADMIN_TOKEN, Resp, TestApp};
+pub use db::{TestBackend, TestDb};
