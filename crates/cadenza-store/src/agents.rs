@@ -3,6 +3,7 @@
 use cadenza_domain::IdRef;
 use cadenza_domain::agents::{Agent, AgentStatus, SelectionMode};
 use cadenza_domain::page::{ListParams, Page};
+use cadenza_domain::variations::Variation;
 use serde_json::Value;
 
 use crate::list::{Bind, ListQuery};
@@ -66,7 +67,8 @@ pub struct AgentFilter {
 }
 
 impl Store {
-    pub async fn insert_agent(&self, a: &Agent) -> StoreResult<()> {
+    /// Stores a new agent, and its default variation in the same transaction when one is given.
+    pub async fn insert_agent(&self, a: &Agent, default_variation: Option<&Variation>) -> StoreResult<()> {
         in_tx!(self, |tx| {
             sqlx::query(
                 "INSERT INTO agents (id, account_id, workspace_id, name, external_id, labels, profile_id, created_at, \
@@ -93,6 +95,9 @@ impl Store {
             .bind(a.episodic_memory_ttl)
             .execute(&mut *tx)
             .await?;
+            if let Some(v) = default_variation {
+                crate::variations::insert_variation_query!(v).execute(&mut *tx).await?;
+            }
         });
         Ok(())
     }

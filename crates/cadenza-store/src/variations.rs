@@ -44,7 +44,7 @@ fn from_json<T: DeserializeOwned>(field: &str, text: &str) -> StoreResult<T> {
     serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("{field}: {e}")))
 }
 
-fn to_json<T: Serialize>(v: &T) -> String {
+pub(crate) fn to_json<T: Serialize>(v: &T) -> String {
     serde_json::to_string(v).unwrap_or_else(|_| "{}".to_string())
 }
 
@@ -102,10 +102,11 @@ struct LayerAssignmentRow {
     created_at: i64,
 }
 
-impl Store {
-    pub async fn insert_variation(&self, v: &Variation) -> StoreResult<()> {
-        let model_id = v.model_config.as_ref().map(|m| m.model_id.clone());
-        in_tx!(self, |tx| {
+/// The INSERT of one variation, bound and ready to execute; a macro so the agent's create can
+/// run it inside its own transaction on either backend.
+macro_rules! insert_variation_query {
+    ($v:expr) => {{
+        let v: &cadenza_domain::variations::Variation = $v;
             sqlx::query(
                 "INSERT INTO variations (id, account_id, workspace_id, agent_id, name, external_id, labels, profile_id, \
                  created_at, updated_at, prompt, first_user_message_template, description, model_id, model_config, \
@@ -118,23 +119,29 @@ impl Store {
             .bind(&v.agent_id)
             .bind(&v.meta.name)
             .bind(&v.meta.external_id)
-            .bind(labels_to(&v.meta.labels))
+            .bind($crate::rows::labels_to(&v.meta.labels))
             .bind(&v.meta.profile_id)
             .bind(v.meta.created_at)
             .bind(v.meta.updated_at)
             .bind(&v.prompt)
             .bind(&v.first_user_message_template)
             .bind(&v.description)
-            .bind(&model_id)
-            .bind(v.model_config.as_ref().map(to_json))
-            .bind(to_json(&v.constraints))
-            .bind(to_json(&v.compaction))
-            .bind(v.progressive_discovery.as_ref().map(to_json))
+            .bind(v.model_config.as_ref().map(|m| m.model_id.clone()))
+            .bind(v.model_config.as_ref().map($crate::variations::to_json))
+            .bind($crate::variations::to_json(&v.constraints))
+            .bind($crate::variations::to_json(&v.compaction))
+            .bind(v.progressive_discovery.as_ref().map($crate::variations::to_json))
             .bind(i64::from(v.enable_episodic_memory))
             .bind(v.episodic_memory_ttl)
             .bind(i64::from(v.weight))
-            .execute(&mut *tx)
-            .await?;
+    }};
+}
+pub(crate) use insert_variation_query;
+
+impl Store {
+    pub async fn insert_variation(&self, v: &Variation) -> StoreResult<()> {
+        in_tx!(self, |tx| {
+            insert_variation_query!(v).execute(&mut *tx).await?;
         });
         Ok(())
     }

@@ -248,13 +248,6 @@ async fn list(State(s): State<AppState>, c: WsCaller, q: QueryPairs) -> ApiResul
 
 async fn create(State(s): State<AppState>, c: WsCaller, JsonBody(b): JsonBody<CreateIn>) -> ApiResult<Json<AgentOut>> {
     c.require("agents", Verb::Manage)?;
-    if b.default_variation.is_some() {
-        return Err(Error::new(
-            cadenza_domain::Code::Unimplemented,
-            "defaultVariation is not supported yet: create the agent, then its variations",
-        )
-        .into());
-    }
     let meta = b.metadata.into_new()?;
     let now = s.store.now_ms();
     let mut agent = Agent {
@@ -275,10 +268,7 @@ async fn create(State(s): State<AppState>, c: WsCaller, JsonBody(b): JsonBody<Cr
         None => None,
     };
     apply_spec(&mut agent, b.spec, &UpdateMask::default(), i64::from(variation.is_some()))?;
-    s.store.insert_agent(&agent).await?;
-    if let Some(v) = &variation {
-        s.store.insert_variation(v).await?;
-    }
+    s.store.insert_agent(&agent, variation.as_ref()).await?;
     Ok(Json(AgentOut::new(&agent, i64::from(variation.is_some()))))
 }
 

@@ -160,13 +160,21 @@ pub(crate) async fn render(s: &AppState, v: &Variation) -> ApiResult<VariationOu
     let assignments = s.store.list_assignments(&v.workspace_id, &v.meta.id).await?;
     let stack = s.store.list_layer_assignments(&v.workspace_id, &v.meta.id).await?;
     let model = match v.model_config.as_ref().filter(|m| !m.model_id.is_empty()) {
-        Some(mc) => s
-            .store
-            .get_model(&v.workspace_id, &IdRef::Id(mc.model_id.clone()), &crate::routes::models::catalog_names(s))
-            .await?
-            .map(|m| resource_meta(&m.meta, &m.workspace_id)),
+        Some(mc) => {
+            s.store
+                .get_model(&v.workspace_id, &IdRef::Id(mc.model_id.clone()), &crate::routes::models::catalog_names(s))
+                .await?
+        }
         None => None,
     };
+    // The store keeps the stable `model_…` id (swaps and renames of the catalog entry follow
+    // it); the wire speaks the contract's `provider/model` name, as the client wrote it.
+    let model_config = v.model_config.clone().map(|mut mc| {
+        if let Some(m) = &model {
+            mc.model_id = m.meta.name.clone();
+        }
+        mc
+    });
     let kinds = |k: AssignmentKind| count(assignments.iter().filter(|a| a.kind == k).count());
     // No objective feedback exists yet (it arrives with the runtime): the posterior is the prior.
     let (alpha, beta) = variations::posterior(0, 0);
@@ -177,7 +185,7 @@ pub(crate) async fn render(s: &AppState, v: &Variation) -> ApiResult<VariationOu
             system_prompt_template: v.prompt.clone(),
             first_user_message_template: v.first_user_message_template.clone(),
             description: v.description.clone(),
-            model_config: v.model_config.clone(),
+            model_config,
             constraints: ConstraintsOut {
                 max_tool_calls: v.constraints.max_tool_calls,
                 max_sub_objectives: v.constraints.max_sub_objectives,
@@ -201,7 +209,7 @@ pub(crate) async fn render(s: &AppState, v: &Variation) -> ApiResult<VariationOu
             score: alpha / (alpha + beta),
             score_alpha: alpha,
             score_beta: beta,
-            model,
+            model: model.map(|m| resource_meta(&m.meta, &m.workspace_id)),
         },
     })
 }
@@ -624,28 +632,33 @@ fn creates_cycle(parent: &str, child: &str, edges: &[(String, String)]) -> bool 
     false
 }
 
-async fn assign(s: &AppState, c: &WsCaller, agent: &Agent, v: &Variation, body: &AssignIn) -> ApiResult<Assignment> {
-    let (kind, raw) = body.target()?;
-    let target = match kind {
+/// The id of the tool, tool set or agent an assignment body names, resolved in the caller's
+/// workspace (`external_id:` included); another workspace's target is a 404.
+async fn resolve_target(s: &AppState, c: &WsCaller, kind: AssignmentKind, raw: &str) -> ApiResult<String> {
+    match kind {
         // Tools and tool sets arrive with the tools slice of the configuration plane; until
         // then none exists in any workspace.
         AssignmentKind::Tool => {
             IdRef::parse(IdKind::Tool, raw)?;
-            return Err(Error::not_found("tool").into());
+            Err(Error::not_found("tool").into())
         }
         AssignmentKind::ToolSet => {
             IdRef::parse(IdKind::ToolSet, raw)?;
-            return Err(Error::not_found("tool set").into());
+            Err(Error::not_found("tool set").into())
         }
-        AssignmentKind::SubAgent => {
-            let sub = load_agent(s, c, raw).await?;
-            let edges = s.store.sub_agent_edges(c.ws()).await?;
-            if creates_cycle(&agent.meta.id, &sub.meta.id, &edges) {
-                return Err(invalid("that sub-agent would make the agent its own ancestor"));
-            }
-            sub.meta.id
+        AssignmentKind::SubAgent => Ok(load_agent(s, c, raw).await?.meta.id),
+    }
+}
+
+async fn assign(s: &AppState, c: &WsCaller, agent: &Agent, v: &Variation, body: &AssignIn) -> ApiResult<Assignment> {
+    let (kind, raw) = body.target()?;
+    let target = resolve_target(s, c, kind, raw).await?;
+    if kind == AssignmentKind::SubAgent {
+        let edges = s.store.sub_agent_edges(c.ws()).await?;
+        if creates_cycle(&agent.meta.id, &target, &edges) {
+            return Err(invalid("that sub-agent would make the agent its own ancestor"));
         }
-    };
+    }
     let id = s.store.add_assignment(c.ws(), &v.meta.id, kind, &target).await?;
     let all = s.store.list_assignments(c.ws(), &v.meta.id).await?;
     all.into_iter().find(|a| a.id == id).ok_or_else(|| Error::internal().into())
@@ -800,13 +813,12 @@ async fn action(
             let b: AssignIn =
                 serde_json::from_value(body).map_err(|e| invalid(format!("invalid request body: {e}")))?;
             let (kind, target_raw) = b.target()?;
+            let target = resolve_target(&s, &c, kind, target_raw).await?;
             let existing = s.store.list_assignments(c.ws(), &v.meta.id).await?;
-            let found = existing.iter().find(|a| {
-                a.kind == kind
-                    && (a.target_id == target_raw
-                        || IdRef::parse(kind_id(kind), target_raw).ok() == Some(IdRef::Id(a.target_id.clone())))
-            });
-            let a = found.ok_or_else(|| Error::not_found("assignment"))?;
+            let a = existing
+                .iter()
+                .find(|a| a.kind == kind && a.target_id == target)
+                .ok_or_else(|| Error::not_found("assignment"))?;
             s.store.remove_assignment(c.ws(), &v.meta.id, &a.id).await?;
         }
         "addMemoryLayer" => {
@@ -830,14 +842,6 @@ async fn action(
         }
     }
     Ok(Json(render(&s, &v).await?))
-}
-
-fn kind_id(kind: AssignmentKind) -> IdKind {
-    match kind {
-        AssignmentKind::Tool => IdKind::Tool,
-        AssignmentKind::ToolSet => IdKind::ToolSet,
-        AssignmentKind::SubAgent => IdKind::Agent,
-    }
 }
 
 pub fn workspace_routes() -> Router<AppState> {

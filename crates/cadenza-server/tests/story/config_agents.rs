@@ -96,9 +96,13 @@ async fn agent_validation(backend: TestBackend) {
         .await
         .expect_error(400, 9);
     assert!(msg.contains("variation"));
-    app.post(&agents, ADMIN_TOKEN, json!({"metadata": {"name": "x"}, "defaultVariation": {"metadata": {"name": "v"}}}))
-        .await
-        .expect_error(501, 12);
+    app.post(
+        &agents,
+        ADMIN_TOKEN,
+        json!({"metadata": {"name": "x"}, "defaultVariation": {"metadata": {"name": "v"}, "spec": {"prompt": "{% if %}"}}}),
+    )
+    .await
+    .expect_error(400, 3);
     app.post(&agents, ADMIN_TOKEN, json!({"spec": {}})).await.expect_error(400, 3);
     assert_eq!(app.list_all(&agents, ADMIN_TOKEN, 10).await.len(), 0, "nothing was created");
 

@@ -7,7 +7,7 @@ use serde_json::json;
 
 use crate::{create_key, create_workspace, str_at};
 
-fn catalog() -> Vec<CatalogModel> {
+pub(crate) fn catalog() -> Vec<CatalogModel> {
     let model = |provider: &str, kind: &str, id: &str, price: u64, missing: bool| CatalogModel {
         name: format!("{provider}/{id}"),
         provider: provider.to_string(),
@@ -27,7 +27,7 @@ fn catalog() -> Vec<CatalogModel> {
     ]
 }
 
-async fn start(backend: TestBackend) -> Option<TestApp> {
+pub(crate) async fn start(backend: TestBackend) -> Option<TestApp> {
     TestApp::start_with(backend, ApiConfig { models: catalog(), ..ApiConfig::default() }).await
 }
 
