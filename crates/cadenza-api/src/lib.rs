@@ -85,6 +85,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::api_keys::workspace_routes())
         .merge(routes::memory::workspace_routes())
         .merge(routes::models::workspace_routes())
+        .merge(routes::schedules::workspace_routes())
         .merge(routes::secrets::workspace_routes())
         .merge(routes::variations::workspace_routes());
 

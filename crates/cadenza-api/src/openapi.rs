@@ -70,6 +70,7 @@ pub fn operations() -> Vec<Op> {
     ops.extend(crate::routes::secrets::operations());
     ops.extend(crate::routes::agents::operations());
     ops.extend(crate::routes::variations::operations());
+    ops.extend(crate::routes::schedules::operations());
     ops.extend(crate::routes::models::operations());
     ops.extend(crate::routes::memory::operations());
     ops.extend(crate::routes::ops::operations());

@@ -20,6 +20,21 @@ pub fn check(field: &str, schema: &Value) -> Result<()> {
         .map_err(|e| Error::invalid(format!("{field} is not a usable JSON Schema: {e}")))
 }
 
+/// Checks `instance` against a stored `schema` (already accepted by [`check`]); the error names
+/// `field` and the first failing location.
+pub fn validate(field: &str, schema: &Value, instance: &Value) -> Result<()> {
+    let validator = jsonschema::validator_for(schema)
+        .map_err(|e| Error::invalid(format!("the agent's schema for {field} is unusable: {e}")))?;
+    match validator.iter_errors(instance).next() {
+        None => Ok(()),
+        Some(e) => {
+            let at = e.instance_path().to_string();
+            let at = if at.is_empty() { "the top level".to_string() } else { at };
+            Err(Error::invalid(format!("{field} does not match the agent's input schema at {at}: {e}")))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -48,5 +63,14 @@ mod tests {
             let r = std::panic::catch_unwind(|| check("s", &bad));
             assert!(matches!(r, Ok(Err(_))), "{bad} must be refused cleanly: {r:?}");
         }
+    }
+
+    #[test]
+    fn validates_instances() {
+        let s = json!({"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]});
+        assert!(validate("data", &s, &json!({"n": 3})).is_ok());
+        let err = validate("data", &s, &json!({"n": "x"})).expect_err("wrong type");
+        assert!(err.message.contains("/n"), "{}", err.message);
+        assert!(validate("data", &s, &json!({})).is_err());
     }
 }

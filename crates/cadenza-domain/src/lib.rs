@@ -15,6 +15,7 @@ pub mod meta;
 pub mod models;
 pub mod page;
 pub mod principal;
+pub mod schedules;
 pub mod scopes;
 pub mod time;
 pub mod variations;

@@ -168,7 +168,7 @@ impl Store {
     }
 
     pub async fn delete_agent(&self, workspace_id: &str, id: &str) -> StoreResult<bool> {
-        // The agent goes with its variations, their assignments and stacks, and every
+        // The agent goes with its variations (their assignments and stacks), its schedules, and every
         // assignment that used it as a sub-agent.
         let n = in_tx!(self, |tx| {
             for sql in [
@@ -176,6 +176,7 @@ impl Store {
                 "DELETE FROM variation_memory_layers WHERE workspace_id = $1 AND variation_id IN                  (SELECT id FROM variations WHERE workspace_id = $1 AND agent_id = $2)",
                 "DELETE FROM variation_assignments WHERE workspace_id = $1 AND kind = 'agent' AND target_id = $2",
                 "DELETE FROM variations WHERE workspace_id = $1 AND agent_id = $2",
+                "DELETE FROM schedules WHERE workspace_id = $1 AND agent_id = $2",
             ] {
                 sqlx::query(sql).bind(workspace_id).bind(id).execute(&mut *tx).await?;
             }

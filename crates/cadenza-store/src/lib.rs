@@ -24,6 +24,7 @@ pub mod bootstrap;
 pub mod jobs;
 pub mod memory;
 pub mod models;
+pub mod schedules;
 pub mod secrets;
 pub mod variations;
 pub mod workspaces;

@@ -295,10 +295,23 @@ async fn update(
     let mask = UpdateMask::parse(b.update_mask.as_deref(), &allowed)?;
     b.metadata.apply(&mask, &mut agent.meta)?;
     let n = s.store.count_variations(c.ws(), &agent.meta.id).await?;
+    let was = agent.status;
     apply_spec(&mut agent, b.spec, &mask, n)?;
     agent.meta.updated_at = s.store.now_ms();
     s.store.update_agent(&agent).await?;
+    if agent.status != was {
+        pause_schedules_unless_published(&s, &agent).await?;
+    }
     Ok(Json(AgentOut::new(&agent, n)))
+}
+
+/// Unpublishing or archiving an agent pauses its active schedules (CONTRACT §4.1); they are
+/// resumed one by one, deliberately.
+async fn pause_schedules_unless_published(s: &AppState, agent: &Agent) -> ApiResult<()> {
+    if agent.status != AgentStatus::Published {
+        s.store.pause_agent_schedules(&agent.workspace_id, &agent.meta.id).await?;
+    }
+    Ok(())
 }
 
 async fn delete(
@@ -332,6 +345,7 @@ async fn action(
         agent.status = next;
         agent.meta.updated_at = s.store.now_ms();
         s.store.update_agent(&agent).await?;
+        pause_schedules_unless_published(&s, &agent).await?;
     }
     Ok(Json(AgentOut::new(&agent, n)))
 }

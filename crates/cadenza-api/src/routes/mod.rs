@@ -7,6 +7,7 @@ pub mod api_keys;
 pub mod memory;
 pub mod models;
 pub mod ops;
+pub mod schedules;
 pub mod secrets;
 pub mod variations;
 pub mod workspaces;

@@ -572,6 +572,13 @@ async fn delete_one(
 ) -> ApiResult<Json<Empty>> {
     c.require("agents", Verb::Manage)?;
     let (_, v) = load(&s, &c, &agent_raw, &raw).await?;
+    let pinned = s.store.count_schedules_on_variation(c.ws(), &v.meta.id).await?;
+    if pinned > 0 {
+        return Err(Error::precondition(format!(
+            "{pinned} schedule(s) fire this variation: change or archive them first"
+        ))
+        .into());
+    }
     s.store.delete_variation(c.ws(), &v.meta.id).await?;
     Ok(empty())
 }

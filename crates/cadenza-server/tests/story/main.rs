@@ -4,6 +4,7 @@
 mod config_agents;
 mod config_memory;
 mod config_models;
+mod config_schedules;
 mod config_variations;
 mod ops;
 mod platform_account;

@@ -1,0 +1,463 @@
+//! Agent schedules (CONTRACT §6): CRUD in both spellings, `:pause`/`:resume`/`:archive`, and
+//! the next fire time in `info`. Firing belongs to the runtime; this module keeps the due-time
+//! column it will claim (`Store::advance_schedule`) right on every write.
+
+use axum::Json;
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::routing::get;
+use cadenza_domain::agents::{Agent, AgentStatus};
+use cadenza_domain::ids::{IdKind, IdRef};
+use cadenza_domain::mask::UpdateMask;
+use cadenza_domain::schedules::{Calendar, OverlapPolicy, Range, Rule, RuleIn, Schedule, ScheduleState};
+use cadenza_domain::scopes::Verb;
+use cadenza_domain::time::format_ms;
+use cadenza_domain::{Error, json_schema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::AppState;
+use crate::auth::WsCaller;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{JsonBody, QueryPairs, split_verb};
+use crate::openapi::{Op, schema};
+use crate::wire::{Empty, ListResponse, METADATA_MASK, MetadataIn, ResourceMetadata, empty, resource_meta};
+
+// ---- wire shapes ----
+
+#[derive(Debug, Serialize, JsonSchema)]
+#[schemars(rename = "AgentSchedule")]
+pub struct ScheduleOut {
+    metadata: ResourceMetadata,
+    spec: ScheduleSpecOut,
+    info: ScheduleInfoOut,
+    /// Later spelling of `spec.status`: `STATE_ACTIVE`, `STATE_PAUSED`, `STATE_ARCHIVED`.
+    state: String,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(rename = "AgentScheduleSpec")]
+struct ScheduleSpecOut {
+    /// Seed name of the first user message.
+    initial_message: String,
+    /// Later name of the same message.
+    first_user_message: String,
+    /// Seed name of the objective's data.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data: Option<Value>,
+    /// Later name of the same data.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    system_prompt_data: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    first_user_message_data: Option<Value>,
+    schedule: RuleOut,
+    overlap_policy: &'static str,
+    status: String,
+    variation_id: String,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+#[schemars(rename = "AgentScheduleSpecSchedule")]
+struct RuleOut {
+    calendars: Vec<CalendarOut>,
+    intervals: Vec<IntervalOut>,
+    timezone: String,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(rename = "ScheduleCalendar")]
+struct CalendarOut {
+    second: Vec<RangeOut>,
+    minute: Vec<RangeOut>,
+    hour: Vec<RangeOut>,
+    day_of_month: Vec<RangeOut>,
+    month: Vec<RangeOut>,
+    day_of_week: Vec<RangeOut>,
+    comment: String,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+#[schemars(rename = "ScheduleRange")]
+struct RangeOut {
+    start: i32,
+    end: i32,
+    step: i32,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+#[schemars(rename = "ScheduleInterval")]
+struct IntervalOut {
+    /// Duration such as `"3600s"`.
+    every: String,
+    offset: String,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(rename = "AgentScheduleInfo")]
+struct ScheduleInfoOut {
+    /// Absent when paused, archived, or when the rule never fires again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_fire_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_fire_at: Option<String>,
+    last_objective_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_skipped_at: Option<String>,
+    last_skip_reason: String,
+    total_fires: i32,
+}
+
+fn ranges(rs: &[Range]) -> Vec<RangeOut> {
+    rs.iter().map(|r| RangeOut { start: r.start, end: r.end, step: r.step }).collect()
+}
+
+fn calendar_out(c: &Calendar) -> CalendarOut {
+    CalendarOut {
+        second: ranges(&c.second),
+        minute: ranges(&c.minute),
+        hour: ranges(&c.hour),
+        day_of_month: ranges(&c.day_of_month),
+        month: ranges(&c.month),
+        day_of_week: ranges(&c.day_of_week),
+        comment: c.comment.clone(),
+    }
+}
+
+impl ScheduleOut {
+    fn new(s: &Schedule, now_ms: i64) -> Self {
+        // Until the runtime fires a due schedule, show the next fire still ahead of now rather
+        // than one already past.
+        let next = match s.next_fire_at {
+            Some(due) if due <= now_ms => s.rule.next_fire_after(now_ms),
+            other => other,
+        };
+        Self {
+            metadata: resource_meta(&s.meta, &s.workspace_id),
+            spec: ScheduleSpecOut {
+                initial_message: s.first_user_message.clone(),
+                first_user_message: s.first_user_message.clone(),
+                data: s.system_prompt_data.clone(),
+                system_prompt_data: s.system_prompt_data.clone(),
+                first_user_message_data: s.first_user_message_data.clone(),
+                schedule: RuleOut {
+                    calendars: s.rule.calendars.iter().map(calendar_out).collect(),
+                    intervals: s
+                        .rule
+                        .intervals
+                        .iter()
+                        .map(|i| IntervalOut {
+                            every: format!("{}s", i.every_secs),
+                            offset: format!("{}s", i.offset_secs),
+                        })
+                        .collect(),
+                    timezone: s.rule.timezone.clone(),
+                },
+                overlap_policy: s.overlap.as_wire(),
+                status: s.state.as_status(),
+                variation_id: s.variation_id.clone(),
+            },
+            info: ScheduleInfoOut {
+                next_fire_at: next.map(format_ms),
+                last_fire_at: s.last_fire_at.map(format_ms),
+                last_objective_id: s.last_objective_id.clone(),
+                last_skipped_at: s.last_skipped_at.map(format_ms),
+                last_skip_reason: s.last_skip_reason.clone(),
+                total_fires: i32::try_from(s.total_fires).unwrap_or(i32::MAX),
+            },
+            state: s.state.as_state(),
+        }
+    }
+}
+
+// ---- requests ----
+
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(rename = "AgentScheduleSpecRequest")]
+struct SpecIn {
+    initial_message: Option<String>,
+    first_user_message: Option<String>,
+    data: Option<Value>,
+    system_prompt_data: Option<Value>,
+    first_user_message_data: Option<Value>,
+    #[schemars(with = "Option<Value>")]
+    schedule: Option<RuleIn>,
+    overlap_policy: Option<String>,
+    status: Option<String>,
+    variation_id: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(rename = "AgentScheduleWriteRequest")]
+struct WriteIn {
+    #[serde(default)]
+    metadata: MetadataIn,
+    #[serde(default)]
+    spec: SpecIn,
+    #[serde(alias = "update_mask")]
+    update_mask: Option<String>,
+}
+
+const SPEC_MASK: &[&str] = &[
+    "spec.initialMessage",
+    "spec.firstUserMessage",
+    "spec.data",
+    "spec.systemPromptData",
+    "spec.firstUserMessageData",
+    "spec.schedule",
+    "spec.overlapPolicy",
+    "spec.status",
+    "spec.variationId",
+];
+
+fn precondition(msg: impl Into<String>) -> ApiError {
+    Error::precondition(msg).into()
+}
+
+/// Moves `s` to `next`; archived is terminal.
+fn change_state(s: &mut Schedule, next: ScheduleState) -> ApiResult<()> {
+    if s.state == ScheduleState::Archived && next != ScheduleState::Archived {
+        return Err(precondition("an archived schedule is final: create a new one"));
+    }
+    s.state = next;
+    Ok(())
+}
+
+/// Applies the spec fields `mask` selects, validating each; nothing is stored on failure.
+async fn apply_spec(
+    st: &AppState,
+    c: &WsCaller,
+    agent: &Agent,
+    s: &mut Schedule,
+    spec: SpecIn,
+    mask: &UpdateMask,
+) -> ApiResult<()> {
+    let seed = mask.covers("spec.initialMessage", spec.initial_message.is_some());
+    let later = mask.covers("spec.firstUserMessage", spec.first_user_message.is_some());
+    if seed || later {
+        s.first_user_message = spec.first_user_message.or(spec.initial_message).unwrap_or_default();
+    }
+    let seed = mask.covers("spec.data", spec.data.is_some());
+    let later = mask.covers("spec.systemPromptData", spec.system_prompt_data.is_some());
+    if seed || later {
+        let data = spec.system_prompt_data.or(spec.data).filter(|d| !d.is_null());
+        if let (Some(schema), Some(d)) = (&agent.input_schema, &data) {
+            json_schema::validate("spec.systemPromptData", schema, d)?;
+        }
+        s.system_prompt_data = data;
+    }
+    if mask.covers("spec.firstUserMessageData", spec.first_user_message_data.is_some()) {
+        s.first_user_message_data = spec.first_user_message_data.filter(|d| !d.is_null());
+    }
+    if mask.covers("spec.schedule", spec.schedule.is_some()) {
+        s.rule = spec.schedule.unwrap_or_default().validate()?;
+    }
+    if mask.covers("spec.overlapPolicy", spec.overlap_policy.is_some()) {
+        s.overlap = OverlapPolicy::parse(spec.overlap_policy.as_deref().unwrap_or_default())?;
+    }
+    if mask.covers("spec.status", spec.status.is_some())
+        && let Some(next) = ScheduleState::parse(spec.status.as_deref().unwrap_or_default())?
+    {
+        change_state(s, next)?;
+    }
+    if mask.covers("spec.variationId", spec.variation_id.is_some()) {
+        s.variation_id = match spec.variation_id.as_deref().filter(|v| !v.is_empty()) {
+            None => String::new(),
+            Some(raw) => {
+                let r = IdRef::parse(IdKind::Variation, raw)?;
+                st.store
+                    .get_variation(c.ws(), &agent.meta.id, &r)
+                    .await?
+                    .ok_or_else(|| Error::not_found("variation"))?
+                    .meta
+                    .id
+            }
+        };
+    }
+    Ok(())
+}
+
+// ---- loading ----
+
+async fn load_agent(s: &AppState, c: &WsCaller, raw: &str) -> ApiResult<Agent> {
+    let r = IdRef::parse(IdKind::Agent, raw)?;
+    Ok(s.store.get_agent(c.ws(), &r).await?.ok_or_else(|| Error::not_found("agent"))?)
+}
+
+async fn load(s: &AppState, c: &WsCaller, agent_raw: &str, raw: &str) -> ApiResult<(Agent, Schedule)> {
+    let agent = load_agent(s, c, agent_raw).await?;
+    let r = IdRef::parse(IdKind::Schedule, raw)?;
+    let sched = s.store.get_schedule(c.ws(), &agent.meta.id, &r).await?.ok_or_else(|| Error::not_found("schedule"))?;
+    Ok((agent, sched))
+}
+
+// ---- handlers ----
+
+async fn list(
+    State(s): State<AppState>,
+    c: WsCaller,
+    Path((_, agent_raw)): Path<(String, String)>,
+    q: QueryPairs,
+) -> ApiResult<Json<ListResponse<ScheduleOut>>> {
+    c.require("agents", Verb::Read)?;
+    let agent = load_agent(&s, &c, &agent_raw).await?;
+    let page = s.store.list_schedules(c.ws(), &agent.meta.id, &q.list_params()?).await?;
+    let now = s.store.now_ms();
+    let items = page.items.iter().map(|x| ScheduleOut::new(x, now)).collect();
+    Ok(Json(ListResponse { items, pagination: crate::wire::Pagination { next_cursor: page.next_cursor } }))
+}
+
+async fn create(
+    State(s): State<AppState>,
+    c: WsCaller,
+    Path((_, agent_raw)): Path<(String, String)>,
+    JsonBody(b): JsonBody<WriteIn>,
+) -> ApiResult<Json<ScheduleOut>> {
+    c.require("agents", Verb::Manage)?;
+    let agent = load_agent(&s, &c, &agent_raw).await?;
+    if agent.status == AgentStatus::Archived {
+        return Err(precondition("the agent is archived: unarchive it before scheduling it"));
+    }
+    if b.spec.schedule.is_none() {
+        return Err(Error::invalid("spec.schedule is required").into());
+    }
+    let meta = b.metadata.into_new()?;
+    let now = s.store.now_ms();
+    let mut sched = Schedule {
+        meta: meta.into_meta(IdKind::Schedule, now, &c.workspace.meta.account_id, &c.principal.profile_id),
+        workspace_id: c.ws().to_string(),
+        agent_id: agent.meta.id.clone(),
+        first_user_message: String::new(),
+        system_prompt_data: None,
+        first_user_message_data: None,
+        // Replaced by apply_spec: create requires spec.schedule.
+        rule: Rule { calendars: Vec::new(), intervals: Vec::new(), timezone: "UTC".into() },
+        overlap: OverlapPolicy::Skip,
+        state: ScheduleState::Active,
+        variation_id: String::new(),
+        next_fire_at: None,
+        last_fire_at: None,
+        last_objective_id: String::new(),
+        last_skipped_at: None,
+        last_skip_reason: String::new(),
+        total_fires: 0,
+    };
+    apply_spec(&s, &c, &agent, &mut sched, b.spec, &UpdateMask::default()).await?;
+    sched.reschedule(now);
+    s.store.insert_schedule(&sched).await?;
+    Ok(Json(ScheduleOut::new(&sched, now)))
+}
+
+async fn get_one(
+    State(s): State<AppState>,
+    c: WsCaller,
+    Path((_, agent_raw, raw)): Path<(String, String, String)>,
+) -> ApiResult<Json<ScheduleOut>> {
+    c.require("agents", Verb::Read)?;
+    let (_, sched) = load(&s, &c, &agent_raw, &raw).await?;
+    Ok(Json(ScheduleOut::new(&sched, s.store.now_ms())))
+}
+
+async fn update(
+    State(s): State<AppState>,
+    c: WsCaller,
+    Path((_, agent_raw, raw)): Path<(String, String, String)>,
+    JsonBody(b): JsonBody<WriteIn>,
+) -> ApiResult<Json<ScheduleOut>> {
+    c.require("agents", Verb::Manage)?;
+    let (agent, mut sched) = load(&s, &c, &agent_raw, &raw).await?;
+    let allowed = [METADATA_MASK.as_slice(), SPEC_MASK].concat();
+    let mask = UpdateMask::parse(b.update_mask.as_deref(), &allowed)?;
+    b.metadata.apply(&mask, &mut sched.meta)?;
+    apply_spec(&s, &c, &agent, &mut sched, b.spec, &mask).await?;
+    let now = s.store.now_ms();
+    sched.meta.updated_at = now;
+    sched.reschedule(now);
+    s.store.update_schedule(&sched).await?;
+    Ok(Json(ScheduleOut::new(&sched, now)))
+}
+
+async fn delete_one(
+    State(s): State<AppState>,
+    c: WsCaller,
+    Path((_, agent_raw, raw)): Path<(String, String, String)>,
+) -> ApiResult<Json<Empty>> {
+    c.require("agents", Verb::Manage)?;
+    let (_, sched) = load(&s, &c, &agent_raw, &raw).await?;
+    s.store.delete_schedule(c.ws(), &sched.meta.id).await?;
+    Ok(empty())
+}
+
+/// `:pause`, `:resume`, `:archive`.
+async fn action(
+    State(s): State<AppState>,
+    c: WsCaller,
+    Path((_, agent_raw, seg)): Path<(String, String, String)>,
+) -> ApiResult<Json<ScheduleOut>> {
+    c.require("agents", Verb::Manage)?;
+    let (raw, verb) = split_verb(&seg, &["pause", "resume", "archive"])?;
+    let (agent, mut sched) = load(&s, &c, &agent_raw, raw).await?;
+    let next = match verb {
+        "pause" => ScheduleState::Paused,
+        "resume" => ScheduleState::Active,
+        _ => ScheduleState::Archived,
+    };
+    if next == ScheduleState::Active && agent.status == AgentStatus::Archived {
+        return Err(precondition("the agent is archived: unarchive it before resuming its schedules"));
+    }
+    change_state(&mut sched, next)?;
+    let now = s.store.now_ms();
+    sched.meta.updated_at = now;
+    sched.reschedule(now);
+    s.store.update_schedule(&sched).await?;
+    Ok(Json(ScheduleOut::new(&sched, now)))
+}
+
+pub fn workspace_routes() -> Router<AppState> {
+    const BASE: &str = "/agents/{agent_id}/schedules";
+    Router::new()
+        .route(BASE, get(list).post(create))
+        .route(&format!("{BASE}/{{schedule_id}}"), get(get_one).patch(update).delete(delete_one).post(action))
+}
+
+pub fn operations() -> Vec<Op> {
+    const T: &str = "Agent schedules";
+    const COLL: &str = "/v1/workspaces/{workspace_id}/agents/{agent_id}/schedules";
+    const ITEM: &str = "/v1/workspaces/{workspace_id}/agents/{agent_id}/schedules/{schedule_id}";
+    let mut ops = vec![
+        Op::new("get", COLL, "list_schedules", T, schema::<ListResponse<ScheduleOut>>).scope("agents:read").list(),
+        Op::new("post", COLL, "create_schedule", T, schema::<ScheduleOut>)
+            .scope("agents:manage")
+            .body(schema::<WriteIn>),
+        Op::new("get", ITEM, "get_schedule", T, schema::<ScheduleOut>).scope("agents:read"),
+        Op::new("patch", ITEM, "update_schedule", T, schema::<ScheduleOut>)
+            .scope("agents:manage")
+            .body(schema::<WriteIn>),
+        Op::new("delete", ITEM, "delete_schedule", T, schema::<Empty>).scope("agents:manage"),
+    ];
+    for (path, id, summary) in [
+        (
+            concat!("/v1/workspaces/{workspace_id}/agents/{agent_id}/schedules/{schedule_id}", ":pause"),
+            "pause_schedule",
+            "Stop firing; keep history",
+        ),
+        (
+            concat!("/v1/workspaces/{workspace_id}/agents/{agent_id}/schedules/{schedule_id}", ":resume"),
+            "resume_schedule",
+            "Fire again (not from ARCHIVED)",
+        ),
+        (
+            concat!("/v1/workspaces/{workspace_id}/agents/{agent_id}/schedules/{schedule_id}", ":archive"),
+            "archive_schedule",
+            "Stop for good",
+        ),
+    ] {
+        ops.push(Op::new("post", path, id, T, schema::<ScheduleOut>).summary(summary).scope("agents:manage"));
+    }
+    ops
+}

@@ -1,0 +1,591 @@
+//! Agent schedules (CONTRACT §6): the Temporal-style rule (calendars OR intervals, in an IANA
+//! zone), its validation, and the next fire time.
+//!
+//! Calendars become croner patterns (seconds required, day-of-month AND day-of-week, as
+//! Temporal requires every field to match). Two rules about clocks hold for every kind of rule:
+//! a wall-clock time that a spring-forward skips fires at the moment the clock jumps (so a
+//! daily job is never lost), and a wall-clock time that a fall-back repeats fires once, on its
+//! first occurrence.
+//!
+//! Intervals: an `every` that is a whole number of days divides the zone's *wall clock* (so
+//! `every: 86400s, offset: 32400s` is 09:00 local every day, summer and winter); any other
+//! `every` divides real time from the Unix epoch, like Temporal (so `every: 5400s` is always
+//! ninety real minutes apart, even across a DST change).
+
+use croner::Cron;
+use croner::parser::{CronParser, Seconds, Year};
+use jiff::civil::DateTime;
+use jiff::tz::TimeZone;
+use jiff::{Timestamp, Zoned};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+use crate::meta::Meta;
+use crate::variations::parse_duration_secs;
+
+const DAY_SECS: i64 = 86_400;
+
+/// `{start, end, step}`: every `step`-th value from `start` to `end` inclusive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Range {
+    pub start: i32,
+    pub end: i32,
+    pub step: i32,
+}
+
+/// One calendar rule; an empty list means the field's default (see `Field`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Calendar {
+    pub second: Vec<Range>,
+    pub minute: Vec<Range>,
+    pub hour: Vec<Range>,
+    pub day_of_month: Vec<Range>,
+    pub month: Vec<Range>,
+    pub day_of_week: Vec<Range>,
+    pub comment: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Interval {
+    pub every_secs: i64,
+    pub offset_secs: i64,
+}
+
+/// When a schedule fires: any calendar or any interval, in `timezone`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Rule {
+    pub calendars: Vec<Calendar>,
+    pub intervals: Vec<Interval>,
+    pub timezone: String,
+}
+
+/// The calendar fields, their wire names, bounds, and what an empty list means.
+#[derive(Clone, Copy)]
+enum Field {
+    Second,
+    Minute,
+    Hour,
+    DayOfMonth,
+    Month,
+    DayOfWeek,
+}
+
+impl Field {
+    const ALL: [Field; 6] =
+        [Field::Second, Field::Minute, Field::Hour, Field::DayOfMonth, Field::Month, Field::DayOfWeek];
+
+    fn name(self) -> &'static str {
+        match self {
+            Field::Second => "second",
+            Field::Minute => "minute",
+            Field::Hour => "hour",
+            Field::DayOfMonth => "dayOfMonth",
+            Field::Month => "month",
+            Field::DayOfWeek => "dayOfWeek",
+        }
+    }
+
+    fn bounds(self) -> (i32, i32) {
+        match self {
+            Field::Second | Field::Minute => (0, 59),
+            Field::Hour => (0, 23),
+            Field::DayOfMonth => (1, 31),
+            Field::Month => (1, 12),
+            // 0 = Sunday, Temporal-style.
+            Field::DayOfWeek => (0, 6),
+        }
+    }
+
+    /// An empty time field means "at 0"; an empty date field means "any".
+    fn empty_pattern(self) -> &'static str {
+        match self {
+            Field::Second | Field::Minute | Field::Hour => "0",
+            _ => "*",
+        }
+    }
+
+    fn of(self, c: &Calendar) -> &[Range] {
+        match self {
+            Field::Second => &c.second,
+            Field::Minute => &c.minute,
+            Field::Hour => &c.hour,
+            Field::DayOfMonth => &c.day_of_month,
+            Field::Month => &c.month,
+            Field::DayOfWeek => &c.day_of_week,
+        }
+    }
+
+    fn of_mut(self, c: &mut Calendar) -> &mut Vec<Range> {
+        match self {
+            Field::Second => &mut c.second,
+            Field::Minute => &mut c.minute,
+            Field::Hour => &mut c.hour,
+            Field::DayOfMonth => &mut c.day_of_month,
+            Field::Month => &mut c.month,
+            Field::DayOfWeek => &mut c.day_of_week,
+        }
+    }
+}
+
+// ---- input, as clients send it ----
+
+/// A range as sent: every member optional (`end` defaults to `start`, `step` to 1).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct RangeIn {
+    pub start: Option<i64>,
+    pub end: Option<i64>,
+    pub step: Option<i64>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CalendarIn {
+    pub second: Option<Vec<RangeIn>>,
+    pub minute: Option<Vec<RangeIn>>,
+    pub hour: Option<Vec<RangeIn>>,
+    pub day_of_month: Option<Vec<RangeIn>>,
+    pub month: Option<Vec<RangeIn>>,
+    pub day_of_week: Option<Vec<RangeIn>>,
+    pub comment: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct IntervalIn {
+    pub every: Option<String>,
+    pub offset: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct RuleIn {
+    pub calendars: Option<Vec<CalendarIn>>,
+    pub intervals: Option<Vec<IntervalIn>>,
+    pub timezone: Option<String>,
+}
+
+impl RuleIn {
+    /// Checks every field and returns the rule, or a 400 naming the first problem.
+    pub fn validate(self) -> Result<Rule> {
+        let timezone = match self.timezone.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+            None => "UTC".to_string(),
+            Some(tz) => {
+                TimeZone::get(tz).map_err(|_| {
+                    Error::invalid(format!("spec.schedule.timezone {tz:?} is not an IANA time zone name"))
+                })?;
+                tz.to_string()
+            }
+        };
+        let mut calendars = Vec::new();
+        for (i, c) in self.calendars.unwrap_or_default().into_iter().enumerate() {
+            calendars.push(calendar(i, c)?);
+        }
+        let mut intervals = Vec::new();
+        for (i, iv) in self.intervals.unwrap_or_default().into_iter().enumerate() {
+            intervals.push(interval(i, iv)?);
+        }
+        if calendars.is_empty() && intervals.is_empty() {
+            return Err(Error::invalid("spec.schedule needs at least one calendar or interval"));
+        }
+        let rule = Rule { calendars, intervals, timezone };
+        // Every calendar must also be accepted by the pattern engine.
+        for (i, c) in rule.calendars.iter().enumerate() {
+            cron(c)
+                .map_err(|e| Error::invalid(format!("spec.schedule.calendars[{i}] is not a valid calendar: {e}")))?;
+        }
+        Ok(rule)
+    }
+}
+
+fn calendar(i: usize, c: CalendarIn) -> Result<Calendar> {
+    let mut out = Calendar { comment: c.comment.unwrap_or_default(), ..Calendar::default() };
+    let raw = [c.second, c.minute, c.hour, c.day_of_month, c.month, c.day_of_week];
+    for (field, ranges) in Field::ALL.into_iter().zip(raw) {
+        let (lo, hi) = field.bounds();
+        for (j, r) in ranges.unwrap_or_default().into_iter().enumerate() {
+            let at = format!("spec.schedule.calendars[{i}].{}[{j}]", field.name());
+            let start = r.start.unwrap_or(0);
+            let end = r.end.filter(|e| *e != 0).unwrap_or(start);
+            let step = r.step.filter(|s| *s != 0).unwrap_or(1);
+            for (what, v) in [("start", start), ("end", end)] {
+                if !(i64::from(lo)..=i64::from(hi)).contains(&v) {
+                    return Err(Error::invalid(format!("{at}.{what} must be between {lo} and {hi}, not {v}")));
+                }
+            }
+            if end < start {
+                return Err(Error::invalid(format!("{at}.end must not be before its start")));
+            }
+            if step < 1 {
+                return Err(Error::invalid(format!("{at}.step must be at least 1")));
+            }
+            // In range by the checks above, so the conversions cannot fail.
+            let narrow = |v: i64| i32::try_from(v).unwrap_or(i32::MAX);
+            field.of_mut(&mut out).push(Range { start: narrow(start), end: narrow(end), step: narrow(step) });
+        }
+    }
+    Ok(out)
+}
+
+fn interval(i: usize, iv: IntervalIn) -> Result<Interval> {
+    let at = format!("spec.schedule.intervals[{i}]");
+    let every = match iv.every.as_deref().filter(|e| !e.is_empty()) {
+        None => return Err(Error::invalid(format!("{at}.every is required"))),
+        Some(e) => parse_duration_secs(&format!("{at}.every"), e)?,
+    };
+    if every < 1 {
+        return Err(Error::invalid(format!("{at}.every must be at least 1s")));
+    }
+    let offset = match iv.offset.as_deref().filter(|o| !o.is_empty()) {
+        None => 0,
+        Some(o) => parse_duration_secs(&format!("{at}.offset"), o)?,
+    };
+    if offset < 0 || offset >= every {
+        return Err(Error::invalid(format!("{at}.offset must be at least 0s and less than every")));
+    }
+    Ok(Interval { every_secs: every, offset_secs: offset })
+}
+
+// ---- next fire time ----
+
+fn field_pattern(field: Field, ranges: &[Range]) -> String {
+    if ranges.is_empty() {
+        return field.empty_pattern().to_string();
+    }
+    let parts: Vec<String> = ranges
+        .iter()
+        .map(|r| match (r.start == r.end, r.step) {
+            (true, _) => r.start.to_string(),
+            (false, 1) => format!("{}-{}", r.start, r.end),
+            (false, step) => format!("{}-{}/{step}", r.start, r.end),
+        })
+        .collect();
+    parts.join(",")
+}
+
+fn cron(c: &Calendar) -> std::result::Result<Cron, croner::errors::CronError> {
+    let pattern: Vec<String> = Field::ALL.iter().map(|f| field_pattern(*f, f.of(c))).collect();
+    CronParser::builder()
+        .seconds(Seconds::Required)
+        .year(Year::Disallowed)
+        .dom_and_dow(true)
+        .build()
+        .parse(&pattern.join(" "))
+}
+
+/// Is `z` the second occurrence of a wall-clock time a fall-back repeats?
+fn is_repeat(z: &Zoned) -> bool {
+    let amb = z.time_zone().to_ambiguous_zoned(z.datetime());
+    amb.is_ambiguous() && amb.earlier().is_ok_and(|first| first.timestamp() != z.timestamp())
+}
+
+impl Rule {
+    fn zone(&self) -> TimeZone {
+        // Validated on write; a zone that later vanished from the database degrades to UTC
+        // rather than stopping the schedule.
+        TimeZone::get(&self.timezone).unwrap_or(TimeZone::UTC)
+    }
+
+    /// The first fire strictly after `after_ms`, or `None` if the rule never fires again.
+    pub fn next_fire_after(&self, after_ms: i64) -> Option<i64> {
+        let tz = self.zone();
+        let after = Timestamp::from_millisecond(after_ms).ok()?.to_zoned(tz.clone());
+        let calendars = self.calendars.iter().filter_map(|c| next_calendar(c, &after));
+        let intervals = self.intervals.iter().filter_map(|iv| next_interval(iv, &tz, after_ms));
+        calendars.chain(intervals).min()
+    }
+}
+
+fn next_calendar(c: &Calendar, after: &Zoned) -> Option<i64> {
+    let cron = cron(c).ok()?;
+    let mut from = after.clone();
+    // A few repeats at most (one per matching time in the repeated hour), so the bound is loose.
+    for _ in 0..4_000 {
+        let next = cron.find_next_occurrence(&from, false).ok()?;
+        if !is_repeat(&next) {
+            return Some(next.timestamp().as_millisecond());
+        }
+        from = next;
+    }
+    None
+}
+
+fn next_interval(iv: &Interval, tz: &TimeZone, after_ms: i64) -> Option<i64> {
+    let (every, offset) = (iv.every_secs, iv.offset_secs);
+    if every % DAY_SECS != 0 {
+        // Real time from the epoch: the first `n * every + offset` seconds past `after_ms`.
+        let after_s = after_ms.div_euclid(1000);
+        let n = (after_s - offset).div_euclid(every) + 1;
+        return (n * every + offset).checked_mul(1000);
+    }
+    // Wall clock: count civil seconds since 1970-01-01T00:00 local, then resolve each
+    // candidate in the zone (a gap moves forward, a fold takes its first occurrence).
+    let utc = TimeZone::UTC;
+    let local = Timestamp::from_millisecond(after_ms).ok()?.to_zoned(tz.clone()).datetime();
+    let civil_s = local.to_zoned(utc.clone()).ok()?.timestamp().as_second();
+    let k = (civil_s - offset).div_euclid(every);
+    (0..3).find_map(|j| {
+        let civ: DateTime = Timestamp::from_second((k + j) * every + offset).ok()?.to_zoned(utc.clone()).datetime();
+        let at = tz.to_ambiguous_zoned(civ).compatible().ok()?.timestamp().as_millisecond();
+        (at > after_ms).then_some(at)
+    })
+}
+
+// ---- the schedule resource ----
+
+/// `OVERLAP_POLICY_*`: what a fire does while the previous objective still runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OverlapPolicy {
+    Skip,
+    Allow,
+}
+
+impl OverlapPolicy {
+    pub fn parse(raw: &str) -> Result<Self> {
+        match raw {
+            "" | "OVERLAP_POLICY_UNSPECIFIED" | "OVERLAP_POLICY_SKIP" => Ok(Self::Skip),
+            "OVERLAP_POLICY_ALLOW" => Ok(Self::Allow),
+            other => Err(Error::invalid(format!("unknown spec.overlapPolicy {other:?}"))),
+        }
+    }
+
+    pub fn as_wire(self) -> &'static str {
+        match self {
+            Self::Skip => "OVERLAP_POLICY_SKIP",
+            Self::Allow => "OVERLAP_POLICY_ALLOW",
+        }
+    }
+}
+
+/// Lifecycle; the seed spells it `AGENT_SCHEDULE_STATUS_*` in the spec, later `STATE_*`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScheduleState {
+    Active,
+    Paused,
+    Archived,
+}
+
+impl ScheduleState {
+    /// Either spelling; `None` for the unspecified values.
+    pub fn parse(raw: &str) -> Result<Option<Self>> {
+        Ok(Some(match raw {
+            "" | "AGENT_SCHEDULE_STATUS_UNSPECIFIED" | "STATE_UNSPECIFIED" => return Ok(None),
+            "AGENT_SCHEDULE_STATUS_ACTIVE" | "STATE_ACTIVE" => Self::Active,
+            "AGENT_SCHEDULE_STATUS_PAUSED" | "STATE_PAUSED" => Self::Paused,
+            "AGENT_SCHEDULE_STATUS_ARCHIVED" | "STATE_ARCHIVED" => Self::Archived,
+            other => return Err(Error::invalid(format!("unknown schedule status {other:?}"))),
+        }))
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "ACTIVE",
+            Self::Paused => "PAUSED",
+            Self::Archived => "ARCHIVED",
+        }
+    }
+
+    pub fn from_db(raw: &str) -> Self {
+        match raw {
+            "PAUSED" => Self::Paused,
+            "ARCHIVED" => Self::Archived,
+            _ => Self::Active,
+        }
+    }
+
+    pub fn as_status(self) -> String {
+        format!("AGENT_SCHEDULE_STATUS_{}", self.as_str())
+    }
+
+    pub fn as_state(self) -> String {
+        format!("STATE_{}", self.as_str())
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    pub meta: Meta,
+    pub workspace_id: String,
+    pub agent_id: String,
+    /// Seed `initialMessage`, later `firstUserMessage`.
+    pub first_user_message: String,
+    /// Seed `data`, later `systemPromptData`.
+    pub system_prompt_data: Option<Value>,
+    pub first_user_message_data: Option<Value>,
+    pub rule: Rule,
+    pub overlap: OverlapPolicy,
+    pub state: ScheduleState,
+    /// Empty: the agent's selection mode picks a variation per fire.
+    pub variation_id: String,
+    /// The due-time the firing engine claims; `None` when paused, archived or exhausted.
+    pub next_fire_at: Option<i64>,
+    pub last_fire_at: Option<i64>,
+    pub last_objective_id: String,
+    pub last_skipped_at: Option<i64>,
+    pub last_skip_reason: String,
+    pub total_fires: i64,
+}
+
+impl Schedule {
+    /// Recomputes the due-time from `now_ms`: only active schedules have one.
+    pub fn reschedule(&mut self, now_ms: i64) {
+        self.next_fire_at = match self.state {
+            ScheduleState::Active => self.rule.next_fire_after(now_ms),
+            ScheduleState::Paused | ScheduleState::Archived => None,
+        };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(s: &str) -> i64 {
+        s.parse::<Timestamp>().expect("timestamp").as_millisecond()
+    }
+
+    fn iso(ms: i64) -> String {
+        Timestamp::from_millisecond(ms).expect("ms").to_string()
+    }
+
+    fn rule(v: Value) -> Result<Rule> {
+        serde_json::from_value::<RuleIn>(v).map_err(|e| Error::invalid(e.to_string()))?.validate()
+    }
+
+    /// The next `n` fire times after `from`, as UTC strings.
+    fn fires(r: &Rule, from: &str, n: usize) -> Vec<String> {
+        let mut at = ms(from);
+        let mut out = Vec::new();
+        for _ in 0..n {
+            at = r.next_fire_after(at).expect("fires");
+            out.push(iso(at));
+        }
+        out
+    }
+
+    #[test]
+    fn ranges_steps_and_defaults() {
+        // Every 15 minutes from 09:00 to 10:45 UTC on weekdays.
+        let r = rule(serde_json::json!({"calendars": [{"minute": [{"start": 0, "end": 59, "step": 15}],
+            "hour": [{"start": 9, "end": 10}], "dayOfWeek": [{"start": 1, "end": 5}]}]}))
+        .expect("valid");
+        assert_eq!(r.timezone, "UTC");
+        // 2027-01-01 is a Friday.
+        assert_eq!(
+            fires(&r, "2027-01-01T10:40:00Z", 3),
+            ["2027-01-01T10:45:00Z", "2027-01-04T09:00:00Z", "2027-01-04T09:15:00Z"]
+        );
+    }
+
+    #[test]
+    fn day_of_month_31_skips_short_months() {
+        let r = rule(serde_json::json!({"calendars": [{"hour": [{"start": 12}], "dayOfMonth": [{"start": 31}]}],
+            "timezone": "Europe/Paris"}))
+        .expect("valid");
+        assert_eq!(
+            fires(&r, "2027-01-15T00:00:00Z", 4),
+            // Paris is UTC+1 in winter and UTC+2 in summer.
+            ["2027-01-31T11:00:00Z", "2027-03-31T10:00:00Z", "2027-05-31T10:00:00Z", "2027-07-31T10:00:00Z"]
+        );
+    }
+
+    #[test]
+    fn day_of_month_and_day_of_week_must_both_match() {
+        // The first Monday of each month (Temporal's AND rule, not cron's OR).
+        let r = rule(serde_json::json!({"calendars": [{"hour": [{"start": 9}], "minute": [{"start": 30}],
+            "dayOfMonth": [{"start": 1, "end": 7}], "dayOfWeek": [{"start": 1}]}], "timezone": "UTC"}))
+        .expect("valid");
+        assert_eq!(fires(&r, "2027-01-01T00:00:00Z", 2), ["2027-01-04T09:30:00Z", "2027-02-01T09:30:00Z"]);
+    }
+
+    #[test]
+    fn spring_forward_fires_when_the_clock_jumps() {
+        // 2027-03-14: New York clocks go from 02:00 EST straight to 03:00 EDT.
+        let r = rule(serde_json::json!({"calendars": [{"hour": [{"start": 2}], "minute": [{"start": 30}]}],
+            "timezone": "America/New_York"}))
+        .expect("valid");
+        assert_eq!(
+            fires(&r, "2027-03-13T12:00:00Z", 3),
+            // The 14th has no 02:30: it fires at 03:00 EDT; then 02:30 EDT on the following days.
+            ["2027-03-14T07:00:00Z", "2027-03-15T06:30:00Z", "2027-03-16T06:30:00Z"]
+        );
+    }
+
+    #[test]
+    fn fall_back_fires_a_repeated_time_once() {
+        // 2027-11-07: New York clocks go from 02:00 EDT back to 01:00 EST; 01:30 happens twice.
+        let r = rule(serde_json::json!({"calendars": [{"hour": [{"start": 1}], "minute": [{"start": 30}]}],
+            "timezone": "America/New_York"}))
+        .expect("valid");
+        assert_eq!(
+            fires(&r, "2027-11-06T12:00:00Z", 3),
+            ["2027-11-07T05:30:00Z", "2027-11-08T06:30:00Z", "2027-11-09T06:30:00Z"]
+        );
+        // Hourly at :00 across the same night: 01:00 EDT, then 02:00 EST (01:00 EST is a repeat).
+        let hourly = rule(serde_json::json!({"calendars": [{"hour": [{"start": 0, "end": 23}]}],
+            "timezone": "America/New_York"}))
+        .expect("valid");
+        assert_eq!(
+            fires(&hourly, "2027-11-07T04:30:00Z", 3),
+            ["2027-11-07T05:00:00Z", "2027-11-07T07:00:00Z", "2027-11-07T08:00:00Z"]
+        );
+    }
+
+    #[test]
+    fn intervals_real_time_and_wall_clock() {
+        // Ninety minutes, offset ten: real time from the epoch (UTC midnight is a multiple of 90
+        // minutes), untouched by the DST change at 07:00Z that morning.
+        let r = rule(serde_json::json!({"intervals": [{"every": "5400s", "offset": "600s"}],
+            "timezone": "America/New_York"}))
+        .expect("valid");
+        assert_eq!(
+            fires(&r, "2027-03-14T05:00:00Z", 3),
+            ["2027-03-14T06:10:00Z", "2027-03-14T07:40:00Z", "2027-03-14T09:10:00Z"]
+        );
+        // Daily at 09:00 local: 14:00Z in winter, 13:00Z once DST starts.
+        let daily = rule(serde_json::json!({"intervals": [{"every": "86400s", "offset": "32400s"}],
+            "timezone": "America/New_York"}))
+        .expect("valid");
+        assert_eq!(
+            fires(&daily, "2027-03-13T00:00:00Z", 3),
+            ["2027-03-13T14:00:00Z", "2027-03-14T13:00:00Z", "2027-03-15T13:00:00Z"]
+        );
+        // Calendars and intervals are OR'ed: the earliest wins.
+        let both = rule(serde_json::json!({"intervals": [{"every": "86400s", "offset": "32400s"}],
+            "calendars": [{"hour": [{"start": 6}]}], "timezone": "UTC"}))
+        .expect("valid");
+        assert_eq!(fires(&both, "2027-01-01T07:00:00Z", 2), ["2027-01-01T09:00:00Z", "2027-01-02T06:00:00Z"]);
+    }
+
+    #[test]
+    fn refusals_name_the_problem() {
+        for (v, needle) in [
+            (serde_json::json!({}), "at least one"),
+            (serde_json::json!({"calendars": [], "intervals": []}), "at least one"),
+            (serde_json::json!({"calendars": [{}], "timezone": "Mars/Olympus"}), "timezone"),
+            (serde_json::json!({"calendars": [{"hour": [{"start": 24}]}]}), "hour[0].start"),
+            (serde_json::json!({"calendars": [{"minute": [{"start": 10, "end": 5}]}]}), "minute[0].end"),
+            (serde_json::json!({"calendars": [{"dayOfMonth": [{"start": 0}]}]}), "dayOfMonth"),
+            (serde_json::json!({"calendars": [{"month": [{"start": 13}]}]}), "month"),
+            (serde_json::json!({"calendars": [{"dayOfWeek": [{"start": 7}]}]}), "dayOfWeek"),
+            (serde_json::json!({"calendars": [{"second": [{"start": 0, "end": 59, "step": -1}]}]}), "step"),
+            (serde_json::json!({"intervals": [{"offset": "5s"}]}), "every is required"),
+            (serde_json::json!({"intervals": [{"every": "60s", "offset": "60s"}]}), "offset"),
+            (serde_json::json!({"intervals": [{"every": "60s", "offset": "-1s"}]}), "offset"),
+            (serde_json::json!({"intervals": [{"every": "0s"}]}), "every"),
+            (serde_json::json!({"intervals": [{"every": "1h"}]}), "every"),
+        ] {
+            let err = rule(v.clone()).expect_err("refused");
+            assert!(err.message.contains(needle), "{v}: {:?} should mention {needle}", err.message);
+        }
+    }
+
+    #[test]
+    fn impossible_calendars_never_fire() {
+        // February 30th: valid fields, no date ever matches.
+        let r = rule(serde_json::json!({"calendars": [{"month": [{"start": 2}], "dayOfMonth": [{"start": 30}]}]}))
+            .expect("fields are in range");
+        assert_eq!(r.next_fire_after(ms("2027-01-01T00:00:00Z")), None);
+    }
+}
