@@ -129,6 +129,11 @@ impl QueryPairs {
         )?)
     }
 
+    /// For logs listed newest first: true when the client named no sort order.
+    pub fn newest_first_by_default(&self) -> bool {
+        matches!(self.get("sortOrder").or(self.get("sort_order")), None | Some(""))
+    }
+
     pub fn include_info(&self) -> Result<bool, ApiError> {
         Ok(self.bool("includeInfo")?.or(self.bool("include_info")?).unwrap_or(false))
     }

@@ -83,11 +83,13 @@ pub fn router(state: AppState) -> Router {
     let workspace = Router::new()
         .merge(routes::agents::workspace_routes())
         .merge(routes::api_keys::workspace_routes())
+        .merge(routes::feedback::workspace_routes())
         .merge(routes::memory::workspace_routes())
         .merge(routes::models::workspace_routes())
         .merge(routes::schedules::workspace_routes())
         .merge(routes::secrets::workspace_routes())
-        .merge(routes::variations::workspace_routes());
+        .merge(routes::variations::workspace_routes())
+        .merge(routes::webhooks::workspace_routes());
 
     let api = Router::new()
         .merge(routes::account::routes())

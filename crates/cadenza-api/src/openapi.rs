@@ -69,6 +69,8 @@ pub fn operations() -> Vec<Op> {
     ops.extend(crate::routes::api_keys::operations());
     ops.extend(crate::routes::secrets::operations());
     ops.extend(crate::routes::agents::operations());
+    ops.extend(crate::routes::feedback::operations());
+    ops.extend(crate::routes::webhooks::operations());
     ops.extend(crate::routes::variations::operations());
     ops.extend(crate::routes::schedules::operations());
     ops.extend(crate::routes::models::operations());

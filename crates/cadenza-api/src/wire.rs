@@ -26,6 +26,32 @@ pub struct ResourceMetadata {
     pub bundle_key: String,
 }
 
+/// `OperationMetadata` (records made by execution: feedback, deliveries, events): no name.
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OperationMetadata {
+    pub id: String,
+    pub account_id: String,
+    pub workspace_id: String,
+    pub profile_id: String,
+    pub created_at: String,
+    pub external_id: String,
+    pub labels: Labels,
+}
+
+/// `OperationMetadata` of a workspace record.
+pub fn operation_meta(m: &Meta, workspace_id: &str) -> OperationMetadata {
+    OperationMetadata {
+        id: m.id.clone(),
+        account_id: m.account_id.clone(),
+        workspace_id: workspace_id.to_string(),
+        profile_id: m.profile_id.clone(),
+        created_at: format_ms(m.created_at),
+        external_id: m.external_id.clone(),
+        labels: m.labels.clone(),
+    }
+}
+
 /// `AccountResourceMetadata` (account, workspaces, API keys, profiles).
 #[derive(Debug, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]

@@ -25,6 +25,10 @@ pub enum IdKind {
     Tool,
     ToolSet,
     Job,
+    Objective,
+    ObjectiveEvent,
+    Feedback,
+    WebhookDelivery,
 }
 
 impl IdKind {
@@ -52,6 +56,10 @@ impl IdKind {
             IdKind::Tool => &["tool"],
             IdKind::ToolSet => &["toolset", "ts"],
             IdKind::Job => &["job"],
+            IdKind::Objective => &["obj"],
+            IdKind::ObjectiveEvent => &["objevt"],
+            IdKind::Feedback => &["objfb"],
+            IdKind::WebhookDelivery => &["whdlv"],
         }
     }
 
@@ -75,6 +83,10 @@ impl IdKind {
             IdKind::Tool => "tool",
             IdKind::ToolSet => "tool set",
             IdKind::Job => "job",
+            IdKind::Objective => "objective",
+            IdKind::ObjectiveEvent => "objective event",
+            IdKind::Feedback => "feedback",
+            IdKind::WebhookDelivery => "webhook delivery",
         }
     }
 

@@ -6,6 +6,7 @@
 
 pub mod crypto;
 pub mod error;
+pub mod feedback;
 pub mod ids;
 pub mod json_schema;
 pub mod labels;
@@ -19,6 +20,7 @@ pub mod schedules;
 pub mod scopes;
 pub mod time;
 pub mod variations;
+pub mod webhooks;
 
 pub mod account;
 pub mod agents;

@@ -149,11 +149,6 @@ pub struct LayerAssignment {
 /// At most this many memory layers in a variation's stack.
 pub const MAX_MEMORY_LAYERS: usize = 10;
 
-/// The Thompson-sampling posterior of a variation: Beta(1 + positive, 1 + negative).
-pub fn posterior(positive: i64, negative: i64) -> (f64, f64) {
-    (1.0 + positive.max(0) as f64, 1.0 + negative.max(0) as f64)
-}
-
 /// Checks that `template` parses as Liquid; `field` names it in the error.
 pub fn check_template(field: &str, template: &str) -> Result<()> {
     if template.is_empty() {
@@ -190,6 +185,5 @@ mod tests {
         assert_eq!(parse_duration_secs("d", "7200s").ok(), Some(7200));
         assert!(parse_duration_secs("d", "7200").is_err());
         assert!(parse_duration_secs("d", "xs").is_err());
-        assert_eq!(posterior(3, 1), (4.0, 2.0));
     }
 }

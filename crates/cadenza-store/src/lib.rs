@@ -21,12 +21,14 @@ pub mod account;
 pub mod agents;
 pub mod api_keys;
 pub mod bootstrap;
+pub mod feedback;
 pub mod jobs;
 pub mod memory;
 pub mod models;
 pub mod schedules;
 pub mod secrets;
 pub mod variations;
+pub mod webhooks;
 pub mod workspaces;
 
 use std::sync::Arc;

@@ -4,10 +4,12 @@
 pub mod account;
 pub mod agents;
 pub mod api_keys;
+pub mod feedback;
 pub mod memory;
 pub mod models;
 pub mod ops;
 pub mod schedules;
 pub mod secrets;
 pub mod variations;
+pub mod webhooks;
 pub mod workspaces;

@@ -176,8 +176,8 @@ pub(crate) async fn render(s: &AppState, v: &Variation) -> ApiResult<VariationOu
         mc
     });
     let kinds = |k: AssignmentKind| count(assignments.iter().filter(|a| a.kind == k).count());
-    // No objective feedback exists yet (it arrives with the runtime): the posterior is the prior.
-    let (alpha, beta) = variations::posterior(0, 0);
+    let (feedback_count, score_sum) = s.store.feedback_stats(&v.workspace_id, &v.meta.id).await?;
+    let (alpha, beta) = cadenza_domain::feedback::posterior(score_sum, feedback_count);
     Ok(VariationOut {
         metadata: resource_meta(&v.meta, &v.workspace_id),
         spec: VariationSpecOut {
@@ -205,7 +205,7 @@ pub(crate) async fn render(s: &AppState, v: &Variation) -> ApiResult<VariationOu
             sub_agent_count: kinds(AssignmentKind::SubAgent),
             assignments: assignments.iter().map(AssignmentOut::new).collect(),
             memory_layer_assignments: stack.iter().map(LayerAssignmentOut::new).collect(),
-            feedback_count: 0,
+            feedback_count: count(usize::try_from(feedback_count).unwrap_or(0)),
             score: alpha / (alpha + beta),
             score_alpha: alpha,
             score_beta: beta,

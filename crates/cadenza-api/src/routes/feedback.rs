@@ -1,0 +1,131 @@
+//! Agent feedback (CONTRACT §4.3): feedback across all of an agent's objectives, newest first.
+//! Submitting feedback arrives with objectives; the variation posterior already reads it.
+
+use axum::Json;
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::routing::get;
+use cadenza_domain::Error;
+use cadenza_domain::feedback::{Feedback, FeedbackFilter, Sentiment};
+use cadenza_domain::ids::{IdKind, IdRef};
+use cadenza_domain::scopes::Verb;
+use cadenza_domain::time::parse_rfc3339;
+use schemars::JsonSchema;
+use serde::Serialize;
+
+use crate::AppState;
+use crate::auth::WsCaller;
+use crate::error::ApiResult;
+use crate::extract::QueryPairs;
+use crate::openapi::{Op, schema};
+use crate::wire::{ListResponse, OperationMetadata, operation_meta};
+
+#[derive(Debug, Serialize, JsonSchema)]
+#[schemars(rename = "ObjectiveFeedback")]
+pub struct FeedbackOut {
+    metadata: OperationMetadata,
+    data: FeedbackData,
+    info: FeedbackInfo,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+#[schemars(rename = "ObjectiveFeedbackData")]
+struct FeedbackData {
+    /// -1 worst, 0 neutral, 1 best.
+    score: f64,
+    comment: String,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(rename = "ObjectiveFeedbackInfo")]
+struct FeedbackInfo {
+    objective: Bare,
+    agent_variation: Bare,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+#[schemars(rename = "BareMetadata")]
+struct Bare {
+    id: String,
+}
+
+impl FeedbackOut {
+    pub(crate) fn new(f: &Feedback) -> Self {
+        Self {
+            metadata: operation_meta(&f.meta, &f.workspace_id),
+            data: FeedbackData { score: f.score, comment: f.comment.clone() },
+            info: FeedbackInfo {
+                objective: Bare { id: f.objective_id.clone() },
+                agent_variation: Bare { id: f.variation_id.clone() },
+            },
+        }
+    }
+}
+
+fn time_filter(q: &QueryPairs, key: &str) -> ApiResult<Option<i64>> {
+    match q.get(key).filter(|v| !v.is_empty()) {
+        None => Ok(None),
+        Some(raw) => parse_rfc3339(raw)
+            .map(Some)
+            .ok_or_else(|| Error::invalid(format!("{key} must be an RFC 3339 timestamp, not {raw:?}")).into()),
+    }
+}
+
+async fn list(
+    State(s): State<AppState>,
+    c: WsCaller,
+    Path((_, agent_raw)): Path<(String, String)>,
+    q: QueryPairs,
+) -> ApiResult<Json<ListResponse<FeedbackOut>>> {
+    c.require("agents", Verb::Read)?;
+    let agent = s
+        .store
+        .get_agent(c.ws(), &IdRef::parse(IdKind::Agent, &agent_raw)?)
+        .await?
+        .ok_or_else(|| Error::not_found("agent"))?;
+    let variation_id = match q.get("agentVariationId").filter(|v| !v.is_empty()) {
+        None => None,
+        // An unknown variation simply matches nothing; a malformed one is the client's error.
+        Some(raw) => Some(
+            s.store
+                .get_variation(c.ws(), &agent.meta.id, &IdRef::parse(IdKind::Variation, raw)?)
+                .await?
+                .map_or_else(|| format!("{}-none", IdKind::Variation.prefix()), |v| v.meta.id),
+        ),
+    };
+    let filter = FeedbackFilter {
+        query: q.get("query").map(str::to_string),
+        sentiment: Sentiment::parse(q.get("sentiment").unwrap_or_default())?,
+        variation_id,
+        created_after: time_filter(&q, "createdAfter")?,
+        created_before: time_filter(&q, "createdBefore")?,
+    };
+    let mut params = q.list_params()?;
+    // Newest first unless the client asks otherwise.
+    if q.newest_first_by_default() {
+        params.descending = true;
+    }
+    let page = s.store.list_agent_feedback(c.ws(), &agent.meta.id, &filter, &params).await?;
+    let items = page.items.iter().map(FeedbackOut::new).collect();
+    Ok(Json(ListResponse { items, pagination: crate::wire::Pagination { next_cursor: page.next_cursor } }))
+}
+
+pub fn workspace_routes() -> Router<AppState> {
+    Router::new().route("/agents/{agent_id}/feedback", get(list))
+}
+
+pub fn operations() -> Vec<Op> {
+    vec![
+        Op::new(
+            "get",
+            "/v1/workspaces/{workspace_id}/agents/{agent_id}/feedback",
+            "list_agent_feedback",
+            "Agents",
+            schema::<ListResponse<FeedbackOut>>,
+        )
+        .summary("Feedback across the agent's objectives, newest first")
+        .scope("agents:read")
+        .list(),
+    ]
+}
