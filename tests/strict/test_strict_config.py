@@ -1,0 +1,37 @@
+"""The configuration plane through the strict SDK (cadenya 1.0.0): every always-present field
+of variations, assignments, memory-layer assignments and schedules must decode."""
+
+
+def test_variations_and_schedules(admin):
+    wsid = list(admin.workspaces.list())[0].metadata.id
+    agent = admin.agents.create(workspace_id=wsid, metadata={"name": "Strict config"}, spec={"variation_selection_mode": "VARIATION_SELECTION_MODE_RANDOM"})
+    sub = admin.agents.create(workspace_id=wsid, metadata={"name": "Strict sub"}, spec={"variation_selection_mode": "VARIATION_SELECTION_MODE_RANDOM"})
+    aid = agent.metadata.id
+    v = admin.agents.variations.create(
+        aid,
+        workspace_id=wsid,
+        metadata={"name": "V"},
+        spec={"system_prompt_template": "Hi", "model_config": {"model_id": "openai/gpt-test", "reasoning_effort": "REASONING_EFFORT_LOW"}},
+    )
+    assert v.spec.model_config.model_id == "openai/gpt-test"
+    a = admin.agents.variations.add_assignment(aid, v.metadata.id, workspace_id=wsid, body={"type": "subAgentId", "subAgentId": sub.metadata.id})
+    layer = admin.memory_layers.create(workspace_id=wsid, metadata={"name": "L"}, spec={"type": "MEMORY_LAYER_TYPE_SKILLS"})
+    m = admin.agents.variations.add_memory_layer(aid, v.metadata.id, workspace_id=wsid, memory_layer_id=layer.metadata.id, position=2)
+    assert m.position == 2
+    got = admin.agents.variations.retrieve(aid, v.metadata.id, workspace_id=wsid)
+    assert got.info.sub_agent_count == 1 and got.info.memory_layer_count == 1
+    admin.agents.variations.remove_assignment(aid, v.metadata.id, a.id, workspace_id=wsid)
+    admin.agents.variations.remove_memory_layer(aid, v.metadata.id, m.id, workspace_id=wsid)
+
+    s = admin.agents.schedules.create(
+        aid,
+        workspace_id=wsid,
+        metadata={"name": "S"},
+        spec={"schedule": {"intervals": [{"every": "3600s", "offset": "60s"}], "timezone": "UTC"}, "first_user_message": "go"},
+    )
+    assert s.state == "STATE_ACTIVE" and s.info.total_fires == 0
+    assert s.info.next_fire_at is not None
+    assert admin.agents.schedules.pause(aid, s.metadata.id, workspace_id=wsid).state == "STATE_PAUSED"
+    assert [x.metadata.id for x in admin.agents.schedules.list(aid, workspace_id=wsid)] == [s.metadata.id]
+    admin.agents.schedules.delete(aid, s.metadata.id, workspace_id=wsid)
+    admin.agents.variations.delete(aid, v.metadata.id, workspace_id=wsid)
