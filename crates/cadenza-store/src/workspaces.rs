@@ -112,4 +112,18 @@ impl Store {
         self.access_changed().await;
         Ok(())
     }
+
+    /// The workspace's counters for `info` (agents, variations, memory entries), one round trip.
+    pub async fn workspace_totals(&self, workspace_id: &str) -> StoreResult<(i64, i64, i64)> {
+        crate::on_db!(self, read, |db| {
+            Ok(sqlx::query_as::<_, (i64, i64, i64)>(
+                "SELECT (SELECT COUNT(*) FROM agents WHERE workspace_id = $1), \
+                 (SELECT COUNT(*) FROM variations WHERE workspace_id = $1), \
+                 (SELECT COUNT(*) FROM memory_entries WHERE workspace_id = $1)",
+            )
+            .bind(workspace_id)
+            .fetch_one(db)
+            .await?)
+        })
+    }
 }

@@ -60,7 +60,7 @@ async fn get_account(State(s): State<AppState>, c: Caller) -> ApiResult<Json<Acc
             billing_email: a.billing_email.clone(),
             description: a.description.clone(),
             domain: a.domain.clone(),
-            workspaces: page.items.iter().map(|w| WorkspaceOut::new(w, false)).collect(),
+            workspaces: page.items.iter().map(WorkspaceOut::new).collect(),
         },
         info: AccountInfoOut { webhook_events_hmac_secret: a.webhook_secret, challenge_token: a.challenge_token },
     }))

@@ -400,7 +400,7 @@ async fn acct_key_workspaces(
         None => s.store.list_workspaces(&c.account_id, None, &params).await?,
     };
     let include_info = q.include_info()?;
-    Ok(ListResponse::from_page(page, |w| WorkspaceOut::new(&w, include_info)))
+    WorkspaceOut::page(&s, page, include_info).await
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]

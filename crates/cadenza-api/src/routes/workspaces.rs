@@ -49,20 +49,42 @@ struct WorkspaceInfoOut {
 }
 
 impl WorkspaceOut {
-    pub fn new(w: &Workspace, include_info: bool) -> Self {
+    pub fn new(w: &Workspace) -> Self {
         Self {
             metadata: account_meta(&w.meta),
             spec: WorkspaceSpecOut { description: w.description.clone() },
             status: w.status.as_str(),
-            // Agents, tools and memory arrive with the configuration plane; until then the
-            // counters are truly zero.
-            info: include_info.then_some(WorkspaceInfoOut {
-                total_agents: 0,
-                total_agent_variations: 0,
-                total_available_tools: 0,
-                total_memory_entries: 0,
-            }),
+            info: None,
         }
+    }
+
+    /// With the `info` counters. Tools arrive with the tool-set slice; until then that
+    /// counter is truly zero.
+    pub async fn with_info(s: &AppState, w: &Workspace) -> ApiResult<Self> {
+        let (agents, variations, entries) = s.store.workspace_totals(&w.meta.id).await?;
+        let narrow = |n: i64| i32::try_from(n).unwrap_or(i32::MAX);
+        Ok(Self {
+            info: Some(WorkspaceInfoOut {
+                total_agents: narrow(agents),
+                total_agent_variations: narrow(variations),
+                total_available_tools: 0,
+                total_memory_entries: narrow(entries),
+            }),
+            ..Self::new(w)
+        })
+    }
+
+    /// A page of workspaces, with `info` when asked.
+    pub async fn page(
+        s: &AppState,
+        page: cadenza_domain::page::Page<Workspace>,
+        include_info: bool,
+    ) -> ApiResult<Json<ListResponse<Self>>> {
+        let mut items = Vec::with_capacity(page.items.len());
+        for w in &page.items {
+            items.push(if include_info { Self::with_info(s, w).await? } else { Self::new(w) });
+        }
+        Ok(Json(ListResponse { items, pagination: crate::wire::Pagination { next_cursor: page.next_cursor } }))
     }
 }
 
@@ -94,7 +116,7 @@ async fn list(
     let params = q.list_params()?;
     let info = q.include_info()?;
     let page = s.store.list_workspaces(&c.account_id, c.workspace_id.as_deref(), &params).await?;
-    Ok(ListResponse::from_page(page, |w| WorkspaceOut::new(&w, info)))
+    WorkspaceOut::page(&s, page, info).await
 }
 
 /// The workspace bound to the calling key; for the global key, the account's `default`.
@@ -104,7 +126,7 @@ async fn current(State(s): State<AppState>, Caller(c): Caller) -> ApiResult<Json
         None => IdRef::External(DEFAULT_WORKSPACE.to_string()),
     };
     let ws = s.store.get_workspace(&c.account_id, &r).await?.ok_or_else(|| Error::not_found("workspace"))?;
-    Ok(Json(WorkspaceOut::new(&ws, false)))
+    Ok(Json(WorkspaceOut::new(&ws)))
 }
 
 fn admin(c: &Caller, verb: Verb) -> ApiResult<()> {
@@ -132,7 +154,7 @@ async fn admin_create(
     };
     s.store.insert_workspace(&ws).await?;
     tracing::info!(workspace.id = %ws.meta.id, "workspace created");
-    Ok(Json(WorkspaceOut::new(&ws, false)))
+    Ok(Json(WorkspaceOut::new(&ws)))
 }
 
 async fn admin_list(
@@ -144,12 +166,12 @@ async fn admin_list(
     let params = q.list_params()?;
     let info = q.include_info()?;
     let page = s.store.list_workspaces(&c.0.account_id, None, &params).await?;
-    Ok(ListResponse::from_page(page, |w| WorkspaceOut::new(&w, info)))
+    WorkspaceOut::page(&s, page, info).await
 }
 
 async fn admin_get(State(s): State<AppState>, c: Caller, Path(id): Path<String>) -> ApiResult<Json<WorkspaceOut>> {
     admin(&c, Verb::Read)?;
-    Ok(Json(WorkspaceOut::new(&load(&s, &c, &id).await?, true)))
+    Ok(Json(WorkspaceOut::with_info(&s, &load(&s, &c, &id).await?).await?))
 }
 
 async fn admin_update(
@@ -168,7 +190,7 @@ async fn admin_update(
     }
     ws.meta.updated_at = s.store.now_ms();
     s.store.update_workspace(&ws).await?;
-    Ok(Json(WorkspaceOut::new(&ws, false)))
+    Ok(Json(WorkspaceOut::new(&ws)))
 }
 
 /// DELETE archives: the data stays, every request scoped to the workspace is refused.

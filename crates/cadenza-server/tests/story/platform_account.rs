@@ -57,6 +57,39 @@ async fn workspace_administration(backend: TestBackend) {
     let all = app.list_all("/v1/workspaces", ADMIN_TOKEN, 1).await;
     assert_eq!(all.len(), 2);
 
+    // The info counters follow what the workspace holds, and only that workspace.
+    let agents = app.ws_path(&ws, "/agents");
+    let agent = app.post(&agents, ADMIN_TOKEN, json!({"metadata": {"name": "a"}})).await.expect(200);
+    let agent_id = str_at(&agent, "/metadata/id");
+    app.post(&format!("{agents}/{agent_id}/variations"), ADMIN_TOKEN, json!({"metadata": {"name": "v"}}))
+        .await
+        .expect(200);
+    let layer = app
+        .post(
+            &app.ws_path(&ws, "/memory_layers"),
+            ADMIN_TOKEN,
+            json!({"metadata": {"name": "l"}, "spec": {"type": "MEMORY_LAYER_TYPE_SKILLS"}}),
+        )
+        .await
+        .expect(200);
+    app.post(
+        &app.ws_path(&ws, &format!("/memory_layers/{}/entries", str_at(&layer, "/metadata/id"))),
+        ADMIN_TOKEN,
+        json!({"metadata": {"name": "e"}, "spec": {"key": "k", "content": "c"}}),
+    )
+    .await
+    .expect(200);
+    let got = app.get(&format!("/v1/account/workspaces/{ws}"), ADMIN_TOKEN).await.expect(200);
+    assert_eq!(
+        got["info"],
+        json!({"totalAgents": 1, "totalAgentVariations": 1, "totalAvailableTools": 0, "totalMemoryEntries": 1})
+    );
+    let listed = app.list_all("/v1/workspaces?includeInfo=true", ADMIN_TOKEN, 10).await;
+    let default = listed.iter().find(|w| w["metadata"]["id"] == app.default_ws.as_str()).expect("default listed");
+    assert_eq!(default["info"]["totalAgents"], 0);
+    assert!(listed.iter().all(|w| w.get("info").is_some()));
+    assert!(app.list_all("/v1/workspaces", ADMIN_TOKEN, 10).await.iter().all(|w| w.get("info").is_none()));
+
     // A duplicate external id is a conflict.
     app.post("/v1/account/workspaces", ADMIN_TOKEN, json!({"metadata": {"name": "x", "externalId": "staging"}}))
         .await
