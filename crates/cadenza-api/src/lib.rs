@@ -88,6 +88,8 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::models::workspace_routes())
         .merge(routes::schedules::workspace_routes())
         .merge(routes::secrets::workspace_routes())
+        .merge(routes::tool_sets::workspace_routes())
+        .merge(routes::tools::workspace_routes())
         .merge(routes::variations::workspace_routes())
         .merge(routes::webhooks::workspace_routes());
 

@@ -75,6 +75,8 @@ pub fn operations() -> Vec<Op> {
     ops.extend(crate::routes::schedules::operations());
     ops.extend(crate::routes::models::operations());
     ops.extend(crate::routes::memory::operations());
+    ops.extend(crate::routes::tool_sets::operations());
+    ops.extend(crate::routes::tools::operations());
     ops.extend(crate::routes::ops::operations());
     ops
 }

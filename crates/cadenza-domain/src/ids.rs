@@ -29,6 +29,7 @@ pub enum IdKind {
     ObjectiveEvent,
     Feedback,
     WebhookDelivery,
+    ToolSetEvent,
 }
 
 impl IdKind {
@@ -60,6 +61,7 @@ impl IdKind {
             IdKind::ObjectiveEvent => &["objevt"],
             IdKind::Feedback => &["objfb"],
             IdKind::WebhookDelivery => &["whdlv"],
+            IdKind::ToolSetEvent => &["tsevt"],
         }
     }
 
@@ -87,6 +89,7 @@ impl IdKind {
             IdKind::ObjectiveEvent => "objective event",
             IdKind::Feedback => "feedback",
             IdKind::WebhookDelivery => "webhook delivery",
+            IdKind::ToolSetEvent => "tool set event",
         }
     }
 

@@ -19,6 +19,7 @@ pub mod principal;
 pub mod schedules;
 pub mod scopes;
 pub mod time;
+pub mod tool_sets;
 pub mod variations;
 pub mod webhooks;
 

@@ -212,7 +212,6 @@ macro_rules! enqueue_job {
         }
     }};
 }
-#[expect(unused_imports, reason = "for outbox writes of other areas")]
 pub(crate) use enqueue_job;
 
 const MAX_ERROR_BYTES: usize = 4096;

@@ -27,6 +27,7 @@ pub mod memory;
 pub mod models;
 pub mod schedules;
 pub mod secrets;
+pub mod tool_sets;
 pub mod variations;
 pub mod webhooks;
 pub mod workspaces;

@@ -268,8 +268,12 @@ impl Store {
 
     pub async fn list_assignments(&self, workspace_id: &str, variation_id: &str) -> StoreResult<Vec<Assignment>> {
         let rows: Vec<AssignmentRow> = on_db!(self, read, |db| sqlx::query_as(
-            "SELECT a.id, a.variation_id, a.kind, a.target_id, g.name AS target_name, a.created_at \
-             FROM variation_assignments a LEFT JOIN agents g ON a.kind = 'agent' AND g.id = a.target_id \
+            "SELECT a.id, a.variation_id, a.kind, a.target_id, \
+             COALESCE(g.name, t.name, ts.name) AS target_name, a.created_at \
+             FROM variation_assignments a \
+             LEFT JOIN agents g ON a.kind = 'agent' AND g.id = a.target_id \
+             LEFT JOIN tools t ON a.kind = 'tool' AND t.id = a.target_id \
+             LEFT JOIN tool_sets ts ON a.kind = 'toolSet' AND ts.id = a.target_id \
              WHERE a.workspace_id = $1 AND a.variation_id = $2 ORDER BY a.id"
         )
         .bind(workspace_id)

@@ -643,16 +643,11 @@ fn creates_cycle(parent: &str, child: &str, edges: &[(String, String)]) -> bool 
 /// workspace (`external_id:` included); another workspace's target is a 404.
 async fn resolve_target(s: &AppState, c: &WsCaller, kind: AssignmentKind, raw: &str) -> ApiResult<String> {
     match kind {
-        // Tools and tool sets arrive with the tools slice of the configuration plane; until
-        // then none exists in any workspace.
         AssignmentKind::Tool => {
-            IdRef::parse(IdKind::Tool, raw)?;
-            Err(Error::not_found("tool").into())
+            let r = IdRef::parse(IdKind::Tool, raw)?;
+            Ok(s.store.find_tool(c.ws(), &r).await?.ok_or_else(|| Error::not_found("tool"))?.meta.id)
         }
-        AssignmentKind::ToolSet => {
-            IdRef::parse(IdKind::ToolSet, raw)?;
-            Err(Error::not_found("tool set").into())
-        }
+        AssignmentKind::ToolSet => Ok(crate::routes::tool_sets::load(s, c, raw).await?.meta.id),
         AssignmentKind::SubAgent => Ok(load_agent(s, c, raw).await?.meta.id),
     }
 }
@@ -660,6 +655,18 @@ async fn resolve_target(s: &AppState, c: &WsCaller, kind: AssignmentKind, raw: &
 async fn assign(s: &AppState, c: &WsCaller, agent: &Agent, v: &Variation, body: &AssignIn) -> ApiResult<Assignment> {
     let (kind, raw) = body.target()?;
     let target = resolve_target(s, c, kind, raw).await?;
+    if kind == AssignmentKind::ToolSet {
+        let set = s.store.get_tool_set(c.ws(), &IdRef::Id(target.clone())).await?;
+        if set.is_some_and(|t| t.state == cadenza_domain::tool_sets::ToolSetState::Archived) {
+            return Err(invalid("an archived tool set takes no new assignments: unarchive it first"));
+        }
+    }
+    if kind == AssignmentKind::Tool {
+        let tool = s.store.find_tool(c.ws(), &IdRef::Id(target.clone())).await?;
+        if tool.is_some_and(|t| t.state != cadenza_domain::tool_sets::ToolState::Available) {
+            return Err(invalid("only an AVAILABLE tool can be assigned: restore it first"));
+        }
+    }
     if kind == AssignmentKind::SubAgent {
         let edges = s.store.sub_agent_edges(c.ws()).await?;
         if creates_cycle(&agent.meta.id, &target, &edges) {

@@ -58,16 +58,16 @@ impl WorkspaceOut {
         }
     }
 
-    /// With the `info` counters. Tools arrive with the tool-set slice; until then that
-    /// counter is truly zero.
+    /// With the `info` counters.
     pub async fn with_info(s: &AppState, w: &Workspace) -> ApiResult<Self> {
         let (agents, variations, entries) = s.store.workspace_totals(&w.meta.id).await?;
+        let tools = s.store.count_available_tools(&w.meta.id).await?;
         let narrow = |n: i64| i32::try_from(n).unwrap_or(i32::MAX);
         Ok(Self {
             info: Some(WorkspaceInfoOut {
                 total_agents: narrow(agents),
                 total_agent_variations: narrow(variations),
-                total_available_tools: 0,
+                total_available_tools: narrow(tools),
                 total_memory_entries: narrow(entries),
             }),
             ..Self::new(w)

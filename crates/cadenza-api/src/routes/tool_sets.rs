@@ -1,0 +1,586 @@
+//! Tool sets (CONTRACT §12.1, §12.2, §12.5, §12.7): CRUD with both update verbs, archive and
+//! unarchive, the adapter in both oneof encodings, the sync log and the consumed OpenAPI
+//! document. Syncs run on the job queue, enqueued in the same transaction as the change.
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::routing::get;
+use cadenza_domain::Error;
+use cadenza_domain::ids::{IdKind, IdRef};
+use cadenza_domain::mask::UpdateMask;
+use cadenza_domain::scopes::Verb;
+use cadenza_domain::time::format_ms;
+use cadenza_domain::tool_sets::{
+    Adapter, BareAdapter, HttpAdapter, JustInTime, McpAdapter, OpenApiAdapter, OpenApiSource, SyncEvent, ToolSet,
+    ToolSetEvent, ToolSetState, check_headers, check_url,
+};
+use cadenza_store::jobs::NewJob;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+
+use crate::AppState;
+use crate::auth::WsCaller;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{JsonBody, QueryPairs, split_verb};
+use crate::openapi::{Op, schema};
+use crate::wire::{
+    Empty, ListResponse, METADATA_MASK, MetadataIn, OperationMetadata, ResourceMetadata, empty, operation_meta,
+    resource_meta,
+};
+
+/// The job kind that syncs a tool set from its source.
+pub const SYNC_JOB: &str = "tool_sets.sync";
+
+// ---- wire shapes ----
+
+#[derive(Debug, Serialize, JsonSchema)]
+#[schemars(rename = "ToolSet")]
+pub struct ToolSetOut {
+    metadata: ResourceMetadata,
+    spec: ToolSetSpecOut,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    info: Option<ToolSetInfoOut>,
+    /// `STATE_ACTIVE` or `STATE_ARCHIVED`.
+    state: String,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+#[schemars(rename = "ToolSetSpec")]
+struct ToolSetSpecOut {
+    description: String,
+    /// Tagged oneof: `{"type": "http", "http": {…}}` (also `mcp`, `openapi`, `bare`).
+    adapter: Value,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(rename = "ToolSetInfo")]
+struct ToolSetInfoOut {
+    tool_count: i32,
+    agent_count: i32,
+    available_tools: i32,
+    omitted_tools: i32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_sync: Option<String>,
+}
+
+fn narrow(n: i64) -> i32 {
+    i32::try_from(n).unwrap_or(i32::MAX)
+}
+
+/// The adapter in the later tagged encoding; seed clients read the populated key and ignore
+/// `type`.
+pub(crate) fn adapter_out(a: &Adapter) -> Value {
+    let filters = |m: &mut Map<String, Value>, inc: &Option<Value>, exc: &Option<Value>, appr: &Option<Value>| {
+        for (k, v) in [("includeTools", inc), ("excludeTools", exc), ("toolApprovals", appr)] {
+            if let Some(v) = v {
+                m.insert(k.into(), v.clone());
+            }
+        }
+    };
+    let inner = match a {
+        Adapter::Http(h) => json!({"baseUrl": h.base_url, "headers": h.headers}),
+        Adapter::Mcp(m) => {
+            let mut o = Map::new();
+            o.insert("url".into(), json!(m.url));
+            o.insert("headers".into(), json!(m.headers));
+            filters(&mut o, &m.include_tools, &m.exclude_tools, &m.tool_approvals);
+            let jit = m.just_in_time.clone().unwrap_or_default();
+            o.insert(
+                "justInTime".into(),
+                json!({"enabled": jit.enabled, "failObjectiveOnToolListError": jit.fail_objective_on_tool_list_error}),
+            );
+            Value::Object(o)
+        }
+        Adapter::OpenApi(oa) => {
+            let mut o = Map::new();
+            match &oa.source {
+                OpenApiSource::Url(u) => {
+                    o.insert("type".into(), json!("url"));
+                    o.insert("url".into(), json!(u));
+                }
+                OpenApiSource::UploadId(u) => {
+                    o.insert("type".into(), json!("uploadId"));
+                    o.insert("uploadId".into(), json!(u));
+                }
+            }
+            o.insert("baseUrl".into(), json!(oa.base_url));
+            o.insert("serverName".into(), json!(oa.server_name));
+            o.insert("headers".into(), json!(oa.headers));
+            filters(&mut o, &oa.include_tools, &oa.exclude_tools, &oa.tool_approvals);
+            Value::Object(o)
+        }
+        Adapter::Bare(b) => match b.content_timeout_secs {
+            Some(t) => json!({"contentTimeout": format!("{t}s")}),
+            None => json!({}),
+        },
+    };
+    json!({"type": a.kind(), a.kind(): inner})
+}
+
+impl ToolSetOut {
+    fn new(ts: &ToolSet, info: Option<ToolSetInfoOut>) -> Self {
+        Self {
+            metadata: resource_meta(&ts.meta, &ts.workspace_id),
+            spec: ToolSetSpecOut { description: ts.description.clone(), adapter: adapter_out(&ts.adapter) },
+            info,
+            state: format!("STATE_{}", ts.state.as_str()),
+        }
+    }
+
+    pub(crate) async fn with_info(s: &AppState, ts: &ToolSet) -> ApiResult<Self> {
+        let counts = s.store.tool_counts(&ts.workspace_id, &ts.meta.id).await?;
+        let agents = s.store.count_tool_set_agents(&ts.workspace_id, &ts.meta.id).await?;
+        Ok(Self::new(
+            ts,
+            Some(ToolSetInfoOut {
+                tool_count: narrow(counts.total),
+                agent_count: narrow(agents),
+                available_tools: narrow(counts.available),
+                omitted_tools: narrow(counts.omitted),
+                last_sync: ts.last_sync_at.map(format_ms),
+            }),
+        ))
+    }
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(rename = "ToolSetEvent")]
+pub struct EventOut {
+    metadata: OperationMetadata,
+    tool_set_id: String,
+    /// Tagged oneof: `syncStarted`, `syncCompleted` or `syncFailed`.
+    event: Value,
+}
+
+impl EventOut {
+    fn new(e: &ToolSetEvent) -> Self {
+        let body = match &e.event {
+            SyncEvent::Started { message } => json!({"message": message}),
+            SyncEvent::Completed { tools_synced, message } => json!({"toolsSynced": tools_synced, "message": message}),
+            SyncEvent::Failed { error_type, message } => {
+                json!({"error": true, "errorType": error_type, "message": message})
+            }
+        };
+        Self {
+            metadata: operation_meta(&e.meta, &e.workspace_id),
+            tool_set_id: e.tool_set_id.clone(),
+            event: json!({"type": e.event.kind(), e.event.kind(): body}),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+#[schemars(rename = "OpenApiSpecResponse")]
+pub struct SpecOut {
+    /// The consumed OpenAPI document as JSON text.
+    spec: String,
+}
+
+// ---- requests ----
+
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[schemars(rename = "ToolSetSpecRequest")]
+struct SpecIn {
+    description: Option<String>,
+    /// `{"http": {…}}` (seed) or `{"type": "http", "http": {…}}` (later); also `mcp`, `openapi`, `bare`.
+    adapter: Option<Value>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(rename = "ToolSetWriteRequest")]
+struct WriteIn {
+    #[serde(default)]
+    metadata: MetadataIn,
+    #[serde(default)]
+    spec: SpecIn,
+    #[serde(alias = "update_mask")]
+    update_mask: Option<String>,
+}
+
+const SPEC_MASK: &[&str] = &["spec.description", "spec.adapter"];
+
+fn invalid(msg: impl Into<String>) -> ApiError {
+    Error::invalid(msg).into()
+}
+
+/// Picks the one populated key of a oneof, checking the optional `type` tag against it.
+pub(crate) fn oneof<'a>(field: &str, v: &'a Value, keys: &[&'a str]) -> ApiResult<(&'a str, &'a Value)> {
+    let obj = v.as_object().ok_or_else(|| invalid(format!("{field} must be an object")))?;
+    let present: Vec<&str> = keys.iter().copied().filter(|k| obj.get(*k).is_some_and(|x| !x.is_null())).collect();
+    let tag = obj.get("type").and_then(Value::as_str).filter(|t| !t.is_empty());
+    let key = match (present.as_slice(), tag) {
+        ([one], None) => *one,
+        ([one], Some(t)) if t == *one => *one,
+        ([one], Some(t)) => return Err(invalid(format!("{field}.type is {t:?} but {field}.{one} is set"))),
+        // A bare tag with an empty body (`{"type": "bare"}`) names that variant.
+        ([], Some(t)) if keys.contains(&t) => keys.iter().copied().find(|k| *k == t).unwrap_or(t),
+        _ => return Err(invalid(format!("{field} must set exactly one of {}", keys.join(", ")))),
+    };
+    Ok((key, obj.get(key).unwrap_or(&Value::Null)))
+}
+
+fn object_or_empty(field: &str, v: &Value) -> ApiResult<Map<String, Value>> {
+    match v {
+        Value::Null => Ok(Map::new()),
+        Value::Object(m) => Ok(m.clone()),
+        _ => Err(invalid(format!("{field} must be an object"))),
+    }
+}
+
+fn string(field: &str, m: &Map<String, Value>, key: &str) -> ApiResult<String> {
+    match m.get(key) {
+        None | Some(Value::Null) => Ok(String::new()),
+        Some(Value::String(s)) => Ok(s.clone()),
+        Some(_) => Err(invalid(format!("{field}.{key} must be a string"))),
+    }
+}
+
+fn headers(field: &str, m: &Map<String, Value>) -> ApiResult<BTreeMap<String, String>> {
+    let h: BTreeMap<String, String> = match m.get("headers") {
+        None | Some(Value::Null) => BTreeMap::new(),
+        Some(v) => serde_json::from_value(v.clone())
+            .map_err(|_| invalid(format!("{field}.headers must map header names to strings")))?,
+    };
+    check_headers(&format!("{field}.headers"), &h)?;
+    Ok(h)
+}
+
+/// Filters and approvals: validated by the adapter layer that applies them at sync.
+fn filter(field: &str, m: &Map<String, Value>, key: &str) -> ApiResult<Option<Value>> {
+    match m.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => {
+            crate::routes::tool_filters::check(&format!("{field}.{key}"), key, v)?;
+            Ok(Some(v.clone()))
+        }
+    }
+}
+
+fn parse_adapter(v: &Value) -> ApiResult<Adapter> {
+    let (kind, body) = oneof("spec.adapter", v, &["http", "mcp", "openapi", "bare"])?;
+    let field = format!("spec.adapter.{kind}");
+    let m = object_or_empty(&field, body)?;
+    Ok(match kind {
+        "http" => {
+            let base_url = string(&field, &m, "baseUrl")?;
+            check_url(&format!("{field}.baseUrl"), &base_url)?;
+            Adapter::Http(HttpAdapter { base_url, headers: headers(&field, &m)? })
+        }
+        "mcp" => {
+            let url = string(&field, &m, "url")?;
+            check_url(&format!("{field}.url"), &url)?;
+            let just_in_time = match m.get("justInTime") {
+                None | Some(Value::Null) => None,
+                Some(j) => Some(
+                    serde_json::from_value::<JustInTime>(j.clone())
+                        .map_err(|e| invalid(format!("{field}.justInTime: {e}")))?,
+                ),
+            };
+            Adapter::Mcp(McpAdapter {
+                url,
+                headers: headers(&field, &m)?,
+                include_tools: filter(&field, &m, "includeTools")?,
+                exclude_tools: filter(&field, &m, "excludeTools")?,
+                tool_approvals: filter(&field, &m, "toolApprovals")?,
+                just_in_time,
+            })
+        }
+        "openapi" => {
+            let (src, _) = oneof(&field, body, &["url", "uploadId"])?;
+            let source = if src == "url" {
+                let url = string(&field, &m, "url")?;
+                check_url(&format!("{field}.url"), &url)?;
+                OpenApiSource::Url(url)
+            } else {
+                OpenApiSource::UploadId(IdKind::Upload.parse(&string(&field, &m, "uploadId")?)?)
+            };
+            let base_url = string(&field, &m, "baseUrl")?;
+            if !base_url.is_empty() {
+                check_url(&format!("{field}.baseUrl"), &base_url)?;
+            }
+            Adapter::OpenApi(OpenApiAdapter {
+                source,
+                base_url,
+                server_name: string(&field, &m, "serverName")?,
+                headers: headers(&field, &m)?,
+                include_tools: filter(&field, &m, "includeTools")?,
+                exclude_tools: filter(&field, &m, "excludeTools")?,
+                tool_approvals: filter(&field, &m, "toolApprovals")?,
+            })
+        }
+        _ => {
+            let timeout = match m.get("contentTimeout") {
+                None | Some(Value::Null) => None,
+                Some(Value::String(t)) => {
+                    Some(cadenza_domain::variations::parse_duration_secs(&format!("{field}.contentTimeout"), t)?)
+                }
+                Some(Value::Number(n)) => n.as_i64().or_else(|| n.as_f64().map(|f| f.round() as i64)),
+                Some(_) => return Err(invalid(format!("{field}.contentTimeout must be a duration like \"300s\""))),
+            };
+            if timeout.is_some_and(|t| t <= 0) {
+                return Err(invalid(format!("{field}.contentTimeout must be positive")));
+            }
+            Adapter::Bare(BareAdapter { content_timeout_secs: timeout })
+        }
+    })
+}
+
+/// A sync job for `ts` if its adapter has a source to sync from.
+pub(crate) fn sync_job(ts: &ToolSet, reason: &str) -> Option<NewJob> {
+    if !ts.adapter.is_managed() || ts.state == ToolSetState::Archived {
+        return None;
+    }
+    let mut job = NewJob::new(SYNC_JOB, "default", json!({"toolSetId": ts.meta.id, "reason": reason}));
+    job.workspace_id = Some(ts.workspace_id.clone());
+    job.max_attempts = 1;
+    Some(job)
+}
+
+// ---- loading ----
+
+pub(crate) async fn load(s: &AppState, c: &WsCaller, raw: &str) -> ApiResult<ToolSet> {
+    let r = IdRef::parse(IdKind::ToolSet, raw)?;
+    Ok(s.store.get_tool_set(c.ws(), &r).await?.ok_or_else(|| Error::not_found("tool set"))?)
+}
+
+// ---- handlers ----
+
+fn states_filter(q: &QueryPairs) -> ApiResult<Vec<ToolSetState>> {
+    let mut out = Vec::new();
+    for raw in q.all("state").iter().chain(q.all("states").iter()).flat_map(|v| v.split(',')) {
+        match raw.trim() {
+            "" | "STATE_UNSPECIFIED" => {}
+            "STATE_ACTIVE" => out.push(ToolSetState::Active),
+            "STATE_ARCHIVED" => out.push(ToolSetState::Archived),
+            other => return Err(invalid(format!("unknown tool set state {other:?}"))),
+        }
+    }
+    // Archived sets are hidden unless asked for.
+    if out.is_empty() {
+        out.push(ToolSetState::Active);
+    }
+    Ok(out)
+}
+
+async fn list(State(s): State<AppState>, c: WsCaller, q: QueryPairs) -> ApiResult<Json<ListResponse<ToolSetOut>>> {
+    c.require("tools", Verb::Read)?;
+    let page = s.store.list_tool_sets(c.ws(), &states_filter(&q)?, &q.list_params()?).await?;
+    let info = q.include_info()?;
+    let mut items = Vec::with_capacity(page.items.len());
+    for ts in &page.items {
+        items.push(if info { ToolSetOut::with_info(&s, ts).await? } else { ToolSetOut::new(ts, None) });
+    }
+    Ok(Json(ListResponse { items, pagination: crate::wire::Pagination { next_cursor: page.next_cursor } }))
+}
+
+async fn create(State(s): State<AppState>, c: WsCaller, JsonBody(b): JsonBody<WriteIn>) -> ApiResult<Json<ToolSetOut>> {
+    c.require("tools", Verb::Manage)?;
+    let meta = b.metadata.into_new()?;
+    let adapter = parse_adapter(b.spec.adapter.as_ref().ok_or_else(|| invalid("spec.adapter is required"))?)?;
+    let now = s.store.now_ms();
+    let ts = ToolSet {
+        meta: meta.into_meta(IdKind::ToolSet, now, &c.workspace.meta.account_id, &c.principal.profile_id),
+        workspace_id: c.ws().to_string(),
+        description: b.spec.description.unwrap_or_default(),
+        adapter,
+        state: ToolSetState::Active,
+        last_sync_at: None,
+    };
+    s.store.insert_tool_set(&ts, sync_job(&ts, "created").as_ref()).await?;
+    Ok(Json(ToolSetOut::with_info(&s, &ts).await?))
+}
+
+async fn get_one(
+    State(s): State<AppState>,
+    c: WsCaller,
+    Path((_, raw)): Path<(String, String)>,
+) -> ApiResult<Json<ToolSetOut>> {
+    c.require("tools", Verb::Read)?;
+    Ok(Json(ToolSetOut::with_info(&s, &load(&s, &c, &raw).await?).await?))
+}
+
+async fn update(
+    State(s): State<AppState>,
+    c: WsCaller,
+    Path((_, raw)): Path<(String, String)>,
+    JsonBody(b): JsonBody<WriteIn>,
+) -> ApiResult<Json<ToolSetOut>> {
+    c.require("tools", Verb::Manage)?;
+    let mut ts = load(&s, &c, &raw).await?;
+    let allowed = [METADATA_MASK.as_slice(), SPEC_MASK].concat();
+    let mask = UpdateMask::parse(b.update_mask.as_deref(), &allowed)?;
+    b.metadata.apply(&mask, &mut ts.meta)?;
+    if mask.covers("spec.description", b.spec.description.is_some()) {
+        ts.description = b.spec.description.unwrap_or_default();
+    }
+    let mut resync = false;
+    if mask.covers("spec.adapter", b.spec.adapter.is_some()) {
+        let adapter = parse_adapter(b.spec.adapter.as_ref().ok_or_else(|| invalid("spec.adapter is required"))?)?;
+        if adapter.kind() != ts.adapter.kind() {
+            return Err(invalid(format!(
+                "a tool set's adapter kind is fixed ({}); create a new tool set for a {} adapter",
+                ts.adapter.kind(),
+                adapter.kind()
+            )));
+        }
+        resync = adapter != ts.adapter;
+        ts.adapter = adapter;
+    }
+    ts.meta.updated_at = s.store.now_ms();
+    let job = if resync { sync_job(&ts, "adapter changed") } else { None };
+    s.store.update_tool_set(&ts, job.as_ref()).await?;
+    Ok(Json(ToolSetOut::with_info(&s, &ts).await?))
+}
+
+async fn delete_one(
+    State(s): State<AppState>,
+    c: WsCaller,
+    Path((_, raw)): Path<(String, String)>,
+) -> ApiResult<Json<Empty>> {
+    c.require("tools", Verb::Manage)?;
+    let ts = load(&s, &c, &raw).await?;
+    let uses = s.store.count_tool_set_assignments(c.ws(), &ts.meta.id).await?;
+    if uses > 0 {
+        return Err(Error::precondition(format!(
+            "this tool set (or one of its tools) is assigned to {uses} variation(s): remove the assignments or archive it"
+        ))
+        .into());
+    }
+    s.store.delete_tool_set(c.ws(), &ts.meta.id).await?;
+    Ok(empty())
+}
+
+/// `:archive`, `:unarchive`, and `:sync` (an on-demand sync of a synced set).
+async fn action(
+    State(s): State<AppState>,
+    c: WsCaller,
+    Path((_, seg)): Path<(String, String)>,
+) -> ApiResult<Json<ToolSetOut>> {
+    c.require("tools", Verb::Manage)?;
+    let (raw, verb) = split_verb(&seg, &["archive", "unarchive", "sync"])?;
+    let mut ts = load(&s, &c, raw).await?;
+    let job = match verb {
+        "archive" => {
+            ts.state = ToolSetState::Archived;
+            None
+        }
+        "unarchive" => {
+            let was = ts.state;
+            ts.state = ToolSetState::Active;
+            (was == ToolSetState::Archived).then(|| sync_job(&ts, "unarchived")).flatten()
+        }
+        _ => {
+            if ts.state == ToolSetState::Archived {
+                return Err(Error::precondition("an archived tool set does not sync: unarchive it first").into());
+            }
+            Some(sync_job(&ts, "requested").ok_or_else(|| invalid("only mcp and openapi tool sets sync"))?)
+        }
+    };
+    ts.meta.updated_at = s.store.now_ms();
+    s.store.update_tool_set(&ts, job.as_ref()).await?;
+    Ok(Json(ToolSetOut::with_info(&s, &ts).await?))
+}
+
+async fn events(
+    State(s): State<AppState>,
+    c: WsCaller,
+    Path((_, raw)): Path<(String, String)>,
+    q: QueryPairs,
+) -> ApiResult<Json<ListResponse<EventOut>>> {
+    c.require("tools", Verb::Read)?;
+    let ts = load(&s, &c, &raw).await?;
+    let page = s.store.list_tool_set_events(c.ws(), &ts.meta.id, &q.list_params()?).await?;
+    Ok(Json(ListResponse {
+        items: page.items.iter().map(EventOut::new).collect(),
+        pagination: crate::wire::Pagination { next_cursor: page.next_cursor },
+    }))
+}
+
+async fn openapi_spec(
+    State(s): State<AppState>,
+    c: WsCaller,
+    Path((_, raw)): Path<(String, String)>,
+) -> ApiResult<Json<SpecOut>> {
+    c.require("tools", Verb::Read)?;
+    let ts = load(&s, &c, &raw).await?;
+    if !matches!(ts.adapter, Adapter::OpenApi(_)) {
+        return Err(invalid("only openapi tool sets have a consumed OpenAPI document"));
+    }
+    let doc = s.store.openapi_document(c.ws(), &ts.meta.id).await?.ok_or_else(|| {
+        Error::precondition("no OpenAPI document has been consumed yet: the first sync has not succeeded")
+    })?;
+    Ok(Json(SpecOut { spec: doc }))
+}
+
+pub fn workspace_routes() -> Router<AppState> {
+    Router::new()
+        .route("/tool_sets", get(list).post(create))
+        .route("/tool_sets/{tool_set_id}", get(get_one).put(update).patch(update).delete(delete_one).post(action))
+        .route("/tool_sets/{tool_set_id}/events", get(events))
+        .route("/tool_sets/{tool_set_id}/openapi_spec", get(openapi_spec))
+}
+
+pub fn operations() -> Vec<Op> {
+    const T: &str = "Tool sets";
+    const COLL: &str = "/v1/workspaces/{workspace_id}/tool_sets";
+    const ITEM: &str = "/v1/workspaces/{workspace_id}/tool_sets/{tool_set_id}";
+    let mut ops = vec![
+        Op::new("get", COLL, "list_tool_sets", T, schema::<ListResponse<ToolSetOut>>).scope("tools:read").list(),
+        Op::new("post", COLL, "create_tool_set", T, schema::<ToolSetOut>).scope("tools:manage").body(schema::<WriteIn>),
+        Op::new("get", ITEM, "get_tool_set", T, schema::<ToolSetOut>).scope("tools:read"),
+        Op::new("put", ITEM, "replace_tool_set", T, schema::<ToolSetOut>)
+            .summary("Seed spelling of update")
+            .scope("tools:manage")
+            .body(schema::<WriteIn>),
+        Op::new("patch", ITEM, "update_tool_set", T, schema::<ToolSetOut>)
+            .scope("tools:manage")
+            .body(schema::<WriteIn>),
+        Op::new("delete", ITEM, "delete_tool_set", T, schema::<Empty>)
+            .summary("Refused while the set or one of its tools is assigned")
+            .scope("tools:manage"),
+        Op::new(
+            "get",
+            "/v1/workspaces/{workspace_id}/tool_sets/{tool_set_id}/events",
+            "list_tool_set_events",
+            T,
+            schema::<ListResponse<EventOut>>,
+        )
+        .scope("tools:read")
+        .list(),
+        Op::new(
+            "get",
+            "/v1/workspaces/{workspace_id}/tool_sets/{tool_set_id}/openapi_spec",
+            "get_tool_set_openapi_spec",
+            T,
+            schema::<SpecOut>,
+        )
+        .scope("tools:read"),
+    ];
+    for (path, id, summary) in [
+        (
+            concat!("/v1/workspaces/{workspace_id}/tool_sets/{tool_set_id}", ":archive"),
+            "archive_tool_set",
+            "Stop syncing and offering the set",
+        ),
+        (
+            concat!("/v1/workspaces/{workspace_id}/tool_sets/{tool_set_id}", ":unarchive"),
+            "unarchive_tool_set",
+            "Back to ACTIVE; syncing resumes",
+        ),
+        (
+            concat!("/v1/workspaces/{workspace_id}/tool_sets/{tool_set_id}", ":sync"),
+            "sync_tool_set",
+            "Cadenza: sync now (mcp and openapi sets)",
+        ),
+    ] {
+        ops.push(Op::new("post", path, id, T, schema::<ToolSetOut>).summary(summary).scope("tools:manage"));
+    }
+    ops
+}

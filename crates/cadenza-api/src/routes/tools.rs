@@ -1,0 +1,396 @@
+//! Tools of a tool set (CONTRACT §12.3, §12.4): CRUD with both update verbs, omit/restore in
+//! both spellings, list filters, the model-facing name and the signature.
+
+use axum::Json;
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::routing::get;
+use cadenza_domain::ids::{IdKind, IdRef};
+use cadenza_domain::mask::UpdateMask;
+use cadenza_domain::scopes::Verb;
+use cadenza_domain::tool_sets::{Tool, ToolSet, ToolState, sanitize_llm_name, tool_signature};
+use cadenza_domain::{Error, json_schema};
+use cadenza_store::tool_sets::ToolFilter;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+
+use crate::AppState;
+use crate::auth::WsCaller;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{JsonBody, QueryPairs, split_verb};
+use crate::openapi::{Op, schema};
+use crate::routes::tool_sets::{self, oneof};
+use crate::wire::{Empty, ListResponse, METADATA_MASK, MetadataIn, ResourceMetadata, empty, resource_meta};
+
+// ---- wire shapes ----
+
+#[derive(Debug, Serialize, JsonSchema)]
+#[schemars(rename = "Tool")]
+pub struct ToolOut {
+    metadata: ResourceMetadata,
+    spec: ToolSpecOut,
+    info: ToolInfoOut,
+    /// `STATE_AVAILABLE`, `STATE_OMITTED` or `STATE_ARCHIVED`.
+    state: String,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(rename = "ToolSpec")]
+struct ToolSpecOut {
+    description: String,
+    parameters: Value,
+    /// Tagged oneof: `{"type": "http", "http": {…}}` (also `mcp`, `openapi`, `bare`).
+    config: Value,
+    requires_approval: bool,
+    /// Seed spelling of `state`: `TOOL_STATUS_*`.
+    status: String,
+    llm_tool_name: String,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(rename = "ToolInfo")]
+struct ToolInfoOut {
+    tool_set: ResourceMetadata,
+    signature: String,
+}
+
+impl ToolOut {
+    pub(crate) fn new(t: &Tool, set: &ToolSet) -> Self {
+        Self {
+            metadata: resource_meta(&t.meta, &t.workspace_id),
+            spec: ToolSpecOut {
+                description: t.description.clone(),
+                parameters: t.parameters.clone(),
+                config: t.config.clone(),
+                requires_approval: t.requires_approval,
+                status: format!("TOOL_STATUS_{}", t.state.as_str()),
+                llm_tool_name: t.llm_tool_name.clone(),
+            },
+            info: ToolInfoOut { tool_set: resource_meta(&set.meta, &set.workspace_id), signature: t.signature.clone() },
+            state: format!("STATE_{}", t.state.as_str()),
+        }
+    }
+}
+
+// ---- requests ----
+
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(rename = "ToolSpecRequest")]
+struct SpecIn {
+    description: Option<String>,
+    parameters: Option<Value>,
+    config: Option<Value>,
+    requires_approval: Option<bool>,
+    /// Seed: `TOOL_STATUS_*` (also accepts `STATE_*`).
+    status: Option<String>,
+    llm_tool_name: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(rename = "ToolWriteRequest")]
+struct WriteIn {
+    #[serde(default)]
+    metadata: MetadataIn,
+    #[serde(default)]
+    spec: SpecIn,
+    #[serde(alias = "update_mask")]
+    update_mask: Option<String>,
+}
+
+const SPEC_MASK: &[&str] =
+    &["spec.description", "spec.parameters", "spec.config", "spec.requiresApproval", "spec.status", "spec.llmToolName"];
+
+const HTTP_METHODS: &[&str] = &["GET", "POST", "PUT", "PATCH", "DELETE"];
+
+fn invalid(msg: impl Into<String>) -> ApiError {
+    Error::invalid(msg).into()
+}
+
+fn template(field: &str, m: &Map<String, Value>, key: &str) -> ApiResult<()> {
+    match m.get(key) {
+        None | Some(Value::Null) => Ok(()),
+        Some(Value::String(t)) => Ok(cadenza_domain::variations::check_template(&format!("{field}.{key}"), t)?),
+        Some(_) => Err(invalid(format!("{field}.{key} must be a string"))),
+    }
+}
+
+/// Validates a tool config against its set's adapter and returns it in the tagged encoding.
+fn parse_config(v: &Value, set: &ToolSet) -> ApiResult<Value> {
+    let (kind, body) = oneof("spec.config", v, &["http", "mcp", "openapi", "bare"])?;
+    if kind != set.adapter.kind() {
+        return Err(invalid(format!(
+            "spec.config is {kind} but the tool set's adapter is {}: a tool's config matches its set",
+            set.adapter.kind()
+        )));
+    }
+    let field = format!("spec.config.{kind}");
+    let mut m = match body {
+        Value::Null => Map::new(),
+        Value::Object(m) => m.clone(),
+        _ => return Err(invalid(format!("{field} must be an object"))),
+    };
+    m.remove("type");
+    if kind == "http" {
+        let method = m.get("requestMethod").and_then(Value::as_str).unwrap_or("");
+        let method = method.strip_prefix("HTTP_METHOD_").unwrap_or(method);
+        if !HTTP_METHODS.contains(&method) {
+            return Err(invalid(format!("{field}.requestMethod must be one of {}", HTTP_METHODS.join(", "))));
+        }
+        m.insert("requestMethod".into(), json!(method));
+        for key in ["path", "query", "requestBodyTemplate"] {
+            template(&field, &m, key)?;
+        }
+        if let Some(h) = m.get("headers").filter(|h| !h.is_null()) {
+            let h: std::collections::BTreeMap<String, String> = serde_json::from_value(h.clone())
+                .map_err(|_| invalid(format!("{field}.headers must map header names to strings")))?;
+            cadenza_domain::tool_sets::check_headers(&format!("{field}.headers"), &h)?;
+        }
+    }
+    Ok(json!({"type": kind, kind: m}))
+}
+
+/// Applies the spec fields `mask` selects; `creating` makes description and parameters required.
+fn apply_spec(t: &mut Tool, set: &ToolSet, spec: SpecIn, mask: &UpdateMask, creating: bool) -> ApiResult<()> {
+    if mask.covers("spec.description", spec.description.is_some()) {
+        t.description = spec.description.unwrap_or_default();
+    }
+    if creating && spec.parameters.is_none() {
+        return Err(invalid("spec.parameters is required (use {} for a tool without arguments)"));
+    }
+    if mask.covers("spec.parameters", spec.parameters.is_some()) {
+        let p = spec.parameters.unwrap_or_else(|| json!({}));
+        json_schema::check("spec.parameters", &p)?;
+        t.parameters = p;
+    }
+    if creating && spec.config.is_none() {
+        return Err(invalid("spec.config is required"));
+    }
+    if mask.covers("spec.config", spec.config.is_some()) {
+        t.config = parse_config(spec.config.as_ref().unwrap_or(&Value::Null), set)?;
+    }
+    if mask.covers("spec.requiresApproval", spec.requires_approval.is_some()) {
+        t.requires_approval = spec.requires_approval.unwrap_or(false);
+    }
+    if mask.covers("spec.status", spec.status.is_some())
+        && let Some(state) = ToolState::parse(spec.status.as_deref().unwrap_or_default())?
+    {
+        t.state = state;
+    }
+    if mask.covers("spec.llmToolName", spec.llm_tool_name.is_some()) {
+        t.llm_tool_name = spec.llm_tool_name.unwrap_or_default();
+    }
+    if t.llm_tool_name.is_empty() {
+        t.llm_tool_name = t.meta.name.clone();
+    }
+    t.llm_tool_name = sanitize_llm_name(&t.llm_tool_name);
+    t.signature = tool_signature(&t.llm_tool_name, &t.description, &t.parameters);
+    Ok(())
+}
+
+/// Synced sets are managed: only API-key principals may hand-edit their tools (§12.4).
+fn check_managed(c: &WsCaller, set: &ToolSet) -> ApiResult<()> {
+    if set.adapter.is_managed() && !c.principal.is_api_key() {
+        return Err(Error::new(
+            cadenza_domain::Code::PermissionDenied,
+            "this tool set is synced from its source: its tools are managed by API keys only",
+        )
+        .into());
+    }
+    Ok(())
+}
+
+async fn load(s: &AppState, c: &WsCaller, set_raw: &str, raw: &str) -> ApiResult<(ToolSet, Tool)> {
+    let set = tool_sets::load(s, c, set_raw).await?;
+    let r = IdRef::parse(IdKind::Tool, raw)?;
+    let t = s.store.get_tool(c.ws(), &set.meta.id, &r).await?.ok_or_else(|| Error::not_found("tool"))?;
+    Ok((set, t))
+}
+
+// ---- handlers ----
+
+fn list_filter(q: &QueryPairs) -> ApiResult<ToolFilter> {
+    let split = |key: &str| -> Vec<String> {
+        q.all(key)
+            .iter()
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(String::from)
+            .collect()
+    };
+    let mut states = Vec::new();
+    for raw in split("statuses").iter().chain(split("states").iter()).chain(split("state").iter()) {
+        if let Some(s) = ToolState::parse(raw)? {
+            states.push(s);
+        }
+    }
+    Ok(ToolFilter { names: split("names"), requires_approval: q.bool("requiresApproval")?, states })
+}
+
+async fn list(
+    State(s): State<AppState>,
+    c: WsCaller,
+    Path((_, set_raw)): Path<(String, String)>,
+    q: QueryPairs,
+) -> ApiResult<Json<ListResponse<ToolOut>>> {
+    c.require("tools", Verb::Read)?;
+    let set = tool_sets::load(&s, &c, &set_raw).await?;
+    let page = s.store.list_tools(c.ws(), &set.meta.id, &list_filter(&q)?, &q.list_params()?).await?;
+    Ok(Json(ListResponse {
+        items: page.items.iter().map(|t| ToolOut::new(t, &set)).collect(),
+        pagination: crate::wire::Pagination { next_cursor: page.next_cursor },
+    }))
+}
+
+async fn create(
+    State(s): State<AppState>,
+    c: WsCaller,
+    Path((_, set_raw)): Path<(String, String)>,
+    JsonBody(b): JsonBody<WriteIn>,
+) -> ApiResult<Json<ToolOut>> {
+    c.require("tools", Verb::Manage)?;
+    let set = tool_sets::load(&s, &c, &set_raw).await?;
+    check_managed(&c, &set)?;
+    let meta = b.metadata.into_new()?;
+    let now = s.store.now_ms();
+    let mut t = Tool {
+        meta: meta.into_meta(IdKind::Tool, now, &c.workspace.meta.account_id, &c.principal.profile_id),
+        workspace_id: c.ws().to_string(),
+        tool_set_id: set.meta.id.clone(),
+        description: String::new(),
+        parameters: json!({}),
+        config: Value::Null,
+        requires_approval: false,
+        state: ToolState::Available,
+        llm_tool_name: String::new(),
+        signature: String::new(),
+    };
+    apply_spec(&mut t, &set, b.spec, &UpdateMask::default(), true)?;
+    s.store.insert_tool(&t).await?;
+    Ok(Json(ToolOut::new(&t, &set)))
+}
+
+async fn get_one(
+    State(s): State<AppState>,
+    c: WsCaller,
+    Path((_, set_raw, raw)): Path<(String, String, String)>,
+) -> ApiResult<Json<ToolOut>> {
+    c.require("tools", Verb::Read)?;
+    let (set, t) = load(&s, &c, &set_raw, &raw).await?;
+    Ok(Json(ToolOut::new(&t, &set)))
+}
+
+/// Omitting excludes a tool from agents, so it is refused while a variation is assigned it.
+async fn check_omittable(s: &AppState, c: &WsCaller, t: &Tool) -> ApiResult<()> {
+    let uses = s.store.count_tool_assignments(c.ws(), &t.meta.id).await?;
+    if uses > 0 {
+        return Err(Error::precondition(format!(
+            "this tool is assigned to {uses} variation(s): remove it from them first"
+        ))
+        .into());
+    }
+    Ok(())
+}
+
+async fn update(
+    State(s): State<AppState>,
+    c: WsCaller,
+    Path((_, set_raw, raw)): Path<(String, String, String)>,
+    JsonBody(b): JsonBody<WriteIn>,
+) -> ApiResult<Json<ToolOut>> {
+    c.require("tools", Verb::Manage)?;
+    let (set, mut t) = load(&s, &c, &set_raw, &raw).await?;
+    check_managed(&c, &set)?;
+    let allowed = [METADATA_MASK.as_slice(), SPEC_MASK].concat();
+    let mask = UpdateMask::parse(b.update_mask.as_deref(), &allowed)?;
+    b.metadata.apply(&mask, &mut t.meta)?;
+    let was = t.state;
+    apply_spec(&mut t, &set, b.spec, &mask, false)?;
+    if was != ToolState::Omitted && t.state == ToolState::Omitted {
+        check_omittable(&s, &c, &t).await?;
+    }
+    t.meta.updated_at = s.store.now_ms();
+    s.store.update_tool(&t).await?;
+    Ok(Json(ToolOut::new(&t, &set)))
+}
+
+async fn delete_one(
+    State(s): State<AppState>,
+    c: WsCaller,
+    Path((_, set_raw, raw)): Path<(String, String, String)>,
+) -> ApiResult<Json<Empty>> {
+    c.require("tools", Verb::Manage)?;
+    let (set, t) = load(&s, &c, &set_raw, &raw).await?;
+    check_managed(&c, &set)?;
+    check_omittable(&s, &c, &t).await?;
+    s.store.delete_tool(c.ws(), &t.meta.id).await?;
+    Ok(empty())
+}
+
+/// `:omit` and `:restore`.
+async fn action(
+    State(s): State<AppState>,
+    c: WsCaller,
+    Path((_, set_raw, seg)): Path<(String, String, String)>,
+) -> ApiResult<Json<ToolOut>> {
+    c.require("tools", Verb::Manage)?;
+    let (raw, verb) = split_verb(&seg, &["omit", "restore"])?;
+    let (set, mut t) = load(&s, &c, &set_raw, raw).await?;
+    check_managed(&c, &set)?;
+    if verb == "omit" {
+        check_omittable(&s, &c, &t).await?;
+        t.state = ToolState::Omitted;
+    } else {
+        t.state = ToolState::Available;
+    }
+    t.meta.updated_at = s.store.now_ms();
+    s.store.update_tool(&t).await?;
+    Ok(Json(ToolOut::new(&t, &set)))
+}
+
+pub fn workspace_routes() -> Router<AppState> {
+    const BASE: &str = "/tool_sets/{tool_set_id}/tools";
+    Router::new()
+        .route(BASE, get(list).post(create))
+        .route(&format!("{BASE}/{{tool_id}}"), get(get_one).put(update).patch(update).delete(delete_one).post(action))
+}
+
+pub fn operations() -> Vec<Op> {
+    const T: &str = "Tools";
+    const COLL: &str = "/v1/workspaces/{workspace_id}/tool_sets/{tool_set_id}/tools";
+    const ITEM: &str = "/v1/workspaces/{workspace_id}/tool_sets/{tool_set_id}/tools/{tool_id}";
+    vec![
+        Op::new("get", COLL, "list_tools", T, schema::<ListResponse<ToolOut>>).scope("tools:read").list(),
+        Op::new("post", COLL, "create_tool", T, schema::<ToolOut>).scope("tools:manage").body(schema::<WriteIn>),
+        Op::new("get", ITEM, "get_tool", T, schema::<ToolOut>).scope("tools:read"),
+        Op::new("put", ITEM, "replace_tool", T, schema::<ToolOut>)
+            .summary("Seed spelling of update")
+            .scope("tools:manage")
+            .body(schema::<WriteIn>),
+        Op::new("patch", ITEM, "update_tool", T, schema::<ToolOut>).scope("tools:manage").body(schema::<WriteIn>),
+        Op::new("delete", ITEM, "delete_tool", T, schema::<Empty>).scope("tools:manage"),
+        Op::new(
+            "post",
+            concat!("/v1/workspaces/{workspace_id}/tool_sets/{tool_set_id}/tools/{tool_id}", ":omit"),
+            "omit_tool",
+            T,
+            schema::<ToolOut>,
+        )
+        .summary("Exclude from agents (refused while assigned)")
+        .scope("tools:manage"),
+        Op::new(
+            "post",
+            concat!("/v1/workspaces/{workspace_id}/tool_sets/{tool_set_id}/tools/{tool_id}", ":restore"),
+            "restore_tool",
+            T,
+            schema::<ToolOut>,
+        )
+        .summary("Back to AVAILABLE")
+        .scope("tools:manage"),
+    ]
+}

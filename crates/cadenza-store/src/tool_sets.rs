@@ -1,0 +1,511 @@
+//! Tool sets, their tools and their sync log. Creating or re-pointing a synced tool set
+//! enqueues its sync job in the same transaction, so a committed change is always synced.
+
+use cadenza_domain::IdRef;
+use cadenza_domain::ids::IdKind;
+use cadenza_domain::page::{ListParams, Page};
+use cadenza_domain::tool_sets::{Adapter, SyncEvent, Tool, ToolSet, ToolSetEvent, ToolSetState, ToolState};
+use serde_json::Value;
+
+use crate::jobs::{NewJob, enqueue_job};
+use crate::list::{Bind, ListQuery};
+use crate::rows::{HasMeta, MetaRow, id_ref_column, labels_to};
+use crate::{Store, StoreError, StoreResult, in_tx, on_db};
+
+#[derive(sqlx::FromRow)]
+struct ToolSetRow {
+    #[sqlx(flatten)]
+    meta: MetaRow,
+    workspace_id: String,
+    description: String,
+    adapter: String,
+    state: String,
+    last_sync_at: Option<i64>,
+}
+
+impl HasMeta for ToolSetRow {
+    fn meta_row(&self) -> &MetaRow {
+        &self.meta
+    }
+}
+
+impl ToolSetRow {
+    fn into_domain(self) -> StoreResult<ToolSet> {
+        let adapter: Adapter =
+            serde_json::from_str(&self.adapter).map_err(|e| StoreError::Corrupt(format!("adapter: {e}")))?;
+        Ok(ToolSet {
+            meta: self.meta.into_meta()?,
+            workspace_id: self.workspace_id,
+            description: self.description,
+            adapter,
+            state: ToolSetState::from_db(&self.state),
+            last_sync_at: self.last_sync_at,
+        })
+    }
+}
+
+const SELECT_SETS: &str = "SELECT id, account_id, workspace_id, name, external_id, labels, profile_id, created_at, \
+     updated_at, description, adapter, state, last_sync_at FROM tool_sets WHERE 1 = 1";
+
+#[derive(sqlx::FromRow)]
+struct ToolRow {
+    #[sqlx(flatten)]
+    meta: MetaRow,
+    workspace_id: String,
+    tool_set_id: String,
+    description: String,
+    parameters: String,
+    config: String,
+    requires_approval: i64,
+    state: String,
+    llm_tool_name: String,
+    signature: String,
+}
+
+impl HasMeta for ToolRow {
+    fn meta_row(&self) -> &MetaRow {
+        &self.meta
+    }
+}
+
+fn json(field: &str, text: &str) -> StoreResult<Value> {
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("{field}: {e}")))
+}
+
+impl ToolRow {
+    fn into_domain(self) -> StoreResult<Tool> {
+        Ok(Tool {
+            meta: self.meta.into_meta()?,
+            workspace_id: self.workspace_id,
+            tool_set_id: self.tool_set_id,
+            description: self.description,
+            parameters: json("parameters", &self.parameters)?,
+            config: json("config", &self.config)?,
+            requires_approval: self.requires_approval != 0,
+            state: ToolState::from_db(&self.state),
+            llm_tool_name: self.llm_tool_name,
+            signature: self.signature,
+        })
+    }
+}
+
+const SELECT_TOOLS: &str = "SELECT id, account_id, workspace_id, tool_set_id, name, external_id, labels, profile_id, \
+     created_at, updated_at, description, parameters, config, requires_approval, state, llm_tool_name, signature \
+     FROM tools WHERE 1 = 1";
+
+#[derive(sqlx::FromRow)]
+struct EventRow {
+    #[sqlx(flatten)]
+    meta: MetaRow,
+    workspace_id: String,
+    tool_set_id: String,
+    kind: String,
+    message: String,
+    tools_synced: i64,
+    error_type: String,
+}
+
+impl HasMeta for EventRow {
+    fn meta_row(&self) -> &MetaRow {
+        &self.meta
+    }
+}
+
+impl EventRow {
+    fn into_domain(self) -> StoreResult<ToolSetEvent> {
+        let event = match self.kind.as_str() {
+            "syncStarted" => SyncEvent::Started { message: self.message },
+            "syncCompleted" => SyncEvent::Completed {
+                tools_synced: i32::try_from(self.tools_synced).unwrap_or(i32::MAX),
+                message: self.message,
+            },
+            "syncFailed" => SyncEvent::Failed { error_type: self.error_type, message: self.message },
+            other => return Err(StoreError::Corrupt(format!("tool set event kind {other}"))),
+        };
+        Ok(ToolSetEvent {
+            meta: self.meta.into_meta()?,
+            workspace_id: self.workspace_id,
+            tool_set_id: self.tool_set_id,
+            event,
+        })
+    }
+}
+
+/// Tool counts of one set: (all, available, omitted).
+pub struct ToolCounts {
+    pub total: i64,
+    pub available: i64,
+    pub omitted: i64,
+}
+
+/// The tools list's filters (§12.3).
+#[derive(Debug, Clone, Default)]
+pub struct ToolFilter {
+    /// Exact names, OR'ed.
+    pub names: Vec<String>,
+    pub requires_approval: Option<bool>,
+    /// Empty: every state.
+    pub states: Vec<ToolState>,
+}
+
+fn adapter_json(a: &Adapter) -> String {
+    serde_json::to_string(a).unwrap_or_else(|_| "{}".to_string())
+}
+
+/// Assignments that reach a tool set: of the set itself or of one of its tools.
+const SET_ASSIGNMENTS: &str = "FROM variation_assignments a WHERE a.workspace_id = $1 AND \
+     ((a.kind = 'toolSet' AND a.target_id = $2) OR \
+      (a.kind = 'tool' AND a.target_id IN (SELECT id FROM tools WHERE tool_set_id = $2)))";
+
+impl Store {
+    /// Stores a new tool set, with its first sync job when it has one.
+    pub async fn insert_tool_set(&self, ts: &ToolSet, sync: Option<&NewJob>) -> StoreResult<()> {
+        let now = self.now_ms();
+        let job_id = IdKind::Job.new_id(now);
+        in_tx!(self, |tx| {
+            sqlx::query(
+                "INSERT INTO tool_sets (id, account_id, workspace_id, name, external_id, labels, profile_id, \
+                 created_at, updated_at, description, adapter, state) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+            )
+            .bind(&ts.meta.id)
+            .bind(&ts.meta.account_id)
+            .bind(&ts.workspace_id)
+            .bind(&ts.meta.name)
+            .bind(&ts.meta.external_id)
+            .bind(labels_to(&ts.meta.labels))
+            .bind(&ts.meta.profile_id)
+            .bind(ts.meta.created_at)
+            .bind(ts.meta.updated_at)
+            .bind(&ts.description)
+            .bind(adapter_json(&ts.adapter))
+            .bind(ts.state.as_str())
+            .execute(&mut *tx)
+            .await?;
+            if let Some(job) = sync {
+                enqueue_job!(tx, &job_id, job, now);
+            }
+        });
+        if sync.is_some() {
+            self.jobs_enqueued().await;
+        }
+        Ok(())
+    }
+
+    pub async fn get_tool_set(&self, workspace_id: &str, r: &IdRef) -> StoreResult<Option<ToolSet>> {
+        let (col, val) = id_ref_column(r);
+        let mut q = ListQuery::new(SELECT_SETS);
+        q.and_eq("workspace_id", Bind::Text(workspace_id.into())).and_eq(col, Bind::Text(val));
+        let rows: Vec<ToolSetRow> = self.fetch_rows(&q).await?;
+        rows.into_iter().next().map(ToolSetRow::into_domain).transpose()
+    }
+
+    /// Tool sets in `states` (archived ones are hidden unless asked for).
+    pub async fn list_tool_sets(
+        &self,
+        workspace_id: &str,
+        states: &[ToolSetState],
+        params: &ListParams,
+    ) -> StoreResult<Page<ToolSet>> {
+        let mut q = ListQuery::new(SELECT_SETS);
+        q.and_eq("workspace_id", Bind::Text(workspace_id.into()));
+        push_in(&mut q, "state", states.iter().map(|s| s.as_str()));
+        let page = self.list_page::<ToolSetRow>(q, "name", params).await?;
+        let items = page.items.into_iter().map(ToolSetRow::into_domain).collect::<StoreResult<Vec<_>>>()?;
+        Ok(Page { items, next_cursor: page.next_cursor })
+    }
+
+    /// Writes a changed tool set, with a sync job when its source changed.
+    pub async fn update_tool_set(&self, ts: &ToolSet, sync: Option<&NewJob>) -> StoreResult<()> {
+        let now = self.now_ms();
+        let job_id = IdKind::Job.new_id(now);
+        in_tx!(self, |tx| {
+            sqlx::query(
+                "UPDATE tool_sets SET name = $1, external_id = $2, labels = $3, updated_at = $4, description = $5, \
+                 adapter = $6, state = $7 WHERE workspace_id = $8 AND id = $9",
+            )
+            .bind(&ts.meta.name)
+            .bind(&ts.meta.external_id)
+            .bind(labels_to(&ts.meta.labels))
+            .bind(ts.meta.updated_at)
+            .bind(&ts.description)
+            .bind(adapter_json(&ts.adapter))
+            .bind(ts.state.as_str())
+            .bind(&ts.workspace_id)
+            .bind(&ts.meta.id)
+            .execute(&mut *tx)
+            .await?;
+            if let Some(job) = sync {
+                enqueue_job!(tx, &job_id, job, now);
+            }
+        });
+        if sync.is_some() {
+            self.jobs_enqueued().await;
+        }
+        Ok(())
+    }
+
+    /// Deletes a tool set with its tools and its event log.
+    pub async fn delete_tool_set(&self, workspace_id: &str, id: &str) -> StoreResult<bool> {
+        let n = in_tx!(self, |tx| {
+            for sql in [
+                "DELETE FROM tools WHERE workspace_id = $1 AND tool_set_id = $2",
+                "DELETE FROM tool_set_events WHERE workspace_id = $1 AND tool_set_id = $2",
+            ] {
+                sqlx::query(sql).bind(workspace_id).bind(id).execute(&mut *tx).await?;
+            }
+            sqlx::query("DELETE FROM tool_sets WHERE workspace_id = $1 AND id = $2")
+                .bind(workspace_id)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+        });
+        Ok(n > 0)
+    }
+
+    /// How many variation assignments reach the set (directly or through its tools).
+    pub async fn count_tool_set_assignments(&self, workspace_id: &str, tool_set_id: &str) -> StoreResult<i64> {
+        self.scalar2(&format!("SELECT COUNT(*) {SET_ASSIGNMENTS}"), workspace_id, tool_set_id).await
+    }
+
+    /// How many distinct agents use the set (directly or through its tools).
+    pub async fn count_tool_set_agents(&self, workspace_id: &str, tool_set_id: &str) -> StoreResult<i64> {
+        let sql = format!(
+            "SELECT COUNT(DISTINCT v.agent_id) FROM variations v WHERE v.id IN (SELECT a.variation_id {SET_ASSIGNMENTS})"
+        );
+        self.scalar2(&sql, workspace_id, tool_set_id).await
+    }
+
+    pub async fn count_tool_assignments(&self, workspace_id: &str, tool_id: &str) -> StoreResult<i64> {
+        self.scalar2(
+            "SELECT COUNT(*) FROM variation_assignments WHERE workspace_id = $1 AND kind = 'tool' AND target_id = $2",
+            workspace_id,
+            tool_id,
+        )
+        .await
+    }
+
+    /// A `COUNT` whose SQL takes the workspace as `$1` and one id as `$2`.
+    async fn scalar2(&self, sql: &str, workspace_id: &str, id: &str) -> StoreResult<i64> {
+        on_db!(self, read, |db| {
+            Ok(sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql.to_string()))
+                .bind(workspace_id)
+                .bind(id)
+                .fetch_one(db)
+                .await?)
+        })
+    }
+
+    pub async fn tool_counts(&self, workspace_id: &str, tool_set_id: &str) -> StoreResult<ToolCounts> {
+        on_db!(self, read, |db| {
+            let (total, available, omitted): (i64, i64, i64) = sqlx::query_as(
+                "SELECT COUNT(*), \
+                 COALESCE(SUM(CASE WHEN state = 'AVAILABLE' THEN 1 ELSE 0 END), 0), \
+                 COALESCE(SUM(CASE WHEN state = 'OMITTED' THEN 1 ELSE 0 END), 0) \
+                 FROM tools WHERE workspace_id = $1 AND tool_set_id = $2",
+            )
+            .bind(workspace_id)
+            .bind(tool_set_id)
+            .fetch_one(db)
+            .await?;
+            Ok(ToolCounts { total, available, omitted })
+        })
+    }
+
+    /// Available tools of the workspace's active tool sets (the workspace `info` counter).
+    pub async fn count_available_tools(&self, workspace_id: &str) -> StoreResult<i64> {
+        let mut q = ListQuery::new(
+            "SELECT COUNT(*) FROM tools t JOIN tool_sets s ON s.id = t.tool_set_id \
+             WHERE t.state = 'AVAILABLE' AND s.state = 'ACTIVE'",
+        );
+        q.and_eq("t.workspace_id", Bind::Text(workspace_id.into()));
+        self.fetch_scalar_i64(&q).await
+    }
+
+    // ---- tools ----
+
+    pub async fn insert_tool(&self, t: &Tool) -> StoreResult<()> {
+        in_tx!(self, |tx| {
+            sqlx::query(
+                "INSERT INTO tools (id, account_id, workspace_id, tool_set_id, name, external_id, labels, profile_id, \
+                 created_at, updated_at, description, parameters, config, requires_approval, state, llm_tool_name, \
+                 signature) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
+            )
+            .bind(&t.meta.id)
+            .bind(&t.meta.account_id)
+            .bind(&t.workspace_id)
+            .bind(&t.tool_set_id)
+            .bind(&t.meta.name)
+            .bind(&t.meta.external_id)
+            .bind(labels_to(&t.meta.labels))
+            .bind(&t.meta.profile_id)
+            .bind(t.meta.created_at)
+            .bind(t.meta.updated_at)
+            .bind(&t.description)
+            .bind(t.parameters.to_string())
+            .bind(t.config.to_string())
+            .bind(i64::from(t.requires_approval))
+            .bind(t.state.as_str())
+            .bind(&t.llm_tool_name)
+            .bind(&t.signature)
+            .execute(&mut *tx)
+            .await?;
+        });
+        Ok(())
+    }
+
+    pub async fn get_tool(&self, workspace_id: &str, tool_set_id: &str, r: &IdRef) -> StoreResult<Option<Tool>> {
+        let (col, val) = id_ref_column(r);
+        let mut q = ListQuery::new(SELECT_TOOLS);
+        q.and_eq("workspace_id", Bind::Text(workspace_id.into()))
+            .and_eq("tool_set_id", Bind::Text(tool_set_id.into()))
+            .and_eq(col, Bind::Text(val));
+        let rows: Vec<ToolRow> = self.fetch_rows(&q).await?;
+        rows.into_iter().next().map(ToolRow::into_domain).transpose()
+    }
+
+    /// A tool of the workspace by id alone (assignments name tools without their set).
+    pub async fn find_tool(&self, workspace_id: &str, r: &IdRef) -> StoreResult<Option<Tool>> {
+        let (col, val) = id_ref_column(r);
+        let mut q = ListQuery::new(SELECT_TOOLS);
+        q.and_eq("workspace_id", Bind::Text(workspace_id.into())).and_eq(col, Bind::Text(val));
+        let rows: Vec<ToolRow> = self.fetch_rows(&q).await?;
+        rows.into_iter().next().map(ToolRow::into_domain).transpose()
+    }
+
+    pub async fn list_tools(
+        &self,
+        workspace_id: &str,
+        tool_set_id: &str,
+        filter: &ToolFilter,
+        params: &ListParams,
+    ) -> StoreResult<Page<Tool>> {
+        let mut q = ListQuery::new(SELECT_TOOLS);
+        q.and_eq("workspace_id", Bind::Text(workspace_id.into())).and_eq("tool_set_id", Bind::Text(tool_set_id.into()));
+        push_in(&mut q, "name", filter.names.iter().map(String::as_str));
+        push_in(&mut q, "state", filter.states.iter().map(|s| s.as_str()));
+        if let Some(r) = filter.requires_approval {
+            q.and_eq("requires_approval", Bind::Int(i64::from(r)));
+        }
+        let page = self.list_page::<ToolRow>(q, "name", params).await?;
+        let items = page.items.into_iter().map(ToolRow::into_domain).collect::<StoreResult<Vec<_>>>()?;
+        Ok(Page { items, next_cursor: page.next_cursor })
+    }
+
+    pub async fn update_tool(&self, t: &Tool) -> StoreResult<()> {
+        in_tx!(self, |tx| {
+            sqlx::query(
+                "UPDATE tools SET name = $1, external_id = $2, labels = $3, updated_at = $4, description = $5, \
+                 parameters = $6, config = $7, requires_approval = $8, state = $9, llm_tool_name = $10, \
+                 signature = $11 WHERE workspace_id = $12 AND id = $13",
+            )
+            .bind(&t.meta.name)
+            .bind(&t.meta.external_id)
+            .bind(labels_to(&t.meta.labels))
+            .bind(t.meta.updated_at)
+            .bind(&t.description)
+            .bind(t.parameters.to_string())
+            .bind(t.config.to_string())
+            .bind(i64::from(t.requires_approval))
+            .bind(t.state.as_str())
+            .bind(&t.llm_tool_name)
+            .bind(&t.signature)
+            .bind(&t.workspace_id)
+            .bind(&t.meta.id)
+            .execute(&mut *tx)
+            .await?;
+        });
+        Ok(())
+    }
+
+    pub async fn delete_tool(&self, workspace_id: &str, id: &str) -> StoreResult<bool> {
+        let n = in_tx!(self, |tx| {
+            sqlx::query("DELETE FROM tools WHERE workspace_id = $1 AND id = $2")
+                .bind(workspace_id)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+        });
+        Ok(n > 0)
+    }
+
+    // ---- the sync log ----
+
+    pub async fn insert_tool_set_event(&self, e: &ToolSetEvent) -> StoreResult<()> {
+        let (message, synced, error_type) = match &e.event {
+            SyncEvent::Started { message } => (message, 0, ""),
+            SyncEvent::Completed { tools_synced, message } => (message, i64::from(*tools_synced), ""),
+            SyncEvent::Failed { error_type, message } => (message, 0, error_type.as_str()),
+        };
+        in_tx!(self, |tx| {
+            sqlx::query(
+                "INSERT INTO tool_set_events (id, account_id, workspace_id, tool_set_id, external_id, labels, \
+                 profile_id, created_at, updated_at, kind, message, tools_synced, error_type) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+            )
+            .bind(&e.meta.id)
+            .bind(&e.meta.account_id)
+            .bind(&e.workspace_id)
+            .bind(&e.tool_set_id)
+            .bind(&e.meta.external_id)
+            .bind(labels_to(&e.meta.labels))
+            .bind(&e.meta.profile_id)
+            .bind(e.meta.created_at)
+            .bind(e.meta.updated_at)
+            .bind(e.event.kind())
+            .bind(message)
+            .bind(synced)
+            .bind(error_type)
+            .execute(&mut *tx)
+            .await?;
+        });
+        Ok(())
+    }
+
+    pub async fn list_tool_set_events(
+        &self,
+        workspace_id: &str,
+        tool_set_id: &str,
+        params: &ListParams,
+    ) -> StoreResult<Page<ToolSetEvent>> {
+        let mut q = ListQuery::new(
+            "SELECT id, account_id, workspace_id, tool_set_id, name, external_id, labels, profile_id, created_at, \
+             updated_at, kind, message, tools_synced, error_type FROM tool_set_events WHERE 1 = 1",
+        );
+        q.and_eq("workspace_id", Bind::Text(workspace_id.into())).and_eq("tool_set_id", Bind::Text(tool_set_id.into()));
+        let page = self.list_page::<EventRow>(q, "kind", params).await?;
+        let items = page.items.into_iter().map(EventRow::into_domain).collect::<StoreResult<Vec<_>>>()?;
+        Ok(Page { items, next_cursor: page.next_cursor })
+    }
+
+    /// The OpenAPI document a sync consumed, if any.
+    pub async fn openapi_document(&self, workspace_id: &str, tool_set_id: &str) -> StoreResult<Option<String>> {
+        on_db!(self, read, |db| {
+            let doc: Option<Option<String>> =
+                sqlx::query_scalar("SELECT openapi_document FROM tool_sets WHERE workspace_id = $1 AND id = $2")
+                    .bind(workspace_id)
+                    .bind(tool_set_id)
+                    .fetch_optional(db)
+                    .await?;
+            Ok(doc.flatten())
+        })
+    }
+}
+
+/// `AND column IN ($n, …)` for a non-empty list; nothing for an empty one.
+fn push_in<'a>(q: &mut ListQuery, column: &str, values: impl Iterator<Item = &'a str>) {
+    let values: Vec<&str> = values.collect();
+    if values.is_empty() {
+        return;
+    }
+    q.push(" AND ").push(column).push(" IN (");
+    for (i, v) in values.iter().enumerate() {
+        if i > 0 {
+            q.push(", ");
+        }
+        q.bind(Bind::Text((*v).to_string()));
+    }
+    q.push(")");
+}
