@@ -208,6 +208,8 @@ pub struct Tool {
     pub config: Value,
     pub requires_approval: bool,
     pub state: ToolState,
+    /// A person omitted it: a sync keeps it omitted even when the filters include it.
+    pub omitted_by_user: bool,
     pub llm_tool_name: String,
     pub signature: String,
 }

@@ -58,6 +58,7 @@ struct ToolRow {
     config: String,
     requires_approval: i64,
     state: String,
+    omitted_by_user: i64,
     llm_tool_name: String,
     signature: String,
 }
@@ -83,6 +84,7 @@ impl ToolRow {
             config: json("config", &self.config)?,
             requires_approval: self.requires_approval != 0,
             state: ToolState::from_db(&self.state),
+            omitted_by_user: self.omitted_by_user != 0,
             llm_tool_name: self.llm_tool_name,
             signature: self.signature,
         })
@@ -90,8 +92,8 @@ impl ToolRow {
 }
 
 const SELECT_TOOLS: &str = "SELECT id, account_id, workspace_id, tool_set_id, name, external_id, labels, profile_id, \
-     created_at, updated_at, description, parameters, config, requires_approval, state, llm_tool_name, signature \
-     FROM tools WHERE 1 = 1";
+     created_at, updated_at, description, parameters, config, requires_approval, state, omitted_by_user, llm_tool_name, \
+     signature FROM tools WHERE 1 = 1";
 
 #[derive(sqlx::FromRow)]
 struct EventRow {
@@ -329,8 +331,9 @@ impl Store {
         in_tx!(self, |tx| {
             sqlx::query(
                 "INSERT INTO tools (id, account_id, workspace_id, tool_set_id, name, external_id, labels, profile_id, \
-                 created_at, updated_at, description, parameters, config, requires_approval, state, llm_tool_name, \
-                 signature) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
+                 created_at, updated_at, description, parameters, config, requires_approval, state, omitted_by_user, \
+                 llm_tool_name, signature) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
             )
             .bind(&t.meta.id)
             .bind(&t.meta.account_id)
@@ -347,6 +350,7 @@ impl Store {
             .bind(t.config.to_string())
             .bind(i64::from(t.requires_approval))
             .bind(t.state.as_str())
+            .bind(i64::from(t.omitted_by_user))
             .bind(&t.llm_tool_name)
             .bind(&t.signature)
             .execute(&mut *tx)
@@ -397,8 +401,8 @@ impl Store {
         in_tx!(self, |tx| {
             sqlx::query(
                 "UPDATE tools SET name = $1, external_id = $2, labels = $3, updated_at = $4, description = $5, \
-                 parameters = $6, config = $7, requires_approval = $8, state = $9, llm_tool_name = $10, \
-                 signature = $11 WHERE workspace_id = $12 AND id = $13",
+                 parameters = $6, config = $7, requires_approval = $8, state = $9, omitted_by_user = $10, \
+                 llm_tool_name = $11, signature = $12 WHERE workspace_id = $13 AND id = $14",
             )
             .bind(&t.meta.name)
             .bind(&t.meta.external_id)
@@ -409,6 +413,7 @@ impl Store {
             .bind(t.config.to_string())
             .bind(i64::from(t.requires_approval))
             .bind(t.state.as_str())
+            .bind(i64::from(t.omitted_by_user))
             .bind(&t.llm_tool_name)
             .bind(&t.signature)
             .bind(&t.workspace_id)

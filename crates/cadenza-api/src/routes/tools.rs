@@ -180,6 +180,7 @@ fn apply_spec(t: &mut Tool, set: &ToolSet, spec: SpecIn, mask: &UpdateMask, crea
         && let Some(state) = ToolState::parse(spec.status.as_deref().unwrap_or_default())?
     {
         t.state = state;
+        t.omitted_by_user = state == ToolState::Omitted;
     }
     if mask.covers("spec.llmToolName", spec.llm_tool_name.is_some()) {
         t.llm_tool_name = spec.llm_tool_name.unwrap_or_default();
@@ -267,6 +268,7 @@ async fn create(
         config: Value::Null,
         requires_approval: false,
         state: ToolState::Available,
+        omitted_by_user: false,
         llm_tool_name: String::new(),
         signature: String::new(),
     };
@@ -345,8 +347,10 @@ async fn action(
     if verb == "omit" {
         check_omittable(&s, &c, &t).await?;
         t.state = ToolState::Omitted;
+        t.omitted_by_user = true;
     } else {
         t.state = ToolState::Available;
+        t.omitted_by_user = false;
     }
     t.meta.updated_at = s.store.now_ms();
     s.store.update_tool(&t).await?;

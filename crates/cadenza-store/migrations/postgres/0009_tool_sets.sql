@@ -35,6 +35,8 @@ CREATE TABLE tools (
     config TEXT NOT NULL,
     requires_approval BIGINT NOT NULL DEFAULT 0,
     state TEXT NOT NULL,
+    -- Omitted by a person (kept across syncs) rather than by the set's filters.
+    omitted_by_user BIGINT NOT NULL DEFAULT 0,
     llm_tool_name TEXT NOT NULL,
     signature TEXT NOT NULL
 );
