@@ -52,6 +52,10 @@ pub struct HttpParam {
     pub style: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub explode: Option<bool>,
+    /// Set when the parameter is described by `content` rather than `schema`: its value is sent
+    /// serialised in this media type (e.g. JSON text in a query parameter).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_type: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

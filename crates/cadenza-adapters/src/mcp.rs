@@ -261,7 +261,7 @@ fn from_service(e: &ServiceError, doing: &str) -> SyncError {
 
 /// Sorts a transport failure by walking its cause chain for the types that say what happened.
 fn from_transport(error: &(dyn std::error::Error + Send + Sync + 'static), doing: &str) -> SyncError {
-    let detail = describe(error);
+    let detail = clip(&describe_transport(error));
     let mut kind = None;
     let mut current: Option<&(dyn std::error::Error + 'static)> = Some(error);
     while let (None, Some(err)) = (kind, current) {
@@ -270,6 +270,36 @@ fn from_transport(error: &(dyn std::error::Error + Send + Sync + 'static), doing
     }
     let kind = kind.unwrap_or(SyncErrorKind::Protocol);
     SyncError::new(kind, format!("MCP transport failed {doing}: {detail}"))
+}
+
+/// Like [`describe`], but also opens rmcp's `Client(reqwest::Error)`, which hides its cause (and
+/// would print the URL, which may carry a token).
+fn describe_transport(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut current = Some(error);
+    while let Some(err) = current {
+        let text = match err.downcast_ref::<StreamableHttpError<reqwest::Error>>() {
+            Some(StreamableHttpError::Client(r)) => describe(r),
+            _ => match err.downcast_ref::<reqwest::Error>() {
+                Some(r) => describe(r),
+                None => err.to_string(),
+            },
+        };
+        if !text.is_empty() && !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        current = err.source();
+    }
+    parts.join(": ")
+}
+
+/// Error bodies can be long pages; a sync event needs the gist.
+fn clip(text: &str) -> String {
+    const MAX: usize = 300;
+    match text.char_indices().nth(MAX) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.to_owned(),
+    }
 }
 
 fn classify(err: &(dyn std::error::Error + 'static)) -> Option<SyncErrorKind> {

@@ -132,6 +132,11 @@ fn tool(
             required: is_required,
             style: p.object.get("style").and_then(Value::as_str).map(str::to_owned),
             explode: p.object.get("explode").and_then(Value::as_bool),
+            content_type: if p.object.contains_key("schema") {
+                None
+            } else {
+                p.object.get("content").and_then(Value::as_object).and_then(|c| c.keys().next()).cloned()
+            },
         });
     }
     if let Some(body) = body {
