@@ -134,6 +134,14 @@ async fn calls_tools() -> anyhow::Result<()> {
 }
 
 #[tokio::test]
+async fn wrong_endpoint_is_an_http_status() -> anyhow::Result<()> {
+    let server = FakeMcp::start(vec![weather()]).await?;
+    let err = client().list_tools(&format!("http://{}/not-mcp", server.addr()), &no_headers()).await.err();
+    assert_eq!(err.as_ref().map(|e| e.kind), Some(SyncErrorKind::HttpStatus), "{err:?}");
+    Ok(())
+}
+
+#[tokio::test]
 async fn unreachable_server() -> anyhow::Result<()> {
     // A port that was free a moment ago: nothing listens there.
     let listener = std::net::TcpListener::bind("127.0.0.1:0")?;

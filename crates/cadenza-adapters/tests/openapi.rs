@@ -448,3 +448,18 @@ fn deep_and_wide_ref_graphs_stay_bounded() -> anyhow::Result<()> {
     assert_valid_schemas(&out.tools);
     Ok(())
 }
+
+#[test]
+fn yaml_alias_bombs_are_refused() {
+    let mut doc = String::from(
+        "openapi: 3.1.0\ninfo: {title: x, version: '1'}\nx-a0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n",
+    );
+    for i in 1..12 {
+        let p = i - 1;
+        doc.push_str(&format!("x-a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n"));
+    }
+    let started = std::time::Instant::now();
+    let err = tools_from_openapi(doc.as_bytes(), &OpenApiOptions::default()).err();
+    assert_eq!(err.map(|e| e.kind), Some(SpecErrorKind::InvalidSpec));
+    assert!(started.elapsed() < Duration::from_secs(5));
+}

@@ -27,7 +27,8 @@ pub const MAX_DOCUMENT_BYTES: usize = 16 * 1024 * 1024;
 pub struct OpenApiOptions {
     /// Overrides the document's servers.
     pub base_url: Option<String>,
-    /// Picks a server by name; see [`servers`](self) for how servers are named.
+    /// Picks a server by its `name` (OpenAPI 3.2), else `x-name`, else `description`; exact
+    /// matches win over case-insensitive ones. Naming no server is `UnknownServer`.
     pub server_name: Option<String>,
     /// Where the document was fetched from, to resolve a relative server URL.
     pub spec_url: Option<String>,
