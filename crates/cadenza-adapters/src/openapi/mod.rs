@@ -14,7 +14,7 @@ mod servers;
 use serde_json::Value;
 
 pub use normalise::normalise_30_to_31;
-pub use refs::{INLINE_BUDGET, MAX_INLINE_DEPTH};
+pub use refs::{INLINE_BUDGET, MAX_INLINE_DEPTH, MAX_INLINE_NESTING};
 
 use crate::discovered::DiscoveredTool;
 use crate::error::{SpecError, SpecErrorKind};
@@ -58,6 +58,9 @@ impl OpenApiTools {
 }
 
 /// Parses `doc` (JSON or YAML bytes) and turns every operation into a tool.
+///
+/// CPU-bound (a large document takes a noticeable fraction of a second): from async code, run it
+/// on a blocking thread.
 pub fn tools_from_openapi(doc: &[u8], opts: &OpenApiOptions) -> Result<OpenApiTools, SpecError> {
     tools_from_openapi_value(parse_document(doc)?, opts)
 }

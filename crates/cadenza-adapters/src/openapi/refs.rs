@@ -4,7 +4,8 @@
 //!
 //! Schema refs are inlined so models see plain schemas, except where inlining cannot finish or
 //! would explode: a ref already being inlined (recursion), refs nested deeper than
-//! [`MAX_INLINE_DEPTH`], or once a tool has inlined [`INLINE_BUDGET`] schema nodes. Those stay
+//! [`MAX_INLINE_DEPTH`] refs or [`MAX_INLINE_NESTING`] levels, or once a tool has inlined
+//! [`INLINE_BUDGET`] schema nodes. Those stay
 //! refs to `#/$defs/<Name>`, and the tool's input schema carries the `$defs`.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -15,6 +16,9 @@ use super::schema_walk::for_each_child_mut;
 use crate::error::{SpecError, SpecErrorKind};
 
 pub const MAX_INLINE_DEPTH: usize = 16;
+/// Past this JSON nesting depth of the output, refs are no longer inlined: deep values make deep
+/// recursion in everything that later walks, prints or drops them.
+pub const MAX_INLINE_NESTING: usize = 192;
 pub const INLINE_BUDGET: usize = 20_000;
 const MAX_REF_HOPS: usize = 32;
 
@@ -128,6 +132,7 @@ fn is_openapi_only(key: &str) -> bool {
 pub struct SchemaResolver<'d> {
     doc: &'d Value,
     stack: Vec<String>,
+    nesting: usize,
     budget: usize,
     sizes: HashMap<String, usize>,
     def_names: BTreeMap<String, String>,
@@ -140,6 +145,7 @@ impl<'d> SchemaResolver<'d> {
         Self {
             doc,
             stack: Vec::new(),
+            nesting: 0,
             budget: INLINE_BUDGET,
             sizes: HashMap::new(),
             def_names: BTreeMap::new(),
@@ -150,6 +156,13 @@ impl<'d> SchemaResolver<'d> {
 
     /// `schema` with its refs inlined or pointed into `#/$defs`.
     pub fn resolve(&mut self, schema: &Value) -> Result<Value, SpecError> {
+        self.nesting += 1;
+        let resolved = self.resolve_nested(schema);
+        self.nesting -= 1;
+        resolved
+    }
+
+    fn resolve_nested(&mut self, schema: &Value) -> Result<Value, SpecError> {
         let Value::Object(m) = schema else { return Ok(schema.clone()) };
         let Some(r) = m.get("$ref") else { return self.resolve_object(m) };
         let Value::String(r) = r else { return Err(SpecError::invalid("$ref must be a string")) };
@@ -213,7 +226,10 @@ impl<'d> SchemaResolver<'d> {
     fn resolve_ref(&mut self, r: &str) -> Result<Value, SpecError> {
         let target = resolve_pointer(self.doc, r)?;
         let size = *self.sizes.entry(r.to_owned()).or_insert_with(|| node_count(target));
-        let inline = !self.stack.iter().any(|s| s == r) && self.stack.len() < MAX_INLINE_DEPTH && size <= self.budget;
+        let inline = !self.stack.iter().any(|s| s == r)
+            && self.stack.len() < MAX_INLINE_DEPTH
+            && self.nesting < MAX_INLINE_NESTING
+            && size <= self.budget;
         if !inline {
             return Ok(Value::Object(Map::from_iter([(
                 "$ref".to_owned(),
@@ -258,6 +274,7 @@ impl<'d> SchemaResolver<'d> {
         while let Some(r) = self.pending.pop() {
             let target = resolve_pointer(self.doc, &r)?;
             self.stack = vec![r.clone()];
+            self.nesting = 0;
             let body = self.resolve(target)?;
             let name = self.def_names.get(&r).cloned().unwrap_or_default();
             defs.insert(name, body);
@@ -303,6 +320,33 @@ mod tests {
         let defs = r.finish().unwrap_or_default();
         assert_eq!(s["properties"]["children"]["items"], json!({"$ref": "#/$defs/Node"}));
         assert_eq!(defs["Node"]["properties"]["children"]["items"], json!({"$ref": "#/$defs/Node"}));
+    }
+
+    #[test]
+    fn deep_chains_stop_inlining() {
+        // S0 → S1 → … each wrapped 100 levels deep: inlining all would nest 4 000 levels.
+        let mut schemas = Map::new();
+        for i in 0..40 {
+            let mut s = json!({"$ref": format!("#/components/schemas/S{}", i + 1)});
+            for _ in 0..100 {
+                s = json!({"type": "array", "items": s});
+            }
+            schemas.insert(format!("S{i}"), s);
+        }
+        schemas.insert("S40".into(), json!({"type": "string"}));
+        let doc = json!({"components": {"schemas": schemas}});
+        let mut r = SchemaResolver::new(&doc);
+        let s = r.resolve(&json!({"$ref": "#/components/schemas/S0"})).unwrap_or_default();
+        let defs = r.finish().unwrap_or_default();
+        fn depth(v: &Value) -> usize {
+            match v {
+                Value::Object(m) => 1 + m.values().map(depth).max().unwrap_or(0),
+                Value::Array(a) => 1 + a.iter().map(depth).max().unwrap_or(0),
+                _ => 0,
+            }
+        }
+        assert!(depth(&s) < 2 * MAX_INLINE_NESTING + 10, "depth {}", depth(&s));
+        assert!(defs.values().all(|d| depth(d) < 2 * MAX_INLINE_NESTING + 10));
     }
 
     #[test]
