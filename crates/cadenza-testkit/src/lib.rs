@@ -6,7 +6,9 @@
 
 pub mod app;
 pub mod db;
+pub mod fake_mcp;
 pub mod logs;
 
 pub use app::{ADMIN_TOKEN, Resp, TestApp};
 pub use db::{TestBackend, TestDb};
+pub use fake_mcp::{FakeMcp, FakeTool, StaticServer};
