@@ -41,7 +41,7 @@ impl Fetcher {
         let client = reqwest::Client::builder()
             .connect_timeout(opts.connect_timeout)
             .timeout(opts.timeout)
-            .redirect(reqwest::redirect::Policy::limited(opts.max_redirects))
+            .redirect(same_origin_redirects(opts.max_redirects))
             .build()
             .map_err(|e| {
                 SyncError::new(SyncErrorKind::InvalidConfig, format!("cannot build an HTTP client: {}", describe(&e)))
@@ -75,6 +75,22 @@ impl Fetcher {
         }
         Ok(body)
     }
+}
+
+/// Follows redirects within the origin only: the configured headers (credentials) must not be
+/// replayed to a host the tool set did not name. A cross-origin redirect ends the exchange on the
+/// 3xx, which reads as an `http_status` failure.
+fn same_origin_redirects(max: usize) -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(move |attempt| {
+        let same_origin = attempt.previous().first().is_some_and(|first| first.origin() == attempt.url().origin());
+        if attempt.previous().len() > max {
+            attempt.error(format!("more than {max} redirects"))
+        } else if same_origin {
+            attempt.follow()
+        } else {
+            attempt.stop()
+        }
+    })
 }
 
 /// One-off fetch with its own client.
@@ -117,7 +133,8 @@ pub(crate) fn header_map(headers: &BTreeMap<String, String>) -> Result<HeaderMap
 
 pub(crate) fn status_error(status: u16, doing: &str) -> SyncError {
     let kind = if matches!(status, 401 | 403) { SyncErrorKind::AuthFailure } else { SyncErrorKind::HttpStatus };
-    SyncError::new(kind, format!("HTTP {status} while {doing}"))
+    let note = if (300..400).contains(&status) { " (redirects to another origin are not followed)" } else { "" };
+    SyncError::new(kind, format!("HTTP {status} while {doing}{note}"))
 }
 
 pub(crate) fn from_reqwest(e: &reqwest::Error, doing: &str) -> SyncError {

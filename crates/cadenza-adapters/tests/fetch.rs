@@ -81,3 +81,39 @@ async fn slow_server_times_out() -> anyhow::Result<()> {
     hold.abort();
     Ok(())
 }
+
+#[tokio::test]
+async fn redirects_stay_within_the_origin() -> anyhow::Result<()> {
+    use axum::http::{HeaderMap, StatusCode, header};
+    use axum::response::IntoResponse;
+    use axum::routing::get;
+
+    let elsewhere = StaticServer::start("openapi.json", "application/json", SPEC).await?;
+    let away = format!("{}/openapi.json", elsewhere.base());
+    let app = axum::Router::new()
+        .route("/spec.json", get(|| async { SPEC }))
+        .route("/moved", get(|| async { (StatusCode::FOUND, [(header::LOCATION, "/spec.json")]).into_response() }))
+        .route(
+            "/away",
+            get(move |_: HeaderMap| {
+                let away = away.clone();
+                async move { (StatusCode::FOUND, [(header::LOCATION, away)]).into_response() }
+            }),
+        )
+        .route("/loop", get(|| async { (StatusCode::FOUND, [(header::LOCATION, "/loop")]).into_response() }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    let server = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    let fetcher = Fetcher::new(FetchOptions::default())?;
+
+    assert_eq!(fetcher.fetch(&format!("{base}/moved"), &headers()).await?, SPEC.as_bytes());
+    let err = fetcher.fetch(&format!("{base}/away"), &headers()).await.err();
+    assert_eq!(err.as_ref().map(|e| e.kind), Some(SyncErrorKind::HttpStatus), "{err:?}");
+    assert_eq!(elsewhere.hits(), 0, "credentials never went to another origin");
+    let err = fetcher.fetch(&format!("{base}/loop"), &headers()).await.err();
+    assert_eq!(err.map(|e| e.kind), Some(SyncErrorKind::Protocol));
+    server.abort();
+    Ok(())
+}

@@ -463,3 +463,15 @@ fn yaml_alias_bombs_are_refused() {
     assert_eq!(err.map(|e| e.kind), Some(SpecErrorKind::InvalidSpec));
     assert!(started.elapsed() < Duration::from_secs(5));
 }
+
+#[test]
+fn openapi_32_named_server_and_query_method() -> anyhow::Result<()> {
+    let doc = br#"{"openapi": "3.2.0", "info": {"title": "x", "version": "1"},
+        "servers": [{"url": "https://a.example", "name": "a"}, {"url": "https://b.example", "name": "b"}],
+        "paths": {"/search": {"query": {"operationId": "search", "requestBody": {"content": {"application/json": {"schema": {"type": "object"}}}}}}}}"#;
+    let out = tools_from_openapi(doc, &OpenApiOptions { server_name: Some("b".into()), ..Default::default() })?;
+    assert_eq!(out.base_url.as_deref(), Some("https://b.example"));
+    assert_eq!(out.tools.len(), 1);
+    assert_eq!(out.tools[0].http.as_ref().map(|h| h.method.as_str()), Some("QUERY"));
+    Ok(())
+}

@@ -17,7 +17,8 @@ use super::refs::{SchemaResolver, deref};
 use crate::discovered::{DiscoveredTool, HttpBody, HttpCall, HttpParam};
 use crate::error::SpecError;
 
-pub const METHODS: &[&str] = &["get", "put", "post", "delete", "options", "head", "patch", "trace"];
+// `query` is the QUERY method of OpenAPI 3.2.
+pub const METHODS: &[&str] = &["get", "put", "post", "delete", "options", "head", "patch", "trace", "query"];
 const IGNORED_HEADERS: &[&str] = &["accept", "content-type", "authorization"];
 
 /// Every operation of the document, in path order then method order.
