@@ -173,6 +173,36 @@ pub fn parse_duration_secs(field: &str, s: &str) -> Result<i64> {
     Ok(n.round() as i64)
 }
 
+/// Renders a Liquid template with `globals` (a JSON object). `field` names it in errors.
+pub fn render_template(field: &str, template: &str, globals: &serde_json::Value) -> Result<String> {
+    if !template.contains("{{") && !template.contains("{%") {
+        return Ok(template.to_string());
+    }
+    let parser = liquid::ParserBuilder::with_stdlib()
+        .build()
+        .map_err(|e| Error::invalid(format!("{field}: template engine unavailable: {e}")))?;
+    let parsed =
+        parser.parse(template).map_err(|e| Error::invalid(format!("{field} is not a valid Liquid template: {e}")))?;
+    let globals = liquid::model::to_object(globals)
+        .map_err(|e| Error::invalid(format!("{field}: template data is not an object: {e}")))?;
+    parsed.render(&globals).map_err(|e| Error::invalid(format!("{field} could not be rendered: {e}")))
+}
+
+/// The secret names a template references as `secrets.NAME`, in order of first use.
+pub fn secret_refs(template: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut rest = template;
+    while let Some(i) = rest.find("secrets.") {
+        let after = &rest[i + "secrets.".len()..];
+        let name: String = after.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-').collect();
+        if !name.is_empty() && !out.contains(&name) {
+            out.push(name.clone());
+        }
+        rest = &after[name.len()..];
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -185,5 +215,14 @@ mod tests {
         assert_eq!(parse_duration_secs("d", "7200s").ok(), Some(7200));
         assert!(parse_duration_secs("d", "7200").is_err());
         assert!(parse_duration_secs("d", "xs").is_err());
+    }
+
+    #[test]
+    fn renders_and_finds_secret_references() {
+        let t = "Bearer {{ secrets.API_TOKEN }} {{ secrets.API_TOKEN | upcase }} {{ secrets.other-key }}";
+        assert_eq!(secret_refs(t), ["API_TOKEN", "other-key"]);
+        let out = render_template("h", "Bearer {{ secrets.T }}", &serde_json::json!({"secrets": {"T": "abc"}}));
+        assert_eq!(out.ok().as_deref(), Some("Bearer abc"));
+        assert_eq!(render_template("h", "plain", &serde_json::json!({})).ok().as_deref(), Some("plain"));
     }
 }

@@ -121,6 +121,25 @@ impl Runner {
     }
 }
 
+/// Claims the next ready job of `queue` and runs it to its end on this task (with heartbeats,
+/// fencing and failure handling as in a [`Runner`]). Returns whether a job ran. For tests and
+/// one-shot tools that must not wait for a worker loop.
+pub async fn run_next(store: &Store, registry: &Registry, queue: &QueueConfig, owner: &str) -> anyhow::Result<bool> {
+    let lease_ms = i64::try_from(queue.lease.as_millis()).unwrap_or(i64::MAX);
+    let Some((job, lease)) = store.claim(&queue.name, owner, lease_ms).await? else {
+        return Ok(false);
+    };
+    let exec = Execution {
+        store: store.clone(),
+        handler: registry.handlers.get(&job.kind).cloned(),
+        heartbeat: queue.heartbeat,
+        lease_ms,
+        cancel: CancellationToken::new(),
+    };
+    exec.run(job, lease).await;
+    Ok(true)
+}
+
 struct QueueWorker {
     store: Store,
     registry: Arc<Registry>,

@@ -5,3 +5,4 @@ pub mod admin;
 pub mod config;
 pub mod maintenance;
 pub mod startup;
+pub mod tool_sets;

@@ -138,9 +138,10 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
     // Workers share the process with the API; every replica runs them.
     let stop_workers = CancellationToken::new();
     let registry = crate::maintenance::register(Registry::default());
+    let registry = crate::tool_sets::register(registry, crate::tool_sets::SyncDeps::from_defaults().map_err(other)?);
     let owner = format!("{}:{}", hostname(), std::process::id());
-    let workers = Runner::new(store.clone(), registry, owner, vec![crate::maintenance::queue()])
-        .start(stop_workers.clone(), grace);
+    let queues = vec![crate::maintenance::queue(), crate::tool_sets::queue()];
+    let workers = Runner::new(store.clone(), registry, owner, queues).start(stop_workers.clone(), grace);
     let ticker = tokio::spawn(crate::maintenance::tick(store.clone(), stop_workers.clone()));
 
     axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await.map_err(other)?;

@@ -175,7 +175,6 @@ macro_rules! check_lease {
         }
     }};
 }
-#[expect(unused_imports, reason = "for writes other areas make under a lease")]
 pub(crate) use check_lease;
 
 /// Inserts a job inside an open transaction; returns its id (an existing one for a duplicate

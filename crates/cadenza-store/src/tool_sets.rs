@@ -7,7 +7,7 @@ use cadenza_domain::page::{ListParams, Page};
 use cadenza_domain::tool_sets::{Adapter, SyncEvent, Tool, ToolSet, ToolSetEvent, ToolSetState, ToolState};
 use serde_json::Value;
 
-use crate::jobs::{NewJob, enqueue_job};
+use crate::jobs::{Lease, NewJob, check_lease, enqueue_job};
 use crate::list::{Bind, ListQuery};
 use crate::rows::{HasMeta, MetaRow, id_ref_column, labels_to};
 use crate::{Store, StoreError, StoreResult, in_tx, on_db};
@@ -496,6 +496,180 @@ impl Store {
                     .await?;
             Ok(doc.flatten())
         })
+    }
+}
+
+/// One tool as a sync found it, ready to store.
+#[derive(Debug, Clone)]
+pub struct SyncedTool {
+    pub name: String,
+    pub description: String,
+    pub parameters: Value,
+    pub config: Value,
+    pub requires_approval: bool,
+    /// False when the set's filters leave it out: stored as OMITTED.
+    pub included: bool,
+    pub llm_tool_name: String,
+    pub signature: String,
+}
+
+/// What a sync changed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SyncOutcome {
+    pub created: usize,
+    pub updated: usize,
+    pub archived: usize,
+    /// Tools the set now offers (included by the filters).
+    pub available: usize,
+}
+
+#[derive(sqlx::FromRow)]
+struct ExistingTool {
+    id: String,
+    name: String,
+    description: String,
+    parameters: String,
+    config: String,
+    requires_approval: i64,
+    state: String,
+    omitted_by_user: i64,
+    llm_tool_name: String,
+    signature: String,
+}
+
+impl Store {
+    /// Applies a successful sync in one transaction fenced by the job's lease: new tools are
+    /// created, changed ones updated, tools gone from the source ARCHIVED (never deleted), the
+    /// consumed document kept, and `completed` logged. A stale worker changes nothing.
+    pub async fn apply_tool_sync(
+        &self,
+        lease: &Lease,
+        set: &ToolSet,
+        tools: &[SyncedTool],
+        document: Option<&str>,
+        completed: &ToolSetEvent,
+    ) -> StoreResult<SyncOutcome> {
+        let now = self.now_ms();
+        let check = self.lease_check_sql();
+        let (message, synced) = match &completed.event {
+            SyncEvent::Completed { tools_synced, message } => (message.clone(), i64::from(*tools_synced)),
+            other => (format!("{other:?}"), 0),
+        };
+        let outcome = in_tx!(self, |tx| {
+            check_lease!(tx, check, lease, now);
+            let existing: Vec<ExistingTool> = sqlx::query_as(
+                "SELECT id, name, description, parameters, config, requires_approval, state, omitted_by_user, \
+                 llm_tool_name, signature FROM tools WHERE workspace_id = $1 AND tool_set_id = $2",
+            )
+            .bind(&set.workspace_id)
+            .bind(&set.meta.id)
+            .fetch_all(&mut *tx)
+            .await?;
+            let mut outcome = SyncOutcome::default();
+            for t in tools {
+                let state = match (t.included, existing.iter().find(|e| e.name == t.name)) {
+                    (false, _) => ToolState::Omitted,
+                    (true, Some(e)) if e.omitted_by_user != 0 => ToolState::Omitted,
+                    (true, _) => ToolState::Available,
+                };
+                if state == ToolState::Available {
+                    outcome.available += 1;
+                }
+                match existing.iter().find(|e| e.name == t.name) {
+                    Some(e) => {
+                        let unchanged = e.signature == t.signature
+                            && e.description == t.description
+                            && e.parameters == t.parameters.to_string()
+                            && e.config == t.config.to_string()
+                            && (e.requires_approval != 0) == t.requires_approval
+                            && e.llm_tool_name == t.llm_tool_name
+                            && e.state == state.as_str();
+                        if unchanged {
+                            continue;
+                        }
+                        sqlx::query(
+                            "UPDATE tools SET description = $1, parameters = $2, config = $3, requires_approval = $4, \
+                             state = $5, llm_tool_name = $6, signature = $7, updated_at = $8 \
+                             WHERE workspace_id = $9 AND id = $10",
+                        )
+                        .bind(&t.description)
+                        .bind(t.parameters.to_string())
+                        .bind(t.config.to_string())
+                        .bind(i64::from(t.requires_approval))
+                        .bind(state.as_str())
+                        .bind(&t.llm_tool_name)
+                        .bind(&t.signature)
+                        .bind(now)
+                        .bind(&set.workspace_id)
+                        .bind(&e.id)
+                        .execute(&mut *tx)
+                        .await?;
+                        outcome.updated += 1;
+                    }
+                    None => {
+                        sqlx::query(
+                            "INSERT INTO tools (id, account_id, workspace_id, tool_set_id, name, external_id, labels, \
+                             profile_id, created_at, updated_at, description, parameters, config, requires_approval, \
+                             state, omitted_by_user, llm_tool_name, signature) \
+                             VALUES ($1, $2, $3, $4, $5, '', '{}', $6, $7, $7, $8, $9, $10, $11, $12, 0, $13, $14)",
+                        )
+                        .bind(IdKind::Tool.new_id(now))
+                        .bind(&set.meta.account_id)
+                        .bind(&set.workspace_id)
+                        .bind(&set.meta.id)
+                        .bind(&t.name)
+                        .bind(&set.meta.profile_id)
+                        .bind(now)
+                        .bind(&t.description)
+                        .bind(t.parameters.to_string())
+                        .bind(t.config.to_string())
+                        .bind(i64::from(t.requires_approval))
+                        .bind(state.as_str())
+                        .bind(&t.llm_tool_name)
+                        .bind(&t.signature)
+                        .execute(&mut *tx)
+                        .await?;
+                        outcome.created += 1;
+                    }
+                }
+            }
+            for gone in existing.iter().filter(|e| e.state != "ARCHIVED" && !tools.iter().any(|t| t.name == e.name)) {
+                sqlx::query("UPDATE tools SET state = 'ARCHIVED', updated_at = $1 WHERE workspace_id = $2 AND id = $3")
+                    .bind(now)
+                    .bind(&set.workspace_id)
+                    .bind(&gone.id)
+                    .execute(&mut *tx)
+                    .await?;
+                outcome.archived += 1;
+            }
+            sqlx::query(
+                "UPDATE tool_sets SET last_sync_at = $1, openapi_document = COALESCE($2, openapi_document) \
+                 WHERE workspace_id = $3 AND id = $4",
+            )
+            .bind(now)
+            .bind(document)
+            .bind(&set.workspace_id)
+            .bind(&set.meta.id)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "INSERT INTO tool_set_events (id, account_id, workspace_id, tool_set_id, external_id, labels, \
+                 profile_id, created_at, updated_at, kind, message, tools_synced, error_type) \
+                 VALUES ($1, $2, $3, $4, '', '{}', $5, $6, $6, 'syncCompleted', $7, $8, '')",
+            )
+            .bind(&completed.meta.id)
+            .bind(&completed.meta.account_id)
+            .bind(&completed.workspace_id)
+            .bind(&completed.tool_set_id)
+            .bind(&completed.meta.profile_id)
+            .bind(completed.meta.created_at)
+            .bind(&message)
+            .bind(synced)
+            .execute(&mut *tx)
+            .await?;
+            outcome
+        });
+        Ok(outcome)
     }
 }
 

@@ -1,14 +1,21 @@
-//! Validation of the tool filters and approval filters a synced tool set carries (§12.2).
+//! Validation of the tool filters and approval filters a synced tool set carries (§12.2),
+//! with the same types the sync applies them with, so what is accepted is what runs.
 
+use cadenza_adapters::filters::{ApprovalRequirementFilter, ToolFilter};
 use cadenza_domain::Error;
 use serde_json::Value;
 
 use crate::error::ApiResult;
 
 /// Checks one filter (`includeTools`, `excludeTools`) or approval filter (`toolApprovals`).
-pub(crate) fn check(field: &str, _key: &str, v: &Value) -> ApiResult<()> {
-    if !v.is_object() {
-        return Err(Error::invalid(format!("{field} must be an object")).into());
+pub(crate) fn check(field: &str, key: &str, v: &Value) -> ApiResult<()> {
+    let bad = |e: serde_json::Error| Error::invalid(format!("{field} is not a valid filter: {e}"));
+    if key == "toolApprovals" {
+        let f: ApprovalRequirementFilter = serde_json::from_value(v.clone()).map_err(bad)?;
+        f.validate(field).map_err(Error::from)?;
+    } else {
+        let f: ToolFilter = serde_json::from_value(v.clone()).map_err(bad)?;
+        f.validate(field).map_err(Error::from)?;
     }
     Ok(())
 }

@@ -34,6 +34,8 @@ use crate::wire::{
 
 /// The job kind that syncs a tool set from its source.
 pub const SYNC_JOB: &str = "tool_sets.sync";
+/// The queue syncs run on (they wait on outside servers, so they get their own).
+pub const SYNC_QUEUE: &str = "tool_sets";
 
 // ---- wire shapes ----
 
@@ -337,7 +339,7 @@ pub(crate) fn sync_job(ts: &ToolSet, reason: &str) -> Option<NewJob> {
     if !ts.adapter.is_managed() || ts.state == ToolSetState::Archived {
         return None;
     }
-    let mut job = NewJob::new(SYNC_JOB, "default", json!({"toolSetId": ts.meta.id, "reason": reason}));
+    let mut job = NewJob::new(SYNC_JOB, SYNC_QUEUE, json!({"toolSetId": ts.meta.id, "reason": reason}));
     job.workspace_id = Some(ts.workspace_id.clone());
     job.max_attempts = 1;
     Some(job)
