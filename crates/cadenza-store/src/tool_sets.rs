@@ -579,8 +579,8 @@ impl Store {
                     Some(e) => {
                         let unchanged = e.signature == t.signature
                             && e.description == t.description
-                            && e.parameters == t.parameters.to_string()
-                            && e.config == t.config.to_string()
+                            && serde_json::from_str::<Value>(&e.parameters).ok().as_ref() == Some(&t.parameters)
+                            && serde_json::from_str::<Value>(&e.config).ok().as_ref() == Some(&t.config)
                             && (e.requires_approval != 0) == t.requires_approval
                             && e.llm_tool_name == t.llm_tool_name
                             && e.state == state.as_str();
