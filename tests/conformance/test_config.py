@@ -73,3 +73,35 @@ def test_schedules_and_logs(admin):
     assert len(list(admin.agents.schedules.list(aid, workspace_id=wsid))) == 1
     assert list(admin.agents.feedback.list(aid, workspace_id=wsid)) == []
     assert list(admin.agents.webhook_deliveries.list(aid, workspace_id=wsid)) == []
+
+
+def test_tool_sets_and_tools(admin):
+    wsid = _ws(admin)
+    ts = admin.tool_sets.create(
+        workspace_id=wsid,
+        metadata={"name": "Weather API"},
+        spec={"description": "weather", "adapter": {"type": "http", "http": {"base_url": "https://weather.example.com", "headers": {"X-Key": "{{ secrets.WEATHER }}"}}}},
+    )
+    assert ts.metadata.id.startswith("toolset_")
+    assert ts.state == "STATE_ACTIVE"
+    tool = admin.tool_sets.tools.create(
+        ts.metadata.id,
+        workspace_id=wsid,
+        metadata={"name": "current weather"},
+        spec={
+            "description": "Weather now",
+            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+            "requires_approval": False,
+            "config": {"type": "http", "http": {"request_method": "GET", "path": "/now/{{ city }}"}},
+        },
+    )
+    assert tool.spec.llm_tool_name == "current_weather"
+    assert tool.info.signature
+    assert [t.metadata.id for t in admin.tool_sets.tools.list(ts.metadata.id, workspace_id=wsid)] == [tool.metadata.id]
+    assert admin.tool_sets.tools.omit(ts.metadata.id, tool.metadata.id, workspace_id=wsid).state == "STATE_OMITTED"
+    assert admin.tool_sets.tools.restore(ts.metadata.id, tool.metadata.id, workspace_id=wsid).state == "STATE_AVAILABLE"
+    assert admin.tool_sets.archive(ts.metadata.id, workspace_id=wsid).state == "STATE_ARCHIVED"
+    assert admin.tool_sets.unarchive(ts.metadata.id, workspace_id=wsid).state == "STATE_ACTIVE"
+    assert list(admin.tool_sets.list_events(ts.metadata.id, workspace_id=wsid)) == []
+    admin.tool_sets.tools.delete(ts.metadata.id, tool.metadata.id, workspace_id=wsid)
+    admin.tool_sets.delete(ts.metadata.id, workspace_id=wsid)

@@ -35,3 +35,28 @@ def test_variations_and_schedules(admin):
     assert [x.metadata.id for x in admin.agents.schedules.list(aid, workspace_id=wsid)] == [s.metadata.id]
     admin.agents.schedules.delete(aid, s.metadata.id, workspace_id=wsid)
     admin.agents.variations.delete(aid, v.metadata.id, workspace_id=wsid)
+
+
+def test_tool_sets_and_tools(admin):
+    wsid = list(admin.workspaces.list())[0].metadata.id
+    ts = admin.tool_sets.create(
+        workspace_id=wsid,
+        metadata={"name": "Strict tools"},
+        spec={"adapter": {"type": "mcp", "mcp": {"url": "http://127.0.0.1:9/mcp", "includeTools": {"operator": "OPERATOR_AND", "filters": [{"attribute": "ATTRIBUTE_NAME", "matcher": {"type": "exact", "exact": "a"}}]}}}},
+    )
+    assert ts.state == "STATE_ACTIVE" and ts.info.tool_count == 0
+    assert ts.spec.adapter.mcp.url == "http://127.0.0.1:9/mcp"
+    got = admin.tool_sets.retrieve(ts.metadata.id, workspace_id=wsid)
+    assert got.metadata.id == ts.metadata.id
+    assert [x.metadata.id for x in admin.tool_sets.list(workspace_id=wsid)] == [ts.metadata.id]
+    bare = admin.tool_sets.create(workspace_id=wsid, metadata={"name": "Strict bare"}, spec={"adapter": {"type": "bare", "bare": {}}})
+    tool = admin.tool_sets.tools.create(
+        bare.metadata.id,
+        workspace_id=wsid,
+        metadata={"name": "ask human"},
+        spec={"description": "Ask a person", "parameters": {}, "requiresApproval": True, "config": {"type": "bare", "bare": {}}},
+    )
+    assert tool.state == "STATE_AVAILABLE" and tool.info.signature
+    assert admin.tool_sets.tools.omit(bare.metadata.id, tool.metadata.id, workspace_id=wsid).state == "STATE_OMITTED"
+    admin.tool_sets.tools.delete(bare.metadata.id, tool.metadata.id, workspace_id=wsid)
+    assert admin.tool_sets.archive(ts.metadata.id, workspace_id=wsid).state == "STATE_ARCHIVED"
