@@ -59,6 +59,20 @@ impl<T> AnyRow for T where T: for<'r> FromRow<'r, SqliteRow> + for<'r> FromRow<'
 const FILTER_BATCH: usize = 200;
 
 impl Store {
+    /// Deletes one row of a workspace-scoped `table` by id; whether it existed.
+    pub(crate) async fn delete_in_workspace(
+        &self,
+        table: &'static str,
+        workspace_id: &str,
+        id: &str,
+    ) -> StoreResult<bool> {
+        let sql = format!("DELETE FROM {table} WHERE workspace_id = $1 AND id = $2");
+        let n = crate::in_tx!(self, |tx| {
+            sqlx::query(AssertSqlSafe(sql.clone())).bind(workspace_id).bind(id).execute(&mut *tx).await?.rows_affected()
+        });
+        Ok(n > 0)
+    }
+
     pub(crate) async fn fetch_rows<R: AnyRow>(&self, q: &ListQuery) -> StoreResult<Vec<R>> {
         on_db!(self, read, |db| {
             let mut query = sqlx::query_as::<_, R>(AssertSqlSafe(q.text.clone()));

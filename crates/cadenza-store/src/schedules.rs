@@ -160,15 +160,7 @@ impl Store {
     }
 
     pub async fn delete_schedule(&self, workspace_id: &str, id: &str) -> StoreResult<bool> {
-        let n = in_tx!(self, |tx| {
-            sqlx::query("DELETE FROM schedules WHERE workspace_id = $1 AND id = $2")
-                .bind(workspace_id)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected()
-        });
-        Ok(n > 0)
+        self.delete_in_workspace("schedules", workspace_id, id).await
     }
 
     /// Pauses the agent's active schedules (unpublish and archive do this). Returns how many.

@@ -107,15 +107,7 @@ impl Store {
     }
 
     pub async fn delete_secret(&self, workspace_id: &str, id: &str) -> StoreResult<bool> {
-        let n = in_tx!(self, |tx| {
-            sqlx::query("DELETE FROM workspace_secrets WHERE workspace_id = $1 AND id = $2")
-                .bind(workspace_id)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected()
-        });
-        Ok(n > 0)
+        self.delete_in_workspace("workspace_secrets", workspace_id, id).await
     }
 
     /// Resolves a secret's value by name at use time and stamps `lastUsedAt`.

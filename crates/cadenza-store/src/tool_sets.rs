@@ -425,15 +425,7 @@ impl Store {
     }
 
     pub async fn delete_tool(&self, workspace_id: &str, id: &str) -> StoreResult<bool> {
-        let n = in_tx!(self, |tx| {
-            sqlx::query("DELETE FROM tools WHERE workspace_id = $1 AND id = $2")
-                .bind(workspace_id)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected()
-        });
-        Ok(n > 0)
+        self.delete_in_workspace("tools", workspace_id, id).await
     }
 
     // ---- the sync log ----

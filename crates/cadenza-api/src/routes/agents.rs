@@ -221,7 +221,8 @@ fn publish_without_variations() -> crate::error::ApiError {
     Error::precondition("an agent needs at least one variation before it can be published").into()
 }
 
-async fn load(s: &AppState, c: &WsCaller, raw: &str) -> ApiResult<Agent> {
+/// The agent `raw` names (id or `external_id:`) in the caller's workspace, or a 404.
+pub(crate) async fn load(s: &AppState, c: &WsCaller, raw: &str) -> ApiResult<Agent> {
     let r = IdRef::parse(IdKind::Agent, raw)?;
     Ok(s.store.get_agent(c.ws(), &r).await?.ok_or_else(|| Error::not_found("agent"))?)
 }

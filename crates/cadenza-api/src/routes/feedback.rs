@@ -79,11 +79,7 @@ async fn list(
     q: QueryPairs,
 ) -> ApiResult<Json<ListResponse<FeedbackOut>>> {
     c.require("agents", Verb::Read)?;
-    let agent = s
-        .store
-        .get_agent(c.ws(), &IdRef::parse(IdKind::Agent, &agent_raw)?)
-        .await?
-        .ok_or_else(|| Error::not_found("agent"))?;
+    let agent = crate::routes::agents::load(&s, &c, &agent_raw).await?;
     let variation_id = match q.get("agentVariationId").filter(|v| !v.is_empty()) {
         None => None,
         // An unknown variation simply matches nothing; a malformed one is the client's error.

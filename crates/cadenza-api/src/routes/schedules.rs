@@ -22,6 +22,7 @@ use crate::auth::WsCaller;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{JsonBody, QueryPairs, split_verb};
 use crate::openapi::{Op, schema};
+use crate::routes::agents::load as load_agent;
 use crate::wire::{Empty, ListResponse, METADATA_MASK, MetadataIn, ResourceMetadata, empty, resource_meta};
 
 // ---- wire shapes ----
@@ -283,11 +284,6 @@ async fn apply_spec(
 }
 
 // ---- loading ----
-
-async fn load_agent(s: &AppState, c: &WsCaller, raw: &str) -> ApiResult<Agent> {
-    let r = IdRef::parse(IdKind::Agent, raw)?;
-    Ok(s.store.get_agent(c.ws(), &r).await?.ok_or_else(|| Error::not_found("agent"))?)
-}
 
 async fn load(s: &AppState, c: &WsCaller, agent_raw: &str, raw: &str) -> ApiResult<(Agent, Schedule)> {
     let agent = load_agent(s, c, agent_raw).await?;

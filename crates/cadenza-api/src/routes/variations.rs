@@ -25,6 +25,7 @@ use crate::auth::WsCaller;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{JsonBody, QueryPairs, split_verb};
 use crate::openapi::{Op, schema};
+use crate::routes::agents::load as load_agent;
 use crate::routes::models::resolve_model;
 use crate::wire::{Empty, ListResponse, METADATA_MASK, MetadataIn, ResourceMetadata, empty, resource_meta};
 
@@ -465,11 +466,6 @@ async fn apply_spec(s: &AppState, c: &WsCaller, v: &mut Variation, spec: SpecIn,
 }
 
 // ---- loading ----
-
-async fn load_agent(s: &AppState, c: &WsCaller, raw: &str) -> ApiResult<Agent> {
-    let r = IdRef::parse(IdKind::Agent, raw)?;
-    Ok(s.store.get_agent(c.ws(), &r).await?.ok_or_else(|| Error::not_found("agent"))?)
-}
 
 async fn load(s: &AppState, c: &WsCaller, agent_raw: &str, raw: &str) -> ApiResult<(Agent, Variation)> {
     let agent = load_agent(s, c, agent_raw).await?;

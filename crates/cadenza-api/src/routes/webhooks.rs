@@ -6,8 +6,7 @@ use axum::Json;
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::routing::get;
-use cadenza_domain::Error;
-use cadenza_domain::ids::{IdKind, IdRef};
+use cadenza_domain::ids::IdKind;
 use cadenza_domain::scopes::Verb;
 use cadenza_domain::time::format_ms;
 use cadenza_domain::webhooks::{Delivery, DeliveryFilter, check_event_type};
@@ -81,11 +80,7 @@ async fn list(
     q: QueryPairs,
 ) -> ApiResult<Json<ListResponse<DeliveryOut>>> {
     c.require("agents", Verb::Read)?;
-    let agent = s
-        .store
-        .get_agent(c.ws(), &IdRef::parse(IdKind::Agent, &agent_raw)?)
-        .await?
-        .ok_or_else(|| Error::not_found("agent"))?;
+    let agent = crate::routes::agents::load(&s, &c, &agent_raw).await?;
     let objective_id = match q.get("objectiveId").filter(|v| !v.is_empty()) {
         None => None,
         Some(raw) => Some(IdKind::Objective.parse(raw)?),
