@@ -40,11 +40,43 @@ pub struct ApiConfig {
     pub request_timeout: Duration,
     /// The model catalog from the configured providers; every workspace sees all of it.
     pub models: Vec<cadenza_domain::models::CatalogModel>,
+    pub uploads: UploadSettings,
 }
 
 impl Default for ApiConfig {
     fn default() -> Self {
-        Self { body_limit_bytes: 4 * 1024 * 1024, request_timeout: Duration::from_secs(30), models: Vec::new() }
+        Self {
+            body_limit_bytes: 4 * 1024 * 1024,
+            request_timeout: Duration::from_secs(30),
+            models: Vec::new(),
+            uploads: UploadSettings::default(),
+        }
+    }
+}
+
+/// Where uploaded bytes go and how upload links behave.
+#[derive(Debug, Clone)]
+pub struct UploadSettings {
+    /// `None`: this server takes no uploads (creating one is a 503 that says so).
+    pub blobs: Option<cadenza_store::blobs::Blobs>,
+    /// The base URL clients reach this server at; upload links start with it.
+    pub public_url: String,
+    /// How long an upload link works.
+    pub url_lifetime: Duration,
+    pub max_size_bytes: i64,
+    /// How long a COMPLETE upload waits to be used before it expires and its bytes go.
+    pub retention: Duration,
+}
+
+impl Default for UploadSettings {
+    fn default() -> Self {
+        Self {
+            blobs: None,
+            public_url: "http://127.0.0.1:8080".into(),
+            url_lifetime: Duration::from_secs(900),
+            max_size_bytes: 32 * 1024 * 1024,
+            retention: Duration::from_secs(24 * 3600),
+        }
     }
 }
 
@@ -90,6 +122,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::secrets::workspace_routes())
         .merge(routes::tool_sets::workspace_routes())
         .merge(routes::tools::workspace_routes())
+        .merge(routes::uploads::workspace_routes())
         .merge(routes::variations::workspace_routes())
         .merge(routes::webhooks::workspace_routes());
 
@@ -104,6 +137,8 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(api)
         .merge(routes::ops::routes())
+        // The signed upload PUT: its own body limit (the upload maximum), no request deadline.
+        .merge(routes::uploads::put_route(state.config.uploads.max_size_bytes))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)

@@ -18,6 +18,9 @@ const VERSION: u8 = 1;
 #[derive(Clone)]
 pub struct Vault {
     cipher: Aes256Gcm,
+    /// HMAC key for signed tokens (upload URLs), derived from the master key so replicas
+    /// sharing the master key verify each other's signatures.
+    signing_key: [u8; 32],
 }
 
 impl std::fmt::Debug for Vault {
@@ -30,7 +33,23 @@ impl Vault {
     pub fn new(key: &[u8]) -> Result<Self> {
         let cipher =
             Aes256Gcm::new_from_slice(key).map_err(|_| Error::invalid("the master key must be exactly 32 bytes"))?;
-        Ok(Self { cipher })
+        let signing_key = hmac_sha256(key, b"cadenza signing key v1");
+        Ok(Self { cipher, signing_key })
+    }
+
+    /// HMAC-SHA256 of `message` for `purpose` (purposes never share signatures).
+    pub fn sign(&self, purpose: &str, message: &[u8]) -> [u8; 32] {
+        let mut input = Vec::with_capacity(purpose.len() + 1 + message.len());
+        input.extend_from_slice(purpose.as_bytes());
+        input.push(0);
+        input.extend_from_slice(message);
+        hmac_sha256(&self.signing_key, &input)
+    }
+
+    /// Checks a signature made by [`Vault::sign`], in constant time.
+    pub fn verify(&self, purpose: &str, message: &[u8], signature: &[u8]) -> bool {
+        use subtle::ConstantTimeEq;
+        signature.len() == 32 && bool::from(self.sign(purpose, message).ct_eq(signature))
     }
 
     /// Decodes a base64 master key (the `CADENZA_SECRET_KEY` format).
@@ -74,6 +93,14 @@ impl Vault {
 
 /// SHA-256 hex digest: how API-key tokens are stored. Tokens are 256-bit random values, so a fast
 /// hash is the right tool (a slow KDF would be a CPU sink on every request).
+fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
+    use hmac::{KeyInit, Mac};
+    // HMAC takes keys of any length, so this cannot fail.
+    let mut mac = <hmac::Hmac<sha2::Sha256> as KeyInit>::new_from_slice(key).expect("HMAC accepts any key length");
+    mac.update(message);
+    mac.finalize().into_bytes().into()
+}
+
 pub fn token_hash(token: &str) -> String {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let digest = Sha256::digest(token.as_bytes());

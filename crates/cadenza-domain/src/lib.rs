@@ -20,6 +20,7 @@ pub mod schedules;
 pub mod scopes;
 pub mod time;
 pub mod tool_sets;
+pub mod uploads;
 pub mod variations;
 pub mod webhooks;
 

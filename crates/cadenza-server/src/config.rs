@@ -62,6 +62,47 @@ pub struct ModelConfig {
     pub output_price_per_million_tokens: u64,
 }
 
+/// `[uploads]`: where uploaded files go and how their links behave.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UploadsConfig {
+    /// The base URL clients reach this server at (upload links start with it); empty means
+    /// `http://<listen>`.
+    pub public_url: String,
+    pub url_lifetime_secs: u64,
+    pub max_size_bytes: u64,
+    /// How long a complete upload waits to be used before it expires.
+    pub retention_secs: u64,
+    /// `fs` (a directory) or `s3` (an S3-compatible bucket).
+    pub store: String,
+    /// For `fs`: the directory; empty means `<data_dir>/uploads`.
+    pub dir: Option<PathBuf>,
+    pub s3_bucket: String,
+    pub s3_endpoint: String,
+    pub s3_region: String,
+    /// Names of the environment variables holding the S3 keys (never the keys themselves).
+    pub s3_access_key_id_env: String,
+    pub s3_secret_access_key_env: String,
+}
+
+impl Default for UploadsConfig {
+    fn default() -> Self {
+        Self {
+            public_url: String::new(),
+            url_lifetime_secs: 900,
+            max_size_bytes: 32 * 1024 * 1024,
+            retention_secs: 24 * 3600,
+            store: "fs".into(),
+            dir: None,
+            s3_bucket: String::new(),
+            s3_endpoint: String::new(),
+            s3_region: "us-east-1".into(),
+            s3_access_key_id_env: "AWS_ACCESS_KEY_ID".into(),
+            s3_secret_access_key_env: "AWS_SECRET_ACCESS_KEY".into(),
+        }
+    }
+}
+
 /// The file's shape. Unknown keys are an error, so a typo never silently does nothing.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -78,6 +119,7 @@ struct FileConfig {
     shutdown_grace_secs: Option<u64>,
     #[serde(default)]
     providers: Vec<ProviderConfig>,
+    uploads: Option<UploadsConfig>,
 }
 
 /// The effective configuration.
@@ -95,6 +137,7 @@ pub struct Config {
     pub body_limit_bytes: usize,
     pub shutdown_grace: Duration,
     pub providers: Vec<ProviderConfig>,
+    pub uploads: UploadsConfig,
     /// Base64 of the 32-byte master key (`CADENZA_SECRET_KEY`); environment only.
     pub secret_key: Option<String>,
     /// A token to use for the global key on first start (`CADENZA_BOOTSTRAP_API_KEY`).
@@ -115,6 +158,7 @@ impl Default for Config {
             body_limit_bytes: 4 * 1024 * 1024,
             shutdown_grace: Duration::from_secs(20),
             providers: Vec::new(),
+            uploads: UploadsConfig::default(),
             secret_key: None,
             bootstrap_api_key: None,
         }
@@ -122,6 +166,39 @@ impl Default for Config {
 }
 
 impl Config {
+    /// Where upload bytes go, with S3 keys read from the environment variables the
+    /// configuration names (`env` injected for tests).
+    pub fn blob_config(
+        &self,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<cadenza_store::blobs::BlobConfig, ConfigError> {
+        let u = &self.uploads;
+        if u.store == "s3" {
+            let key = |name: &str| {
+                env(name).ok_or_else(|| err("uploads.store", format!("s3 needs the environment variable {name}")))
+            };
+            return Ok(cadenza_store::blobs::BlobConfig::S3 {
+                bucket: u.s3_bucket.clone(),
+                endpoint: u.s3_endpoint.clone(),
+                region: u.s3_region.clone(),
+                access_key_id: key(&u.s3_access_key_id_env)?,
+                secret_access_key: key(&u.s3_secret_access_key_env)?,
+            });
+        }
+        Ok(cadenza_store::blobs::BlobConfig::Local {
+            dir: u.dir.clone().unwrap_or_else(|| self.data_dir.join("uploads")),
+        })
+    }
+
+    /// The base of upload links.
+    pub fn public_url(&self) -> String {
+        if self.uploads.public_url.is_empty() {
+            format!("http://{}", self.listen)
+        } else {
+            self.uploads.public_url.trim_end_matches('/').to_string()
+        }
+    }
+
     /// Loads the layers. `env` is injected so tests need not touch the process environment.
     pub fn load(file: Option<&Path>, env: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let mut c = Config::default();
@@ -168,6 +245,9 @@ impl Config {
             self.shutdown_grace = Duration::from_secs(v);
         }
         self.providers = f.providers;
+        if let Some(u) = f.uploads {
+            self.uploads = u;
+        }
     }
 
     fn apply_env(&mut self, env: &dyn Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
@@ -210,6 +290,24 @@ impl Config {
         if let Some(v) = get("CADENZA_SHUTDOWN_GRACE_SECS") {
             self.shutdown_grace = Duration::from_secs(parse_num("CADENZA_SHUTDOWN_GRACE_SECS", &v)?);
         }
+        if let Some(v) = get("CADENZA_UPLOADS_PUBLIC_URL") {
+            self.uploads.public_url = v;
+        }
+        if let Some(v) = get("CADENZA_UPLOADS_MAX_SIZE_BYTES") {
+            self.uploads.max_size_bytes = parse_num("CADENZA_UPLOADS_MAX_SIZE_BYTES", &v)?;
+        }
+        if let Some(v) = get("CADENZA_UPLOADS_STORE") {
+            self.uploads.store = v;
+        }
+        if let Some(v) = get("CADENZA_UPLOADS_DIR") {
+            self.uploads.dir = Some(PathBuf::from(v));
+        }
+        if let Some(v) = get("CADENZA_UPLOADS_S3_BUCKET") {
+            self.uploads.s3_bucket = v;
+        }
+        if let Some(v) = get("CADENZA_UPLOADS_S3_ENDPOINT") {
+            self.uploads.s3_endpoint = v;
+        }
         self.secret_key = get("CADENZA_SECRET_KEY");
         self.bootstrap_api_key = get("CADENZA_BOOTSTRAP_API_KEY");
         Ok(())
@@ -244,6 +342,27 @@ impl Config {
                 "CADENZA_BOOTSTRAP_API_KEY",
                 format!("must be at least {} characters", cadenza_domain::api_keys::MIN_BOOTSTRAP_TOKEN_LEN),
             ));
+        }
+        let u = &self.uploads;
+        if !(u.public_url.is_empty() || u.public_url.starts_with("http://") || u.public_url.starts_with("https://")) {
+            return Err(err("uploads.public_url", "must be an http:// or https:// URL"));
+        }
+        if u.url_lifetime_secs == 0 {
+            return Err(err("uploads.url_lifetime_secs", "must be at least 1"));
+        }
+        if u.retention_secs == 0 {
+            return Err(err("uploads.retention_secs", "must be at least 1"));
+        }
+        if u.max_size_bytes == 0 || u.max_size_bytes > 1 << 40 {
+            return Err(err("uploads.max_size_bytes", "must be between 1 and 2^40"));
+        }
+        match u.store.as_str() {
+            "fs" => {}
+            "s3" if u.s3_bucket.is_empty() => {
+                return Err(err("uploads.s3_bucket", "is required when uploads.store = \"s3\""));
+            }
+            "s3" => {}
+            _ => return Err(err("uploads.store", "must be \"fs\" or \"s3\"")),
         }
         let mut seen = std::collections::BTreeSet::new();
         for (i, p) in self.providers.iter().enumerate() {

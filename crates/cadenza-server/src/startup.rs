@@ -123,6 +123,7 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
         );
         println!("{token}");
     }
+    let shutdown = shutdown_signal().map_err(other)?;
     let listener = tokio::net::TcpListener::bind(&config.listen)
         .await
         .map_err(|e| other(format!("cannot listen on {}: {e}", config.listen)))?;
@@ -131,20 +132,34 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
     for m in models.iter().filter(|m| m.unusable_reason.is_some()) {
         tracing::warn!(model = %m.name, reason = m.unusable_reason.as_deref().unwrap_or_default(), "model configured but unusable");
     }
-    let api = ApiConfig { body_limit_bytes: config.body_limit_bytes, request_timeout: config.request_timeout, models };
+    let blobs = cadenza_store::blobs::Blobs::open(&config.blob_config(&|k| std::env::var(k).ok()).map_err(other)?)
+        .map_err(other)?;
+    let uploads = cadenza_api::UploadSettings {
+        blobs: Some(blobs.clone()),
+        public_url: config.public_url(),
+        url_lifetime: std::time::Duration::from_secs(config.uploads.url_lifetime_secs),
+        max_size_bytes: i64::try_from(config.uploads.max_size_bytes).unwrap_or(i64::MAX),
+        retention: std::time::Duration::from_secs(config.uploads.retention_secs),
+    };
+    let api = ApiConfig {
+        body_limit_bytes: config.body_limit_bytes,
+        request_timeout: config.request_timeout,
+        models,
+        uploads,
+    };
     let app = cadenza_api::router(AppState::new(store.clone(), api));
     let grace = config.shutdown_grace;
 
     // Workers share the process with the API; every replica runs them.
     let stop_workers = CancellationToken::new();
-    let registry = crate::maintenance::register(Registry::default());
+    let registry = crate::maintenance::register(Registry::default(), blobs);
     let registry = crate::tool_sets::register(registry, crate::tool_sets::SyncDeps::from_defaults().map_err(other)?);
     let owner = format!("{}:{}", hostname(), std::process::id());
     let queues = vec![crate::maintenance::queue(), crate::tool_sets::queue()];
     let workers = Runner::new(store.clone(), registry, owner, queues).start(stop_workers.clone(), grace);
     let ticker = tokio::spawn(crate::maintenance::tick(store.clone(), stop_workers.clone()));
 
-    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await.map_err(other)?;
+    axum::serve(listener, app).with_graceful_shutdown(shutdown).await.map_err(other)?;
     tracing::info!("requests drained; stopping workers");
     stop_workers.cancel();
     let _ = tokio::time::timeout(grace, async {
@@ -157,23 +172,20 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
     Ok(())
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+/// Resolves on SIGTERM or SIGINT. The handlers are installed when this is called, not when
+/// the future is first polled, so a signal that arrives while the server is still starting is
+/// a graceful shutdown rather than the default action (an abrupt kill).
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {},
+            _ = int.recv() => {},
         }
-    };
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
-    }
-    tracing::info!("shutdown requested: no new connections, finishing in-flight requests");
+        tracing::info!("shutdown requested: no new connections, finishing in-flight requests");
+    })
 }
 
 fn hostname() -> String {

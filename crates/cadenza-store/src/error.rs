@@ -7,6 +7,9 @@ pub enum StoreError {
     /// A unique constraint refused the write; the string says which field clashed.
     #[error("conflict: {0}")]
     Conflict(String),
+    /// The row is no longer in the state the write needs (an upload already consumed, say).
+    #[error("precondition: {0}")]
+    Precondition(String),
     /// A write under a lease whose token no longer matches: the lease was lost.
     #[error("lease lost")]
     Fenced,
@@ -50,6 +53,7 @@ impl From<StoreError> for Error {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Conflict(what) => Error::new(Code::AlreadyExists, what),
+            StoreError::Precondition(what) => Error::new(Code::FailedPrecondition, what),
             StoreError::Fenced => Error::new(Code::Aborted, "lease lost"),
             StoreError::Unavailable(detail) => {
                 tracing::error!(error = %detail, "database unavailable");

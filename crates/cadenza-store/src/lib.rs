@@ -20,6 +20,7 @@ mod rows;
 pub mod account;
 pub mod agents;
 pub mod api_keys;
+pub mod blobs;
 pub mod bootstrap;
 pub mod feedback;
 pub mod jobs;
@@ -28,6 +29,7 @@ pub mod models;
 pub mod schedules;
 pub mod secrets;
 pub mod tool_sets;
+pub mod uploads;
 pub mod variations;
 pub mod webhooks;
 pub mod workspaces;
@@ -110,6 +112,16 @@ impl Store {
         let wake = dialect::Wake::new(&db);
         let access = access::AccessEpoch::new(&db);
         Ok(Self(Arc::new(Inner { db, clock, vault, wake, access })))
+    }
+
+    /// Signs `message` for `purpose` with a key derived from the master key (every replica
+    /// sharing the master key verifies it).
+    pub fn sign(&self, purpose: &str, message: &[u8]) -> [u8; 32] {
+        self.0.vault.sign(purpose, message)
+    }
+
+    pub fn verify_signature(&self, purpose: &str, message: &[u8], signature: &[u8]) -> bool {
+        self.0.vault.verify(purpose, message, signature)
     }
 
     pub(crate) fn vault(&self) -> &Vault {

@@ -97,6 +97,55 @@ pub struct LayerFilter {
     pub episodic_key_prefix: Option<String>,
 }
 
+/// The INSERT of one memory entry, bound and ready to execute; a macro so an upload's
+/// consumption can run it inside its own transaction on either backend.
+macro_rules! insert_entry_query {
+    ($e:expr) => {{
+        let e: &cadenza_domain::memory::MemoryEntry = $e;
+        sqlx::query(
+            "INSERT INTO memory_entries (id, account_id, workspace_id, layer_id, name, external_id, labels, \
+             profile_id, created_at, updated_at, entry_key, description, content) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+        )
+        .bind(&e.meta.id)
+        .bind(&e.meta.account_id)
+        .bind(&e.workspace_id)
+        .bind(&e.layer_id)
+        .bind(&e.meta.name)
+        .bind(&e.meta.external_id)
+        .bind($crate::rows::labels_to(&e.meta.labels))
+        .bind(&e.meta.profile_id)
+        .bind(e.meta.created_at)
+        .bind(e.meta.updated_at)
+        .bind(&e.key)
+        .bind(&e.description)
+        .bind(&e.content)
+    }};
+}
+pub(crate) use insert_entry_query;
+
+/// The UPDATE of one memory entry's fields, bound and ready to execute (see `insert_entry_query!`).
+macro_rules! update_entry_query {
+    ($e:expr) => {{
+        let e: &cadenza_domain::memory::MemoryEntry = $e;
+        sqlx::query(
+            "UPDATE memory_entries SET name = $1, external_id = $2, labels = $3, updated_at = $4, entry_key = $5, \
+             description = $6, content = $7 WHERE workspace_id = $8 AND layer_id = $9 AND id = $10",
+        )
+        .bind(&e.meta.name)
+        .bind(&e.meta.external_id)
+        .bind($crate::rows::labels_to(&e.meta.labels))
+        .bind(e.meta.updated_at)
+        .bind(&e.key)
+        .bind(&e.description)
+        .bind(&e.content)
+        .bind(&e.workspace_id)
+        .bind(&e.layer_id)
+        .bind(&e.meta.id)
+    }};
+}
+pub(crate) use update_entry_query;
+
 impl Store {
     pub async fn insert_memory_layer(&self, l: &MemoryLayer) -> StoreResult<()> {
         in_tx!(self, |tx| {
@@ -199,26 +248,7 @@ impl Store {
 
     pub async fn insert_memory_entry(&self, e: &MemoryEntry) -> StoreResult<()> {
         in_tx!(self, |tx| {
-            sqlx::query(
-                "INSERT INTO memory_entries (id, account_id, workspace_id, layer_id, name, external_id, labels, \
-                 profile_id, created_at, updated_at, entry_key, description, content) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-            )
-            .bind(&e.meta.id)
-            .bind(&e.meta.account_id)
-            .bind(&e.workspace_id)
-            .bind(&e.layer_id)
-            .bind(&e.meta.name)
-            .bind(&e.meta.external_id)
-            .bind(labels_to(&e.meta.labels))
-            .bind(&e.meta.profile_id)
-            .bind(e.meta.created_at)
-            .bind(e.meta.updated_at)
-            .bind(&e.key)
-            .bind(&e.description)
-            .bind(&e.content)
-            .execute(&mut *tx)
-            .await?;
+            insert_entry_query!(e).execute(&mut *tx).await?;
         });
         Ok(())
     }
@@ -255,22 +285,7 @@ impl Store {
 
     pub async fn update_memory_entry(&self, e: &MemoryEntry) -> StoreResult<()> {
         in_tx!(self, |tx| {
-            sqlx::query(
-                "UPDATE memory_entries SET name = $1, external_id = $2, labels = $3, updated_at = $4, entry_key = $5, \
-                 description = $6, content = $7 WHERE workspace_id = $8 AND layer_id = $9 AND id = $10",
-            )
-            .bind(&e.meta.name)
-            .bind(&e.meta.external_id)
-            .bind(labels_to(&e.meta.labels))
-            .bind(e.meta.updated_at)
-            .bind(&e.key)
-            .bind(&e.description)
-            .bind(&e.content)
-            .bind(&e.workspace_id)
-            .bind(&e.layer_id)
-            .bind(&e.meta.id)
-            .execute(&mut *tx)
-            .await?;
+            update_entry_query!(e).execute(&mut *tx).await?;
         });
         Ok(())
     }

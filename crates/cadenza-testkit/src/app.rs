@@ -6,6 +6,7 @@ use std::sync::Arc;
 use cadenza_api::{ApiConfig, AppState};
 use cadenza_domain::ManualClock;
 use cadenza_store::Store;
+use cadenza_store::blobs::{BlobConfig, Blobs};
 use cadenza_store::bootstrap::Bootstrap;
 use reqwest::Method;
 use serde_json::Value;
@@ -21,6 +22,9 @@ pub struct TestApp {
     pub clock: ManualClock,
     pub db: TestDb,
     pub client: reqwest::Client,
+    /// Where this app's uploads go (a directory of the test).
+    pub blobs: Blobs,
+    pub blob_dir: tempfile::TempDir,
     /// The id of the bootstrapped `default` workspace.
     pub default_ws: String,
     pub account_id: String,
@@ -62,20 +66,30 @@ impl TestApp {
         Self::start_with(backend, ApiConfig::default()).await
     }
 
-    pub async fn start_with(backend: TestBackend, config: ApiConfig) -> Option<Self> {
+    pub async fn start_with(backend: TestBackend, mut config: ApiConfig) -> Option<Self> {
         crate::logs::capture();
         let db = TestDb::new(backend).await?;
         let clock = ManualClock::new(1_767_225_600_000); // 2026-01-01T00:00:00Z
         let store = db.store(Arc::new(clock.clone())).await;
         let plan = Bootstrap::new(store.now_ms(), ADMIN_TOKEN);
         assert!(store.bootstrap(&plan).await.expect("bootstrap"));
-        let app = cadenza_api::router(AppState::new(store.clone(), config));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
+        // Uploads go to a directory of this test; their links point at this server.
+        let blob_dir = tempfile::tempdir().expect("blob dir");
+        let blobs = match &config.uploads.blobs {
+            Some(b) => b.clone(),
+            None => Blobs::open(&BlobConfig::Local { dir: blob_dir.path().to_path_buf() }).expect("blobs"),
+        };
+        config.uploads.blobs = Some(blobs.clone());
+        config.uploads.public_url = format!("http://{addr}");
+        let app = cadenza_api::router(AppState::new(store.clone(), config));
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
         Some(Self {
+            blobs,
+            blob_dir,
             base: format!("http://{addr}"),
             store,
             clock,

@@ -275,8 +275,14 @@ async fn delete_layer(
 
 // ---- entries ----
 
-/// The entry body a write asks for: `Some(text)` to set it, `None` to leave it.
-fn body_source(spec: &EntrySpecIn, required: bool) -> ApiResult<Option<String>> {
+/// The entry body a write asks for: `Some((text, upload))` to set it (with the upload it came
+/// from, which the write consumes), `None` to leave it.
+async fn body_source(
+    s: &AppState,
+    c: &WsCaller,
+    spec: &EntrySpecIn,
+    required: bool,
+) -> ApiResult<Option<(String, Option<String>)>> {
     if let Some(tag) = spec.source.as_deref() {
         let matches = match tag {
             "content" => spec.content.is_some() && spec.upload_id.is_none(),
@@ -293,22 +299,39 @@ fn body_source(spec: &EntrySpecIn, required: bool) -> ApiResult<Option<String>> 
             );
         }
     }
+    let check_len = |text: &str| -> ApiResult<()> {
+        if text.len() > MAX_CONTENT_BYTES {
+            return Err(Error::invalid(format!("an entry's content must be at most {MAX_CONTENT_BYTES} bytes")).into());
+        }
+        Ok(())
+    };
     match (&spec.content, &spec.upload_id) {
         (Some(_), Some(_)) => Err(Error::invalid("set exactly one of spec.content and spec.uploadId, not both").into()),
         (Some(c), None) => {
-            if c.len() > MAX_CONTENT_BYTES {
-                return Err(Error::invalid(format!("spec.content must be at most {MAX_CONTENT_BYTES} bytes")).into());
-            }
-            Ok(Some(c.clone()))
+            check_len(c)?;
+            Ok(Some((c.clone(), None)))
         }
-        (None, Some(upload)) => {
-            // Uploads arrive with their own slice; until then no upload exists to be consumed.
-            IdKind::Upload.parse(upload)?;
-            Err(Error::not_found("upload").into())
+        (None, Some(raw)) => {
+            let upload = crate::routes::uploads::load(s, c, raw).await?;
+            let bytes = crate::routes::uploads::read_complete(s, &upload).await?;
+            let text = String::from_utf8(bytes)
+                .map_err(|_| Error::invalid("the upload is not UTF-8 text; memory entries hold text"))?;
+            check_len(&text)?;
+            Ok(Some((text, Some(upload.meta.id))))
         }
         (None, None) if required => Err(Error::invalid("set exactly one of spec.content and spec.uploadId").into()),
         (None, None) => Ok(None),
     }
+}
+
+/// Stores the entry, consuming the upload its content came from in the same transaction.
+async fn write_entry(s: &AppState, e: &MemoryEntry, upload: Option<&str>, insert: bool) -> ApiResult<()> {
+    match (upload, insert) {
+        (Some(u), _) => s.store.write_memory_entry_from_upload(e, u, insert).await?,
+        (None, true) => s.store.insert_memory_entry(e).await?,
+        (None, false) => s.store.update_memory_entry(e).await?,
+    }
+    Ok(())
 }
 
 async fn load_entry(s: &AppState, c: &WsCaller, layer: &MemoryLayer, raw: &str) -> ApiResult<MemoryEntry> {
@@ -342,7 +365,7 @@ async fn create_entry(
     let meta = b.metadata.into_new()?;
     let key = b.spec.key.clone().ok_or_else(|| Error::invalid("spec.key is required"))?;
     memory::validate_key(&key)?;
-    let content = body_source(&b.spec, true)?.unwrap_or_default();
+    let (content, upload) = body_source(&s, &c, &b.spec, true).await?.unwrap_or_default();
     let now = s.store.now_ms();
     let entry = MemoryEntry {
         meta: meta.into_meta(IdKind::MemoryEntry, now, &c.workspace.meta.account_id, &c.principal.profile_id),
@@ -352,7 +375,7 @@ async fn create_entry(
         description: b.spec.description.unwrap_or_default(),
         content,
     };
-    s.store.insert_memory_entry(&entry).await?;
+    write_entry(&s, &entry, upload.as_deref(), true).await?;
     Ok(Json(EntryOut::new(&entry, &layer, true)))
 }
 
@@ -392,11 +415,13 @@ async fn update_entry(
     }
     let body_masked = mask.covers("spec.content", b.spec.content.is_some())
         || mask.covers("spec.uploadId", b.spec.upload_id.is_some());
-    if body_masked && let Some(content) = body_source(&b.spec, false)? {
+    let mut upload = None;
+    if body_masked && let Some((content, from)) = body_source(&s, &c, &b.spec, false).await? {
         entry.content = content;
+        upload = from;
     }
     entry.meta.updated_at = s.store.now_ms();
-    s.store.update_memory_entry(&entry).await?;
+    write_entry(&s, &entry, upload.as_deref(), false).await?;
     Ok(Json(EntryOut::new(&entry, &layer, true)))
 }
 

@@ -13,6 +13,7 @@ pub mod secrets;
 pub mod tool_filters;
 pub mod tool_sets;
 pub mod tools;
+pub mod uploads;
 pub mod variations;
 pub mod webhooks;
 pub mod workspaces;

@@ -8,6 +8,7 @@ mod config_models;
 mod config_schedules;
 mod config_tool_sync;
 mod config_tools;
+mod config_uploads;
 mod config_variations;
 mod ops;
 mod platform_account;
