@@ -187,11 +187,18 @@ async fn discover(
             let headers = resolve_headers(store, &set.workspace_id, &o.headers).await?;
             let (bytes, spec_url) = match &o.source {
                 OpenApiSource::Url(u) => (fetch_document(u, &headers, &deps.fetch).await?, Some(u.clone())),
+                // The upload was consumed when the set was written; its text lives with the set.
                 OpenApiSource::UploadId(_) => {
-                    return Err(SyncError::new(
-                        SyncErrorKind::InvalidConfig,
-                        "OpenAPI documents from uploads are not supported by this server yet",
-                    ));
+                    let doc = store
+                        .openapi_document(&set.workspace_id, &set.meta.id)
+                        .await
+                        .map_err(|e| {
+                            SyncError::new(SyncErrorKind::Protocol, format!("reading the stored document: {e}"))
+                        })?
+                        .ok_or_else(|| {
+                            SyncError::new(SyncErrorKind::InvalidConfig, "the set has no stored OpenAPI document")
+                        })?;
+                    (doc.into_bytes(), None)
                 }
             };
             let opts = OpenApiOptions {

@@ -159,9 +159,42 @@ const SET_ASSIGNMENTS: &str = "FROM variation_assignments a WHERE a.workspace_id
      ((a.kind = 'toolSet' AND a.target_id = $2) OR \
       (a.kind = 'tool' AND a.target_id IN (SELECT id FROM tools WHERE tool_set_id = $2)))";
 
+/// Inside a transaction: consumes a COMPLETE upload (refusing any other state) and keeps its
+/// text as the set's OpenAPI document.
+macro_rules! consume_upload_into_set {
+    ($tx:expr, $ts:expr, $upload_id:expr, $document:expr, $now:expr) => {{
+        let n = sqlx::query(
+            "UPDATE uploads SET status = 'CONSUMED', updated_at = $1, due_at = $1 \
+             WHERE workspace_id = $2 AND id = $3 AND status = 'COMPLETE'",
+        )
+        .bind($now)
+        .bind(&$ts.workspace_id)
+        .bind($upload_id)
+        .execute(&mut *$tx)
+        .await?
+        .rows_affected();
+        if n != 1 {
+            return Err(StoreError::Precondition("the upload is no longer COMPLETE (already used?)".into()));
+        }
+        sqlx::query("UPDATE tool_sets SET openapi_document = $1 WHERE workspace_id = $2 AND id = $3")
+            .bind($document)
+            .bind(&$ts.workspace_id)
+            .bind(&$ts.meta.id)
+            .execute(&mut *$tx)
+            .await?;
+    }};
+}
+
 impl Store {
-    /// Stores a new tool set, with its first sync job when it has one.
-    pub async fn insert_tool_set(&self, ts: &ToolSet, sync: Option<&NewJob>) -> StoreResult<()> {
+    /// Stores a new tool set, with its first sync job when it has one. `from_upload` is an
+    /// OpenAPI document read from a COMPLETE upload: the upload is consumed and the document
+    /// kept, in the same transaction.
+    pub async fn insert_tool_set(
+        &self,
+        ts: &ToolSet,
+        sync: Option<&NewJob>,
+        from_upload: Option<(&str, &str)>,
+    ) -> StoreResult<()> {
         let now = self.now_ms();
         let job_id = IdKind::Job.new_id(now);
         in_tx!(self, |tx| {
@@ -184,6 +217,9 @@ impl Store {
             .bind(ts.state.as_str())
             .execute(&mut *tx)
             .await?;
+            if let Some((upload_id, document)) = from_upload {
+                consume_upload_into_set!(tx, ts, upload_id, document, now);
+            }
             if let Some(job) = sync {
                 enqueue_job!(tx, &job_id, job, now);
             }
@@ -217,8 +253,14 @@ impl Store {
         Ok(Page { items, next_cursor: page.next_cursor })
     }
 
-    /// Writes a changed tool set, with a sync job when its source changed.
-    pub async fn update_tool_set(&self, ts: &ToolSet, sync: Option<&NewJob>) -> StoreResult<()> {
+    /// Writes a changed tool set, with a sync job when its source changed (and, as on insert,
+    /// the document of a newly named upload).
+    pub async fn update_tool_set(
+        &self,
+        ts: &ToolSet,
+        sync: Option<&NewJob>,
+        from_upload: Option<(&str, &str)>,
+    ) -> StoreResult<()> {
         let now = self.now_ms();
         let job_id = IdKind::Job.new_id(now);
         in_tx!(self, |tx| {
@@ -237,6 +279,9 @@ impl Store {
             .bind(&ts.meta.id)
             .execute(&mut *tx)
             .await?;
+            if let Some((upload_id, document)) = from_upload {
+                consume_upload_into_set!(tx, ts, upload_id, document, now);
+            }
             if let Some(job) = sync {
                 enqueue_job!(tx, &job_id, job, now);
             }

@@ -334,6 +334,28 @@ fn parse_adapter(v: &Value) -> ApiResult<Adapter> {
     })
 }
 
+/// For an OpenAPI set whose source is (newly) an upload: the upload's id and text, read now so
+/// the write consumes it; `None` otherwise.
+async fn upload_document(
+    s: &AppState,
+    c: &WsCaller,
+    adapter: &Adapter,
+    previous: Option<&Adapter>,
+) -> ApiResult<Option<(String, String)>> {
+    let Adapter::OpenApi(OpenApiAdapter { source: OpenApiSource::UploadId(raw), .. }) = adapter else {
+        return Ok(None);
+    };
+    let unchanged = matches!(previous, Some(Adapter::OpenApi(p)) if p.source == OpenApiSource::UploadId(raw.clone()));
+    if unchanged {
+        return Ok(None);
+    }
+    let upload = crate::routes::uploads::load(s, c, raw).await?;
+    let bytes = crate::routes::uploads::read_complete(s, &upload).await?;
+    let text = String::from_utf8(bytes)
+        .map_err(|_| invalid("spec.adapter.openapi.uploadId: the upload is not a text (JSON or YAML) document"))?;
+    Ok(Some((upload.meta.id, text)))
+}
+
 /// A sync job for `ts` if its adapter has a source to sync from.
 pub(crate) fn sync_job(ts: &ToolSet, reason: &str) -> Option<NewJob> {
     if !ts.adapter.is_managed() || ts.state == ToolSetState::Archived {
@@ -395,7 +417,9 @@ async fn create(State(s): State<AppState>, c: WsCaller, JsonBody(b): JsonBody<Wr
         state: ToolSetState::Active,
         last_sync_at: None,
     };
-    s.store.insert_tool_set(&ts, sync_job(&ts, "created").as_ref()).await?;
+    let from_upload = upload_document(&s, &c, &ts.adapter, None).await?;
+    let from_upload = from_upload.as_ref().map(|(id, doc)| (id.as_str(), doc.as_str()));
+    s.store.insert_tool_set(&ts, sync_job(&ts, "created").as_ref(), from_upload).await?;
     Ok(Json(ToolSetOut::with_info(&s, &ts).await?))
 }
 
@@ -423,6 +447,7 @@ async fn update(
         ts.description = b.spec.description.unwrap_or_default();
     }
     let mut resync = false;
+    let mut from_upload = None;
     if mask.covers("spec.adapter", b.spec.adapter.is_some()) {
         let adapter = parse_adapter(b.spec.adapter.as_ref().ok_or_else(|| invalid("spec.adapter is required"))?)?;
         if adapter.kind() != ts.adapter.kind() {
@@ -433,11 +458,13 @@ async fn update(
             )));
         }
         resync = adapter != ts.adapter;
+        from_upload = upload_document(&s, &c, &adapter, Some(&ts.adapter)).await?;
         ts.adapter = adapter;
     }
     ts.meta.updated_at = s.store.now_ms();
     let job = if resync { sync_job(&ts, "adapter changed") } else { None };
-    s.store.update_tool_set(&ts, job.as_ref()).await?;
+    let from_upload = from_upload.as_ref().map(|(id, doc)| (id.as_str(), doc.as_str()));
+    s.store.update_tool_set(&ts, job.as_ref(), from_upload).await?;
     Ok(Json(ToolSetOut::with_info(&s, &ts).await?))
 }
 
@@ -486,7 +513,7 @@ async fn action(
         }
     };
     ts.meta.updated_at = s.store.now_ms();
-    s.store.update_tool_set(&ts, job.as_ref()).await?;
+    s.store.update_tool_set(&ts, job.as_ref(), None).await?;
     Ok(Json(ToolSetOut::with_info(&s, &ts).await?))
 }
 

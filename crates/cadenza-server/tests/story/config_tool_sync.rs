@@ -226,3 +226,50 @@ async fn openapi_sync(backend: TestBackend) {
     assert_eq!(last["syncFailed"]["errorType"], "invalid_config");
     assert!(last["syncFailed"]["message"].as_str().is_some_and(|m| m.contains("NOPE")));
 }
+
+both_backends!(openapi_documents_from_uploads, openapi_from_upload);
+async fn openapi_from_upload(backend: TestBackend) {
+    let Some(app) = TestApp::start(backend).await else { return };
+    let uploads = app.ws_path(&app.default_ws, "/uploads");
+    let upload = app
+        .post(&uploads, ADMIN_TOKEN, json!({"metadata": {}, "spec": {"filename": "pets.json", "contentType": "application/json", "sizeBytes": PETS_30.len().to_string()}}))
+        .await
+        .expect(200);
+    let upload_id = str_at(&upload, "/metadata/id");
+    let sets = app.ws_path(&app.default_ws, "/tool_sets");
+    let body = |name: &str| json!({"metadata": {"name": name}, "spec": {"adapter": {"type": "openapi", "openapi": {"type": "uploadId", "uploadId": upload_id}}}});
+    app.post(&sets, ADMIN_TOKEN, body("early")).await.expect_error(400, 9);
+    let put = app
+        .client
+        .put(str_at(&upload, "/info/uploadUrl"))
+        .header("content-type", "application/json")
+        .body(PETS_30)
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(put.status().as_u16(), 200);
+    let set = app.post(&sets, ADMIN_TOKEN, body("Pets")).await.expect(200);
+    assert_eq!(
+        set["spec"]["adapter"]["openapi"],
+        json!({"type": "uploadId", "uploadId": upload_id, "baseUrl": "", "serverName": "", "headers": {}})
+    );
+    let got = app.get(&format!("{uploads}/{upload_id}"), ADMIN_TOKEN).await.expect(200);
+    assert_eq!(got["info"]["status"], "UPLOAD_STATUS_CONSUMED", "the set consumed it");
+    app.post(&sets, ADMIN_TOKEN, body("again")).await.expect_error(400, 9);
+    assert_eq!(run_syncs(&app).await, 1);
+    let set_path = format!("{sets}/{}", str_at(&set, "/metadata/id"));
+    let names: Vec<String> = app
+        .list_all(&format!("{set_path}/tools"), ADMIN_TOKEN, 10)
+        .await
+        .iter()
+        .map(|t| str_at(t, "/metadata/name"))
+        .collect();
+    assert_eq!(names.len(), 2);
+    assert!(names.contains(&"getPet".to_string()) && names.contains(&"createPet".to_string()));
+    let spec = app.get(&format!("{set_path}/openapi_spec"), ADMIN_TOKEN).await.expect(200);
+    assert!(str_at(&spec, "/spec").contains("\"Pets\""));
+    // A resync works from the kept document; the upload is not needed again.
+    app.post_empty(&format!("{set_path}:sync"), ADMIN_TOKEN).await.expect(200);
+    assert_eq!(run_syncs(&app).await, 1);
+    assert_eq!(events(&app, &set_path).await.pop().expect("event")["type"], "syncCompleted");
+}
