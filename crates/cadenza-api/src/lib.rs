@@ -11,6 +11,7 @@ pub mod extract;
 pub mod metrics;
 pub mod openapi;
 pub mod routes;
+pub mod search;
 pub mod wire;
 
 use std::sync::Arc;
@@ -90,12 +91,21 @@ pub struct AppState {
     pub workspaces: Arc<cache::EpochCache<(String, String), cadenza_domain::workspaces::Workspace>>,
     /// Workspaces whose model rows this process has already brought in line with the catalog.
     pub models_synced: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
+    /// Per-workspace BM25 indexes of tools, tool sets and agents.
+    pub search: search::SearchIndex,
 }
 
 impl AppState {
     pub fn new(store: Store, config: ApiConfig) -> Self {
         let auth = auth::ApiKeyAuthenticator::new(store.clone());
-        Self { store, auth, config: Arc::new(config), workspaces: Arc::default(), models_synced: Arc::default() }
+        Self {
+            store,
+            auth,
+            config: Arc::new(config),
+            workspaces: Arc::default(),
+            models_synced: Arc::default(),
+            search: search::SearchIndex::default(),
+        }
     }
 }
 
@@ -119,6 +129,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::memory::workspace_routes())
         .merge(routes::models::workspace_routes())
         .merge(routes::schedules::workspace_routes())
+        .merge(routes::search::workspace_routes())
         .merge(routes::secrets::workspace_routes())
         .merge(routes::tool_sets::workspace_routes())
         .merge(routes::tools::workspace_routes())

@@ -78,6 +78,7 @@ pub fn operations() -> Vec<Op> {
     ops.extend(crate::routes::tool_sets::operations());
     ops.extend(crate::routes::tools::operations());
     ops.extend(crate::routes::uploads::operations());
+    ops.extend(crate::routes::search::operations());
     ops.extend(crate::routes::ops::operations());
     ops
 }

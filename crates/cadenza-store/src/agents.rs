@@ -95,6 +95,7 @@ impl Store {
             .bind(a.episodic_memory_ttl)
             .execute(&mut *tx)
             .await?;
+            crate::bump_catalog!(tx, &a.workspace_id);
             if let Some(v) = default_variation {
                 crate::variations::insert_variation_query!(v).execute(&mut *tx).await?;
             }
@@ -163,6 +164,7 @@ impl Store {
             .bind(&a.meta.id)
             .execute(&mut *tx)
             .await?;
+            crate::bump_catalog!(tx, &a.workspace_id);
         });
         Ok(())
     }
@@ -180,6 +182,7 @@ impl Store {
             ] {
                 sqlx::query(sql).bind(workspace_id).bind(id).execute(&mut *tx).await?;
             }
+            crate::bump_catalog!(tx, workspace_id);
             sqlx::query("DELETE FROM agents WHERE workspace_id = $1 AND id = $2")
                 .bind(workspace_id)
                 .bind(id)
@@ -195,5 +198,16 @@ impl Store {
         let mut q = ListQuery::new("SELECT COUNT(*) FROM agents WHERE 1 = 1");
         q.and_eq("workspace_id", Bind::Text(workspace_id.into()));
         self.fetch_scalar_i64(&q).await
+    }
+}
+
+impl Store {
+    /// The workspace's agents that are not archived (what search indexes).
+    pub async fn search_agents(&self, workspace_id: &str) -> StoreResult<Vec<Agent>> {
+        let mut q = ListQuery::new(SELECT);
+        q.and_eq("workspace_id", Bind::Text(workspace_id.into()));
+        q.push(" AND status <> 'ARCHIVED'");
+        let rows: Vec<AgentRow> = self.fetch_rows(&q).await?;
+        rows.into_iter().map(AgentRow::into_domain).collect()
     }
 }

@@ -43,7 +43,7 @@ pub use dialect::Backend;
 pub use error::{StoreError, StoreResult};
 pub use list::ListQuery;
 
-pub(crate) use macros::{in_tx, on_db};
+pub(crate) use macros::{bump_catalog, in_tx, on_db};
 
 /// How durable a SQLite commit is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

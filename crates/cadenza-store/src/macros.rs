@@ -52,3 +52,18 @@ macro_rules! in_tx {
 }
 
 pub(crate) use {in_tx, on_db};
+
+/// Inside a write transaction on agents, tool sets or tools: moves the workspace's catalog
+/// version, so every replica's search index knows to rebuild that workspace.
+macro_rules! bump_catalog {
+    ($tx:expr, $workspace_id:expr) => {{
+        sqlx::query(
+            "INSERT INTO catalog_versions (workspace_id, version) VALUES ($1, 1) \
+             ON CONFLICT (workspace_id) DO UPDATE SET version = catalog_versions.version + 1",
+        )
+        .bind($workspace_id)
+        .execute(&mut *$tx)
+        .await?;
+    }};
+}
+pub(crate) use bump_catalog;

@@ -217,6 +217,7 @@ impl Store {
             .bind(ts.state.as_str())
             .execute(&mut *tx)
             .await?;
+            crate::bump_catalog!(tx, &ts.workspace_id);
             if let Some((upload_id, document)) = from_upload {
                 consume_upload_into_set!(tx, ts, upload_id, document, now);
             }
@@ -279,6 +280,7 @@ impl Store {
             .bind(&ts.meta.id)
             .execute(&mut *tx)
             .await?;
+            crate::bump_catalog!(tx, &ts.workspace_id);
             if let Some((upload_id, document)) = from_upload {
                 consume_upload_into_set!(tx, ts, upload_id, document, now);
             }
@@ -301,6 +303,7 @@ impl Store {
             ] {
                 sqlx::query(sql).bind(workspace_id).bind(id).execute(&mut *tx).await?;
             }
+            crate::bump_catalog!(tx, workspace_id);
             sqlx::query("DELETE FROM tool_sets WHERE workspace_id = $1 AND id = $2")
                 .bind(workspace_id)
                 .bind(id)
@@ -400,6 +403,7 @@ impl Store {
             .bind(&t.signature)
             .execute(&mut *tx)
             .await?;
+            crate::bump_catalog!(tx, &t.workspace_id);
         });
         Ok(())
     }
@@ -465,12 +469,22 @@ impl Store {
             .bind(&t.meta.id)
             .execute(&mut *tx)
             .await?;
+            crate::bump_catalog!(tx, &t.workspace_id);
         });
         Ok(())
     }
 
     pub async fn delete_tool(&self, workspace_id: &str, id: &str) -> StoreResult<bool> {
-        self.delete_in_workspace("tools", workspace_id, id).await
+        let n = in_tx!(self, |tx| {
+            crate::bump_catalog!(tx, workspace_id);
+            sqlx::query("DELETE FROM tools WHERE workspace_id = $1 AND id = $2")
+                .bind(workspace_id)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+        });
+        Ok(n > 0)
     }
 
     // ---- the sync log ----
@@ -594,6 +608,7 @@ impl Store {
         };
         let outcome = in_tx!(self, |tx| {
             check_lease!(tx, check, lease, now);
+            crate::bump_catalog!(tx, &set.workspace_id);
             let existing: Vec<ExistingTool> = sqlx::query_as(
                 "SELECT id, name, description, parameters, config, requires_approval, state, omitted_by_user, \
                  llm_tool_name, signature FROM tools WHERE workspace_id = $1 AND tool_set_id = $2",
@@ -724,4 +739,33 @@ fn push_in<'a>(q: &mut ListQuery, column: &str, values: impl Iterator<Item = &'a
         q.bind(Bind::Text((*v).to_string()));
     }
     q.push(")");
+}
+
+impl Store {
+    /// The workspace's catalog version (0 before any write): moves with every write to its
+    /// agents, tool sets and tools, on any replica.
+    pub async fn catalog_version(&self, workspace_id: &str) -> StoreResult<i64> {
+        on_db!(self, read, |db| {
+            let v: Option<i64> = sqlx::query_scalar("SELECT version FROM catalog_versions WHERE workspace_id = $1")
+                .bind(workspace_id)
+                .fetch_optional(db)
+                .await?;
+            Ok(v.unwrap_or(0))
+        })
+    }
+
+    /// Everything search indexes for a workspace: agents that are not archived, active tool
+    /// sets, and their available tools.
+    pub async fn search_catalog(&self, workspace_id: &str) -> StoreResult<(Vec<ToolSet>, Vec<Tool>)> {
+        let mut q = ListQuery::new(SELECT_SETS);
+        q.and_eq("workspace_id", Bind::Text(workspace_id.into())).and_eq("state", Bind::Text("ACTIVE".into()));
+        let sets: Vec<ToolSetRow> = self.fetch_rows(&q).await?;
+        let sets = sets.into_iter().map(ToolSetRow::into_domain).collect::<StoreResult<Vec<_>>>()?;
+        let mut q = ListQuery::new(SELECT_TOOLS);
+        q.and_eq("workspace_id", Bind::Text(workspace_id.into())).and_eq("state", Bind::Text("AVAILABLE".into()));
+        q.push(" AND tool_set_id IN (SELECT id FROM tool_sets WHERE state = 'ACTIVE')");
+        let tools: Vec<ToolRow> = self.fetch_rows(&q).await?;
+        let tools = tools.into_iter().map(ToolRow::into_domain).collect::<StoreResult<Vec<_>>>()?;
+        Ok((sets, tools))
+    }
 }

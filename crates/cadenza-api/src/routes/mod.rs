@@ -9,6 +9,7 @@ pub mod memory;
 pub mod models;
 pub mod ops;
 pub mod schedules;
+pub mod search;
 pub mod secrets;
 pub mod tool_filters;
 pub mod tool_sets;

@@ -15,6 +15,7 @@ mod platform_account;
 mod platform_api_keys;
 mod platform_conventions;
 mod platform_secrets;
+mod search;
 
 use cadenza_testkit::{ADMIN_TOKEN, TestApp};
 use serde_json::{Value, json};

@@ -1,0 +1,93 @@
+//! Search (CONTRACT §15): `GET …/search/tools_or_tool_sets?query=` ranked by BM25, within the
+//! caller's workspace only.
+
+use axum::Json;
+use axum::Router;
+use axum::extract::State;
+use axum::routing::get;
+use cadenza_domain::Error;
+use cadenza_domain::ids::IdRef;
+use cadenza_domain::scopes::Verb;
+use schemars::JsonSchema;
+use serde::Serialize;
+
+use crate::AppState;
+use crate::auth::WsCaller;
+use crate::error::ApiResult;
+use crate::extract::QueryPairs;
+use crate::openapi::{Op, schema};
+use crate::routes::agents::AgentOut;
+use crate::routes::tool_sets::ToolSetOut;
+use crate::routes::tools::ToolOut;
+use crate::search::HitKind;
+
+const DEFAULT_LIMIT: usize = 10;
+const MAX_LIMIT: usize = 50;
+
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(rename = "SearchToolsOrToolSetsResponse")]
+pub struct SearchOut {
+    tools: Vec<ToolOut>,
+    tool_sets: Vec<ToolSetOut>,
+    agents: Vec<AgentOut>,
+}
+
+async fn search(State(s): State<AppState>, c: WsCaller, q: QueryPairs) -> ApiResult<Json<SearchOut>> {
+    c.require("tools", Verb::Read)?;
+    let query =
+        q.get("query").map(str::trim).filter(|t| !t.is_empty()).ok_or_else(|| Error::invalid("query is required"))?;
+    let limit = match q.get("limit").filter(|l| !l.is_empty()) {
+        None => DEFAULT_LIMIT,
+        Some(l) => l
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=MAX_LIMIT).contains(n))
+            .ok_or_else(|| Error::invalid(format!("limit must be between 1 and {MAX_LIMIT}")))?,
+    };
+    let hits = s.search.search(&s.store, c.ws(), query, limit).await?;
+    let mut out = SearchOut { tools: Vec::new(), tool_sets: Vec::new(), agents: Vec::new() };
+    // Hits are in rank order; a row deleted since the index was built is simply skipped.
+    for hit in hits {
+        let id = IdRef::Id(hit.id.clone());
+        match hit.kind {
+            HitKind::Tool => {
+                if let Some(t) = s.store.find_tool(c.ws(), &id).await?
+                    && let Some(set) = s.store.get_tool_set(c.ws(), &IdRef::Id(t.tool_set_id.clone())).await?
+                {
+                    out.tools.push(ToolOut::new(&t, &set));
+                }
+            }
+            HitKind::ToolSet => {
+                if let Some(set) = s.store.get_tool_set(c.ws(), &id).await? {
+                    out.tool_sets.push(ToolSetOut::with_info(&s, &set).await?);
+                }
+            }
+            HitKind::Agent => {
+                if let Some(a) = s.store.get_agent(c.ws(), &id).await? {
+                    let n = s.store.count_variations(c.ws(), &a.meta.id).await?;
+                    out.agents.push(AgentOut::new(&a, n));
+                }
+            }
+        }
+    }
+    Ok(Json(out))
+}
+
+pub fn workspace_routes() -> Router<AppState> {
+    Router::new().route("/search/tools_or_tool_sets", get(search))
+}
+
+pub fn operations() -> Vec<Op> {
+    vec![
+        Op::new(
+            "get",
+            "/v1/workspaces/{workspace_id}/search/tools_or_tool_sets",
+            "search_tools_or_tool_sets",
+            "Search",
+            schema::<SearchOut>,
+        )
+        .summary("Tools, tool sets and agents ranked by BM25 (`query` required, `limit` 1–50, default 10)")
+        .scope("tools:read"),
+    ]
+}
