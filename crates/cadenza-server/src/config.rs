@@ -498,4 +498,30 @@ mod example_tests {
         assert_eq!(catalog[0].unusable_reason, None);
         assert!(catalog[1].unusable_reason.as_deref().is_some_and(|r| r.contains("ANTHROPIC_API_KEY")));
     }
+
+    #[test]
+    fn uploads_settings_and_refusals() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../cadenza.example.toml");
+        let c = Config::load(Some(&path), &|_| None).expect("example config loads");
+        assert_eq!(c.public_url(), "http://127.0.0.1:8080");
+        assert!(matches!(c.blob_config(&|_| None), Ok(cadenza_store::blobs::BlobConfig::Local { .. })));
+        for (var, value, key) in [
+            ("CADENZA_UPLOADS_STORE", "ftp", "uploads.store"),
+            ("CADENZA_UPLOADS_STORE", "s3", "uploads.s3_bucket"),
+            ("CADENZA_UPLOADS_PUBLIC_URL", "cadenza.example.com", "uploads.public_url"),
+            ("CADENZA_UPLOADS_MAX_SIZE_BYTES", "0", "uploads.max_size_bytes"),
+        ] {
+            let env = |k: &str| (k == var).then(|| value.to_string());
+            assert_eq!(Config::load(None, &env).expect_err("refused").key, key, "{var}={value}");
+        }
+        // S3 keys come from the variables the configuration names; missing ones are named.
+        let env = |k: &str| match k {
+            "CADENZA_UPLOADS_STORE" => Some("s3".to_string()),
+            "CADENZA_UPLOADS_S3_BUCKET" => Some("files".to_string()),
+            _ => None,
+        };
+        let c = Config::load(None, &env).expect("s3 config");
+        let missing = c.blob_config(&|_| None).expect_err("no keys");
+        assert!(missing.problem.contains("AWS_ACCESS_KEY_ID"));
+    }
 }
