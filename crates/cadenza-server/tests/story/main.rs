@@ -2,6 +2,7 @@
 //! reachable (required under CI=true). One binary, one module per area.
 
 mod config_agents;
+mod config_complete_agent;
 mod config_feedback;
 mod config_memory;
 mod config_models;
