@@ -6,14 +6,28 @@ use std::sync::Arc;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 
-/// Where the bytes go.
-#[derive(Debug, Clone)]
+/// Where the bytes go. `Debug` never shows the S3 keys.
+#[derive(Clone)]
 pub enum BlobConfig {
     /// A directory on this machine (created if missing).
     Local { dir: std::path::PathBuf },
     /// An S3-compatible bucket. Keys are given as values here; configuration reads them from
     /// the environment variables it names, and they are never logged.
     S3 { bucket: String, endpoint: String, region: String, access_key_id: String, secret_access_key: String },
+}
+
+impl std::fmt::Debug for BlobConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Local { dir } => f.debug_struct("Local").field("dir", dir).finish(),
+            Self::S3 { bucket, endpoint, region, .. } => f
+                .debug_struct("S3")
+                .field("bucket", bucket)
+                .field("endpoint", endpoint)
+                .field("region", region)
+                .finish_non_exhaustive(),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
