@@ -63,11 +63,24 @@ fn start(data: &std::path::Path, port: u16, extra: &[(&str, &str)]) -> (std::pro
     let stdout = child.stdout.take().expect("stdout");
     let lines = std::thread::spawn(move || BufReader::new(stdout).lines().map_while(Result::ok).collect());
     let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+    // Ready means this child answers HTTP (not merely that something holds the port).
+    while !answers_healthz(port) {
+        assert!(child.try_wait().expect("wait").is_none(), "server exited during start-up");
         assert!(Instant::now() < deadline, "server did not start");
         std::thread::sleep(Duration::from_millis(50));
     }
     (child, lines)
+}
+
+fn answers_healthz(port: u16) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut conn) = std::net::TcpStream::connect(("127.0.0.1", port)) else { return false };
+    let _ = conn.set_read_timeout(Some(Duration::from_secs(2)));
+    if conn.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").is_err() {
+        return false;
+    }
+    let mut head = [0u8; 12];
+    conn.read_exact(&mut head).is_ok() && head.starts_with(b"HTTP/1.1 200")
 }
 
 /// SIGTERM, then the exit status and everything the process printed on stdout.
