@@ -1,4 +1,37 @@
-//! Jobs of the durable queue: their states and the retry policy.
+//! Jobs of the durable queue: how a job type is declared, its states, and the retry policy.
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// One kind of background work, declared once: its kind and queue, its payload (the type
+/// itself, as JSON), attempts, backoff, and how duplicates merge. Enqueue and handle through
+/// the type; no call site spells a kind or reads a payload field by name.
+pub trait JobSpec: Serialize + DeserializeOwned + Send + Sync + 'static {
+    const KIND: &'static str;
+    const QUEUE: &'static str;
+    const MAX_ATTEMPTS: i64 = 5;
+    /// First retry delay; doubles per attempt (with jitter), capped at an hour.
+    const BACKOFF_BASE_MS: i64 = 1000;
+    const ON_DUPLICATE: OnDuplicate = OnDuplicate::RunAgain;
+    /// At most one queued-or-running job per key; `None` never merges.
+    fn key(&self) -> Option<String> {
+        None
+    }
+    /// The workspace the job works for, if any (for operators and tenancy of its writes).
+    fn workspace_id(&self) -> Option<String> {
+        None
+    }
+}
+
+/// What an enqueue does when a job with the same key is already queued or running.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnDuplicate {
+    /// A queued one takes the earlier run time; a running one runs again once it finishes.
+    RunAgain,
+    /// The pending job is left as it is.
+    Keep,
+}
+
 
 /// Where a job is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,5 +90,38 @@ mod tests {
         let jittered = backoff_ms(1000, 3, 0.99);
         assert!((4000..=4800).contains(&jittered), "{jittered}");
         assert_eq!(JobState::parse(JobState::Dead.as_str()), Some(JobState::Dead));
+    }
+}
+
+/// Housekeeping, each a recurring job with one key (so any number of replicas keep exactly one
+/// of each pending): purge old succeeded jobs and forget dead workers (hourly), expire unused
+/// uploads (every five minutes), and make sure every tool set with a URL source has its next
+/// sync scheduled (every five minutes: a sync that went dead must not end the hourly resync).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Maintenance {
+    PurgeJobs,
+    ExpireUploads,
+    ReseedSyncs,
+}
+
+impl Maintenance {
+    pub const ALL: [Maintenance; 3] = [Maintenance::PurgeJobs, Maintenance::ExpireUploads, Maintenance::ReseedSyncs];
+
+    /// How long after one run the next is due.
+    pub fn every_ms(self) -> i64 {
+        match self {
+            Maintenance::PurgeJobs => 3_600_000,
+            Maintenance::ExpireUploads | Maintenance::ReseedSyncs => 300_000,
+        }
+    }
+}
+
+impl JobSpec for Maintenance {
+    const KIND: &'static str = "maintenance";
+    const QUEUE: &'static str = "maintenance";
+    const MAX_ATTEMPTS: i64 = 3;
+    const ON_DUPLICATE: OnDuplicate = OnDuplicate::Keep;
+    fn key(&self) -> Option<String> {
+        Some(format!("maintenance:{self:?}"))
     }
 }

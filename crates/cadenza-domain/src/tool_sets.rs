@@ -96,6 +96,12 @@ impl Adapter {
         matches!(self, Adapter::Mcp(_) | Adapter::OpenApi(_))
     }
 
+    /// Its source lives at a URL, so it is synced again every hour (an uploaded document does
+    /// not change).
+    pub fn syncs_hourly(&self) -> bool {
+        matches!(self, Adapter::Mcp(_)) || matches!(self, Adapter::OpenApi(o) if matches!(o.source, OpenApiSource::Url(_)))
+    }
+
     pub fn headers(&self) -> Option<&BTreeMap<String, String>> {
         match self {
             Adapter::Http(a) => Some(&a.headers),
@@ -370,5 +376,30 @@ mod tests {
         assert!(check_headers("h", &bad).is_err());
         let bad_name = BTreeMap::from([("Bad Header".to_string(), "v".to_string())]);
         assert!(check_headers("h", &bad_name).is_err());
+    }
+}
+
+/// The sync of one tool set (CONTRACT §12.5): enqueued with every change that needs one, and
+/// run again every hour while the set has a URL source. One pending sync per set: a change
+/// that arrives while one runs makes it run once more.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SyncToolSet {
+    pub workspace_id: String,
+    pub tool_set_id: String,
+    /// Why it was asked for (for operators): `created`, `adapter changed`, `requested`, …
+    pub reason: String,
+}
+
+impl crate::jobs::JobSpec for SyncToolSet {
+    const KIND: &'static str = "tool_sets.sync";
+    const QUEUE: &'static str = "tool_sets";
+    const MAX_ATTEMPTS: i64 = 3;
+    const BACKOFF_BASE_MS: i64 = 5_000;
+    fn key(&self) -> Option<String> {
+        Some(format!("tool_sets.sync:{}", self.tool_set_id))
+    }
+    fn workspace_id(&self) -> Option<String> {
+        Some(self.workspace_id.clone())
     }
 }

@@ -1,253 +1,385 @@
 //! The durable job queue's engine.
 //!
-//! A [`Runner`] drives one or more queues. For each it claims ready jobs under a lease, runs
-//! the [`Handler`] registered for the job's kind, renews the lease by heartbeat while the
-//! handler runs, and records the outcome: success, or failure with backoff until the job is
-//! dead. Wake-ups come from the store (in-process on SQLite, NOTIFY on PostgreSQL); polling
-//! backs them up because notifications can be lost. Everything a handler writes under the
-//! lease is fenced by the lease token in the store, so a worker that lost its lease (stalled,
-//! or declared dead and reclaimed elsewhere) cannot write again; its cancellation token fires
-//! so it can also stop early.
+//! A [`Runner`] is one worker process's share of the queue. It registers a worker lease in the
+//! store and renews it with one heartbeat write per beat however many jobs it holds; each
+//! queue's loop claims as many ready jobs as it has free slots in one claim, and runs the
+//! handler registered for each job's type. A handler gets a [`JobContext`]: the job's typed
+//! payload, reads, and units of work fenced by its lease (the only way it can write), the
+//! lease's deadline, and a token cancelled when the lease is lost or the process shuts down.
+//! It ends with an [`Outcome`]: done, yield (back to the queue at a time, not charged as an
+//! attempt), or again (done, and run the same job again at a time). An error or panic is a
+//! failed attempt: retried after a backoff, dead when out of attempts.
+//!
+//! Shutdown: stop claiming, give running handlers a grace period, cancel them, then hand every
+//! lease this process still holds back to the queue without charging an attempt, so a rolling
+//! restart neither burns attempts nor waits out leases.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::panic::AssertUnwindSafe;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-use cadenza_store::jobs::{Job, Lease};
-use cadenza_store::{Store, StoreError};
+use cadenza_store::jobs::{Finish, Job, JobSpec, Lease};
+use cadenza_store::{Reads, Store, StoreError, StoreResult, Tx};
 use futures::FutureExt;
 use futures::future::BoxFuture;
-use tokio::sync::Semaphore;
+use serde_json::Value;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-/// What a handler gets: the job, its lease, the store, and a token cancelled when the lease is
-/// lost or the process shuts down.
+/// How a handler's run ended (errors are failed attempts).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Done,
+    /// Back to the queue, to run at `at_ms` (epoch ms), without charging an attempt.
+    Yield { at_ms: i64 },
+    /// Done; the same job runs again at `at_ms` with fresh attempts (recurring work).
+    Again { at_ms: i64 },
+}
+
+/// What a handler gets besides its payload.
 pub struct JobContext {
     pub job: Job,
-    pub lease: Lease,
-    pub store: Store,
+    lease: Lease,
+    store: Store,
+    /// Cancelled when the lease is lost or the process shuts down.
     pub cancel: CancellationToken,
+    worker: Arc<WorkerState>,
 }
 
-/// Runs one kind of job. Returning `Err` (or panicking) fails the attempt.
-pub trait Handler: Send + Sync + 'static {
-    fn run(&self, ctx: JobContext) -> BoxFuture<'static, anyhow::Result<()>>;
-}
+impl JobContext {
+    /// Everything the store can read.
+    pub fn reads(&self) -> &Reads {
+        &self.store
+    }
 
-/// Any async closure is a handler.
-impl<F, Fut> Handler for F
-where
-    F: Fn(JobContext) -> Fut + Send + Sync + 'static,
-    Fut: std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
-{
-    fn run(&self, ctx: JobContext) -> BoxFuture<'static, anyhow::Result<()>> {
-        Box::pin(self(ctx))
+    /// A unit of work fenced by this job's lease: the lease is checked inside it, so a worker
+    /// that lost its lease cannot commit anything.
+    pub async fn begin(&self) -> StoreResult<Tx> {
+        self.store.begin_fenced(&self.lease).await
+    }
+
+    pub fn lease(&self) -> &Lease {
+        &self.lease
+    }
+
+    /// Until when the lease is surely held, by this process's clock (measured from the moment
+    /// the last successful heartbeat was sent). Check it before a side effect that must not
+    /// happen after another worker may have taken the job.
+    pub fn lease_deadline(&self) -> Instant {
+        self.worker.deadline()
+    }
+
+    pub fn lease_left(&self) -> Duration {
+        self.lease_deadline().saturating_duration_since(Instant::now())
+    }
+
+    /// True once the process is shutting down (the handler should yield at the next step).
+    pub fn shutting_down(&self) -> bool {
+        self.worker.shutdown.is_cancelled()
+    }
+
+    pub fn now_ms(&self) -> i64 {
+        self.store.now_ms()
     }
 }
 
-/// Handlers by job kind; every kind is registered here, in one place per process.
+type Erased = Arc<dyn Fn(JobContext, Value) -> BoxFuture<'static, anyhow::Result<Outcome>> + Send + Sync>;
+
+/// Handlers by job type; every type is registered in one place per process.
 #[derive(Default, Clone)]
 pub struct Registry {
-    handlers: HashMap<String, Arc<dyn Handler>>,
+    handlers: HashMap<&'static str, Erased>,
 }
 
 impl Registry {
-    pub fn register(mut self, kind: &str, handler: impl Handler) -> Self {
-        self.handlers.insert(kind.to_string(), Arc::new(handler));
+    /// Registers the handler of job type `J`; it receives the decoded payload.
+    pub fn handle<J, F, Fut>(mut self, f: F) -> Self
+    where
+        J: JobSpec,
+        F: Fn(JobContext, J) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = anyhow::Result<Outcome>> + Send + 'static,
+    {
+        let f = Arc::new(f);
+        let erased: Erased = Arc::new(move |ctx: JobContext, payload: Value| {
+            let f = f.clone();
+            Box::pin(async move {
+                let job: J = serde_json::from_value(payload)
+                    .map_err(|e| anyhow::anyhow!("malformed {} payload: {e}", J::KIND))?;
+                f(ctx, job).await
+            })
+        });
+        self.handlers.insert(J::KIND, erased);
         self
+    }
+
+    pub fn kinds(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.handlers.keys().copied()
     }
 }
 
-/// How one queue is worked.
+/// How one queue is worked in this process.
 #[derive(Debug, Clone)]
 pub struct QueueConfig {
     pub name: String,
     /// Jobs of this queue run at once in this process.
     pub concurrency: usize,
-    /// How long a claim lasts without a heartbeat.
-    pub lease: Duration,
-    /// How often a running job's lease is renewed (well under `lease`).
-    pub heartbeat: Duration,
     /// Fallback polling interval when no wake-up arrives.
     pub poll: Duration,
 }
 
 impl QueueConfig {
-    pub fn new(name: &str) -> Self {
-        Self {
-            name: name.to_string(),
-            concurrency: 4,
-            lease: Duration::from_secs(30),
-            heartbeat: Duration::from_secs(10),
-            poll: Duration::from_secs(2),
+    pub fn new(name: &str, concurrency: usize) -> Self {
+        Self { name: name.to_string(), concurrency: concurrency.max(1), poll: Duration::from_secs(2) }
+    }
+}
+
+/// Lease timing of a worker process.
+#[derive(Debug, Clone, Copy)]
+pub struct LeaseConfig {
+    /// How long the worker's lease lasts without a heartbeat.
+    pub lease: Duration,
+    /// How often it is renewed (well under `lease`).
+    pub heartbeat: Duration,
+}
+
+impl Default for LeaseConfig {
+    fn default() -> Self {
+        Self { lease: Duration::from_secs(30), heartbeat: Duration::from_secs(10) }
+    }
+}
+
+/// This process's worker: its lease deadline and the jobs it runs (to cancel those whose lease
+/// was lost).
+struct WorkerState {
+    owner: String,
+    lease: LeaseConfig,
+    deadline: Mutex<Instant>,
+    running: Mutex<HashMap<String, CancellationToken>>,
+    shutdown: CancellationToken,
+}
+
+impl WorkerState {
+    fn new(owner: String, lease: LeaseConfig, shutdown: CancellationToken) -> Arc<Self> {
+        Arc::new(Self {
+            owner,
+            lease,
+            deadline: Mutex::new(Instant::now() + lease.lease),
+            running: Mutex::default(),
+            shutdown,
+        })
+    }
+
+    fn lease_ms(&self) -> i64 {
+        i64::try_from(self.lease.lease.as_millis()).unwrap_or(i64::MAX)
+    }
+
+    fn deadline(&self) -> Instant {
+        *self.deadline.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn renewed(&self, sent: Instant) {
+        *self.deadline.lock().unwrap_or_else(|p| p.into_inner()) = sent + self.lease.lease;
+    }
+
+    fn track(&self, job_id: &str, token: CancellationToken) {
+        self.running.lock().unwrap_or_else(|p| p.into_inner()).insert(job_id.to_string(), token);
+    }
+
+    fn untrack(&self, job_id: &str) {
+        self.running.lock().unwrap_or_else(|p| p.into_inner()).remove(job_id);
+    }
+
+    /// After a lapse: stop every running job the store no longer says we hold.
+    fn keep_only(&self, held: &[String]) {
+        let running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+        for (id, token) in running.iter() {
+            if !held.iter().any(|h| h == id) {
+                tracing::warn!(job.id = %id, "lease lost; cancelling the handler");
+                token.cancel();
+            }
+        }
+    }
+
+    fn cancel_all(&self) {
+        for token in self.running.lock().unwrap_or_else(|p| p.into_inner()).values() {
+            token.cancel();
         }
     }
 }
 
-/// Works a set of queues until shut down.
+/// A worker process's share of the queue.
 pub struct Runner {
     store: Store,
     registry: Arc<Registry>,
     owner: String,
+    lease: LeaseConfig,
     queues: Vec<QueueConfig>,
 }
 
 impl Runner {
-    /// `owner` names this worker in leases (host and process, say); it is for operators only.
-    pub fn new(store: Store, registry: Registry, owner: impl Into<String>, queues: Vec<QueueConfig>) -> Self {
-        Self { store, registry: Arc::new(registry), owner: owner.into(), queues }
+    /// `owner` names this worker for operators (host and process id, say); a random suffix
+    /// makes each process's lease its own.
+    pub fn new(store: Store, registry: Registry, owner: &str, lease: LeaseConfig, queues: Vec<QueueConfig>) -> Self {
+        let owner = format!("{owner}:{:08x}", rand::random::<u32>());
+        Self { store, registry: Arc::new(registry), owner, lease, queues }
     }
 
-    /// Starts every queue's loop. Cancelling `shutdown` stops claiming; running jobs get
-    /// `grace` to finish, then their tokens are cancelled and their leases left to expire (the
-    /// jobs will be claimed again: handlers must be safe to re-run).
+    pub fn owner(&self) -> &str {
+        &self.owner
+    }
+
+    /// Starts the heartbeat and every queue's loop. Cancelling `shutdown` stops claiming;
+    /// running jobs get `grace` to finish, then are cancelled, and whatever is still held goes
+    /// back to the queue uncharged.
     pub fn start(self, shutdown: CancellationToken, grace: Duration) -> tokio::task::JoinHandle<()> {
         tokio::spawn(async move {
+            let worker = WorkerState::new(self.owner.clone(), self.lease, shutdown.clone());
+            let beat_stop = CancellationToken::new();
+            let beat = tokio::spawn(heartbeat(self.store.clone(), worker.clone(), beat_stop.clone()));
             let mut loops = JoinSet::new();
             for q in self.queues {
-                let worker = QueueWorker {
-                    store: self.store.clone(),
-                    registry: self.registry.clone(),
-                    owner: self.owner.clone(),
-                    config: q,
-                };
-                loops.spawn(worker.run(shutdown.clone(), grace));
+                let lp = QueueLoop { store: self.store.clone(), registry: self.registry.clone(), worker: worker.clone(), config: q };
+                loops.spawn(lp.run(grace));
             }
             while loops.join_next().await.is_some() {}
+            beat_stop.cancel();
+            let _ = beat.await;
+            match self.store.release_worker(&worker.owner).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(released = n, "handed unfinished jobs back to the queue"),
+                Err(e) => tracing::warn!(error = %e, "could not release this worker's leases; they will expire"),
+            }
         })
     }
 }
 
-/// Claims the next ready job of `queue` and runs it to its end on this task (with heartbeats,
-/// fencing and failure handling as in a [`Runner`]). Returns whether a job ran. For tests and
-/// one-shot tools that must not wait for a worker loop.
-pub async fn run_next(store: &Store, registry: &Registry, queue: &QueueConfig, owner: &str) -> anyhow::Result<bool> {
-    let lease_ms = i64::try_from(queue.lease.as_millis()).unwrap_or(i64::MAX);
-    let Some((job, lease)) = store.claim(&queue.name, owner, lease_ms).await? else {
-        return Ok(false);
-    };
-    let exec = Execution {
-        store: store.clone(),
-        handler: registry.handlers.get(&job.kind).cloned(),
-        heartbeat: queue.heartbeat,
-        lease_ms,
-        cancel: CancellationToken::new(),
-    };
-    exec.run(job, lease).await;
-    Ok(true)
+/// Renews the process's lease: one write per beat.
+async fn heartbeat(store: Store, worker: Arc<WorkerState>, stop: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(worker.lease.heartbeat) => {}
+        }
+        let sent = Instant::now();
+        match store.heartbeat(&worker.owner, worker.lease_ms()).await {
+            Ok(beat) => {
+                worker.renewed(sent);
+                if let Some(held) = beat.still_held {
+                    worker.keep_only(&held);
+                }
+            }
+            // The lease may still be valid; try again next beat (handlers see the deadline).
+            Err(e) => tracing::warn!(error = %e, "heartbeat failed"),
+        }
+    }
 }
 
-struct QueueWorker {
+struct QueueLoop {
     store: Store,
     registry: Arc<Registry>,
-    owner: String,
+    worker: Arc<WorkerState>,
     config: QueueConfig,
 }
 
-impl QueueWorker {
-    async fn run(self, shutdown: CancellationToken, grace: Duration) {
-        let slots = Arc::new(Semaphore::new(self.config.concurrency.max(1)));
-        let mut running = JoinSet::new();
-        let jobs_cancel = CancellationToken::new();
-        let mut wake = self.store.job_wakeups();
-        let lease_ms = i64::try_from(self.config.lease.as_millis()).unwrap_or(i64::MAX);
+impl QueueLoop {
+    async fn run(self, grace: Duration) {
+        let mut running: JoinSet<()> = JoinSet::new();
+        let mut wake = self.store.job_wakeups(&self.config.name);
+        let shutdown = self.worker.shutdown.clone();
         loop {
-            // Reap finished tasks so the set does not grow.
             while running.try_join_next().is_some() {}
-            let permit = tokio::select! {
-                _ = shutdown.cancelled() => break,
-                p = slots.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
-            };
-            match self.store.claim(&self.config.name, &self.owner, lease_ms).await {
-                Ok(Some((job, lease))) => {
-                    let exec = Execution {
-                        store: self.store.clone(),
-                        handler: self.registry.handlers.get(&job.kind).cloned(),
-                        heartbeat: self.config.heartbeat,
-                        lease_ms,
-                        cancel: jobs_cancel.child_token(),
-                    };
-                    let span =
-                        tracing::info_span!("job", job.id = %job.id, job.kind = %job.kind, attempt = lease.attempt);
-                    running.spawn(
-                        async move {
-                            exec.run(job, lease).await;
-                            drop(permit);
+            let free = self.config.concurrency.saturating_sub(running.len());
+            let mut claimed = 0;
+            if free > 0 {
+                match self.store.claim(&self.config.name, &self.worker.owner, self.worker.lease_ms(), free).await {
+                    Ok(jobs) => {
+                        claimed = jobs.len();
+                        for (job, lease) in jobs {
+                            let exec = Execution {
+                                store: self.store.clone(),
+                                handler: self.registry.handlers.get(job.kind.as_str()).cloned(),
+                                worker: self.worker.clone(),
+                            };
+                            let span = tracing::info_span!("job", job.id = %job.id, job.kind = %job.kind, attempt = lease.attempt);
+                            running.spawn(exec.run(job, lease).instrument(span));
                         }
-                        .instrument(span),
-                    );
-                    continue;
+                    }
+                    Err(e) => tracing::warn!(queue = %self.config.name, error = %e, "claiming jobs failed; will retry"),
                 }
-                Ok(None) => {}
-                Err(e) => tracing::warn!(queue = %self.config.name, error = %e, "claiming a job failed; will retry"),
             }
-            drop(permit);
+            // Every free slot filled: more may be ready as soon as one frees up.
+            let saturated = free > 0 && claimed == free;
             tokio::select! {
                 _ = shutdown.cancelled() => break,
-                _ = wake.changed() => {}
-                _ = tokio::time::sleep(self.config.poll) => {}
+                _ = wake.changed(), if !saturated => {}
+                _ = tokio::time::sleep(self.config.poll), if !saturated => {}
+                Some(_) = running.join_next(), if !running.is_empty() => {}
             }
         }
-        // Shutdown: let running jobs finish within the grace period, then cancel them.
         if tokio::time::timeout(grace, async { while running.join_next().await.is_some() {} }).await.is_err() {
-            jobs_cancel.cancel();
-            while running.join_next().await.is_some() {}
+            self.worker.cancel_all();
+            if tokio::time::timeout(Duration::from_secs(2), async { while running.join_next().await.is_some() {} })
+                .await
+                .is_err()
+            {
+                running.abort_all();
+                while running.join_next().await.is_some() {}
+            }
         }
     }
 }
 
 struct Execution {
     store: Store,
-    handler: Option<Arc<dyn Handler>>,
-    heartbeat: Duration,
-    lease_ms: i64,
-    cancel: CancellationToken,
+    handler: Option<Erased>,
+    worker: Arc<WorkerState>,
 }
 
 impl Execution {
     async fn run(self, job: Job, lease: Lease) {
-        let Some(handler) = self.handler else {
-            let msg = format!("no handler registered for job kind {:?}", job.kind);
-            tracing::error!(job.id = %job.id, "{msg}");
-            let _ = self.store.fail(&lease, &msg).await;
-            return;
-        };
-        let lost = CancellationToken::new();
-        let beat =
-            tokio::spawn(heartbeat(self.store.clone(), lease.clone(), self.heartbeat, self.lease_ms, lost.clone()));
-        // The handler sees one token: lease lost or shutdown.
-        let cancel = self.cancel.child_token();
-        let forward = {
-            let cancel = cancel.clone();
-            let lost = lost.clone();
-            tokio::spawn(async move {
-                lost.cancelled().await;
-                cancel.cancel();
-            })
-        };
-        let ctx = JobContext { job: job.clone(), lease: lease.clone(), store: self.store.clone(), cancel };
-        let outcome = AssertUnwindSafe(handler.run(ctx)).catch_unwind().await;
-        beat.abort();
-        forward.abort();
-        let recorded = match outcome {
-            Ok(Ok(())) => self.store.complete(&lease).await.map(|_| "succeeded".to_string()),
-            Ok(Err(e)) => self.store.fail(&lease, &format!("{e:#}")).await.map(|s| s.as_str().to_string()),
-            Err(panic) => {
-                let what = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "unknown panic".to_string());
-                self.store.fail(&lease, &format!("handler panicked: {what}")).await.map(|s| s.as_str().to_string())
+        let finish = match self.handler.clone() {
+            None => Finish::Failed(format!("no handler registered for job kind {:?}", job.kind)),
+            Some(handler) => {
+                let cancel = self.worker.shutdown.child_token();
+                self.worker.track(&job.id, cancel.clone());
+                let ctx = JobContext {
+                    job: job.clone(),
+                    lease: lease.clone(),
+                    store: self.store.clone(),
+                    cancel: cancel.clone(),
+                    worker: self.worker.clone(),
+                };
+                let outcome = AssertUnwindSafe(handler(ctx, job.payload.clone())).catch_unwind().await;
+                self.worker.untrack(&job.id);
+                match outcome {
+                    Ok(Ok(Outcome::Done)) => Finish::Done,
+                    Ok(Ok(Outcome::Yield { at_ms })) => Finish::Yield { at: at_ms },
+                    Ok(Ok(Outcome::Again { at_ms })) => Finish::Again { at: at_ms },
+                    // Stopped by the shutdown: not the job's fault.
+                    Ok(Err(_)) if self.worker.shutdown.is_cancelled() && cancel.is_cancelled() => {
+                        Finish::Yield { at: self.store.now_ms() }
+                    }
+                    Ok(Err(e)) => Finish::Failed(format!("{e:#}")),
+                    Err(panic) => {
+                        let what = panic
+                            .downcast_ref::<&str>()
+                            .map(|s| s.to_string())
+                            .or_else(|| panic.downcast_ref::<String>().cloned())
+                            .unwrap_or_else(|| "unknown panic".to_string());
+                        Finish::Failed(format!("handler panicked: {what}"))
+                    }
+                }
             }
         };
-        match recorded {
-            Ok(state) => {
-                tracing::info!(job.id = %job.id, job.kind = %job.kind, attempt = lease.attempt, state, "job finished")
-            }
+        if let Finish::Failed(e) = &finish {
+            tracing::warn!(job.id = %job.id, job.kind = %job.kind, error = %e, "job attempt failed");
+        }
+        match self.store.finish(&lease, finish).await {
+            Ok(state) => tracing::info!(job.id = %job.id, job.kind = %job.kind, attempt = lease.attempt,
+                state = state.as_str(), "job finished"),
             Err(StoreError::Fenced) => {
                 tracing::warn!(job.id = %job.id, "lease lost before the outcome was recorded; another worker owns the job")
             }
@@ -256,19 +388,15 @@ impl Execution {
     }
 }
 
-/// Renews the lease until aborted; cancels `lost` when the lease is gone.
-async fn heartbeat(store: Store, lease: Lease, every: Duration, lease_ms: i64, lost: CancellationToken) {
-    loop {
-        tokio::time::sleep(every).await;
-        match store.heartbeat(&lease, lease_ms).await {
-            Ok(_) => {}
-            Err(StoreError::Fenced) => {
-                tracing::warn!(job.id = %lease.job_id, "lease lost; cancelling the handler");
-                lost.cancel();
-                return;
-            }
-            // A transient database error: the lease may still be valid; try again next beat.
-            Err(e) => tracing::warn!(job.id = %lease.job_id, error = %e, "heartbeat failed"),
-        }
-    }
+/// Claims the next ready job of `queue` and runs it to its end on this task, as a [`Runner`]
+/// would (no heartbeat: the lease must outlast the handler). Returns whether a job ran. For
+/// tests and one-shot tools that must not wait for a worker loop.
+pub async fn run_next(store: &Store, registry: &Registry, queue: &str, owner: &str) -> anyhow::Result<bool> {
+    let lease = LeaseConfig { lease: Duration::from_secs(300), heartbeat: Duration::from_secs(100) };
+    let worker = WorkerState::new(owner.to_string(), lease, CancellationToken::new());
+    let mut claimed = store.claim(queue, owner, worker.lease_ms(), 1).await?;
+    let Some((job, lease)) = claimed.pop() else { return Ok(false) };
+    let exec = Execution { store: store.clone(), handler: registry.handlers.get(job.kind.as_str()).cloned(), worker };
+    exec.run(job, lease).await;
+    Ok(true)
 }

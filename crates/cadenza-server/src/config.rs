@@ -120,6 +120,41 @@ struct FileConfig {
     #[serde(default)]
     providers: Vec<ProviderConfig>,
     uploads: Option<UploadsConfig>,
+    #[serde(default)]
+    queues: std::collections::BTreeMap<String, QueueSettings>,
+    egress: Option<EgressConfig>,
+}
+
+/// One job queue's settings in this process (`[queues.<name>]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueueSettings {
+    /// Jobs of the queue this process runs at once.
+    pub concurrency: usize,
+}
+
+/// The queues every replica works, with their default concurrency.
+pub const QUEUES: &[(&str, usize)] = &[("maintenance", 1), ("tool_sets", 4)];
+
+/// Where outbound requests may go (`[egress]`). Link-local and cloud-metadata addresses are
+/// always refused; loopback and private ranges are allowed unless turned off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EgressConfig {
+    #[serde(default = "yes")]
+    pub allow_loopback: bool,
+    #[serde(default = "yes")]
+    pub allow_private: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Default for EgressConfig {
+    fn default() -> Self {
+        Self { allow_loopback: true, allow_private: true }
+    }
 }
 
 /// The effective configuration.
@@ -138,6 +173,9 @@ pub struct Config {
     pub shutdown_grace: Duration,
     pub providers: Vec<ProviderConfig>,
     pub uploads: UploadsConfig,
+    /// Concurrency per queue name (every queue of [`QUEUES`] present).
+    pub queues: std::collections::BTreeMap<String, QueueSettings>,
+    pub egress: EgressConfig,
     /// Base64 of the 32-byte master key (`CADENZA_SECRET_KEY`); environment only.
     pub secret_key: Option<String>,
     /// A token to use for the global key on first start (`CADENZA_BOOTSTRAP_API_KEY`).
@@ -159,6 +197,8 @@ impl Default for Config {
             shutdown_grace: Duration::from_secs(20),
             providers: Vec::new(),
             uploads: UploadsConfig::default(),
+            queues: QUEUES.iter().map(|(q, c)| (q.to_string(), QueueSettings { concurrency: *c })).collect(),
+            egress: EgressConfig::default(),
             secret_key: None,
             bootstrap_api_key: None,
         }
@@ -248,6 +288,15 @@ impl Config {
         if let Some(u) = f.uploads {
             self.uploads = u;
         }
+        self.queues.extend(f.queues);
+        if let Some(e) = f.egress {
+            self.egress = e;
+        }
+    }
+
+    /// This process's concurrency for `queue`.
+    pub fn queue_concurrency(&self, queue: &str) -> usize {
+        self.queues.get(queue).map(|q| q.concurrency).unwrap_or(1).max(1)
     }
 
     fn apply_env(&mut self, env: &dyn Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
@@ -308,6 +357,24 @@ impl Config {
         if let Some(v) = get("CADENZA_UPLOADS_S3_ENDPOINT") {
             self.uploads.s3_endpoint = v;
         }
+        for (queue, _) in QUEUES {
+            let key = format!("CADENZA_QUEUES_{}_CONCURRENCY", queue.to_uppercase());
+            if let Some(v) = get(&key) {
+                self.queues.insert(queue.to_string(), QueueSettings { concurrency: parse_num(&key, &v)? });
+            }
+        }
+        for (key, field) in [
+            ("CADENZA_EGRESS_ALLOW_LOOPBACK", &mut self.egress.allow_loopback),
+            ("CADENZA_EGRESS_ALLOW_PRIVATE", &mut self.egress.allow_private),
+        ] {
+            if let Some(v) = get(key) {
+                *field = match v.as_str() {
+                    "true" | "1" => true,
+                    "false" | "0" => false,
+                    _ => return Err(err(key, "must be true or false")),
+                };
+            }
+        }
         self.secret_key = get("CADENZA_SECRET_KEY");
         self.bootstrap_api_key = get("CADENZA_BOOTSTRAP_API_KEY");
         Ok(())
@@ -324,6 +391,15 @@ impl Config {
         }
         if self.database_max_connections == 0 {
             return Err(err("database_max_connections", "must be at least 1"));
+        }
+        for (queue, settings) in &self.queues {
+            if !QUEUES.iter().any(|(q, _)| q == queue) {
+                let known: Vec<&str> = QUEUES.iter().map(|(q, _)| *q).collect();
+                return Err(err(&format!("queues.{queue}"), format!("is not a queue (known: {})", known.join(", "))));
+            }
+            if settings.concurrency == 0 {
+                return Err(err(&format!("queues.{queue}.concurrency"), "must be at least 1"));
+            }
         }
         if self.request_timeout.is_zero() {
             return Err(err("request_timeout_secs", "must be at least 1"));

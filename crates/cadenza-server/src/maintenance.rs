@@ -1,80 +1,84 @@
-//! Housekeeping that runs on the job queue: purging old succeeded jobs (hourly) and expiring
-//! uploads (every five minutes). Each tick is enqueued with a dedupe key per period, so any
-//! number of replicas enqueue it once.
+//! Housekeeping on the job queue: purging old succeeded jobs and forgetting dead workers
+//! (hourly), expiring uploads (every five minutes), and re-seeding the hourly sync of every
+//! tool set with a URL source that has none pending (every five minutes), so a sync that went
+//! dead or was lost never ends the resync. Each is one recurring job with one key; every
+//! replica's ticker enqueues each with [`NewJob::keep_existing`], so exactly one is pending
+//! however many replicas run, and a dead one is replaced.
 
 use std::time::Duration;
 
-use cadenza_jobs::{JobContext, QueueConfig, Registry};
+use cadenza_domain::jobs::{JobSpec, Maintenance};
+use cadenza_domain::tool_sets::SyncToolSet;
+use cadenza_jobs::{JobContext, Outcome, QueueConfig, Registry};
 use cadenza_store::Store;
 use cadenza_store::blobs::Blobs;
 use cadenza_store::jobs::NewJob;
-use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-pub const QUEUE: &str = "maintenance";
-const PURGE_JOBS: &str = "maintenance.purge_jobs";
-const EXPIRE_UPLOADS: &str = "maintenance.expire_uploads";
-const FIVE_MINUTES_MS: i64 = 5 * 60 * 1000;
 /// Succeeded jobs are kept this long for inspection.
 const KEEP_SUCCEEDED_MS: i64 = 7 * 24 * 3600 * 1000;
-const HOUR_MS: i64 = 3600 * 1000;
 
 pub fn register(registry: Registry, blobs: Blobs) -> Registry {
-    registry
-        .register(PURGE_JOBS, |ctx: JobContext| async move {
-            let before = ctx.store.now_ms() - KEEP_SUCCEEDED_MS;
-            let n = ctx.store.purge_succeeded_jobs(before).await?;
-            tracing::info!(purged = n, "purged succeeded jobs");
-            Ok(())
-        })
-        .register(EXPIRE_UPLOADS, move |ctx: JobContext| {
-            let blobs = blobs.clone();
-            async move { expire_uploads(&ctx.store, &blobs).await }
-        })
+    registry.handle(move |ctx: JobContext, task: Maintenance| {
+        let blobs = blobs.clone();
+        async move {
+            run(&ctx, task, &blobs).await?;
+            Ok(Outcome::Again { at_ms: ctx.now_ms() + task.every_ms() })
+        }
+    })
 }
 
-/// Expires unused uploads and removes the bytes no upload needs any more. Rows change first,
-/// bytes go after: a crash in between leaves an orphan object, never a row without its bytes.
-pub async fn expire_uploads(store: &Store, blobs: &Blobs) -> anyhow::Result<()> {
-    let done = store.expire_uploads().await?;
-    for key in &done.orphaned_objects {
-        if let Err(e) = blobs.delete(key).await {
-            tracing::warn!(error = %e, "could not remove an expired upload's bytes");
+pub fn queue(concurrency: usize) -> QueueConfig {
+    QueueConfig::new(Maintenance::QUEUE, concurrency)
+}
+
+async fn run(ctx: &JobContext, task: Maintenance, blobs: &Blobs) -> anyhow::Result<()> {
+    match task {
+        Maintenance::PurgeJobs => {
+            let mut tx = ctx.begin().await?;
+            let purged = tx.purge_succeeded_jobs(ctx.now_ms() - KEEP_SUCCEEDED_MS).await?;
+            let reaped = tx.reap_workers().await?;
+            tx.commit().await?;
+            tracing::info!(purged, reaped, "purged succeeded jobs and forgot dead workers");
         }
-    }
-    if done.expired > 0 || !done.orphaned_objects.is_empty() {
-        tracing::info!(expired = done.expired, removed = done.orphaned_objects.len(), "upload expiry pass");
+        Maintenance::ExpireUploads => {
+            // Rows change first, bytes go after: a crash in between leaves an orphan object,
+            // never a row without its bytes.
+            let mut tx = ctx.begin().await?;
+            let done = tx.expire_uploads().await?;
+            tx.commit().await?;
+            for key in &done.orphaned_objects {
+                if let Err(e) = blobs.delete(key).await {
+                    tracing::warn!(error = %e, "could not remove an expired upload's bytes");
+                }
+            }
+            if done.expired > 0 || !done.orphaned_objects.is_empty() {
+                tracing::info!(expired = done.expired, removed = done.orphaned_objects.len(), "upload expiry pass");
+            }
+        }
+        Maintenance::ReseedSyncs => {
+            let sets = ctx.reads().active_tool_sets_everywhere().await?;
+            let next = crate::tool_sets::next_hour(ctx.now_ms());
+            let mut tx = ctx.begin().await?;
+            for set in sets.iter().filter(|s| s.adapter.syncs_hourly()) {
+                let job = SyncToolSet {
+                    workspace_id: set.workspace_id.clone(),
+                    tool_set_id: set.meta.id.clone(),
+                    reason: "hourly".into(),
+                };
+                tx.enqueue(NewJob::of(&job).at(next).keep_existing()).await?;
+            }
+            tx.commit().await?;
+        }
     }
     Ok(())
 }
 
-/// The upload expiry pass of the five minutes that contain `now_ms`.
-pub fn expire_uploads_job(now_ms: i64) -> NewJob {
-    let mut job = NewJob::new(EXPIRE_UPLOADS, QUEUE, json!({}));
-    job.dedupe_key = Some(format!("{EXPIRE_UPLOADS}:{}", now_ms / FIVE_MINUTES_MS));
-    job.max_attempts = 3;
-    job
-}
-
-pub fn queue() -> QueueConfig {
-    let mut q = QueueConfig::new(QUEUE);
-    q.concurrency = 1;
-    q
-}
-
-/// The job of the hour that contains `now_ms`.
-pub fn purge_job(now_ms: i64) -> NewJob {
-    let mut job = NewJob::new(PURGE_JOBS, QUEUE, json!({}));
-    job.dedupe_key = Some(format!("{PURGE_JOBS}:{}", now_ms / HOUR_MS));
-    job.max_attempts = 3;
-    job
-}
-
-/// Enqueues the hourly housekeeping until shut down.
+/// Keeps one of each housekeeping job pending until shut down.
 pub async fn tick(store: Store, shutdown: CancellationToken) {
     loop {
-        for job in [purge_job(store.now_ms()), expire_uploads_job(store.now_ms())] {
-            if let Err(e) = store.enqueue(&job).await {
+        for task in Maintenance::ALL {
+            if let Err(e) = store.enqueue(NewJob::of(&task).keep_existing()).await {
                 tracing::warn!(error = %e, "could not enqueue housekeeping");
             }
         }
@@ -82,19 +86,5 @@ pub async fn tick(store: Store, shutdown: CancellationToken) {
             _ = shutdown.cancelled() => return,
             _ = tokio::time::sleep(Duration::from_secs(300)) => {}
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn one_purge_per_hour() {
-        let a = purge_job(10 * HOUR_MS + 5);
-        let b = purge_job(10 * HOUR_MS + HOUR_MS - 1);
-        let c = purge_job(11 * HOUR_MS);
-        assert_eq!(a.dedupe_key, b.dedupe_key);
-        assert_ne!(a.dedupe_key, c.dedupe_key);
     }
 }

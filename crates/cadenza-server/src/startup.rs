@@ -9,7 +9,7 @@ use cadenza_api::{ApiConfig, AppState};
 use cadenza_domain::SystemClock;
 use cadenza_domain::api_keys::TOKEN_PREFIX;
 use cadenza_domain::crypto::{Vault, new_token};
-use cadenza_jobs::{Registry, Runner};
+use cadenza_jobs::{LeaseConfig, Registry, Runner};
 use cadenza_store::bootstrap::Bootstrap;
 use cadenza_store::{SqliteSync, Store, StoreOptions};
 use tokio_util::sync::CancellationToken;
@@ -154,9 +154,14 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
     let stop_workers = CancellationToken::new();
     let registry = crate::maintenance::register(Registry::default(), blobs);
     let registry = crate::tool_sets::register(registry, crate::tool_sets::SyncDeps::from_defaults().map_err(other)?);
+    let queues = vec![
+        crate::maintenance::queue(config.queue_concurrency("maintenance")),
+        crate::tool_sets::queue(config.queue_concurrency("tool_sets")),
+    ];
     let owner = format!("{}:{}", hostname(), std::process::id());
-    let queues = vec![crate::maintenance::queue(), crate::tool_sets::queue()];
-    let workers = Runner::new(store.clone(), registry, owner, queues).start(stop_workers.clone(), grace);
+    let runner = Runner::new(store.clone(), registry, &owner, LeaseConfig::default(), queues);
+    tracing::info!(worker = runner.owner(), "job runner starting");
+    let workers = runner.start(stop_workers.clone(), grace);
     let ticker = tokio::spawn(crate::maintenance::tick(store.clone(), stop_workers.clone()));
 
     axum::serve(listener, app).with_graceful_shutdown(shutdown).await.map_err(other)?;

@@ -6,25 +6,22 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use cadenza_adapters::filters::{ApprovalRequirementFilter, ToolFilter, classify};
 use cadenza_adapters::http::{FetchOptions, fetch_document};
 use cadenza_adapters::{
     DiscoveredTool, McpClient, McpOptions, OpenApiOptions, RmcpClient, SyncError, SyncErrorKind, tools_from_openapi,
 };
+use cadenza_domain::jobs::JobSpec;
 use cadenza_domain::tool_sets::{
-    Adapter, OpenApiSource, SyncEvent, ToolSet, ToolSetEvent, ToolSetState, sanitize_llm_name, tool_signature,
+    Adapter, OpenApiSource, SyncEvent, SyncToolSet, ToolSet, ToolSetEvent, ToolSetState, sanitize_llm_name,
+    tool_signature,
 };
 use cadenza_domain::variations::{render_template, secret_refs};
 use cadenza_domain::{IdKind, IdRef, Labels, Meta};
-use cadenza_jobs::{JobContext, QueueConfig, Registry};
-use cadenza_store::Store;
-use cadenza_store::jobs::NewJob;
+use cadenza_jobs::{JobContext, Outcome, QueueConfig, Registry};
 use cadenza_store::tool_sets::SyncedTool;
 use serde_json::{Value, json};
-
-pub use cadenza_api::routes::tool_sets::{SYNC_JOB, SYNC_QUEUE as QUEUE};
 
 const HOUR_MS: i64 = 3600 * 1000;
 
@@ -44,49 +41,57 @@ impl SyncDeps {
 
 pub fn register(registry: Registry, deps: SyncDeps) -> Registry {
     let deps = Arc::new(deps);
-    registry.register(SYNC_JOB, move |ctx: JobContext| {
+    registry.handle(move |ctx: JobContext, job: SyncToolSet| {
         let deps = deps.clone();
-        async move { sync(ctx, &deps).await }
+        async move { sync(ctx, job, &deps).await }
     })
 }
 
-pub fn queue() -> QueueConfig {
-    let mut q = QueueConfig::new(QUEUE);
-    q.concurrency = 4;
-    q.lease = Duration::from_secs(120);
-    q.heartbeat = Duration::from_secs(20);
-    q
+pub fn queue(concurrency: usize) -> QueueConfig {
+    QueueConfig::new(SyncToolSet::QUEUE, concurrency)
 }
 
-async fn sync(ctx: JobContext, deps: &SyncDeps) -> anyhow::Result<()> {
-    let store = &ctx.store;
-    let (Some(ws), Some(id)) = (ctx.job.workspace_id.clone(), ctx.job.payload["toolSetId"].as_str()) else {
-        anyhow::bail!("a sync job needs a workspace and a toolSetId");
-    };
+async fn sync(ctx: JobContext, job: SyncToolSet, deps: &SyncDeps) -> anyhow::Result<Outcome> {
     // Deleted or archived since the job was enqueued: nothing to do.
-    let Some(set) = store.get_tool_set(&ws, &IdRef::Id(id.to_string())).await? else { return Ok(()) };
+    let Some(set) = ctx.reads().get_tool_set(&job.workspace_id, &IdRef::Id(job.tool_set_id.clone())).await? else {
+        return Ok(Outcome::Done);
+    };
     if set.state == ToolSetState::Archived || !set.adapter.is_managed() {
-        return Ok(());
+        return Ok(Outcome::Done);
     }
-    store.insert_tool_set_event(&event(store, &set, SyncEvent::Started { message: started_message(&set) })).await?;
-    match discover(store, deps, &set).await {
+    // Every write below is fenced by this job's lease.
+    let mut tx = ctx.begin().await?;
+    tx.insert_tool_set_event(&event(ctx.now_ms(), &set, SyncEvent::Started { message: started_message(&set) }))
+        .await?;
+    tx.commit().await?;
+    match discover(&ctx, deps, &set).await {
         Ok((tools, document)) => {
             let offered = i32::try_from(tools.iter().filter(|t| t.included).count()).unwrap_or(i32::MAX);
-            let done = event(store, &set, SyncEvent::Completed { tools_synced: offered, message: String::new() });
-            let outcome = store.apply_tool_sync(&ctx.lease, &set, &tools, document.as_deref(), &done).await?;
+            let done = event(ctx.now_ms(), &set, SyncEvent::Completed { tools_synced: offered, message: String::new() });
+            let mut tx = ctx.begin().await?;
+            let outcome = tx.apply_tool_sync(&set, &tools, document.as_deref(), &done).await?;
+            tx.commit().await?;
             tracing::info!(tool_set.id = %set.meta.id, created = outcome.created, updated = outcome.updated,
                 archived = outcome.archived, available = outcome.available, "tool set synced");
         }
         Err(e) => {
             tracing::warn!(tool_set.id = %set.meta.id, error_type = e.kind(), "tool set sync failed");
             let failed = SyncEvent::Failed { error_type: e.kind().to_string(), message: e.to_string() };
-            store.insert_tool_set_event(&event(store, &set, failed)).await?;
+            let mut tx = ctx.begin().await?;
+            tx.insert_tool_set_event(&event(ctx.now_ms(), &set, failed)).await?;
+            tx.commit().await?;
         }
     }
-    if has_url_source(&set) {
-        store.enqueue(&hourly(&set, store.now_ms())).await?;
+    // A URL source is read again at the top of the next hour: the same job, run again.
+    if set.adapter.syncs_hourly() {
+        return Ok(Outcome::Again { at_ms: next_hour(ctx.now_ms()) });
     }
-    Ok(())
+    Ok(Outcome::Done)
+}
+
+/// The top of the hour after `now_ms`.
+pub fn next_hour(now_ms: i64) -> i64 {
+    (now_ms / HOUR_MS + 1) * HOUR_MS
 }
 
 fn started_message(set: &ToolSet) -> String {
@@ -100,10 +105,10 @@ fn started_message(set: &ToolSet) -> String {
     }
 }
 
-fn event(store: &Store, set: &ToolSet, e: SyncEvent) -> ToolSetEvent {
+fn event(now_ms: i64, set: &ToolSet, e: SyncEvent) -> ToolSetEvent {
     let meta = Meta::new(
         IdKind::ToolSetEvent,
-        store.now_ms(),
+        now_ms,
         &set.meta.account_id,
         &set.meta.profile_id,
         String::new(),
@@ -113,35 +118,23 @@ fn event(store: &Store, set: &ToolSet, e: SyncEvent) -> ToolSetEvent {
     ToolSetEvent { meta, workspace_id: set.workspace_id.clone(), tool_set_id: set.meta.id.clone(), event: e }
 }
 
-fn has_url_source(set: &ToolSet) -> bool {
-    matches!(&set.adapter, Adapter::Mcp(_))
-        || matches!(&set.adapter, Adapter::OpenApi(o) if matches!(o.source, OpenApiSource::Url(_)))
-}
-
-/// The next hourly sync: one per set per hour however many syncs ran in between.
-fn hourly(set: &ToolSet, now_ms: i64) -> NewJob {
-    let next = (now_ms / HOUR_MS + 1) * HOUR_MS;
-    let mut job = NewJob::new(SYNC_JOB, QUEUE, json!({"toolSetId": set.meta.id, "reason": "hourly"}));
-    job.workspace_id = Some(set.workspace_id.clone());
-    job.run_at = Some(next);
-    job.dedupe_key = Some(format!("{SYNC_JOB}:{}:{}", set.meta.id, next / HOUR_MS));
-    job.max_attempts = 1;
-    job
-}
-
 /// Header values with their `{{ secrets.NAME }}` references resolved from the workspace's
 /// secrets. The result lives only as long as the call; it is never stored or logged.
 async fn resolve_headers(
-    store: &Store,
+    ctx: &JobContext,
     workspace_id: &str,
     headers: &BTreeMap<String, String>,
 ) -> Result<BTreeMap<String, String>, SyncError> {
     let mut secrets = serde_json::Map::new();
+    let store_err =
+        |e: cadenza_store::StoreError| SyncError::new(SyncErrorKind::Protocol, format!("reading secrets: {e}"));
+    // Reading a secret records its use: a fenced write like every other of this job.
+    let mut tx = ctx.begin().await.map_err(store_err)?;
     for name in headers.values().flat_map(|v| secret_refs(v)) {
         if secrets.contains_key(&name) {
             continue;
         }
-        let value = store
+        let value = tx
             .resolve_secret(workspace_id, &name)
             .await
             .map_err(|e| SyncError::new(SyncErrorKind::InvalidConfig, format!("reading secret {name}: {e}")))?
@@ -153,6 +146,7 @@ async fn resolve_headers(
             })?;
         secrets.insert(name, Value::String(value));
     }
+    tx.commit().await.map_err(store_err)?;
     let globals = json!({ "secrets": secrets });
     let mut out = BTreeMap::new();
     for (k, v) in headers {
@@ -173,23 +167,24 @@ fn parse_filter<T: serde::de::DeserializeOwned>(v: &Option<Value>) -> Result<Opt
 /// Reads the source and turns what it lists into the tools to store (plus, for OpenAPI, the
 /// consumed document).
 async fn discover(
-    store: &Store,
+    ctx: &JobContext,
     deps: &SyncDeps,
     set: &ToolSet,
 ) -> Result<(Vec<SyncedTool>, Option<String>), SyncError> {
     let (found, document, filters, base_url) = match &set.adapter {
         Adapter::Mcp(m) => {
-            let headers = resolve_headers(store, &set.workspace_id, &m.headers).await?;
+            let headers = resolve_headers(ctx, &set.workspace_id, &m.headers).await?;
             let tools = deps.mcp.list_tools(&m.url, &headers).await?;
             (tools, None, (&m.include_tools, &m.exclude_tools, &m.tool_approvals), String::new())
         }
         Adapter::OpenApi(o) => {
-            let headers = resolve_headers(store, &set.workspace_id, &o.headers).await?;
+            let headers = resolve_headers(ctx, &set.workspace_id, &o.headers).await?;
             let (bytes, spec_url) = match &o.source {
                 OpenApiSource::Url(u) => (fetch_document(u, &headers, &deps.fetch).await?, Some(u.clone())),
                 // The upload was consumed when the set was written; its text lives with the set.
                 OpenApiSource::UploadId(_) => {
-                    let doc = store
+                    let doc = ctx
+                        .reads()
                         .openapi_document(&set.workspace_id, &set.meta.id)
                         .await
                         .map_err(|e| {
@@ -268,23 +263,10 @@ fn synced(t: DiscoveredTool, included: bool, requires_approval: bool, adapter: &
 #[cfg(test)]
 mod tests {
     use super::*;
-    use cadenza_domain::tool_sets::McpAdapter;
 
     #[test]
-    fn one_hourly_sync_per_set_and_hour() {
-        let set = ToolSet {
-            meta: Meta::new(IdKind::ToolSet, 0, "account_x", "profile_x", "s".into(), String::new(), Labels::new()),
-            workspace_id: "workspace_x".into(),
-            description: String::new(),
-            adapter: Adapter::Mcp(McpAdapter { url: "https://m".into(), ..McpAdapter::default() }),
-            state: ToolSetState::Active,
-            last_sync_at: None,
-        };
-        let a = hourly(&set, 10 * HOUR_MS + 5);
-        let b = hourly(&set, 10 * HOUR_MS + HOUR_MS - 1);
-        assert_eq!(a.dedupe_key, b.dedupe_key);
-        assert_eq!(a.run_at, Some(11 * HOUR_MS));
-        assert_ne!(a.dedupe_key, hourly(&set, 11 * HOUR_MS).dedupe_key);
-        assert!(has_url_source(&set));
+    fn hourly_syncs_fall_on_the_hour() {
+        assert_eq!(next_hour(10 * HOUR_MS + 5), 11 * HOUR_MS);
+        assert_eq!(next_hour(11 * HOUR_MS), 12 * HOUR_MS);
     }
 }

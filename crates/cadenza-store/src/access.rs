@@ -3,12 +3,13 @@
 //! other replicas arrive through `NOTIFY cadenza_access`; notifications can be lost, so the cache
 //! also bounds the age of its entries.
 
+use crate::Reads;
 use std::time::Duration;
 
 use sqlx::postgres::PgListener;
 use tokio::sync::watch;
 
-use crate::{Db, Store};
+use crate::Db;
 
 const CHANNEL: &str = "cadenza_access";
 
@@ -30,7 +31,7 @@ impl AccessEpoch {
     }
 }
 
-impl Store {
+impl Reads {
     /// The current access epoch; cached credentials from an older epoch are stale.
     pub fn access_epoch(&self) -> u64 {
         *self.0.access.tx.borrow()

@@ -1,5 +1,6 @@
 //! The account and profiles.
 
+use crate::Reads;
 use cadenza_domain::Meta;
 use cadenza_domain::account::{self, Account, Profile, ProfileType};
 use cadenza_domain::ids::IdKind;
@@ -50,7 +51,7 @@ impl ProfileRow {
 
 const ACCOUNT_COLUMNS: &str = "SELECT id, name, external_id, labels, profile_id, created_at, updated_at, billing_email, description, domain, webhook_secret_sealed, challenge_token FROM accounts";
 
-impl Store {
+impl Reads {
     pub async fn get_account(&self, account_id: &str) -> StoreResult<Option<Account>> {
         let sql = const_format(ACCOUNT_COLUMNS, " WHERE id = $1");
         let row: Option<AccountRow> = on_db!(self, read, |db| sqlx::query_as(sqlx::AssertSqlSafe(sql))
@@ -89,6 +90,32 @@ impl Store {
         self.vault().seal(&[account_id, "webhook"], secret.as_bytes())
     }
 
+    pub async fn get_profile(&self, account_id: &str, profile_id: &str) -> StoreResult<Option<Profile>> {
+        let row: Option<ProfileRow> = on_db!(self, read, |db| sqlx::query_as(
+            "SELECT id, account_id, kind, name, email, created_at FROM profiles WHERE account_id = $1 AND id = $2"
+        )
+        .bind(account_id)
+        .bind(profile_id)
+        .fetch_optional(db)
+        .await?);
+        row.map(ProfileRow::into_domain).transpose()
+    }
+
+    /// A new profile record (not yet stored) for an account.
+    pub fn new_profile(&self, account_id: &str, kind: ProfileType, name: &str) -> Profile {
+        Profile {
+            id: IdKind::Profile.new_id(self.now_ms()),
+            account_id: account_id.to_string(),
+            kind,
+            name: name.to_string(),
+            email: String::new(),
+            created_at: self.now_ms(),
+        }
+    }
+}
+
+impl Store {
+
     /// Replaces the webhook signing secret and returns the new one.
     pub async fn rotate_webhook_secret(&self, account_id: &str) -> StoreResult<String> {
         let secret = account::new_webhook_secret();
@@ -117,29 +144,6 @@ impl Store {
                 .await?;
         });
         Ok(token)
-    }
-
-    pub async fn get_profile(&self, account_id: &str, profile_id: &str) -> StoreResult<Option<Profile>> {
-        let row: Option<ProfileRow> = on_db!(self, read, |db| sqlx::query_as(
-            "SELECT id, account_id, kind, name, email, created_at FROM profiles WHERE account_id = $1 AND id = $2"
-        )
-        .bind(account_id)
-        .bind(profile_id)
-        .fetch_optional(db)
-        .await?);
-        row.map(ProfileRow::into_domain).transpose()
-    }
-
-    /// A new profile record (not yet stored) for an account.
-    pub fn new_profile(&self, account_id: &str, kind: ProfileType, name: &str) -> Profile {
-        Profile {
-            id: IdKind::Profile.new_id(self.now_ms()),
-            account_id: account_id.to_string(),
-            kind,
-            name: name.to_string(),
-            email: String::new(),
-            created_at: self.now_ms(),
-        }
     }
 }
 

@@ -1,5 +1,6 @@
 //! Agents.
 
+use crate::Reads;
 use cadenza_domain::IdRef;
 use cadenza_domain::agents::{Agent, AgentStatus, SelectionMode};
 use cadenza_domain::page::{ListParams, Page};
@@ -66,42 +67,7 @@ pub struct AgentFilter {
     pub selection_mode: Option<SelectionMode>,
 }
 
-impl Store {
-    /// Stores a new agent, and its default variation in the same transaction when one is given.
-    pub async fn insert_agent(&self, a: &Agent, default_variation: Option<&Variation>) -> StoreResult<()> {
-        in_tx!(self, |tx| {
-            sqlx::query(
-                "INSERT INTO agents (id, account_id, workspace_id, name, external_id, labels, profile_id, created_at, \
-                 updated_at, status, selection_mode, description, input_schema, output_definition, webhook_events_url, \
-                 enable_episodic_memory, episodic_memory_ttl) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
-            )
-            .bind(&a.meta.id)
-            .bind(&a.meta.account_id)
-            .bind(&a.workspace_id)
-            .bind(&a.meta.name)
-            .bind(&a.meta.external_id)
-            .bind(labels_to(&a.meta.labels))
-            .bind(&a.meta.profile_id)
-            .bind(a.meta.created_at)
-            .bind(a.meta.updated_at)
-            .bind(a.status.as_str())
-            .bind(a.selection_mode.as_wire())
-            .bind(&a.description)
-            .bind(a.input_schema.as_ref().map(Value::to_string))
-            .bind(a.output_definition.as_ref().map(Value::to_string))
-            .bind(&a.webhook_events_url)
-            .bind(i64::from(a.enable_episodic_memory))
-            .bind(a.episodic_memory_ttl)
-            .execute(&mut *tx)
-            .await?;
-            crate::bump_catalog!(tx, &a.workspace_id);
-            if let Some(v) = default_variation {
-                crate::variations::insert_variation_query!(v).execute(&mut *tx).await?;
-            }
-        });
-        Ok(())
-    }
+impl Reads {
 
     pub async fn get_agent(&self, workspace_id: &str, r: &IdRef) -> StoreResult<Option<Agent>> {
         let (col, val) = id_ref_column(r);
@@ -137,6 +103,51 @@ impl Store {
         let page = self.list_page::<AgentRow>(q, "name", params).await?;
         let items = page.items.into_iter().map(AgentRow::into_domain).collect::<StoreResult<Vec<_>>>()?;
         Ok(Page { items, next_cursor: page.next_cursor })
+    }
+
+    /// How many agents the workspace has (archived included).
+    pub async fn count_agents(&self, workspace_id: &str) -> StoreResult<i64> {
+        let mut q = ListQuery::new("SELECT COUNT(*) FROM agents WHERE 1 = 1");
+        q.and_eq("workspace_id", Bind::Text(workspace_id.into()));
+        self.fetch_scalar_i64(&q).await
+    }
+}
+
+impl Store {
+    /// Stores a new agent, and its default variation in the same transaction when one is given.
+    pub async fn insert_agent(&self, a: &Agent, default_variation: Option<&Variation>) -> StoreResult<()> {
+        in_tx!(self, |tx| {
+            sqlx::query(
+                "INSERT INTO agents (id, account_id, workspace_id, name, external_id, labels, profile_id, created_at, \
+                 updated_at, status, selection_mode, description, input_schema, output_definition, webhook_events_url, \
+                 enable_episodic_memory, episodic_memory_ttl) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
+            )
+            .bind(&a.meta.id)
+            .bind(&a.meta.account_id)
+            .bind(&a.workspace_id)
+            .bind(&a.meta.name)
+            .bind(&a.meta.external_id)
+            .bind(labels_to(&a.meta.labels))
+            .bind(&a.meta.profile_id)
+            .bind(a.meta.created_at)
+            .bind(a.meta.updated_at)
+            .bind(a.status.as_str())
+            .bind(a.selection_mode.as_wire())
+            .bind(&a.description)
+            .bind(a.input_schema.as_ref().map(Value::to_string))
+            .bind(a.output_definition.as_ref().map(Value::to_string))
+            .bind(&a.webhook_events_url)
+            .bind(i64::from(a.enable_episodic_memory))
+            .bind(a.episodic_memory_ttl)
+            .execute(&mut *tx)
+            .await?;
+            crate::bump_catalog!(tx, &a.workspace_id);
+            if let Some(v) = default_variation {
+                crate::variations::insert_variation_query!(v).execute(&mut *tx).await?;
+            }
+        });
+        Ok(())
     }
 
     /// Writes every mutable field of `a`.
@@ -192,16 +203,9 @@ impl Store {
         });
         Ok(n > 0)
     }
-
-    /// How many agents the workspace has (archived included).
-    pub async fn count_agents(&self, workspace_id: &str) -> StoreResult<i64> {
-        let mut q = ListQuery::new("SELECT COUNT(*) FROM agents WHERE 1 = 1");
-        q.and_eq("workspace_id", Bind::Text(workspace_id.into()));
-        self.fetch_scalar_i64(&q).await
-    }
 }
 
-impl Store {
+impl Reads {
     /// The workspace's agents that are not archived (what search indexes).
     pub async fn search_agents(&self, workspace_id: &str) -> StoreResult<Vec<Agent>> {
         let mut q = ListQuery::new(SELECT);

@@ -1,5 +1,6 @@
 //! API keys. Tokens exist here only as SHA-256 hashes.
 
+use crate::Reads;
 use cadenza_domain::IdRef;
 use cadenza_domain::account::Profile;
 use cadenza_domain::api_keys::ApiKey;
@@ -88,15 +89,7 @@ impl KeyScope<'_> {
     }
 }
 
-impl Store {
-    /// Stores a new key and its principal profile in one transaction.
-    pub async fn insert_api_key(&self, key: &ApiKey, key_profile: &Profile, token_hash: &str) -> StoreResult<()> {
-        in_tx!(self, |tx| {
-            insert_profile!(tx, key_profile);
-            insert_api_key!(tx, key, token_hash);
-        });
-        Ok(())
-    }
+impl Reads {
 
     pub async fn get_api_key(&self, account_id: &str, scope: KeyScope<'_>, r: &IdRef) -> StoreResult<Option<ApiKey>> {
         let (col, val) = id_ref_column(r);
@@ -138,6 +131,17 @@ impl Store {
         let page = self.list_page::<ApiKeyRow>(q, "id", params).await?;
         let items = page.items.into_iter().map(ApiKeyRow::into_domain).collect::<StoreResult<Vec<_>>>()?;
         Ok(Page { items, next_cursor: page.next_cursor })
+    }
+}
+
+impl Store {
+    /// Stores a new key and its principal profile in one transaction.
+    pub async fn insert_api_key(&self, key: &ApiKey, key_profile: &Profile, token_hash: &str) -> StoreResult<()> {
+        in_tx!(self, |tx| {
+            insert_profile!(tx, key_profile);
+            insert_api_key!(tx, key, token_hash);
+        });
+        Ok(())
     }
 
     /// Writes every mutable field of `key`. The token is not among them.

@@ -1,6 +1,7 @@
 //! The first start: account, system profile, `default` workspace and the global API key,
 //! all in one transaction guarded by a single-row table so concurrent replicas bootstrap once.
 
+use crate::Reads;
 use cadenza_domain::account::{self, Account, Profile, ProfileType};
 use cadenza_domain::api_keys::ApiKey;
 use cadenza_domain::crypto::token_hash;
@@ -74,13 +75,16 @@ impl Bootstrap {
     }
 }
 
-impl Store {
+impl Reads {
     /// The account created by bootstrap, if it ran.
     pub async fn bootstrapped_account(&self) -> StoreResult<Option<String>> {
         Ok(on_db!(self, read, |db| sqlx::query_scalar("SELECT account_id FROM bootstrap WHERE id = 1")
             .fetch_optional(db)
             .await?))
     }
+}
+
+impl Store {
 
     /// Creates everything in `b` unless bootstrap already ran. Returns whether it ran now.
     pub async fn bootstrap(&self, b: &Bootstrap) -> StoreResult<bool> {

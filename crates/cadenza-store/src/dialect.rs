@@ -4,6 +4,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::postgres::{PgListener, PgPoolOptions};
+use sqlx::ConnectOptions;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use tokio::sync::watch;
 
@@ -33,7 +34,7 @@ impl Backend {
     }
 }
 
-pub(crate) async fn connect(opts: &StoreOptions) -> StoreResult<Db> {
+pub(crate) async fn connect(opts: &StoreOptions, shared: std::sync::Arc<crate::Shared>) -> StoreResult<Db> {
     match Backend::of_url(&opts.url) {
         Some(Backend::Sqlite) => {
             let base = SqliteConnectOptions::from_str(&opts.url)?
@@ -41,25 +42,22 @@ pub(crate) async fn connect(opts: &StoreOptions) -> StoreResult<Db> {
                 .journal_mode(SqliteJournalMode::Wal)
                 .busy_timeout(opts.busy_timeout)
                 .foreign_keys(true)
+                // Keeps the WAL file from growing past this after a checkpoint.
+                .pragma("journal_size_limit", "67108864")
                 .synchronous(match opts.sqlite_sync {
                     SqliteSync::Full => SqliteSynchronous::Full,
                     SqliteSync::Normal => SqliteSynchronous::Normal,
                 });
             // A local file cannot go stale, so skip sqlx's ping before every acquire: it is a
             // full round trip to the connection's worker thread, on every query.
-            let write = SqlitePoolOptions::new()
-                .test_before_acquire(false)
-                .max_connections(1)
-                .acquire_timeout(opts.busy_timeout)
-                .connect_with(base.clone())
-                .await?;
             let read = SqlitePoolOptions::new()
                 .test_before_acquire(false)
                 .max_connections(opts.max_connections.max(1))
                 .acquire_timeout(opts.busy_timeout)
-                .connect_with(base.read_only(true))
+                .connect_with(base.clone().read_only(true))
                 .await?;
-            Ok(Db::Sqlite { write, read })
+            let writer = crate::writer::Writer::start(base.clone(), shared).await?;
+            Ok(Db::Sqlite { writer, read, opts: base })
         }
         Some(Backend::Postgres) => {
             let pool = PgPoolOptions::new()
@@ -75,7 +73,12 @@ pub(crate) async fn connect(opts: &StoreOptions) -> StoreResult<Db> {
 
 pub(crate) async fn migrate(db: &Db) -> StoreResult<()> {
     match db {
-        Db::Sqlite { write, .. } => SQLITE_MIGRATIONS.run(write).await?,
+        Db::Sqlite { opts, .. } => {
+            // On a connection of its own: the writer's is lent out to units of work.
+            let mut conn = opts.connect().await?;
+            SQLITE_MIGRATIONS.run(&mut conn).await?;
+            let _ = sqlx::Connection::close(conn).await;
+        }
         Db::Postgres(pool) => POSTGRES_MIGRATIONS.run(pool).await?,
     }
     Ok(())
@@ -91,34 +94,46 @@ pub(crate) async fn migrations_current(db: &Db) -> StoreResult<bool> {
     Ok(usize::try_from(applied).unwrap_or(0) >= known)
 }
 
-/// Job wake-ups. A counter in a watch channel: receivers see "something changed", never a lost
-/// backlog. On PostgreSQL a listener task forwards NOTIFYs from other replicas into it.
+/// Job wake-ups, per queue. A counter in a watch channel per queue: receivers see "something
+/// changed", never a lost backlog. On PostgreSQL a listener task forwards NOTIFYs from every
+/// replica (payload: the queue name) into the queue's channel, and wakes every queue when its
+/// connection was lost, since notifications sent meanwhile are gone.
+#[derive(Default)]
 pub(crate) struct Wake {
-    tx: watch::Sender<u64>,
-    _keep: watch::Receiver<u64>,
+    queues: std::sync::Mutex<std::collections::HashMap<String, watch::Sender<u64>>>,
 }
 
 impl Wake {
-    pub(crate) fn new(db: &Db) -> Self {
-        let (tx, keep) = watch::channel(0u64);
-        if let Db::Postgres(pool) = db {
-            tokio::spawn(listen(pool.clone(), tx.clone()));
+    fn sender(&self, queue: &str) -> watch::Sender<u64> {
+        let mut map = self.queues.lock().unwrap_or_else(|p| p.into_inner());
+        map.entry(queue.to_string()).or_insert_with(|| watch::channel(0u64).0).clone()
+    }
+
+    pub(crate) fn notify(&self, queue: &str) {
+        self.sender(queue).send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    pub(crate) fn notify_all(&self) {
+        let map = self.queues.lock().unwrap_or_else(|p| p.into_inner());
+        for tx in map.values() {
+            tx.send_modify(|n| *n = n.wrapping_add(1));
         }
-        Self { tx, _keep: keep }
     }
 
-    pub(crate) fn notify(&self) {
-        self.tx.send_modify(|n| *n = n.wrapping_add(1));
+    pub(crate) fn subscribe(&self, queue: &str) -> watch::Receiver<u64> {
+        self.sender(queue).subscribe()
     }
 
-    pub(crate) fn subscribe(&self) -> watch::Receiver<u64> {
-        self.tx.subscribe()
+    /// Starts forwarding PostgreSQL notifications. The task holds only weak interest: it stops
+    /// when the pool closes.
+    pub(crate) fn listen(self: &std::sync::Arc<Self>, pool: sqlx::PgPool) {
+        tokio::spawn(listen(pool, std::sync::Arc::downgrade(self)));
     }
 }
 
-/// Forwards NOTIFYs into the watch channel; reconnects with backoff. Lost notifications are
-/// harmless because workers poll as well.
-async fn listen(pool: sqlx::PgPool, tx: watch::Sender<u64>) {
+/// Forwards NOTIFYs into the queues' channels. sqlx's listener reconnects by itself; its
+/// `try_recv` reports each lost connection as `Ok(None)`, and that wakes every queue.
+async fn listen(pool: sqlx::PgPool, wake: std::sync::Weak<Wake>) {
     let mut delay = Duration::from_millis(200);
     loop {
         if pool.is_closed() {
@@ -128,11 +143,18 @@ async fn listen(pool: sqlx::PgPool, tx: watch::Sender<u64>) {
             Ok(mut listener) => {
                 if listener.listen(JOBS_CHANNEL).await.is_ok() {
                     delay = Duration::from_millis(200);
-                    // A reconnect may have missed notifications: wake everyone once.
-                    tx.send_modify(|n| *n = n.wrapping_add(1));
-                    while let Ok(_n) = listener.recv().await {
-                        tx.send_modify(|n| *n = n.wrapping_add(1));
+                    loop {
+                        let Some(w) = wake.upgrade() else { return };
+                        match listener.try_recv().await {
+                            Ok(Some(n)) if !n.payload().is_empty() => w.notify(n.payload()),
+                            // An empty payload, or a reconnect: anything may be ready.
+                            Ok(_) => w.notify_all(),
+                            Err(_) => break,
+                        }
                     }
+                }
+                if let Some(w) = wake.upgrade() {
+                    w.notify_all();
                 }
             }
             Err(e) => tracing::warn!(error = %e, "job listener could not connect; retrying"),

@@ -1,5 +1,6 @@
 //! Objective feedback records and the per-variation sums behind the Thompson posterior.
 
+use crate::Reads;
 use cadenza_domain::feedback::{Feedback, FeedbackFilter, Sentiment};
 use cadenza_domain::page::{ListParams, Page};
 
@@ -48,32 +49,7 @@ fn like_pattern(needle: &str) -> String {
     format!("%{escaped}%")
 }
 
-impl Store {
-    pub async fn insert_feedback(&self, f: &Feedback) -> StoreResult<()> {
-        in_tx!(self, |tx| {
-            sqlx::query(
-                "INSERT INTO objective_feedback (id, account_id, workspace_id, agent_id, objective_id, variation_id, \
-                 external_id, labels, profile_id, created_at, updated_at, score, comment) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-            )
-            .bind(&f.meta.id)
-            .bind(&f.meta.account_id)
-            .bind(&f.workspace_id)
-            .bind(&f.agent_id)
-            .bind(&f.objective_id)
-            .bind(&f.variation_id)
-            .bind(&f.meta.external_id)
-            .bind(labels_to(&f.meta.labels))
-            .bind(&f.meta.profile_id)
-            .bind(f.meta.created_at)
-            .bind(f.meta.updated_at)
-            .bind(f.score)
-            .bind(&f.comment)
-            .execute(&mut *tx)
-            .await?;
-        });
-        Ok(())
-    }
+impl Reads {
 
     /// Feedback across the agent's objectives, filtered (§4.3).
     pub async fn list_agent_feedback(
@@ -119,5 +95,33 @@ impl Store {
             .await?;
             Ok((row.0, row.1.unwrap_or(0.0)))
         })
+    }
+}
+
+impl Store {
+    pub async fn insert_feedback(&self, f: &Feedback) -> StoreResult<()> {
+        in_tx!(self, |tx| {
+            sqlx::query(
+                "INSERT INTO objective_feedback (id, account_id, workspace_id, agent_id, objective_id, variation_id, \
+                 external_id, labels, profile_id, created_at, updated_at, score, comment) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+            )
+            .bind(&f.meta.id)
+            .bind(&f.meta.account_id)
+            .bind(&f.workspace_id)
+            .bind(&f.agent_id)
+            .bind(&f.objective_id)
+            .bind(&f.variation_id)
+            .bind(&f.meta.external_id)
+            .bind(labels_to(&f.meta.labels))
+            .bind(&f.meta.profile_id)
+            .bind(f.meta.created_at)
+            .bind(f.meta.updated_at)
+            .bind(f.score)
+            .bind(&f.comment)
+            .execute(&mut *tx)
+            .await?;
+        });
+        Ok(())
     }
 }

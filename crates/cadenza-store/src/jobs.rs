@@ -1,31 +1,43 @@
-//! The durable job queue's tables: enqueue (also inside another write's transaction), claim by
-//! lease, heartbeat, complete, fail with backoff, dead jobs, and fenced writes.
+//! The durable job queue's tables: typed enqueue inside any unit of work, batched claims,
+//! one heartbeat row per worker process, fenced writes, outcomes (done, failed with backoff,
+//! yielded, run again at a time), dead jobs, graceful release.
 //!
-//! Fencing: every claim mints a new random lease token. Heartbeat, completion, failure and any
-//! write made under the lease (`check_lease!`) match on that token *and* on an unexpired lease,
-//! so a worker whose lease ran out (it stalled, or was declared dead and its job reclaimed) can
-//! no longer change anything, even if it is still running.
+//! Leases: a worker process registers a row in `workers` and renews its expiry with one write
+//! per beat, however many jobs it holds. A claim gives each job the worker as owner and a fresh
+//! random token. A job is held while its token matches and its owner's row is unexpired; every
+//! write under a lease (`Tx::check_lease`, and the outcome writes) checks both in the same
+//! transaction, so a worker that stalled past its lease can never write again: another
+//! worker may have reclaimed the job, with a new token.
+//!
+//! Keys: at most one queued-or-running job per key (a partial unique index). Enqueuing a key
+//! whose job is queued merges into it (the earlier run time wins); one whose job is running
+//! marks it to run again when it finishes ([`OnDuplicate::RunAgain`]), or leaves it alone
+//! ([`OnDuplicate::Keep`]).
+//!
+//! Time: on SQLite "now" is read once the write lock is held; on PostgreSQL lease and due
+//! times come from the database clock ([`LeaseClock::Database`]), so replicas with skewed
+//! clocks still agree on who holds what.
 
+use crate::Reads;
 use cadenza_domain::ids::IdKind;
+pub use cadenza_domain::jobs::{JobSpec, OnDuplicate};
 use cadenza_domain::jobs::{JobState, backoff_ms};
 use cadenza_domain::page::{ListParams, Page};
 use serde_json::Value;
 
 use crate::list::{Bind, ListQuery, Listed};
-use crate::{Backend, Store, StoreError, StoreResult, in_tx, on_db};
+use crate::tx::{Conn, on_tx};
+use crate::{Backend, Store, StoreError, StoreResult, Tx, on_db};
 
-/// A job to enqueue.
+/// A job ready to enqueue, built from a [`JobSpec`].
 #[derive(Debug, Clone)]
 pub struct NewJob {
-    pub kind: String,
-    pub queue: String,
+    pub kind: &'static str,
+    pub queue: &'static str,
     pub workspace_id: Option<String>,
-    /// Ids, not snapshots: handlers re-read current state, so a re-run converges.
     pub payload: Value,
-    /// At most one job ever exists per key (later enqueues return the existing job).
-    pub dedupe_key: Option<String>,
-    /// Higher runs first.
-    pub priority: i64,
+    pub key: Option<String>,
+    pub on_duplicate: OnDuplicate,
     /// Not before this time (epoch ms); `None` means now.
     pub run_at: Option<i64>,
     pub max_attempts: i64,
@@ -33,20 +45,41 @@ pub struct NewJob {
 }
 
 impl NewJob {
-    /// A job with the default policy: 5 attempts, backoff from 1 s.
-    pub fn new(kind: &str, queue: &str, payload: Value) -> Self {
+    pub fn of<J: JobSpec>(job: &J) -> Self {
         Self {
-            kind: kind.to_string(),
-            queue: queue.to_string(),
-            workspace_id: None,
-            payload,
-            dedupe_key: None,
-            priority: 0,
+            kind: J::KIND,
+            queue: J::QUEUE,
+            workspace_id: job.workspace_id(),
+            payload: serde_json::to_value(job).unwrap_or(Value::Null),
+            key: job.key(),
+            on_duplicate: J::ON_DUPLICATE,
             run_at: None,
-            max_attempts: 5,
-            backoff_base_ms: 1000,
+            max_attempts: J::MAX_ATTEMPTS,
+            backoff_base_ms: J::BACKOFF_BASE_MS,
         }
     }
+
+    /// Runs no earlier than `run_at` (epoch ms).
+    pub fn at(mut self, run_at: i64) -> Self {
+        self.run_at = Some(run_at);
+        self
+    }
+
+    /// Leaves a pending job with the same key alone (re-seeding, say).
+    pub fn keep_existing(mut self) -> Self {
+        self.on_duplicate = OnDuplicate::Keep;
+        self
+    }
+}
+
+/// Where lease and due times come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LeaseClock {
+    /// PostgreSQL's clock (SQLite has one writer, so it always uses the store's clock).
+    #[default]
+    Database,
+    /// The store's injectable clock (tests that move time by hand).
+    Store,
 }
 
 /// A stored job.
@@ -57,22 +90,23 @@ pub struct Job {
     pub queue: String,
     pub workspace_id: Option<String>,
     pub payload: Value,
-    pub dedupe_key: Option<String>,
-    pub priority: i64,
+    pub key: Option<String>,
     pub state: JobState,
     pub run_at: i64,
     pub attempts: i64,
     pub max_attempts: i64,
     pub backoff_base_ms: i64,
+    /// Asked to run again while it ran.
+    pub rerun: bool,
     pub lease_owner: Option<String>,
-    pub lease_expires_at: Option<i64>,
     pub last_error: Option<String>,
     pub progress: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
 }
 
-/// Proof of a claim. Only the holder of the current token may heartbeat, finish or write.
+/// Proof of a claim. Only the holder of the current token, while its worker row is alive, may
+/// finish the job or write under it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Lease {
     pub job_id: String,
@@ -83,6 +117,28 @@ pub struct Lease {
     pub backoff_base_ms: i64,
 }
 
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Finish {
+    Done,
+    /// Counts as an attempt: retried after a backoff, or dead when out of attempts.
+    Failed(String),
+    /// Back to the queue at a time, not counted as an attempt (a shutdown, or waiting).
+    Yield { at: i64 },
+    /// Succeeded; the same job runs again at `at` (recurring work), attempts start over.
+    Again { at: i64 },
+}
+
+/// What a heartbeat found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Beat {
+    /// The worker's new lease expiry (database time on PostgreSQL).
+    pub expires_at: i64,
+    /// `Some` when the lease had lapsed before this beat: the jobs the worker still holds
+    /// (others may have been reclaimed and must stop).
+    pub still_held: Option<Vec<String>>,
+}
+
 #[derive(sqlx::FromRow)]
 struct JobRow {
     id: String,
@@ -90,15 +146,14 @@ struct JobRow {
     queue: String,
     workspace_id: Option<String>,
     payload: String,
-    dedupe_key: Option<String>,
-    priority: i64,
+    job_key: Option<String>,
     state: String,
     run_at: i64,
     attempts: i64,
     max_attempts: i64,
     backoff_base_ms: i64,
+    rerun: i64,
     lease_owner: Option<String>,
-    lease_expires_at: Option<i64>,
     last_error: Option<String>,
     progress: Option<String>,
     created_at: i64,
@@ -125,14 +180,13 @@ impl JobRow {
             kind: self.kind,
             queue: self.queue,
             workspace_id: self.workspace_id,
-            dedupe_key: self.dedupe_key,
-            priority: self.priority,
+            key: self.job_key,
             run_at: self.run_at,
             attempts: self.attempts,
             max_attempts: self.max_attempts,
             backoff_base_ms: self.backoff_base_ms,
+            rerun: self.rerun != 0,
             lease_owner: self.lease_owner,
-            lease_expires_at: self.lease_expires_at,
             last_error: self.last_error,
             progress: self.progress,
             created_at: self.created_at,
@@ -141,77 +195,30 @@ impl JobRow {
     }
 }
 
-const COLUMNS: &str = "id, kind, queue, workspace_id, payload, dedupe_key, priority, state, run_at, attempts, \
-     max_attempts, backoff_base_ms, lease_owner, lease_expires_at, last_error, progress, created_at, updated_at";
+const COLUMNS: &str = "id, kind, queue, workspace_id, payload, job_key, state, run_at, attempts, max_attempts, \
+     backoff_base_ms, rerun, lease_owner, last_error, progress, created_at, updated_at";
 
-/// The claim's candidate query. PostgreSQL skips rows another claimer holds; SQLite needs no
-/// row locks because the whole claim runs inside `BEGIN IMMEDIATE`.
-const CANDIDATE_SQLITE: &str = "SELECT id FROM jobs WHERE queue = $1 \
-     AND ((state = 'queued' AND run_at <= $2) OR (state = 'running' AND lease_expires_at <= $2)) \
-     ORDER BY priority DESC, run_at ASC, id ASC LIMIT 1";
-const CANDIDATE_POSTGRES: &str = "SELECT id FROM jobs WHERE queue = $1 \
-     AND ((state = 'queued' AND run_at <= $2) OR (state = 'running' AND lease_expires_at <= $2)) \
-     ORDER BY priority DESC, run_at ASC, id ASC LIMIT 1 FOR UPDATE SKIP LOCKED";
+/// The held-lease condition on a `jobs` row named `jobs`: the owner's worker row is alive.
+const OWNER_ALIVE: &str = "EXISTS (SELECT 1 FROM workers w WHERE w.id = jobs.lease_owner AND w.expires_at > $1)";
 
-/// Fence check for writes under a lease; PostgreSQL also locks the row so a concurrent
-/// reclaim waits for this transaction.
-pub(crate) const LEASE_CHECK_SQLITE: &str =
-    "SELECT id FROM jobs WHERE id = $1 AND lease_token = $2 AND state = 'running' AND lease_expires_at > $3";
-pub(crate) const LEASE_CHECK_POSTGRES: &str =
-    "SELECT id FROM jobs WHERE id = $1 AND lease_token = $2 AND state = 'running' AND lease_expires_at > $3 FOR UPDATE";
-
-/// Inside an `in_tx!` body: fails with [`StoreError::Fenced`] unless `$lease` is still the
-/// job's live lease. `$sql` is the backend's `LEASE_CHECK_*` text.
-macro_rules! check_lease {
-    ($tx:expr, $sql:expr, $lease:expr, $now:expr) => {{
-        let held: Option<String> = sqlx::query_scalar($sql)
-            .bind(&$lease.job_id)
-            .bind(&$lease.token)
-            .bind($now)
-            .fetch_optional(&mut *$tx)
-            .await?;
-        if held.is_none() {
-            return Err(crate::StoreError::Fenced);
-        }
-    }};
+/// Jobs of expired workers in a queue ($1 now, $2 queue, $3 limit); PostgreSQL skips rows
+/// another claimer holds. Served by `workers_expiry` and `jobs_held`.
+fn expired_ids(backend: Backend, extra: &str) -> String {
+    let lock = if backend == Backend::Postgres { " FOR UPDATE OF j SKIP LOCKED" } else { "" };
+    format!(
+        "SELECT j.id FROM workers w JOIN jobs j ON j.lease_owner = w.id \
+         WHERE w.expires_at <= $1 AND j.state = 'running' AND j.queue = $2{extra} LIMIT $3{lock}"
+    )
 }
-pub(crate) use check_lease;
 
-/// Inserts a job inside an open transaction; returns its id (an existing one for a duplicate
-/// dedupe key). The caller must call [`Store::jobs_enqueued`] after commit.
-macro_rules! enqueue_job {
-    ($tx:expr, $id:expr, $job:expr, $now:expr) => {{
-        let inserted: Option<String> = sqlx::query_scalar(
-            "INSERT INTO jobs (id, kind, queue, workspace_id, payload, dedupe_key, priority, state, run_at, attempts, \
-             max_attempts, backoff_base_ms, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, 'queued', $8, 0, $9, $10, $11, $11) \
-             ON CONFLICT (dedupe_key) DO NOTHING RETURNING id",
-        )
-        .bind($id)
-        .bind(&$job.kind)
-        .bind(&$job.queue)
-        .bind(&$job.workspace_id)
-        .bind($job.payload.to_string())
-        .bind(&$job.dedupe_key)
-        .bind($job.priority)
-        .bind($job.run_at.unwrap_or($now))
-        .bind($job.max_attempts.max(1))
-        .bind($job.backoff_base_ms.max(0))
-        .bind($now)
-        .fetch_optional(&mut *$tx)
-        .await?;
-        match inserted {
-            Some(id) => id,
-            None => {
-                sqlx::query_scalar::<_, String>("SELECT id FROM jobs WHERE dedupe_key = $1")
-                    .bind(&$job.dedupe_key)
-                    .fetch_one(&mut *$tx)
-                    .await?
-            }
-        }
-    }};
+/// Ready jobs of a queue, oldest due first ($1 now, $2 queue, $3 limit). Served by
+/// `jobs_ready` (queue, run_at, id) WHERE state = 'queued': no sort, no scan past the limit.
+fn ready_ids(backend: Backend) -> String {
+    let lock = if backend == Backend::Postgres { " FOR UPDATE SKIP LOCKED" } else { "" };
+    format!(
+        "SELECT id FROM jobs WHERE queue = $2 AND state = 'queued' AND run_at <= $1 ORDER BY run_at, id LIMIT $3{lock}"
+    )
 }
-pub(crate) use enqueue_job;
 
 const MAX_ERROR_BYTES: usize = 4096;
 
@@ -226,163 +233,108 @@ fn truncate(s: &str) -> String {
     format!("{}…", &s[..end])
 }
 
-impl Store {
-    pub(crate) fn lease_check_sql(&self) -> &'static str {
-        match self.backend() {
-            Backend::Sqlite => LEASE_CHECK_SQLITE,
-            Backend::Postgres => LEASE_CHECK_POSTGRES,
+const PG_NOW: &str = "SELECT CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)";
+
+impl Tx {
+    /// "Now" for lease and due times (see [`LeaseClock`]).
+    pub(crate) async fn lease_now(&mut self) -> StoreResult<i64> {
+        let (now, clock) = (self.now, self.shared.lease_clock);
+        match self.conn_mut()? {
+            Conn::Postgres(c) if clock == LeaseClock::Database => Ok(sqlx::query_scalar(PG_NOW).fetch_one(&mut *c).await?),
+            _ => Ok(now),
         }
     }
 
-    /// Wakes workers after a commit that enqueued jobs: here at once, on other PostgreSQL
-    /// replicas through NOTIFY (best effort; workers also poll).
-    pub(crate) async fn jobs_enqueued(&self) {
-        self.0.wake.notify();
-        if let crate::Db::Postgres(pool) = self.db() {
-            let _ = sqlx::query("SELECT pg_notify($1, '')").bind(crate::dialect::JOBS_CHANNEL).execute(pool).await;
-        }
-    }
-
-    /// Enqueues one job in its own transaction. Returns the job id.
-    pub async fn enqueue(&self, job: &NewJob) -> StoreResult<String> {
-        let now = self.now_ms();
-        let id = IdKind::Job.new_id(now);
-        let id = in_tx!(self, |tx| enqueue_job!(tx, &id, job, now));
-        self.jobs_enqueued().await;
+    /// Enqueues `job` in this unit of work: it exists exactly when the unit commits. Returns the
+    /// job's id (the pending job's, when its key merged).
+    pub async fn enqueue(&mut self, job: NewJob) -> StoreResult<String> {
+        let now = match job.run_at {
+            Some(_) => self.now,
+            None => self.lease_now().await?,
+        };
+        let id = IdKind::Job.new_id(self.now);
+        let on_conflict = match (job.key.is_some(), job.on_duplicate) {
+            (false, _) => "",
+            (true, OnDuplicate::Keep) => " ON CONFLICT (job_key) WHERE state IN ('queued', 'running') DO NOTHING",
+            (true, OnDuplicate::RunAgain) => {
+                " ON CONFLICT (job_key) WHERE state IN ('queued', 'running') DO UPDATE SET \
+                 rerun = CASE WHEN jobs.state = 'running' THEN 1 ELSE jobs.rerun END, \
+                 run_at = CASE WHEN jobs.state = 'queued' AND excluded.run_at < jobs.run_at \
+                 THEN excluded.run_at ELSE jobs.run_at END, updated_at = excluded.updated_at"
+            }
+        };
+        let sql = format!(
+            "INSERT INTO jobs (id, kind, queue, workspace_id, payload, job_key, state, run_at, attempts, max_attempts, \
+             backoff_base_ms, rerun, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, 'queued', $7, 0, $8, $9, 0, $10, $10){on_conflict} RETURNING id"
+        );
+        let payload = job.payload.to_string();
+        let created = self.now;
+        let inserted: Option<String> = on_tx!(self, |c| sqlx::query_scalar(sqlx::AssertSqlSafe(sql.clone()))
+            .bind(&id)
+            .bind(job.kind)
+            .bind(job.queue)
+            .bind(&job.workspace_id)
+            .bind(&payload)
+            .bind(&job.key)
+            .bind(job.run_at.unwrap_or(now))
+            .bind(job.max_attempts.max(1))
+            .bind(job.backoff_base_ms.max(0))
+            .bind(created)
+            .fetch_optional(&mut *c)
+            .await?);
+        let id = match inserted {
+            Some(id) => id,
+            None => on_tx!(self, |c| sqlx::query_scalar::<_, String>(
+                "SELECT id FROM jobs WHERE job_key = $1 AND state IN ('queued', 'running')"
+            )
+            .bind(&job.key)
+            .fetch_one(&mut *c)
+            .await?),
+        };
+        self.wake_queue(job.queue).await?;
         Ok(id)
     }
 
-    /// Claims the most urgent ready job of `queue` for `owner`, or a job whose lease expired
-    /// (its worker died). Jobs whose lease expired on their last attempt go dead instead.
-    pub async fn claim(&self, queue: &str, owner: &str, lease_ms: i64) -> StoreResult<Option<(Job, Lease)>> {
-        let now = self.now_ms();
-        let token = format!("{:032x}", rand::random::<u128>());
-        let candidate_sql = match self.backend() {
-            Backend::Sqlite => CANDIDATE_SQLITE,
-            Backend::Postgres => CANDIDATE_POSTGRES,
-        };
-        let claimed: Option<JobRow> = in_tx!(self, |tx| {
-            sqlx::query(
-                "UPDATE jobs SET state = 'dead', lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL, \
-                 last_error = COALESCE(last_error, 'lease expired on the last attempt'), updated_at = $1 \
-                 WHERE queue = $2 AND state = 'running' AND lease_expires_at <= $1 AND attempts >= max_attempts",
-            )
-            .bind(now)
-            .bind(queue)
-            .execute(&mut *tx)
-            .await?;
-            let id: Option<String> =
-                sqlx::query_scalar(candidate_sql).bind(queue).bind(now).fetch_optional(&mut *tx).await?;
-            match id {
-                None => None,
-                Some(id) => Some(
-                    sqlx::query_as::<_, JobRow>(sqlx::AssertSqlSafe(format!(
-                        "UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_owner = $1, lease_token = $2, \
-                         lease_expires_at = $3, updated_at = $4 WHERE id = $5 RETURNING {COLUMNS}"
-                    )))
-                    .bind(owner)
-                    .bind(&token)
-                    .bind(now + lease_ms)
-                    .bind(now)
-                    .bind(&id)
-                    .fetch_one(&mut *tx)
-                    .await?,
-                ),
+    /// Fails with [`StoreError::Fenced`] unless `lease` is still the job's live lease. On
+    /// PostgreSQL it also locks the job row, so a concurrent reclaim waits for this unit.
+    pub async fn check_lease(&mut self, lease: &Lease) -> StoreResult<()> {
+        let now = self.lease_now().await?;
+        let sql = match self.backend() {
+            Backend::Sqlite => {
+                "SELECT j.id FROM jobs j JOIN workers w ON w.id = j.lease_owner \
+                 WHERE j.id = $1 AND j.lease_token = $2 AND j.state = 'running' AND w.expires_at > $3"
             }
-        });
-        let Some(row) = claimed else { return Ok(None) };
-        let job = row.into_job()?;
-        let lease = Lease {
-            job_id: job.id.clone(),
-            token,
-            owner: owner.to_string(),
-            attempt: job.attempts,
-            backoff_base_ms: job.backoff_base_ms,
+            Backend::Postgres => {
+                "SELECT j.id FROM jobs j JOIN workers w ON w.id = j.lease_owner \
+                 WHERE j.id = $1 AND j.lease_token = $2 AND j.state = 'running' AND w.expires_at > $3 FOR UPDATE OF j"
+            }
         };
-        Ok(Some((job, lease)))
-    }
-
-    /// Extends the lease. `Fenced` when it is no longer ours (expired, reclaimed, finished).
-    pub async fn heartbeat(&self, lease: &Lease, lease_ms: i64) -> StoreResult<i64> {
-        let now = self.now_ms();
-        let expires = now + lease_ms;
-        let n = in_tx!(self, |tx| {
-            sqlx::query(
-                "UPDATE jobs SET lease_expires_at = $1, updated_at = $2 \
-                 WHERE id = $3 AND lease_token = $4 AND state = 'running' AND lease_expires_at > $2",
-            )
-            .bind(expires)
-            .bind(now)
+        let held: Option<String> = on_tx!(self, |c| sqlx::query_scalar(sql)
             .bind(&lease.job_id)
             .bind(&lease.token)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected()
-        });
-        if n == 0 { Err(StoreError::Fenced) } else { Ok(expires) }
-    }
-
-    /// Marks the job succeeded. Fenced like every write under a lease.
-    pub async fn complete(&self, lease: &Lease) -> StoreResult<()> {
-        let now = self.now_ms();
-        let n = in_tx!(self, |tx| {
-            sqlx::query(
-                "UPDATE jobs SET state = 'succeeded', lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL, \
-                 updated_at = $1 WHERE id = $2 AND lease_token = $3 AND state = 'running' AND lease_expires_at > $1",
-            )
             .bind(now)
-            .bind(&lease.job_id)
-            .bind(&lease.token)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected()
-        });
-        if n == 0 { Err(StoreError::Fenced) } else { Ok(()) }
+            .fetch_optional(&mut *c)
+            .await?);
+        if held.is_none() { Err(StoreError::Fenced) } else { Ok(()) }
     }
 
-    /// Records a failed attempt: back to the queue after a backoff, or dead when out of
-    /// attempts. Returns the job's new state.
-    pub async fn fail(&self, lease: &Lease, error: &str) -> StoreResult<JobState> {
-        let now = self.now_ms();
-        let retry_at = now + backoff_ms(lease.backoff_base_ms, lease.attempt, rand::random::<f64>());
-        let state: Option<String> = in_tx!(self, |tx| {
-            sqlx::query_scalar(
-                "UPDATE jobs SET state = CASE WHEN attempts >= max_attempts THEN 'dead' ELSE 'queued' END, \
-                 run_at = $1, last_error = $2, lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL, \
-                 updated_at = $3 WHERE id = $4 AND lease_token = $5 AND state = 'running' AND lease_expires_at > $3 \
-                 RETURNING state",
-            )
-            .bind(retry_at)
-            .bind(truncate(error))
-            .bind(now)
-            .bind(&lease.job_id)
-            .bind(&lease.token)
-            .fetch_optional(&mut *tx)
-            .await?
-        });
-        let state = state.ok_or(StoreError::Fenced)?;
-        if state == JobState::Queued.as_str() {
-            self.jobs_enqueued().await;
-        }
-        JobState::parse(&state).ok_or_else(|| StoreError::Corrupt(format!("job state {state}")))
-    }
-
-    /// A fenced write on the job itself: records a progress note. It is refused once the lease
-    /// is lost, like every write made under a lease.
-    pub async fn record_progress(&self, lease: &Lease, note: &str) -> StoreResult<()> {
-        let now = self.now_ms();
-        let check = self.lease_check_sql();
-        in_tx!(self, |tx| {
-            check_lease!(tx, check, lease, now);
+    /// A note on the job for operators (a fenced write: call on a fenced unit).
+    pub async fn record_progress(&mut self, job_id: &str, note: &str) -> StoreResult<()> {
+        let now = self.now;
+        on_tx!(self, |c| {
             sqlx::query("UPDATE jobs SET progress = $1, updated_at = $2 WHERE id = $3")
                 .bind(truncate(note))
                 .bind(now)
-                .bind(&lease.job_id)
-                .execute(&mut *tx)
+                .bind(job_id)
+                .execute(&mut *c)
                 .await?;
         });
         Ok(())
     }
+}
+
+impl Reads {
 
     pub async fn get_job(&self, id: &str) -> StoreResult<Option<Job>> {
         let row: Option<JobRow> = on_db!(self, read, |db| sqlx::query_as(sqlx::AssertSqlSafe(format!(
@@ -404,34 +356,269 @@ impl Store {
         let items = page.items.into_iter().map(JobRow::into_job).collect::<StoreResult<Vec<_>>>()?;
         Ok(Page { items, next_cursor: page.next_cursor })
     }
+}
 
-    /// Puts a dead job back in the queue with a fresh set of attempts.
-    pub async fn retry_dead(&self, id: &str) -> StoreResult<bool> {
-        let now = self.now_ms();
-        let n = in_tx!(self, |tx| {
-            sqlx::query(
-                "UPDATE jobs SET state = 'queued', attempts = 0, run_at = $1, updated_at = $1 WHERE id = $2 AND state = 'dead'",
-            )
-            .bind(now)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected()
-        });
-        if n > 0 {
-            self.jobs_enqueued().await;
-        }
-        Ok(n > 0)
+impl Tx {
+    /// Forgets workers whose lease expired and who hold nothing any more. Returns how many.
+    pub async fn reap_workers(&mut self) -> StoreResult<u64> {
+        let now = self.lease_now().await?;
+        Ok(on_tx!(self, |c| sqlx::query(
+            "DELETE FROM workers WHERE expires_at <= $1 AND NOT EXISTS \
+             (SELECT 1 FROM jobs j WHERE j.lease_owner = workers.id AND j.state = 'running')"
+        )
+        .bind(now)
+        .execute(&mut *c)
+        .await?
+        .rows_affected()))
     }
 
     /// Deletes succeeded jobs last touched before `before_ms`. Returns how many.
-    pub async fn purge_succeeded_jobs(&self, before_ms: i64) -> StoreResult<u64> {
-        Ok(in_tx!(self, |tx| {
-            sqlx::query("DELETE FROM jobs WHERE state = 'succeeded' AND updated_at < $1")
-                .bind(before_ms)
-                .execute(&mut *tx)
+    pub async fn purge_succeeded_jobs(&mut self, before_ms: i64) -> StoreResult<u64> {
+        Ok(on_tx!(self, |c| sqlx::query("DELETE FROM jobs WHERE state = 'succeeded' AND updated_at < $1")
+            .bind(before_ms)
+            .execute(&mut *c)
+            .await?
+            .rows_affected()))
+    }
+}
+
+impl Store {
+    /// A unit of work fenced by `lease`: the lease is checked inside it first.
+    pub async fn begin_fenced(&self, lease: &Lease) -> StoreResult<Tx> {
+        let mut tx = self.begin().await?;
+        tx.check_lease(lease).await?;
+        Ok(tx)
+    }
+
+    /// Enqueues one job in a unit of its own. Returns the job id.
+    pub async fn enqueue(&self, job: NewJob) -> StoreResult<String> {
+        let mut tx = self.begin().await?;
+        let id = tx.enqueue(job).await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    /// Claims up to `limit` jobs of `queue` for worker `owner` in one transaction: jobs whose
+    /// worker's lease expired first (those out of attempts go dead instead), then ready jobs in
+    /// due order. Renews (or registers) the worker's own lease in the same transaction.
+    pub async fn claim(&self, queue: &str, owner: &str, lease_ms: i64, limit: usize) -> StoreResult<Vec<(Job, Lease)>> {
+        let limit = i64::try_from(limit.max(1)).unwrap_or(i64::MAX);
+        let token = format!("{:032x}", rand::random::<u128>());
+        let backend = self.backend();
+        let mut tx = self.begin().await?;
+        let now = tx.lease_now().await?;
+        let dead = format!(
+            "UPDATE jobs SET state = 'dead', lease_owner = NULL, lease_token = NULL, \
+             last_error = COALESCE(last_error, 'lease expired on the last attempt'), updated_at = $1 \
+             WHERE id IN ({})",
+            expired_ids(backend, " AND j.attempts >= j.max_attempts AND j.rerun = 0")
+        );
+        let take = |ids: String| {
+            format!(
+                "UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_owner = $4, lease_token = $5, \
+                 updated_at = $1 WHERE id IN ({ids}) RETURNING {COLUMNS}"
+            )
+        };
+        let reclaim = take(expired_ids(backend, ""));
+        let ready = take(ready_ids(backend));
+        let mut rows: Vec<JobRow> = Vec::new();
+        on_tx!(tx, |c| {
+            sqlx::query(
+                "INSERT INTO workers (id, started_at, expires_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (id) DO UPDATE SET expires_at = excluded.expires_at",
+            )
+            .bind(owner)
+            .bind(now)
+            .bind(now + lease_ms)
+            .execute(&mut *c)
+            .await?;
+            sqlx::query(sqlx::AssertSqlSafe(dead)).bind(now).bind(queue).bind(limit).execute(&mut *c).await?;
+            rows.extend(
+                sqlx::query_as::<_, JobRow>(sqlx::AssertSqlSafe(reclaim))
+                    .bind(now)
+                    .bind(queue)
+                    .bind(limit)
+                    .bind(owner)
+                    .bind(&token)
+                    .fetch_all(&mut *c)
+                    .await?,
+            );
+            let left = limit - i64::try_from(rows.len()).unwrap_or(0);
+            if left > 0 {
+                rows.extend(
+                    sqlx::query_as::<_, JobRow>(sqlx::AssertSqlSafe(ready))
+                        .bind(now)
+                        .bind(queue)
+                        .bind(left)
+                        .bind(owner)
+                        .bind(&token)
+                        .fetch_all(&mut *c)
+                        .await?,
+                );
+            }
+        });
+        tx.commit().await?;
+        rows.into_iter()
+            .map(|row| {
+                let job = row.into_job()?;
+                let lease = Lease {
+                    job_id: job.id.clone(),
+                    token: token.clone(),
+                    owner: owner.to_string(),
+                    attempt: job.attempts,
+                    backoff_base_ms: job.backoff_base_ms,
+                };
+                Ok((job, lease))
+            })
+            .collect()
+    }
+
+    /// Renews worker `owner`'s lease: one write, whatever it holds.
+    pub async fn heartbeat(&self, owner: &str, lease_ms: i64) -> StoreResult<Beat> {
+        let mut tx = self.begin().await?;
+        let now = tx.lease_now().await?;
+        let expires_at = now + lease_ms;
+        let still_held = on_tx!(tx, |c| {
+            let renewed = sqlx::query("UPDATE workers SET expires_at = $1 WHERE id = $2 AND expires_at > $3")
+                .bind(expires_at)
+                .bind(owner)
+                .bind(now)
+                .execute(&mut *c)
                 .await?
-                .rows_affected()
-        }))
+                .rows_affected();
+            if renewed == 1 {
+                None
+            } else {
+                // Lapsed (or never registered): take the lease back and see what is still ours.
+                sqlx::query(
+                    "INSERT INTO workers (id, started_at, expires_at) VALUES ($1, $2, $3) \
+                     ON CONFLICT (id) DO UPDATE SET expires_at = excluded.expires_at",
+                )
+                .bind(owner)
+                .bind(now)
+                .bind(expires_at)
+                .execute(&mut *c)
+                .await?;
+                Some(
+                    sqlx::query_scalar::<_, String>(
+                        "SELECT id FROM jobs WHERE lease_owner = $1 AND state = 'running' ORDER BY id",
+                    )
+                    .bind(owner)
+                    .fetch_all(&mut *c)
+                    .await?,
+                )
+            }
+        });
+        tx.commit().await?;
+        Ok(Beat { expires_at, still_held })
+    }
+
+    /// Records how a run ended. `Fenced` when the lease is no longer held (the job belongs to
+    /// someone else now, or was released). Returns the job's new state.
+    pub async fn finish(&self, lease: &Lease, how: Finish) -> StoreResult<JobState> {
+        let mut tx = self.begin().await?;
+        let now = tx.lease_now().await?;
+        let (set, at, error): (&str, i64, Option<String>) = match &how {
+            Finish::Done => (
+                "state = CASE WHEN rerun = 1 THEN 'queued' ELSE 'succeeded' END, \
+                 run_at = CASE WHEN rerun = 1 THEN $2 ELSE run_at END, \
+                 attempts = CASE WHEN rerun = 1 THEN 0 ELSE attempts END",
+                now,
+                None,
+            ),
+            Finish::Failed(e) => (
+                "state = CASE WHEN rerun = 1 THEN 'queued' WHEN attempts >= max_attempts THEN 'dead' ELSE 'queued' END, \
+                 run_at = CASE WHEN rerun = 1 THEN $1 ELSE $2 END, \
+                 attempts = CASE WHEN rerun = 1 THEN 0 ELSE attempts END, last_error = $5",
+                now + backoff_ms(lease.backoff_base_ms, lease.attempt, rand::random::<f64>()),
+                Some(truncate(e)),
+            ),
+            Finish::Yield { at } => (
+                "state = 'queued', run_at = CASE WHEN rerun = 1 THEN $1 ELSE $2 END, \
+                 attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END",
+                *at,
+                None,
+            ),
+            Finish::Again { at } => (
+                "state = 'queued', run_at = CASE WHEN rerun = 1 THEN $1 ELSE $2 END, attempts = 0",
+                *at,
+                None,
+            ),
+        };
+        let sql = format!(
+            "UPDATE jobs SET {set}, rerun = 0, lease_owner = NULL, lease_token = NULL, updated_at = $1 \
+             WHERE id = $3 AND lease_token = $4 AND state = 'running' AND {OWNER_ALIVE} RETURNING state"
+        );
+        let state: Option<String> = on_tx!(tx, |c| {
+            let mut q = sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).bind(now).bind(at).bind(&lease.job_id).bind(&lease.token);
+            if let Some(e) = &error {
+                q = q.bind(e.clone());
+            }
+            q.fetch_optional(&mut *c).await?
+        });
+        let state = state.ok_or(StoreError::Fenced)?;
+        let queue: Option<String> = if state == JobState::Queued.as_str() {
+            on_tx!(tx, |c| sqlx::query_scalar("SELECT queue FROM jobs WHERE id = $1")
+                .bind(&lease.job_id)
+                .fetch_optional(&mut *c)
+                .await?)
+        } else {
+            None
+        };
+        if let Some(q) = queue {
+            tx.wake_queue(&q).await?;
+        }
+        tx.commit().await?;
+        JobState::parse(&state).ok_or_else(|| StoreError::Corrupt(format!("job state {state}")))
+    }
+
+    /// Graceful shutdown: every job worker `owner` still holds goes back to the queue without
+    /// being charged an attempt, and the worker's row goes. Returns how many jobs were released.
+    pub async fn release_worker(&self, owner: &str) -> StoreResult<u64> {
+        let mut tx = self.begin().await?;
+        let now = tx.lease_now().await?;
+        let queues: Vec<String> = on_tx!(tx, |c| {
+            let queues = sqlx::query_scalar(
+                "UPDATE jobs SET state = 'queued', attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END, \
+                 run_at = $1, rerun = 0, lease_owner = NULL, lease_token = NULL, updated_at = $1 \
+                 WHERE lease_owner = $2 AND state = 'running' RETURNING queue",
+            )
+            .bind(now)
+            .bind(owner)
+            .fetch_all(&mut *c)
+            .await?;
+            sqlx::query("DELETE FROM workers WHERE id = $1").bind(owner).execute(&mut *c).await?;
+            queues
+        });
+        let n = queues.len() as u64;
+        let mut distinct = queues;
+        distinct.sort();
+        distinct.dedup();
+        for q in &distinct {
+            tx.wake_queue(q).await?;
+        }
+        tx.commit().await?;
+        Ok(n)
+    }
+
+    /// Puts a dead job back in the queue with a fresh set of attempts. `false` when it is not
+    /// dead, or when its key already has another pending job.
+    pub async fn retry_dead(&self, id: &str) -> StoreResult<bool> {
+        let mut tx = self.begin().await?;
+        let now = tx.lease_now().await?;
+        let queue: Option<String> = on_tx!(tx, |c| sqlx::query_scalar(
+            "UPDATE jobs SET state = 'queued', attempts = 0, run_at = $1, updated_at = $1 WHERE id = $2 AND state = 'dead' \
+             AND NOT EXISTS (SELECT 1 FROM jobs o WHERE o.job_key = jobs.job_key AND o.state IN ('queued', 'running')) \
+             RETURNING queue"
+        )
+        .bind(now)
+        .bind(id)
+        .fetch_optional(&mut *c)
+        .await?);
+        if let Some(q) = &queue {
+            tx.wake_queue(q).await?;
+        }
+        tx.commit().await?;
+        Ok(queue.is_some())
     }
 }

@@ -16,6 +16,8 @@ mod error;
 mod list;
 mod macros;
 mod rows;
+pub mod tx;
+mod writer;
 
 pub mod account;
 pub mod agents;
@@ -42,6 +44,7 @@ use cadenza_domain::crypto::Vault;
 pub use dialect::Backend;
 pub use error::{StoreError, StoreResult};
 pub use list::ListQuery;
+pub use tx::Tx;
 
 pub(crate) use macros::{bump_catalog, in_tx, on_db};
 
@@ -63,6 +66,8 @@ pub struct StoreOptions {
     pub max_connections: u32,
     pub sqlite_sync: SqliteSync,
     pub busy_timeout: Duration,
+    /// Where job lease and due times come from on PostgreSQL (its clock, by default).
+    pub lease_clock: jobs::LeaseClock,
 }
 
 impl StoreOptions {
@@ -72,31 +77,53 @@ impl StoreOptions {
             max_connections: 8,
             sqlite_sync: SqliteSync::Full,
             busy_timeout: Duration::from_secs(15),
+            lease_clock: jobs::LeaseClock::Database,
         }
     }
 }
 
 pub(crate) enum Db {
-    /// One writer connection (SQLite has one writer anyway; queuing in-process beats
-    /// `SQLITE_BUSY` retries) beside a pool of readers.
+    /// One writer connection owned by the group-commit writer (SQLite has one writer anyway;
+    /// queuing in-process beats `SQLITE_BUSY` retries) beside a pool of readers.
     Sqlite {
-        write: sqlx::SqlitePool,
+        writer: writer::Writer,
         read: sqlx::SqlitePool,
+        /// For one-off connections (migrations).
+        opts: sqlx::sqlite::SqliteConnectOptions,
     },
     Postgres(sqlx::PgPool),
 }
 
+/// What a unit of work needs of the store besides its connection.
+pub(crate) struct Shared {
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) vault: Vault,
+    pub(crate) wake: Arc<dialect::Wake>,
+    pub(crate) lease_clock: jobs::LeaseClock,
+}
+
 struct Inner {
     db: Db,
-    clock: Arc<dyn Clock>,
-    vault: Vault,
-    wake: dialect::Wake,
+    shared: Arc<Shared>,
     access: access::AccessEpoch,
 }
 
-/// The handle every layer above storage uses. Cheap to clone.
+/// Everything the store can read. A job handler gets only this, plus units of work fenced by
+/// its lease, so it has no way to write unfenced. Cheap to clone.
 #[derive(Clone)]
-pub struct Store(Arc<Inner>);
+pub struct Reads(Arc<Inner>);
+
+/// The handle every layer above storage uses: reads (through `Deref`) and units of work.
+/// Cheap to clone.
+#[derive(Clone)]
+pub struct Store(Reads);
+
+impl std::ops::Deref for Store {
+    type Target = Reads;
+    fn deref(&self) -> &Reads {
+        &self.0
+    }
+}
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -104,28 +131,74 @@ impl std::fmt::Debug for Store {
     }
 }
 
+impl std::fmt::Debug for Reads {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Reads({:?})", self.backend())
+    }
+}
+
 impl Store {
     /// Opens the database. Does not migrate; call [`Store::migrate`]. Secrets are sealed with
     /// `vault` on the way in and opened on the way out, so no layer above sees ciphertext.
     pub async fn connect(opts: &StoreOptions, clock: Arc<dyn Clock>, vault: Vault) -> StoreResult<Self> {
-        let db = dialect::connect(opts).await?;
-        let wake = dialect::Wake::new(&db);
+        let wake = Arc::new(dialect::Wake::default());
+        let lease_clock = if Backend::of_url(&opts.url) == Some(Backend::Postgres) { opts.lease_clock } else { jobs::LeaseClock::Store };
+        let shared = Arc::new(Shared { clock, vault, wake, lease_clock });
+        let db = dialect::connect(opts, shared.clone()).await?;
+        if let Db::Postgres(pool) = &db {
+            shared.wake.listen(pool.clone());
+        }
         let access = access::AccessEpoch::new(&db);
-        Ok(Self(Arc::new(Inner { db, clock, vault, wake, access })))
+        Ok(Self(Reads(Arc::new(Inner { db, shared, access }))))
     }
 
+    /// Starts a unit of work: one write transaction for any number of areas. Commit it with
+    /// [`Tx::commit`]; dropping it rolls it back. On SQLite this waits for the writer
+    /// connection (see `writer.rs`: concurrent units share one COMMIT).
+    pub async fn begin(&self) -> StoreResult<Tx> {
+        match self.db() {
+            Db::Sqlite { writer, .. } => {
+                let lent = writer.begin().await?;
+                let now = lent.now;
+                Ok(Tx::new(tx::TxConn::Sqlite(lent), now, self.0.0.shared.clone()))
+            }
+            Db::Postgres(pool) => {
+                let t = pool.begin().await?;
+                Ok(Tx::new(tx::TxConn::Postgres(t), self.now_ms(), self.0.0.shared.clone()))
+            }
+        }
+    }
+
+    /// Applies this backend's migrations.
+    pub async fn migrate(&self) -> StoreResult<()> {
+        dialect::migrate(self.db()).await
+    }
+
+    /// Closes every pooled connection (graceful shutdown).
+    pub async fn close(&self) {
+        match self.db() {
+            Db::Sqlite { writer, read, .. } => {
+                writer.close().await;
+                read.close().await;
+            }
+            Db::Postgres(p) => p.close().await,
+        }
+    }
+}
+
+impl Reads {
     /// Signs `message` for `purpose` with a key derived from the master key (every replica
     /// sharing the master key verifies it).
     pub fn sign(&self, purpose: &str, message: &[u8]) -> [u8; 32] {
-        self.0.vault.sign(purpose, message)
+        self.0.shared.vault.sign(purpose, message)
     }
 
     pub fn verify_signature(&self, purpose: &str, message: &[u8], signature: &[u8]) -> bool {
-        self.0.vault.verify(purpose, message, signature)
+        self.0.shared.vault.verify(purpose, message, signature)
     }
 
     pub(crate) fn vault(&self) -> &Vault {
-        &self.0.vault
+        &self.0.shared.vault
     }
 
     pub fn backend(&self) -> Backend {
@@ -136,20 +209,15 @@ impl Store {
     }
 
     pub fn now_ms(&self) -> i64 {
-        self.0.clock.now_ms()
+        self.0.shared.clock.now_ms()
     }
 
     pub fn clock(&self) -> Arc<dyn Clock> {
-        self.0.clock.clone()
+        self.0.shared.clock.clone()
     }
 
     pub(crate) fn db(&self) -> &Db {
         &self.0.db
-    }
-
-    /// Applies this backend's migrations.
-    pub async fn migrate(&self) -> StoreResult<()> {
-        dialect::migrate(&self.0.db).await
     }
 
     /// Readiness: the database answers and every migration this binary knows is applied.
@@ -157,20 +225,15 @@ impl Store {
         dialect::migrations_current(&self.0.db).await
     }
 
-    /// Closes every pooled connection (graceful shutdown).
-    pub async fn close(&self) {
-        match &self.0.db {
-            Db::Sqlite { write, read } => {
-                write.close().await;
-                read.close().await;
-            }
-            Db::Postgres(p) => p.close().await,
-        }
+    /// A receiver that fires when jobs of `queue` may be ready: in-process on SQLite,
+    /// LISTEN/NOTIFY on PostgreSQL (and on every listener reconnect, when notifications may
+    /// have been lost). A hint only; workers poll too.
+    pub fn job_wakeups(&self, queue: &str) -> tokio::sync::watch::Receiver<u64> {
+        self.0.shared.wake.subscribe(queue)
     }
 
-    /// A receiver that fires when jobs may be ready: in-process on SQLite, LISTEN/NOTIFY on
-    /// PostgreSQL. A hint only; workers poll too.
-    pub fn job_wakeups(&self) -> tokio::sync::watch::Receiver<u64> {
-        self.0.wake.subscribe()
+    /// A read-only handle (what job handlers get).
+    pub fn reads(&self) -> Reads {
+        self.clone()
     }
 }

@@ -1,6 +1,7 @@
 //! Dynamic SQL with portable `$n` placeholders, and the one list implementation every area uses:
 //! keyset pagination on the time-ordered id, prefix filter, label filter.
 
+use crate::Reads;
 use cadenza_domain::page::{ListParams, Page};
 use cadenza_domain::{Labels, labels};
 use sqlx::postgres::PgRow;
@@ -58,20 +59,7 @@ impl<T> AnyRow for T where T: for<'r> FromRow<'r, SqliteRow> + for<'r> FromRow<'
 /// Label filters are checked in Rust; when rows are skipped, fetch in batches this large.
 const FILTER_BATCH: usize = 200;
 
-impl Store {
-    /// Deletes one row of a workspace-scoped `table` by id; whether it existed.
-    pub(crate) async fn delete_in_workspace(
-        &self,
-        table: &'static str,
-        workspace_id: &str,
-        id: &str,
-    ) -> StoreResult<bool> {
-        let sql = format!("DELETE FROM {table} WHERE workspace_id = $1 AND id = $2");
-        let n = crate::in_tx!(self, |tx| {
-            sqlx::query(AssertSqlSafe(sql.clone())).bind(workspace_id).bind(id).execute(&mut *tx).await?.rows_affected()
-        });
-        Ok(n > 0)
-    }
+impl Reads {
 
     pub(crate) async fn fetch_rows<R: AnyRow>(&self, q: &ListQuery) -> StoreResult<Vec<R>> {
         on_db!(self, read, |db| {
@@ -139,5 +127,21 @@ impl Store {
         }
         out.truncate(want);
         Ok(Page::from_overfetch(out, params.limit, |r| r.id()))
+    }
+}
+
+impl Store {
+    /// Deletes one row of a workspace-scoped `table` by id; whether it existed.
+    pub(crate) async fn delete_in_workspace(
+        &self,
+        table: &'static str,
+        workspace_id: &str,
+        id: &str,
+    ) -> StoreResult<bool> {
+        let sql = format!("DELETE FROM {table} WHERE workspace_id = $1 AND id = $2");
+        let n = crate::in_tx!(self, |tx| {
+            sqlx::query(AssertSqlSafe(sql.clone())).bind(workspace_id).bind(id).execute(&mut *tx).await?.rows_affected()
+        });
+        Ok(n > 0)
     }
 }

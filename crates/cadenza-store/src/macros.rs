@@ -1,7 +1,6 @@
 //! The two macros that let one SQL body serve both backends.
 
-/// Runs `$body` with `$db` bound to the right pool. `read` uses SQLite's reader pool; `write`
-/// its single writer connection. On PostgreSQL both are the one pool.
+/// Runs `$body` with `$db` bound to the read pool (SQLite's readers; PostgreSQL's one pool).
 macro_rules! on_db {
     ($store:expr, read, |$db:ident| $body:expr) => {
         match $store.db() {
@@ -15,40 +14,18 @@ macro_rules! on_db {
             }
         }
     };
-    ($store:expr, write, |$db:ident| $body:expr) => {
-        match $store.db() {
-            $crate::Db::Sqlite { write, .. } => {
-                let $db = write;
-                $body
-            }
-            $crate::Db::Postgres(pool) => {
-                let $db = pool;
-                $body
-            }
-        }
-    };
 }
 
-/// Runs `$body` inside a write transaction bound to `$tx` and commits it when the body returns
-/// `Ok`. An early `?` drops the transaction, which rolls it back. SQLite transactions start with
-/// `BEGIN IMMEDIATE` so a read-then-write never fails with `SQLITE_BUSY` mid-way.
+/// Runs `$body` as one unit of work with `$tx` bound to its connection, and commits it when
+/// the body finishes. An early `?` or `return` drops the unit, which rolls it back. On SQLite
+/// the unit joins the group-commit writer's current transaction (`writer.rs`).
 macro_rules! in_tx {
-    ($store:expr, |$tx:ident| $body:expr) => {
-        match $store.db() {
-            $crate::Db::Sqlite { write, .. } => {
-                let mut $tx = write.begin_with("BEGIN IMMEDIATE").await?;
-                let out = $body;
-                $tx.commit().await?;
-                out
-            }
-            $crate::Db::Postgres(pool) => {
-                let mut $tx = pool.begin().await?;
-                let out = $body;
-                $tx.commit().await?;
-                out
-            }
-        }
-    };
+    ($store:expr, |$tx:ident| $body:expr) => {{
+        let mut unit = $store.begin().await?;
+        let out = $crate::tx::on_tx!(unit, |$tx| $body);
+        unit.commit().await?;
+        out
+    }};
 }
 
 pub(crate) use {in_tx, on_db};

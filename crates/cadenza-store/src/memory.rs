@@ -1,6 +1,7 @@
 //! Memory layers and entries. Entries are always addressed through their layer, and layers
 //! through their workspace.
 
+use crate::Reads;
 use cadenza_domain::IdRef;
 use cadenza_domain::memory::{LayerType, MemoryEntry, MemoryLayer};
 use cadenza_domain::page::{ListParams, Page};
@@ -146,34 +147,7 @@ macro_rules! update_entry_query {
 }
 pub(crate) use update_entry_query;
 
-impl Store {
-    pub async fn insert_memory_layer(&self, l: &MemoryLayer) -> StoreResult<()> {
-        in_tx!(self, |tx| {
-            sqlx::query(
-                "INSERT INTO memory_layers (id, account_id, workspace_id, name, external_id, labels, profile_id, \
-                 created_at, updated_at, layer_type, description, system_managed, expires_at, agent_id, episodic_key) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
-            )
-            .bind(&l.meta.id)
-            .bind(&l.meta.account_id)
-            .bind(&l.workspace_id)
-            .bind(&l.meta.name)
-            .bind(&l.meta.external_id)
-            .bind(labels_to(&l.meta.labels))
-            .bind(&l.meta.profile_id)
-            .bind(l.meta.created_at)
-            .bind(l.meta.updated_at)
-            .bind(l.layer_type.as_wire())
-            .bind(&l.description)
-            .bind(i64::from(l.system_managed))
-            .bind(l.expires_at)
-            .bind(&l.agent_id)
-            .bind(&l.episodic_key)
-            .execute(&mut *tx)
-            .await?;
-        });
-        Ok(())
-    }
+impl Reads {
 
     /// A layer and its entry count.
     pub async fn get_memory_layer(&self, workspace_id: &str, r: &IdRef) -> StoreResult<Option<(MemoryLayer, i64)>> {
@@ -207,6 +181,66 @@ impl Store {
         let page = self.list_page::<LayerRow>(q, "name", params).await?;
         let items = page.items.into_iter().map(LayerRow::into_domain).collect::<StoreResult<Vec<_>>>()?;
         Ok(Page { items, next_cursor: page.next_cursor })
+    }
+
+    /// An entry of a layer, with its body.
+    pub async fn get_memory_entry(
+        &self,
+        workspace_id: &str,
+        layer_id: &str,
+        r: &IdRef,
+    ) -> StoreResult<Option<MemoryEntry>> {
+        let (col, val) = id_ref_column(r);
+        let mut q = ListQuery::new(ENTRY_DETAIL);
+        q.and_eq("workspace_id", Bind::Text(workspace_id.into()))
+            .and_eq("layer_id", Bind::Text(layer_id.into()))
+            .and_eq(col, Bind::Text(val));
+        let rows: Vec<EntryRow> = self.fetch_rows(&q).await?;
+        rows.into_iter().next().map(EntryRow::into_domain).transpose()
+    }
+
+    /// Entries of a layer without their bodies; `prefix` filters on the key.
+    pub async fn list_memory_entries(
+        &self,
+        workspace_id: &str,
+        layer_id: &str,
+        params: &ListParams,
+    ) -> StoreResult<Page<MemoryEntry>> {
+        let mut q = ListQuery::new(ENTRY_SUMMARY);
+        q.and_eq("workspace_id", Bind::Text(workspace_id.into())).and_eq("layer_id", Bind::Text(layer_id.into()));
+        let page = self.list_page::<EntryRow>(q, "entry_key", params).await?;
+        let items = page.items.into_iter().map(EntryRow::into_domain).collect::<StoreResult<Vec<_>>>()?;
+        Ok(Page { items, next_cursor: page.next_cursor })
+    }
+}
+
+impl Store {
+    pub async fn insert_memory_layer(&self, l: &MemoryLayer) -> StoreResult<()> {
+        in_tx!(self, |tx| {
+            sqlx::query(
+                "INSERT INTO memory_layers (id, account_id, workspace_id, name, external_id, labels, profile_id, \
+                 created_at, updated_at, layer_type, description, system_managed, expires_at, agent_id, episodic_key) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+            )
+            .bind(&l.meta.id)
+            .bind(&l.meta.account_id)
+            .bind(&l.workspace_id)
+            .bind(&l.meta.name)
+            .bind(&l.meta.external_id)
+            .bind(labels_to(&l.meta.labels))
+            .bind(&l.meta.profile_id)
+            .bind(l.meta.created_at)
+            .bind(l.meta.updated_at)
+            .bind(l.layer_type.as_wire())
+            .bind(&l.description)
+            .bind(i64::from(l.system_managed))
+            .bind(l.expires_at)
+            .bind(&l.agent_id)
+            .bind(&l.episodic_key)
+            .execute(&mut *tx)
+            .await?;
+        });
+        Ok(())
     }
 
     pub async fn update_memory_layer(&self, l: &MemoryLayer) -> StoreResult<()> {
@@ -251,36 +285,6 @@ impl Store {
             insert_entry_query!(e).execute(&mut *tx).await?;
         });
         Ok(())
-    }
-
-    /// An entry of a layer, with its body.
-    pub async fn get_memory_entry(
-        &self,
-        workspace_id: &str,
-        layer_id: &str,
-        r: &IdRef,
-    ) -> StoreResult<Option<MemoryEntry>> {
-        let (col, val) = id_ref_column(r);
-        let mut q = ListQuery::new(ENTRY_DETAIL);
-        q.and_eq("workspace_id", Bind::Text(workspace_id.into()))
-            .and_eq("layer_id", Bind::Text(layer_id.into()))
-            .and_eq(col, Bind::Text(val));
-        let rows: Vec<EntryRow> = self.fetch_rows(&q).await?;
-        rows.into_iter().next().map(EntryRow::into_domain).transpose()
-    }
-
-    /// Entries of a layer without their bodies; `prefix` filters on the key.
-    pub async fn list_memory_entries(
-        &self,
-        workspace_id: &str,
-        layer_id: &str,
-        params: &ListParams,
-    ) -> StoreResult<Page<MemoryEntry>> {
-        let mut q = ListQuery::new(ENTRY_SUMMARY);
-        q.and_eq("workspace_id", Bind::Text(workspace_id.into())).and_eq("layer_id", Bind::Text(layer_id.into()));
-        let page = self.list_page::<EntryRow>(q, "entry_key", params).await?;
-        let items = page.items.into_iter().map(EntryRow::into_domain).collect::<StoreResult<Vec<_>>>()?;
-        Ok(Page { items, next_cursor: page.next_cursor })
     }
 
     pub async fn update_memory_entry(&self, e: &MemoryEntry) -> StoreResult<()> {

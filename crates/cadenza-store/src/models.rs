@@ -1,5 +1,6 @@
 //! A workspace's models: one row per catalog model, created on first sight.
 
+use crate::Reads;
 use cadenza_domain::ids::IdKind;
 use cadenza_domain::models::Model;
 use cadenza_domain::page::{ListParams, Page};
@@ -53,6 +54,38 @@ fn in_names(q: &mut ListQuery, names: &[String]) {
     q.push(")");
 }
 
+impl Reads {
+
+    /// A model of the workspace by id or external id, if it is among `names` (the catalog).
+    pub async fn get_model(&self, workspace_id: &str, r: &IdRef, names: &[String]) -> StoreResult<Option<Model>> {
+        let (col, val) = id_ref_column(r);
+        let mut q = ListQuery::new(SELECT);
+        q.and_eq("workspace_id", Bind::Text(workspace_id.into())).and_eq(col, Bind::Text(val));
+        in_names(&mut q, names);
+        let rows: Vec<ModelRow> = self.fetch_rows(&q).await?;
+        rows.into_iter().next().map(ModelRow::into_domain).transpose()
+    }
+
+    /// The workspace's models among `names`, optionally only enabled or disabled ones.
+    pub async fn list_models(
+        &self,
+        workspace_id: &str,
+        names: &[String],
+        enabled: Option<bool>,
+        params: &ListParams,
+    ) -> StoreResult<Page<Model>> {
+        let mut q = ListQuery::new(SELECT);
+        q.and_eq("workspace_id", Bind::Text(workspace_id.into()));
+        in_names(&mut q, names);
+        if let Some(e) = enabled {
+            q.and_eq("enabled", Bind::Int(i64::from(e)));
+        }
+        let page = self.list_page::<ModelRow>(q, "name", params).await?;
+        let items = page.items.into_iter().map(ModelRow::into_domain).collect::<StoreResult<Vec<_>>>()?;
+        Ok(Page { items, next_cursor: page.next_cursor })
+    }
+}
+
 impl Store {
     /// Gives the workspace a row for every catalog model it has not seen yet (enabled).
     pub async fn ensure_models(
@@ -85,35 +118,6 @@ impl Store {
             }
         });
         Ok(())
-    }
-
-    /// A model of the workspace by id or external id, if it is among `names` (the catalog).
-    pub async fn get_model(&self, workspace_id: &str, r: &IdRef, names: &[String]) -> StoreResult<Option<Model>> {
-        let (col, val) = id_ref_column(r);
-        let mut q = ListQuery::new(SELECT);
-        q.and_eq("workspace_id", Bind::Text(workspace_id.into())).and_eq(col, Bind::Text(val));
-        in_names(&mut q, names);
-        let rows: Vec<ModelRow> = self.fetch_rows(&q).await?;
-        rows.into_iter().next().map(ModelRow::into_domain).transpose()
-    }
-
-    /// The workspace's models among `names`, optionally only enabled or disabled ones.
-    pub async fn list_models(
-        &self,
-        workspace_id: &str,
-        names: &[String],
-        enabled: Option<bool>,
-        params: &ListParams,
-    ) -> StoreResult<Page<Model>> {
-        let mut q = ListQuery::new(SELECT);
-        q.and_eq("workspace_id", Bind::Text(workspace_id.into()));
-        in_names(&mut q, names);
-        if let Some(e) = enabled {
-            q.and_eq("enabled", Bind::Int(i64::from(e)));
-        }
-        let page = self.list_page::<ModelRow>(q, "name", params).await?;
-        let items = page.items.into_iter().map(ModelRow::into_domain).collect::<StoreResult<Vec<_>>>()?;
-        Ok(Page { items, next_cursor: page.next_cursor })
     }
 
     pub async fn set_model_enabled(&self, workspace_id: &str, id: &str, enabled: bool) -> StoreResult<()> {

@@ -1,5 +1,6 @@
 //! Agent schedules, and the due-time claim that makes each fire happen once.
 
+use crate::Reads;
 use cadenza_domain::IdRef;
 use cadenza_domain::page::{ListParams, Page};
 use cadenza_domain::schedules::{OverlapPolicy, Rule, Schedule, ScheduleState};
@@ -73,6 +74,51 @@ fn rule_json(s: &Schedule) -> String {
     serde_json::to_string(&s.rule).unwrap_or_else(|_| "{}".to_string())
 }
 
+impl Reads {
+
+    pub async fn get_schedule(&self, workspace_id: &str, agent_id: &str, r: &IdRef) -> StoreResult<Option<Schedule>> {
+        let (col, val) = id_ref_column(r);
+        let mut q = ListQuery::new(SELECT);
+        q.and_eq("workspace_id", Bind::Text(workspace_id.into()))
+            .and_eq("agent_id", Bind::Text(agent_id.into()))
+            .and_eq(col, Bind::Text(val));
+        let rows: Vec<ScheduleRow> = self.fetch_rows(&q).await?;
+        rows.into_iter().next().map(ScheduleRow::into_domain).transpose()
+    }
+
+    pub async fn list_schedules(
+        &self,
+        workspace_id: &str,
+        agent_id: &str,
+        params: &ListParams,
+    ) -> StoreResult<Page<Schedule>> {
+        let mut q = ListQuery::new(SELECT);
+        q.and_eq("workspace_id", Bind::Text(workspace_id.into())).and_eq("agent_id", Bind::Text(agent_id.into()));
+        let page = self.list_page::<ScheduleRow>(q, "name", params).await?;
+        let items = page.items.into_iter().map(ScheduleRow::into_domain).collect::<StoreResult<Vec<_>>>()?;
+        Ok(Page { items, next_cursor: page.next_cursor })
+    }
+
+    /// How many schedules (not archived) are pinned to a variation.
+    pub async fn count_schedules_on_variation(&self, workspace_id: &str, variation_id: &str) -> StoreResult<i64> {
+        let mut q = ListQuery::new("SELECT COUNT(*) FROM schedules WHERE state <> 'ARCHIVED'");
+        q.and_eq("workspace_id", Bind::Text(workspace_id.into()))
+            .and_eq("variation_id", Bind::Text(variation_id.into()));
+        self.fetch_scalar_i64(&q).await
+    }
+
+    /// Schedules whose due-time has come, oldest first, across all workspaces (for the engine).
+    pub async fn due_schedules(&self, now_ms: i64, limit: i64) -> StoreResult<Vec<Schedule>> {
+        let mut q = ListQuery::new(SELECT);
+        q.push(" AND next_fire_at <= ")
+            .bind(Bind::Int(now_ms))
+            .push(" ORDER BY next_fire_at, id LIMIT ")
+            .bind(Bind::Int(limit));
+        let rows: Vec<ScheduleRow> = self.fetch_rows(&q).await?;
+        rows.into_iter().map(ScheduleRow::into_domain).collect()
+    }
+}
+
 impl Store {
     pub async fn insert_schedule(&self, s: &Schedule) -> StoreResult<()> {
         in_tx!(self, |tx| {
@@ -106,29 +152,6 @@ impl Store {
         Ok(())
     }
 
-    pub async fn get_schedule(&self, workspace_id: &str, agent_id: &str, r: &IdRef) -> StoreResult<Option<Schedule>> {
-        let (col, val) = id_ref_column(r);
-        let mut q = ListQuery::new(SELECT);
-        q.and_eq("workspace_id", Bind::Text(workspace_id.into()))
-            .and_eq("agent_id", Bind::Text(agent_id.into()))
-            .and_eq(col, Bind::Text(val));
-        let rows: Vec<ScheduleRow> = self.fetch_rows(&q).await?;
-        rows.into_iter().next().map(ScheduleRow::into_domain).transpose()
-    }
-
-    pub async fn list_schedules(
-        &self,
-        workspace_id: &str,
-        agent_id: &str,
-        params: &ListParams,
-    ) -> StoreResult<Page<Schedule>> {
-        let mut q = ListQuery::new(SELECT);
-        q.and_eq("workspace_id", Bind::Text(workspace_id.into())).and_eq("agent_id", Bind::Text(agent_id.into()));
-        let page = self.list_page::<ScheduleRow>(q, "name", params).await?;
-        let items = page.items.into_iter().map(ScheduleRow::into_domain).collect::<StoreResult<Vec<_>>>()?;
-        Ok(Page { items, next_cursor: page.next_cursor })
-    }
-
     /// Writes what a client may change (metadata, spec, state, and the due-time derived from
     /// them); the firing history columns belong to the engine and are left alone.
     pub async fn update_schedule(&self, s: &Schedule) -> StoreResult<()> {
@@ -159,10 +182,6 @@ impl Store {
         Ok(())
     }
 
-    pub async fn delete_schedule(&self, workspace_id: &str, id: &str) -> StoreResult<bool> {
-        self.delete_in_workspace("schedules", workspace_id, id).await
-    }
-
     /// Pauses the agent's active schedules (unpublish and archive do this). Returns how many.
     pub async fn pause_agent_schedules(&self, workspace_id: &str, agent_id: &str) -> StoreResult<u64> {
         let now = self.now_ms();
@@ -179,25 +198,6 @@ impl Store {
             .rows_affected()
         });
         Ok(n)
-    }
-
-    /// How many schedules (not archived) are pinned to a variation.
-    pub async fn count_schedules_on_variation(&self, workspace_id: &str, variation_id: &str) -> StoreResult<i64> {
-        let mut q = ListQuery::new("SELECT COUNT(*) FROM schedules WHERE state <> 'ARCHIVED'");
-        q.and_eq("workspace_id", Bind::Text(workspace_id.into()))
-            .and_eq("variation_id", Bind::Text(variation_id.into()));
-        self.fetch_scalar_i64(&q).await
-    }
-
-    /// Schedules whose due-time has come, oldest first, across all workspaces (for the engine).
-    pub async fn due_schedules(&self, now_ms: i64, limit: i64) -> StoreResult<Vec<Schedule>> {
-        let mut q = ListQuery::new(SELECT);
-        q.push(" AND next_fire_at <= ")
-            .bind(Bind::Int(now_ms))
-            .push(" ORDER BY next_fire_at, id LIMIT ")
-            .bind(Bind::Int(limit));
-        let rows: Vec<ScheduleRow> = self.fetch_rows(&q).await?;
-        rows.into_iter().map(ScheduleRow::into_domain).collect()
     }
 
     /// Claims the fire due at `due_ms` by moving the due-time to `next_ms` (a compare-and-set
@@ -224,5 +224,11 @@ impl Store {
             .rows_affected()
         });
         Ok(n == 1)
+    }
+}
+
+impl Store {
+    pub async fn delete_schedule(&self, workspace_id: &str, id: &str) -> StoreResult<bool> {
+        self.delete_in_workspace("schedules", workspace_id, id).await
     }
 }

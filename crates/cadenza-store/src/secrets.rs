@@ -1,12 +1,14 @@
 //! Workspace secrets. Values are sealed with the vault, bound to (workspace, secret id).
 
+use crate::tx::on_tx;
+use crate::{Reads, Tx};
 use cadenza_domain::IdRef;
 use cadenza_domain::page::{ListParams, Page};
 use cadenza_domain::secrets::WorkspaceSecret;
 
 use crate::list::{Bind, ListQuery};
 use crate::rows::{HasMeta, MetaRow, id_ref_column, labels_to};
-use crate::{Store, StoreError, StoreResult, in_tx, on_db};
+use crate::{Store, StoreError, StoreResult, in_tx};
 
 #[derive(sqlx::FromRow)]
 struct SecretRow {
@@ -34,10 +36,30 @@ impl SecretRow {
 
 const SELECT: &str = "SELECT id, account_id, workspace_id, name, external_id, labels, profile_id, created_at, updated_at, last_used_at FROM workspace_secrets WHERE 1 = 1";
 
-impl Store {
+impl Reads {
     fn seal_secret(&self, s: &WorkspaceSecret, value: &str) -> Vec<u8> {
         self.vault().seal(&[&s.workspace_id, &s.meta.id], value.as_bytes())
     }
+
+    pub async fn get_secret(&self, workspace_id: &str, r: &IdRef) -> StoreResult<Option<WorkspaceSecret>> {
+        let (col, val) = id_ref_column(r);
+        let mut q = ListQuery::new(SELECT);
+        q.and_eq("workspace_id", Bind::Text(workspace_id.into())).and_eq(col, Bind::Text(val));
+        let rows: Vec<SecretRow> = self.fetch_rows(&q).await?;
+        rows.into_iter().next().map(SecretRow::into_domain).transpose()
+    }
+
+    pub async fn list_secrets(&self, workspace_id: &str, params: &ListParams) -> StoreResult<Page<WorkspaceSecret>> {
+        let mut q = ListQuery::new(SELECT);
+        q.and_eq("workspace_id", Bind::Text(workspace_id.into()));
+        let page = self.list_page::<SecretRow>(q, "name", params).await?;
+        let items = page.items.into_iter().map(SecretRow::into_domain).collect::<StoreResult<Vec<_>>>()?;
+        Ok(Page { items, next_cursor: page.next_cursor })
+    }
+
+}
+
+impl Store {
 
     pub async fn insert_secret(&self, s: &WorkspaceSecret, value: &str) -> StoreResult<()> {
         let sealed = self.seal_secret(s, value);
@@ -60,22 +82,6 @@ impl Store {
             .await?;
         });
         Ok(())
-    }
-
-    pub async fn get_secret(&self, workspace_id: &str, r: &IdRef) -> StoreResult<Option<WorkspaceSecret>> {
-        let (col, val) = id_ref_column(r);
-        let mut q = ListQuery::new(SELECT);
-        q.and_eq("workspace_id", Bind::Text(workspace_id.into())).and_eq(col, Bind::Text(val));
-        let rows: Vec<SecretRow> = self.fetch_rows(&q).await?;
-        rows.into_iter().next().map(SecretRow::into_domain).transpose()
-    }
-
-    pub async fn list_secrets(&self, workspace_id: &str, params: &ListParams) -> StoreResult<Page<WorkspaceSecret>> {
-        let mut q = ListQuery::new(SELECT);
-        q.and_eq("workspace_id", Bind::Text(workspace_id.into()));
-        let page = self.list_page::<SecretRow>(q, "name", params).await?;
-        let items = page.items.into_iter().map(SecretRow::into_domain).collect::<StoreResult<Vec<_>>>()?;
-        Ok(Page { items, next_cursor: page.next_cursor })
     }
 
     /// Writes the mutable fields of `s`, and the value when `new_value` is given.
@@ -106,30 +112,47 @@ impl Store {
         Ok(())
     }
 
+}
+
+impl Store {
     pub async fn delete_secret(&self, workspace_id: &str, id: &str) -> StoreResult<bool> {
         self.delete_in_workspace("workspace_secrets", workspace_id, id).await
     }
+}
 
-    /// Resolves a secret's value by name at use time and stamps `lastUsedAt`.
-    pub async fn resolve_secret(&self, workspace_id: &str, name: &str) -> StoreResult<Option<String>> {
-        let row: Option<(String, Vec<u8>)> = on_db!(self, read, |db| sqlx::query_as(
+impl Tx {
+    /// A workspace secret's value by name, for use in memory only (never stored elsewhere or
+    /// logged); records when it was last used.
+    pub async fn resolve_secret(&mut self, workspace_id: &str, name: &str) -> StoreResult<Option<String>> {
+        let now = self.now();
+        let vault = self.shared.vault.clone();
+        let row: Option<(String, Vec<u8>)> = on_tx!(self, |c| sqlx::query_as(
             "SELECT id, value_sealed FROM workspace_secrets WHERE workspace_id = $1 AND name = $2"
         )
         .bind(workspace_id)
         .bind(name)
-        .fetch_optional(db)
+        .fetch_optional(&mut *c)
         .await?);
         let Some((id, sealed)) = row else { return Ok(None) };
-        let plain = self.vault().open(&[workspace_id, &id], &sealed).map_err(|e| StoreError::Corrupt(e.message))?;
-        let now = self.now_ms();
-        in_tx!(self, |tx| {
+        let plain = vault.open(&[workspace_id, &id], &sealed).map_err(|e| StoreError::Corrupt(e.message))?;
+        on_tx!(self, |c| {
             sqlx::query("UPDATE workspace_secrets SET last_used_at = $1 WHERE workspace_id = $2 AND id = $3")
                 .bind(now)
                 .bind(workspace_id)
                 .bind(&id)
-                .execute(&mut *tx)
+                .execute(&mut *c)
                 .await?;
         });
         String::from_utf8(plain).map(Some).map_err(|_| StoreError::Corrupt("secret value".into()))
+    }
+}
+
+impl Store {
+    /// [`Tx::resolve_secret`] in a unit of its own.
+    pub async fn resolve_secret(&self, workspace_id: &str, name: &str) -> StoreResult<Option<String>> {
+        let mut tx = self.begin().await?;
+        let value = tx.resolve_secret(workspace_id, name).await?;
+        tx.commit().await?;
+        Ok(value)
     }
 }

@@ -1,16 +1,18 @@
 //! Tool sets, their tools and their sync log. Creating or re-pointing a synced tool set
 //! enqueues its sync job in the same transaction, so a committed change is always synced.
 
+use crate::Reads;
 use cadenza_domain::IdRef;
 use cadenza_domain::ids::IdKind;
 use cadenza_domain::page::{ListParams, Page};
 use cadenza_domain::tool_sets::{Adapter, SyncEvent, Tool, ToolSet, ToolSetEvent, ToolSetState, ToolState};
 use serde_json::Value;
 
-use crate::jobs::{Lease, NewJob, check_lease, enqueue_job};
+use crate::jobs::NewJob;
+use crate::tx::on_tx;
 use crate::list::{Bind, ListQuery};
 use crate::rows::{HasMeta, MetaRow, id_ref_column, labels_to};
-use crate::{Store, StoreError, StoreResult, in_tx, on_db};
+use crate::{Store, StoreError, StoreResult, Tx, in_tx, on_db};
 
 #[derive(sqlx::FromRow)]
 struct ToolSetRow {
@@ -185,51 +187,7 @@ macro_rules! consume_upload_into_set {
     }};
 }
 
-impl Store {
-    /// Stores a new tool set, with its first sync job when it has one. `from_upload` is an
-    /// OpenAPI document read from a COMPLETE upload: the upload is consumed and the document
-    /// kept, in the same transaction.
-    pub async fn insert_tool_set(
-        &self,
-        ts: &ToolSet,
-        sync: Option<&NewJob>,
-        from_upload: Option<(&str, &str)>,
-    ) -> StoreResult<()> {
-        let now = self.now_ms();
-        let job_id = IdKind::Job.new_id(now);
-        in_tx!(self, |tx| {
-            sqlx::query(
-                "INSERT INTO tool_sets (id, account_id, workspace_id, name, external_id, labels, profile_id, \
-                 created_at, updated_at, description, adapter, state) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-            )
-            .bind(&ts.meta.id)
-            .bind(&ts.meta.account_id)
-            .bind(&ts.workspace_id)
-            .bind(&ts.meta.name)
-            .bind(&ts.meta.external_id)
-            .bind(labels_to(&ts.meta.labels))
-            .bind(&ts.meta.profile_id)
-            .bind(ts.meta.created_at)
-            .bind(ts.meta.updated_at)
-            .bind(&ts.description)
-            .bind(adapter_json(&ts.adapter))
-            .bind(ts.state.as_str())
-            .execute(&mut *tx)
-            .await?;
-            crate::bump_catalog!(tx, &ts.workspace_id);
-            if let Some((upload_id, document)) = from_upload {
-                consume_upload_into_set!(tx, ts, upload_id, document, now);
-            }
-            if let Some(job) = sync {
-                enqueue_job!(tx, &job_id, job, now);
-            }
-        });
-        if sync.is_some() {
-            self.jobs_enqueued().await;
-        }
-        Ok(())
-    }
+impl Reads {
 
     pub async fn get_tool_set(&self, workspace_id: &str, r: &IdRef) -> StoreResult<Option<ToolSet>> {
         let (col, val) = id_ref_column(r);
@@ -252,66 +210,6 @@ impl Store {
         let page = self.list_page::<ToolSetRow>(q, "name", params).await?;
         let items = page.items.into_iter().map(ToolSetRow::into_domain).collect::<StoreResult<Vec<_>>>()?;
         Ok(Page { items, next_cursor: page.next_cursor })
-    }
-
-    /// Writes a changed tool set, with a sync job when its source changed (and, as on insert,
-    /// the document of a newly named upload).
-    pub async fn update_tool_set(
-        &self,
-        ts: &ToolSet,
-        sync: Option<&NewJob>,
-        from_upload: Option<(&str, &str)>,
-    ) -> StoreResult<()> {
-        let now = self.now_ms();
-        let job_id = IdKind::Job.new_id(now);
-        in_tx!(self, |tx| {
-            sqlx::query(
-                "UPDATE tool_sets SET name = $1, external_id = $2, labels = $3, updated_at = $4, description = $5, \
-                 adapter = $6, state = $7 WHERE workspace_id = $8 AND id = $9",
-            )
-            .bind(&ts.meta.name)
-            .bind(&ts.meta.external_id)
-            .bind(labels_to(&ts.meta.labels))
-            .bind(ts.meta.updated_at)
-            .bind(&ts.description)
-            .bind(adapter_json(&ts.adapter))
-            .bind(ts.state.as_str())
-            .bind(&ts.workspace_id)
-            .bind(&ts.meta.id)
-            .execute(&mut *tx)
-            .await?;
-            crate::bump_catalog!(tx, &ts.workspace_id);
-            if let Some((upload_id, document)) = from_upload {
-                consume_upload_into_set!(tx, ts, upload_id, document, now);
-            }
-            if let Some(job) = sync {
-                enqueue_job!(tx, &job_id, job, now);
-            }
-        });
-        if sync.is_some() {
-            self.jobs_enqueued().await;
-        }
-        Ok(())
-    }
-
-    /// Deletes a tool set with its tools and its event log.
-    pub async fn delete_tool_set(&self, workspace_id: &str, id: &str) -> StoreResult<bool> {
-        let n = in_tx!(self, |tx| {
-            for sql in [
-                "DELETE FROM tools WHERE workspace_id = $1 AND tool_set_id = $2",
-                "DELETE FROM tool_set_events WHERE workspace_id = $1 AND tool_set_id = $2",
-            ] {
-                sqlx::query(sql).bind(workspace_id).bind(id).execute(&mut *tx).await?;
-            }
-            crate::bump_catalog!(tx, workspace_id);
-            sqlx::query("DELETE FROM tool_sets WHERE workspace_id = $1 AND id = $2")
-                .bind(workspace_id)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected()
-        });
-        Ok(n > 0)
     }
 
     /// How many variation assignments reach the set (directly or through its tools).
@@ -373,41 +271,6 @@ impl Store {
         self.fetch_scalar_i64(&q).await
     }
 
-    // ---- tools ----
-
-    pub async fn insert_tool(&self, t: &Tool) -> StoreResult<()> {
-        in_tx!(self, |tx| {
-            sqlx::query(
-                "INSERT INTO tools (id, account_id, workspace_id, tool_set_id, name, external_id, labels, profile_id, \
-                 created_at, updated_at, description, parameters, config, requires_approval, state, omitted_by_user, \
-                 llm_tool_name, signature) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
-            )
-            .bind(&t.meta.id)
-            .bind(&t.meta.account_id)
-            .bind(&t.workspace_id)
-            .bind(&t.tool_set_id)
-            .bind(&t.meta.name)
-            .bind(&t.meta.external_id)
-            .bind(labels_to(&t.meta.labels))
-            .bind(&t.meta.profile_id)
-            .bind(t.meta.created_at)
-            .bind(t.meta.updated_at)
-            .bind(&t.description)
-            .bind(t.parameters.to_string())
-            .bind(t.config.to_string())
-            .bind(i64::from(t.requires_approval))
-            .bind(t.state.as_str())
-            .bind(i64::from(t.omitted_by_user))
-            .bind(&t.llm_tool_name)
-            .bind(&t.signature)
-            .execute(&mut *tx)
-            .await?;
-            crate::bump_catalog!(tx, &t.workspace_id);
-        });
-        Ok(())
-    }
-
     pub async fn get_tool(&self, workspace_id: &str, tool_set_id: &str, r: &IdRef) -> StoreResult<Option<Tool>> {
         let (col, val) = id_ref_column(r);
         let mut q = ListQuery::new(SELECT_TOOLS);
@@ -444,6 +307,177 @@ impl Store {
         let page = self.list_page::<ToolRow>(q, "name", params).await?;
         let items = page.items.into_iter().map(ToolRow::into_domain).collect::<StoreResult<Vec<_>>>()?;
         Ok(Page { items, next_cursor: page.next_cursor })
+    }
+
+    // ---- the sync log ----
+
+    pub async fn list_tool_set_events(
+        &self,
+        workspace_id: &str,
+        tool_set_id: &str,
+        params: &ListParams,
+    ) -> StoreResult<Page<ToolSetEvent>> {
+        let mut q = ListQuery::new(
+            "SELECT id, account_id, workspace_id, tool_set_id, name, external_id, labels, profile_id, created_at, \
+             updated_at, kind, message, tools_synced, error_type FROM tool_set_events WHERE 1 = 1",
+        );
+        q.and_eq("workspace_id", Bind::Text(workspace_id.into())).and_eq("tool_set_id", Bind::Text(tool_set_id.into()));
+        let page = self.list_page::<EventRow>(q, "kind", params).await?;
+        let items = page.items.into_iter().map(EventRow::into_domain).collect::<StoreResult<Vec<_>>>()?;
+        Ok(Page { items, next_cursor: page.next_cursor })
+    }
+
+    /// The OpenAPI document a sync consumed, if any.
+    pub async fn openapi_document(&self, workspace_id: &str, tool_set_id: &str) -> StoreResult<Option<String>> {
+        on_db!(self, read, |db| {
+            let doc: Option<Option<String>> =
+                sqlx::query_scalar("SELECT openapi_document FROM tool_sets WHERE workspace_id = $1 AND id = $2")
+                    .bind(workspace_id)
+                    .bind(tool_set_id)
+                    .fetch_optional(db)
+                    .await?;
+            Ok(doc.flatten())
+        })
+    }
+}
+
+impl Store {
+    /// Stores a new tool set, with its first sync job when it has one. `from_upload` is an
+    /// OpenAPI document read from a COMPLETE upload: the upload is consumed and the document
+    /// kept, in the same transaction.
+    pub async fn insert_tool_set(
+        &self,
+        ts: &ToolSet,
+        sync: Option<NewJob>,
+        from_upload: Option<(&str, &str)>,
+    ) -> StoreResult<()> {
+        let mut unit = self.begin().await?;
+        let now = unit.now();
+        on_tx!(unit, |tx| {
+            sqlx::query(
+                "INSERT INTO tool_sets (id, account_id, workspace_id, name, external_id, labels, profile_id, \
+                 created_at, updated_at, description, adapter, state) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+            )
+            .bind(&ts.meta.id)
+            .bind(&ts.meta.account_id)
+            .bind(&ts.workspace_id)
+            .bind(&ts.meta.name)
+            .bind(&ts.meta.external_id)
+            .bind(labels_to(&ts.meta.labels))
+            .bind(&ts.meta.profile_id)
+            .bind(ts.meta.created_at)
+            .bind(ts.meta.updated_at)
+            .bind(&ts.description)
+            .bind(adapter_json(&ts.adapter))
+            .bind(ts.state.as_str())
+            .execute(&mut *tx)
+            .await?;
+            crate::bump_catalog!(tx, &ts.workspace_id);
+            if let Some((upload_id, document)) = from_upload {
+                consume_upload_into_set!(tx, ts, upload_id, document, now);
+            }
+            Ok::<(), StoreError>(())
+        })?;
+        if let Some(job) = sync {
+            unit.enqueue(job).await?;
+        }
+        unit.commit().await?;
+        Ok(())
+    }
+
+    /// Writes a changed tool set, with a sync job when its source changed (and, as on insert,
+    /// the document of a newly named upload).
+    pub async fn update_tool_set(
+        &self,
+        ts: &ToolSet,
+        sync: Option<NewJob>,
+        from_upload: Option<(&str, &str)>,
+    ) -> StoreResult<()> {
+        let mut unit = self.begin().await?;
+        let now = unit.now();
+        on_tx!(unit, |tx| {
+            sqlx::query(
+                "UPDATE tool_sets SET name = $1, external_id = $2, labels = $3, updated_at = $4, description = $5, \
+                 adapter = $6, state = $7 WHERE workspace_id = $8 AND id = $9",
+            )
+            .bind(&ts.meta.name)
+            .bind(&ts.meta.external_id)
+            .bind(labels_to(&ts.meta.labels))
+            .bind(ts.meta.updated_at)
+            .bind(&ts.description)
+            .bind(adapter_json(&ts.adapter))
+            .bind(ts.state.as_str())
+            .bind(&ts.workspace_id)
+            .bind(&ts.meta.id)
+            .execute(&mut *tx)
+            .await?;
+            crate::bump_catalog!(tx, &ts.workspace_id);
+            if let Some((upload_id, document)) = from_upload {
+                consume_upload_into_set!(tx, ts, upload_id, document, now);
+            }
+            Ok::<(), StoreError>(())
+        })?;
+        if let Some(job) = sync {
+            unit.enqueue(job).await?;
+        }
+        unit.commit().await?;
+        Ok(())
+    }
+
+    /// Deletes a tool set with its tools and its event log.
+    pub async fn delete_tool_set(&self, workspace_id: &str, id: &str) -> StoreResult<bool> {
+        let n = in_tx!(self, |tx| {
+            for sql in [
+                "DELETE FROM tools WHERE workspace_id = $1 AND tool_set_id = $2",
+                "DELETE FROM tool_set_events WHERE workspace_id = $1 AND tool_set_id = $2",
+            ] {
+                sqlx::query(sql).bind(workspace_id).bind(id).execute(&mut *tx).await?;
+            }
+            crate::bump_catalog!(tx, workspace_id);
+            sqlx::query("DELETE FROM tool_sets WHERE workspace_id = $1 AND id = $2")
+                .bind(workspace_id)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+        });
+        Ok(n > 0)
+    }
+
+    // ---- tools ----
+
+    pub async fn insert_tool(&self, t: &Tool) -> StoreResult<()> {
+        in_tx!(self, |tx| {
+            sqlx::query(
+                "INSERT INTO tools (id, account_id, workspace_id, tool_set_id, name, external_id, labels, profile_id, \
+                 created_at, updated_at, description, parameters, config, requires_approval, state, omitted_by_user, \
+                 llm_tool_name, signature) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
+            )
+            .bind(&t.meta.id)
+            .bind(&t.meta.account_id)
+            .bind(&t.workspace_id)
+            .bind(&t.tool_set_id)
+            .bind(&t.meta.name)
+            .bind(&t.meta.external_id)
+            .bind(labels_to(&t.meta.labels))
+            .bind(&t.meta.profile_id)
+            .bind(t.meta.created_at)
+            .bind(t.meta.updated_at)
+            .bind(&t.description)
+            .bind(t.parameters.to_string())
+            .bind(t.config.to_string())
+            .bind(i64::from(t.requires_approval))
+            .bind(t.state.as_str())
+            .bind(i64::from(t.omitted_by_user))
+            .bind(&t.llm_tool_name)
+            .bind(&t.signature)
+            .execute(&mut *tx)
+            .await?;
+            crate::bump_catalog!(tx, &t.workspace_id);
+        });
+        Ok(())
     }
 
     pub async fn update_tool(&self, t: &Tool) -> StoreResult<()> {
@@ -486,68 +520,6 @@ impl Store {
         });
         Ok(n > 0)
     }
-
-    // ---- the sync log ----
-
-    pub async fn insert_tool_set_event(&self, e: &ToolSetEvent) -> StoreResult<()> {
-        let (message, synced, error_type) = match &e.event {
-            SyncEvent::Started { message } => (message, 0, ""),
-            SyncEvent::Completed { tools_synced, message } => (message, i64::from(*tools_synced), ""),
-            SyncEvent::Failed { error_type, message } => (message, 0, error_type.as_str()),
-        };
-        in_tx!(self, |tx| {
-            sqlx::query(
-                "INSERT INTO tool_set_events (id, account_id, workspace_id, tool_set_id, external_id, labels, \
-                 profile_id, created_at, updated_at, kind, message, tools_synced, error_type) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-            )
-            .bind(&e.meta.id)
-            .bind(&e.meta.account_id)
-            .bind(&e.workspace_id)
-            .bind(&e.tool_set_id)
-            .bind(&e.meta.external_id)
-            .bind(labels_to(&e.meta.labels))
-            .bind(&e.meta.profile_id)
-            .bind(e.meta.created_at)
-            .bind(e.meta.updated_at)
-            .bind(e.event.kind())
-            .bind(message)
-            .bind(synced)
-            .bind(error_type)
-            .execute(&mut *tx)
-            .await?;
-        });
-        Ok(())
-    }
-
-    pub async fn list_tool_set_events(
-        &self,
-        workspace_id: &str,
-        tool_set_id: &str,
-        params: &ListParams,
-    ) -> StoreResult<Page<ToolSetEvent>> {
-        let mut q = ListQuery::new(
-            "SELECT id, account_id, workspace_id, tool_set_id, name, external_id, labels, profile_id, created_at, \
-             updated_at, kind, message, tools_synced, error_type FROM tool_set_events WHERE 1 = 1",
-        );
-        q.and_eq("workspace_id", Bind::Text(workspace_id.into())).and_eq("tool_set_id", Bind::Text(tool_set_id.into()));
-        let page = self.list_page::<EventRow>(q, "kind", params).await?;
-        let items = page.items.into_iter().map(EventRow::into_domain).collect::<StoreResult<Vec<_>>>()?;
-        Ok(Page { items, next_cursor: page.next_cursor })
-    }
-
-    /// The OpenAPI document a sync consumed, if any.
-    pub async fn openapi_document(&self, workspace_id: &str, tool_set_id: &str) -> StoreResult<Option<String>> {
-        on_db!(self, read, |db| {
-            let doc: Option<Option<String>> =
-                sqlx::query_scalar("SELECT openapi_document FROM tool_sets WHERE workspace_id = $1 AND id = $2")
-                    .bind(workspace_id)
-                    .bind(tool_set_id)
-                    .fetch_optional(db)
-                    .await?;
-            Ok(doc.flatten())
-        })
-    }
 }
 
 /// One tool as a sync found it, ready to store.
@@ -588,26 +560,55 @@ struct ExistingTool {
     signature: String,
 }
 
-impl Store {
-    /// Applies a successful sync in one transaction fenced by the job's lease: new tools are
+impl Tx {
+    /// Logs a sync event; the sync job calls it on its fenced unit.
+    pub async fn insert_tool_set_event(&mut self, e: &ToolSetEvent) -> StoreResult<()> {
+        let (message, synced, error_type) = match &e.event {
+            SyncEvent::Started { message } => (message, 0, ""),
+            SyncEvent::Completed { tools_synced, message } => (message, i64::from(*tools_synced), ""),
+            SyncEvent::Failed { error_type, message } => (message, 0, error_type.as_str()),
+        };
+        on_tx!(self, |tx| {
+            sqlx::query(
+                "INSERT INTO tool_set_events (id, account_id, workspace_id, tool_set_id, external_id, labels, \
+                 profile_id, created_at, updated_at, kind, message, tools_synced, error_type) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+            )
+            .bind(&e.meta.id)
+            .bind(&e.meta.account_id)
+            .bind(&e.workspace_id)
+            .bind(&e.tool_set_id)
+            .bind(&e.meta.external_id)
+            .bind(labels_to(&e.meta.labels))
+            .bind(&e.meta.profile_id)
+            .bind(e.meta.created_at)
+            .bind(e.meta.updated_at)
+            .bind(e.event.kind())
+            .bind(message)
+            .bind(synced)
+            .bind(error_type)
+            .execute(&mut *tx)
+            .await?;
+        });
+        Ok(())
+    }
+
+    /// Applies a successful sync; call on a unit fenced by the sync job's lease: new tools are
     /// created, changed ones updated, tools gone from the source ARCHIVED (never deleted), the
     /// consumed document kept, and `completed` logged. A stale worker changes nothing.
     pub async fn apply_tool_sync(
-        &self,
-        lease: &Lease,
+        &mut self,
         set: &ToolSet,
         tools: &[SyncedTool],
         document: Option<&str>,
         completed: &ToolSetEvent,
     ) -> StoreResult<SyncOutcome> {
-        let now = self.now_ms();
-        let check = self.lease_check_sql();
+        let now = self.now();
         let (message, synced) = match &completed.event {
             SyncEvent::Completed { tools_synced, message } => (message.clone(), i64::from(*tools_synced)),
             other => (format!("{other:?}"), 0),
         };
-        let outcome = in_tx!(self, |tx| {
-            check_lease!(tx, check, lease, now);
+        let outcome = on_tx!(self, |tx| {
             crate::bump_catalog!(tx, &set.workspace_id);
             let existing: Vec<ExistingTool> = sqlx::query_as(
                 "SELECT id, name, description, parameters, config, requires_approval, state, omitted_by_user, \
@@ -741,7 +742,15 @@ fn push_in<'a>(q: &mut ListQuery, column: &str, values: impl Iterator<Item = &'a
     q.push(")");
 }
 
-impl Store {
+impl Reads {
+    /// Every active tool set of every workspace (for the engine's resync check).
+    pub async fn active_tool_sets_everywhere(&self) -> StoreResult<Vec<ToolSet>> {
+        let mut q = ListQuery::new(SELECT_SETS);
+        q.and_eq("state", Bind::Text("ACTIVE".into())).push(" ORDER BY id LIMIT 100000");
+        let rows: Vec<ToolSetRow> = self.fetch_rows(&q).await?;
+        rows.into_iter().map(ToolSetRow::into_domain).collect()
+    }
+
     /// The workspace's catalog version (0 before any write): moves with every write to its
     /// agents, tool sets and tools, on any replica.
     pub async fn catalog_version(&self, workspace_id: &str) -> StoreResult<i64> {

@@ -1,13 +1,15 @@
 //! Upload rows: created PENDING with a signed URL, completed once by the PUT, consumed once by
 //! a memory entry or a tool set, expired by the maintenance pass.
 
+use crate::tx::on_tx;
+use crate::{Reads, Tx};
 use cadenza_domain::IdRef;
 use cadenza_domain::memory::MemoryEntry;
 use cadenza_domain::uploads::{Upload, UploadStatus};
 
 use crate::list::{Bind, ListQuery};
 use crate::rows::{HasMeta, MetaRow, id_ref_column, labels_to};
-use crate::{Store, StoreError, StoreResult, in_tx, on_db};
+use crate::{Store, StoreError, StoreResult, in_tx};
 
 #[derive(sqlx::FromRow)]
 struct UploadRow {
@@ -55,6 +57,17 @@ pub struct ExpiredUploads {
     pub orphaned_objects: Vec<String>,
 }
 
+impl Reads {
+
+    pub async fn get_upload(&self, workspace_id: &str, r: &IdRef) -> StoreResult<Option<Upload>> {
+        let (col, val) = id_ref_column(r);
+        let mut q = ListQuery::new(SELECT);
+        q.and_eq("workspace_id", Bind::Text(workspace_id.into())).and_eq(col, Bind::Text(val));
+        let rows: Vec<UploadRow> = self.fetch_rows(&q).await?;
+        rows.into_iter().next().map(UploadRow::into_domain).transpose()
+    }
+}
+
 impl Store {
     pub async fn insert_upload(&self, u: &Upload) -> StoreResult<()> {
         in_tx!(self, |tx| {
@@ -81,14 +94,6 @@ impl Store {
             .await?;
         });
         Ok(())
-    }
-
-    pub async fn get_upload(&self, workspace_id: &str, r: &IdRef) -> StoreResult<Option<Upload>> {
-        let (col, val) = id_ref_column(r);
-        let mut q = ListQuery::new(SELECT);
-        q.and_eq("workspace_id", Bind::Text(workspace_id.into())).and_eq(col, Bind::Text(val));
-        let rows: Vec<UploadRow> = self.fetch_rows(&q).await?;
-        rows.into_iter().next().map(UploadRow::into_domain).transpose()
     }
 
     /// PENDING → COMPLETE, once, while the URL is valid; the bytes are at `object_key`. Returns
@@ -151,21 +156,24 @@ impl Store {
         Ok(())
     }
 
+}
+
+impl Tx {
     /// The expiry pass: PENDING uploads past their URL become EXPIRED, COMPLETE ones unused
     /// past their retention become EXPIRED, and the bytes of both and of CONSUMED uploads are
     /// handed back for deletion. Safe to run on every replica at once.
-    pub async fn expire_uploads(&self) -> StoreResult<ExpiredUploads> {
-        let now = self.now_ms();
-        let due: Vec<(String, String, String)> = on_db!(self, read, |db| sqlx::query_as(
+    pub async fn expire_uploads(&mut self) -> StoreResult<ExpiredUploads> {
+        let now = self.now();
+        let due: Vec<(String, String, String)> = on_tx!(self, |db| sqlx::query_as(
             "SELECT id, status, object_key FROM uploads WHERE due_at IS NOT NULL AND due_at <= $1 LIMIT 500"
         )
         .bind(now)
-        .fetch_all(db)
+        .fetch_all(&mut *db)
         .await?);
         let mut out = ExpiredUploads::default();
         for (id, status, key) in due {
             let next = if status == "CONSUMED" { "CONSUMED" } else { "EXPIRED" };
-            let n = in_tx!(self, |tx| {
+            let n = on_tx!(self, |tx| {
                 sqlx::query(
                     "UPDATE uploads SET status = $1, object_key = '', due_at = NULL, updated_at = $2 \
                      WHERE id = $3 AND status = $4 AND due_at IS NOT NULL AND due_at <= $2",
@@ -188,5 +196,15 @@ impl Store {
             }
         }
         Ok(out)
+    }
+}
+
+impl Store {
+    /// [`Tx::expire_uploads`] in a unit of its own.
+    pub async fn expire_uploads(&self) -> StoreResult<ExpiredUploads> {
+        let mut tx = self.begin().await?;
+        let done = tx.expire_uploads().await?;
+        tx.commit().await?;
+        Ok(done)
     }
 }

@@ -1,6 +1,7 @@
 //! Agent variations, their assignments (tools, tool sets, sub-agents) and their memory-layer
 //! stacks.
 
+use crate::Reads;
 use cadenza_domain::IdRef;
 use cadenza_domain::ids::IdKind;
 use cadenza_domain::page::{ListParams, Page};
@@ -138,13 +139,7 @@ macro_rules! insert_variation_query {
 }
 pub(crate) use insert_variation_query;
 
-impl Store {
-    pub async fn insert_variation(&self, v: &Variation) -> StoreResult<()> {
-        in_tx!(self, |tx| {
-            insert_variation_query!(v).execute(&mut *tx).await?;
-        });
-        Ok(())
-    }
+impl Reads {
 
     pub async fn get_variation(&self, workspace_id: &str, agent_id: &str, r: &IdRef) -> StoreResult<Option<Variation>> {
         let (col, val) = id_ref_column(r);
@@ -167,6 +162,116 @@ impl Store {
         let page = self.list_page::<VariationRow>(q, "name", params).await?;
         let items = page.items.into_iter().map(VariationRow::into_domain).collect::<StoreResult<Vec<_>>>()?;
         Ok(Page { items, next_cursor: page.next_cursor })
+    }
+
+    pub async fn count_variations(&self, workspace_id: &str, agent_id: &str) -> StoreResult<i64> {
+        let mut q = ListQuery::new("SELECT COUNT(*) FROM variations WHERE 1 = 1");
+        q.and_eq("workspace_id", Bind::Text(workspace_id.into())).and_eq("agent_id", Bind::Text(agent_id.into()));
+        self.fetch_scalar_i64(&q).await
+    }
+
+    /// How many variations of the workspace run on `model_id`.
+    pub async fn count_variations_on_model(&self, workspace_id: &str, model_id: &str) -> StoreResult<i64> {
+        let mut q = ListQuery::new("SELECT COUNT(*) FROM variations WHERE 1 = 1");
+        q.and_eq("workspace_id", Bind::Text(workspace_id.into())).and_eq("model_id", Bind::Text(model_id.into()));
+        self.fetch_scalar_i64(&q).await
+    }
+
+    /// The workspace's models that at least one variation uses.
+    pub async fn models_in_use(&self, workspace_id: &str) -> StoreResult<Vec<String>> {
+        Ok(on_db!(self, read, |db| sqlx::query_scalar(
+            "SELECT DISTINCT model_id FROM variations WHERE workspace_id = $1 AND model_id IS NOT NULL"
+        )
+        .bind(workspace_id)
+        .fetch_all(db)
+        .await?))
+    }
+
+    // ---- assignments ----
+
+    pub async fn list_assignments(&self, workspace_id: &str, variation_id: &str) -> StoreResult<Vec<Assignment>> {
+        let rows: Vec<AssignmentRow> = on_db!(self, read, |db| sqlx::query_as(
+            "SELECT a.id, a.variation_id, a.kind, a.target_id, \
+             COALESCE(g.name, t.name, ts.name) AS target_name, a.created_at \
+             FROM variation_assignments a \
+             LEFT JOIN agents g ON a.kind = 'agent' AND g.id = a.target_id \
+             LEFT JOIN tools t ON a.kind = 'tool' AND t.id = a.target_id \
+             LEFT JOIN tool_sets ts ON a.kind = 'toolSet' AND ts.id = a.target_id \
+             WHERE a.workspace_id = $1 AND a.variation_id = $2 ORDER BY a.id"
+        )
+        .bind(workspace_id)
+        .bind(variation_id)
+        .fetch_all(db)
+        .await?);
+        rows.into_iter()
+            .map(|r| {
+                Ok(Assignment {
+                    kind: AssignmentKind::parse(&r.kind)
+                        .ok_or_else(|| StoreError::Corrupt(format!("assignment kind {}", r.kind)))?,
+                    id: r.id,
+                    variation_id: r.variation_id,
+                    target_id: r.target_id,
+                    target_name: r.target_name.unwrap_or_default(),
+                    created_at: r.created_at,
+                })
+            })
+            .collect()
+    }
+
+    /// Every (parent agent, sub-agent) edge of the workspace, for cycle checks.
+    pub async fn sub_agent_edges(&self, workspace_id: &str) -> StoreResult<Vec<(String, String)>> {
+        Ok(on_db!(self, read, |db| sqlx::query_as(
+            "SELECT v.agent_id, a.target_id FROM variation_assignments a JOIN variations v ON v.id = a.variation_id \
+             WHERE a.workspace_id = $1 AND a.kind = 'agent'"
+        )
+        .bind(workspace_id)
+        .fetch_all(db)
+        .await?))
+    }
+
+    // ---- memory-layer stacks ----
+
+    pub async fn list_layer_assignments(
+        &self,
+        workspace_id: &str,
+        variation_id: &str,
+    ) -> StoreResult<Vec<LayerAssignment>> {
+        let rows: Vec<LayerAssignmentRow> = on_db!(self, read, |db| sqlx::query_as(
+            "SELECT m.id, m.variation_id, m.layer_id, l.name AS layer_name, m.position, m.created_at \
+             FROM variation_memory_layers m JOIN memory_layers l ON l.id = m.layer_id \
+             WHERE m.workspace_id = $1 AND m.variation_id = $2 ORDER BY m.position ASC"
+        )
+        .bind(workspace_id)
+        .bind(variation_id)
+        .fetch_all(db)
+        .await?);
+        Ok(rows
+            .into_iter()
+            .map(|r| LayerAssignment {
+                id: r.id,
+                variation_id: r.variation_id,
+                layer_id: r.layer_id,
+                layer_name: r.layer_name,
+                position: i32::try_from(r.position).unwrap_or(0),
+                created_at: r.created_at,
+            })
+            .collect())
+    }
+
+    /// How many variation stacks hold the layer.
+    pub async fn count_layer_uses(&self, workspace_id: &str, layer_id: &str) -> StoreResult<i64> {
+        let mut q = ListQuery::new("SELECT COUNT(*) FROM variation_memory_layers WHERE 1 = 1");
+        q.and_eq("workspace_id", Bind::Text(workspace_id.into())).and_eq("layer_id", Bind::Text(layer_id.into()));
+        self.fetch_scalar_i64(&q).await
+    }
+}
+
+impl Store {
+    pub async fn insert_variation(&self, v: &Variation) -> StoreResult<()> {
+        in_tx!(self, |tx| {
+            insert_variation_query!(v).execute(&mut *tx).await?;
+        });
+        Ok(())
     }
 
     pub async fn update_variation(&self, v: &Variation) -> StoreResult<()> {
@@ -224,19 +329,6 @@ impl Store {
         Ok(n > 0)
     }
 
-    pub async fn count_variations(&self, workspace_id: &str, agent_id: &str) -> StoreResult<i64> {
-        let mut q = ListQuery::new("SELECT COUNT(*) FROM variations WHERE 1 = 1");
-        q.and_eq("workspace_id", Bind::Text(workspace_id.into())).and_eq("agent_id", Bind::Text(agent_id.into()));
-        self.fetch_scalar_i64(&q).await
-    }
-
-    /// How many variations of the workspace run on `model_id`.
-    pub async fn count_variations_on_model(&self, workspace_id: &str, model_id: &str) -> StoreResult<i64> {
-        let mut q = ListQuery::new("SELECT COUNT(*) FROM variations WHERE 1 = 1");
-        q.and_eq("workspace_id", Bind::Text(workspace_id.into())).and_eq("model_id", Bind::Text(model_id.into()));
-        self.fetch_scalar_i64(&q).await
-    }
-
     /// Moves every variation of the workspace from one model to another. Returns how many.
     pub async fn swap_variation_model(&self, workspace_id: &str, from: &str, to: &str) -> StoreResult<u64> {
         let now = self.now_ms();
@@ -252,47 +344,6 @@ impl Store {
             .await?
             .rows_affected()
         }))
-    }
-
-    /// The workspace's models that at least one variation uses.
-    pub async fn models_in_use(&self, workspace_id: &str) -> StoreResult<Vec<String>> {
-        Ok(on_db!(self, read, |db| sqlx::query_scalar(
-            "SELECT DISTINCT model_id FROM variations WHERE workspace_id = $1 AND model_id IS NOT NULL"
-        )
-        .bind(workspace_id)
-        .fetch_all(db)
-        .await?))
-    }
-
-    // ---- assignments ----
-
-    pub async fn list_assignments(&self, workspace_id: &str, variation_id: &str) -> StoreResult<Vec<Assignment>> {
-        let rows: Vec<AssignmentRow> = on_db!(self, read, |db| sqlx::query_as(
-            "SELECT a.id, a.variation_id, a.kind, a.target_id, \
-             COALESCE(g.name, t.name, ts.name) AS target_name, a.created_at \
-             FROM variation_assignments a \
-             LEFT JOIN agents g ON a.kind = 'agent' AND g.id = a.target_id \
-             LEFT JOIN tools t ON a.kind = 'tool' AND t.id = a.target_id \
-             LEFT JOIN tool_sets ts ON a.kind = 'toolSet' AND ts.id = a.target_id \
-             WHERE a.workspace_id = $1 AND a.variation_id = $2 ORDER BY a.id"
-        )
-        .bind(workspace_id)
-        .bind(variation_id)
-        .fetch_all(db)
-        .await?);
-        rows.into_iter()
-            .map(|r| {
-                Ok(Assignment {
-                    kind: AssignmentKind::parse(&r.kind)
-                        .ok_or_else(|| StoreError::Corrupt(format!("assignment kind {}", r.kind)))?,
-                    id: r.id,
-                    variation_id: r.variation_id,
-                    target_id: r.target_id,
-                    target_name: r.target_name.unwrap_or_default(),
-                    created_at: r.created_at,
-                })
-            })
-            .collect()
     }
 
     /// Assigns `target` to the variation; assigning it again returns the existing assignment.
@@ -345,46 +396,6 @@ impl Store {
                 .rows_affected()
         });
         Ok(n > 0)
-    }
-
-    /// Every (parent agent, sub-agent) edge of the workspace, for cycle checks.
-    pub async fn sub_agent_edges(&self, workspace_id: &str) -> StoreResult<Vec<(String, String)>> {
-        Ok(on_db!(self, read, |db| sqlx::query_as(
-            "SELECT v.agent_id, a.target_id FROM variation_assignments a JOIN variations v ON v.id = a.variation_id \
-             WHERE a.workspace_id = $1 AND a.kind = 'agent'"
-        )
-        .bind(workspace_id)
-        .fetch_all(db)
-        .await?))
-    }
-
-    // ---- memory-layer stacks ----
-
-    pub async fn list_layer_assignments(
-        &self,
-        workspace_id: &str,
-        variation_id: &str,
-    ) -> StoreResult<Vec<LayerAssignment>> {
-        let rows: Vec<LayerAssignmentRow> = on_db!(self, read, |db| sqlx::query_as(
-            "SELECT m.id, m.variation_id, m.layer_id, l.name AS layer_name, m.position, m.created_at \
-             FROM variation_memory_layers m JOIN memory_layers l ON l.id = m.layer_id \
-             WHERE m.workspace_id = $1 AND m.variation_id = $2 ORDER BY m.position ASC"
-        )
-        .bind(workspace_id)
-        .bind(variation_id)
-        .fetch_all(db)
-        .await?);
-        Ok(rows
-            .into_iter()
-            .map(|r| LayerAssignment {
-                id: r.id,
-                variation_id: r.variation_id,
-                layer_id: r.layer_id,
-                layer_name: r.layer_name,
-                position: i32::try_from(r.position).unwrap_or(0),
-                created_at: r.created_at,
-            })
-            .collect())
     }
 
     /// Puts a layer on the variation's stack at `position` (default: above the top). Returns
@@ -459,12 +470,5 @@ impl Store {
                 .rows_affected()
         });
         Ok(n > 0)
-    }
-
-    /// How many variation stacks hold the layer.
-    pub async fn count_layer_uses(&self, workspace_id: &str, layer_id: &str) -> StoreResult<i64> {
-        let mut q = ListQuery::new("SELECT COUNT(*) FROM variation_memory_layers WHERE 1 = 1");
-        q.and_eq("workspace_id", Bind::Text(workspace_id.into())).and_eq("layer_id", Bind::Text(layer_id.into()));
-        self.fetch_scalar_i64(&q).await
     }
 }

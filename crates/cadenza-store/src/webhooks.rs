@@ -1,5 +1,6 @@
 //! The webhook delivery log, listed per agent.
 
+use crate::Reads;
 use std::collections::BTreeMap;
 
 use cadenza_domain::page::{ListParams, Page};
@@ -66,6 +67,29 @@ const SELECT: &str = "SELECT id, account_id, workspace_id, agent_id, objective_i
      last_attempt_at, http_status_code, latency_ms, response_content_length, response_headers, error_message \
      FROM webhook_deliveries WHERE 1 = 1";
 
+impl Reads {
+
+    pub async fn list_agent_deliveries(
+        &self,
+        workspace_id: &str,
+        agent_id: &str,
+        filter: &DeliveryFilter,
+        params: &ListParams,
+    ) -> StoreResult<Page<Delivery>> {
+        let mut q = ListQuery::new(SELECT);
+        q.and_eq("workspace_id", Bind::Text(workspace_id.into())).and_eq("agent_id", Bind::Text(agent_id.into()));
+        if let Some(o) = &filter.objective_id {
+            q.and_eq("objective_id", Bind::Text(o.clone()));
+        }
+        if let Some(t) = &filter.event_type {
+            q.and_eq("event_type", Bind::Text(t.clone()));
+        }
+        let page = self.list_page::<DeliveryRow>(q, "webhook_url", params).await?;
+        let items = page.items.into_iter().map(DeliveryRow::into_domain).collect::<StoreResult<Vec<_>>>()?;
+        Ok(Page { items, next_cursor: page.next_cursor })
+    }
+}
+
 impl Store {
     pub async fn insert_delivery(&self, d: &Delivery) -> StoreResult<()> {
         let headers = serde_json::to_string(&d.response_headers).unwrap_or_else(|_| "{}".to_string());
@@ -103,25 +127,5 @@ impl Store {
             .await?;
         });
         Ok(())
-    }
-
-    pub async fn list_agent_deliveries(
-        &self,
-        workspace_id: &str,
-        agent_id: &str,
-        filter: &DeliveryFilter,
-        params: &ListParams,
-    ) -> StoreResult<Page<Delivery>> {
-        let mut q = ListQuery::new(SELECT);
-        q.and_eq("workspace_id", Bind::Text(workspace_id.into())).and_eq("agent_id", Bind::Text(agent_id.into()));
-        if let Some(o) = &filter.objective_id {
-            q.and_eq("objective_id", Bind::Text(o.clone()));
-        }
-        if let Some(t) = &filter.event_type {
-            q.and_eq("event_type", Bind::Text(t.clone()));
-        }
-        let page = self.list_page::<DeliveryRow>(q, "webhook_url", params).await?;
-        let items = page.items.into_iter().map(DeliveryRow::into_domain).collect::<StoreResult<Vec<_>>>()?;
-        Ok(Page { items, next_cursor: page.next_cursor })
     }
 }

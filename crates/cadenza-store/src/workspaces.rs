@@ -1,5 +1,6 @@
 //! Workspaces: the tenancy boundary.
 
+use crate::Reads;
 use cadenza_domain::IdRef;
 use cadenza_domain::page::{ListParams, Page};
 use cadenza_domain::workspaces::{Workspace, WorkspaceStatus};
@@ -57,13 +58,7 @@ macro_rules! insert_workspace {
 }
 pub(crate) use insert_workspace;
 
-impl Store {
-    pub async fn insert_workspace(&self, w: &Workspace) -> StoreResult<()> {
-        in_tx!(self, |tx| {
-            insert_workspace!(tx, w);
-        });
-        Ok(())
-    }
+impl Reads {
 
     /// A workspace of `account_id` by id or external id.
     pub async fn get_workspace(&self, account_id: &str, r: &IdRef) -> StoreResult<Option<Workspace>> {
@@ -91,6 +86,29 @@ impl Store {
         Ok(Page { items, next_cursor: page.next_cursor })
     }
 
+    /// The workspace's counters for `info` (agents, variations, memory entries), one round trip.
+    pub async fn workspace_totals(&self, workspace_id: &str) -> StoreResult<(i64, i64, i64)> {
+        crate::on_db!(self, read, |db| {
+            Ok(sqlx::query_as::<_, (i64, i64, i64)>(
+                "SELECT (SELECT COUNT(*) FROM agents WHERE workspace_id = $1), \
+                 (SELECT COUNT(*) FROM variations WHERE workspace_id = $1), \
+                 (SELECT COUNT(*) FROM memory_entries WHERE workspace_id = $1)",
+            )
+            .bind(workspace_id)
+            .fetch_one(db)
+            .await?)
+        })
+    }
+}
+
+impl Store {
+    pub async fn insert_workspace(&self, w: &Workspace) -> StoreResult<()> {
+        in_tx!(self, |tx| {
+            insert_workspace!(tx, w);
+        });
+        Ok(())
+    }
+
     /// Writes every mutable field of `w` (the caller read, changed, and hands it back).
     pub async fn update_workspace(&self, w: &Workspace) -> StoreResult<()> {
         in_tx!(self, |tx| {
@@ -111,19 +129,5 @@ impl Store {
         });
         self.access_changed().await;
         Ok(())
-    }
-
-    /// The workspace's counters for `info` (agents, variations, memory entries), one round trip.
-    pub async fn workspace_totals(&self, workspace_id: &str) -> StoreResult<(i64, i64, i64)> {
-        crate::on_db!(self, read, |db| {
-            Ok(sqlx::query_as::<_, (i64, i64, i64)>(
-                "SELECT (SELECT COUNT(*) FROM agents WHERE workspace_id = $1), \
-                 (SELECT COUNT(*) FROM variations WHERE workspace_id = $1), \
-                 (SELECT COUNT(*) FROM memory_entries WHERE workspace_id = $1)",
-            )
-            .bind(workspace_id)
-            .fetch_one(db)
-            .await?)
-        })
     }
 }

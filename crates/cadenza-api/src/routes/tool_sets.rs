@@ -14,6 +14,7 @@ use cadenza_domain::mask::UpdateMask;
 use cadenza_domain::scopes::Verb;
 use cadenza_domain::time::format_ms;
 use cadenza_domain::tool_sets::{
+    SyncToolSet,
     Adapter, BareAdapter, HttpAdapter, JustInTime, McpAdapter, OpenApiAdapter, OpenApiSource, SyncEvent, ToolSet,
     ToolSetEvent, ToolSetState, check_headers, check_url,
 };
@@ -32,10 +33,6 @@ use crate::wire::{
     resource_meta,
 };
 
-/// The job kind that syncs a tool set from its source.
-pub const SYNC_JOB: &str = "tool_sets.sync";
-/// The queue syncs run on (they wait on outside servers, so they get their own).
-pub const SYNC_QUEUE: &str = "tool_sets";
 
 // ---- wire shapes ----
 
@@ -361,10 +358,11 @@ pub(crate) fn sync_job(ts: &ToolSet, reason: &str) -> Option<NewJob> {
     if !ts.adapter.is_managed() || ts.state == ToolSetState::Archived {
         return None;
     }
-    let mut job = NewJob::new(SYNC_JOB, SYNC_QUEUE, json!({"toolSetId": ts.meta.id, "reason": reason}));
-    job.workspace_id = Some(ts.workspace_id.clone());
-    job.max_attempts = 1;
-    Some(job)
+    Some(NewJob::of(&SyncToolSet {
+        workspace_id: ts.workspace_id.clone(),
+        tool_set_id: ts.meta.id.clone(),
+        reason: reason.to_string(),
+    }))
 }
 
 // ---- loading ----
@@ -419,7 +417,7 @@ async fn create(State(s): State<AppState>, c: WsCaller, JsonBody(b): JsonBody<Wr
     };
     let from_upload = upload_document(&s, &c, &ts.adapter, None).await?;
     let from_upload = from_upload.as_ref().map(|(id, doc)| (id.as_str(), doc.as_str()));
-    s.store.insert_tool_set(&ts, sync_job(&ts, "created").as_ref(), from_upload).await?;
+    s.store.insert_tool_set(&ts, sync_job(&ts, "created"), from_upload).await?;
     Ok(Json(ToolSetOut::with_info(&s, &ts).await?))
 }
 
@@ -464,7 +462,7 @@ async fn update(
     ts.meta.updated_at = s.store.now_ms();
     let job = if resync { sync_job(&ts, "adapter changed") } else { None };
     let from_upload = from_upload.as_ref().map(|(id, doc)| (id.as_str(), doc.as_str()));
-    s.store.update_tool_set(&ts, job.as_ref(), from_upload).await?;
+    s.store.update_tool_set(&ts, job, from_upload).await?;
     Ok(Json(ToolSetOut::with_info(&s, &ts).await?))
 }
 
@@ -513,7 +511,7 @@ async fn action(
         }
     };
     ts.meta.updated_at = s.store.now_ms();
-    s.store.update_tool_set(&ts, job.as_ref(), None).await?;
+    s.store.update_tool_set(&ts, job, None).await?;
     Ok(Json(ToolSetOut::with_info(&s, &ts).await?))
 }
 
