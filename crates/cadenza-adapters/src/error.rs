@@ -9,6 +9,8 @@ use std::fmt;
 
 use cadenza_domain::{Code, Error};
 
+use crate::egress::EgressRefusal;
+
 /// Why an OpenAPI document was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SpecErrorKind {
@@ -87,6 +89,9 @@ pub enum SyncErrorKind {
     TooLarge,
     /// The URL or headers we were given cannot be used (bad scheme, bad header name…).
     InvalidConfig,
+    /// The [`EgressPolicy`](crate::egress::EgressPolicy) refused the destination: the URL's host,
+    /// every address its name resolves to, or a redirect hop. Nothing was sent to it.
+    EgressRefused,
     /// What the peer served is not a usable tool description (bad OpenAPI, bad tool schema).
     InvalidSpec,
     UnsupportedVersion,
@@ -105,6 +110,7 @@ impl SyncErrorKind {
             SyncErrorKind::ServerError => "server_error",
             SyncErrorKind::TooLarge => "too_large",
             SyncErrorKind::InvalidConfig => "invalid_config",
+            SyncErrorKind::EgressRefused => "egress_refused",
             SyncErrorKind::InvalidSpec => "invalid_spec",
             SyncErrorKind::UnsupportedVersion => "unsupported_version",
             SyncErrorKind::RemoteRefRefused => "remote_ref_refused",
@@ -138,6 +144,12 @@ impl fmt::Display for SyncError {
 
 impl std::error::Error for SyncError {}
 
+impl From<EgressRefusal> for SyncError {
+    fn from(e: EgressRefusal) -> Self {
+        SyncError::new(SyncErrorKind::EgressRefused, e.to_string())
+    }
+}
+
 impl From<SpecError> for SyncError {
     fn from(e: SpecError) -> Self {
         let kind = match e.kind {
@@ -163,6 +175,7 @@ impl From<SyncError> for Error {
             | SyncErrorKind::TooLarge => Code::Unavailable,
             SyncErrorKind::AuthFailure => Code::FailedPrecondition,
             SyncErrorKind::InvalidConfig
+            | SyncErrorKind::EgressRefused
             | SyncErrorKind::InvalidSpec
             | SyncErrorKind::UnsupportedVersion
             | SyncErrorKind::RemoteRefRefused
@@ -179,6 +192,7 @@ mod tests {
     #[test]
     fn kinds_are_stable_strings() {
         assert_eq!(SyncError::new(SyncErrorKind::AuthFailure, "x").kind(), "auth_failure");
+        assert_eq!(SyncError::new(SyncErrorKind::EgressRefused, "x").kind(), "egress_refused");
         assert_eq!(SpecError::new(SpecErrorKind::RemoteRefRefused, "x").kind(), "remote_ref_refused");
         let s: SyncError = SpecError::new(SpecErrorKind::UnsupportedVersion, "2.0").into();
         assert_eq!(s.kind(), "unsupported_version");

@@ -1,11 +1,16 @@
 //! Fetching a document (an OpenAPI spec given by URL): bounded in time and size, failures sorted
 //! into [`SyncErrorKind`]s. Header values are credentials and never appear in errors or logs.
+//!
+//! Every request goes through the [`EgressPolicy`] of [`FetchOptions::egress`]: the URL before
+//! sending, each resolved address, and each redirect hop. A refusal fails with
+//! [`SyncErrorKind::EgressRefused`] before anything is sent to the refused destination.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use reqwest::header::{ACCEPT, HeaderMap, HeaderName, HeaderValue};
 
+use crate::egress::{EgressPolicy, Redirects, refusal_in};
 use crate::error::{SyncError, SyncErrorKind};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -15,7 +20,11 @@ pub struct FetchOptions {
     pub connect_timeout: Duration,
     /// Larger bodies fail with `TooLarge` without being read past the cap.
     pub max_bytes: usize,
+    /// Redirects followed within the origin; more fail with `Protocol`.
     pub max_redirects: usize,
+    /// Where requests may go (defaults: loopback and private networks allowed, cloud metadata
+    /// and link-local refused).
+    pub egress: EgressPolicy,
 }
 
 impl Default for FetchOptions {
@@ -25,6 +34,7 @@ impl Default for FetchOptions {
             connect_timeout: Duration::from_secs(10),
             max_bytes: 10 * 1024 * 1024,
             max_redirects: 5,
+            egress: EgressPolicy::default(),
         }
     }
 }
@@ -38,12 +48,9 @@ pub struct Fetcher {
 
 impl Fetcher {
     pub fn new(opts: FetchOptions) -> Result<Self, SyncError> {
-        let client = reqwest::Client::builder()
-            .connect_timeout(opts.connect_timeout)
-            .timeout(opts.timeout)
-            .redirect(same_origin_redirects(opts.max_redirects))
-            .build()
-            .map_err(|e| {
+        let builder = reqwest::Client::builder().connect_timeout(opts.connect_timeout).timeout(opts.timeout);
+        let client =
+            opts.egress.apply(builder, Redirects::SameOrigin { max: opts.max_redirects }).build().map_err(|e| {
                 SyncError::new(SyncErrorKind::InvalidConfig, format!("cannot build an HTTP client: {}", describe(&e)))
             })?;
         Ok(Self { client, opts })
@@ -52,6 +59,7 @@ impl Fetcher {
     /// GETs `url` with `headers` and returns the body.
     pub async fn fetch(&self, url: &str, headers: &BTreeMap<String, String>) -> Result<Vec<u8>, SyncError> {
         let parsed = check_url(url)?;
+        self.opts.egress.check_parsed(&parsed)?;
         let mut request = self.client.get(parsed).headers(header_map(headers)?);
         if !headers.keys().any(|k| k.eq_ignore_ascii_case("accept")) {
             request = request.header(ACCEPT, "application/json, application/yaml;q=0.9, */*;q=0.5");
@@ -75,22 +83,6 @@ impl Fetcher {
         }
         Ok(body)
     }
-}
-
-/// Follows redirects within the origin only: the configured headers (credentials) must not be
-/// replayed to a host the tool set did not name. A cross-origin redirect ends the exchange on the
-/// 3xx, which reads as an `http_status` failure.
-fn same_origin_redirects(max: usize) -> reqwest::redirect::Policy {
-    reqwest::redirect::Policy::custom(move |attempt| {
-        let same_origin = attempt.previous().first().is_some_and(|first| first.origin() == attempt.url().origin());
-        if attempt.previous().len() > max {
-            attempt.error(format!("more than {max} redirects"))
-        } else if same_origin {
-            attempt.follow()
-        } else {
-            attempt.stop()
-        }
-    })
 }
 
 /// One-off fetch with its own client.
@@ -137,7 +129,12 @@ pub(crate) fn status_error(status: u16, doing: &str) -> SyncError {
     SyncError::new(kind, format!("HTTP {status} while {doing}{note}"))
 }
 
+/// Sorts a reqwest failure; an egress refusal anywhere in its cause chain (at resolution or on a
+/// redirect hop) wins over what reqwest calls it.
 pub(crate) fn from_reqwest(e: &reqwest::Error, doing: &str) -> SyncError {
+    if let Some(refusal) = refusal_in(e) {
+        return SyncError::new(SyncErrorKind::EgressRefused, format!("{doing}: {refusal}"));
+    }
     let kind = if e.is_timeout() {
         SyncErrorKind::Timeout
     } else if e.is_connect() {

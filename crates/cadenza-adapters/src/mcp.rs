@@ -6,6 +6,10 @@
 //!
 //! Each operation opens a session, does its one thing and closes the session: syncs are hourly
 //! and calls are rare enough that a pool of live sessions is not worth its failure modes yet.
+//!
+//! Every connection goes through the [`EgressPolicy`] of [`McpOptions::egress`] (the URL before
+//! connecting, each resolved address); redirects are never followed. A refusal fails with
+//! [`SyncErrorKind::EgressRefused`].
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
@@ -23,6 +27,7 @@ use rmcp::transport::streamable_http_client::{
 use serde_json::Value;
 
 use crate::discovered::{DiscoveredTool, ToolAnnotations};
+use crate::egress::{EgressPolicy, EgressRefusal, Redirects, refusal_in};
 use crate::error::{SyncError, SyncErrorKind};
 use crate::http::{check_url, describe, header_map};
 
@@ -63,6 +68,9 @@ pub struct McpOptions {
     pub max_response_bytes: usize,
     /// A server listing more tools than this fails with `TooLarge`.
     pub max_tools: usize,
+    /// Where connections may go (defaults: loopback and private networks allowed, cloud metadata
+    /// and link-local refused).
+    pub egress: EgressPolicy,
 }
 
 impl Default for McpOptions {
@@ -73,6 +81,7 @@ impl Default for McpOptions {
             call_timeout: Duration::from_secs(300),
             max_response_bytes: 8 * 1024 * 1024,
             max_tools: 1_000,
+            egress: EgressPolicy::default(),
         }
     }
 }
@@ -90,13 +99,10 @@ const RESERVED: &[&str] = &["accept", "content-type", "mcp-session-id", "last-ev
 impl RmcpClient {
     pub fn new(opts: McpOptions) -> Result<Self, SyncError> {
         // No redirects: a redirect would replay the tool set's credentials to wherever it points.
-        let http = reqwest::Client::builder()
-            .connect_timeout(opts.connect_timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| {
-                SyncError::new(SyncErrorKind::InvalidConfig, format!("cannot build an HTTP client: {}", describe(&e)))
-            })?;
+        let builder = reqwest::Client::builder().connect_timeout(opts.connect_timeout);
+        let http = opts.egress.apply(builder, Redirects::None).build().map_err(|e| {
+            SyncError::new(SyncErrorKind::InvalidConfig, format!("cannot build an HTTP client: {}", describe(&e)))
+        })?;
         Ok(Self { http, opts })
     }
 
@@ -105,7 +111,7 @@ impl RmcpClient {
         url: &str,
         headers: &Headers,
     ) -> Result<RunningService<RoleClient, ClientConfig>, SyncError> {
-        check_url(url)?;
+        self.opts.egress.check_parsed(&check_url(url)?)?;
         let mut custom = HashMap::new();
         for (name, value) in header_map(headers)? {
             let Some(name) = name else { continue };
@@ -261,6 +267,9 @@ fn from_service(e: &ServiceError, doing: &str) -> SyncError {
 
 /// Sorts a transport failure by walking its cause chain for the types that say what happened.
 fn from_transport(error: &(dyn std::error::Error + Send + Sync + 'static), doing: &str) -> SyncError {
+    if let Some(refusal) = transport_refusal(error) {
+        return SyncError::new(SyncErrorKind::EgressRefused, format!("MCP transport failed {doing}: {refusal}"));
+    }
     let detail = clip(&describe_transport(error));
     let mut kind = None;
     let mut current: Option<&(dyn std::error::Error + 'static)> = Some(error);
@@ -270,6 +279,23 @@ fn from_transport(error: &(dyn std::error::Error + Send + Sync + 'static), doing
     }
     let kind = kind.unwrap_or(SyncErrorKind::Protocol);
     SyncError::new(kind, format!("MCP transport failed {doing}: {detail}"))
+}
+
+/// An egress refusal anywhere in the cause chain, also inside rmcp's `Client(reqwest::Error)`,
+/// whose `source()` does not lead to the reqwest error.
+fn transport_refusal<'a>(error: &'a (dyn std::error::Error + 'static)) -> Option<&'a EgressRefusal> {
+    let mut current = Some(error);
+    while let Some(err) = current {
+        let found = match err.downcast_ref::<StreamableHttpError<reqwest::Error>>() {
+            Some(StreamableHttpError::Client(r)) => refusal_in(r),
+            _ => refusal_in(err),
+        };
+        if found.is_some() {
+            return found;
+        }
+        current = err.source();
+    }
+    None
 }
 
 /// Like [`describe`], but also opens rmcp's `Client(reqwest::Error)`, which hides its cause (and
