@@ -32,7 +32,6 @@ pub enum OnDuplicate {
     Keep,
 }
 
-
 /// Where a job is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum JobState {

@@ -99,7 +99,8 @@ impl Adapter {
     /// Its source lives at a URL, so it is synced again every hour (an uploaded document does
     /// not change).
     pub fn syncs_hourly(&self) -> bool {
-        matches!(self, Adapter::Mcp(_)) || matches!(self, Adapter::OpenApi(o) if matches!(o.source, OpenApiSource::Url(_)))
+        matches!(self, Adapter::Mcp(_))
+            || matches!(self, Adapter::OpenApi(o) if matches!(o.source, OpenApiSource::Url(_)))
     }
 
     pub fn headers(&self) -> Option<&BTreeMap<String, String>> {

@@ -34,9 +34,13 @@ use tracing::Instrument;
 pub enum Outcome {
     Done,
     /// Back to the queue, to run at `at_ms` (epoch ms), without charging an attempt.
-    Yield { at_ms: i64 },
+    Yield {
+        at_ms: i64,
+    },
     /// Done; the same job runs again at `at_ms` with fresh attempts (recurring work).
-    Again { at_ms: i64 },
+    Again {
+        at_ms: i64,
+    },
 }
 
 /// What a handler gets besides its payload.
@@ -241,7 +245,12 @@ impl Runner {
             let beat = tokio::spawn(heartbeat(self.store.clone(), worker.clone(), beat_stop.clone()));
             let mut loops = JoinSet::new();
             for q in self.queues {
-                let lp = QueueLoop { store: self.store.clone(), registry: self.registry.clone(), worker: worker.clone(), config: q };
+                let lp = QueueLoop {
+                    store: self.store.clone(),
+                    registry: self.registry.clone(),
+                    worker: worker.clone(),
+                    config: q,
+                };
                 loops.spawn(lp.run(grace));
             }
             while loops.join_next().await.is_some() {}

@@ -1,24 +1,63 @@
-//! The durable queue on SQLite and PostgreSQL: leases, fencing, retries, dead jobs, dedupe,
-//! priorities, and two runners sharing one database without ever running a job twice at once.
+//! The durable queue on SQLite and PostgreSQL: worker leases and fencing, batched claims, one
+//! heartbeat write per worker, retries and dead jobs, keys that merge or run again, yield and
+//! again outcomes, graceful release, the database clock, per-queue wake-ups that fire on
+//! commit, and two runners sharing one database without ever running a job twice at once.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use cadenza_domain::ManualClock;
-use cadenza_domain::jobs::JobState;
+use cadenza_domain::jobs::{JobSpec, JobState};
 use cadenza_domain::page::ListParams;
-use cadenza_jobs::{JobContext, QueueConfig, Registry, Runner};
-use cadenza_store::StoreError;
-use cadenza_store::jobs::NewJob;
+use cadenza_domain::{Clock, ManualClock};
+use cadenza_jobs::{JobContext, LeaseConfig, Outcome, QueueConfig, Registry, Runner};
+use cadenza_store::jobs::{Finish, LeaseClock, NewJob};
+use cadenza_store::{Store, StoreError, StoreOptions};
 use cadenza_testkit::{TestBackend, TestDb, both_backends};
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
 const START: i64 = 1_767_225_600_000;
+const LEASE: i64 = 30_000;
 
-async fn setup(backend: TestBackend) -> Option<(TestDb, cadenza_store::Store, ManualClock)> {
+macro_rules! spec {
+    ($name:ident, $kind:literal, $queue:literal $(, $item:item)*) => {
+        #[derive(Debug, Clone, Serialize, Deserialize)]
+        struct $name {
+            #[serde(default)]
+            n: u64,
+            #[serde(default)]
+            key: Option<String>,
+        }
+        impl JobSpec for $name {
+            const KIND: &'static str = $kind;
+            const QUEUE: &'static str = $queue;
+            fn key(&self) -> Option<String> {
+                self.key.clone()
+            }
+            $($item)*
+        }
+    };
+}
+
+spec!(Demo, "demo", "q");
+spec!(Fragile, "fragile", "q", const MAX_ATTEMPTS: i64 = 2;);
+spec!(Count, "count", "work");
+spec!(Fails, "fails", "q", const MAX_ATTEMPTS: i64 = 1;);
+spec!(Panics, "panics", "q", const MAX_ATTEMPTS: i64 = 1;);
+spec!(Slow, "slow", "q");
+spec!(Elsewhere, "elsewhere", "other");
+
+fn demo(n: u64) -> NewJob {
+    NewJob::of(&Demo { n, key: None })
+}
+
+fn keyed(k: &str) -> NewJob {
+    NewJob::of(&Demo { n: 0, key: Some(k.into()) })
+}
+
+async fn setup(backend: TestBackend) -> Option<(TestDb, Store, ManualClock)> {
     let db = TestDb::new(backend).await?;
     let clock = ManualClock::new(START);
     let store = db.store(Arc::new(clock.clone())).await;
@@ -40,121 +79,198 @@ where
     panic!("timed out waiting for: {what}");
 }
 
+async fn state_of(store: &Store, id: &str) -> JobState {
+    store.get_job(id).await.expect("get").expect("job").state
+}
+
 both_backends!(lease_expiry_hands_the_job_over_and_fences_the_old_worker, lease_expiry);
 async fn lease_expiry(backend: TestBackend) {
     let Some((_db, store, clock)) = setup(backend).await else { return };
-    let id = store.enqueue(&NewJob::new("demo", "q", json!({"n": 1}))).await.expect("enqueue");
+    let id = store.enqueue(demo(1)).await.expect("enqueue");
 
-    let (job, a) = store.claim("q", "worker-a", 30_000).await.expect("claim").expect("a job");
-    assert_eq!(job.id, id);
-    assert_eq!(job.attempts, 1);
-    assert_eq!(job.state, JobState::Running);
-    assert!(store.claim("q", "worker-b", 30_000).await.expect("claim").is_none(), "leased jobs are not handed out");
-    store.record_progress(&a, "step 1").await.expect("a may write while its lease lives");
-    store.heartbeat(&a, 30_000).await.expect("heartbeat");
+    let mut a = store.claim("q", "worker-a", LEASE, 5).await.expect("claim");
+    assert_eq!(a.len(), 1);
+    let (job, lease_a) = a.remove(0);
+    assert_eq!((job.id.as_str(), job.attempts, job.state), (id.as_str(), 1, JobState::Running));
+    assert!(store.claim("q", "worker-b", LEASE, 5).await.expect("claim").is_empty(), "held jobs are not handed out");
+    let mut tx = store.begin_fenced(&lease_a).await.expect("a may write while its lease lives");
+    tx.record_progress(&id, "step 1").await.expect("progress");
+    tx.commit().await.expect("commit");
 
-    // A stalls past its lease; B takes the job over with a new token.
-    clock.advance_ms(30_001);
-    let (job_b, b) = store.claim("q", "worker-b", 30_000).await.expect("claim").expect("reclaimed");
-    assert_eq!(job_b.id, id);
-    assert_eq!(job_b.attempts, 2);
-    assert_ne!(a.token, b.token);
-    assert_eq!(job_b.progress.as_deref(), Some("step 1"), "committed work survives the hand-over");
+    // A's process stalls past its lease; B takes the job over with a new token.
+    clock.advance_ms(LEASE + 1);
+    let mut b = store.claim("q", "worker-b", LEASE, 5).await.expect("claim");
+    assert_eq!(b.len(), 1, "the expired lease is reclaimed");
+    let (job_b, lease_b) = b.remove(0);
+    assert_eq!((job_b.id.as_str(), job_b.attempts), (id.as_str(), 2));
+    assert_ne!(lease_a.token, lease_b.token);
 
-    // Every write of the stale worker is refused.
-    assert!(matches!(store.heartbeat(&a, 30_000).await, Err(StoreError::Fenced)));
-    assert!(matches!(store.record_progress(&a, "stale").await, Err(StoreError::Fenced)));
-    assert!(matches!(store.complete(&a).await, Err(StoreError::Fenced)));
-    assert!(matches!(store.fail(&a, "stale").await, Err(StoreError::Fenced)));
+    // A can no longer write or finish anything, even after its heartbeat comes back.
+    let beat = store.heartbeat("worker-a", LEASE).await.expect("heartbeat");
+    assert_eq!(beat.still_held, Some(vec![]), "a lapsed worker learns which jobs it lost");
+    assert!(matches!(store.begin_fenced(&lease_a).await, Err(StoreError::Fenced)));
+    assert!(matches!(store.finish(&lease_a, Finish::Done).await, Err(StoreError::Fenced)));
+    assert_eq!(store.finish(&lease_b, Finish::Done).await.expect("b finishes"), JobState::Succeeded);
+    assert_eq!(state_of(&store, &id).await, JobState::Succeeded);
+}
 
-    store.record_progress(&b, "step 2").await.expect("b writes");
-    store.complete(&b).await.expect("b completes");
-    let done = store.get_job(&id).await.expect("get").expect("job");
-    assert_eq!(done.state, JobState::Succeeded);
-    assert_eq!(done.progress.as_deref(), Some("step 2"));
-    assert!(matches!(store.complete(&b).await, Err(StoreError::Fenced)), "finishing twice is refused");
+both_backends!(one_heartbeat_write_keeps_every_lease, heartbeat_keeps_all);
+async fn heartbeat_keeps_all(backend: TestBackend) {
+    let Some((_db, store, clock)) = setup(backend).await else { return };
+    for n in 0..20 {
+        store.enqueue(demo(n)).await.expect("enqueue");
+    }
+    let held = store.claim("q", "worker-a", LEASE, 100).await.expect("claim");
+    assert_eq!(held.len(), 20, "one claim fills every free slot");
+    for _ in 0..3 {
+        clock.advance_ms(LEASE - 5_000);
+        let beat = store.heartbeat("worker-a", LEASE).await.expect("heartbeat");
+        assert_eq!(beat.still_held, None, "renewed in time: nothing was at risk");
+        assert_eq!(beat.expires_at, clock.now_ms() + LEASE);
+    }
+    assert!(store.claim("q", "worker-b", LEASE, 100).await.expect("claim").is_empty(), "all twenty still held");
+    for (_, lease) in &held {
+        store.finish(lease, Finish::Done).await.expect("finish");
+    }
+}
 
-    // An expired lease cannot be revived by a late heartbeat either.
-    store.enqueue(&NewJob::new("demo", "q", json!({}))).await.expect("enqueue");
-    let (_, c) = store.claim("q", "worker-c", 1_000).await.expect("claim").expect("job");
-    clock.advance_ms(1_000);
-    assert!(matches!(store.heartbeat(&c, 1_000).await, Err(StoreError::Fenced)));
+both_backends!(claims_fill_free_slots_in_due_order, claims_in_due_order);
+async fn claims_in_due_order(backend: TestBackend) {
+    let Some((_db, store, clock)) = setup(backend).await else { return };
+    let later = store.enqueue(demo(99).at(START + 60_000)).await.expect("enqueue");
+    let mut ids = Vec::new();
+    for n in 0..10 {
+        clock.advance_ms(1);
+        ids.push(store.enqueue(demo(n)).await.expect("enqueue"));
+    }
+    store.enqueue(NewJob::of(&Elsewhere { n: 0, key: None })).await.expect("enqueue");
+    let first = store.claim("q", "w", LEASE, 4).await.expect("claim");
+    let second = store.claim("q", "w", LEASE, 100).await.expect("claim");
+    let order: Vec<String> = first.iter().chain(&second).map(|(j, _)| j.id.clone()).collect();
+    assert_eq!(first.len(), 4);
+    assert_eq!(order, ids, "oldest due first; the future job and the other queue wait");
+    clock.set_ms(START + 60_000);
+    let due = store.claim("q", "w", LEASE, 100).await.expect("claim");
+    assert_eq!(due.iter().map(|(j, _)| j.id.clone()).collect::<Vec<_>>(), vec![later]);
 }
 
 both_backends!(failing_jobs_back_off_then_die, failing_jobs_die);
 async fn failing_jobs_die(backend: TestBackend) {
     let Some((_db, store, clock)) = setup(backend).await else { return };
-    let mut job = NewJob::new("flaky", "q", json!({}));
-    job.max_attempts = 3;
-    job.backoff_base_ms = 1_000;
-    let id = store.enqueue(&job).await.expect("enqueue");
-    for attempt in 1..=3 {
-        let (j, lease) = store.claim("q", "w", 10_000).await.expect("claim").expect("ready");
-        assert_eq!(j.attempts, attempt);
-        let state = store.fail(&lease, &format!("boom {attempt}")).await.expect("fail");
-        if attempt < 3 {
-            assert_eq!(state, JobState::Queued);
-            // Backoff: not ready yet, ready after the delay (≤ base·2^(n-1) + 20 %).
-            assert!(store.claim("q", "w", 10_000).await.expect("claim").is_none(), "backoff holds the job");
-            clock.advance_ms(1_000 * (1 << (attempt - 1)) * 12 / 10 + 1);
-        } else {
-            assert_eq!(state, JobState::Dead);
-        }
-    }
+    let id = store.enqueue(NewJob::of(&Fragile { n: 0, key: None })).await.expect("enqueue");
+    let (_, lease) = store.claim("q", "w", LEASE, 1).await.expect("claim").remove(0);
+    assert_eq!(store.finish(&lease, Finish::Failed("boom 1".into())).await.expect("fail"), JobState::Queued);
+    assert!(store.claim("q", "w", LEASE, 1).await.expect("claim").is_empty(), "the backoff holds the job");
+    clock.advance_ms(1_300);
+    let (job, lease) = store.claim("q", "w", LEASE, 1).await.expect("claim").remove(0);
+    assert_eq!(job.attempts, 2);
+    assert_eq!(store.finish(&lease, Finish::Failed("boom 2".into())).await.expect("fail"), JobState::Dead);
+    let dead = store.get_job(&id).await.expect("get").expect("job");
+    assert_eq!((dead.state, dead.last_error.as_deref()), (JobState::Dead, Some("boom 2")));
     clock.advance_ms(3_600_000);
-    assert!(store.claim("q", "w", 10_000).await.expect("claim").is_none(), "dead jobs are not claimed");
-    let dead = store.list_jobs(Some(JobState::Dead), &ListParams::first(10)).await.expect("list");
-    assert_eq!(dead.items.len(), 1);
-    assert_eq!(dead.items[0].id, id);
-    assert_eq!(dead.items[0].last_error.as_deref(), Some("boom 3"));
-
+    assert!(store.claim("q", "w", LEASE, 1).await.expect("claim").is_empty(), "dead jobs are not claimed");
     assert!(store.retry_dead(&id).await.expect("retry"));
-    assert!(!store.retry_dead(&id).await.expect("retry"), "only dead jobs can be retried");
-    let (j, lease) = store.claim("q", "w", 10_000).await.expect("claim").expect("requeued");
-    assert_eq!(j.attempts, 1, "a retried job gets fresh attempts");
-    store.complete(&lease).await.expect("complete");
+    let (job, _) = store.claim("q", "w", LEASE, 1).await.expect("claim").remove(0);
+    assert_eq!((job.id, job.attempts), (id, 1), "a retried job starts its attempts over");
 
-    // A worker that dies on the last attempt leaves an expired lease: the job goes dead.
-    let mut once = NewJob::new("fragile", "q", json!({}));
-    once.max_attempts = 1;
-    let id = store.enqueue(&once).await.expect("enqueue");
-    store.claim("q", "w", 5_000).await.expect("claim").expect("job");
-    clock.advance_ms(5_001);
-    assert!(store.claim("q", "w", 5_000).await.expect("claim").is_none());
-    assert_eq!(store.get_job(&id).await.expect("get").map(|j| j.state), Some(JobState::Dead));
+    // A worker that dies on the last attempt leaves an expired lease: the next claim buries it.
+    let once = store.enqueue(NewJob::of(&Fails { n: 0, key: None })).await.expect("enqueue");
+    store.claim("q", "dies", LEASE, 10).await.expect("claim");
+    clock.advance_ms(LEASE + 1);
+    store.claim("q", "w2", LEASE, 10).await.expect("claim");
+    assert_eq!(state_of(&store, &once).await, JobState::Dead);
 }
 
-both_backends!(dedupe_keys_and_priorities, dedupe_and_priority);
-async fn dedupe_and_priority(backend: TestBackend) {
+both_backends!(keys_merge_queued_jobs_and_rerun_running_ones, keys);
+async fn keys(backend: TestBackend) {
     let Some((_db, store, clock)) = setup(backend).await else { return };
-    let mut tick = NewJob::new("tick", "q", json!({}));
-    tick.dedupe_key = Some("tick:2026-01-01T00".into());
-    let first = store.enqueue(&tick).await.expect("enqueue");
-    let again = store.enqueue(&tick).await.expect("enqueue");
-    assert_eq!(first, again, "the same key enqueues once");
+    let first = store.enqueue(keyed("set-1").at(START + 10_000)).await.expect("enqueue");
+    let again = store.enqueue(keyed("set-1")).await.expect("enqueue");
+    assert_eq!(first, again, "one pending job per key");
+    assert_eq!(store.get_job(&first).await.expect("get").expect("job").run_at, START, "the earlier run time wins");
+    let other = store.enqueue(keyed("set-2")).await.expect("enqueue");
+    assert_ne!(first, other);
 
-    let mut low = NewJob::new("low", "q", json!({}));
-    low.priority = -5;
-    store.enqueue(&low).await.expect("enqueue");
-    let mut high = NewJob::new("high", "q", json!({}));
-    high.priority = 10;
-    store.enqueue(&high).await.expect("enqueue");
-    let mut later = NewJob::new("later", "q", json!({}));
-    later.priority = 100;
-    later.run_at = Some(START + 60_000);
-    store.enqueue(&later).await.expect("enqueue");
-    store.enqueue(&NewJob::new("other-queue", "elsewhere", json!({}))).await.expect("enqueue");
+    let claimed = store.claim("q", "w", LEASE, 10).await.expect("claim");
+    let lease = claimed.iter().find(|(j, _)| j.id == first).map(|(_, l)| l.clone()).expect("claimed");
+    // Keep leaves a running job alone; RunAgain marks it to run once more.
+    store.enqueue(keyed("set-1").keep_existing()).await.expect("enqueue");
+    assert!(!store.get_job(&first).await.expect("get").expect("job").rerun);
+    clock.advance_ms(5);
+    assert_eq!(store.enqueue(keyed("set-1")).await.expect("enqueue"), first, "merged into the running job");
+    assert!(store.get_job(&first).await.expect("get").expect("job").rerun);
+    assert_eq!(store.finish(&lease, Finish::Done).await.expect("finish"), JobState::Queued, "runs again");
+    let (job, lease) =
+        store.claim("q", "w", LEASE, 10).await.expect("claim").into_iter().find(|(j, _)| j.id == first).expect("again");
+    assert_eq!(job.attempts, 1, "the rerun starts with fresh attempts");
+    assert_eq!(store.finish(&lease, Finish::Done).await.expect("finish"), JobState::Succeeded);
+    // Once the job is finished, the key is free again.
+    assert_ne!(store.enqueue(keyed("set-1")).await.expect("enqueue"), first);
+}
 
-    let mut order = Vec::new();
-    while let Some((j, lease)) = store.claim("q", "w", 10_000).await.expect("claim") {
-        order.push(j.kind.clone());
-        store.complete(&lease).await.expect("complete");
+both_backends!(yield_and_again_are_not_failures, outcomes);
+async fn outcomes(backend: TestBackend) {
+    let Some((_db, store, clock)) = setup(backend).await else { return };
+    let id = store.enqueue(NewJob::of(&Fragile { n: 0, key: None })).await.expect("enqueue");
+    for _ in 0..5 {
+        let (job, lease) = store.claim("q", "w", LEASE, 1).await.expect("claim").remove(0);
+        assert_eq!(job.attempts, 1, "a yield is never charged");
+        let at = clock.now_ms() + 1_000;
+        assert_eq!(store.finish(&lease, Finish::Yield { at }).await.expect("yield"), JobState::Queued);
+        assert!(store.claim("q", "w", LEASE, 1).await.expect("claim").is_empty(), "not before its time");
+        clock.advance_ms(1_000);
     }
-    assert_eq!(order, vec!["high", "tick", "low"], "priority first; future jobs wait");
-    clock.advance_ms(60_000);
-    let (j, _) = store.claim("q", "w", 10_000).await.expect("claim").expect("due now");
-    assert_eq!(j.kind, "later");
-    assert_eq!(store.purge_succeeded_jobs(START + 1).await.expect("purge"), 3);
+    let (_, lease) = store.claim("q", "w", LEASE, 1).await.expect("claim").remove(0);
+    store.finish(&lease, Finish::Failed("once".into())).await.expect("fail");
+    clock.advance_ms(10_000);
+    let (job, lease) = store.claim("q", "w", LEASE, 1).await.expect("claim").remove(0);
+    assert_eq!(job.attempts, 2);
+    let at = clock.now_ms() + 3_600_000;
+    assert_eq!(store.finish(&lease, Finish::Again { at }).await.expect("again"), JobState::Queued);
+    let again = store.get_job(&id).await.expect("get").expect("job");
+    assert_eq!((again.attempts, again.run_at), (0, at), "a recurring job starts its attempts over");
+}
+
+both_backends!(graceful_release_charges_no_attempt, graceful_release);
+async fn graceful_release(backend: TestBackend) {
+    let Some((_db, store, _clock)) = setup(backend).await else { return };
+    let ids: Vec<String> = futures::future::join_all((0..3).map(|n| store.enqueue(demo(n))))
+        .await
+        .into_iter()
+        .map(|r| r.expect("enqueue"))
+        .collect();
+    assert_eq!(store.claim("q", "leaving", LEASE, 10).await.expect("claim").len(), 3);
+    assert_eq!(store.release_worker("leaving").await.expect("release"), 3);
+    let next = store.claim("q", "arriving", LEASE, 10).await.expect("claim");
+    assert_eq!(next.len(), 3, "released at once: no lease to wait out");
+    assert!(next.iter().all(|(j, _)| j.attempts == 1 && ids.contains(&j.id)), "the release charged no attempt");
+}
+
+both_backends!(runner_shutdown_hands_unfinished_jobs_back, runner_shutdown);
+async fn runner_shutdown(backend: TestBackend) {
+    let Some((_db, store, _clock)) = setup(backend).await else { return };
+    let id = store.enqueue(NewJob::of(&Slow { n: 0, key: None })).await.expect("enqueue");
+    let started = Arc::new(AtomicUsize::new(0));
+    let registry = {
+        let started = started.clone();
+        Registry::default().handle(move |ctx: JobContext, _: Slow| {
+            let started = started.clone();
+            async move {
+                started.fetch_add(1, Ordering::SeqCst);
+                ctx.cancel.cancelled().await;
+                anyhow::bail!("stopped by the shutdown")
+            }
+        })
+    };
+    let shutdown = CancellationToken::new();
+    let runner = Runner::new(store.clone(), registry, "r", LeaseConfig::default(), vec![QueueConfig::new("q", 2)])
+        .start(shutdown.clone(), Duration::from_millis(200));
+    eventually("the job started", || async { started.load(Ordering::SeqCst) == 1 }).await;
+    shutdown.cancel();
+    runner.await.expect("runner");
+    let job = store.get_job(&id).await.expect("get").expect("job");
+    assert_eq!((job.state, job.attempts, job.lease_owner), (JobState::Queued, 0, None), "back in the queue, uncharged");
+    assert_eq!(store.claim("q", "next", LEASE, 1).await.expect("claim").len(), 1, "and claimable at once");
 }
 
 both_backends!(two_runners_never_run_a_job_twice_at_once, two_runners);
@@ -164,16 +280,16 @@ async fn two_runners(backend: TestBackend) {
     // Two stores on one database: two replicas.
     let store_a = db.store(clock.clone()).await;
     let store_b = db.store(clock).await;
-    const JOBS: usize = 200;
-    for i in 0..JOBS {
-        store_a.enqueue(&NewJob::new("count", "work", json!({"i": i}))).await.expect("enqueue");
+    const JOBS: u64 = 200;
+    for n in 0..JOBS {
+        store_a.enqueue(NewJob::of(&Count { n, key: None })).await.expect("enqueue");
     }
     let runs: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
     let in_flight: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
     let overlaps = Arc::new(AtomicUsize::new(0));
     let registry = {
         let (runs, in_flight, overlaps) = (runs.clone(), in_flight.clone(), overlaps.clone());
-        Registry::default().register("count", move |ctx: JobContext| {
+        Registry::default().handle(move |ctx: JobContext, _: Count| {
             let (runs, in_flight, overlaps) = (runs.clone(), in_flight.clone(), overlaps.clone());
             async move {
                 {
@@ -185,21 +301,24 @@ async fn two_runners(backend: TestBackend) {
                     }
                 }
                 tokio::time::sleep(Duration::from_millis(2)).await;
-                ctx.store.record_progress(&ctx.lease, "done").await?;
+                let mut tx = ctx.begin().await?;
+                tx.record_progress(&ctx.job.id, "done").await?;
+                tx.commit().await?;
                 *in_flight.lock().expect("lock").get_mut(&ctx.job.id).expect("entry") -= 1;
                 *runs.lock().expect("lock").entry(ctx.job.id.clone()).or_insert(0) += 1;
-                Ok(())
+                Ok(Outcome::Done)
             }
         })
     };
-    let mut queue = QueueConfig::new("work");
-    queue.concurrency = 4;
+    let mut queue = QueueConfig::new("work", 4);
     queue.poll = Duration::from_millis(100);
     let shutdown = CancellationToken::new();
-    let a = Runner::new(store_a.clone(), registry.clone(), "a", vec![queue.clone()])
+    let lease = LeaseConfig::default();
+    let a = Runner::new(store_a.clone(), registry.clone(), "a", lease, vec![queue.clone()])
         .start(shutdown.clone(), Duration::from_secs(5));
-    let b = Runner::new(store_b.clone(), registry, "b", vec![queue]).start(shutdown.clone(), Duration::from_secs(5));
-    eventually("all jobs ran", || async { runs.lock().expect("lock").len() == JOBS }).await;
+    let b =
+        Runner::new(store_b.clone(), registry, "b", lease, vec![queue]).start(shutdown.clone(), Duration::from_secs(5));
+    eventually("all jobs ran", || async { runs.lock().expect("lock").len() == JOBS as usize }).await;
     shutdown.cancel();
     a.await.expect("runner a");
     b.await.expect("runner b");
@@ -215,64 +334,60 @@ async fn runner_failures(backend: TestBackend) {
     let Some(db) = TestDb::new(backend).await else { return };
     let store = db.store(Arc::new(cadenza_domain::SystemClock)).await;
     let registry = Registry::default()
-        .register("fails", |_ctx: JobContext| async { Err(anyhow::anyhow!("upstream said no")) })
-        .register("panics", |_ctx: JobContext| async { panic!("handler bug") });
+        .handle(|_ctx: JobContext, _: Fails| async { Err::<Outcome, _>(anyhow::anyhow!("upstream said no")) })
+        .handle(|_ctx: JobContext, _: Panics| async { panic!("handler bug") });
+    let mut unknown = NewJob::of(&Fails { n: 0, key: None });
+    unknown.kind = "unknown";
     let mut ids = Vec::new();
-    for kind in ["fails", "panics", "unknown"] {
-        let mut job = NewJob::new(kind, "q", json!({}));
-        job.max_attempts = 1;
-        ids.push(store.enqueue(&job).await.expect("enqueue"));
+    for job in [NewJob::of(&Fails { n: 0, key: None }), NewJob::of(&Panics { n: 0, key: None }), unknown] {
+        ids.push(store.enqueue(job).await.expect("enqueue"));
     }
-    let mut queue = QueueConfig::new("q");
+    let mut queue = QueueConfig::new("q", 4);
     queue.poll = Duration::from_millis(50);
     let shutdown = CancellationToken::new();
-    let runner = Runner::new(store.clone(), registry, "r", vec![queue]).start(shutdown.clone(), Duration::from_secs(1));
+    let runner = Runner::new(store.clone(), registry, "r", LeaseConfig::default(), vec![queue])
+        .start(shutdown.clone(), Duration::from_secs(1));
     eventually("all three dead", || async {
         store.list_jobs(Some(JobState::Dead), &ListParams::first(10)).await.map(|p| p.items.len() == 3).unwrap_or(false)
     })
     .await;
     shutdown.cancel();
     runner.await.expect("runner");
-    let errors: Vec<String> = futures_errors(&store, &ids).await;
+    let mut errors = Vec::new();
+    for id in &ids {
+        errors.push(store.get_job(id).await.expect("get").and_then(|j| j.last_error).unwrap_or_default());
+    }
     assert_eq!(errors[0], "upstream said no");
     assert!(errors[1].contains("handler panicked: handler bug"), "{}", errors[1]);
     assert!(errors[2].contains("no handler registered"), "{}", errors[2]);
 }
 
-async fn futures_errors(store: &cadenza_store::Store, ids: &[String]) -> Vec<String> {
-    let mut out = Vec::new();
-    for id in ids {
-        out.push(store.get_job(id).await.expect("get").and_then(|j| j.last_error).unwrap_or_default());
-    }
-    out
-}
-
-both_backends!(lost_lease_cancels_the_handler, lost_lease_cancels);
+both_backends!(a_reclaimed_job_cancels_its_old_handler, lost_lease_cancels);
 async fn lost_lease_cancels(backend: TestBackend) {
     let Some((_db, store, clock)) = setup(backend).await else { return };
-    store.enqueue(&NewJob::new("slow", "q", json!({}))).await.expect("enqueue");
+    store.enqueue(NewJob::of(&Slow { n: 0, key: None })).await.expect("enqueue");
     let cancelled = Arc::new(AtomicUsize::new(0));
     let registry = {
         let cancelled = cancelled.clone();
-        Registry::default().register("slow", move |ctx: JobContext| {
+        Registry::default().handle(move |ctx: JobContext, _: Slow| {
             let cancelled = cancelled.clone();
             async move {
                 ctx.cancel.cancelled().await;
                 cancelled.fetch_add(1, Ordering::SeqCst);
                 // Writing after the lease is gone is refused.
-                match ctx.store.record_progress(&ctx.lease, "too late").await {
-                    Err(StoreError::Fenced) => Ok(()),
-                    other => Err(anyhow::anyhow!("expected Fenced, got {other:?}")),
+                match ctx.begin().await {
+                    Err(StoreError::Fenced) => Ok(Outcome::Done),
+                    other => Err(anyhow::anyhow!("expected Fenced, got {:?}", other.map(|_| ()))),
                 }
             }
         })
     };
-    let mut queue = QueueConfig::new("q");
-    queue.lease = Duration::from_secs(30);
-    queue.heartbeat = Duration::from_millis(50);
+    let mut queue = QueueConfig::new("q", 1);
     queue.poll = Duration::from_millis(50);
+    let lease = LeaseConfig { lease: Duration::from_secs(30), heartbeat: Duration::from_millis(50) };
     let shutdown = CancellationToken::new();
-    let runner = Runner::new(store.clone(), registry, "r", vec![queue]).start(shutdown.clone(), Duration::from_secs(1));
+    let runner =
+        Runner::new(store.clone(), registry, "r", lease, vec![queue]).start(shutdown.clone(), Duration::from_secs(1));
     eventually("the job is running", || async {
         store
             .list_jobs(Some(JobState::Running), &ListParams::first(1))
@@ -281,9 +396,55 @@ async fn lost_lease_cancels(backend: TestBackend) {
             .unwrap_or(false)
     })
     .await;
-    // The manual clock jumps past the lease: the next heartbeat finds it gone.
+    // The clock jumps past the lease and another worker takes the job over: the next
+    // heartbeat of the first finds it gone and cancels its handler.
     clock.advance_ms(31_000);
+    assert_eq!(store.claim("q", "usurper", LEASE, 1).await.expect("claim").len(), 1);
     eventually("the handler was cancelled", || async { cancelled.load(Ordering::SeqCst) == 1 }).await;
     shutdown.cancel();
     runner.await.expect("runner");
+}
+
+/// On PostgreSQL the lease clock is the database's: a replica whose own clock is far off still
+/// takes leases that expire on the database's time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_leases_follow_the_database_clock() {
+    let Some(db) = TestDb::new(TestBackend::Postgres).await else { return };
+    let skewed = ManualClock::new(86_400_000); // 1970-01-02
+    let mut opts = StoreOptions::new(&db.url);
+    opts.lease_clock = LeaseClock::Database;
+    let store = db.store_with(opts, Arc::new(skewed)).await;
+    store.enqueue(demo(1)).await.expect("enqueue");
+    let (_, lease) = store.claim("q", "w", LEASE, 1).await.expect("claim").remove(0);
+    let beat = store.heartbeat("w", LEASE).await.expect("heartbeat");
+    let real_now = cadenza_domain::SystemClock.now_ms();
+    assert!((beat.expires_at - (real_now + LEASE)).abs() < 60_000, "expiry {} is not database time", beat.expires_at);
+    store.finish(&lease, Finish::Done).await.expect("finish");
+}
+
+both_backends!(wakeups_are_per_queue_and_fire_only_on_commit, wakeups);
+async fn wakeups(backend: TestBackend) {
+    let Some((db, store, clock)) = setup(backend).await else { return };
+    // On PostgreSQL the listener of another replica hears the NOTIFY sent inside the unit.
+    let other = match backend {
+        TestBackend::Postgres => db.store(Arc::new(clock.clone())).await,
+        TestBackend::Sqlite => store.clone(),
+    };
+    let mut q = other.job_wakeups("q");
+    let mut elsewhere = other.job_wakeups("other");
+    tokio::time::sleep(Duration::from_millis(300)).await; // the listener is up
+    q.borrow_and_update();
+    elsewhere.borrow_and_update();
+
+    let mut tx = store.begin().await.expect("begin");
+    tx.enqueue(demo(1)).await.expect("enqueue");
+    tx.rollback().await.expect("rollback");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!q.has_changed().expect("open"), "a rolled-back enqueue wakes nobody");
+
+    let mut tx = store.begin().await.expect("begin");
+    tx.enqueue(demo(2)).await.expect("enqueue");
+    tx.commit().await.expect("commit");
+    tokio::time::timeout(Duration::from_secs(5), q.changed()).await.expect("woken on commit").expect("open");
+    assert!(!elsewhere.has_changed().expect("open"), "another queue's runners sleep on");
 }

@@ -61,13 +61,13 @@ async fn sync(ctx: JobContext, job: SyncToolSet, deps: &SyncDeps) -> anyhow::Res
     }
     // Every write below is fenced by this job's lease.
     let mut tx = ctx.begin().await?;
-    tx.insert_tool_set_event(&event(ctx.now_ms(), &set, SyncEvent::Started { message: started_message(&set) }))
-        .await?;
+    tx.insert_tool_set_event(&event(ctx.now_ms(), &set, SyncEvent::Started { message: started_message(&set) })).await?;
     tx.commit().await?;
     match discover(&ctx, deps, &set).await {
         Ok((tools, document)) => {
             let offered = i32::try_from(tools.iter().filter(|t| t.included).count()).unwrap_or(i32::MAX);
-            let done = event(ctx.now_ms(), &set, SyncEvent::Completed { tools_synced: offered, message: String::new() });
+            let done =
+                event(ctx.now_ms(), &set, SyncEvent::Completed { tools_synced: offered, message: String::new() });
             let mut tx = ctx.begin().await?;
             let outcome = tx.apply_tool_sync(&set, &tools, document.as_deref(), &done).await?;
             tx.commit().await?;

@@ -115,7 +115,6 @@ impl Reads {
 }
 
 impl Store {
-
     /// Replaces the webhook signing secret and returns the new one.
     pub async fn rotate_webhook_secret(&self, account_id: &str) -> StoreResult<String> {
         let secret = account::new_webhook_secret();

@@ -68,7 +68,6 @@ pub struct AgentFilter {
 }
 
 impl Reads {
-
     pub async fn get_agent(&self, workspace_id: &str, r: &IdRef) -> StoreResult<Option<Agent>> {
         let (col, val) = id_ref_column(r);
         let mut q = ListQuery::new(SELECT);

@@ -90,7 +90,6 @@ impl KeyScope<'_> {
 }
 
 impl Reads {
-
     pub async fn get_api_key(&self, account_id: &str, scope: KeyScope<'_>, r: &IdRef) -> StoreResult<Option<ApiKey>> {
         let (col, val) = id_ref_column(r);
         let mut q = ListQuery::new(SELECT);

@@ -85,7 +85,6 @@ impl Reads {
 }
 
 impl Store {
-
     /// Creates everything in `b` unless bootstrap already ran. Returns whether it ran now.
     pub async fn bootstrap(&self, b: &Bootstrap) -> StoreResult<bool> {
         let sealed = self.seal_webhook_secret(&b.account.meta.id, &b.account.webhook_secret);

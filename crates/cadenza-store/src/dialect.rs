@@ -3,8 +3,8 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::postgres::{PgListener, PgPoolOptions};
 use sqlx::ConnectOptions;
+use sqlx::postgres::{PgListener, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use tokio::sync::watch;
 
@@ -50,14 +50,15 @@ pub(crate) async fn connect(opts: &StoreOptions, shared: std::sync::Arc<crate::S
                 });
             // A local file cannot go stale, so skip sqlx's ping before every acquire: it is a
             // full round trip to the connection's worker thread, on every query.
+            // The writer first: it creates the file the read-only pool opens.
+            let writer = crate::writer::Writer::start(base.clone(), shared).await?;
             let read = SqlitePoolOptions::new()
                 .test_before_acquire(false)
                 .max_connections(opts.max_connections.max(1))
                 .acquire_timeout(opts.busy_timeout)
                 .connect_with(base.clone().read_only(true))
                 .await?;
-            let writer = crate::writer::Writer::start(base.clone(), shared).await?;
-            Ok(Db::Sqlite { writer, read, opts: base })
+            Ok(Db::Sqlite { writer, read, opts: Box::new(base) })
         }
         Some(Backend::Postgres) => {
             let pool = PgPoolOptions::new()

@@ -50,7 +50,6 @@ fn like_pattern(needle: &str) -> String {
 }
 
 impl Reads {
-
     /// Feedback across the agent's objectives, filtered (§4.3).
     pub async fn list_agent_feedback(
         &self,

@@ -124,9 +124,13 @@ pub enum Finish {
     /// Counts as an attempt: retried after a backoff, or dead when out of attempts.
     Failed(String),
     /// Back to the queue at a time, not counted as an attempt (a shutdown, or waiting).
-    Yield { at: i64 },
+    Yield {
+        at: i64,
+    },
     /// Succeeded; the same job runs again at `at` (recurring work), attempts start over.
-    Again { at: i64 },
+    Again {
+        at: i64,
+    },
 }
 
 /// What a heartbeat found.
@@ -240,7 +244,9 @@ impl Tx {
     pub(crate) async fn lease_now(&mut self) -> StoreResult<i64> {
         let (now, clock) = (self.now, self.shared.lease_clock);
         match self.conn_mut()? {
-            Conn::Postgres(c) if clock == LeaseClock::Database => Ok(sqlx::query_scalar(PG_NOW).fetch_one(&mut *c).await?),
+            Conn::Postgres(c) if clock == LeaseClock::Database => {
+                Ok(sqlx::query_scalar(PG_NOW).fetch_one(&mut *c).await?)
+            }
             _ => Ok(now),
         }
     }
@@ -335,7 +341,6 @@ impl Tx {
 }
 
 impl Reads {
-
     pub async fn get_job(&self, id: &str) -> StoreResult<Option<Job>> {
         let row: Option<JobRow> = on_db!(self, read, |db| sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT {COLUMNS} FROM jobs WHERE id = $1"
@@ -458,6 +463,8 @@ impl Store {
             }
         });
         tx.commit().await?;
+        // RETURNING keeps no order: hand the jobs out in due order.
+        rows.sort_by(|a, b| (a.run_at, &a.id).cmp(&(b.run_at, &b.id)));
         rows.into_iter()
             .map(|row| {
                 let job = row.into_job()?;
@@ -539,18 +546,17 @@ impl Store {
                 *at,
                 None,
             ),
-            Finish::Again { at } => (
-                "state = 'queued', run_at = CASE WHEN rerun = 1 THEN $1 ELSE $2 END, attempts = 0",
-                *at,
-                None,
-            ),
+            Finish::Again { at } => {
+                ("state = 'queued', run_at = CASE WHEN rerun = 1 THEN $1 ELSE $2 END, attempts = 0", *at, None)
+            }
         };
         let sql = format!(
             "UPDATE jobs SET {set}, rerun = 0, lease_owner = NULL, lease_token = NULL, updated_at = $1 \
              WHERE id = $3 AND lease_token = $4 AND state = 'running' AND {OWNER_ALIVE} RETURNING state"
         );
         let state: Option<String> = on_tx!(tx, |c| {
-            let mut q = sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).bind(now).bind(at).bind(&lease.job_id).bind(&lease.token);
+            let mut q =
+                sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).bind(now).bind(at).bind(&lease.job_id).bind(&lease.token);
             if let Some(e) = &error {
                 q = q.bind(e.clone());
             }
@@ -606,7 +612,8 @@ impl Store {
     pub async fn retry_dead(&self, id: &str) -> StoreResult<bool> {
         let mut tx = self.begin().await?;
         let now = tx.lease_now().await?;
-        let queue: Option<String> = on_tx!(tx, |c| sqlx::query_scalar(
+        let queue: Option<String> = on_tx!(tx, |c| {
+            sqlx::query_scalar(
             "UPDATE jobs SET state = 'queued', attempts = 0, run_at = $1, updated_at = $1 WHERE id = $2 AND state = 'dead' \
              AND NOT EXISTS (SELECT 1 FROM jobs o WHERE o.job_key = jobs.job_key AND o.state IN ('queued', 'running')) \
              RETURNING queue"
@@ -614,7 +621,8 @@ impl Store {
         .bind(now)
         .bind(id)
         .fetch_optional(&mut *c)
-        .await?);
+        .await?
+        });
         if let Some(q) = &queue {
             tx.wake_queue(q).await?;
         }

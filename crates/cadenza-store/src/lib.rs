@@ -89,7 +89,7 @@ pub(crate) enum Db {
         writer: writer::Writer,
         read: sqlx::SqlitePool,
         /// For one-off connections (migrations).
-        opts: sqlx::sqlite::SqliteConnectOptions,
+        opts: Box<sqlx::sqlite::SqliteConnectOptions>,
     },
     Postgres(sqlx::PgPool),
 }
@@ -142,7 +142,11 @@ impl Store {
     /// `vault` on the way in and opened on the way out, so no layer above sees ciphertext.
     pub async fn connect(opts: &StoreOptions, clock: Arc<dyn Clock>, vault: Vault) -> StoreResult<Self> {
         let wake = Arc::new(dialect::Wake::default());
-        let lease_clock = if Backend::of_url(&opts.url) == Some(Backend::Postgres) { opts.lease_clock } else { jobs::LeaseClock::Store };
+        let lease_clock = if Backend::of_url(&opts.url) == Some(Backend::Postgres) {
+            opts.lease_clock
+        } else {
+            jobs::LeaseClock::Store
+        };
         let shared = Arc::new(Shared { clock, vault, wake, lease_clock });
         let db = dialect::connect(opts, shared.clone()).await?;
         if let Db::Postgres(pool) = &db {

@@ -60,7 +60,6 @@ impl<T> AnyRow for T where T: for<'r> FromRow<'r, SqliteRow> + for<'r> FromRow<'
 const FILTER_BATCH: usize = 200;
 
 impl Reads {
-
     pub(crate) async fn fetch_rows<R: AnyRow>(&self, q: &ListQuery) -> StoreResult<Vec<R>> {
         on_db!(self, read, |db| {
             let mut query = sqlx::query_as::<_, R>(AssertSqlSafe(q.text.clone()));

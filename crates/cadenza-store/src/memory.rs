@@ -148,7 +148,6 @@ macro_rules! update_entry_query {
 pub(crate) use update_entry_query;
 
 impl Reads {
-
     /// A layer and its entry count.
     pub async fn get_memory_layer(&self, workspace_id: &str, r: &IdRef) -> StoreResult<Option<(MemoryLayer, i64)>> {
         let (col, val) = id_ref_column(r);

@@ -55,7 +55,6 @@ fn in_names(q: &mut ListQuery, names: &[String]) {
 }
 
 impl Reads {
-
     /// A model of the workspace by id or external id, if it is among `names` (the catalog).
     pub async fn get_model(&self, workspace_id: &str, r: &IdRef, names: &[String]) -> StoreResult<Option<Model>> {
         let (col, val) = id_ref_column(r);

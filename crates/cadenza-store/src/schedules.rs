@@ -75,7 +75,6 @@ fn rule_json(s: &Schedule) -> String {
 }
 
 impl Reads {
-
     pub async fn get_schedule(&self, workspace_id: &str, agent_id: &str, r: &IdRef) -> StoreResult<Option<Schedule>> {
         let (col, val) = id_ref_column(r);
         let mut q = ListQuery::new(SELECT);

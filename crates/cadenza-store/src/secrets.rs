@@ -56,11 +56,9 @@ impl Reads {
         let items = page.items.into_iter().map(SecretRow::into_domain).collect::<StoreResult<Vec<_>>>()?;
         Ok(Page { items, next_cursor: page.next_cursor })
     }
-
 }
 
 impl Store {
-
     pub async fn insert_secret(&self, s: &WorkspaceSecret, value: &str) -> StoreResult<()> {
         let sealed = self.seal_secret(s, value);
         in_tx!(self, |tx| {
@@ -111,7 +109,6 @@ impl Store {
         });
         Ok(())
     }
-
 }
 
 impl Store {

@@ -9,9 +9,9 @@ use cadenza_domain::tool_sets::{Adapter, SyncEvent, Tool, ToolSet, ToolSetEvent,
 use serde_json::Value;
 
 use crate::jobs::NewJob;
-use crate::tx::on_tx;
 use crate::list::{Bind, ListQuery};
 use crate::rows::{HasMeta, MetaRow, id_ref_column, labels_to};
+use crate::tx::on_tx;
 use crate::{Store, StoreError, StoreResult, Tx, in_tx, on_db};
 
 #[derive(sqlx::FromRow)]
@@ -188,7 +188,6 @@ macro_rules! consume_upload_into_set {
 }
 
 impl Reads {
-
     pub async fn get_tool_set(&self, workspace_id: &str, r: &IdRef) -> StoreResult<Option<ToolSet>> {
         let (col, val) = id_ref_column(r);
         let mut q = ListQuery::new(SELECT_SETS);

@@ -58,7 +58,6 @@ pub struct ExpiredUploads {
 }
 
 impl Reads {
-
     pub async fn get_upload(&self, workspace_id: &str, r: &IdRef) -> StoreResult<Option<Upload>> {
         let (col, val) = id_ref_column(r);
         let mut q = ListQuery::new(SELECT);
@@ -155,7 +154,6 @@ impl Store {
         });
         Ok(())
     }
-
 }
 
 impl Tx {

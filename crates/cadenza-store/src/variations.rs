@@ -140,7 +140,6 @@ macro_rules! insert_variation_query {
 pub(crate) use insert_variation_query;
 
 impl Reads {
-
     pub async fn get_variation(&self, workspace_id: &str, agent_id: &str, r: &IdRef) -> StoreResult<Option<Variation>> {
         let (col, val) = id_ref_column(r);
         let mut q = ListQuery::new(SELECT);

@@ -68,7 +68,6 @@ const SELECT: &str = "SELECT id, account_id, workspace_id, agent_id, objective_i
      FROM webhook_deliveries WHERE 1 = 1";
 
 impl Reads {
-
     pub async fn list_agent_deliveries(
         &self,
         workspace_id: &str,

@@ -59,7 +59,6 @@ macro_rules! insert_workspace {
 pub(crate) use insert_workspace;
 
 impl Reads {
-
     /// A workspace of `account_id` by id or external id.
     pub async fn get_workspace(&self, account_id: &str, r: &IdRef) -> StoreResult<Option<Workspace>> {
         let (col, val) = id_ref_column(r);

@@ -5,6 +5,8 @@ use std::sync::Arc;
 
 use cadenza_api::{ApiConfig, AppState};
 use cadenza_domain::ManualClock;
+use cadenza_domain::jobs::JobState;
+use cadenza_domain::page::ListParams;
 use cadenza_store::Store;
 use cadenza_store::blobs::{BlobConfig, Blobs};
 use cadenza_store::bootstrap::Bootstrap;
@@ -29,6 +31,8 @@ pub struct TestApp {
     pub default_ws: String,
     pub account_id: String,
     server: tokio::task::JoinHandle<()>,
+    /// Job kinds this test means to leave in the queue (see [`TestApp::expect_jobs`]).
+    expected_jobs: std::sync::Mutex<Vec<String>>,
 }
 
 /// A response: status and parsed JSON body (`Value::Null` when the body is not JSON).
@@ -98,6 +102,7 @@ impl TestApp {
             default_ws: plan.workspace.meta.id.clone(),
             account_id: plan.account.meta.id.clone(),
             server,
+            expected_jobs: std::sync::Mutex::default(),
         })
     }
 
@@ -194,9 +199,73 @@ impl TestApp {
     }
 }
 
+impl TestApp {
+    /// Declares that this test enqueues jobs of `kind`. At teardown any job of another kind,
+    /// or any dead job, fails the test: nothing is left behind unnoticed.
+    pub fn expect_jobs(&self, kind: &str) {
+        self.expected_jobs.lock().unwrap_or_else(|p| p.into_inner()).push(kind.to_string());
+    }
+
+    /// Runs every job that is due now, on every queue, with `registry`'s handlers, until none is
+    /// left (jobs scheduled later stay queued). Returns how many runs there were.
+    pub async fn run_jobs(&self, registry: &cadenza_jobs::Registry) -> usize {
+        let mut runs = 0;
+        loop {
+            let queued =
+                self.store.list_jobs(Some(JobState::Queued), &ListParams::first(100)).await.expect("list jobs");
+            let now = self.store.now_ms();
+            let mut queues: Vec<String> =
+                queued.items.iter().filter(|j| j.run_at <= now).map(|j| j.queue.clone()).collect();
+            queues.sort();
+            queues.dedup();
+            if queues.is_empty() {
+                return runs;
+            }
+            for q in &queues {
+                while cadenza_jobs::run_next(&self.store, registry, q, "testkit").await.expect("run a job") {
+                    runs += 1;
+                    assert!(runs < 10_000, "jobs keep enqueuing jobs");
+                }
+            }
+        }
+    }
+
+    /// Every job whose kind the test did not declare, or that died: one line each.
+    pub async fn unexpected_jobs(&self) -> Vec<String> {
+        let expected = self.expected_jobs.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let mut out = Vec::new();
+        let mut params = ListParams::first(100);
+        loop {
+            let page = self.store.list_jobs(None, &params).await.expect("list jobs");
+            for j in &page.items {
+                if j.state == JobState::Dead {
+                    out.push(format!("{} {} died: {}", j.kind, j.id, j.last_error.clone().unwrap_or_default()));
+                } else if !expected.contains(&j.kind) {
+                    out.push(format!("{} {} ({}) was not expected", j.kind, j.id, j.state.as_str()));
+                }
+            }
+            if page.next_cursor.is_empty() {
+                return out;
+            }
+            params = ListParams::parse(Some(&page.next_cursor), Some(100), None, None, None).expect("cursor");
+        }
+    }
+}
+
 impl Drop for TestApp {
     fn drop(&mut self) {
         self.server.abort();
+        // Teardown check. Not while unwinding (a failing test already reports), and only
+        // inside a multi-threaded runtime, where blocking this thread briefly is allowed.
+        if std::thread::panicking() {
+            return;
+        }
+        let Ok(handle) = tokio::runtime::Handle::try_current() else { return };
+        if handle.runtime_flavor() != tokio::runtime::RuntimeFlavor::MultiThread {
+            return;
+        }
+        let left = tokio::task::block_in_place(|| handle.block_on(self.unexpected_jobs()));
+        assert!(left.is_empty(), "the test left jobs behind it did not expect:\n{}", left.join("\n"));
     }
 }
 

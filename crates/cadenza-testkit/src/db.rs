@@ -72,9 +72,18 @@ impl TestDb {
         }
     }
 
-    /// A migrated store on this database.
+    /// A migrated store on this database. Job leases follow `clock` on both backends (tests
+    /// move time by hand); see [`TestDb::store_with`] for PostgreSQL's own clock.
     pub async fn store(&self, clock: Arc<dyn Clock>) -> Store {
-        let store = Store::connect(&StoreOptions::new(&self.url), clock, test_vault()).await.expect("connect store");
+        let mut opts = StoreOptions::new(&self.url);
+        opts.lease_clock = cadenza_store::jobs::LeaseClock::Store;
+        self.store_with(opts, clock).await
+    }
+
+    /// A migrated store on this database with `opts` (its URL is replaced by this database's).
+    pub async fn store_with(&self, mut opts: StoreOptions, clock: Arc<dyn Clock>) -> Store {
+        opts.url = self.url.clone();
+        let store = Store::connect(&opts, clock, test_vault()).await.expect("connect store");
         store.migrate().await.expect("migrate");
         store
     }

@@ -14,9 +14,8 @@ use cadenza_domain::mask::UpdateMask;
 use cadenza_domain::scopes::Verb;
 use cadenza_domain::time::format_ms;
 use cadenza_domain::tool_sets::{
-    SyncToolSet,
-    Adapter, BareAdapter, HttpAdapter, JustInTime, McpAdapter, OpenApiAdapter, OpenApiSource, SyncEvent, ToolSet,
-    ToolSetEvent, ToolSetState, check_headers, check_url,
+    Adapter, BareAdapter, HttpAdapter, JustInTime, McpAdapter, OpenApiAdapter, OpenApiSource, SyncEvent, SyncToolSet,
+    ToolSet, ToolSetEvent, ToolSetState, check_headers, check_url,
 };
 use cadenza_store::jobs::NewJob;
 use schemars::JsonSchema;
@@ -32,7 +31,6 @@ use crate::wire::{
     Empty, ListResponse, METADATA_MASK, MetadataIn, OperationMetadata, ResourceMetadata, empty, operation_meta,
     resource_meta,
 };
-
 
 // ---- wire shapes ----
 

@@ -3,20 +3,17 @@
 //! `syncFailed` with a machine-readable type and keep the tools; secrets in headers.
 
 use cadenza_jobs::Registry;
-use cadenza_server::tool_sets::{SyncDeps, queue, register};
+use cadenza_server::tool_sets::{SyncDeps, register};
 use cadenza_testkit::{ADMIN_TOKEN, FakeMcp, FakeTool, StaticServer, TestApp, TestBackend, both_backends};
 use serde_json::{Value, json};
 
 use crate::{assert_not_logged, create_secret, str_at};
 
-/// Runs every ready sync job; returns how many ran.
+/// Runs every due sync job; returns how many ran.
 async fn run_syncs(app: &TestApp) -> usize {
+    app.expect_jobs("tool_sets.sync");
     let registry = register(Registry::default(), SyncDeps::from_defaults().expect("deps"));
-    let mut n = 0;
-    while cadenza_jobs::run_next(&app.store, &registry, &queue(), "story").await.expect("run") {
-        n += 1;
-    }
-    n
+    app.run_jobs(&registry).await
 }
 
 async fn tools_by_name(app: &TestApp, set_path: &str) -> Vec<(String, String)> {

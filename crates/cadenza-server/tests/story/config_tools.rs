@@ -1,6 +1,7 @@
 //! Tool sets and tools: adapters in both oneof encodings, lifecycle, the tools of a set with
 //! their filters, names and signatures, assignments to variations, the sync log and tenancy.
 
+use cadenza_domain::jobs::JobState;
 use cadenza_domain::page::ListParams;
 use cadenza_domain::tool_sets::{SyncEvent, ToolSetEvent};
 use cadenza_domain::{IdKind, Labels, Meta};
@@ -10,8 +11,19 @@ use serde_json::{Value, json};
 use crate::{create_key, create_workspace, str_at};
 
 async fn sync_jobs(app: &TestApp) -> Vec<Value> {
+    app.expect_jobs("tool_sets.sync");
     let page = app.store.list_jobs(None, &ListParams::first(100)).await.expect("jobs");
     page.items.into_iter().filter(|j| j.kind == "tool_sets.sync").map(|j| j.payload).collect()
+}
+
+/// When the pending sync of `set_id` was last asked for (merged enqueues move it).
+async fn sync_asked_at(app: &TestApp, set_id: &str) -> i64 {
+    let page = app.store.list_jobs(Some(JobState::Queued), &ListParams::first(100)).await.expect("jobs");
+    let mut pending = page.items.into_iter().filter(|j| j.payload["toolSetId"] == set_id);
+    let job = pending.next().expect("a pending sync");
+    assert!(pending.next().is_none(), "one pending sync per tool set");
+    assert!(job.run_at <= app.store.now_ms(), "due now");
+    job.updated_at
 }
 
 fn weather_tool(name: &str) -> Value {
@@ -122,6 +134,8 @@ async fn tool_sets(backend: TestBackend) {
     assert_eq!(put["spec"]["description"], "v2");
     app.patch(&item, ADMIN_TOKEN, json!({"spec": {"adapter": {"bare": {}}}})).await.expect_error(400, 3);
     let mcp_item = format!("{sets}/{}", str_at(&mcp, "/metadata/id"));
+    let created_at = sync_asked_at(&app, &str_at(&mcp, "/metadata/id")).await;
+    app.clock.advance_ms(1_000);
     app.patch(
         &mcp_item,
         ADMIN_TOKEN,
@@ -129,13 +143,17 @@ async fn tool_sets(backend: TestBackend) {
     )
     .await
     .expect(200);
-    assert_eq!(sync_jobs(&app).await.len(), 3, "the new source is synced");
+    let mcp_id = str_at(&mcp, "/metadata/id");
+    let asked = sync_asked_at(&app, &mcp_id).await;
+    assert!(asked > created_at, "the new source is synced (merged into the pending sync)");
+    assert_eq!(sync_jobs(&app).await.len(), 2, "still one sync per set");
+    app.clock.advance_ms(1_000);
     app.patch(&mcp_item, ADMIN_TOKEN, json!({"metadata": {"name": "Docs"}, "updateMask": "metadata.name"}))
         .await
         .expect(200);
-    assert_eq!(sync_jobs(&app).await.len(), 3, "a rename is not a resync");
+    assert_eq!(sync_asked_at(&app, &mcp_id).await, asked, "a rename is not a resync");
     app.post_empty(&format!("{mcp_item}:sync"), ADMIN_TOKEN).await.expect(200);
-    assert_eq!(sync_jobs(&app).await.len(), 4);
+    assert!(sync_asked_at(&app, &mcp_id).await > asked, ":sync asks again");
     app.post_empty(&format!("{item}:sync"), ADMIN_TOKEN).await.expect_error(400, 3);
 
     // Archive hides from lists (unless asked), unarchive restores.
@@ -144,8 +162,10 @@ async fn tool_sets(backend: TestBackend) {
     assert_eq!(app.list_all(&sets, ADMIN_TOKEN, 10).await.len(), 3);
     assert_eq!(app.list_all(&format!("{sets}?state=STATE_ARCHIVED"), ADMIN_TOKEN, 10).await.len(), 1);
     app.post_empty(&format!("{mcp_item}:sync"), ADMIN_TOKEN).await.expect_error(400, 9);
+    let before = sync_asked_at(&app, &mcp_id).await;
+    app.clock.advance_ms(1_000);
     app.post_empty(&format!("{mcp_item}:unarchive"), ADMIN_TOKEN).await.expect(200);
-    assert_eq!(sync_jobs(&app).await.len(), 5, "unarchiving resumes syncing");
+    assert!(sync_asked_at(&app, &mcp_id).await > before, "unarchiving resumes syncing");
 
     // The sync log and the consumed document.
     let now = app.store.now_ms();
@@ -167,7 +187,9 @@ async fn tool_sets(backend: TestBackend) {
             tool_set_id: str_at(&mcp, "/metadata/id"),
             event,
         };
-        app.store.insert_tool_set_event(&e).await.expect("event");
+        let mut tx = app.store.begin().await.expect("begin");
+        tx.insert_tool_set_event(&e).await.expect("event");
+        tx.commit().await.expect("commit");
     }
     let events = app.list_all(&format!("{mcp_item}/events"), ADMIN_TOKEN, 1).await;
     assert_eq!(events.len(), 2);

@@ -1,7 +1,6 @@
 //! Uploads: the signed single-use PUT, exact type and size, expiry with the manual clock and
 //! the maintenance pass, memory entries made from an upload, and tenancy.
 
-use cadenza_server::maintenance::expire_uploads;
 use cadenza_testkit::{ADMIN_TOKEN, TestApp, TestBackend, both_backends};
 use serde_json::{Value, json};
 
@@ -108,7 +107,7 @@ async fn expiry(backend: TestBackend) {
     // Past the link's lifetime: the PUT is refused; the pass marks the upload EXPIRED.
     app.clock.advance_ms(16 * 60 * 1000);
     assert_eq!(put(&app, &late, "text/plain", TEXT).await, (400, 9));
-    expire_uploads(&app.store, &app.blobs).await.expect("pass");
+    crate::expire_uploads(&app).await;
     let late_path = app.ws_path(&app.default_ws, &format!("/uploads/{}", str_at(&late, "/metadata/id")));
     assert_eq!(app.get(&late_path, ADMIN_TOKEN).await.expect(200)["info"]["status"], "UPLOAD_STATUS_EXPIRED");
     let unused_path = app.ws_path(&app.default_ws, &format!("/uploads/{}", str_at(&unused, "/metadata/id")));
@@ -117,7 +116,7 @@ async fn expiry(backend: TestBackend) {
 
     // A complete upload nobody uses within the retention expires and its bytes go.
     app.clock.advance_ms(24 * 3600 * 1000);
-    expire_uploads(&app.store, &app.blobs).await.expect("pass");
+    crate::expire_uploads(&app).await;
     assert_eq!(app.get(&unused_path, ADMIN_TOKEN).await.expect(200)["info"]["status"], "UPLOAD_STATUS_EXPIRED");
     assert_eq!(object_count(&app), 0);
 }
@@ -162,7 +161,7 @@ async fn memory_entries(backend: TestBackend) {
     .await
     .expect_error(400, 9);
     // The pass removes a consumed upload's bytes (the entry holds the text).
-    expire_uploads(&app.store, &app.blobs).await.expect("pass");
+    crate::expire_uploads(&app).await;
     assert_eq!(object_count(&app), 0);
     let got = app.get(&format!("{entries}/{}", str_at(&entry, "/metadata/id")), ADMIN_TOKEN).await.expect(200);
     assert_eq!(got["content"], std::str::from_utf8(TEXT).expect("utf8"));

@@ -17,9 +17,22 @@ mod platform_api_keys;
 mod platform_conventions;
 mod platform_secrets;
 mod search;
+mod testkit;
 
 use cadenza_testkit::{ADMIN_TOKEN, TestApp};
 use serde_json::{Value, json};
+
+/// The upload expiry pass, run as the maintenance job it is (through the queue, fenced).
+pub async fn expire_uploads(app: &TestApp) {
+    use cadenza_domain::jobs::Maintenance;
+    app.expect_jobs("maintenance");
+    // Due now, even when the recurring pass is already scheduled for later.
+    let mut job = cadenza_store::jobs::NewJob::of(&Maintenance::ExpireUploads);
+    job.on_duplicate = cadenza_store::jobs::OnDuplicate::RunAgain;
+    app.store.enqueue(job).await.expect("enqueue");
+    let registry = cadenza_server::maintenance::register(cadenza_jobs::Registry::default(), app.blobs.clone());
+    assert!(app.run_jobs(&registry).await >= 1, "the expiry pass ran");
+}
 
 /// Creates a workspace through the admin API and returns its id.
 pub async fn create_workspace(app: &TestApp, name: &str, external_id: &str) -> String {
