@@ -15,8 +15,11 @@ PG_ADMIN="${CADENZA_BENCH_PG:-postgres://postgres@127.0.0.1:5432/postgres}"
 
 command -v wrk >/dev/null || { [ "$(id -u)" = 0 ] && apt-get install -y -qq wrk >/dev/null; }
 command -v wrk >/dev/null || { echo "wrk is required (apt-get install wrk)"; exit 1; }
-cargo build --release --locked -p cadenza-server --bin cadenza >/dev/null
-BIN="$PWD/target/release/cadenza"
+# CADENZA_BIN runs another build (an earlier commit's, say) under the same load.
+if [ -z "${CADENZA_BIN:-}" ]; then
+  cargo build --release --locked -p cadenza-server --bin cadenza >/dev/null
+fi
+BIN="${CADENZA_BIN:-$PWD/target/release/cadenza}"
 WORK=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
 
@@ -52,6 +55,7 @@ run_backend() {
 }
 
 run_backend sqlite "sqlite://$WORK/sqlite/cadenza.db" 18081
+[ "${CADENZA_BENCH_SQLITE_ONLY:-}" = 1 ] && exit 0
 if pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null; then
   db="cadenza_bench_$$"
   psql "$PG_ADMIN" -qc "CREATE DATABASE $db" >/dev/null
