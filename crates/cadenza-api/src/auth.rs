@@ -12,7 +12,7 @@ use cadenza_domain::ids::{IdKind, IdRef};
 use cadenza_domain::principal::{Principal, PrincipalKind};
 use cadenza_domain::scopes::{Scopes, Verb};
 use cadenza_domain::workspaces::{Workspace, WorkspaceStatus};
-use cadenza_domain::{Code, Error};
+use cadenza_domain::{Error, Reason};
 use cadenza_store::Store;
 use futures::future::BoxFuture;
 
@@ -78,12 +78,12 @@ impl FromRequestParts<AppState> for Caller {
             .and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")))
             .map(str::trim)
             .filter(|t| !t.is_empty())
-            .ok_or_else(|| Error::unauthenticated("missing bearer token (Authorization: Bearer <api key>)"))?;
+            .ok_or_else(|| Error::of(Reason::TokenMissing, "missing bearer token (Authorization: Bearer <api key>)"))?;
         let principal = state
             .auth
             .authenticate(token)
             .await?
-            .ok_or_else(|| Error::unauthenticated("invalid, disabled or rotated API key"))?;
+            .ok_or_else(|| Error::of(Reason::TokenInvalid, "invalid, disabled or rotated API key"))?;
         Ok(Caller(principal))
     }
 }
@@ -99,7 +99,7 @@ impl Caller {
         if self.0.system {
             Ok(())
         } else {
-            Err(Error::permission_denied("only the account's global API key may do this").into())
+            Err(Error::of(Reason::SystemKeyRequired, "only the account's global API key may do this").into())
         }
     }
 }
@@ -109,7 +109,10 @@ pub(crate) fn require(p: &Principal, resource: &str, verb: Verb) -> ApiResult<()
         Ok(())
     } else {
         let v = if verb == Verb::Manage { "manage" } else { "read" };
-        Err(Error::permission_denied(format!("this API key lacks the {resource}:{v} permission")).into())
+        let permission = format!("{resource}:{v}");
+        Err(Error::of(Reason::ScopeMissing, format!("this API key lacks the {permission} permission"))
+            .with_meta("permission", permission)
+            .into())
     }
 }
 
@@ -173,7 +176,7 @@ fn check_workspace(principal: &Principal, ws: Workspace) -> ApiResult<Workspace>
         return Err(Error::not_found("workspace").into());
     }
     if ws.status == WorkspaceStatus::Archived {
-        return Err(Error::new(Code::PermissionDenied, "workspace is archived").into());
+        return Err(Error::of(Reason::WorkspaceArchived, "workspace is archived").into());
     }
     Ok(ws)
 }

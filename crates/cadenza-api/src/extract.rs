@@ -6,7 +6,7 @@ use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use cadenza_domain::page::ListParams;
-use cadenza_domain::{Code, Error};
+use cadenza_domain::{Error, Reason};
 use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
@@ -22,16 +22,24 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let bytes = Bytes::from_request(req, state).await.map_err(|rej| {
             if rej.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::with_status(StatusCode::PAYLOAD_TOO_LARGE, Code::InvalidArgument, "request body is too large")
+                Error::of(Reason::BodyTooLarge, "request body is too large")
             } else {
-                Error::invalid(format!("could not read the request body: {rej}")).into()
+                Error::of(Reason::BodyInvalid, format!("could not read the request body: {rej}"))
             }
         })?;
         let text: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) { b"{}" } else { &bytes };
-        serde_json::from_slice(text)
-            .map(JsonBody)
-            .map_err(|e| Error::invalid(format!("invalid request body: {e}")).into())
+        serde_json::from_slice(text).map(JsonBody).map_err(|e| body_invalid(&e).into())
     }
+}
+
+/// `BODY_INVALID` for a body that is not JSON or does not fit the request type.
+pub fn body_invalid(e: &serde_json::Error) -> Error {
+    Error::of(Reason::BodyInvalid, format!("invalid request body: {e}"))
+}
+
+/// `QUERY_INVALID` naming the query parameter.
+pub fn query_invalid(parameter: &str, message: impl Into<String>) -> Error {
+    Error::of(Reason::QueryInvalid, message).with_meta("parameter", parameter)
 }
 
 /// The raw query string as ordered key/value pairs, so array parameters may come comma-joined
@@ -71,7 +79,9 @@ fn percent_decode(s: &str) -> Result<String, ApiError> {
                     .get(i + 1..i + 3)
                     .and_then(|h| std::str::from_utf8(h).ok())
                     .and_then(|h| u8::from_str_radix(h, 16).ok());
-                let Some(b) = hex else { return Err(Error::invalid("malformed percent-encoding in query").into()) };
+                let Some(b) = hex else {
+                    return Err(Error::of(Reason::QueryInvalid, "malformed percent-encoding in query").into());
+                };
                 out.push(b);
                 i += 2;
             }
@@ -79,7 +89,7 @@ fn percent_decode(s: &str) -> Result<String, ApiError> {
         }
         i += 1;
     }
-    String::from_utf8(out).map_err(|_| Error::invalid("query is not valid UTF-8").into())
+    String::from_utf8(out).map_err(|_| Error::of(Reason::QueryInvalid, "query is not valid UTF-8").into())
 }
 
 impl QueryPairs {
@@ -105,7 +115,7 @@ impl QueryPairs {
             None | Some("") => Ok(None),
             Some("true") | Some("1") => Ok(Some(true)),
             Some("false") | Some("0") => Ok(Some(false)),
-            Some(other) => Err(Error::invalid(format!("{key} must be true or false, not {other:?}")).into()),
+            Some(other) => Err(query_invalid(key, format!("{key} must be true or false, not {other:?}")).into()),
         }
     }
 
@@ -113,9 +123,9 @@ impl QueryPairs {
     pub fn list_params(&self) -> Result<ListParams, ApiError> {
         let limit = match self.get("limit") {
             None | Some("") => None,
-            Some(l) => {
-                Some(l.parse::<i64>().map_err(|_| Error::invalid(format!("limit must be an integer, not {l:?}")))?)
-            }
+            Some(l) => Some(
+                l.parse::<i64>().map_err(|_| query_invalid("limit", format!("limit must be an integer, not {l:?}")))?,
+            ),
         };
         // Validated here so every list refuses a malformed flag, whether or not it uses info.
         self.include_info()?;
@@ -144,7 +154,7 @@ impl QueryPairs {
 pub fn split_verb<'a>(segment: &'a str, known: &[&str]) -> Result<(&'a str, &'a str), ApiError> {
     match segment.rsplit_once(':') {
         Some((id, verb)) if known.contains(&verb) && !id.is_empty() => Ok((id, verb)),
-        _ => Err(Error::new(Code::NotFound, format!("no such method on {segment:?}")).into()),
+        _ => Err(Error::of(Reason::CustomMethodUnknown, format!("no such method on {segment:?}")).into()),
     }
 }
 

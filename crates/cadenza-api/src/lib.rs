@@ -19,10 +19,10 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::http::{HeaderName, StatusCode};
+use axum::http::HeaderName;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use cadenza_domain::{Code, Error};
+use cadenza_domain::{Error, Reason};
 use cadenza_store::Store;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
@@ -183,14 +183,15 @@ pub fn router(state: AppState) -> Router {
 async fn request_timeout(State(s): State<AppState>, req: Request, next: Next) -> Response {
     match tokio::time::timeout(s.config.request_timeout, next.run(req)).await {
         Ok(resp) => resp,
-        Err(_) => ApiError::from(Error::new(Code::DeadlineExceeded, "request timed out")).into_response(),
+        Err(_) => ApiError::from(Error::of(Reason::DeadlineExceeded, "request timed out")).into_response(),
     }
 }
 
 async fn not_found() -> ApiError {
-    Error::new(Code::NotFound, "no such route").into()
+    Error::of(Reason::RouteNotFound, "no such route").into()
 }
 
 async fn method_not_allowed() -> ApiError {
-    ApiError::with_status(StatusCode::METHOD_NOT_ALLOWED, Code::Unimplemented, "method not allowed on this route")
+    // 405 by its reason, with the Unimplemented code (no gRPC code means 405).
+    Error::of(Reason::MethodNotAllowed, "method not allowed on this route").into()
 }

@@ -83,7 +83,7 @@ pub fn operations() -> Vec<Op> {
     ops
 }
 
-/// The error body of every non-2xx response.
+/// The error body of every non-2xx response (docs/ERRORS.md).
 #[derive(JsonSchema)]
 #[schemars(rename = "Status")]
 #[allow(dead_code)]
@@ -91,7 +91,30 @@ pub struct StatusSchema {
     /// gRPC status code (3 invalid argument, 5 not found, 7 permission denied, 16 unauthenticated…).
     code: i32,
     message: String,
-    details: Vec<Value>,
+    /// Exactly one entry: the error's `google.rpc.ErrorInfo`.
+    details: Vec<ErrorInfoSchema>,
+}
+
+/// Why the request failed, in a form to match on.
+#[derive(JsonSchema)]
+#[schemars(rename = "ErrorInfo")]
+#[allow(dead_code)]
+pub struct ErrorInfoSchema {
+    /// Always `type.googleapis.com/google.rpc.ErrorInfo`.
+    #[serde(rename = "@type")]
+    type_url: String,
+    /// The stable reason (docs/ERRORS.md lists each one).
+    #[schemars(schema_with = "reason_schema")]
+    reason: String,
+    /// Always `cadenza`.
+    domain: String,
+    /// Context for the reason (`field`, `resource`, `expected`, `permission`, …); may be empty.
+    metadata: std::collections::BTreeMap<String, String>,
+}
+
+fn reason_schema(_: &mut SchemaGenerator) -> Schema {
+    let reasons: Vec<&str> = cadenza_domain::Reason::ALL.iter().map(|r| r.as_str()).collect();
+    schemars::json_schema!({"type": "string", "enum": reasons})
 }
 
 fn generator(contract: Contract) -> SchemaGenerator {

@@ -126,19 +126,22 @@ const MAX_NAME: usize = 256;
 
 fn check_name(name: &str) -> Result<()> {
     if name.trim().is_empty() {
-        return Err(Error::invalid("metadata.name is required"));
+        return Err(Error::required("metadata.name", "metadata.name is required"));
     }
     if name.len() > MAX_NAME {
-        return Err(Error::invalid(format!("metadata.name must be at most {MAX_NAME} bytes")));
+        return Err(Error::invalid_field("metadata.name", format!("metadata.name must be at most {MAX_NAME} bytes"))
+            .with_meta("maxBytes", MAX_NAME.to_string()));
     }
     Ok(())
 }
 
 fn check_external_id(ext: &str) -> Result<()> {
     if ext.len() > MAX_NAME || ext.chars().any(|c| c == '/' || c.is_control() || c.is_whitespace()) {
-        return Err(Error::invalid(
+        return Err(Error::invalid_field(
+            "metadata.externalId",
             "metadata.externalId must be at most 256 bytes with no '/', whitespace or control characters",
-        ));
+        )
+        .with_meta("maxBytes", MAX_NAME.to_string()));
     }
     Ok(())
 }

@@ -11,6 +11,7 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
+use crate::reasons::Reason;
 
 const VERSION: u8 = 1;
 
@@ -31,8 +32,8 @@ impl std::fmt::Debug for Vault {
 
 impl Vault {
     pub fn new(key: &[u8]) -> Result<Self> {
-        let cipher =
-            Aes256Gcm::new_from_slice(key).map_err(|_| Error::invalid("the master key must be exactly 32 bytes"))?;
+        let cipher = Aes256Gcm::new_from_slice(key)
+            .map_err(|_| Error::of(Reason::MasterKeyInvalid, "the master key must be exactly 32 bytes"))?;
         let signing_key = hmac_sha256(key, b"cadenza signing key v1");
         Ok(Self { cipher, signing_key })
     }
@@ -54,8 +55,9 @@ impl Vault {
 
     /// Decodes a base64 master key (the `CADENZA_SECRET_KEY` format).
     pub fn from_base64(b64: &str) -> Result<Self> {
-        let bytes =
-            STANDARD.decode(b64.trim()).map_err(|_| Error::invalid("the master key must be base64 of 32 bytes"))?;
+        let bytes = STANDARD
+            .decode(b64.trim())
+            .map_err(|_| Error::of(Reason::MasterKeyInvalid, "the master key must be base64 of 32 bytes"))?;
         Self::new(&bytes)
     }
 
@@ -80,7 +82,7 @@ impl Vault {
 
     /// Opens a value sealed for the same owner. Any tampering or a foreign owner is an error.
     pub fn open(&self, owner: &[&str], sealed: &[u8]) -> Result<Vec<u8>> {
-        let bad = || Error::new(crate::Code::DataLoss, "a stored secret could not be decrypted");
+        let bad = || Error::of(Reason::SecretUnreadable, "a stored secret could not be decrypted");
         if sealed.len() < 1 + 12 + 16 || sealed[0] != VERSION {
             return Err(bad());
         }

@@ -32,7 +32,7 @@ impl Sentiment {
             "" | "FEEDBACK_SENTIMENT_UNSPECIFIED" => Ok(None),
             "FEEDBACK_SENTIMENT_POSITIVE" => Ok(Some(Self::Positive)),
             "FEEDBACK_SENTIMENT_NEGATIVE" => Ok(Some(Self::Negative)),
-            other => Err(Error::invalid(format!("unknown sentiment {other:?}"))),
+            other => Err(Error::invalid_field("sentiment", format!("unknown sentiment {other:?}"))),
         }
     }
 }
@@ -64,7 +64,7 @@ pub fn check_score(score: f64) -> Result<()> {
     if score.is_finite() && (-1.0..=1.0).contains(&score) {
         Ok(())
     } else {
-        Err(Error::invalid("data.score must be between -1 and 1"))
+        Err(Error::invalid_field("data.score", "data.score must be between -1 and 1"))
     }
 }
 

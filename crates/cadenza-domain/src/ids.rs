@@ -3,6 +3,7 @@
 use std::sync::Mutex;
 
 use crate::error::{Error, Result};
+use crate::reasons::Reason;
 
 /// Every kind of identifier Cadenza mints. `prefix` is what new ids get; `accepted` lists every
 /// prefix a client may send (seed-era and later spellings both name the same resource).
@@ -101,13 +102,18 @@ impl IdKind {
     /// Checks that `raw` is a well-formed id of this kind and returns it in canonical form
     /// (the minted prefix; the ULID part upper-cased).
     pub fn parse(self, raw: &str) -> Result<String> {
-        let bad = || Error::invalid(format!("invalid {} id: {raw:?}", self.noun()));
+        let bad = || self.invalid_id(format!("invalid {} id: {raw:?}", self.noun()));
         let (prefix, body) = raw.split_once('_').ok_or_else(bad)?;
         if !self.accepted().contains(&prefix) {
             return Err(bad());
         }
         let ulid = ulid::Ulid::from_string(body).map_err(|_| bad())?;
         Ok(format!("{}_{}", self.prefix(), ulid))
+    }
+
+    /// `ID_INVALID`, naming the prefix an id of this kind has.
+    fn invalid_id(self, message: String) -> Error {
+        Error::of(Reason::IdInvalid, message).with_meta("expected", self.prefix())
     }
 }
 
@@ -123,7 +129,7 @@ impl IdRef {
     pub fn parse(kind: IdKind, raw: &str) -> Result<Self> {
         if let Some(ext) = raw.strip_prefix("external_id:") {
             if ext.is_empty() {
-                return Err(Error::invalid(format!("empty external id for {}", kind.noun())));
+                return Err(kind.invalid_id(format!("empty external id for {}", kind.noun())));
             }
             return Ok(IdRef::External(ext.to_string()));
         }
@@ -163,7 +169,9 @@ mod tests {
     fn parse_checks_prefix_and_body() {
         let id = IdKind::Workspace.new_id(5);
         assert_eq!(IdKind::Workspace.parse(&id).ok(), Some(id.clone()));
-        assert!(IdKind::ApiKey.parse(&id).is_err());
+        let err = IdKind::ApiKey.parse(&id).err();
+        assert_eq!(err.as_ref().map(|e| e.reason), Some(Reason::IdInvalid));
+        assert_eq!(err.and_then(|e| e.metadata.get("expected").cloned()).as_deref(), Some("apikey"));
         assert!(IdKind::Workspace.parse("workspace_nope").is_err());
         assert!(IdKind::Workspace.parse("nounderscore").is_err());
         let lower = id.to_lowercase();

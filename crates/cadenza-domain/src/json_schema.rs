@@ -5,32 +5,40 @@
 use serde_json::Value;
 
 use crate::error::{Error, Result};
+use crate::reasons::Reason;
 
 /// Checks that `schema` is a JSON object and a valid, self-contained JSON Schema. `field` names
 /// it in the error message.
 pub fn check(field: &str, schema: &Value) -> Result<()> {
     if !schema.is_object() {
-        return Err(Error::invalid(format!("{field} must be a JSON Schema object")));
+        return Err(schema_error(Reason::SchemaInvalid, field, format!("{field} must be a JSON Schema object")));
     }
     if let Err(e) = jsonschema::meta::validate(schema) {
-        return Err(Error::invalid(format!("{field} is not a valid JSON Schema: {e} (at {})", e.instance_path())));
+        let message = format!("{field} is not a valid JSON Schema: {e} (at {})", e.instance_path());
+        return Err(schema_error(Reason::SchemaInvalid, field, message));
     }
     jsonschema::validator_for(schema)
         .map(|_| ())
-        .map_err(|e| Error::invalid(format!("{field} is not a usable JSON Schema: {e}")))
+        .map_err(|e| schema_error(Reason::SchemaInvalid, field, format!("{field} is not a usable JSON Schema: {e}")))
+}
+
+fn schema_error(reason: Reason, field: &str, message: String) -> Error {
+    Error::of(reason, message).with_meta("field", field)
 }
 
 /// Checks `instance` against a stored `schema` (already accepted by [`check`]); the error names
 /// `field` and the first failing location.
 pub fn validate(field: &str, schema: &Value, instance: &Value) -> Result<()> {
-    let validator = jsonschema::validator_for(schema)
-        .map_err(|e| Error::invalid(format!("the agent's schema for {field} is unusable: {e}")))?;
+    let validator = jsonschema::validator_for(schema).map_err(|e| {
+        schema_error(Reason::SchemaInvalid, field, format!("the agent's schema for {field} is unusable: {e}"))
+    })?;
     match validator.iter_errors(instance).next() {
         None => Ok(()),
         Some(e) => {
             let at = e.instance_path().to_string();
             let at = if at.is_empty() { "the top level".to_string() } else { at };
-            Err(Error::invalid(format!("{field} does not match the agent's input schema at {at}: {e}")))
+            let message = format!("{field} does not match the agent's input schema at {at}: {e}");
+            Err(schema_error(Reason::SchemaMismatch, field, message))
         }
     }
 }
@@ -71,6 +79,8 @@ mod tests {
         assert!(validate("data", &s, &json!({"n": 3})).is_ok());
         let err = validate("data", &s, &json!({"n": "x"})).expect_err("wrong type");
         assert!(err.message.contains("/n"), "{}", err.message);
+        assert_eq!(err.reason, Reason::SchemaMismatch);
+        assert_eq!(check("s", &json!({"type": 5})).map_err(|e| e.reason), Err(Reason::SchemaInvalid));
         assert!(validate("data", &s, &json!({})).is_err());
     }
 }

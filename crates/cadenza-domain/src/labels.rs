@@ -2,23 +2,28 @@
 
 use crate::Labels;
 use crate::error::{Error, Result};
+use crate::reasons::Reason;
 
 const MAX_LABELS: usize = 64;
 const MAX_LEN: usize = 256;
+const FIELD: &str = "metadata.labels";
 
 /// Rejects label maps a client could use to bloat storage or that cannot be filtered on.
 pub fn validate(labels: &Labels) -> Result<()> {
     if labels.len() > MAX_LABELS {
-        return Err(Error::invalid(format!("at most {MAX_LABELS} labels are allowed")));
+        return Err(Error::invalid_field(FIELD, format!("at most {MAX_LABELS} labels are allowed"))
+            .with_meta("limit", MAX_LABELS.to_string()));
     }
     for (k, v) in labels {
         if k.is_empty() || k.len() > MAX_LEN || v.len() > MAX_LEN {
-            return Err(Error::invalid(format!(
-                "label keys must be 1..={MAX_LEN} bytes and values at most {MAX_LEN} bytes"
-            )));
+            return Err(Error::invalid_field(
+                FIELD,
+                format!("label keys must be 1..={MAX_LEN} bytes and values at most {MAX_LEN} bytes"),
+            )
+            .with_meta("maxBytes", MAX_LEN.to_string()));
         }
         if k.contains([',', '=']) || v.contains(',') {
-            return Err(Error::invalid(format!("label {k:?} may not contain ',' (or '=' in the key)")));
+            return Err(Error::invalid_field(FIELD, format!("label {k:?} may not contain ',' (or '=' in the key)")));
         }
     }
     Ok(())
@@ -32,7 +37,10 @@ pub fn parse_filter(raw: &str) -> Result<Vec<(String, String)>> {
             pair.split_once('=')
                 .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
                 .filter(|(k, _)| !k.is_empty())
-                .ok_or_else(|| Error::invalid(format!("labels filter {pair:?} is not key=value")))
+                .ok_or_else(|| {
+                    Error::of(Reason::QueryInvalid, format!("labels filter {pair:?} is not key=value"))
+                        .with_meta("parameter", "labels")
+                })
         })
         .collect()
 }

@@ -1,8 +1,8 @@
 //! Cadenza's domain: the vocabulary every other crate speaks.
 //!
-//! Nothing here does IO. The modules hold identifiers, the error type whose codes become the
-//! contract's `{code, message, details}` body, time and clocks, list/pagination rules, update
-//! masks, API-key scopes, and one module per resource area with its records.
+//! Nothing here does IO. The modules hold identifiers, the error type whose codes and reasons
+//! become the contract's `{code, message, details}` body, time and clocks, list/pagination rules,
+//! update masks, API-key scopes, and one module per resource area with its records.
 
 pub mod crypto;
 pub mod error;
@@ -16,6 +16,7 @@ pub mod meta;
 pub mod models;
 pub mod page;
 pub mod principal;
+pub mod reasons;
 pub mod schedules;
 pub mod scopes;
 pub mod time;
@@ -34,6 +35,7 @@ pub mod workspaces;
 pub use error::{Code, Error, Result};
 pub use ids::{IdKind, IdRef};
 pub use meta::Meta;
+pub use reasons::Reason;
 pub use time::{Clock, ManualClock, SystemClock};
 
 /// Labels attached to resources: a string → string map, kept sorted for stable output.

@@ -3,6 +3,7 @@
 use std::collections::BTreeSet;
 
 use crate::error::{Error, Result};
+use crate::reasons::Reason;
 
 /// A parsed update mask. `None` inside means "no mask": apply every field the body carries.
 #[derive(Debug, Clone, Default)]
@@ -20,7 +21,11 @@ impl UpdateMask {
             let camel = p.split('.').map(snake_to_camel).collect::<Vec<_>>().join(".");
             let known = allowed.iter().any(|a| *a == camel || a.starts_with(&format!("{camel}.")));
             if !known {
-                return Err(Error::invalid(format!("updateMask names an unknown or read-only field: {p}")));
+                return Err(Error::of(
+                    Reason::UpdateMaskInvalid,
+                    format!("updateMask names an unknown or read-only field: {p}"),
+                )
+                .with_meta("field", p));
             }
             paths.insert(camel);
         }
@@ -66,7 +71,9 @@ mod tests {
         let m = UpdateMask::parse(Some("metadata.external_id, spec.description"), ALLOWED).unwrap_or_default();
         assert!(m.covers("metadata.externalId", false));
         assert!(!m.covers("metadata.name", true));
-        assert!(UpdateMask::parse(Some("spec.token"), ALLOWED).is_err());
+        let err = UpdateMask::parse(Some("spec.token"), ALLOWED).err().map(|e| (e.reason, e.metadata));
+        let field = [("field".to_string(), "spec.token".to_string())].into_iter().collect();
+        assert_eq!(err, Some((Reason::UpdateMaskInvalid, field)));
     }
 
     #[test]

@@ -58,7 +58,7 @@ pub const MAX_CONTENT_BYTES: usize = 1024 * 1024;
 /// Entry keys: S3-safe characters (letters, digits, `! - _ . * ' ( ) /`), no leading, trailing
 /// or doubled `/`, and not in the reserved `cadenya/` or `system/` namespaces.
 pub fn validate_key(key: &str) -> Result<()> {
-    let bad = |why: &str| Err(Error::invalid(format!("spec.key {key:?} {why}")));
+    let bad = |why: &str| Err(Error::invalid_field("spec.key", format!("spec.key {key:?} {why}")));
     if key.is_empty() || key.len() > 1024 {
         return bad("must be 1 to 1024 characters");
     }

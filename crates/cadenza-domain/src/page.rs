@@ -4,6 +4,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use crate::error::{Error, Result};
+use crate::reasons::Reason;
 
 /// Page size when the client sends none (or a value ≤ 0).
 pub const DEFAULT_LIMIT: u32 = 50;
@@ -44,7 +45,11 @@ impl ListParams {
             None | Some("") | Some("asc") | Some("ascending") => false,
             Some("desc") | Some("descending") => true,
             Some(other) => {
-                return Err(Error::invalid(format!("sortOrder must be \"asc\" or \"desc\", not {other:?}")));
+                return Err(Error::of(
+                    Reason::QueryInvalid,
+                    format!("sortOrder must be \"asc\" or \"desc\", not {other:?}"),
+                )
+                .with_meta("parameter", "sortOrder"));
             }
         };
         let labels = labels.map(crate::labels::parse_filter).transpose()?.unwrap_or_default();
@@ -84,7 +89,7 @@ pub fn encode_cursor(last_id: &str) -> String {
 }
 
 fn decode_cursor(raw: &str) -> Result<String> {
-    let bad = || Error::invalid("invalid cursor");
+    let bad = || Error::of(Reason::CursorInvalid, "invalid cursor");
     let bytes = URL_SAFE_NO_PAD.decode(raw.trim_end_matches('=')).map_err(|_| bad())?;
     let text = String::from_utf8(bytes).map_err(|_| bad())?;
     text.strip_prefix(CURSOR_TAG).filter(|id| !id.is_empty()).map(str::to_string).ok_or_else(bad)
@@ -102,8 +107,10 @@ mod tests {
         assert_eq!(p.limit, MAX_LIMIT);
         assert!(p.descending);
         assert_eq!(ListParams::parse(None, Some(0), None, None, None).map(|p| p.limit).ok(), Some(DEFAULT_LIMIT));
-        assert!(ListParams::parse(Some("!!"), None, None, None, None).is_err());
-        assert!(ListParams::parse(None, None, Some("sideways"), None, None).is_err());
+        let reason = |r: Result<ListParams>| r.err().map(|e| e.reason);
+        assert_eq!(reason(ListParams::parse(Some("!!"), None, None, None, None)), Some(Reason::CursorInvalid));
+        assert_eq!(reason(ListParams::parse(None, None, Some("sideways"), None, None)), Some(Reason::QueryInvalid));
+        assert_eq!(reason(ListParams::parse(None, None, None, None, Some("novalue"))), Some(Reason::QueryInvalid));
     }
 
     #[test]

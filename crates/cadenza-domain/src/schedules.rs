@@ -22,6 +22,7 @@ use serde_json::Value;
 
 use crate::error::{Error, Result};
 use crate::meta::Meta;
+use crate::reasons::Reason;
 use crate::variations::parse_duration_secs;
 
 const DAY_SECS: i64 = 86_400;
@@ -173,7 +174,10 @@ impl RuleIn {
             None => "UTC".to_string(),
             Some(tz) => {
                 TimeZone::get(tz).map_err(|_| {
-                    Error::invalid(format!("spec.schedule.timezone {tz:?} is not an IANA time zone name"))
+                    rule_error(
+                        "spec.schedule.timezone",
+                        format!("spec.schedule.timezone {tz:?} is not an IANA time zone name"),
+                    )
                 })?;
                 tz.to_string()
             }
@@ -187,16 +191,28 @@ impl RuleIn {
             intervals.push(interval(i, iv)?);
         }
         if calendars.is_empty() && intervals.is_empty() {
-            return Err(Error::invalid("spec.schedule needs at least one calendar or interval"));
+            return Err(rule_error("spec.schedule", "spec.schedule needs at least one calendar or interval"));
         }
         let rule = Rule { calendars, intervals, timezone };
         // Every calendar must also be accepted by the pattern engine.
         for (i, c) in rule.calendars.iter().enumerate() {
-            cron(c)
-                .map_err(|e| Error::invalid(format!("spec.schedule.calendars[{i}] is not a valid calendar: {e}")))?;
+            cron(c).map_err(|e| {
+                let at = format!("spec.schedule.calendars[{i}]");
+                rule_error(&at, format!("{at} is not a valid calendar: {e}"))
+            })?;
         }
         Ok(rule)
     }
+}
+
+/// `SCHEDULE_RULE_INVALID` naming the rule's field.
+fn rule_error(field: &str, message: impl Into<String>) -> Error {
+    Error::of(Reason::ScheduleRuleInvalid, message).with_meta("field", field)
+}
+
+/// A duration of the rule: a bad one is a rule error like any other.
+fn rule_duration(field: &str, raw: &str) -> Result<i64> {
+    parse_duration_secs(field, raw).map_err(|e| e.with_reason(Reason::ScheduleRuleInvalid))
 }
 
 fn calendar(i: usize, c: CalendarIn) -> Result<Calendar> {
@@ -211,14 +227,17 @@ fn calendar(i: usize, c: CalendarIn) -> Result<Calendar> {
             let step = r.step.filter(|s| *s != 0).unwrap_or(1);
             for (what, v) in [("start", start), ("end", end)] {
                 if !(i64::from(lo)..=i64::from(hi)).contains(&v) {
-                    return Err(Error::invalid(format!("{at}.{what} must be between {lo} and {hi}, not {v}")));
+                    return Err(rule_error(
+                        &format!("{at}.{what}"),
+                        format!("{at}.{what} must be between {lo} and {hi}, not {v}"),
+                    ));
                 }
             }
             if end < start {
-                return Err(Error::invalid(format!("{at}.end must not be before its start")));
+                return Err(rule_error(&format!("{at}.end"), format!("{at}.end must not be before its start")));
             }
             if step < 1 {
-                return Err(Error::invalid(format!("{at}.step must be at least 1")));
+                return Err(rule_error(&format!("{at}.step"), format!("{at}.step must be at least 1")));
             }
             // In range by the checks above, so the conversions cannot fail.
             let narrow = |v: i64| i32::try_from(v).unwrap_or(i32::MAX);
@@ -231,18 +250,21 @@ fn calendar(i: usize, c: CalendarIn) -> Result<Calendar> {
 fn interval(i: usize, iv: IntervalIn) -> Result<Interval> {
     let at = format!("spec.schedule.intervals[{i}]");
     let every = match iv.every.as_deref().filter(|e| !e.is_empty()) {
-        None => return Err(Error::invalid(format!("{at}.every is required"))),
-        Some(e) => parse_duration_secs(&format!("{at}.every"), e)?,
+        None => return Err(rule_error(&format!("{at}.every"), format!("{at}.every is required"))),
+        Some(e) => rule_duration(&format!("{at}.every"), e)?,
     };
     if every < 1 {
-        return Err(Error::invalid(format!("{at}.every must be at least 1s")));
+        return Err(rule_error(&format!("{at}.every"), format!("{at}.every must be at least 1s")));
     }
     let offset = match iv.offset.as_deref().filter(|o| !o.is_empty()) {
         None => 0,
-        Some(o) => parse_duration_secs(&format!("{at}.offset"), o)?,
+        Some(o) => rule_duration(&format!("{at}.offset"), o)?,
     };
     if offset < 0 || offset >= every {
-        return Err(Error::invalid(format!("{at}.offset must be at least 0s and less than every")));
+        return Err(rule_error(
+            &format!("{at}.offset"),
+            format!("{at}.offset must be at least 0s and less than every"),
+        ));
     }
     Ok(Interval { every_secs: every, offset_secs: offset })
 }
@@ -346,7 +368,7 @@ impl OverlapPolicy {
         match raw {
             "" | "OVERLAP_POLICY_UNSPECIFIED" | "OVERLAP_POLICY_SKIP" => Ok(Self::Skip),
             "OVERLAP_POLICY_ALLOW" => Ok(Self::Allow),
-            other => Err(Error::invalid(format!("unknown spec.overlapPolicy {other:?}"))),
+            other => Err(Error::invalid_field("spec.overlapPolicy", format!("unknown spec.overlapPolicy {other:?}"))),
         }
     }
 
@@ -374,7 +396,7 @@ impl ScheduleState {
             "AGENT_SCHEDULE_STATUS_ACTIVE" | "STATE_ACTIVE" => Self::Active,
             "AGENT_SCHEDULE_STATUS_PAUSED" | "STATE_PAUSED" => Self::Paused,
             "AGENT_SCHEDULE_STATUS_ARCHIVED" | "STATE_ARCHIVED" => Self::Archived,
-            other => return Err(Error::invalid(format!("unknown schedule status {other:?}"))),
+            other => return Err(Error::invalid_field("spec.status", format!("unknown schedule status {other:?}"))),
         }))
     }
 
@@ -578,6 +600,8 @@ mod tests {
         ] {
             let err = rule(v.clone()).expect_err("refused");
             assert!(err.message.contains(needle), "{v}: {:?} should mention {needle}", err.message);
+            assert_eq!(err.reason, Reason::ScheduleRuleInvalid, "{v}");
+            assert!(err.metadata.get("field").is_some_and(|f| f.starts_with("spec.schedule")), "{v}: {err:?}");
         }
     }
 

@@ -8,6 +8,9 @@ use crate::error::{Error, Result};
 pub const RESOURCES: &[&str] =
     &["agents", "objectives", "tools", "memory", "api_keys", "workspaces", "secrets", "account"];
 
+/// The field permissions arrive in, for errors.
+const FIELD: &str = "spec.permissions";
+
 /// Resources that only have the `manage` verb.
 const MANAGE_ONLY: &[&str] = &["secrets", "account"];
 
@@ -40,10 +43,13 @@ impl Scopes {
                 continue;
             }
             let bad = || {
-                Error::invalid(format!(
-                    "unknown permission {p:?}: expected \"*\" or \"<resource>:<read|manage>\" with resource one of {}",
-                    RESOURCES.join(", ")
-                ))
+                Error::invalid_field(
+                    FIELD,
+                    format!(
+                        "unknown permission {p:?}: expected \"*\" or \"<resource>:<read|manage>\" with resource one of {}",
+                        RESOURCES.join(", ")
+                    ),
+                )
             };
             let (a, b) = p.split_once(':').ok_or_else(bad)?;
             let (resource, verb) = match (verb_of(b), verb_of(a)) {
@@ -55,7 +61,7 @@ impl Scopes {
                 return Err(bad());
             }
             if verb == Verb::Read && MANAGE_ONLY.contains(&resource) {
-                return Err(Error::invalid(format!("{resource} only has the manage permission")));
+                return Err(Error::invalid_field(FIELD, format!("{resource} only has the manage permission")));
             }
             scopes.granted.insert((resource.to_string(), verb));
         }

@@ -19,7 +19,8 @@ pub fn validate_name(name: &str) -> Result<()> {
     if ok {
         Ok(())
     } else {
-        Err(Error::invalid(
+        Err(Error::invalid_field(
+            "metadata.name",
             "secret name must start with a letter or '_' and hold only letters, digits, '_', '-' and '.' (max 128)",
         ))
     }

@@ -118,7 +118,7 @@ pub fn check_url(field: &str, url: &str) -> Result<()> {
     let rest = url.strip_prefix("https://").or_else(|| url.strip_prefix("http://"));
     match rest {
         Some(r) if !r.is_empty() && !r.starts_with('/') && !url.chars().any(char::is_whitespace) => Ok(()),
-        _ => Err(Error::invalid(format!("{field} must be an absolute http(s) URL, not {url:?}"))),
+        _ => Err(Error::invalid_field(field, format!("{field} must be an absolute http(s) URL, not {url:?}"))),
     }
 }
 
@@ -127,7 +127,7 @@ pub fn check_headers(field: &str, headers: &BTreeMap<String, String>) -> Result<
     for (name, value) in headers {
         let valid = !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b));
         if !valid {
-            return Err(Error::invalid(format!("{field} has an invalid header name {name:?}")));
+            return Err(Error::invalid_field(field, format!("{field} has an invalid header name {name:?}")));
         }
         crate::variations::check_template(&format!("{field}.{name}"), value)?;
     }
@@ -198,7 +198,7 @@ impl ToolState {
             "AVAILABLE" => Ok(Some(Self::Available)),
             "OMITTED" => Ok(Some(Self::Omitted)),
             "ARCHIVED" => Ok(Some(Self::Archived)),
-            _ => Err(Error::invalid(format!("unknown tool status {raw:?}"))),
+            _ => Err(Error::invalid_field("spec.status", format!("unknown tool status {raw:?}"))),
         }
     }
 }

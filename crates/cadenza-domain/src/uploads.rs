@@ -3,6 +3,7 @@
 
 use crate::error::{Error, Result};
 use crate::meta::Meta;
+use crate::reasons::Reason;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum UploadStatus {
@@ -53,17 +54,25 @@ pub fn check_content_type(raw: &str) -> Result<()> {
     let ok_token = |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$&^_.+-".contains(&b));
     match essence.split_once('/') {
         Some((t, sub)) if ok_token(t) && ok_token(sub) && !raw.chars().any(char::is_control) => Ok(()),
-        _ => Err(Error::invalid(format!("spec.contentType must be a MIME type like \"text/plain\", not {raw:?}"))),
+        _ => Err(Error::invalid_field(
+            "spec.contentType",
+            format!("spec.contentType must be a MIME type like \"text/plain\", not {raw:?}"),
+        )),
     }
 }
 
 /// Checks a declared size against the server's maximum.
 pub fn check_size(size: i64, max: i64) -> Result<()> {
     if size <= 0 {
-        return Err(Error::invalid("spec.sizeBytes must be greater than 0"));
+        return Err(Error::invalid_field("spec.sizeBytes", "spec.sizeBytes must be greater than 0"));
     }
     if size > max {
-        return Err(Error::invalid(format!("spec.sizeBytes {size} is over this server's upload limit of {max} bytes")));
+        return Err(Error::of(
+            Reason::UploadTooLarge,
+            format!("spec.sizeBytes {size} is over this server's upload limit of {max} bytes"),
+        )
+        .with_meta("field", "spec.sizeBytes")
+        .with_meta("maxBytes", max.to_string()));
     }
     Ok(())
 }
@@ -82,6 +91,6 @@ mod tests {
         }
         assert!(check_size(1, 10).is_ok());
         assert!(check_size(0, 10).is_err());
-        assert!(check_size(11, 10).is_err());
+        assert_eq!(check_size(11, 10).map_err(|e| e.reason), Err(Reason::UploadTooLarge));
     }
 }

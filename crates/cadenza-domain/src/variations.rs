@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::Meta;
 use crate::error::{Error, Result};
+use crate::reasons::Reason;
 
 /// `modelConfig`. `model_id` holds the canonical `model_…` id once validated.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -156,16 +157,21 @@ pub fn check_template(field: &str, template: &str) -> Result<()> {
     }
     let parser = liquid::ParserBuilder::with_stdlib()
         .build()
-        .map_err(|e| Error::invalid(format!("{field}: template engine unavailable: {e}")))?;
+        .map_err(|e| template_error(field, format!("{field}: template engine unavailable: {e}")))?;
     parser
         .parse(template)
         .map(|_| ())
-        .map_err(|e| Error::invalid(format!("{field} is not a valid Liquid template: {e}")))
+        .map_err(|e| template_error(field, format!("{field} is not a valid Liquid template: {e}")))
+}
+
+/// `TEMPLATE_INVALID` naming the template's field.
+fn template_error(field: &str, message: String) -> Error {
+    Error::invalid(message).with_reason(Reason::TemplateInvalid).with_meta("field", field)
 }
 
 /// Parses a proto duration (`"90s"`, `"1.5s"`) into whole seconds.
 pub fn parse_duration_secs(field: &str, s: &str) -> Result<i64> {
-    let bad = || Error::invalid(format!("{field} must be a duration like \"3600s\", not {s:?}"));
+    let bad = || Error::invalid_field(field, format!("{field} must be a duration like \"3600s\", not {s:?}"));
     let n: f64 = s.strip_suffix('s').ok_or_else(bad)?.parse().map_err(|_| bad())?;
     if !n.is_finite() {
         return Err(bad());
@@ -180,12 +186,13 @@ pub fn render_template(field: &str, template: &str, globals: &serde_json::Value)
     }
     let parser = liquid::ParserBuilder::with_stdlib()
         .build()
-        .map_err(|e| Error::invalid(format!("{field}: template engine unavailable: {e}")))?;
-    let parsed =
-        parser.parse(template).map_err(|e| Error::invalid(format!("{field} is not a valid Liquid template: {e}")))?;
+        .map_err(|e| template_error(field, format!("{field}: template engine unavailable: {e}")))?;
+    let parsed = parser
+        .parse(template)
+        .map_err(|e| template_error(field, format!("{field} is not a valid Liquid template: {e}")))?;
     let globals = liquid::model::to_object(globals)
-        .map_err(|e| Error::invalid(format!("{field}: template data is not an object: {e}")))?;
-    parsed.render(&globals).map_err(|e| Error::invalid(format!("{field} could not be rendered: {e}")))
+        .map_err(|e| template_error(field, format!("{field}: template data is not an object: {e}")))?;
+    parsed.render(&globals).map_err(|e| template_error(field, format!("{field} could not be rendered: {e}")))
 }
 
 /// The secret names a template references as `secrets.NAME`, in order of first use.

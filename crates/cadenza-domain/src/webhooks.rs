@@ -33,7 +33,11 @@ pub const EVENT_TYPES: &[&str] = &[
 
 /// Checks an event type filter or value.
 pub fn check_event_type(raw: &str) -> Result<()> {
-    if EVENT_TYPES.contains(&raw) { Ok(()) } else { Err(Error::invalid(format!("unknown eventType {raw:?}"))) }
+    if EVENT_TYPES.contains(&raw) {
+        Ok(())
+    } else {
+        Err(Error::invalid_field("eventType", format!("unknown eventType {raw:?}")))
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

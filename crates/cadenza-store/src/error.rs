@@ -1,6 +1,6 @@
 //! The storage error and its translation into the domain error.
 
-use cadenza_domain::{Code, Error};
+use cadenza_domain::{Code, Error, Reason};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -52,17 +52,62 @@ impl From<sqlx::Error> for StoreError {
 impl From<StoreError> for Error {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::Conflict(what) => Error::new(Code::AlreadyExists, what),
-            StoreError::Precondition(what) => Error::new(Code::FailedPrecondition, what),
-            StoreError::Fenced => Error::new(Code::Aborted, "lease lost"),
+            StoreError::Conflict(what) => {
+                // The clashing field, as the message above names it.
+                let field = if what.contains("externalId") {
+                    Some("externalId")
+                } else if what.contains("name") {
+                    Some("name")
+                } else {
+                    None
+                };
+                let err = Error::new(Code::AlreadyExists, what);
+                match field {
+                    Some(f) => err.with_meta("field", f),
+                    None => err,
+                }
+            }
+            StoreError::Precondition(what) => {
+                // The only state a write re-checks under its transaction is an upload's COMPLETE.
+                let reason = if what.contains("upload") { Reason::UploadConsumed } else { Reason::FailedPrecondition };
+                Error::new(Code::FailedPrecondition, what).with_reason(reason)
+            }
+            StoreError::Fenced => Error::of(Reason::LeaseLost, "lease lost"),
             StoreError::Unavailable(detail) => {
                 tracing::error!(error = %detail, "database unavailable");
-                Error::unavailable("database unavailable")
+                Error::of(Reason::DatabaseUnavailable, "database unavailable")
             }
             other => {
                 tracing::error!(error = %other, "storage failure");
                 Error::internal()
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn store_errors_carry_reasons() {
+        let e = Error::from(StoreError::Conflict("a resource with this externalId already exists".into()));
+        assert_eq!((e.code, e.reason), (Code::AlreadyExists, Reason::AlreadyExists));
+        assert_eq!(e.metadata.get("field").map(String::as_str), Some("externalId"));
+        let e = Error::from(StoreError::Conflict("a resource with this name already exists".into()));
+        assert_eq!(e.metadata.get("field").map(String::as_str), Some("name"));
+        assert!(Error::from(StoreError::Conflict("the resource already exists".into())).metadata.is_empty());
+        let e = Error::from(StoreError::Fenced);
+        assert_eq!((e.code, e.reason), (Code::Aborted, Reason::LeaseLost));
+        let e = Error::from(StoreError::Precondition("the upload is no longer COMPLETE (already used?)".into()));
+        assert_eq!((e.code, e.reason), (Code::FailedPrecondition, Reason::UploadConsumed));
+        let e = Error::from(StoreError::Unavailable("connection refused at 10.0.0.5".into()));
+        assert_eq!(
+            (e.code, e.reason, e.message.as_str()),
+            (Code::Unavailable, Reason::DatabaseUnavailable, "database unavailable")
+        );
+        assert!(e.metadata.is_empty());
+        let e = Error::from(StoreError::Corrupt("row 7 is garbage".into()));
+        assert_eq!((e.reason, e.message.as_str()), (Reason::Internal, "internal error"));
     }
 }

@@ -52,17 +52,58 @@ impl Resp {
         self.body
     }
 
-    /// Asserts an error in the contract's shape: HTTP status, gRPC code, a message, details.
+    /// Asserts an error in the contract's shape: HTTP status, gRPC code, a message, and
+    /// `details` holding exactly one well-formed ErrorInfo. Returns the message.
     #[track_caller]
     pub fn expect_error(self, status: u16, code: i64) -> String {
         assert_eq!(self.status, status, "unexpected status; body: {}", self.text);
         assert_eq!(self.body["code"].as_i64(), Some(code), "unexpected code; body: {}", self.text);
-        assert!(self.body["details"].is_array(), "details must be an array: {}", self.text);
-        let msg = self.body["message"].as_str().unwrap_or_default().to_string();
+        self.check_error_shape();
+        self.body["message"].as_str().unwrap_or_default().to_string()
+    }
+
+    /// Asserts the HTTP status and the reason of the one ErrorInfo (`@type`, `domain` and the
+    /// shape of the rest checked too). Returns the body, for the message or the metadata.
+    #[track_caller]
+    pub fn expect_reason(self, status: u16, reason: &str) -> Value {
+        assert_eq!(self.status, status, "unexpected status; body: {}", self.text);
+        self.check_error_shape();
+        assert_eq!(self.body["details"][0]["reason"].as_str(), Some(reason), "unexpected reason; body: {}", self.text);
+        self.body
+    }
+
+    /// [`Resp::expect_error`] and [`Resp::expect_reason`] at once: status, gRPC code and reason.
+    /// Returns the message, like `expect_error`.
+    #[track_caller]
+    pub fn expect_error_reason(self, status: u16, code: i64, reason: &str) -> String {
+        assert_eq!(self.status, status, "unexpected status; body: {}", self.text);
+        assert_eq!(self.body["code"].as_i64(), Some(code), "unexpected code; body: {}", self.text);
+        let body = self.expect_reason(status, reason);
+        body["message"].as_str().unwrap_or_default().to_string()
+    }
+
+    #[track_caller]
+    fn check_error_shape(&self) {
+        assert!(self.body["code"].is_i64(), "code must be an integer: {}", self.text);
+        let msg = self.body["message"].as_str().unwrap_or_default();
         assert!(!msg.is_empty(), "error message must be set: {}", self.text);
-        msg
+        let details =
+            self.body["details"].as_array().unwrap_or_else(|| panic!("details must be an array: {}", self.text));
+        assert_eq!(details.len(), 1, "details must hold exactly one ErrorInfo: {}", self.text);
+        let info = &details[0];
+        assert_eq!(info["@type"], ERROR_INFO_TYPE, "details[0] must be an ErrorInfo: {}", self.text);
+        assert_eq!(info["domain"], "cadenza", "unexpected ErrorInfo domain: {}", self.text);
+        let reason = info["reason"].as_str().unwrap_or_default();
+        assert!(cadenza_domain::Reason::parse(reason).is_some(), "unknown reason {reason:?}: {}", self.text);
+        let metadata =
+            info["metadata"].as_object().unwrap_or_else(|| panic!("metadata must be an object: {}", self.text));
+        assert!(metadata.values().all(Value::is_string), "metadata values must be strings: {}", self.text);
     }
 }
+
+/// The `@type` of an error's one `details` entry (spelled out here, not taken from the API
+/// crate, so the tests check the wire value independently).
+pub const ERROR_INFO_TYPE: &str = "type.googleapis.com/google.rpc.ErrorInfo";
 
 impl TestApp {
     /// `None` when the backend is unavailable (PostgreSQL outside CI).

@@ -5,12 +5,12 @@ use axum::Json;
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::routing::get;
-use cadenza_domain::Error;
 use cadenza_domain::agents::{Agent, AgentStatus, SelectionMode};
 use cadenza_domain::ids::{IdKind, IdRef};
 use cadenza_domain::json_schema;
 use cadenza_domain::mask::UpdateMask;
 use cadenza_domain::scopes::Verb;
+use cadenza_domain::{Error, Reason};
 use cadenza_store::agents::AgentFilter;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -139,15 +139,22 @@ const MAX_DESCRIPTION: usize = 16 * 1024;
 
 fn parse_status(s: &str) -> ApiResult<Option<AgentStatus>> {
     AgentStatus::parse_wire(s).ok_or_else(|| {
-        Error::invalid(format!("unknown agent status {s:?}: use AGENT_STATUS_DRAFT, _PUBLISHED or _ARCHIVED")).into()
+        Error::invalid_field(
+            "spec.status",
+            format!("unknown agent status {s:?}: use AGENT_STATUS_DRAFT, _PUBLISHED or _ARCHIVED"),
+        )
+        .into()
     })
 }
 
 fn parse_mode(s: &str) -> ApiResult<SelectionMode> {
     SelectionMode::parse_wire(s).ok_or_else(|| {
-        Error::invalid(format!(
-            "unknown variationSelectionMode {s:?}: use VARIATION_SELECTION_MODE_RANDOM or VARIATION_SELECTION_MODE_WEIGHTED"
-        ))
+        Error::invalid_field(
+            "spec.variationSelectionMode",
+            format!(
+                "unknown variationSelectionMode {s:?}: use VARIATION_SELECTION_MODE_RANDOM or VARIATION_SELECTION_MODE_WEIGHTED"
+            ),
+        )
         .into()
     })
 }
@@ -157,7 +164,12 @@ fn check_url(url: &str) -> ApiResult<()> {
         || ((url.starts_with("http://") || url.starts_with("https://"))
             && url.len() <= 2048
             && !url.chars().any(|c| c.is_whitespace() || c.is_control()));
-    if ok { Ok(()) } else { Err(Error::invalid("spec.webhookEventsUrl must be an http:// or https:// URL").into()) }
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::invalid_field("spec.webhookEventsUrl", "spec.webhookEventsUrl must be an http:// or https:// URL")
+            .into())
+    }
 }
 
 /// Applies the spec fields `mask` selects. Each field is validated as it is applied, so an
@@ -178,7 +190,12 @@ fn apply_spec(a: &mut Agent, spec: SpecIn, mask: &UpdateMask, variations: i64) -
     if mask.covers("spec.description", spec.description.is_some()) {
         let d = spec.description.unwrap_or_default();
         if d.len() > MAX_DESCRIPTION {
-            return Err(Error::invalid(format!("spec.description must be at most {MAX_DESCRIPTION} bytes")).into());
+            return Err(Error::invalid_field(
+                "spec.description",
+                format!("spec.description must be at most {MAX_DESCRIPTION} bytes"),
+            )
+            .with_meta("maxBytes", MAX_DESCRIPTION.to_string())
+            .into());
         }
         a.description = d;
     }
@@ -209,7 +226,9 @@ fn apply_spec(a: &mut Agent, spec: SpecIn, mask: &UpdateMask, variations: i64) -
     if mask.covers("spec.episodicMemoryTtl", spec.episodic_memory_ttl.is_some()) {
         let ttl = spec.episodic_memory_ttl.unwrap_or(0);
         if ttl < 0 {
-            return Err(Error::invalid("spec.episodicMemoryTtl must not be negative").into());
+            return Err(
+                Error::invalid_field("spec.episodicMemoryTtl", "spec.episodicMemoryTtl must not be negative").into()
+            );
         }
         a.episodic_memory_ttl = (ttl > 0).then_some(ttl);
     }
@@ -218,7 +237,7 @@ fn apply_spec(a: &mut Agent, spec: SpecIn, mask: &UpdateMask, variations: i64) -
 
 /// Publishing needs at least one variation (CONTRACT §4.1).
 fn publish_without_variations() -> crate::error::ApiError {
-    Error::precondition("an agent needs at least one variation before it can be published").into()
+    Error::of(Reason::AgentHasNoVariation, "an agent needs at least one variation before it can be published").into()
 }
 
 /// The agent `raw` names (id or `external_id:`) in the caller's workspace, or a 404.
@@ -232,12 +251,13 @@ async fn list(State(s): State<AppState>, c: WsCaller, q: QueryPairs) -> ApiResul
     let params = q.list_params()?;
     let mut filter = AgentFilter::default();
     for raw in q.all("status").into_iter().chain(q.all("state")).chain(q.all("statuses")).chain(q.all("states")) {
-        if let Some(st) = parse_status(&raw)? {
+        if let Some(st) = parse_status(&raw).map_err(|e| e.in_query("state"))? {
             filter.statuses.push(st);
         }
     }
     if let Some(m) = q.get("variationSelectionMode").filter(|m| !m.is_empty()) {
-        filter.selection_mode = Some(parse_mode(m)?).filter(|m| *m != SelectionMode::Unspecified);
+        let mode = parse_mode(m).map_err(|e| e.in_query("variationSelectionMode"))?;
+        filter.selection_mode = Some(mode).filter(|m| *m != SelectionMode::Unspecified);
     }
     let page = s.store.list_agents(c.ws(), &filter, &params).await?;
     let mut items = Vec::with_capacity(page.items.len());

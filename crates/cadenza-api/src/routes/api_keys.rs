@@ -11,7 +11,7 @@ use cadenza_domain::ids::{IdKind, IdRef};
 use cadenza_domain::mask::UpdateMask;
 use cadenza_domain::principal::Principal;
 use cadenza_domain::scopes::{Scopes, Verb};
-use cadenza_domain::{Error, account::ProfileType};
+use cadenza_domain::{Error, Reason, account::ProfileType};
 use cadenza_store::api_keys::KeyScope;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -110,6 +110,12 @@ struct UpdateIn {
 
 const MAX_DESCRIPTION: usize = 4096;
 
+fn description_too_long() -> crate::error::ApiError {
+    Error::invalid_field("spec.description", format!("spec.description must be at most {MAX_DESCRIPTION} bytes"))
+        .with_meta("maxBytes", MAX_DESCRIPTION.to_string())
+        .into()
+}
+
 fn parse_permissions(perms: &[String]) -> ApiResult<Scopes> {
     Ok(Scopes::parse(perms)?)
 }
@@ -119,7 +125,8 @@ fn ensure_covers(caller: &Principal, wanted: &Scopes) -> ApiResult<()> {
     if caller.scopes.covers(wanted) {
         Ok(())
     } else {
-        Err(Error::permission_denied("an API key cannot grant or manage permissions it does not hold itself").into())
+        Err(Error::of(Reason::ScopeEscalation, "an API key cannot grant or manage permissions it does not hold itself")
+            .into())
     }
 }
 
@@ -157,7 +164,7 @@ async fn create(
     ensure_covers(caller, &scopes)?;
     let description = body.spec.description.unwrap_or_default();
     if description.len() > MAX_DESCRIPTION {
-        return Err(Error::invalid(format!("spec.description must be at most {MAX_DESCRIPTION} bytes")).into());
+        return Err(description_too_long());
     }
     let now = state.store.now_ms();
     let key_profile = state.store.new_profile(&caller.account_id, ProfileType::ApiKey, &meta.name);
@@ -185,13 +192,13 @@ async fn update(state: &AppState, caller: &Principal, mut key: ApiKey, body: Upd
     if mask.covers("spec.description", body.spec.description.is_some()) {
         let d = body.spec.description.unwrap_or_default();
         if d.len() > MAX_DESCRIPTION {
-            return Err(Error::invalid(format!("spec.description must be at most {MAX_DESCRIPTION} bytes")).into());
+            return Err(description_too_long());
         }
         key.description = d;
     }
     if mask.covers("spec.permissions", body.spec.permissions.is_some()) {
         if key.system {
-            return Err(Error::precondition("the global API key always has every permission").into());
+            return Err(Error::of(Reason::SystemKeyProtected, "the global API key always has every permission").into());
         }
         let scopes = parse_permissions(&body.spec.permissions.unwrap_or_default())?;
         ensure_covers(caller, &scopes)?;
@@ -205,7 +212,11 @@ async fn update(state: &AppState, caller: &Principal, mut key: ApiKey, body: Upd
 async fn delete_key(state: &AppState, caller: &Principal, key: ApiKey) -> ApiResult<Json<Empty>> {
     require(caller, "api_keys", Verb::Manage)?;
     if key.system {
-        return Err(Error::precondition("the account's global API key cannot be deleted; rotate it instead").into());
+        return Err(Error::of(
+            Reason::KeyNotDeletable,
+            "the account's global API key cannot be deleted; rotate it instead",
+        )
+        .into());
     }
     ensure_can_manage(caller, &key)?;
     state.store.delete_api_key(&caller.account_id, &key.meta.id).await?;
@@ -226,7 +237,8 @@ async fn action(state: &AppState, caller: &Principal, mut key: ApiKey, verb: &st
             return Ok(Json(ApiKeyOut::new(&key, Some(token))));
         }
         "disable" if key.system => {
-            return Err(Error::precondition(
+            return Err(Error::of(
+                Reason::SystemKeyProtected,
                 "the account's global API key cannot be disabled (it is the only way back in); rotate it instead",
             )
             .into());
@@ -239,7 +251,7 @@ async fn action(state: &AppState, caller: &Principal, mut key: ApiKey, verb: &st
                 state.store.update_api_key(&key).await?;
             }
         }
-        _ => return Err(Error::not_found("method").into()),
+        _ => return Err(Error::of(Reason::CustomMethodUnknown, "method not found").into()),
     }
     Ok(Json(ApiKeyOut::new(&key, None)))
 }
@@ -335,9 +347,18 @@ async fn acct_create(
         ([one], _) => one.clone(),
         ([], Some(own)) => own.to_string(),
         ([], None) => {
-            return Err(Error::invalid("initialWorkspaceIds must name the workspace the key belongs to").into());
+            return Err(Error::required(
+                "initialWorkspaceIds",
+                "initialWorkspaceIds must name the workspace the key belongs to",
+            )
+            .into());
         }
-        _ => return Err(Error::invalid("an API key belongs to exactly one workspace").into()),
+        _ => {
+            return Err(Error::invalid("an API key belongs to exactly one workspace")
+                .with_reason(Reason::KeyWorkspaceFixed)
+                .with_meta("field", "initialWorkspaceIds")
+                .into());
+        }
     };
     let ws = resolve_workspace(&s.store, &c, &ws_raw).await?;
     create(&s, &c, ws.meta.id, b).await
@@ -425,6 +446,7 @@ async fn acct_key_add_workspace(
         Some(own) if own == ws.meta.id => Ok(empty()),
         Some(_) => {
             Err(Error::invalid("an API key belongs to exactly one workspace; create a key in the other workspace")
+                .with_reason(Reason::KeyWorkspaceFixed)
                 .into())
         }
     }
@@ -437,7 +459,7 @@ async fn acct_key_remove_workspace(
 ) -> ApiResult<Json<Empty>> {
     require(&c, "api_keys", Verb::Manage)?;
     load(&s, &c, None, &id).await?;
-    Err(Error::precondition("an API key must keep its one workspace; delete the key instead").into())
+    Err(Error::of(Reason::KeyWorkspaceFixed, "an API key must keep its one workspace; delete the key instead").into())
 }
 
 // ---- K-9: the account's global key ----
@@ -452,7 +474,9 @@ async fn global_get(State(s): State<AppState>, c: Caller) -> ApiResult<Json<ApiK
 }
 
 async fn global_action(State(s): State<AppState>, c: Caller, Path(seg): Path<String>) -> ApiResult<Json<ApiKeyOut>> {
-    let verb = seg.strip_prefix("global_api_key:").ok_or_else(|| Error::not_found("method"))?;
+    let verb = seg
+        .strip_prefix("global_api_key:")
+        .ok_or_else(|| Error::of(Reason::CustomMethodUnknown, "method not found"))?;
     let key = global_key(&s, &c).await?;
     action(&s, &c.0, key, verb).await
 }

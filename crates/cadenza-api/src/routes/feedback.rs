@@ -5,7 +5,6 @@ use axum::Json;
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::routing::get;
-use cadenza_domain::Error;
 use cadenza_domain::feedback::{Feedback, FeedbackFilter, Sentiment};
 use cadenza_domain::ids::{IdKind, IdRef};
 use cadenza_domain::scopes::Verb;
@@ -16,7 +15,7 @@ use serde::Serialize;
 use crate::AppState;
 use crate::auth::WsCaller;
 use crate::error::ApiResult;
-use crate::extract::QueryPairs;
+use crate::extract::{QueryPairs, query_invalid};
 use crate::openapi::{Op, schema};
 use crate::wire::{ListResponse, OperationMetadata, operation_meta};
 
@@ -68,7 +67,7 @@ fn time_filter(q: &QueryPairs, key: &str) -> ApiResult<Option<i64>> {
         None => Ok(None),
         Some(raw) => parse_rfc3339(raw)
             .map(Some)
-            .ok_or_else(|| Error::invalid(format!("{key} must be an RFC 3339 timestamp, not {raw:?}")).into()),
+            .ok_or_else(|| query_invalid(key, format!("{key} must be an RFC 3339 timestamp, not {raw:?}")).into()),
     }
 }
 
@@ -92,7 +91,7 @@ async fn list(
     };
     let filter = FeedbackFilter {
         query: q.get("query").map(str::to_string),
-        sentiment: Sentiment::parse(q.get("sentiment").unwrap_or_default())?,
+        sentiment: Sentiment::parse(q.get("sentiment").unwrap_or_default()).map_err(|e| e.in_query("sentiment"))?,
         variation_id,
         created_after: time_filter(&q, "createdAfter")?,
         created_before: time_filter(&q, "createdBefore")?,

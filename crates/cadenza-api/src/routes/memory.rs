@@ -5,12 +5,12 @@ use axum::Json;
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::routing::get;
-use cadenza_domain::Error;
 use cadenza_domain::ids::{IdKind, IdRef};
 use cadenza_domain::mask::UpdateMask;
 use cadenza_domain::memory::{self, LayerType, MAX_CONTENT_BYTES, MemoryEntry, MemoryLayer};
 use cadenza_domain::scopes::Verb;
 use cadenza_domain::time::format_ms;
+use cadenza_domain::{Error, Reason};
 use cadenza_store::memory::LayerFilter;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -159,7 +159,11 @@ struct EntryWriteIn {
 // ---- layers ----
 
 fn managed_refusal() -> crate::error::ApiError {
-    Error::precondition("this memory layer is managed by the runtime and cannot be changed through the API").into()
+    Error::of(
+        Reason::MemoryLayerSystemManaged,
+        "this memory layer is managed by the runtime and cannot be changed through the API",
+    )
+    .into()
 }
 
 async fn load_layer(s: &AppState, c: &WsCaller, raw: &str) -> ApiResult<(MemoryLayer, i64)> {
@@ -169,9 +173,10 @@ async fn load_layer(s: &AppState, c: &WsCaller, raw: &str) -> ApiResult<(MemoryL
 
 fn parse_type(raw: &str) -> ApiResult<LayerType> {
     LayerType::parse_wire(raw).ok_or_else(|| {
-        Error::invalid(format!(
-            "unknown memory layer type {raw:?}: use MEMORY_LAYER_TYPE_UNSPECIFIED or MEMORY_LAYER_TYPE_SKILLS"
-        ))
+        Error::invalid_field(
+            "spec.type",
+            format!("unknown memory layer type {raw:?}: use MEMORY_LAYER_TYPE_UNSPECIFIED or MEMORY_LAYER_TYPE_SKILLS"),
+        )
         .into()
     })
 }
@@ -180,7 +185,11 @@ async fn list_layers(State(s): State<AppState>, c: WsCaller, q: QueryPairs) -> A
     c.require("memory", Verb::Read)?;
     let params = q.list_params()?;
     let filter = LayerFilter {
-        layer_type: q.get("type").filter(|t| !t.is_empty()).map(parse_type).transpose()?,
+        layer_type: q
+            .get("type")
+            .filter(|t| !t.is_empty())
+            .map(|t| parse_type(t).map_err(|e| e.in_query("type")))
+            .transpose()?,
         agent_id: q.get("agentId").filter(|a| !a.is_empty()).map(|a| IdKind::Agent.parse(a)).transpose()?,
         episodic_key_prefix: q.get("episodicKeyPrefix").filter(|p| !p.is_empty()).map(str::to_string),
     };
@@ -195,9 +204,13 @@ async fn create_layer(
 ) -> ApiResult<Json<LayerOut>> {
     c.require("memory", Verb::Manage)?;
     let meta = b.metadata.into_new()?;
-    let layer_type = parse_type(b.spec.layer_type.as_deref().ok_or_else(|| Error::invalid("spec.type is required"))?)?;
+    let layer_type =
+        parse_type(b.spec.layer_type.as_deref().ok_or_else(|| Error::required("spec.type", "spec.type is required"))?)?;
     if layer_type == LayerType::Episodic {
-        return Err(Error::invalid("episodic layers are created by the runtime, not through the API").into());
+        return Err(Error::invalid("episodic layers are created by the runtime, not through the API")
+            .with_reason(Reason::MemoryLayerSystemManaged)
+            .with_meta("field", "spec.type")
+            .into());
     }
     let now = s.store.now_ms();
     let layer = MemoryLayer {
@@ -241,7 +254,9 @@ async fn update_layer(
     if let Some(t) = b.spec.layer_type.as_deref()
         && parse_type(t)? != layer.layer_type
     {
-        return Err(Error::invalid("spec.type cannot change; create a new layer").into());
+        return Err(Error::of(Reason::FieldImmutable, "spec.type cannot change; create a new layer")
+            .with_meta("field", "spec.type")
+            .into());
     }
     b.metadata.apply(&mask, &mut layer.meta)?;
     if mask.covers("spec.description", b.spec.description.is_some()) {
@@ -264,9 +279,11 @@ async fn delete_layer(
     }
     let uses = s.store.count_layer_uses(c.ws(), &layer.meta.id).await?;
     if uses > 0 {
-        return Err(Error::precondition(format!(
-            "this memory layer is in the stack of {uses} variation(s); remove it from them first"
-        ))
+        return Err(Error::of(
+            Reason::MemoryLayerInUse,
+            format!("this memory layer is in the stack of {uses} variation(s); remove it from them first"),
+        )
+        .with_meta("variations", uses.to_string())
         .into());
     }
     s.store.delete_memory_layer(c.ws(), &layer.meta.id).await?;
@@ -288,25 +305,34 @@ async fn body_source(
             "content" => spec.content.is_some() && spec.upload_id.is_none(),
             "uploadId" => spec.upload_id.is_some() && spec.content.is_none(),
             _ => {
-                return Err(
-                    Error::invalid(format!("spec.type must be \"content\" or \"uploadId\", not {tag:?}")).into()
-                );
+                return Err(Error::invalid_field(
+                    "spec.type",
+                    format!("spec.type must be \"content\" or \"uploadId\", not {tag:?}"),
+                )
+                .into());
             }
         };
         if !matches {
-            return Err(
-                Error::invalid(format!("spec.type is {tag:?} but the spec does not carry exactly that field")).into()
-            );
+            return Err(Error::invalid_field(
+                "spec.type",
+                format!("spec.type is {tag:?} but the spec does not carry exactly that field"),
+            )
+            .into());
         }
     }
     let check_len = |text: &str| -> ApiResult<()> {
         if text.len() > MAX_CONTENT_BYTES {
-            return Err(Error::invalid(format!("an entry's content must be at most {MAX_CONTENT_BYTES} bytes")).into());
+            return Err(Error::invalid_field(
+                "spec.content",
+                format!("an entry's content must be at most {MAX_CONTENT_BYTES} bytes"),
+            )
+            .with_meta("maxBytes", MAX_CONTENT_BYTES.to_string())
+            .into());
         }
         Ok(())
     };
     match (&spec.content, &spec.upload_id) {
-        (Some(_), Some(_)) => Err(Error::invalid("set exactly one of spec.content and spec.uploadId, not both").into()),
+        (Some(_), Some(_)) => Err(body_oneof("set exactly one of spec.content and spec.uploadId, not both")),
         (Some(c), None) => {
             check_len(c)?;
             Ok(Some((c.clone(), None)))
@@ -314,14 +340,22 @@ async fn body_source(
         (None, Some(raw)) => {
             let upload = crate::routes::uploads::load(s, c, raw).await?;
             let bytes = crate::routes::uploads::read_complete(s, &upload).await?;
-            let text = String::from_utf8(bytes)
-                .map_err(|_| Error::invalid("the upload is not UTF-8 text; memory entries hold text"))?;
+            let text = String::from_utf8(bytes).map_err(|_| {
+                Error::of(Reason::UploadNotText, "the upload is not UTF-8 text; memory entries hold text")
+                    .with_meta("field", "spec.uploadId")
+                    .with_meta("uploadId", upload.meta.id.clone())
+            })?;
             check_len(&text)?;
             Ok(Some((text, Some(upload.meta.id))))
         }
-        (None, None) if required => Err(Error::invalid("set exactly one of spec.content and spec.uploadId").into()),
+        (None, None) if required => Err(body_oneof("set exactly one of spec.content and spec.uploadId")),
         (None, None) => Ok(None),
     }
+}
+
+/// `ONEOF_INVALID` for an entry body: content or upload, exactly one.
+fn body_oneof(msg: &str) -> crate::error::ApiError {
+    Error::of(Reason::OneofInvalid, msg).with_meta("fields", "spec.content,spec.uploadId").into()
 }
 
 /// Stores the entry, consuming the upload its content came from in the same transaction.
@@ -363,7 +397,7 @@ async fn create_entry(
         return Err(managed_refusal());
     }
     let meta = b.metadata.into_new()?;
-    let key = b.spec.key.clone().ok_or_else(|| Error::invalid("spec.key is required"))?;
+    let key = b.spec.key.clone().ok_or_else(|| Error::required("spec.key", "spec.key is required"))?;
     memory::validate_key(&key)?;
     let (content, upload) = body_source(&s, &c, &b.spec, true).await?.unwrap_or_default();
     let now = s.store.now_ms();

@@ -5,11 +5,11 @@ use axum::Json;
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::routing::{get, post, put};
-use cadenza_domain::Error;
 use cadenza_domain::ids::{IdKind, IdRef};
 use cadenza_domain::models::{CatalogModel, Model};
 use cadenza_domain::scopes::Verb;
 use cadenza_domain::time::format_ms;
+use cadenza_domain::{Error, Reason};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -131,9 +131,11 @@ fn parse_enabled(raw: &str) -> ApiResult<Option<bool>> {
         "STATE_ENABLED" | "MODEL_STATUS_ENABLED" => Ok(Some(true)),
         "STATE_DISABLED" | "MODEL_STATUS_DISABLED" => Ok(Some(false)),
         "STATE_UNSPECIFIED" | "MODEL_STATUS_UNSPECIFIED" | "" => Ok(None),
-        other => {
-            Err(Error::invalid(format!("unknown model state {other:?}: use STATE_ENABLED or STATE_DISABLED")).into())
-        }
+        other => Err(Error::invalid_field(
+            "status",
+            format!("unknown model state {other:?}: use STATE_ENABLED or STATE_DISABLED"),
+        )
+        .into()),
     }
 }
 
@@ -143,7 +145,7 @@ async fn list(State(s): State<AppState>, c: WsCaller, q: QueryPairs) -> ApiResul
     let params = q.list_params()?;
     let mut enabled = None;
     for raw in q.all("state").into_iter().chain(q.all("status")) {
-        enabled = parse_enabled(&raw)?.or(enabled);
+        enabled = parse_enabled(&raw).map_err(|e| e.in_query("state"))?.or(enabled);
     }
     let mut names = catalog_names(&s);
     if let Some(assigned) = q.bool("isAssigned")? {
@@ -186,10 +188,15 @@ async fn set_enabled(s: &AppState, c: &WsCaller, raw: &str, enabled: bool) -> Ap
     if !enabled && m.enabled {
         let uses = s.store.count_variations_on_model(c.ws(), &m.meta.id).await?;
         if uses > 0 {
-            return Err(Error::precondition(format!(
-                "model {} is still used by {uses} variation(s): move them with models:swapModelOnVariations first",
-                m.meta.name
-            ))
+            return Err(Error::of(
+                Reason::ModelInUse,
+                format!(
+                    "model {} is still used by {uses} variation(s): move them with models:swapModelOnVariations first",
+                    m.meta.name
+                ),
+            )
+            .with_meta("modelId", m.meta.id.clone())
+            .with_meta("variations", uses.to_string())
             .into());
         }
     }
@@ -226,7 +233,7 @@ async fn put_status(
     JsonBody(b): JsonBody<StatusIn>,
 ) -> ApiResult<Json<ModelOut>> {
     let enabled = parse_enabled(&b.status)?
-        .ok_or_else(|| Error::invalid("status must be MODEL_STATUS_ENABLED or MODEL_STATUS_DISABLED"))?;
+        .ok_or_else(|| Error::required("status", "status must be MODEL_STATUS_ENABLED or MODEL_STATUS_DISABLED"))?;
     set_enabled(&s, &c, &id, enabled).await
 }
 
@@ -255,17 +262,19 @@ struct SwapsIn {
 async fn swap(State(s): State<AppState>, c: WsCaller, JsonBody(b): JsonBody<SwapsIn>) -> ApiResult<Json<Empty>> {
     c.require("agents", Verb::Manage)?;
     if b.model_swaps.is_empty() {
-        return Err(Error::invalid("modelSwaps must name at least one swap").into());
+        return Err(Error::required("modelSwaps", "modelSwaps must name at least one swap").into());
     }
     let mut plan = Vec::new();
     for sw in &b.model_swaps {
         let current = load(&s, &c, &sw.current_model_id).await?;
         let next = load(&s, &c, &sw.next_model_id).await?;
         if !next.enabled {
-            return Err(Error::precondition(format!("model {} is disabled", next.meta.name)).into());
+            return Err(Error::of(Reason::ModelDisabled, format!("model {} is disabled", next.meta.name))
+                .with_meta("modelId", next.meta.id.clone())
+                .into());
         }
         if current.meta.id == next.meta.id {
-            return Err(Error::invalid("a swap needs two different models").into());
+            return Err(Error::invalid_field("modelSwaps", "a swap needs two different models").into());
         }
         plan.push((current, next, sw.disable_current_after_swap));
     }

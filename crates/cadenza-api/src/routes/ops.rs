@@ -6,7 +6,7 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::get;
-use cadenza_domain::Error;
+use cadenza_domain::{Error, Reason};
 use serde_json::json;
 
 use crate::AppState;
@@ -22,10 +22,10 @@ async fn healthz() -> Json<serde_json::Value> {
 async fn readyz(State(s): State<AppState>) -> ApiResult<Json<serde_json::Value>> {
     match s.store.ready().await {
         Ok(true) => Ok(Json(json!({ "status": "ready" }))),
-        Ok(false) => Err(Error::unavailable("database migrations are not applied").into()),
+        Ok(false) => Err(Error::of(Reason::MigrationsPending, "database migrations are not applied").into()),
         Err(e) => {
             tracing::warn!(error = %e, "readiness check failed");
-            Err(Error::unavailable("database unreachable").into())
+            Err(Error::of(Reason::DatabaseUnavailable, "database unreachable").into())
         }
     }
 }

@@ -12,7 +12,7 @@ use cadenza_domain::mask::UpdateMask;
 use cadenza_domain::schedules::{Calendar, OverlapPolicy, Range, Rule, RuleIn, Schedule, ScheduleState};
 use cadenza_domain::scopes::Verb;
 use cadenza_domain::time::format_ms;
-use cadenza_domain::{Error, json_schema};
+use cadenza_domain::{Error, Reason, json_schema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -216,14 +216,14 @@ const SPEC_MASK: &[&str] = &[
     "spec.variationId",
 ];
 
-fn precondition(msg: impl Into<String>) -> ApiError {
-    Error::precondition(msg).into()
+fn agent_archived(agent: &Agent, msg: &str) -> ApiError {
+    Error::of(Reason::AgentArchived, msg).with_meta("agentId", agent.meta.id.clone()).into()
 }
 
 /// Moves `s` to `next`; archived is terminal.
 fn change_state(s: &mut Schedule, next: ScheduleState) -> ApiResult<()> {
     if s.state == ScheduleState::Archived && next != ScheduleState::Archived {
-        return Err(precondition("an archived schedule is final: create a new one"));
+        return Err(Error::of(Reason::ScheduleArchived, "an archived schedule is final: create a new one").into());
     }
     s.state = next;
     Ok(())
@@ -317,10 +317,10 @@ async fn create(
     c.require("agents", Verb::Manage)?;
     let agent = load_agent(&s, &c, &agent_raw).await?;
     if agent.status == AgentStatus::Archived {
-        return Err(precondition("the agent is archived: unarchive it before scheduling it"));
+        return Err(agent_archived(&agent, "the agent is archived: unarchive it before scheduling it"));
     }
     if b.spec.schedule.is_none() {
-        return Err(Error::invalid("spec.schedule is required").into());
+        return Err(Error::required("spec.schedule", "spec.schedule is required").into());
     }
     let meta = b.metadata.into_new()?;
     let now = s.store.now_ms();
@@ -404,7 +404,7 @@ async fn action(
         _ => ScheduleState::Archived,
     };
     if next == ScheduleState::Active && agent.status == AgentStatus::Archived {
-        return Err(precondition("the agent is archived: unarchive it before resuming its schedules"));
+        return Err(agent_archived(&agent, "the agent is archived: unarchive it before resuming its schedules"));
     }
     change_state(&mut sched, next)?;
     let now = s.store.now_ms();

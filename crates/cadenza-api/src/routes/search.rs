@@ -5,7 +5,6 @@ use axum::Json;
 use axum::Router;
 use axum::extract::State;
 use axum::routing::get;
-use cadenza_domain::Error;
 use cadenza_domain::ids::IdRef;
 use cadenza_domain::scopes::Verb;
 use schemars::JsonSchema;
@@ -14,7 +13,7 @@ use serde::Serialize;
 use crate::AppState;
 use crate::auth::WsCaller;
 use crate::error::ApiResult;
-use crate::extract::QueryPairs;
+use crate::extract::{QueryPairs, query_invalid};
 use crate::openapi::{Op, schema};
 use crate::routes::agents::AgentOut;
 use crate::routes::tool_sets::ToolSetOut;
@@ -35,15 +34,17 @@ pub struct SearchOut {
 
 async fn search(State(s): State<AppState>, c: WsCaller, q: QueryPairs) -> ApiResult<Json<SearchOut>> {
     c.require("tools", Verb::Read)?;
-    let query =
-        q.get("query").map(str::trim).filter(|t| !t.is_empty()).ok_or_else(|| Error::invalid("query is required"))?;
+    let query = q
+        .get("query")
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| query_invalid("query", "query is required"))?;
     let limit = match q.get("limit").filter(|l| !l.is_empty()) {
         None => DEFAULT_LIMIT,
-        Some(l) => l
-            .parse::<usize>()
-            .ok()
-            .filter(|n| (1..=MAX_LIMIT).contains(n))
-            .ok_or_else(|| Error::invalid(format!("limit must be between 1 and {MAX_LIMIT}")))?,
+        Some(l) => l.parse::<usize>().ok().filter(|n| (1..=MAX_LIMIT).contains(n)).ok_or_else(|| {
+            query_invalid("limit", format!("limit must be between 1 and {MAX_LIMIT}"))
+                .with_meta("limit", MAX_LIMIT.to_string())
+        })?,
     };
     let hits = s.search.search(&s.store, c.ws(), query, limit).await?;
     let mut out = SearchOut { tools: Vec::new(), tool_sets: Vec::new(), agents: Vec::new() };

@@ -4,12 +4,12 @@ use axum::Json;
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::routing::get;
-use cadenza_domain::Error;
 use cadenza_domain::ids::{IdKind, IdRef};
 use cadenza_domain::mask::UpdateMask;
 use cadenza_domain::scopes::Verb;
 use cadenza_domain::secrets::{self, MAX_VALUE_BYTES, WorkspaceSecret};
 use cadenza_domain::time::format_ms;
+use cadenza_domain::{Error, Reason};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -72,10 +72,14 @@ struct WriteIn {
 
 fn check_value(v: &str) -> ApiResult<()> {
     if v.is_empty() {
-        return Err(Error::invalid("spec.value is required").into());
+        return Err(Error::of(Reason::SecretValueRequired, "spec.value is required")
+            .with_meta("field", "spec.value")
+            .into());
     }
     if v.len() > MAX_VALUE_BYTES {
-        return Err(Error::invalid(format!("spec.value must be at most {MAX_VALUE_BYTES} bytes")).into());
+        return Err(Error::invalid_field("spec.value", format!("spec.value must be at most {MAX_VALUE_BYTES} bytes"))
+            .with_meta("maxBytes", MAX_VALUE_BYTES.to_string())
+            .into());
     }
     Ok(())
 }

@@ -2,20 +2,22 @@
 //! with the same types the sync applies them with, so what is accepted is what runs.
 
 use cadenza_adapters::filters::{ApprovalRequirementFilter, ToolFilter};
-use cadenza_domain::Error;
+use cadenza_domain::{Error, Reason};
 use serde_json::Value;
 
 use crate::error::ApiResult;
 
 /// Checks one filter (`includeTools`, `excludeTools`) or approval filter (`toolApprovals`).
 pub(crate) fn check(field: &str, key: &str, v: &Value) -> ApiResult<()> {
-    let bad = |e: serde_json::Error| Error::invalid(format!("{field} is not a valid filter: {e}"));
+    let bad = |e: serde_json::Error| Error::invalid_field(field, format!("{field} is not a valid filter: {e}"));
+    // The adapter layer's error names the field in its text; the reason names it too.
+    let refused = |e| Error::from(e).with_reason(Reason::FieldInvalid).with_meta("field", field);
     if key == "toolApprovals" {
         let f: ApprovalRequirementFilter = serde_json::from_value(v.clone()).map_err(bad)?;
-        f.validate(field).map_err(Error::from)?;
+        f.validate(field).map_err(refused)?;
     } else {
         let f: ToolFilter = serde_json::from_value(v.clone()).map_err(bad)?;
-        f.validate(field).map_err(Error::from)?;
+        f.validate(field).map_err(refused)?;
     }
     Ok(())
 }

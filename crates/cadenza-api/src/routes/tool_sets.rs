@@ -8,7 +8,6 @@ use axum::Json;
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::routing::get;
-use cadenza_domain::Error;
 use cadenza_domain::ids::{IdKind, IdRef};
 use cadenza_domain::mask::UpdateMask;
 use cadenza_domain::scopes::Verb;
@@ -17,6 +16,7 @@ use cadenza_domain::tool_sets::{
     Adapter, BareAdapter, HttpAdapter, JustInTime, McpAdapter, OpenApiAdapter, OpenApiSource, SyncEvent, SyncToolSet,
     ToolSet, ToolSetEvent, ToolSetState, check_headers, check_url,
 };
+use cadenza_domain::{Error, Reason};
 use cadenza_store::jobs::NewJob;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -25,7 +25,7 @@ use serde_json::{Map, Value, json};
 use crate::AppState;
 use crate::auth::WsCaller;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{JsonBody, QueryPairs, split_verb};
+use crate::extract::{JsonBody, QueryPairs, query_invalid, split_verb};
 use crate::openapi::{Op, schema};
 use crate::wire::{
     Empty, ListResponse, METADATA_MASK, MetadataIn, OperationMetadata, ResourceMetadata, empty, operation_meta,
@@ -203,22 +203,37 @@ struct WriteIn {
 
 const SPEC_MASK: &[&str] = &["spec.description", "spec.adapter"];
 
-fn invalid(msg: impl Into<String>) -> ApiError {
-    Error::invalid(msg).into()
+/// `FIELD_INVALID` naming `field`.
+fn invalid(field: &str, msg: impl Into<String>) -> ApiError {
+    Error::invalid_field(field, msg).into()
+}
+
+fn adapter_required() -> Error {
+    Error::required("spec.adapter", "spec.adapter is required")
 }
 
 /// Picks the one populated key of a oneof, checking the optional `type` tag against it.
 pub(crate) fn oneof<'a>(field: &str, v: &'a Value, keys: &[&'a str]) -> ApiResult<(&'a str, &'a Value)> {
-    let obj = v.as_object().ok_or_else(|| invalid(format!("{field} must be an object")))?;
+    let obj = v.as_object().ok_or_else(|| invalid(field, format!("{field} must be an object")))?;
     let present: Vec<&str> = keys.iter().copied().filter(|k| obj.get(*k).is_some_and(|x| !x.is_null())).collect();
     let tag = obj.get("type").and_then(Value::as_str).filter(|t| !t.is_empty());
     let key = match (present.as_slice(), tag) {
         ([one], None) => *one,
         ([one], Some(t)) if t == *one => *one,
-        ([one], Some(t)) => return Err(invalid(format!("{field}.type is {t:?} but {field}.{one} is set"))),
+        ([one], Some(t)) => {
+            return Err(invalid(&format!("{field}.type"), format!("{field}.type is {t:?} but {field}.{one} is set")));
+        }
         // A bare tag with an empty body (`{"type": "bare"}`) names that variant.
         ([], Some(t)) if keys.contains(&t) => keys.iter().copied().find(|k| *k == t).unwrap_or(t),
-        _ => return Err(invalid(format!("{field} must set exactly one of {}", keys.join(", ")))),
+        _ => {
+            return Err(Error::of(
+                Reason::OneofInvalid,
+                format!("{field} must set exactly one of {}", keys.join(", ")),
+            )
+            .with_meta("field", field)
+            .with_meta("fields", keys.join(","))
+            .into());
+        }
     };
     Ok((key, obj.get(key).unwrap_or(&Value::Null)))
 }
@@ -227,7 +242,7 @@ fn object_or_empty(field: &str, v: &Value) -> ApiResult<Map<String, Value>> {
     match v {
         Value::Null => Ok(Map::new()),
         Value::Object(m) => Ok(m.clone()),
-        _ => Err(invalid(format!("{field} must be an object"))),
+        _ => Err(invalid(field, format!("{field} must be an object"))),
     }
 }
 
@@ -235,15 +250,16 @@ fn string(field: &str, m: &Map<String, Value>, key: &str) -> ApiResult<String> {
     match m.get(key) {
         None | Some(Value::Null) => Ok(String::new()),
         Some(Value::String(s)) => Ok(s.clone()),
-        Some(_) => Err(invalid(format!("{field}.{key} must be a string"))),
+        Some(_) => Err(invalid(&format!("{field}.{key}"), format!("{field}.{key} must be a string"))),
     }
 }
 
 fn headers(field: &str, m: &Map<String, Value>) -> ApiResult<BTreeMap<String, String>> {
     let h: BTreeMap<String, String> = match m.get("headers") {
         None | Some(Value::Null) => BTreeMap::new(),
-        Some(v) => serde_json::from_value(v.clone())
-            .map_err(|_| invalid(format!("{field}.headers must map header names to strings")))?,
+        Some(v) => serde_json::from_value(v.clone()).map_err(|_| {
+            invalid(&format!("{field}.headers"), format!("{field}.headers must map header names to strings"))
+        })?,
     };
     check_headers(&format!("{field}.headers"), &h)?;
     Ok(h)
@@ -277,7 +293,7 @@ fn parse_adapter(v: &Value) -> ApiResult<Adapter> {
                 None | Some(Value::Null) => None,
                 Some(j) => Some(
                     serde_json::from_value::<JustInTime>(j.clone())
-                        .map_err(|e| invalid(format!("{field}.justInTime: {e}")))?,
+                        .map_err(|e| invalid(&format!("{field}.justInTime"), format!("{field}.justInTime: {e}")))?,
                 ),
             };
             Adapter::Mcp(McpAdapter {
@@ -319,10 +335,16 @@ fn parse_adapter(v: &Value) -> ApiResult<Adapter> {
                     Some(cadenza_domain::variations::parse_duration_secs(&format!("{field}.contentTimeout"), t)?)
                 }
                 Some(Value::Number(n)) => n.as_i64().or_else(|| n.as_f64().map(|f| f.round() as i64)),
-                Some(_) => return Err(invalid(format!("{field}.contentTimeout must be a duration like \"300s\""))),
+                Some(_) => {
+                    let at = format!("{field}.contentTimeout");
+                    return Err(invalid(&at, format!("{at} must be a duration like \"300s\"")));
+                }
             };
             if timeout.is_some_and(|t| t <= 0) {
-                return Err(invalid(format!("{field}.contentTimeout must be positive")));
+                return Err(invalid(
+                    &format!("{field}.contentTimeout"),
+                    format!("{field}.contentTimeout must be positive"),
+                ));
             }
             Adapter::Bare(BareAdapter { content_timeout_secs: timeout })
         }
@@ -346,8 +368,14 @@ async fn upload_document(
     }
     let upload = crate::routes::uploads::load(s, c, raw).await?;
     let bytes = crate::routes::uploads::read_complete(s, &upload).await?;
-    let text = String::from_utf8(bytes)
-        .map_err(|_| invalid("spec.adapter.openapi.uploadId: the upload is not a text (JSON or YAML) document"))?;
+    let text = String::from_utf8(bytes).map_err(|_| {
+        Error::of(
+            Reason::UploadNotText,
+            "spec.adapter.openapi.uploadId: the upload is not a text (JSON or YAML) document",
+        )
+        .with_meta("field", "spec.adapter.openapi.uploadId")
+        .with_meta("uploadId", upload.meta.id.clone())
+    })?;
     Ok(Some((upload.meta.id, text)))
 }
 
@@ -379,7 +407,7 @@ fn states_filter(q: &QueryPairs) -> ApiResult<Vec<ToolSetState>> {
             "" | "STATE_UNSPECIFIED" => {}
             "STATE_ACTIVE" => out.push(ToolSetState::Active),
             "STATE_ARCHIVED" => out.push(ToolSetState::Archived),
-            other => return Err(invalid(format!("unknown tool set state {other:?}"))),
+            other => return Err(query_invalid("state", format!("unknown tool set state {other:?}")).into()),
         }
     }
     // Archived sets are hidden unless asked for.
@@ -403,7 +431,7 @@ async fn list(State(s): State<AppState>, c: WsCaller, q: QueryPairs) -> ApiResul
 async fn create(State(s): State<AppState>, c: WsCaller, JsonBody(b): JsonBody<WriteIn>) -> ApiResult<Json<ToolSetOut>> {
     c.require("tools", Verb::Manage)?;
     let meta = b.metadata.into_new()?;
-    let adapter = parse_adapter(b.spec.adapter.as_ref().ok_or_else(|| invalid("spec.adapter is required"))?)?;
+    let adapter = parse_adapter(b.spec.adapter.as_ref().ok_or_else(adapter_required)?)?;
     let now = s.store.now_ms();
     let ts = ToolSet {
         meta: meta.into_meta(IdKind::ToolSet, now, &c.workspace.meta.account_id, &c.principal.profile_id),
@@ -445,13 +473,19 @@ async fn update(
     let mut resync = false;
     let mut from_upload = None;
     if mask.covers("spec.adapter", b.spec.adapter.is_some()) {
-        let adapter = parse_adapter(b.spec.adapter.as_ref().ok_or_else(|| invalid("spec.adapter is required"))?)?;
+        let adapter = parse_adapter(b.spec.adapter.as_ref().ok_or_else(adapter_required)?)?;
         if adapter.kind() != ts.adapter.kind() {
-            return Err(invalid(format!(
-                "a tool set's adapter kind is fixed ({}); create a new tool set for a {} adapter",
-                ts.adapter.kind(),
-                adapter.kind()
-            )));
+            return Err(Error::of(
+                Reason::FieldImmutable,
+                format!(
+                    "a tool set's adapter kind is fixed ({}); create a new tool set for a {} adapter",
+                    ts.adapter.kind(),
+                    adapter.kind()
+                ),
+            )
+            .with_meta("field", "spec.adapter")
+            .with_meta("adapter", ts.adapter.kind())
+            .into());
         }
         resync = adapter != ts.adapter;
         from_upload = upload_document(&s, &c, &adapter, Some(&ts.adapter)).await?;
@@ -473,9 +507,13 @@ async fn delete_one(
     let ts = load(&s, &c, &raw).await?;
     let uses = s.store.count_tool_set_assignments(c.ws(), &ts.meta.id).await?;
     if uses > 0 {
-        return Err(Error::precondition(format!(
-            "this tool set (or one of its tools) is assigned to {uses} variation(s): remove the assignments or archive it"
-        ))
+        return Err(Error::of(
+            Reason::ToolSetAssigned,
+            format!(
+                "this tool set (or one of its tools) is assigned to {uses} variation(s): remove the assignments or archive it"
+            ),
+        )
+        .with_meta("variations", uses.to_string())
         .into());
     }
     s.store.delete_tool_set(c.ws(), &ts.meta.id).await?;
@@ -503,9 +541,18 @@ async fn action(
         }
         _ => {
             if ts.state == ToolSetState::Archived {
-                return Err(Error::precondition("an archived tool set does not sync: unarchive it first").into());
+                return Err(Error::of(
+                    Reason::ToolSetArchived,
+                    "an archived tool set does not sync: unarchive it first",
+                )
+                .with_meta("toolSetId", ts.meta.id.clone())
+                .into());
             }
-            Some(sync_job(&ts, "requested").ok_or_else(|| invalid("only mcp and openapi tool sets sync"))?)
+            Some(sync_job(&ts, "requested").ok_or_else(|| {
+                Error::invalid("only mcp and openapi tool sets sync")
+                    .with_reason(Reason::AdapterMismatch)
+                    .with_meta("adapter", ts.adapter.kind())
+            })?)
         }
     };
     ts.meta.updated_at = s.store.now_ms();
@@ -536,10 +583,16 @@ async fn openapi_spec(
     c.require("tools", Verb::Read)?;
     let ts = load(&s, &c, &raw).await?;
     if !matches!(ts.adapter, Adapter::OpenApi(_)) {
-        return Err(invalid("only openapi tool sets have a consumed OpenAPI document"));
+        return Err(Error::invalid("only openapi tool sets have a consumed OpenAPI document")
+            .with_reason(Reason::AdapterMismatch)
+            .with_meta("adapter", ts.adapter.kind())
+            .into());
     }
     let doc = s.store.openapi_document(c.ws(), &ts.meta.id).await?.ok_or_else(|| {
-        Error::precondition("no OpenAPI document has been consumed yet: the first sync has not succeeded")
+        Error::of(
+            Reason::OpenapiDocumentMissing,
+            "no OpenAPI document has been consumed yet: the first sync has not succeeded",
+        )
     })?;
     Ok(Json(SpecOut { spec: doc }))
 }

@@ -9,7 +9,7 @@ use cadenza_domain::ids::{IdKind, IdRef};
 use cadenza_domain::mask::UpdateMask;
 use cadenza_domain::scopes::Verb;
 use cadenza_domain::tool_sets::{Tool, ToolSet, ToolState, sanitize_llm_name, tool_signature};
-use cadenza_domain::{Error, json_schema};
+use cadenza_domain::{Error, Reason, json_schema};
 use cadenza_store::tool_sets::ToolFilter;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -107,15 +107,16 @@ const SPEC_MASK: &[&str] =
 
 const HTTP_METHODS: &[&str] = &["GET", "POST", "PUT", "PATCH", "DELETE"];
 
-fn invalid(msg: impl Into<String>) -> ApiError {
-    Error::invalid(msg).into()
+/// `FIELD_INVALID` naming `field`.
+fn invalid(field: &str, msg: impl Into<String>) -> ApiError {
+    Error::invalid_field(field, msg).into()
 }
 
 fn template(field: &str, m: &Map<String, Value>, key: &str) -> ApiResult<()> {
     match m.get(key) {
         None | Some(Value::Null) => Ok(()),
         Some(Value::String(t)) => Ok(cadenza_domain::variations::check_template(&format!("{field}.{key}"), t)?),
-        Some(_) => Err(invalid(format!("{field}.{key} must be a string"))),
+        Some(_) => Err(invalid(&format!("{field}.{key}"), format!("{field}.{key} must be a string"))),
     }
 }
 
@@ -123,31 +124,39 @@ fn template(field: &str, m: &Map<String, Value>, key: &str) -> ApiResult<()> {
 fn parse_config(v: &Value, set: &ToolSet) -> ApiResult<Value> {
     let (kind, body) = oneof("spec.config", v, &["http", "mcp", "openapi", "bare"])?;
     if kind != set.adapter.kind() {
-        return Err(invalid(format!(
+        return Err(Error::invalid(format!(
             "spec.config is {kind} but the tool set's adapter is {}: a tool's config matches its set",
             set.adapter.kind()
-        )));
+        ))
+        .with_reason(Reason::AdapterMismatch)
+        .with_meta("field", "spec.config")
+        .with_meta("adapter", set.adapter.kind())
+        .into());
     }
     let field = format!("spec.config.{kind}");
     let mut m = match body {
         Value::Null => Map::new(),
         Value::Object(m) => m.clone(),
-        _ => return Err(invalid(format!("{field} must be an object"))),
+        _ => return Err(invalid(&field, format!("{field} must be an object"))),
     };
     m.remove("type");
     if kind == "http" {
         let method = m.get("requestMethod").and_then(Value::as_str).unwrap_or("");
         let method = method.strip_prefix("HTTP_METHOD_").unwrap_or(method);
         if !HTTP_METHODS.contains(&method) {
-            return Err(invalid(format!("{field}.requestMethod must be one of {}", HTTP_METHODS.join(", "))));
+            return Err(invalid(
+                &format!("{field}.requestMethod"),
+                format!("{field}.requestMethod must be one of {}", HTTP_METHODS.join(", ")),
+            ));
         }
         m.insert("requestMethod".into(), json!(method));
         for key in ["path", "query", "requestBodyTemplate"] {
             template(&field, &m, key)?;
         }
         if let Some(h) = m.get("headers").filter(|h| !h.is_null()) {
-            let h: std::collections::BTreeMap<String, String> = serde_json::from_value(h.clone())
-                .map_err(|_| invalid(format!("{field}.headers must map header names to strings")))?;
+            let h: std::collections::BTreeMap<String, String> = serde_json::from_value(h.clone()).map_err(|_| {
+                invalid(&format!("{field}.headers"), format!("{field}.headers must map header names to strings"))
+            })?;
             cadenza_domain::tool_sets::check_headers(&format!("{field}.headers"), &h)?;
         }
     }
@@ -160,7 +169,11 @@ fn apply_spec(t: &mut Tool, set: &ToolSet, spec: SpecIn, mask: &UpdateMask, crea
         t.description = spec.description.unwrap_or_default();
     }
     if creating && spec.parameters.is_none() {
-        return Err(invalid("spec.parameters is required (use {} for a tool without arguments)"));
+        return Err(Error::required(
+            "spec.parameters",
+            "spec.parameters is required (use {} for a tool without arguments)",
+        )
+        .into());
     }
     if mask.covers("spec.parameters", spec.parameters.is_some()) {
         let p = spec.parameters.unwrap_or_else(|| json!({}));
@@ -168,7 +181,7 @@ fn apply_spec(t: &mut Tool, set: &ToolSet, spec: SpecIn, mask: &UpdateMask, crea
         t.parameters = p;
     }
     if creating && spec.config.is_none() {
-        return Err(invalid("spec.config is required"));
+        return Err(Error::required("spec.config", "spec.config is required").into());
     }
     if mask.covers("spec.config", spec.config.is_some()) {
         t.config = parse_config(spec.config.as_ref().unwrap_or(&Value::Null), set)?;
@@ -196,10 +209,11 @@ fn apply_spec(t: &mut Tool, set: &ToolSet, spec: SpecIn, mask: &UpdateMask, crea
 /// Synced sets are managed: only API-key principals may hand-edit their tools (§12.4).
 fn check_managed(c: &WsCaller, set: &ToolSet) -> ApiResult<()> {
     if set.adapter.is_managed() && !c.principal.is_api_key() {
-        return Err(Error::new(
-            cadenza_domain::Code::PermissionDenied,
+        return Err(Error::of(
+            Reason::ToolSetManaged,
             "this tool set is synced from its source: its tools are managed by API keys only",
         )
+        .with_meta("toolSetId", set.meta.id.clone())
         .into());
     }
     Ok(())
@@ -226,7 +240,7 @@ fn list_filter(q: &QueryPairs) -> ApiResult<ToolFilter> {
     };
     let mut states = Vec::new();
     for raw in split("statuses").iter().chain(split("states").iter()).chain(split("state").iter()) {
-        if let Some(s) = ToolState::parse(raw)? {
+        if let Some(s) = ToolState::parse(raw).map_err(|e| e.in_query("state"))? {
             states.push(s);
         }
     }
@@ -291,9 +305,12 @@ async fn get_one(
 async fn check_omittable(s: &AppState, c: &WsCaller, t: &Tool) -> ApiResult<()> {
     let uses = s.store.count_tool_assignments(c.ws(), &t.meta.id).await?;
     if uses > 0 {
-        return Err(Error::precondition(format!(
-            "this tool is assigned to {uses} variation(s): remove it from them first"
-        ))
+        return Err(Error::of(
+            Reason::ToolAssigned,
+            format!("this tool is assigned to {uses} variation(s): remove it from them first"),
+        )
+        .with_meta("toolId", t.meta.id.clone())
+        .with_meta("variations", uses.to_string())
         .into());
     }
     Ok(())

@@ -17,7 +17,7 @@ use cadenza_domain::ids::{IdKind, IdRef};
 use cadenza_domain::scopes::Verb;
 use cadenza_domain::time::format_ms;
 use cadenza_domain::uploads::{Upload, UploadStatus, check_content_type, check_size};
-use cadenza_domain::{Code, Error};
+use cadenza_domain::{Error, Reason};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -105,28 +105,35 @@ struct CreateIn {
     spec: SpecIn,
 }
 
-fn invalid(msg: impl Into<String>) -> ApiError {
-    Error::invalid(msg).into()
-}
-
 fn size_of(v: Option<&Value>) -> ApiResult<i64> {
-    let bad = || invalid("spec.sizeBytes must be an integer number of bytes (as a string)");
+    const FIELD: &str = "spec.sizeBytes";
+    let bad = || {
+        ApiError::from(Error::invalid_field(FIELD, "spec.sizeBytes must be an integer number of bytes (as a string)"))
+    };
     match v {
         Some(Value::String(s)) => s.trim().parse::<i64>().map_err(|_| bad()),
         Some(Value::Number(n)) => n.as_i64().ok_or_else(bad),
-        None | Some(Value::Null) => Err(invalid("spec.sizeBytes is required")),
+        None | Some(Value::Null) => Err(Error::required(FIELD, "spec.sizeBytes is required").into()),
         Some(_) => Err(bad()),
     }
+}
+
+/// An upload storage backend, or `UPLOADS_NOT_CONFIGURED`.
+fn blobs(s: &AppState) -> ApiResult<&cadenza_store::blobs::Blobs> {
+    Ok(s.config.uploads.blobs.as_ref().ok_or_else(|| Error::of(Reason::UploadsNotConfigured, "no upload storage"))?)
 }
 
 async fn create(State(s): State<AppState>, c: WsCaller, JsonBody(b): JsonBody<CreateIn>) -> ApiResult<Json<UploadOut>> {
     c.require("memory", Verb::Manage)?;
     let cfg = &s.config.uploads;
     if cfg.blobs.is_none() {
-        return Err(Error::new(Code::Unavailable, "this server has no upload storage configured").into());
+        return Err(Error::of(Reason::UploadsNotConfigured, "this server has no upload storage configured").into());
     }
-    let filename =
-        b.spec.filename.filter(|f| !f.trim().is_empty()).ok_or_else(|| invalid("spec.filename is required"))?;
+    let filename = b
+        .spec
+        .filename
+        .filter(|f| !f.trim().is_empty())
+        .ok_or_else(|| Error::required("spec.filename", "spec.filename is required"))?;
     let content_type = b.spec.content_type.unwrap_or_default();
     check_content_type(&content_type)?;
     let size = size_of(b.spec.size_bytes.as_ref())?;
@@ -170,17 +177,23 @@ async fn get_one(
 /// The bytes of a COMPLETE upload, for a consumer that is about to consume it.
 pub(crate) async fn read_complete(s: &AppState, u: &Upload) -> ApiResult<Vec<u8>> {
     if u.status != UploadStatus::Complete {
+        let reason = match u.status {
+            UploadStatus::Consumed => Reason::UploadConsumed,
+            UploadStatus::Expired => Reason::UploadExpired,
+            UploadStatus::Pending | UploadStatus::Complete => Reason::UploadNotComplete,
+        };
         return Err(Error::precondition(format!(
             "upload {} is {}, not COMPLETE: upload its bytes first, and use each upload once",
             u.meta.id,
             u.status.as_str()
         ))
+        .with_reason(reason)
+        .with_meta("uploadId", u.meta.id.clone())
         .into());
     }
-    let blobs = s.config.uploads.blobs.as_ref().ok_or_else(|| Error::new(Code::Unavailable, "no upload storage"))?;
-    blobs.get(&u.object_key).await.map_err(|e| {
+    blobs(s)?.get(&u.object_key).await.map_err(|e| {
         tracing::error!(upload.id = %u.meta.id, error = %e, "reading an upload failed");
-        ApiError::from(Error::unavailable("the upload's bytes cannot be read right now"))
+        ApiError::from(Error::of(Reason::StorageUnavailable, "the upload's bytes cannot be read right now"))
     })
 }
 
@@ -192,7 +205,7 @@ async fn put_bytes(
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Json<Empty>> {
-    let denied = || ApiError::from(Error::new(Code::PermissionDenied, "this upload link is not valid"));
+    let denied = || ApiError::from(Error::of(Reason::UploadSignatureInvalid, "this upload link is not valid"));
     let (signed, sig) = token.rsplit_once('.').ok_or_else(denied)?;
     let sig = URL_SAFE_NO_PAD.decode(sig).map_err(|_| denied())?;
     if !s.store.verify_signature(PURPOSE, signed.as_bytes(), &sig) {
@@ -202,34 +215,50 @@ async fn put_bytes(
     let (Some(id), Some(ws), Some(expires)) = (parts.next(), parts.next(), parts.next()) else { return Err(denied()) };
     let expires: i64 = expires.parse().map_err(|_| denied())?;
     if s.store.now_ms() >= expires {
-        return Err(Error::precondition("this upload link has expired: create a new upload").into());
+        return Err(Error::of(Reason::UploadExpired, "this upload link has expired: create a new upload").into());
     }
     let u = s.store.get_upload(ws, &IdRef::Id(id.to_string())).await?.ok_or_else(denied)?;
     if u.status != UploadStatus::Pending {
-        return Err(Error::precondition("this upload link was already used").into());
+        return Err(Error::of(Reason::UploadConsumed, "this upload link was already used")
+            .with_meta("uploadId", u.meta.id.clone())
+            .into());
     }
     let sent = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     if sent != u.content_type {
-        return Err(invalid(format!("Content-Type must be exactly {:?} as declared, not {sent:?}", u.content_type)));
+        return Err(Error::of(
+            Reason::UploadTypeMismatch,
+            format!("Content-Type must be exactly {:?} as declared, not {sent:?}", u.content_type),
+        )
+        .with_meta("uploadId", u.meta.id.clone())
+        .into());
     }
+    let size_mismatch = |msg: String| {
+        ApiError::from(
+            Error::of(Reason::UploadSizeMismatch, msg)
+                .with_meta("uploadId", u.meta.id.clone())
+                .with_meta("sizeBytes", u.size_bytes.to_string()),
+        )
+    };
     let limit = usize::try_from(u.size_bytes).unwrap_or(usize::MAX).saturating_add(1);
     let bytes = axum::body::to_bytes(body, limit)
         .await
-        .map_err(|_| invalid(format!("the body is larger than the declared {} bytes", u.size_bytes)))?;
+        .map_err(|_| size_mismatch(format!("the body is larger than the declared {} bytes", u.size_bytes)))?;
     if i64::try_from(bytes.len()).ok() != Some(u.size_bytes) {
-        return Err(invalid(format!("the body has {} bytes, not the declared {}", bytes.len(), u.size_bytes)));
+        return Err(size_mismatch(format!("the body has {} bytes, not the declared {}", bytes.len(), u.size_bytes)));
     }
-    let blobs = s.config.uploads.blobs.as_ref().ok_or_else(|| Error::new(Code::Unavailable, "no upload storage"))?;
+    let blobs = blobs(&s)?;
     // A key of its own per attempt: of two racing PUTs, only the winner's object is kept.
     let key = format!("{}/{}/{:016x}", u.workspace_id, u.meta.id, rand::random::<u64>());
     blobs.put(&key, bytes.to_vec()).await.map_err(|e| {
         tracing::error!(upload.id = %u.meta.id, error = %e, "storing an upload failed");
-        ApiError::from(Error::unavailable("the upload could not be stored; try again"))
+        ApiError::from(Error::of(Reason::StorageUnavailable, "the upload could not be stored; try again"))
     })?;
     let retention = i64::try_from(s.config.uploads.retention.as_millis()).unwrap_or(i64::MAX);
     if !s.store.complete_upload(&u.workspace_id, &u.meta.id, &key, retention).await? {
         let _ = blobs.delete(&key).await;
-        return Err(Error::precondition("this upload link was already used or has expired").into());
+        return Err(Error::of(Reason::UploadConsumed, "this upload link was already used or has expired")
+            .with_meta("uploadId", u.meta.id.clone())
+            .into());
     }
     tracing::info!(upload.id = %u.meta.id, bytes = u.size_bytes, "upload stored");
     Ok(empty())

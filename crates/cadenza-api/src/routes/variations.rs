@@ -16,14 +16,14 @@ use cadenza_domain::variations::{
     self, Assignment, AssignmentKind, CompactionConfig, Constraints, LayerAssignment, MAX_MEMORY_LAYERS, ModelConfig,
     ProgressiveDiscovery, Summarization, ToolResultClearing, Variation,
 };
-use cadenza_domain::{Code, Error};
+use cadenza_domain::{Code, Error, Reason};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::AppState;
 use crate::auth::WsCaller;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{JsonBody, QueryPairs, split_verb};
+use crate::extract::{JsonBody, QueryPairs, body_invalid, split_verb};
 use crate::openapi::{Op, schema};
 use crate::routes::agents::load as load_agent;
 use crate::routes::models::resolve_model;
@@ -320,35 +320,52 @@ const REASONING_EFFORTS: &[&str] = &[
     "REASONING_EFFORT_HIGH",
 ];
 
-fn invalid(msg: impl Into<String>) -> ApiError {
-    Error::invalid(msg).into()
+/// `FIELD_INVALID` naming `field`.
+fn invalid(field: &str, msg: impl Into<String>) -> ApiError {
+    Error::invalid_field(field, msg).into()
+}
+
+/// A rule of this area broken: a 400 `INVALID_ARGUMENT` with its own reason.
+fn refused(reason: Reason, msg: impl Into<String>) -> Error {
+    Error::invalid(msg).with_reason(reason)
 }
 
 fn in_unit(field: &str, v: Option<f64>) -> ApiResult<()> {
     match v {
-        Some(x) if !(0.0..=1.0).contains(&x) => Err(invalid(format!("{field} must be between 0 and 1"))),
+        Some(x) if !(0.0..=1.0).contains(&x) => Err(invalid(field, format!("{field} must be between 0 and 1"))),
         _ => Ok(()),
     }
 }
 
 fn non_negative(field: &str, v: Option<i64>) -> ApiResult<()> {
     match v {
-        Some(x) if x < 0 => Err(invalid(format!("{field} must not be negative"))),
+        Some(x) if x < 0 => Err(invalid(field, format!("{field} must not be negative"))),
         _ => Ok(()),
     }
 }
 
 async fn model_config(s: &AppState, c: &WsCaller, m: ModelConfigIn) -> ApiResult<ModelConfig> {
-    let raw = m.model_id.filter(|id| !id.is_empty()).ok_or_else(|| invalid("spec.modelConfig.modelId is required"))?;
+    const MODEL_ID: &str = "spec.modelConfig.modelId";
+    let raw = m
+        .model_id
+        .filter(|id| !id.is_empty())
+        .ok_or_else(|| Error::required(MODEL_ID, "spec.modelConfig.modelId is required"))?;
     let model = resolve_model(s, c, &raw).await.map_err(|e| {
         if e.error.code == Code::NotFound {
-            invalid(format!("spec.modelConfig.modelId {raw:?} names no model of this workspace"))
+            refused(Reason::ModelUnknown, format!("spec.modelConfig.modelId {raw:?} names no model of this workspace"))
+                .with_meta("field", MODEL_ID)
+                .into()
         } else {
             e
         }
     })?;
     if !model.enabled {
-        return Err(Error::precondition(format!("model {} is disabled in this workspace", model.meta.name)).into());
+        return Err(Error::of(
+            Reason::ModelDisabled,
+            format!("model {} is disabled in this workspace", model.meta.name),
+        )
+        .with_meta("modelId", model.meta.id)
+        .into());
     }
     in_unit("spec.modelConfig.temperature", m.temperature)?;
     in_unit("spec.modelConfig.topP", m.top_p)?;
@@ -357,7 +374,10 @@ async fn model_config(s: &AppState, c: &WsCaller, m: ModelConfigIn) -> ApiResult
     if let Some(r) = &m.reasoning_effort
         && !REASONING_EFFORTS.contains(&r.as_str())
     {
-        return Err(invalid(format!("unknown spec.modelConfig.reasoningEffort {r:?}")));
+        return Err(invalid(
+            "spec.modelConfig.reasoningEffort",
+            format!("unknown spec.modelConfig.reasoningEffort {r:?}"),
+        ));
     }
     Ok(ModelConfig {
         model_id: model.meta.id,
@@ -379,7 +399,10 @@ fn constraints(c: ConstraintsIn) -> ApiResult<Constraints> {
         Some(t) => {
             let secs = variations::parse_duration_secs("spec.constraints.inactivityTimeout", t)?;
             if !(60..=86_400).contains(&secs) {
-                return Err(invalid("spec.constraints.inactivityTimeout must be between 60s and 86400s"));
+                return Err(invalid(
+                    "spec.constraints.inactivityTimeout",
+                    "spec.constraints.inactivityTimeout must be between 60s and 86400s",
+                ));
             }
             secs
         }
@@ -394,13 +417,17 @@ fn constraints(c: ConstraintsIn) -> ApiResult<Constraints> {
 fn compaction(c: CompactionIn) -> ApiResult<CompactionConfig> {
     let threshold = c.trigger_threshold.unwrap_or(variations::DEFAULT_TRIGGER_THRESHOLD);
     if !(threshold > 0.0 && threshold <= 1.0) {
-        return Err(invalid("spec.compactionConfig.triggerThreshold must be greater than 0 and at most 1"));
+        return Err(invalid(
+            "spec.compactionConfig.triggerThreshold",
+            "spec.compactionConfig.triggerThreshold must be greater than 0 and at most 1",
+        ));
     }
     let clearing = c.tool_result_clearing.map(|t| ToolResultClearing {
         preserve_recent_results: t.preserve_recent_results.unwrap_or(variations::DEFAULT_PRESERVE_RECENT_RESULTS),
     });
     if clearing.as_ref().is_some_and(|t| t.preserve_recent_results < 0) {
-        return Err(invalid("spec.compactionConfig.toolResultClearing.preserveRecentResults must not be negative"));
+        const FIELD: &str = "spec.compactionConfig.toolResultClearing.preserveRecentResults";
+        return Err(invalid(FIELD, format!("{FIELD} must not be negative")));
     }
     Ok(CompactionConfig {
         trigger_threshold: threshold,
@@ -570,9 +597,11 @@ async fn delete_one(
     let (_, v) = load(&s, &c, &agent_raw, &raw).await?;
     let pinned = s.store.count_schedules_on_variation(c.ws(), &v.meta.id).await?;
     if pinned > 0 {
-        return Err(Error::precondition(format!(
-            "{pinned} schedule(s) fire this variation: change or archive them first"
-        ))
+        return Err(Error::of(
+            Reason::VariationPinned,
+            format!("{pinned} schedule(s) fire this variation: change or archive them first"),
+        )
+        .with_meta("schedules", pinned.to_string())
         .into());
     }
     s.store.delete_variation(c.ws(), &v.meta.id).await?;
@@ -605,12 +634,14 @@ impl AssignIn {
         .filter_map(|(k, tag, v)| v.as_deref().filter(|v| !v.is_empty()).map(|v| (k, tag, v)))
         .collect();
         let [(kind, tag, value)] = named.as_slice() else {
-            return Err(invalid("name exactly one of toolId, toolSetId and subAgentId"));
+            return Err(Error::of(Reason::OneofInvalid, "name exactly one of toolId, toolSetId and subAgentId")
+                .with_meta("fields", "toolId,toolSetId,subAgentId")
+                .into());
         };
         if let Some(t) = self.tag.as_deref().filter(|t| !t.is_empty())
             && t != *tag
         {
-            return Err(invalid(format!("type is {t:?} but the body names {tag}")));
+            return Err(invalid("type", format!("type is {t:?} but the body names {tag}")));
         }
         Ok((*kind, value))
     }
@@ -654,19 +685,28 @@ async fn assign(s: &AppState, c: &WsCaller, agent: &Agent, v: &Variation, body: 
     if kind == AssignmentKind::ToolSet {
         let set = s.store.get_tool_set(c.ws(), &IdRef::Id(target.clone())).await?;
         if set.is_some_and(|t| t.state == cadenza_domain::tool_sets::ToolSetState::Archived) {
-            return Err(invalid("an archived tool set takes no new assignments: unarchive it first"));
+            return Err(refused(
+                Reason::ToolSetArchived,
+                "an archived tool set takes no new assignments: unarchive it first",
+            )
+            .with_meta("toolSetId", target)
+            .into());
         }
     }
     if kind == AssignmentKind::Tool {
         let tool = s.store.find_tool(c.ws(), &IdRef::Id(target.clone())).await?;
         if tool.is_some_and(|t| t.state != cadenza_domain::tool_sets::ToolState::Available) {
-            return Err(invalid("only an AVAILABLE tool can be assigned: restore it first"));
+            return Err(refused(Reason::ToolNotAvailable, "only an AVAILABLE tool can be assigned: restore it first")
+                .with_meta("toolId", target)
+                .into());
         }
     }
     if kind == AssignmentKind::SubAgent {
         let edges = s.store.sub_agent_edges(c.ws()).await?;
         if creates_cycle(&agent.meta.id, &target, &edges) {
-            return Err(invalid("that sub-agent would make the agent its own ancestor"));
+            return Err(refused(Reason::VariationCycle, "that sub-agent would make the agent its own ancestor")
+                .with_meta("subAgentId", target)
+                .into());
         }
     }
     let id = s.store.add_assignment(c.ws(), &v.meta.id, kind, &target).await?;
@@ -716,10 +756,15 @@ async fn load_layer(s: &AppState, c: &WsCaller, raw: &str) -> ApiResult<MemoryLa
 
 fn check_position(stack: &[LayerAssignment], position: i32, except: Option<&str>) -> ApiResult<()> {
     if position < 0 {
-        return Err(invalid("position must not be negative"));
+        return Err(invalid("position", "position must not be negative"));
     }
     if stack.iter().any(|a| a.position == position && Some(a.id.as_str()) != except) {
-        return Err(invalid(format!("position {position} is already taken in this variation's stack")));
+        return Err(refused(
+            Reason::MemoryPositionTaken,
+            format!("position {position} is already taken in this variation's stack"),
+        )
+        .with_meta("position", position.to_string())
+        .into());
     }
     Ok(())
 }
@@ -729,17 +774,32 @@ async fn attach_layer(s: &AppState, c: &WsCaller, v: &Variation, body: &LayerIn)
         .memory_layer_id
         .as_deref()
         .filter(|r| !r.is_empty())
-        .ok_or_else(|| invalid("memoryLayerId is required"))?;
+        .ok_or_else(|| Error::required("memoryLayerId", "memoryLayerId is required"))?;
     let layer = load_layer(s, c, raw).await?;
     if layer.system_managed {
-        return Err(invalid("episodic (system-managed) layers are attached by the runtime, not assigned"));
+        return Err(refused(
+            Reason::MemoryLayerSystemManaged,
+            "episodic (system-managed) layers are attached by the runtime, not assigned",
+        )
+        .with_meta("memoryLayerId", layer.meta.id)
+        .into());
     }
     let stack = s.store.list_layer_assignments(c.ws(), &v.meta.id).await?;
     if stack.iter().any(|a| a.layer_id == layer.meta.id) {
-        return Err(invalid("this memory layer is already in the variation's stack"));
+        return Err(refused(
+            Reason::MemoryLayerAlreadyStacked,
+            "this memory layer is already in the variation's stack",
+        )
+        .with_meta("memoryLayerId", layer.meta.id)
+        .into());
     }
     if stack.len() >= MAX_MEMORY_LAYERS {
-        return Err(invalid(format!("a variation's stack holds at most {MAX_MEMORY_LAYERS} memory layers")));
+        return Err(refused(
+            Reason::MemoryStackFull,
+            format!("a variation's stack holds at most {MAX_MEMORY_LAYERS} memory layers"),
+        )
+        .with_meta("limit", MAX_MEMORY_LAYERS.to_string())
+        .into());
     }
     if let Some(p) = body.position {
         check_position(&stack, p, None)?;
@@ -756,7 +816,7 @@ async fn move_layer(
     assignment_id: &str,
     position: Option<i32>,
 ) -> ApiResult<LayerAssignment> {
-    let position = position.ok_or_else(|| invalid("position is required"))?;
+    let position = position.ok_or_else(|| Error::required("position", "position is required"))?;
     let stack = s.store.list_layer_assignments(c.ws(), &v.meta.id).await?;
     let current =
         stack.iter().find(|a| a.id == assignment_id).ok_or_else(|| Error::not_found("memory layer assignment"))?;
@@ -815,13 +875,11 @@ async fn action(
     let (agent, v) = load(&s, &c, &agent_raw, raw).await?;
     match verb {
         "addAssignment" => {
-            let b: AssignIn =
-                serde_json::from_value(body).map_err(|e| invalid(format!("invalid request body: {e}")))?;
+            let b: AssignIn = serde_json::from_value(body).map_err(|e| body_invalid(&e))?;
             assign(&s, &c, &agent, &v, &b).await?;
         }
         "removeAssignment" => {
-            let b: AssignIn =
-                serde_json::from_value(body).map_err(|e| invalid(format!("invalid request body: {e}")))?;
+            let b: AssignIn = serde_json::from_value(body).map_err(|e| body_invalid(&e))?;
             let (kind, target_raw) = b.target()?;
             let target = resolve_target(&s, &c, kind, target_raw).await?;
             let existing = s.store.list_assignments(c.ws(), &v.meta.id).await?;
@@ -832,12 +890,15 @@ async fn action(
             s.store.remove_assignment(c.ws(), &v.meta.id, &a.id).await?;
         }
         "addMemoryLayer" => {
-            let b: LayerIn = serde_json::from_value(body).map_err(|e| invalid(format!("invalid request body: {e}")))?;
+            let b: LayerIn = serde_json::from_value(body).map_err(|e| body_invalid(&e))?;
             attach_layer(&s, &c, &v, &b).await?;
         }
         _ => {
-            let b: LayerIn = serde_json::from_value(body).map_err(|e| invalid(format!("invalid request body: {e}")))?;
-            let raw_layer = b.memory_layer_id.as_deref().ok_or_else(|| invalid("memoryLayerId is required"))?;
+            let b: LayerIn = serde_json::from_value(body).map_err(|e| body_invalid(&e))?;
+            let raw_layer = b
+                .memory_layer_id
+                .as_deref()
+                .ok_or_else(|| Error::required("memoryLayerId", "memoryLayerId is required"))?;
             let layer = load_layer(&s, &c, raw_layer).await?;
             let stack = s.store.list_layer_assignments(c.ws(), &v.meta.id).await?;
             let a = stack

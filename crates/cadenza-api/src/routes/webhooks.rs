@@ -88,7 +88,7 @@ async fn list(
     let event_type = match q.get("eventType").filter(|v| !v.is_empty() && *v != "OBJECTIVE_EVENT_TYPE_UNSPECIFIED") {
         None => None,
         Some(raw) => {
-            check_event_type(raw)?;
+            check_event_type(raw).map_err(|e| e.in_query("eventType"))?;
             Some(raw.to_string())
         }
     };

@@ -76,25 +76,29 @@ both_backends!(agent_validation_refuses_and_changes_nothing, agent_validation);
 async fn agent_validation(backend: TestBackend) {
     let Some(app) = TestApp::start(backend).await else { return };
     let agents = app.ws_path(&app.default_ws, "/agents");
-    for (spec, needle) in [
-        (json!({"inputDataSchema": {"type": "strnig"}}), "inputDataSchema"),
-        (json!({"systemPromptDataSchema": {"$ref": "https://schemas.example/x.json"}}), "inputDataSchema"),
-        (json!({"outputDefinition": [1, 2]}), "outputDefinition"),
-        (json!({"outputDefinition": {"pattern": "("}}), "outputDefinition"),
-        (json!({"variationSelectionMode": "VARIATION_SELECTION_MODE_BEST"}), "variationSelectionMode"),
-        (json!({"status": "AGENT_STATUS_LIVE"}), "status"),
-        (json!({"webhookEventsUrl": "ftp://x"}), "webhookEventsUrl"),
-        (json!({"episodicMemoryTtl": -1}), "episodicMemoryTtl"),
-        (json!({"episodicMemoryTtl": "soon"}), "invalid"),
+    for (spec, needle, reason) in [
+        (json!({"inputDataSchema": {"type": "strnig"}}), "inputDataSchema", "SCHEMA_INVALID"),
+        (
+            json!({"systemPromptDataSchema": {"$ref": "https://schemas.example/x.json"}}),
+            "inputDataSchema",
+            "SCHEMA_INVALID",
+        ),
+        (json!({"outputDefinition": [1, 2]}), "outputDefinition", "SCHEMA_INVALID"),
+        (json!({"outputDefinition": {"pattern": "("}}), "outputDefinition", "SCHEMA_INVALID"),
+        (json!({"variationSelectionMode": "VARIATION_SELECTION_MODE_BEST"}), "variationSelectionMode", "FIELD_INVALID"),
+        (json!({"status": "AGENT_STATUS_LIVE"}), "status", "FIELD_INVALID"),
+        (json!({"webhookEventsUrl": "ftp://x"}), "webhookEventsUrl", "FIELD_INVALID"),
+        (json!({"episodicMemoryTtl": -1}), "episodicMemoryTtl", "FIELD_INVALID"),
+        (json!({"episodicMemoryTtl": "soon"}), "invalid", "BODY_INVALID"),
     ] {
-        let msg =
-            app.post(&agents, ADMIN_TOKEN, json!({"metadata": {"name": "x"}, "spec": spec})).await.expect_error(400, 3);
+        let body = json!({"metadata": {"name": "x"}, "spec": spec});
+        let msg = app.post(&agents, ADMIN_TOKEN, body).await.expect_error_reason(400, 3, reason);
         assert!(msg.contains(needle), "{msg:?} should name {needle}");
     }
     let msg = app
         .post(&agents, ADMIN_TOKEN, json!({"metadata": {"name": "x"}, "spec": {"status": "AGENT_STATUS_PUBLISHED"}}))
         .await
-        .expect_error(400, 9);
+        .expect_error_reason(400, 9, "AGENT_HAS_NO_VARIATION");
     assert!(msg.contains("variation"));
     app.post(
         &agents,
@@ -102,8 +106,8 @@ async fn agent_validation(backend: TestBackend) {
         json!({"metadata": {"name": "x"}, "defaultVariation": {"metadata": {"name": "v"}, "spec": {"prompt": "{% if %}"}}}),
     )
     .await
-    .expect_error(400, 3);
-    app.post(&agents, ADMIN_TOKEN, json!({"spec": {}})).await.expect_error(400, 3);
+    .expect_error_reason(400, 3, "TEMPLATE_INVALID");
+    app.post(&agents, ADMIN_TOKEN, json!({"spec": {}})).await.expect_error_reason(400, 3, "FIELD_REQUIRED");
     assert_eq!(app.list_all(&agents, ADMIN_TOKEN, 10).await.len(), 0, "nothing was created");
 
     let ok = app.post(&agents, ADMIN_TOKEN, json!({"metadata": {"name": "ok"}})).await.expect(200);
@@ -114,7 +118,7 @@ async fn agent_validation(backend: TestBackend) {
         json!({"spec": {"description": "changed", "inputDataSchema": {"type": 3}}}),
     )
     .await
-    .expect_error(400, 3);
+    .expect_error_reason(400, 3, "SCHEMA_INVALID");
     let unchanged = app.get(&format!("{agents}/{id}"), ADMIN_TOKEN).await.expect(200);
     assert_eq!(unchanged["spec"]["description"], "", "a refused update changes nothing");
 }
@@ -138,7 +142,11 @@ async fn agent_lifecycle(backend: TestBackend) {
         "/metadata/id",
     );
 
-    app.post_empty(&format!("{agents}/{a}:publish"), ADMIN_TOKEN).await.expect_error(400, 9);
+    app.post_empty(&format!("{agents}/{a}:publish"), ADMIN_TOKEN).await.expect_error_reason(
+        400,
+        9,
+        "AGENT_HAS_NO_VARIATION",
+    );
     let archived = app.post_empty(&format!("{agents}/{a}:archive"), ADMIN_TOKEN).await.expect(200);
     assert_eq!(archived["state"], "STATE_ARCHIVED");
     assert_eq!(archived["spec"]["status"], "AGENT_STATUS_ARCHIVED");
@@ -165,7 +173,7 @@ async fn agent_lifecycle(backend: TestBackend) {
     assert_eq!(random.len(), 1);
     let labelled = app.list_all(&format!("{agents}?labels=team%3Dx"), ADMIN_TOKEN, 10).await;
     assert_eq!(labelled.len(), 1);
-    app.get(&format!("{agents}?state=STATE_SLEEPING"), ADMIN_TOKEN).await.expect_error(400, 3);
+    app.get(&format!("{agents}?state=STATE_SLEEPING"), ADMIN_TOKEN).await.expect_error_reason(400, 3, "QUERY_INVALID");
 
     let back = app.post_empty(&format!("{agents}/{a}:unarchive"), ADMIN_TOKEN).await.expect(200);
     assert_eq!(back["state"], "STATE_DRAFT");
@@ -178,7 +186,7 @@ async fn agent_lifecycle(backend: TestBackend) {
     app.post_empty(&format!("{agents}/{a}:unpublish"), ADMIN_TOKEN).await.expect(200);
 
     app.delete(&format!("{agents}/{a}"), ADMIN_TOKEN).await.expect(200);
-    app.get(&format!("{agents}/{a}"), ADMIN_TOKEN).await.expect_error(404, 5);
+    app.get(&format!("{agents}/{a}"), ADMIN_TOKEN).await.expect_error_reason(404, 5, "NOT_FOUND");
 }
 
 both_backends!(agents_respect_tenancy_and_scopes, agents_tenancy);
@@ -192,13 +200,17 @@ async fn agents_tenancy(backend: TestBackend) {
     let their_id = str_at(&theirs, "/metadata/id");
     let (_, reader) = create_key(&app, &app.default_ws, "reader", &["agents:read"]).await;
     let mine = app.ws_path(&app.default_ws, "/agents");
-    app.get(&format!("{mine}/{their_id}"), &reader).await.expect_error(404, 5);
-    app.get(&format!("{mine}/external_id:t"), &reader).await.expect_error(404, 5);
-    app.get(&app.ws_path(&other, "/agents"), &reader).await.expect_error(404, 5);
+    app.get(&format!("{mine}/{their_id}"), &reader).await.expect_error_reason(404, 5, "NOT_FOUND");
+    app.get(&format!("{mine}/external_id:t"), &reader).await.expect_error_reason(404, 5, "NOT_FOUND");
+    app.get(&app.ws_path(&other, "/agents"), &reader).await.expect_error_reason(404, 5, "NOT_FOUND");
     app.patch(&format!("{mine}/{their_id}"), ADMIN_TOKEN, json!({"metadata": {"name": "hijack"}}))
         .await
-        .expect_error(404, 5);
+        .expect_error_reason(404, 5, "NOT_FOUND");
     assert_eq!(app.list_all(&mine, &reader, 10).await.len(), 0);
-    app.post(&mine, &reader, json!({"metadata": {"name": "x"}})).await.expect_error(403, 7);
-    app.get(&format!("{mine}/secret_01ARZ3NDEKTSV4RRFFQ69G5FAV"), &reader).await.expect_error(400, 3);
+    app.post(&mine, &reader, json!({"metadata": {"name": "x"}})).await.expect_error_reason(403, 7, "SCOPE_MISSING");
+    app.get(&format!("{mine}/secret_01ARZ3NDEKTSV4RRFFQ69G5FAV"), &reader).await.expect_error_reason(
+        400,
+        3,
+        "ID_INVALID",
+    );
 }

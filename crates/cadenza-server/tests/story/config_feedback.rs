@@ -86,10 +86,13 @@ async fn feedback(backend: TestBackend) {
     assert_eq!(count("agentVariationId=agentvar_01ARZ3NDEKTSV4RRFFQ69G5FAV").await, 0);
     // The test clock started at 2026-01-01T00:00Z; records sit at 00:00, 01:00, ... 04:00.
     assert_eq!(count("createdAfter=2026-01-01T01:00:00Z&createdBefore=2026-01-01T03:00:00Z").await, 2);
-    for bad in
-        ["sentiment=HAPPY", "createdAfter=yesterday", "agentVariationId=tool_01ARZ3NDEKTSV4RRFFQ69G5FAV", "limit=x"]
-    {
-        app.get(&format!("{feedback_path}?{bad}"), ADMIN_TOKEN).await.expect_error(400, 3);
+    for (bad, reason) in [
+        ("sentiment=HAPPY", "QUERY_INVALID"),
+        ("createdAfter=yesterday", "QUERY_INVALID"),
+        ("agentVariationId=tool_01ARZ3NDEKTSV4RRFFQ69G5FAV", "ID_INVALID"),
+        ("limit=x", "QUERY_INVALID"),
+    ] {
+        app.get(&format!("{feedback_path}?{bad}"), ADMIN_TOKEN).await.expect_error_reason(400, 3, reason);
     }
 
     // The variation posterior: v1 saw +1, +0.5, -1 → alpha 1 + 1.75, beta 1 + 1.25.
@@ -102,10 +105,14 @@ async fn feedback(backend: TestBackend) {
     // Tenancy and scopes.
     let other = create_workspace(&app, "Other", "other").await;
     let (_, theirs) = create_key(&app, &other, "theirs", &["*"]).await;
-    app.get(&feedback_path, &theirs).await.expect_error(404, 5);
-    app.get(&app.ws_path(&other, &format!("/agents/{a}/feedback")), ADMIN_TOKEN).await.expect_error(404, 5);
+    app.get(&feedback_path, &theirs).await.expect_error_reason(404, 5, "NOT_FOUND");
+    app.get(&app.ws_path(&other, &format!("/agents/{a}/feedback")), ADMIN_TOKEN).await.expect_error_reason(
+        404,
+        5,
+        "NOT_FOUND",
+    );
     let (_, nobody) = create_key(&app, &app.default_ws, "memory only", &["memory:read"]).await;
-    app.get(&feedback_path, &nobody).await.expect_error(403, 7);
+    app.get(&feedback_path, &nobody).await.expect_error_reason(403, 7, "SCOPE_MISSING");
 }
 
 both_backends!(webhook_deliveries_list_with_filters, deliveries);
@@ -164,12 +171,20 @@ async fn deliveries(backend: TestBackend) {
     assert_eq!(count("eventType=OBJECTIVE_EVENT_TYPE_FINALIZED".into()).await, 2);
     assert_eq!(count(format!("objectiveId={o1}&eventType=OBJECTIVE_EVENT_TYPE_FINALIZED")).await, 1);
     assert_eq!(count("eventType=OBJECTIVE_EVENT_TYPE_UNSPECIFIED".into()).await, 3);
-    app.get(&format!("{path}?eventType=OBJECTIVE_EVENT_TYPE_EXPLODED"), ADMIN_TOKEN).await.expect_error(400, 3);
-    app.get(&format!("{path}?objectiveId=agent_01ARZ3NDEKTSV4RRFFQ69G5FAV"), ADMIN_TOKEN).await.expect_error(400, 3);
+    app.get(&format!("{path}?eventType=OBJECTIVE_EVENT_TYPE_EXPLODED"), ADMIN_TOKEN).await.expect_error_reason(
+        400,
+        3,
+        "QUERY_INVALID",
+    );
+    app.get(&format!("{path}?objectiveId=agent_01ARZ3NDEKTSV4RRFFQ69G5FAV"), ADMIN_TOKEN).await.expect_error_reason(
+        400,
+        3,
+        "ID_INVALID",
+    );
     app.get(&app.ws_path(&app.default_ws, "/agents/agent_01ARZ3NDEKTSV4RRFFQ69G5FAV/webhook_deliveries"), ADMIN_TOKEN)
         .await
-        .expect_error(404, 5);
+        .expect_error_reason(404, 5, "NOT_FOUND");
     let other = create_workspace(&app, "Other", "other").await;
     let (_, theirs) = create_key(&app, &other, "theirs", &["*"]).await;
-    app.get(&path, &theirs).await.expect_error(404, 5);
+    app.get(&path, &theirs).await.expect_error_reason(404, 5, "NOT_FOUND");
 }

@@ -12,12 +12,13 @@ both_backends!(layers_and_entries, layers_and_entries);
 async fn layers_and_entries(backend: TestBackend) {
     let Some(app) = TestApp::start(backend).await else { return };
     let layers = app.ws_path(&app.default_ws, "/memory_layers");
-    for (spec, code) in [
-        (json!({}), 3),
-        (json!({"type": "MEMORY_LAYER_TYPE_EPISODIC"}), 3),
-        (json!({"type": "MEMORY_LAYER_TYPE_FOREVER"}), 3),
+    for (spec, code, reason) in [
+        (json!({}), 3, "FIELD_REQUIRED"),
+        (json!({"type": "MEMORY_LAYER_TYPE_EPISODIC"}), 3, "MEMORY_LAYER_SYSTEM_MANAGED"),
+        (json!({"type": "MEMORY_LAYER_TYPE_FOREVER"}), 3, "FIELD_INVALID"),
     ] {
-        app.post(&layers, ADMIN_TOKEN, json!({"metadata": {"name": "x"}, "spec": spec})).await.expect_error(400, code);
+        let body = json!({"metadata": {"name": "x"}, "spec": spec});
+        app.post(&layers, ADMIN_TOKEN, body).await.expect_error_reason(400, code, reason);
     }
     let layer = app
         .post(&layers, ADMIN_TOKEN, json!({"metadata": {"name": "Skills", "externalId": "skills"}, "spec": {"type": "MEMORY_LAYER_TYPE_SKILLS", "description": "how-tos"}}))
@@ -68,21 +69,21 @@ async fn layers_and_entries(backend: TestBackend) {
     }
 
     // Refusals: key rules, body sources, duplicates.
-    for (spec, status, code) in [
-        (json!({"content": "x"}), 400, 3),
-        (json!({"key": "/bad", "content": "x"}), 400, 3),
-        (json!({"key": "system/x", "content": "x"}), 400, 3),
-        (json!({"key": "a b", "content": "x"}), 400, 3),
-        (json!({"key": "k"}), 400, 3),
-        (json!({"key": "k", "content": "x", "uploadId": "upload_01ARZ3NDEKTSV4RRFFQ69G5FAV"}), 400, 3),
-        (json!({"key": "k", "content": "x", "type": "uploadId"}), 400, 3),
-        (json!({"key": "k", "uploadId": "upload_01ARZ3NDEKTSV4RRFFQ69G5FAV"}), 404, 5),
-        (json!({"key": "k", "uploadId": "nope"}), 400, 3),
-        (json!({"key": "skills/postmortem", "content": "dup"}), 409, 6),
+    for (spec, status, code, reason) in [
+        (json!({"content": "x"}), 400, 3, "FIELD_REQUIRED"),
+        (json!({"key": "/bad", "content": "x"}), 400, 3, "FIELD_INVALID"),
+        (json!({"key": "system/x", "content": "x"}), 400, 3, "FIELD_INVALID"),
+        (json!({"key": "a b", "content": "x"}), 400, 3, "FIELD_INVALID"),
+        (json!({"key": "k"}), 400, 3, "ONEOF_INVALID"),
+        (json!({"key": "k", "content": "x", "uploadId": "upload_01ARZ3NDEKTSV4RRFFQ69G5FAV"}), 400, 3, "ONEOF_INVALID"),
+        (json!({"key": "k", "content": "x", "type": "uploadId"}), 400, 3, "FIELD_INVALID"),
+        (json!({"key": "k", "uploadId": "upload_01ARZ3NDEKTSV4RRFFQ69G5FAV"}), 404, 5, "NOT_FOUND"),
+        (json!({"key": "k", "uploadId": "nope"}), 400, 3, "ID_INVALID"),
+        (json!({"key": "skills/postmortem", "content": "dup"}), 409, 6, "ALREADY_EXISTS"),
     ] {
         app.post(&entries, ADMIN_TOKEN, json!({"metadata": {"name": "x"}, "spec": spec}))
             .await
-            .expect_error(status, code);
+            .expect_error_reason(status, code, reason);
     }
 
     // Lists carry no body; prefix filters on the key; pages cover everything.
@@ -121,7 +122,7 @@ async fn layers_and_entries(backend: TestBackend) {
     assert_eq!(upd["spec"]["key"], "skills/pm");
     app.patch(&format!("{entries}/{entry_id}"), ADMIN_TOKEN, json!({"spec": {"key": "skills//pm"}}))
         .await
-        .expect_error(400, 3);
+        .expect_error_reason(400, 3, "FIELD_INVALID");
     let layer_upd = app
         .patch(&format!("{layers}/{layer_id}"), ADMIN_TOKEN, json!({"spec": {"description": "renamed"}}))
         .await
@@ -129,13 +130,13 @@ async fn layers_and_entries(backend: TestBackend) {
     assert_eq!(layer_upd["spec"]["description"], "renamed");
     app.patch(&format!("{layers}/{layer_id}"), ADMIN_TOKEN, json!({"spec": {"type": "MEMORY_LAYER_TYPE_UNSPECIFIED"}}))
         .await
-        .expect_error(400, 3);
+        .expect_error_reason(400, 3, "FIELD_IMMUTABLE");
 
     // Deleting a layer takes its entries with it.
     app.delete(&format!("{entries}/{entry_id}"), ADMIN_TOKEN).await.expect(200);
-    app.get(&format!("{entries}/{entry_id}"), ADMIN_TOKEN).await.expect_error(404, 5);
+    app.get(&format!("{entries}/{entry_id}"), ADMIN_TOKEN).await.expect_error_reason(404, 5, "NOT_FOUND");
     app.delete(&format!("{layers}/{layer_id}"), ADMIN_TOKEN).await.expect(200);
-    app.get(&format!("{layers}/{layer_id}"), ADMIN_TOKEN).await.expect_error(404, 5);
+    app.get(&format!("{layers}/{layer_id}"), ADMIN_TOKEN).await.expect_error_reason(404, 5, "NOT_FOUND");
     assert_eq!(app.db.query_strings("SELECT id FROM memory_entries").await.len(), 0);
     let plain_id = str_at(&plain, "/metadata/id");
     app.get(&format!("{layers}/{plain_id}/entries"), ADMIN_TOKEN).await.expect(200);
@@ -183,15 +184,19 @@ async fn system_managed_layers(backend: TestBackend) {
         )
         .await;
     assert_eq!(filtered.len(), 1);
-    app.patch(&path, ADMIN_TOKEN, json!({"metadata": {"name": "mine now"}})).await.expect_error(400, 9);
-    app.delete(&path, ADMIN_TOKEN).await.expect_error(400, 9);
+    app.patch(&path, ADMIN_TOKEN, json!({"metadata": {"name": "mine now"}})).await.expect_error_reason(
+        400,
+        9,
+        "MEMORY_LAYER_SYSTEM_MANAGED",
+    );
+    app.delete(&path, ADMIN_TOKEN).await.expect_error_reason(400, 9, "MEMORY_LAYER_SYSTEM_MANAGED");
     app.post(
         &format!("{path}/entries"),
         ADMIN_TOKEN,
         json!({"metadata": {"name": "e"}, "spec": {"key": "k", "content": "x"}}),
     )
     .await
-    .expect_error(400, 9);
+    .expect_error_reason(400, 9, "MEMORY_LAYER_SYSTEM_MANAGED");
     assert_eq!(app.get(&path, ADMIN_TOKEN).await.expect(200)["metadata"]["name"], "episodic");
 }
 
@@ -228,14 +233,14 @@ async fn memory_tenancy(backend: TestBackend) {
     let my_layer = str_at(&mine, "/metadata/id");
     let (_, reader) = create_key(&app, &app.default_ws, "reader", &["memory:read"]).await;
     let base = app.ws_path(&app.default_ws, "/memory_layers");
-    app.get(&format!("{base}/{their_layer}"), &reader).await.expect_error(404, 5);
-    app.get(&format!("{base}/{their_layer}/entries"), ADMIN_TOKEN).await.expect_error(404, 5);
+    app.get(&format!("{base}/{their_layer}"), &reader).await.expect_error_reason(404, 5, "NOT_FOUND");
+    app.get(&format!("{base}/{their_layer}/entries"), ADMIN_TOKEN).await.expect_error_reason(404, 5, "NOT_FOUND");
     // An entry id of another layer is not found through this one.
     let r = app.get(&format!("{base}/{my_layer}/entries/{their_entry}"), ADMIN_TOKEN).await;
     assert!(!r.text.contains("secret"));
-    r.expect_error(404, 5);
+    r.expect_error_reason(404, 5, "NOT_FOUND");
     app.post(&base, &reader, json!({"metadata": {"name": "x"}, "spec": {"type": "MEMORY_LAYER_TYPE_SKILLS"}}))
         .await
-        .expect_error(403, 7);
+        .expect_error_reason(403, 7, "SCOPE_MISSING");
     app.get(&base, &reader).await.expect(200);
 }

@@ -73,10 +73,10 @@ async fn models_from_catalog(backend: TestBackend) {
     assert_eq!(by_ext["metadata"]["name"], "openai/gpt-4.1");
     let id = str_at(mini, "/metadata/id");
     app.get(&format!("{models}/{id}"), ADMIN_TOKEN).await.expect(200);
-    app.get(&format!("{models}/external_id:nope%2Fnope"), ADMIN_TOKEN).await.expect_error(404, 5);
+    app.get(&format!("{models}/external_id:nope%2Fnope"), ADMIN_TOKEN).await.expect_error_reason(404, 5, "NOT_FOUND");
     // Another workspace's model id is not found here.
     let their_id = str_at(&theirs[0], "/metadata/id");
-    app.get(&format!("{models}/{their_id}"), ADMIN_TOKEN).await.expect_error(404, 5);
+    app.get(&format!("{models}/{their_id}"), ADMIN_TOKEN).await.expect_error_reason(404, 5, "NOT_FOUND");
 }
 
 both_backends!(model_switch_in_both_spellings, model_switch);
@@ -94,21 +94,25 @@ async fn model_switch(backend: TestBackend) {
     let on =
         app.put(&format!("{mini}/status"), ADMIN_TOKEN, json!({"status": "MODEL_STATUS_ENABLED"})).await.expect(200);
     assert_eq!(on["state"], "STATE_ENABLED");
-    app.put(&format!("{mini}/status"), ADMIN_TOKEN, json!({"status": "MODEL_STATUS_MAYBE"})).await.expect_error(400, 3);
-    app.put(&format!("{mini}/status"), ADMIN_TOKEN, json!({})).await.expect_error(400, 3);
-    app.get(&format!("{models}?state=STATE_SOMETIMES"), ADMIN_TOKEN).await.expect_error(400, 3);
+    app.put(&format!("{mini}/status"), ADMIN_TOKEN, json!({"status": "MODEL_STATUS_MAYBE"})).await.expect_error_reason(
+        400,
+        3,
+        "FIELD_INVALID",
+    );
+    app.put(&format!("{mini}/status"), ADMIN_TOKEN, json!({})).await.expect_error_reason(400, 3, "FIELD_REQUIRED");
+    app.get(&format!("{models}?state=STATE_SOMETIMES"), ADMIN_TOKEN).await.expect_error_reason(400, 3, "QUERY_INVALID");
     assert_eq!(app.list_all(&format!("{models}?isAssigned=true"), ADMIN_TOKEN, 10).await.len(), 0);
 
     // Swap: both models must exist, the target must be enabled; the current one may be disabled.
     let swaps = format!("{models}:swapModelOnVariations");
-    app.post(&swaps, ADMIN_TOKEN, json!({"modelSwaps": []})).await.expect_error(400, 3);
+    app.post(&swaps, ADMIN_TOKEN, json!({"modelSwaps": []})).await.expect_error_reason(400, 3, "FIELD_REQUIRED");
     app.post(&swaps, ADMIN_TOKEN, json!({"modelSwaps": [{"currentModelId": "external_id:openai/gpt-4.1-mini", "nextModelId": "external_id:nope/x"}]}))
         .await
-        .expect_error(404, 5);
+        .expect_error_reason(404, 5, "NOT_FOUND");
     app.post_empty(&format!("{models}/external_id:openai%2Fgpt-4.1:disable"), ADMIN_TOKEN).await.expect(200);
     app.post(&swaps, ADMIN_TOKEN, json!({"modelSwaps": [{"currentModelId": "external_id:openai/gpt-4.1-mini", "nextModelId": "external_id:openai/gpt-4.1"}]}))
         .await
-        .expect_error(400, 9);
+        .expect_error_reason(400, 9, "MODEL_DISABLED");
     app.post_empty(&format!("{models}/external_id:openai%2Fgpt-4.1:enable"), ADMIN_TOKEN).await.expect(200);
     app.post(
         &swaps,
@@ -122,5 +126,5 @@ async fn model_switch(backend: TestBackend) {
     // Scopes.
     let (_, reader) = create_key(&app, &app.default_ws, "reader", &["agents:read"]).await;
     app.get(&models, &reader).await.expect(200);
-    app.post_empty(&format!("{mini}:enable"), &reader).await.expect_error(403, 7);
+    app.post_empty(&format!("{mini}:enable"), &reader).await.expect_error_reason(403, 7, "SCOPE_MISSING");
 }

@@ -107,11 +107,11 @@ async fn both_spellings(backend: TestBackend) {
     assert_eq!(paused["state"], "STATE_PAUSED");
     let archived = app.post_empty(&format!("{item}:archive"), ADMIN_TOKEN).await.expect(200);
     assert_eq!(archived["state"], "STATE_ARCHIVED");
-    app.post_empty(&format!("{item}:resume"), ADMIN_TOKEN).await.expect_error(400, 9);
+    app.post_empty(&format!("{item}:resume"), ADMIN_TOKEN).await.expect_error_reason(400, 9, "SCHEDULE_ARCHIVED");
     app.patch(&item, ADMIN_TOKEN, json!({"spec": {"status": "AGENT_SCHEDULE_STATUS_ACTIVE"}}))
         .await
-        .expect_error(400, 9);
-    app.post_empty(&format!("{item}:explode"), ADMIN_TOKEN).await.expect_error(404, 5);
+        .expect_error_reason(400, 9, "SCHEDULE_ARCHIVED");
+    app.post_empty(&format!("{item}:explode"), ADMIN_TOKEN).await.expect_error_reason(404, 5, "CUSTOM_METHOD_UNKNOWN");
 
     // Updates with a mask; the rule is replaced whole.
     let seed_item = format!("{schedules}/{id}");
@@ -128,7 +128,7 @@ async fn both_spellings(backend: TestBackend) {
     assert_eq!(up["info"]["nextFireAt"], "2026-02-01T06:00:00.000Z");
     assert_eq!(app.list_all(&schedules, ADMIN_TOKEN, 1).await.len(), 2);
     app.delete(&seed_item, ADMIN_TOKEN).await.expect(200);
-    app.get(&seed_item, ADMIN_TOKEN).await.expect_error(404, 5);
+    app.get(&seed_item, ADMIN_TOKEN).await.expect_error_reason(404, 5, "NOT_FOUND");
 }
 
 both_backends!(schedule_validation_refuses_and_changes_nothing, validation);
@@ -136,23 +136,31 @@ async fn validation(backend: TestBackend) {
     let Some(app) = TestApp::start(backend).await else { return };
     let (_, schedules) = agent_with_schedules(&app, &app.default_ws, "val").await;
     let ok_rule = json!({"calendars": [{"hour": [{"start": 9}]}], "timezone": "UTC"});
-    for (spec, needle) in [
-        (json!({"initialMessage": "x"}), "spec.schedule"),
-        (json!({"schedule": {}}), "at least one"),
-        (json!({"schedule": {"calendars": [{}], "timezone": "Atlantis/Capital"}}), "timezone"),
-        (json!({"schedule": {"calendars": [{"minute": [{"start": 60}]}]}}), "minute"),
-        (json!({"schedule": {"calendars": [{"dayOfMonth": [{"start": 32}]}]}}), "dayOfMonth"),
-        (json!({"schedule": {"intervals": [{"every": "60s", "offset": "60s"}]}}), "offset"),
-        (json!({"schedule": {"intervals": [{"every": "sixty"}]}}), "every"),
-        (json!({"schedule": ok_rule.clone(), "overlapPolicy": "OVERLAP_POLICY_QUEUE"}), "overlapPolicy"),
-        (json!({"schedule": ok_rule.clone(), "status": "RUNNING"}), "status"),
-        (json!({"schedule": ok_rule.clone(), "data": {"region": 7}}), "/region"),
-        (json!({"schedule": ok_rule.clone(), "variationId": "tool_01ARZ3NDEKTSV4RRFFQ69G5FAV"}), "variation"),
+    for (spec, needle, reason) in [
+        (json!({"initialMessage": "x"}), "spec.schedule", "FIELD_REQUIRED"),
+        (json!({"schedule": {}}), "at least one", "SCHEDULE_RULE_INVALID"),
+        (json!({"schedule": {"calendars": [{}], "timezone": "Atlantis/Capital"}}), "timezone", "SCHEDULE_RULE_INVALID"),
+        (json!({"schedule": {"calendars": [{"minute": [{"start": 60}]}]}}), "minute", "SCHEDULE_RULE_INVALID"),
+        (json!({"schedule": {"calendars": [{"dayOfMonth": [{"start": 32}]}]}}), "dayOfMonth", "SCHEDULE_RULE_INVALID"),
+        (json!({"schedule": {"intervals": [{"every": "60s", "offset": "60s"}]}}), "offset", "SCHEDULE_RULE_INVALID"),
+        (json!({"schedule": {"intervals": [{"every": "sixty"}]}}), "every", "SCHEDULE_RULE_INVALID"),
+        (
+            json!({"schedule": ok_rule.clone(), "overlapPolicy": "OVERLAP_POLICY_QUEUE"}),
+            "overlapPolicy",
+            "FIELD_INVALID",
+        ),
+        (json!({"schedule": ok_rule.clone(), "status": "RUNNING"}), "status", "FIELD_INVALID"),
+        (json!({"schedule": ok_rule.clone(), "data": {"region": 7}}), "/region", "SCHEMA_MISMATCH"),
+        (
+            json!({"schedule": ok_rule.clone(), "variationId": "tool_01ARZ3NDEKTSV4RRFFQ69G5FAV"}),
+            "variation",
+            "ID_INVALID",
+        ),
     ] {
         let msg = app
             .post(&schedules, ADMIN_TOKEN, json!({"metadata": {"name": "bad"}, "spec": spec.clone()}))
             .await
-            .expect_error(400, 3);
+            .expect_error_reason(400, 3, reason);
         assert!(msg.contains(needle), "{spec}: {msg:?} should name {needle}");
     }
     app.post(
@@ -161,14 +169,14 @@ async fn validation(backend: TestBackend) {
         json!({"metadata": {"name": "bad"}, "spec": {"schedule": ok_rule.clone(), "variationId": "agentvar_01ARZ3NDEKTSV4RRFFQ69G5FAV"}}),
     )
     .await
-    .expect_error(404, 5);
+    .expect_error_reason(404, 5, "NOT_FOUND");
     app.post(
         &schedules,
         ADMIN_TOKEN,
         json!({"metadata": {"name": "bad"}, "spec": {"schedule": {"calendars": "daily"}}}),
     )
     .await
-    .expect_error(400, 3);
+    .expect_error_reason(400, 3, "BODY_INVALID");
     assert_eq!(app.list_all(&schedules, ADMIN_TOKEN, 10).await.len(), 0, "nothing was created");
 
     let ok = app
@@ -182,12 +190,20 @@ async fn validation(backend: TestBackend) {
         json!({"spec": {"initialMessage": "new", "schedule": {"intervals": [{"every": "0s"}]}}}),
     )
     .await
-    .expect_error(400, 3);
+    .expect_error_reason(400, 3, "SCHEDULE_RULE_INVALID");
     let same = app.get(&item, ADMIN_TOKEN).await.expect(200);
     assert_eq!(same["spec"]["initialMessage"], "", "a refused update changes nothing");
     assert_eq!(same["info"]["nextFireAt"], "2026-01-01T09:00:00.000Z");
-    app.get(&format!("{schedules}/agentvar_01ARZ3NDEKTSV4RRFFQ69G5FAV"), ADMIN_TOKEN).await.expect_error(400, 3);
-    app.get(&format!("{schedules}/as_01ARZ3NDEKTSV4RRFFQ69G5FAV"), ADMIN_TOKEN).await.expect_error(404, 5);
+    app.get(&format!("{schedules}/agentvar_01ARZ3NDEKTSV4RRFFQ69G5FAV"), ADMIN_TOKEN).await.expect_error_reason(
+        400,
+        3,
+        "ID_INVALID",
+    );
+    app.get(&format!("{schedules}/as_01ARZ3NDEKTSV4RRFFQ69G5FAV"), ADMIN_TOKEN).await.expect_error_reason(
+        404,
+        5,
+        "NOT_FOUND",
+    );
 }
 
 both_backends!(schedules_follow_their_agent, follow_agent);
@@ -212,7 +228,11 @@ async fn follow_agent(backend: TestBackend) {
     let pinned_item = format!("{schedules}/{}", str_at(&pinned, "/metadata/id"));
 
     // A variation a schedule fires cannot be deleted from under it.
-    app.delete(&format!("{agent_path}/variations/{vid}"), ADMIN_TOKEN).await.expect_error(400, 9);
+    app.delete(&format!("{agent_path}/variations/{vid}"), ADMIN_TOKEN).await.expect_error_reason(
+        400,
+        9,
+        "VARIATION_PINNED",
+    );
 
     // Publishing leaves schedules alone; unpublishing pauses them.
     app.post_empty(&format!("{agent_path}:publish"), ADMIN_TOKEN).await.expect(200);
@@ -225,26 +245,26 @@ async fn follow_agent(backend: TestBackend) {
     // The seed way of archiving (spec.status through update) pauses them too.
     app.patch(&agent_path, ADMIN_TOKEN, json!({"spec": {"status": "AGENT_STATUS_ARCHIVED"}})).await.expect(200);
     assert_eq!(app.get(&pinned_item, ADMIN_TOKEN).await.expect(200)["state"], "STATE_PAUSED");
-    app.post_empty(&format!("{pinned_item}:resume"), ADMIN_TOKEN).await.expect_error(400, 9);
+    app.post_empty(&format!("{pinned_item}:resume"), ADMIN_TOKEN).await.expect_error_reason(400, 9, "AGENT_ARCHIVED");
     app.post(
         &schedules,
         ADMIN_TOKEN,
         json!({"metadata": {"name": "late"}, "spec": {"schedule": {"intervals": [{"every": "60s"}]}}}),
     )
     .await
-    .expect_error(400, 9);
+    .expect_error_reason(400, 9, "AGENT_ARCHIVED");
 
     // Tenancy: another workspace sees nothing, with its own key or the global one.
     let other = create_workspace(&app, "Other", "other").await;
     let (_, theirs) = create_key(&app, &other, "theirs", &["*"]).await;
     let foreign = app.ws_path(&other, &format!("/agents/{agent}/schedules/{}", str_at(&pinned, "/metadata/id")));
-    app.get(&foreign, &theirs).await.expect_error(404, 5);
-    app.get(&foreign, ADMIN_TOKEN).await.expect_error(404, 5);
-    app.delete(&foreign, &theirs).await.expect_error(404, 5);
-    app.get(&pinned_item, &theirs).await.expect_error(404, 5);
+    app.get(&foreign, &theirs).await.expect_error_reason(404, 5, "NOT_FOUND");
+    app.get(&foreign, ADMIN_TOKEN).await.expect_error_reason(404, 5, "NOT_FOUND");
+    app.delete(&foreign, &theirs).await.expect_error_reason(404, 5, "NOT_FOUND");
+    app.get(&pinned_item, &theirs).await.expect_error_reason(404, 5, "NOT_FOUND");
     let (_, reader) = create_key(&app, &app.default_ws, "reader", &["agents:read"]).await;
     app.get(&pinned_item, &reader).await.expect(200);
-    app.post_empty(&format!("{pinned_item}:pause"), &reader).await.expect_error(403, 7);
+    app.post_empty(&format!("{pinned_item}:pause"), &reader).await.expect_error_reason(403, 7, "SCOPE_MISSING");
 
     // Deleting the agent takes its schedules with it.
     app.delete(&agent_path, ADMIN_TOKEN).await.expect(200);

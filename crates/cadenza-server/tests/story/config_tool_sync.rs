@@ -84,7 +84,11 @@ async fn mcp_sync(backend: TestBackend) {
     assert_not_logged("s3cr3t-mcp-token");
 
     // A person omits docs_search: syncs keep it omitted.
-    app.post_empty(&format!("{set_path}/tools/external_id:none:omit"), ADMIN_TOKEN).await.expect_error(404, 5);
+    app.post_empty(&format!("{set_path}/tools/external_id:none:omit"), ADMIN_TOKEN).await.expect_error_reason(
+        404,
+        5,
+        "NOT_FOUND",
+    );
     let search_id =
         str_at(&app.list_all(&format!("{set_path}/tools?names=docs_search"), ADMIN_TOKEN, 5).await[0], "/metadata/id");
     app.post_empty(&format!("{set_path}/tools/{search_id}:omit"), ADMIN_TOKEN).await.expect(200);
@@ -164,7 +168,11 @@ async fn openapi_sync(backend: TestBackend) {
         .await
         .expect(200);
     let set_path = format!("{sets}/{}", str_at(&set, "/metadata/id"));
-    app.get(&format!("{set_path}/openapi_spec"), ADMIN_TOKEN).await.expect_error(400, 9);
+    app.get(&format!("{set_path}/openapi_spec"), ADMIN_TOKEN).await.expect_error_reason(
+        400,
+        9,
+        "OPENAPI_DOCUMENT_MISSING",
+    );
     assert_eq!(run_syncs(&app).await, 1);
     assert_eq!(doc.hits(), 1);
     let tools = app.list_all(&format!("{set_path}/tools"), ADMIN_TOKEN, 10).await;
@@ -235,7 +243,7 @@ async fn openapi_from_upload(backend: TestBackend) {
     let upload_id = str_at(&upload, "/metadata/id");
     let sets = app.ws_path(&app.default_ws, "/tool_sets");
     let body = |name: &str| json!({"metadata": {"name": name}, "spec": {"adapter": {"type": "openapi", "openapi": {"type": "uploadId", "uploadId": upload_id}}}});
-    app.post(&sets, ADMIN_TOKEN, body("early")).await.expect_error(400, 9);
+    app.post(&sets, ADMIN_TOKEN, body("early")).await.expect_error_reason(400, 9, "UPLOAD_NOT_COMPLETE");
     let put = app
         .client
         .put(str_at(&upload, "/info/uploadUrl"))
@@ -252,7 +260,7 @@ async fn openapi_from_upload(backend: TestBackend) {
     );
     let got = app.get(&format!("{uploads}/{upload_id}"), ADMIN_TOKEN).await.expect(200);
     assert_eq!(got["info"]["status"], "UPLOAD_STATUS_CONSUMED", "the set consumed it");
-    app.post(&sets, ADMIN_TOKEN, body("again")).await.expect_error(400, 9);
+    app.post(&sets, ADMIN_TOKEN, body("again")).await.expect_error_reason(400, 9, "UPLOAD_CONSUMED");
     assert_eq!(run_syncs(&app).await, 1);
     let set_path = format!("{sets}/{}", str_at(&set, "/metadata/id"));
     let names: Vec<String> = app

@@ -103,26 +103,34 @@ async fn tool_sets(backend: TestBackend) {
     assert!(synced.contains(&str_at(&openapi, "/metadata/id").as_str()));
 
     // Refusals change nothing.
-    for (adapter, needle) in [
-        (json!({}), "exactly one"),
-        (json!({"http": {"baseUrl": "x"}, "mcp": {"url": "https://a"}}), "exactly one"),
-        (json!({"type": "mcp", "http": {"baseUrl": "https://a"}}), "type"),
-        (json!({"http": {"baseUrl": "ftp://a"}}), "baseUrl"),
-        (json!({"http": {"baseUrl": "https://a", "headers": {"X": "{{ secrets."}}}), "headers"),
-        (json!({"http": {"baseUrl": "https://a", "headers": {"X": 5}}}), "headers"),
-        (json!({"mcp": {}}), "url"),
-        (json!({"mcp": {"url": "https://a", "includeTools": "all"}}), "includeTools"),
-        (json!({"openapi": {"url": "https://a", "uploadId": "upload_01ARZ3NDEKTSV4RRFFQ69G5FAV"}}), "exactly one"),
-        (json!({"openapi": {"uploadId": "nope"}}), "upload"),
-        (json!({"bare": {"contentTimeout": "-5s"}}), "contentTimeout"),
+    for (adapter, needle, reason) in [
+        (json!({}), "exactly one", "ONEOF_INVALID"),
+        (json!({"http": {"baseUrl": "x"}, "mcp": {"url": "https://a"}}), "exactly one", "ONEOF_INVALID"),
+        (json!({"type": "mcp", "http": {"baseUrl": "https://a"}}), "type", "FIELD_INVALID"),
+        (json!({"http": {"baseUrl": "ftp://a"}}), "baseUrl", "FIELD_INVALID"),
+        (json!({"http": {"baseUrl": "https://a", "headers": {"X": "{{ secrets."}}}), "headers", "TEMPLATE_INVALID"),
+        (json!({"http": {"baseUrl": "https://a", "headers": {"X": 5}}}), "headers", "FIELD_INVALID"),
+        (json!({"mcp": {}}), "url", "FIELD_INVALID"),
+        (json!({"mcp": {"url": "https://a", "includeTools": "all"}}), "includeTools", "FIELD_INVALID"),
+        (
+            json!({"openapi": {"url": "https://a", "uploadId": "upload_01ARZ3NDEKTSV4RRFFQ69G5FAV"}}),
+            "exactly one",
+            "ONEOF_INVALID",
+        ),
+        (json!({"openapi": {"uploadId": "nope"}}), "upload", "ID_INVALID"),
+        (json!({"bare": {"contentTimeout": "-5s"}}), "contentTimeout", "FIELD_INVALID"),
     ] {
         let msg = app
             .post(&sets, ADMIN_TOKEN, json!({"metadata": {"name": "bad"}, "spec": {"adapter": adapter.clone()}}))
             .await
-            .expect_error(400, 3);
+            .expect_error_reason(400, 3, reason);
         assert!(msg.contains(needle), "{adapter}: {msg:?} should mention {needle}");
     }
-    app.post(&sets, ADMIN_TOKEN, json!({"metadata": {"name": "bad"}, "spec": {}})).await.expect_error(400, 3);
+    app.post(&sets, ADMIN_TOKEN, json!({"metadata": {"name": "bad"}, "spec": {}})).await.expect_error_reason(
+        400,
+        3,
+        "FIELD_REQUIRED",
+    );
     assert_eq!(app.list_all(&sets, ADMIN_TOKEN, 10).await.len(), 4);
 
     // Update by PUT (seed) and PATCH (later); the adapter kind is fixed; a changed source resyncs.
@@ -132,7 +140,11 @@ async fn tool_sets(backend: TestBackend) {
         .await
         .expect(200);
     assert_eq!(put["spec"]["description"], "v2");
-    app.patch(&item, ADMIN_TOKEN, json!({"spec": {"adapter": {"bare": {}}}})).await.expect_error(400, 3);
+    app.patch(&item, ADMIN_TOKEN, json!({"spec": {"adapter": {"bare": {}}}})).await.expect_error_reason(
+        400,
+        3,
+        "FIELD_IMMUTABLE",
+    );
     let mcp_item = format!("{sets}/{}", str_at(&mcp, "/metadata/id"));
     let created_at = sync_asked_at(&app, &str_at(&mcp, "/metadata/id")).await;
     app.clock.advance_ms(1_000);
@@ -154,14 +166,14 @@ async fn tool_sets(backend: TestBackend) {
     assert_eq!(sync_asked_at(&app, &mcp_id).await, asked, "a rename is not a resync");
     app.post_empty(&format!("{mcp_item}:sync"), ADMIN_TOKEN).await.expect(200);
     assert!(sync_asked_at(&app, &mcp_id).await > asked, ":sync asks again");
-    app.post_empty(&format!("{item}:sync"), ADMIN_TOKEN).await.expect_error(400, 3);
+    app.post_empty(&format!("{item}:sync"), ADMIN_TOKEN).await.expect_error_reason(400, 3, "ADAPTER_MISMATCH");
 
     // Archive hides from lists (unless asked), unarchive restores.
     let archived = app.post_empty(&format!("{mcp_item}:archive"), ADMIN_TOKEN).await.expect(200);
     assert_eq!(archived["state"], "STATE_ARCHIVED");
     assert_eq!(app.list_all(&sets, ADMIN_TOKEN, 10).await.len(), 3);
     assert_eq!(app.list_all(&format!("{sets}?state=STATE_ARCHIVED"), ADMIN_TOKEN, 10).await.len(), 1);
-    app.post_empty(&format!("{mcp_item}:sync"), ADMIN_TOKEN).await.expect_error(400, 9);
+    app.post_empty(&format!("{mcp_item}:sync"), ADMIN_TOKEN).await.expect_error_reason(400, 9, "TOOL_SET_ARCHIVED");
     let before = sync_asked_at(&app, &mcp_id).await;
     app.clock.advance_ms(1_000);
     app.post_empty(&format!("{mcp_item}:unarchive"), ADMIN_TOKEN).await.expect(200);
@@ -199,10 +211,10 @@ async fn tool_sets(backend: TestBackend) {
         json!({"error": true, "errorType": "unreachable", "message": "connection refused"})
     );
     assert_eq!(events[1]["toolSetId"], str_at(&mcp, "/metadata/id").as_str());
-    app.get(&format!("{item}/openapi_spec"), ADMIN_TOKEN).await.expect_error(400, 3);
+    app.get(&format!("{item}/openapi_spec"), ADMIN_TOKEN).await.expect_error_reason(400, 3, "ADAPTER_MISMATCH");
     app.get(&format!("{sets}/{}/openapi_spec", str_at(&openapi, "/metadata/id")), ADMIN_TOKEN)
         .await
-        .expect_error(400, 9);
+        .expect_error_reason(400, 9, "OPENAPI_DOCUMENT_MISSING");
 
     // Both id prefixes and external ids address a set; tenancy hides it.
     let ts_spelling = http_id.replacen("toolset_", "ts_", 1);
@@ -213,13 +225,17 @@ async fn tool_sets(backend: TestBackend) {
     app.get(&format!("{sets}/external_id:weather"), ADMIN_TOKEN).await.expect(200);
     let other = create_workspace(&app, "Other", "other").await;
     let (_, theirs) = create_key(&app, &other, "theirs", &["*"]).await;
-    app.get(&item, &theirs).await.expect_error(404, 5);
-    app.get(&app.ws_path(&other, &format!("/tool_sets/{http_id}")), ADMIN_TOKEN).await.expect_error(404, 5);
+    app.get(&item, &theirs).await.expect_error_reason(404, 5, "NOT_FOUND");
+    app.get(&app.ws_path(&other, &format!("/tool_sets/{http_id}")), ADMIN_TOKEN).await.expect_error_reason(
+        404,
+        5,
+        "NOT_FOUND",
+    );
     let (_, reader) = create_key(&app, &app.default_ws, "reader", &["tools:read"]).await;
     app.get(&item, &reader).await.expect(200);
-    app.delete(&item, &reader).await.expect_error(403, 7);
+    app.delete(&item, &reader).await.expect_error_reason(403, 7, "SCOPE_MISSING");
     app.delete(&item, ADMIN_TOKEN).await.expect(200);
-    app.get(&item, ADMIN_TOKEN).await.expect_error(404, 5);
+    app.get(&item, ADMIN_TOKEN).await.expect_error_reason(404, 5, "NOT_FOUND");
 }
 
 both_backends!(tools_of_a_set, tools);
@@ -261,34 +277,42 @@ async fn tools(backend: TestBackend) {
     assert_eq!(seed["spec"]["config"]["http"]["requestMethod"], "POST");
 
     // Refusals.
-    for (spec, needle) in [
-        (json!({"description": "d", "config": {"http": {"requestMethod": "GET"}}}), "parameters"),
-        (json!({"description": "d", "parameters": {}}), "config"),
+    for (spec, needle, reason) in [
+        (json!({"description": "d", "config": {"http": {"requestMethod": "GET"}}}), "parameters", "FIELD_REQUIRED"),
+        (json!({"description": "d", "parameters": {}}), "config", "FIELD_REQUIRED"),
         (
             json!({"description": "d", "parameters": {"type": 5}, "config": {"http": {"requestMethod": "GET"}}}),
             "parameters",
+            "SCHEMA_INVALID",
         ),
         (
             json!({"description": "d", "parameters": {}, "config": {"http": {"requestMethod": "TRACE"}}}),
             "requestMethod",
+            "FIELD_INVALID",
         ),
         (
             json!({"description": "d", "parameters": {}, "config": {"http": {"requestMethod": "GET", "path": "{% if %}"}}}),
             "path",
+            "TEMPLATE_INVALID",
         ),
-        (json!({"description": "d", "parameters": {}, "config": {"mcp": {"toolName": "x"}}}), "adapter is http"),
+        (
+            json!({"description": "d", "parameters": {}, "config": {"mcp": {"toolName": "x"}}}),
+            "adapter is http",
+            "ADAPTER_MISMATCH",
+        ),
         (
             json!({"description": "d", "parameters": {}, "config": {"http": {"requestMethod": "GET"}}, "status": "TOOL_STATUS_BROKEN"}),
             "status",
+            "FIELD_INVALID",
         ),
     ] {
         let msg = app
             .post(&tools, ADMIN_TOKEN, json!({"metadata": {"name": "bad"}, "spec": spec.clone()}))
             .await
-            .expect_error(400, 3);
+            .expect_error_reason(400, 3, reason);
         assert!(msg.contains(needle), "{spec}: {msg:?} should mention {needle}");
     }
-    app.post(&tools, ADMIN_TOKEN, weather_tool("get weather")).await.expect_error(409, 6);
+    app.post(&tools, ADMIN_TOKEN, weather_tool("get weather")).await.expect_error_reason(409, 6, "ALREADY_EXISTS");
 
     // Updates recompute the name and signature; PUT and PATCH both work.
     let item = format!("{tools}/{tool_id}");
@@ -338,14 +362,18 @@ async fn tools(backend: TestBackend) {
     let got = app.get(&format!("{vars}/{v}"), ADMIN_TOKEN).await.expect(200);
     assert_eq!((got["info"]["toolCount"].clone(), got["info"]["toolSetCount"].clone()), (json!(1), json!(1)));
     assert_eq!(app.get(&format!("{sets}/{set_id}"), ADMIN_TOKEN).await.expect(200)["info"]["agentCount"], 1);
-    app.post_empty(&format!("{item}:omit"), ADMIN_TOKEN).await.expect_error(400, 9);
-    app.delete(&item, ADMIN_TOKEN).await.expect_error(400, 9);
-    app.delete(&format!("{sets}/{set_id}"), ADMIN_TOKEN).await.expect_error(400, 9);
+    app.post_empty(&format!("{item}:omit"), ADMIN_TOKEN).await.expect_error_reason(400, 9, "TOOL_ASSIGNED");
+    app.delete(&item, ADMIN_TOKEN).await.expect_error_reason(400, 9, "TOOL_ASSIGNED");
+    app.delete(&format!("{sets}/{set_id}"), ADMIN_TOKEN).await.expect_error_reason(400, 9, "TOOL_SET_ASSIGNED");
     // Archived sets still work for existing assignments, take no new ones.
     app.post_empty(&format!("{sets}/{set_id}:archive"), ADMIN_TOKEN).await.expect(200);
     let v2 =
         str_at(&app.post(&vars, ADMIN_TOKEN, json!({"metadata": {"name": "v2"}})).await.expect(200), "/metadata/id");
-    app.post(&format!("{vars}/{v2}/assignments"), ADMIN_TOKEN, json!({"toolSetId": set_id})).await.expect_error(400, 3);
+    app.post(&format!("{vars}/{v2}/assignments"), ADMIN_TOKEN, json!({"toolSetId": set_id})).await.expect_error_reason(
+        400,
+        3,
+        "TOOL_SET_ARCHIVED",
+    );
     app.post_empty(&format!("{sets}/{set_id}:unarchive"), ADMIN_TOKEN).await.expect(200);
 
     // Workspace counters see available tools of active sets.
@@ -355,7 +383,7 @@ async fn tools(backend: TestBackend) {
     // Tenancy: another workspace's tool is a 404, as a path and as an assignment target.
     let other = create_workspace(&app, "Other", "other").await;
     let (_, theirs) = create_key(&app, &other, "theirs", &["*"]).await;
-    app.get(&item, &theirs).await.expect_error(404, 5);
+    app.get(&item, &theirs).await.expect_error_reason(404, 5, "NOT_FOUND");
     let their_set = app
         .post(
             &app.ws_path(&other, "/tool_sets"),
@@ -368,19 +396,23 @@ async fn tools(backend: TestBackend) {
     let their_tool = app.post(&their_tools, &theirs, weather_tool("theirs")).await.expect(200);
     app.post(&format!("{vars}/{v2}/assignments"), ADMIN_TOKEN, json!({"toolId": str_at(&their_tool, "/metadata/id")}))
         .await
-        .expect_error(404, 5);
+        .expect_error_reason(404, 5, "NOT_FOUND");
     app.post(
         &format!("{vars}/{v2}/assignments"),
         ADMIN_TOKEN,
         json!({"toolSetId": str_at(&their_set, "/metadata/id")}),
     )
     .await
-    .expect_error(404, 5);
+    .expect_error_reason(404, 5, "NOT_FOUND");
     // Our set's tools under their workspace path: nothing.
-    app.get(&app.ws_path(&other, &format!("/tool_sets/{set_id}/tools/{tool_id}")), &theirs).await.expect_error(404, 5);
+    app.get(&app.ws_path(&other, &format!("/tool_sets/{set_id}/tools/{tool_id}")), &theirs).await.expect_error_reason(
+        404,
+        5,
+        "NOT_FOUND",
+    );
 
     // Unassign, then delete works.
     app.delete(&format!("{assign}/{}", str_at(&a, "/id")), ADMIN_TOKEN).await.expect(200);
     app.delete(&item, ADMIN_TOKEN).await.expect(200);
-    app.get(&item, ADMIN_TOKEN).await.expect_error(404, 5);
+    app.get(&item, ADMIN_TOKEN).await.expect_error_reason(404, 5, "NOT_FOUND");
 }

@@ -16,16 +16,21 @@ async fn create(app: &TestApp, ws: &str, token: &str, content_type: &str, size: 
     .expect(200)
 }
 
-/// PUTs `body` to the upload's URL; returns (status, error code).
-async fn put(app: &TestApp, upload: &Value, content_type: &str, body: &[u8]) -> (u16, i64) {
+/// PUTs `body` to the upload's URL; returns (status, error code, error reason).
+async fn put(app: &TestApp, upload: &Value, content_type: &str, body: &[u8]) -> (u16, i64, String) {
     put_url(app, &str_at(upload, "/info/uploadUrl"), content_type, body).await
 }
 
-async fn put_url(app: &TestApp, url: &str, content_type: &str, body: &[u8]) -> (u16, i64) {
+async fn put_url(app: &TestApp, url: &str, content_type: &str, body: &[u8]) -> (u16, i64, String) {
     let resp = app.client.put(url).header("content-type", content_type).body(body.to_vec()).send().await.expect("put");
     let status = resp.status().as_u16();
     let v: Value = resp.json().await.unwrap_or(Value::Null);
-    (status, v["code"].as_i64().unwrap_or(0))
+    (status, v["code"].as_i64().unwrap_or(0), v["details"][0]["reason"].as_str().unwrap_or_default().to_string())
+}
+
+/// What `put` returns for a refusal.
+fn refused(status: u16, code: i64, reason: &str) -> (u16, i64, String) {
+    (status, code, reason.to_string())
 }
 
 fn object_count(app: &TestApp) -> usize {
@@ -51,11 +56,11 @@ async fn exact_puts(backend: TestBackend) {
     assert!(str_at(&upload, "/info/uploadUrl").starts_with(&format!("{}/v1/uploads/", app.base)));
 
     // Wrong type, too short, too long: refused, nothing stored, still PENDING.
-    assert_eq!(put(&app, &upload, "text/plain", TEXT).await, (400, 3));
-    assert_eq!(put(&app, &upload, "text/markdown", &TEXT[..5]).await, (400, 3));
+    assert_eq!(put(&app, &upload, "text/plain", TEXT).await, refused(400, 3, "UPLOAD_TYPE_MISMATCH"));
+    assert_eq!(put(&app, &upload, "text/markdown", &TEXT[..5]).await, refused(400, 3, "UPLOAD_SIZE_MISMATCH"));
     let mut longer = TEXT.to_vec();
     longer.push(b'!');
-    assert_eq!(put(&app, &upload, "text/markdown", &longer).await, (400, 3));
+    assert_eq!(put(&app, &upload, "text/markdown", &longer).await, refused(400, 3, "UPLOAD_SIZE_MISMATCH"));
     assert_eq!(object_count(&app), 0);
     let path = app.ws_path(&app.default_ws, &format!("/uploads/{id}"));
     assert_eq!(app.get(&path, ADMIN_TOKEN).await.expect(200)["info"]["status"], "UPLOAD_STATUS_PENDING");
@@ -63,28 +68,37 @@ async fn exact_puts(backend: TestBackend) {
     // A tampered token is refused; the right PUT completes it, once.
     let url = str_at(&upload, "/info/uploadUrl");
     let tampered = url.replacen(&id, &id.replacen('A', "B", 1).replacen('0', "1", 1), 1);
-    assert_eq!(put_url(&app, &tampered, "text/markdown", TEXT).await.0, 403);
-    assert_eq!(put_url(&app, &format!("{url}x"), "text/markdown", TEXT).await.0, 403);
-    assert_eq!(put(&app, &upload, "text/markdown", TEXT).await, (200, 0));
+    assert_eq!(put_url(&app, &tampered, "text/markdown", TEXT).await, refused(403, 7, "UPLOAD_SIGNATURE_INVALID"));
+    assert_eq!(
+        put_url(&app, &format!("{url}x"), "text/markdown", TEXT).await,
+        refused(403, 7, "UPLOAD_SIGNATURE_INVALID")
+    );
+    assert_eq!(put(&app, &upload, "text/markdown", TEXT).await, (200, 0, String::new()));
     assert_eq!(object_count(&app), 1);
     let got = app.get(&path, ADMIN_TOKEN).await.expect(200);
     assert_eq!(got["info"]["status"], "UPLOAD_STATUS_COMPLETE");
     assert_eq!(got["info"]["uploadUrl"], url.as_str(), "the URL stays on later reads");
-    assert_eq!(put(&app, &upload, "text/markdown", TEXT).await, (400, 9), "single use");
+    assert_eq!(put(&app, &upload, "text/markdown", TEXT).await, refused(400, 9, "UPLOAD_CONSUMED"), "single use");
     assert_eq!(object_count(&app), 1);
 
     // Validation.
     let uploads = app.ws_path(&app.default_ws, "/uploads");
-    for (spec, needle) in [
-        (json!({"contentType": "text/plain", "sizeBytes": "3"}), "filename"),
-        (json!({"filename": "a", "contentType": "plain", "sizeBytes": "3"}), "contentType"),
-        (json!({"filename": "a", "contentType": "text/plain"}), "sizeBytes"),
-        (json!({"filename": "a", "contentType": "text/plain", "sizeBytes": "0"}), "sizeBytes"),
-        (json!({"filename": "a", "contentType": "text/plain", "sizeBytes": "many"}), "sizeBytes"),
-        (json!({"filename": "a", "contentType": "text/plain", "sizeBytes": "99999999999"}), "limit"),
+    for (spec, needle, reason) in [
+        (json!({"contentType": "text/plain", "sizeBytes": "3"}), "filename", "FIELD_REQUIRED"),
+        (json!({"filename": "a", "contentType": "plain", "sizeBytes": "3"}), "contentType", "FIELD_INVALID"),
+        (json!({"filename": "a", "contentType": "text/plain"}), "sizeBytes", "FIELD_REQUIRED"),
+        (json!({"filename": "a", "contentType": "text/plain", "sizeBytes": "0"}), "sizeBytes", "FIELD_INVALID"),
+        (json!({"filename": "a", "contentType": "text/plain", "sizeBytes": "many"}), "sizeBytes", "FIELD_INVALID"),
+        (
+            json!({"filename": "a", "contentType": "text/plain", "sizeBytes": "99999999999"}),
+            "limit",
+            "UPLOAD_TOO_LARGE",
+        ),
     ] {
-        let msg =
-            app.post(&uploads, ADMIN_TOKEN, json!({"metadata": {}, "spec": spec.clone()})).await.expect_error(400, 3);
+        let msg = app
+            .post(&uploads, ADMIN_TOKEN, json!({"metadata": {}, "spec": spec.clone()}))
+            .await
+            .expect_error_reason(400, 3, reason);
         assert!(msg.contains(needle), "{spec}: {msg:?} should mention {needle}");
     }
     // A JSON number is accepted for sizeBytes too.
@@ -106,7 +120,7 @@ async fn expiry(backend: TestBackend) {
 
     // Past the link's lifetime: the PUT is refused; the pass marks the upload EXPIRED.
     app.clock.advance_ms(16 * 60 * 1000);
-    assert_eq!(put(&app, &late, "text/plain", TEXT).await, (400, 9));
+    assert_eq!(put(&app, &late, "text/plain", TEXT).await, refused(400, 9, "UPLOAD_EXPIRED"));
     crate::expire_uploads(&app).await;
     let late_path = app.ws_path(&app.default_ws, &format!("/uploads/{}", str_at(&late, "/metadata/id")));
     assert_eq!(app.get(&late_path, ADMIN_TOKEN).await.expect(200)["info"]["status"], "UPLOAD_STATUS_EXPIRED");
@@ -143,7 +157,7 @@ async fn memory_entries(backend: TestBackend) {
         json!({"metadata": {"name": "rb"}, "spec": {"key": "runbooks/oncall", "uploadId": upload_id}}),
     )
     .await
-    .expect_error(400, 9);
+    .expect_error_reason(400, 9, "UPLOAD_NOT_COMPLETE");
     assert_eq!(put(&app, &upload, "text/markdown", TEXT).await.0, 200);
     let entry = app
         .post(&entries, ADMIN_TOKEN, json!({"metadata": {"name": "rb"}, "spec": {"type": "uploadId", "key": "runbooks/oncall", "uploadId": upload_id}}))
@@ -159,7 +173,7 @@ async fn memory_entries(backend: TestBackend) {
         json!({"metadata": {"name": "again"}, "spec": {"key": "runbooks/again", "uploadId": upload_id}}),
     )
     .await
-    .expect_error(400, 9);
+    .expect_error_reason(400, 9, "UPLOAD_CONSUMED");
     // The pass removes a consumed upload's bytes (the entry holds the text).
     crate::expire_uploads(&app).await;
     assert_eq!(object_count(&app), 0);
@@ -190,7 +204,7 @@ async fn memory_entries(backend: TestBackend) {
             json!({"metadata": {"name": "bin"}, "spec": {"key": "bin", "uploadId": str_at(&binary, "/metadata/id")}}),
         )
         .await
-        .expect_error(400, 3);
+        .expect_error_reason(400, 3, "UPLOAD_NOT_TEXT");
     assert!(msg.contains("UTF-8"));
     let binary_path = app.ws_path(&app.default_ws, &format!("/uploads/{}", str_at(&binary, "/metadata/id")));
     assert_eq!(
@@ -205,11 +219,19 @@ async fn memory_entries(backend: TestBackend) {
     let their_upload = create(&app, &other, &theirs, "text/plain", TEXT.len()).await;
     assert_eq!(put(&app, &their_upload, "text/plain", TEXT).await.0, 200);
     let their_id = str_at(&their_upload, "/metadata/id");
-    app.get(&app.ws_path(&app.default_ws, &format!("/uploads/{their_id}")), ADMIN_TOKEN).await.expect_error(404, 5);
-    app.get(&app.ws_path(&other, &format!("/uploads/{upload_id}")), &theirs).await.expect_error(404, 5);
+    app.get(&app.ws_path(&app.default_ws, &format!("/uploads/{their_id}")), ADMIN_TOKEN).await.expect_error_reason(
+        404,
+        5,
+        "NOT_FOUND",
+    );
+    app.get(&app.ws_path(&other, &format!("/uploads/{upload_id}")), &theirs).await.expect_error_reason(
+        404,
+        5,
+        "NOT_FOUND",
+    );
     app.post(&entries, ADMIN_TOKEN, json!({"metadata": {"name": "x"}, "spec": {"key": "x", "uploadId": their_id}}))
         .await
-        .expect_error(404, 5);
+        .expect_error_reason(404, 5, "NOT_FOUND");
     let (_, reader) = create_key(&app, &app.default_ws, "reader", &["memory:read"]).await;
     app.get(&upload_path, &reader).await.expect(200);
     app.post(
@@ -218,5 +240,5 @@ async fn memory_entries(backend: TestBackend) {
         json!({"metadata": {}, "spec": {"filename": "a", "contentType": "text/plain", "sizeBytes": "1"}}),
     )
     .await
-    .expect_error(403, 7);
+    .expect_error_reason(403, 7, "SCOPE_MISSING");
 }

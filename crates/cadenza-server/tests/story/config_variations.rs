@@ -127,7 +127,7 @@ async fn both_spellings(backend: TestBackend) {
 
     // Delete, then it is gone.
     app.delete(&item, ADMIN_TOKEN).await.expect(200);
-    app.get(&item, ADMIN_TOKEN).await.expect_error(404, 5);
+    app.get(&item, ADMIN_TOKEN).await.expect_error_reason(404, 5, "NOT_FOUND");
     assert_eq!(app.list_all(&vars, ADMIN_TOKEN, 10).await.len(), 1);
 }
 
@@ -136,36 +136,44 @@ async fn validation(backend: TestBackend) {
     let Some(app) = start(backend).await else { return };
     let a = agent(&app, &app.default_ws, "val").await;
     let vars = app.ws_path(&app.default_ws, &format!("/agents/{a}/variations"));
-    for (spec, needle) in [
-        (json!({"modelConfig": {"modelId": "openai/gpt-4.1-mini", "temperature": 1.5}}), "temperature"),
-        (json!({"modelConfig": {"modelId": "openai/gpt-4.1-mini", "topP": -0.1}}), "topP"),
-        (json!({"modelConfig": {"modelId": "openai/gpt-4.1-mini", "reasoningEffort": "MAX"}}), "reasoningEffort"),
-        (json!({"modelConfig": {"modelId": "openai/nope"}}), "modelId"),
-        (json!({"modelConfig": {"modelId": "model_01ARZ3NDEKTSV4RRFFQ69G5FAV"}}), "modelId"),
-        (json!({"modelConfig": {"temperature": 0.1}}), "modelId"),
-        (json!({"weight": -1}), "weight"),
-        (json!({"prompt": "Hi {% if x %}"}), "systemPromptTemplate"),
-        (json!({"systemPromptTemplate": "{{ x | }}"}), "systemPromptTemplate"),
-        (json!({"firstUserMessageTemplate": "{% for %}"}), "firstUserMessageTemplate"),
-        (json!({"constraints": {"inactivityTimeout": "10s"}}), "inactivityTimeout"),
-        (json!({"constraints": {"inactivityTimeout": "2d"}}), "inactivityTimeout"),
-        (json!({"constraints": {"maxToolCalls": -2}}), "maxToolCalls"),
-        (json!({"compactionConfig": {"triggerThreshold": 0}}), "triggerThreshold"),
-        (json!({"compactionConfig": {"triggerThreshold": 1.2}}), "triggerThreshold"),
-        (json!({"progressiveDiscovery": {"rerankThreshold": 2}}), "rerankThreshold"),
-        (json!({"episodicMemoryTtl": -5}), "episodicMemoryTtl"),
+    for (spec, needle, reason) in [
+        (
+            json!({"modelConfig": {"modelId": "openai/gpt-4.1-mini", "temperature": 1.5}}),
+            "temperature",
+            "FIELD_INVALID",
+        ),
+        (json!({"modelConfig": {"modelId": "openai/gpt-4.1-mini", "topP": -0.1}}), "topP", "FIELD_INVALID"),
+        (
+            json!({"modelConfig": {"modelId": "openai/gpt-4.1-mini", "reasoningEffort": "MAX"}}),
+            "reasoningEffort",
+            "FIELD_INVALID",
+        ),
+        (json!({"modelConfig": {"modelId": "openai/nope"}}), "modelId", "MODEL_UNKNOWN"),
+        (json!({"modelConfig": {"modelId": "model_01ARZ3NDEKTSV4RRFFQ69G5FAV"}}), "modelId", "MODEL_UNKNOWN"),
+        (json!({"modelConfig": {"temperature": 0.1}}), "modelId", "FIELD_REQUIRED"),
+        (json!({"weight": -1}), "weight", "FIELD_INVALID"),
+        (json!({"prompt": "Hi {% if x %}"}), "systemPromptTemplate", "TEMPLATE_INVALID"),
+        (json!({"systemPromptTemplate": "{{ x | }}"}), "systemPromptTemplate", "TEMPLATE_INVALID"),
+        (json!({"firstUserMessageTemplate": "{% for %}"}), "firstUserMessageTemplate", "TEMPLATE_INVALID"),
+        (json!({"constraints": {"inactivityTimeout": "10s"}}), "inactivityTimeout", "FIELD_INVALID"),
+        (json!({"constraints": {"inactivityTimeout": "2d"}}), "inactivityTimeout", "FIELD_INVALID"),
+        (json!({"constraints": {"maxToolCalls": -2}}), "maxToolCalls", "FIELD_INVALID"),
+        (json!({"compactionConfig": {"triggerThreshold": 0}}), "triggerThreshold", "FIELD_INVALID"),
+        (json!({"compactionConfig": {"triggerThreshold": 1.2}}), "triggerThreshold", "FIELD_INVALID"),
+        (json!({"progressiveDiscovery": {"rerankThreshold": 2}}), "rerankThreshold", "FIELD_INVALID"),
+        (json!({"episodicMemoryTtl": -5}), "episodicMemoryTtl", "FIELD_INVALID"),
     ] {
         let msg = app
             .post(&vars, ADMIN_TOKEN, json!({"metadata": {"name": "bad"}, "spec": spec.clone()}))
             .await
-            .expect_error(400, 3);
+            .expect_error_reason(400, 3, reason);
         assert!(msg.contains(needle), "{spec}: {msg:?} should name {needle}");
     }
     // Wrong JSON types are a 400 too, never a 500.
     app.post(&vars, ADMIN_TOKEN, json!({"metadata": {"name": "bad"}, "spec": {"weight": "heavy"}}))
         .await
-        .expect_error(400, 3);
-    app.post(&vars, ADMIN_TOKEN, json!({"spec": {}})).await.expect_error(400, 3);
+        .expect_error_reason(400, 3, "BODY_INVALID");
+    app.post(&vars, ADMIN_TOKEN, json!({"spec": {}})).await.expect_error_reason(400, 3, "FIELD_REQUIRED");
 
     // A disabled model is a precondition failure, not a bad argument.
     let models = app.ws_path(&app.default_ws, "/models");
@@ -177,7 +185,7 @@ async fn validation(backend: TestBackend) {
             json!({"metadata": {"name": "off"}, "spec": {"modelConfig": {"modelId": "openai/gpt-4.1"}}}),
         )
         .await
-        .expect_error(400, 9);
+        .expect_error_reason(400, 9, "MODEL_DISABLED");
     assert!(msg.contains("disabled"));
     assert_eq!(app.list_all(&vars, ADMIN_TOKEN, 10).await.len(), 0, "nothing was created");
 
@@ -187,19 +195,31 @@ async fn validation(backend: TestBackend) {
         .await
         .expect(200);
     let item = format!("{vars}/{}", str_at(&ok, "/metadata/id"));
-    app.patch(&item, ADMIN_TOKEN, json!({"spec": {"prompt": "changed", "weight": -3}})).await.expect_error(400, 3);
+    app.patch(&item, ADMIN_TOKEN, json!({"spec": {"prompt": "changed", "weight": -3}})).await.expect_error_reason(
+        400,
+        3,
+        "FIELD_INVALID",
+    );
     app.patch(&item, ADMIN_TOKEN, json!({"spec": {"prompt": "x"}, "updateMask": "spec.bogus"}))
         .await
-        .expect_error(400, 3);
+        .expect_error_reason(400, 3, "UPDATE_MASK_INVALID");
     let same = app.get(&item, ADMIN_TOKEN).await.expect(200);
     assert_eq!(same["spec"]["prompt"], "p");
 
     // Unknown agent, wrong prefixes.
     app.get(&app.ws_path(&app.default_ws, "/agents/agent_01ARZ3NDEKTSV4RRFFQ69G5FAV/variations"), ADMIN_TOKEN)
         .await
-        .expect_error(404, 5);
-    app.get(&format!("{vars}/model_01ARZ3NDEKTSV4RRFFQ69G5FAV"), ADMIN_TOKEN).await.expect_error(400, 3);
-    app.get(&format!("{vars}/agentvar_01ARZ3NDEKTSV4RRFFQ69G5FAV"), ADMIN_TOKEN).await.expect_error(404, 5);
+        .expect_error_reason(404, 5, "NOT_FOUND");
+    app.get(&format!("{vars}/model_01ARZ3NDEKTSV4RRFFQ69G5FAV"), ADMIN_TOKEN).await.expect_error_reason(
+        400,
+        3,
+        "ID_INVALID",
+    );
+    app.get(&format!("{vars}/agentvar_01ARZ3NDEKTSV4RRFFQ69G5FAV"), ADMIN_TOKEN).await.expect_error_reason(
+        404,
+        5,
+        "NOT_FOUND",
+    );
 }
 
 both_backends!(assignments_in_both_spellings_and_cycles, assignments);
@@ -239,19 +259,25 @@ async fn assignments(backend: TestBackend) {
     assert_eq!(tagged["agent"]["id"], leaf.as_str());
 
     // Cycles: leaf → root would close root → mid → leaf → root; an agent under itself too.
-    let msg =
-        app.post(&format!("{leaf_v}/assignments"), ADMIN_TOKEN, json!({"subAgentId": root})).await.expect_error(400, 3);
+    let msg = app
+        .post(&format!("{leaf_v}/assignments"), ADMIN_TOKEN, json!({"subAgentId": root}))
+        .await
+        .expect_error_reason(400, 3, "VARIATION_CYCLE");
     assert!(msg.contains("ancestor"));
-    app.post(&format!("{root_v}/assignments"), ADMIN_TOKEN, json!({"subAgentId": root})).await.expect_error(400, 3);
+    app.post(&format!("{root_v}/assignments"), ADMIN_TOKEN, json!({"subAgentId": root})).await.expect_error_reason(
+        400,
+        3,
+        "VARIATION_CYCLE",
+    );
 
     // Bodies with zero or several targets, or a tag that disagrees.
-    for body in [
-        json!({}),
-        json!({"subAgentId": mid, "toolId": "tool_01ARZ3NDEKTSV4RRFFQ69G5FAV"}),
-        json!({"type": "toolId", "subAgentId": mid}),
-        json!({"subAgentId": ""}),
+    for (body, reason) in [
+        (json!({}), "ONEOF_INVALID"),
+        (json!({"subAgentId": mid, "toolId": "tool_01ARZ3NDEKTSV4RRFFQ69G5FAV"}), "ONEOF_INVALID"),
+        (json!({"type": "toolId", "subAgentId": mid}), "FIELD_INVALID"),
+        (json!({"subAgentId": ""}), "ONEOF_INVALID"),
     ] {
-        app.post(&format!("{root_v}/assignments"), ADMIN_TOKEN, body).await.expect_error(400, 3);
+        app.post(&format!("{root_v}/assignments"), ADMIN_TOKEN, body).await.expect_error_reason(400, 3, reason);
     }
     // Targets that do not exist here are 404s; malformed ids are 400s.
     for body in [
@@ -259,16 +285,20 @@ async fn assignments(backend: TestBackend) {
         json!({"toolSetId": "ts_01ARZ3NDEKTSV4RRFFQ69G5FAV"}),
         json!({"subAgentId": "agent_01ARZ3NDEKTSV4RRFFQ69G5FAV"}),
     ] {
-        app.post(&format!("{root_v}/assignments"), ADMIN_TOKEN, body).await.expect_error(404, 5);
+        app.post(&format!("{root_v}/assignments"), ADMIN_TOKEN, body).await.expect_error_reason(404, 5, "NOT_FOUND");
     }
     app.post(&format!("{root_v}/assignments"), ADMIN_TOKEN, json!({"toolId": "agent_01ARZ3NDEKTSV4RRFFQ69G5FAV"}))
         .await
-        .expect_error(400, 3);
+        .expect_error_reason(400, 3, "ID_INVALID");
 
     // An agent of another workspace is a 404 even to the account's global key.
     let other = create_workspace(&app, "Other", "other").await;
     let foreign = agent(&app, &other, "foreign").await;
-    app.post(&format!("{root_v}/assignments"), ADMIN_TOKEN, json!({"subAgentId": foreign})).await.expect_error(404, 5);
+    app.post(&format!("{root_v}/assignments"), ADMIN_TOKEN, json!({"subAgentId": foreign})).await.expect_error_reason(
+        404,
+        5,
+        "NOT_FOUND",
+    );
 
     // The info block lists and counts assignments.
     let got = app.get(&root_v, ADMIN_TOKEN).await.expect(200);
@@ -279,7 +309,7 @@ async fn assignments(backend: TestBackend) {
 
     // Remove by handle; a second removal is a 404.
     app.delete(&format!("{root_v}/assignments/{seed_id}"), ADMIN_TOKEN).await.expect(200);
-    app.delete(&format!("{root_v}/assignments/{seed_id}"), ADMIN_TOKEN).await.expect_error(404, 5);
+    app.delete(&format!("{root_v}/assignments/{seed_id}"), ADMIN_TOKEN).await.expect_error_reason(404, 5, "NOT_FOUND");
 
     // The `:verb` spellings return the whole variation.
     let after = app
@@ -292,13 +322,25 @@ async fn assignments(backend: TestBackend) {
         .await
         .expect(200);
     assert_eq!(after["info"]["subAgentCount"], 0);
-    app.post(&format!("{root_v}:removeAssignment"), ADMIN_TOKEN, json!({"subAgentId": mid})).await.expect_error(404, 5);
-    app.post(&format!("{root_v}:frobnicate"), ADMIN_TOKEN, json!({})).await.expect_error(404, 5);
+    app.post(&format!("{root_v}:removeAssignment"), ADMIN_TOKEN, json!({"subAgentId": mid})).await.expect_error_reason(
+        404,
+        5,
+        "NOT_FOUND",
+    );
+    app.post(&format!("{root_v}:frobnicate"), ADMIN_TOKEN, json!({})).await.expect_error_reason(
+        404,
+        5,
+        "CUSTOM_METHOD_UNKNOWN",
+    );
 
     // A read-only key may look but not assign.
     let (_, reader) = create_key(&app, &ws, "reader", &["agents:read"]).await;
     app.get(&root_v, &reader).await.expect(200);
-    app.post(&format!("{root_v}/assignments"), &reader, json!({"subAgentId": mid})).await.expect_error(403, 7);
+    app.post(&format!("{root_v}/assignments"), &reader, json!({"subAgentId": mid})).await.expect_error_reason(
+        403,
+        7,
+        "SCOPE_MISSING",
+    );
 }
 
 async fn layer(app: &TestApp, name: &str) -> String {
@@ -330,22 +372,34 @@ async fn memory_stack(backend: TestBackend) {
     assert_eq!(first["memoryLayer"]["id"], l1.as_str());
     assert_eq!(first["memoryLayerId"], l1.as_str());
     assert_eq!(first["position"], 0);
-    app.post(&stack, ADMIN_TOKEN, json!({"memoryLayerId": l2, "position": 0})).await.expect_error(400, 3);
+    app.post(&stack, ADMIN_TOKEN, json!({"memoryLayerId": l2, "position": 0})).await.expect_error_reason(
+        400,
+        3,
+        "MEMORY_POSITION_TAKEN",
+    );
     let second =
         app.post(&stack, ADMIN_TOKEN, json!({"memoryLayerId": "external_id:two", "position": 5})).await.expect(200);
     assert_eq!(second["position"], 5);
-    app.post(&stack, ADMIN_TOKEN, json!({"memoryLayerId": l1})).await.expect_error(400, 3);
-    app.post(&stack, ADMIN_TOKEN, json!({})).await.expect_error(400, 3);
+    app.post(&stack, ADMIN_TOKEN, json!({"memoryLayerId": l1})).await.expect_error_reason(
+        400,
+        3,
+        "MEMORY_LAYER_ALREADY_STACKED",
+    );
+    app.post(&stack, ADMIN_TOKEN, json!({})).await.expect_error_reason(400, 3, "FIELD_REQUIRED");
     app.post(&stack, ADMIN_TOKEN, json!({"memoryLayerId": "memlyr_01ARZ3NDEKTSV4RRFFQ69G5FAV"}))
         .await
-        .expect_error(404, 5);
+        .expect_error_reason(404, 5, "NOT_FOUND");
 
     // Moving: collisions refused, free positions taken; the info block is ordered by position.
     let second_path = format!("{stack}/{}", str_at(&second, "/id"));
-    app.patch(&second_path, ADMIN_TOKEN, json!({"position": 0})).await.expect_error(400, 3);
-    app.patch(&second_path, ADMIN_TOKEN, json!({"position": -1})).await.expect_error(400, 3);
+    app.patch(&second_path, ADMIN_TOKEN, json!({"position": 0})).await.expect_error_reason(
+        400,
+        3,
+        "MEMORY_POSITION_TAKEN",
+    );
+    app.patch(&second_path, ADMIN_TOKEN, json!({"position": -1})).await.expect_error_reason(400, 3, "FIELD_INVALID");
     let moved = app.patch(&second_path, ADMIN_TOKEN, json!({"position": 0})).await;
-    moved.expect_error(400, 3);
+    moved.expect_error_reason(400, 3, "MEMORY_POSITION_TAKEN");
     let first_path = format!("{stack}/{}", str_at(&first, "/id"));
     let moved = app.patch(&first_path, ADMIN_TOKEN, json!({"position": 7})).await.expect(200);
     assert_eq!(moved["position"], 7);
@@ -361,7 +415,7 @@ async fn memory_stack(backend: TestBackend) {
 
     // A layer in a stack cannot be deleted.
     let layer_path = app.ws_path(&app.default_ws, &format!("/memory_layers/{l1}"));
-    app.delete(&layer_path, ADMIN_TOKEN).await.expect_error(400, 9);
+    app.delete(&layer_path, ADMIN_TOKEN).await.expect_error_reason(400, 9, "MEMORY_LAYER_IN_USE");
 
     // The `:verb` spellings address the layer, not the handle.
     let v2 = app
@@ -374,11 +428,11 @@ async fn memory_stack(backend: TestBackend) {
     assert_eq!(v2["info"]["memoryLayerCount"], 1);
     app.delete(&layer_path, ADMIN_TOKEN).await.expect(200);
     let v2 = app.post(&format!("{item}:addMemoryLayer"), ADMIN_TOKEN, json!({"memoryLayerId": l2})).await;
-    v2.expect_error(400, 3);
+    v2.expect_error_reason(400, 3, "MEMORY_LAYER_ALREADY_STACKED");
 
     // REST removal by handle.
     app.delete(&second_path, ADMIN_TOKEN).await.expect(200);
-    app.delete(&second_path, ADMIN_TOKEN).await.expect_error(404, 5);
+    app.delete(&second_path, ADMIN_TOKEN).await.expect_error_reason(404, 5, "NOT_FOUND");
 
     // At most ten layers.
     for i in 0..10 {
@@ -386,7 +440,9 @@ async fn memory_stack(backend: TestBackend) {
         app.post(&stack, ADMIN_TOKEN, json!({"memoryLayerId": l})).await.expect(200);
     }
     let eleventh = layer(&app, "eleventh").await;
-    let msg = app.post(&stack, ADMIN_TOKEN, json!({"memoryLayerId": eleventh})).await.expect_error(400, 3);
+    let full = app.post(&stack, ADMIN_TOKEN, json!({"memoryLayerId": eleventh})).await;
+    assert_eq!(full.body["details"][0]["metadata"], json!({"limit": "10"}), "{}", full.text);
+    let msg = full.expect_error_reason(400, 3, "MEMORY_STACK_FULL");
     assert!(msg.contains("10"));
 
     // System-managed (episodic) layers are the runtime's; they cannot be assigned.
@@ -413,7 +469,11 @@ async fn memory_stack(backend: TestBackend) {
     app.store.insert_memory_layer(&episodic).await.expect("insert");
     let other_v = app.post(&vars, ADMIN_TOKEN, json!({"metadata": {"name": "v2"}})).await.expect(200);
     let other_stack = format!("{vars}/{}/memory_layer_assignments", str_at(&other_v, "/metadata/id"));
-    app.post(&other_stack, ADMIN_TOKEN, json!({"memoryLayerId": episodic.meta.id})).await.expect_error(400, 3);
+    app.post(&other_stack, ADMIN_TOKEN, json!({"memoryLayerId": episodic.meta.id})).await.expect_error_reason(
+        400,
+        3,
+        "MEMORY_LAYER_SYSTEM_MANAGED",
+    );
 }
 
 both_backends!(variations_tie_agents_and_models, agents_and_models);
@@ -428,7 +488,7 @@ async fn agents_and_models(backend: TestBackend) {
         json!({"metadata": {"name": "x"}, "defaultVariation": {"metadata": {"name": "v"}, "spec": {"weight": -1}}}),
     )
     .await
-    .expect_error(400, 3);
+    .expect_error_reason(400, 3, "FIELD_INVALID");
     assert_eq!(app.list_all(&agents, ADMIN_TOKEN, 10).await.len(), 0, "no agent without its variation");
     let created = app
         .post(
@@ -451,7 +511,11 @@ async fn agents_and_models(backend: TestBackend) {
     // A draft agent can be published once it has a variation.
     let b =
         str_at(&app.post(&agents, ADMIN_TOKEN, json!({"metadata": {"name": "B"}})).await.expect(200), "/metadata/id");
-    app.post_empty(&format!("{agents}/{b}:publish"), ADMIN_TOKEN).await.expect_error(400, 9);
+    app.post_empty(&format!("{agents}/{b}:publish"), ADMIN_TOKEN).await.expect_error_reason(
+        400,
+        9,
+        "AGENT_HAS_NO_VARIATION",
+    );
     app.post(
         &format!("{agents}/{b}/variations"),
         ADMIN_TOKEN,
@@ -467,7 +531,8 @@ async fn agents_and_models(backend: TestBackend) {
     let mini_path = format!("{models}/external_id:openai%2Fgpt-4.1-mini");
     let m = app.get(&mini_path, ADMIN_TOKEN).await.expect(200);
     assert_eq!(m["info"]["agentVariationCount"], 2);
-    let msg = app.post_empty(&format!("{mini_path}:disable"), ADMIN_TOKEN).await.expect_error(400, 9);
+    let msg =
+        app.post_empty(&format!("{mini_path}:disable"), ADMIN_TOKEN).await.expect_error_reason(400, 9, "MODEL_IN_USE");
     assert!(msg.contains("swapModelOnVariations"));
     assert_eq!(app.list_all(&format!("{models}?isAssigned=true"), ADMIN_TOKEN, 10).await.len(), 1);
     app.post(
@@ -489,7 +554,7 @@ async fn agents_and_models(backend: TestBackend) {
         .await
         .expect(200);
     app.delete(&format!("{agents}/{a}"), ADMIN_TOKEN).await.expect(200);
-    app.get(&format!("{vars}/{dv_id}"), ADMIN_TOKEN).await.expect_error(404, 5);
+    app.get(&format!("{vars}/{dv_id}"), ADMIN_TOKEN).await.expect_error_reason(404, 5, "NOT_FOUND");
     app.delete(&app.ws_path(&app.default_ws, &format!("/memory_layers/{layer_id}")), ADMIN_TOKEN).await.expect(200);
     let m =
         app.get(&app.ws_path(&app.default_ws, "/models/external_id:openai%2Fgpt-4.1"), ADMIN_TOKEN).await.expect(200);
@@ -507,12 +572,12 @@ async fn tenancy(backend: TestBackend) {
     let (_, theirs) = create_key(&app, &other, "theirs", &["*"]).await;
     // Through the other workspace's path, with its own key and with the global key.
     let foreign = app.ws_path(&other, &format!("/agents/{a}/variations/{vid}"));
-    app.get(&foreign, &theirs).await.expect_error(404, 5);
-    app.get(&foreign, ADMIN_TOKEN).await.expect_error(404, 5);
-    app.patch(&foreign, &theirs, json!({"spec": {"prompt": "stolen"}})).await.expect_error(404, 5);
-    app.delete(&foreign, &theirs).await.expect_error(404, 5);
+    app.get(&foreign, &theirs).await.expect_error_reason(404, 5, "NOT_FOUND");
+    app.get(&foreign, ADMIN_TOKEN).await.expect_error_reason(404, 5, "NOT_FOUND");
+    app.patch(&foreign, &theirs, json!({"spec": {"prompt": "stolen"}})).await.expect_error_reason(404, 5, "NOT_FOUND");
+    app.delete(&foreign, &theirs).await.expect_error_reason(404, 5, "NOT_FOUND");
     // Their key on our workspace's path.
-    app.get(&format!("{vars}/{vid}"), &theirs).await.expect_error(404, 5);
+    app.get(&format!("{vars}/{vid}"), &theirs).await.expect_error_reason(404, 5, "NOT_FOUND");
     // A layer of theirs cannot join our stack.
     let their_layer = app
         .post(
@@ -528,7 +593,7 @@ async fn tenancy(backend: TestBackend) {
         json!({"memoryLayerId": str_at(&their_layer, "/metadata/id")}),
     )
     .await
-    .expect_error(404, 5);
+    .expect_error_reason(404, 5, "NOT_FOUND");
     // Their models are theirs: our model ids mean nothing there.
     let ours =
         app.get(&app.ws_path(&app.default_ws, "/models/external_id:openai%2Fgpt-4.1"), ADMIN_TOKEN).await.expect(200);
@@ -539,6 +604,6 @@ async fn tenancy(backend: TestBackend) {
         json!({"metadata": {"name": "v"}, "spec": {"modelConfig": {"modelId": str_at(&ours, "/metadata/id")}}}),
     )
     .await
-    .expect_error(400, 3);
+    .expect_error_reason(400, 3, "MODEL_UNKNOWN");
     assert_eq!(app.get(&format!("{vars}/{vid}"), ADMIN_TOKEN).await.expect(200)["spec"]["prompt"], "");
 }

@@ -15,26 +15,32 @@ async fn operations_endpoints(backend: TestBackend) {
 
     // Make a request or two so the metrics have something to say.
     app.get("/v1/workspaces", ADMIN_TOKEN).await.expect(200);
-    app.get("/v1/workspaces", "cdz_sk_wrong").await.expect_error(401, 16);
+    let refused = app.get("/v1/workspaces", "cdz_sk_wrong").await;
+    assert!(!refused.text.contains("cdz_sk_wrong"), "an error never echoes the token: {}", refused.text);
+    refused.expect_error_reason(401, 16, "TOKEN_INVALID");
     let metrics = app.call(Method::GET, "/metrics", None, None).await;
     assert_eq!(metrics.status, 200);
     assert!(metrics.text.contains("cadenza_http_requests_total"), "{}", metrics.text);
     assert!(metrics.text.contains("route=\"/v1/workspaces\""), "route label is the template: {}", metrics.text);
     assert!(metrics.text.contains("cadenza_http_request_duration_seconds_bucket"), "histogram");
 
-    app.get("/v1/nothing-here", ADMIN_TOKEN).await.expect_error(404, 5);
-    app.call(Method::PUT, "/v1/workspaces", Some(ADMIN_TOKEN), None).await.expect_error(405, 12);
+    app.get("/v1/nothing-here", ADMIN_TOKEN).await.expect_error_reason(404, 5, "ROUTE_NOT_FOUND");
+    app.call(Method::PUT, "/v1/workspaces", Some(ADMIN_TOKEN), None).await.expect_error_reason(
+        405,
+        12,
+        "METHOD_NOT_ALLOWED",
+    );
 }
 
 both_backends!(authentication_is_required, authentication_is_required);
 async fn authentication_is_required(backend: TestBackend) {
     let Some(app) = TestApp::start(backend).await else { return };
     let ws = app.ws_path(&app.default_ws, "/workspace_secrets");
-    app.call(Method::GET, &ws, None, None).await.expect_error(401, 16);
-    app.get(&ws, "not-a-real-token").await.expect_error(401, 16);
+    app.call(Method::GET, &ws, None, None).await.expect_error_reason(401, 16, "TOKEN_MISSING");
+    app.get(&ws, "not-a-real-token").await.expect_error_reason(401, 16, "TOKEN_INVALID");
     let basic = app.client.get(format!("{}{}", app.base, ws)).basic_auth("u", Some("p")).send().await.expect("send");
     assert_eq!(basic.status().as_u16(), 401);
-    app.get("/v1/account", "").await.expect_error(401, 16);
+    app.get("/v1/account", "").await.expect_error_reason(401, 16, "TOKEN_MISSING");
 }
 
 both_backends!(bootstrap_runs_once, bootstrap_runs_once);
@@ -46,7 +52,11 @@ async fn bootstrap_runs_once(backend: TestBackend) {
     assert_eq!(app.db.query_strings("SELECT id FROM accounts").await, vec![app.account_id.clone()]);
     assert_eq!(app.db.query_strings("SELECT id FROM workspaces").await.len(), 1);
     // The second plan's token authenticates nobody.
-    app.get("/v1/workspaces", "cdz_sk_another-token-0123456789abcdefghij").await.expect_error(401, 16);
+    app.get("/v1/workspaces", "cdz_sk_another-token-0123456789abcdefghij").await.expect_error_reason(
+        401,
+        16,
+        "TOKEN_INVALID",
+    );
     let ws = app.get("/v1/workspaces/current", ADMIN_TOKEN).await.expect(200);
     assert_eq!(ws["metadata"]["externalId"], "default");
     assert_eq!(ws["metadata"]["name"], "default");

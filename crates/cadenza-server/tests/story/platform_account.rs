@@ -39,8 +39,8 @@ async fn account_read_and_rotate(backend: TestBackend) {
 
     // A workspace key without account:manage cannot read the account.
     let (_, token) = create_key(&app, &app.default_ws, "reader", &["agents:read"]).await;
-    app.get("/v1/account", &token).await.expect_error(403, 7);
-    app.post_empty("/v1/account:rotateWebhookSigningKey", &token).await.expect_error(403, 7);
+    app.get("/v1/account", &token).await.expect_error_reason(403, 7, "SCOPE_MISSING");
+    app.post_empty("/v1/account:rotateWebhookSigningKey", &token).await.expect_error_reason(403, 7, "SCOPE_MISSING");
 }
 
 both_backends!(workspace_administration, workspace_administration);
@@ -91,9 +91,12 @@ async fn workspace_administration(backend: TestBackend) {
     assert!(app.list_all("/v1/workspaces", ADMIN_TOKEN, 10).await.iter().all(|w| w.get("info").is_none()));
 
     // A duplicate external id is a conflict.
-    app.post("/v1/account/workspaces", ADMIN_TOKEN, json!({"metadata": {"name": "x", "externalId": "staging"}}))
-        .await
-        .expect_error(409, 6);
+    let resp = app
+        .post("/v1/account/workspaces", ADMIN_TOKEN, json!({"metadata": {"name": "x", "externalId": "staging"}}))
+        .await;
+    assert_eq!(resp.body["code"], 6);
+    let body = resp.expect_reason(409, "ALREADY_EXISTS");
+    assert_eq!(body["details"][0]["metadata"], json!({"field": "externalId"}), "names the clashing field");
 
     // updateMask: only the masked field changes; a masked field absent from the body is cleared.
     let patched = app
@@ -116,11 +119,15 @@ async fn workspace_administration(backend: TestBackend) {
     assert_eq!(cleared["metadata"]["name"], "Renamed");
     app.patch(&format!("/v1/account/workspaces/{ws}"), ADMIN_TOKEN, json!({"updateMask": "status"}))
         .await
-        .expect_error(400, 3);
+        .expect_error_reason(400, 3, "UPDATE_MASK_INVALID");
 
     // Only the global key administers workspaces.
     let (_, token) = create_key(&app, &ws, "ws admin", &["*"]).await;
-    app.post("/v1/account/workspaces", &token, json!({"metadata": {"name": "nope"}})).await.expect_error(403, 7);
+    app.post("/v1/account/workspaces", &token, json!({"metadata": {"name": "nope"}})).await.expect_error_reason(
+        403,
+        7,
+        "SYSTEM_KEY_REQUIRED",
+    );
     let mine = app.get("/v1/workspaces", &token).await.expect(200);
     assert_eq!(mine["items"].as_array().map(Vec::len), Some(1), "a workspace key sees only its workspace");
     assert_eq!(str_at(&app.get("/v1/workspaces/current", &token).await.expect(200), "/metadata/id"), ws);
@@ -129,6 +136,10 @@ async fn workspace_administration(backend: TestBackend) {
     app.delete(&format!("/v1/account/workspaces/{ws}"), ADMIN_TOKEN).await.expect(200);
     let archived = app.get(&format!("/v1/account/workspaces/{ws}"), ADMIN_TOKEN).await.expect(200);
     assert_eq!(archived["status"], "STATUS_ARCHIVED");
-    app.get(&app.ws_path(&ws, "/workspace_secrets"), ADMIN_TOKEN).await.expect_error(403, 7);
-    app.get(&app.ws_path(&ws, "/api_keys"), &token).await.expect_error(403, 7);
+    app.get(&app.ws_path(&ws, "/workspace_secrets"), ADMIN_TOKEN).await.expect_error_reason(
+        403,
+        7,
+        "WORKSPACE_ARCHIVED",
+    );
+    app.get(&app.ws_path(&ws, "/api_keys"), &token).await.expect_error_reason(403, 7, "WORKSPACE_ARCHIVED");
 }

@@ -47,25 +47,29 @@ async fn api_key_lifecycle(backend: TestBackend) {
     // Use it: its scopes allow secrets, deny API-key management.
     let secrets = app.ws_path(&ws, "/workspace_secrets");
     app.get(&secrets, &token).await.expect(200);
-    app.get(&keys, &token).await.expect_error(403, 7);
+    let resp = app.get(&keys, &token).await;
+    assert_eq!(resp.body["code"], 7);
+    let body = resp.expect_reason(403, "SCOPE_MISSING");
+    assert_eq!(body["details"][0]["metadata"], json!({"permission": "api_keys:read"}));
+    assert!(!body.to_string().contains(&token), "an error never echoes the token");
 
     // Rotate: the old token stops working at once, the new one works.
     let rotated = app.post_empty(&format!("{keys}/{id}:rotate"), ADMIN_TOKEN).await.expect(200);
     let token2 = str_at(&rotated, "/spec/token");
     assert_ne!(token2, token);
-    app.get(&secrets, &token).await.expect_error(401, 16);
+    app.get(&secrets, &token).await.expect_error_reason(401, 16, "TOKEN_INVALID");
     app.get(&secrets, &token2).await.expect(200);
     // Seed-era spelling of rotate.
     let rotated = app.put(&format!("/v1/account/api_keys/{id}/rotate"), ADMIN_TOKEN, json!({})).await.expect(200);
     let token3 = str_at(&rotated, "/spec/token");
-    app.get(&secrets, &token2).await.expect_error(401, 16);
+    app.get(&secrets, &token2).await.expect_error_reason(401, 16, "TOKEN_INVALID");
     app.get(&secrets, &token3).await.expect(200);
 
     // Disable / enable (idempotent).
     let disabled = app.post_empty(&format!("{keys}/{id}:disable"), ADMIN_TOKEN).await.expect(200);
     assert_eq!(disabled["state"], "STATE_DISABLED");
     app.post_empty(&format!("{keys}/{id}:disable"), ADMIN_TOKEN).await.expect(200);
-    app.get(&secrets, &token3).await.expect_error(401, 16);
+    app.get(&secrets, &token3).await.expect_error_reason(401, 16, "TOKEN_INVALID");
     let enabled = app.post_empty(&format!("{keys}/{id}:enable"), ADMIN_TOKEN).await.expect(200);
     assert_eq!(enabled["state"], "STATE_ENABLED");
     app.get(&secrets, &token3).await.expect(200);
@@ -87,13 +91,17 @@ async fn api_key_lifecycle(backend: TestBackend) {
     assert_eq!(masked["spec"]["permissions"], json!(["api_keys:read"]));
     assert_eq!(masked["metadata"]["labels"], json!({}));
     app.get(&keys, &token3).await.expect(200);
-    app.get(&secrets, &token3).await.expect_error(403, 7);
-    app.patch(&format!("{keys}/{id}"), ADMIN_TOKEN, json!({"updateMask": "spec.token"})).await.expect_error(400, 3);
+    app.get(&secrets, &token3).await.expect_error_reason(403, 7, "SCOPE_MISSING");
+    app.patch(&format!("{keys}/{id}"), ADMIN_TOKEN, json!({"updateMask": "spec.token"})).await.expect_error_reason(
+        400,
+        3,
+        "UPDATE_MASK_INVALID",
+    );
 
     // Delete: gone, and its token is dead.
     app.delete(&format!("{keys}/{id}"), ADMIN_TOKEN).await.expect(200);
-    app.get(&format!("{keys}/{id}"), ADMIN_TOKEN).await.expect_error(404, 5);
-    app.get(&keys, &token3).await.expect_error(401, 16);
+    app.get(&format!("{keys}/{id}"), ADMIN_TOKEN).await.expect_error_reason(404, 5, "NOT_FOUND");
+    app.get(&keys, &token3).await.expect_error_reason(401, 16, "TOKEN_INVALID");
 
     assert_not_logged(&token);
     assert_not_logged(&token2);
@@ -122,8 +130,12 @@ async fn seed_era_account_paths(backend: TestBackend) {
         json!({"metadata": {"name": "two"}, "initialWorkspaceIds": [ws, app.default_ws]}),
     )
     .await
-    .expect_error(400, 3);
-    app.post("/v1/account/api_keys", ADMIN_TOKEN, json!({"metadata": {"name": "none"}})).await.expect_error(400, 3);
+    .expect_error_reason(400, 3, "KEY_WORKSPACE_FIXED");
+    app.post("/v1/account/api_keys", ADMIN_TOKEN, json!({"metadata": {"name": "none"}})).await.expect_error_reason(
+        400,
+        3,
+        "FIELD_REQUIRED",
+    );
 
     let listed = app.list_all("/v1/account/api_keys", ADMIN_TOKEN, 1).await;
     assert_eq!(listed.len(), 2, "the global key and the new one");
@@ -134,15 +146,19 @@ async fn seed_era_account_paths(backend: TestBackend) {
         .expect(200);
     app.post(&format!("/v1/account/api_keys/{id}/workspaces"), ADMIN_TOKEN, json!({"workspaceId": app.default_ws}))
         .await
-        .expect_error(400, 3);
-    app.delete(&format!("/v1/account/api_keys/{id}/workspaces/{ws}"), ADMIN_TOKEN).await.expect_error(400, 9);
+        .expect_error_reason(400, 3, "KEY_WORKSPACE_FIXED");
+    app.delete(&format!("/v1/account/api_keys/{id}/workspaces/{ws}"), ADMIN_TOKEN).await.expect_error_reason(
+        400,
+        9,
+        "KEY_WORKSPACE_FIXED",
+    );
     let renamed = app
         .patch(&format!("/v1/account/api_keys/{id}"), ADMIN_TOKEN, json!({"metadata": {"name": "renamed"}}))
         .await
         .expect(200);
     assert_eq!(renamed["metadata"]["name"], "renamed");
     app.delete(&format!("/v1/account/api_keys/{id}"), ADMIN_TOKEN).await.expect(200);
-    app.get(&format!("/v1/account/api_keys/{id}"), ADMIN_TOKEN).await.expect_error(404, 5);
+    app.get(&format!("/v1/account/api_keys/{id}"), ADMIN_TOKEN).await.expect_error_reason(404, 5, "NOT_FOUND");
 }
 
 both_backends!(global_key_rules, global_key_rules);
@@ -150,22 +166,34 @@ async fn global_key_rules(backend: TestBackend) {
     let Some(app) = TestApp::start(backend).await else { return };
     let global = app.get("/v1/account/global_api_key", ADMIN_TOKEN).await.expect(200);
     let id = str_at(&global, "/metadata/id");
-    app.delete(&format!("/v1/account/api_keys/{id}"), ADMIN_TOKEN).await.expect_error(400, 9);
-    app.post_empty("/v1/account/global_api_key:disable", ADMIN_TOKEN).await.expect_error(400, 9);
+    app.delete(&format!("/v1/account/api_keys/{id}"), ADMIN_TOKEN).await.expect_error_reason(
+        400,
+        9,
+        "KEY_NOT_DELETABLE",
+    );
+    app.post_empty("/v1/account/global_api_key:disable", ADMIN_TOKEN).await.expect_error_reason(
+        400,
+        9,
+        "SYSTEM_KEY_PROTECTED",
+    );
     let enabled = app.post_empty("/v1/account/global_api_key:enable", ADMIN_TOKEN).await.expect(200);
     assert_eq!(enabled["state"], "STATE_ENABLED");
-    app.post_empty("/v1/account/global_api_key:explode", ADMIN_TOKEN).await.expect_error(404, 5);
+    app.post_empty("/v1/account/global_api_key:explode", ADMIN_TOKEN).await.expect_error_reason(
+        404,
+        5,
+        "CUSTOM_METHOD_UNKNOWN",
+    );
     // The global key works in every workspace of the account.
     let ws = create_workspace(&app, "Any", "any").await;
     app.get(&app.ws_path(&ws, "/workspace_secrets"), ADMIN_TOKEN).await.expect(200);
     // A workspace key cannot reach the global key.
     let (_, token) = create_key(&app, &app.default_ws, "all", &["*"]).await;
-    app.get("/v1/account/global_api_key", &token).await.expect_error(403, 7);
+    app.get("/v1/account/global_api_key", &token).await.expect_error_reason(403, 7, "SYSTEM_KEY_REQUIRED");
     // Rotation replaces the admin token.
     let rotated = app.post_empty("/v1/account/global_api_key:rotate", ADMIN_TOKEN).await.expect(200);
     let new_admin = str_at(&rotated, "/spec/token");
     assert_eq!(rotated["spec"]["system"], true);
-    app.get("/v1/workspaces", ADMIN_TOKEN).await.expect_error(401, 16);
+    app.get("/v1/workspaces", ADMIN_TOKEN).await.expect_error_reason(401, 16, "TOKEN_INVALID");
     app.get("/v1/workspaces", &new_admin).await.expect(200);
     assert_not_logged(&new_admin);
 }
@@ -181,14 +209,14 @@ async fn scopes_are_enforced(backend: TestBackend) {
     let (all_id, _) = create_key(&app, &ws, "all", &["*"]).await;
 
     // Deny by default.
-    app.get(&keys, &nothing).await.expect_error(403, 7);
-    app.get(&app.ws_path(&ws, "/workspace_secrets"), &nothing).await.expect_error(403, 7);
-    app.get("/v1/workspaces", &nothing).await.expect_error(403, 7);
+    app.get(&keys, &nothing).await.expect_error_reason(403, 7, "SCOPE_MISSING");
+    app.get(&app.ws_path(&ws, "/workspace_secrets"), &nothing).await.expect_error_reason(403, 7, "SCOPE_MISSING");
+    app.get("/v1/workspaces", &nothing).await.expect_error_reason(403, 7, "SCOPE_MISSING");
     app.get("/v1/workspaces/current", &nothing).await.expect(200);
 
     // read allows listing, not creating.
     app.get(&keys, &reader).await.expect(200);
-    app.post(&keys, &reader, json!({"metadata": {"name": "x"}})).await.expect_error(403, 7);
+    app.post(&keys, &reader, json!({"metadata": {"name": "x"}})).await.expect_error_reason(403, 7, "SCOPE_MISSING");
 
     // manage implies read; no granting what you do not hold; no taking over a broader key.
     app.get(&keys, &manager).await.expect(200);
@@ -199,23 +227,23 @@ async fn scopes_are_enforced(backend: TestBackend) {
     assert_eq!(sub["spec"]["permissions"], json!(["agents:read"]));
     app.post(&keys, &manager, json!({"metadata": {"name": "x"}, "spec": {"permissions": ["agents:manage"]}}))
         .await
-        .expect_error(403, 7);
+        .expect_error_reason(403, 7, "SCOPE_ESCALATION");
     app.post(&keys, &manager, json!({"metadata": {"name": "x"}, "spec": {"permissions": ["*"]}}))
         .await
-        .expect_error(403, 7);
-    app.post_empty(&format!("{keys}/{all_id}:rotate"), &manager).await.expect_error(403, 7);
-    app.delete(&format!("{keys}/{all_id}"), &manager).await.expect_error(403, 7);
+        .expect_error_reason(403, 7, "SCOPE_ESCALATION");
+    app.post_empty(&format!("{keys}/{all_id}:rotate"), &manager).await.expect_error_reason(403, 7, "SCOPE_ESCALATION");
+    app.delete(&format!("{keys}/{all_id}"), &manager).await.expect_error_reason(403, 7, "SCOPE_ESCALATION");
     app.patch(&format!("{keys}/{mgr_id}"), &manager, json!({"spec": {"permissions": ["*"]}}))
         .await
-        .expect_error(403, 7);
+        .expect_error_reason(403, 7, "SCOPE_ESCALATION");
 
     // Unknown permissions are refused, not ignored.
     app.post(&keys, ADMIN_TOKEN, json!({"metadata": {"name": "x"}, "spec": {"permissions": ["agent:manage"]}}))
         .await
-        .expect_error(400, 3);
+        .expect_error_reason(400, 3, "FIELD_INVALID");
     app.post(&keys, ADMIN_TOKEN, json!({"metadata": {"name": "x"}, "spec": {"permissions": ["secrets:read"]}}))
         .await
-        .expect_error(400, 3);
+        .expect_error_reason(400, 3, "FIELD_INVALID");
 }
 
 both_backends!(revocation_reaches_every_replica, revocation_reaches_every_replica);

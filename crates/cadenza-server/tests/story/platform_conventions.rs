@@ -61,11 +61,11 @@ async fn pagination_and_filters(backend: TestBackend) {
     let clamped = app.get(&format!("{path}?limit=100000"), ADMIN_TOKEN).await.expect(200);
     assert_eq!(clamped["items"].as_array().map(Vec::len), Some(8));
     app.get(&format!("{path}?limit=0"), ADMIN_TOKEN).await.expect(200);
-    app.get(&format!("{path}?limit=ten"), ADMIN_TOKEN).await.expect_error(400, 3);
-    app.get(&format!("{path}?cursor=garbage!"), ADMIN_TOKEN).await.expect_error(400, 3);
-    app.get(&format!("{path}?sortOrder=sideways"), ADMIN_TOKEN).await.expect_error(400, 3);
-    app.get(&format!("{path}?labels=novalue"), ADMIN_TOKEN).await.expect_error(400, 3);
-    app.get(&format!("{path}?includeInfo=maybe"), ADMIN_TOKEN).await.expect_error(400, 3);
+    app.get(&format!("{path}?limit=ten"), ADMIN_TOKEN).await.expect_error_reason(400, 3, "QUERY_INVALID");
+    app.get(&format!("{path}?cursor=garbage!"), ADMIN_TOKEN).await.expect_error_reason(400, 3, "CURSOR_INVALID");
+    app.get(&format!("{path}?sortOrder=sideways"), ADMIN_TOKEN).await.expect_error_reason(400, 3, "QUERY_INVALID");
+    app.get(&format!("{path}?labels=novalue"), ADMIN_TOKEN).await.expect_error_reason(400, 3, "QUERY_INVALID");
+    app.get(&format!("{path}?includeInfo=maybe"), ADMIN_TOKEN).await.expect_error_reason(400, 3, "QUERY_INVALID");
 }
 
 both_backends!(bad_input_changes_nothing, bad_input_changes_nothing);
@@ -80,30 +80,44 @@ async fn bad_input_changes_nothing(backend: TestBackend) {
     assert_eq!(count().await, 1);
 
     // Malformed JSON, wrong types, missing required fields.
-    for body in [
-        &b"{not json"[..],
-        br#"{"metadata": {"name": 5}, "spec": {"value": "x"}}"#,
-        br#"{"metadata": {"name": "X", "labels": {"a": 1}}, "spec": {"value": "x"}}"#,
-        br#"{"metadata": {"name": "X"}, "spec": {"value": ["x"]}}"#,
-        br#"{"metadata": {}, "spec": {"value": "x"}}"#,
-        br#"{"spec": {"value": "x"}}"#,
-        br#"[1, 2]"#,
+    for (body, reason) in [
+        (&b"{not json"[..], "BODY_INVALID"),
+        (br#"{"metadata": {"name": 5}, "spec": {"value": "x"}}"#, "BODY_INVALID"),
+        (br#"{"metadata": {"name": "X", "labels": {"a": 1}}, "spec": {"value": "x"}}"#, "BODY_INVALID"),
+        (br#"{"metadata": {"name": "X"}, "spec": {"value": ["x"]}}"#, "BODY_INVALID"),
+        (br#"{"metadata": {}, "spec": {"value": "x"}}"#, "FIELD_REQUIRED"),
+        (br#"{"spec": {"value": "x"}}"#, "FIELD_REQUIRED"),
+        (br#"[1, 2]"#, "BODY_INVALID"),
     ] {
-        app.call_raw(Method::POST, &path, ADMIN_TOKEN, "application/json", body.to_vec()).await.expect_error(400, 3);
+        let resp = app.call_raw(Method::POST, &path, ADMIN_TOKEN, "application/json", body.to_vec()).await;
+        resp.expect_error_reason(400, 3, reason);
     }
     app.call_raw(Method::PATCH, &item, ADMIN_TOKEN, "application/json", b"{\"spec\": {\"value\": 7}}".to_vec())
         .await
-        .expect_error(400, 3);
-    app.patch(&item, ADMIN_TOKEN, json!({"metadata": {"name": ""}})).await.expect_error(400, 3);
-    app.patch(&item, ADMIN_TOKEN, json!({"updateMask": "metadata.bogus"})).await.expect_error(400, 3);
+        .expect_error_reason(400, 3, "BODY_INVALID");
+    app.patch(&item, ADMIN_TOKEN, json!({"metadata": {"name": ""}})).await.expect_error_reason(
+        400,
+        3,
+        "FIELD_REQUIRED",
+    );
+    let resp = app.patch(&item, ADMIN_TOKEN, json!({"updateMask": "metadata.bogus"})).await;
+    assert_eq!(resp.body["code"], 3);
+    let body = resp.expect_reason(400, "UPDATE_MASK_INVALID");
+    assert_eq!(body["details"][0]["metadata"], json!({"field": "metadata.bogus"}));
 
     // Ids with the wrong prefix or shape; unknown external ids.
-    app.get(&format!("{path}/apikey_01ARZ3NDEKTSV4RRFFQ69G5FAV"), ADMIN_TOKEN).await.expect_error(400, 3);
-    app.get(&format!("{path}/wsecret_nope"), ADMIN_TOKEN).await.expect_error(400, 3);
-    app.get(&format!("{path}/external_id:missing"), ADMIN_TOKEN).await.expect_error(404, 5);
+    let resp = app.get(&format!("{path}/apikey_01ARZ3NDEKTSV4RRFFQ69G5FAV"), ADMIN_TOKEN).await;
+    assert_eq!(resp.body["code"], 3);
+    let body = resp.expect_reason(400, "ID_INVALID");
+    assert_eq!(body["details"][0]["metadata"], json!({"expected": "wsecret"}), "the prefix this id should have");
+    app.get(&format!("{path}/wsecret_nope"), ADMIN_TOKEN).await.expect_error_reason(400, 3, "ID_INVALID");
+    let resp = app.get(&format!("{path}/external_id:missing"), ADMIN_TOKEN).await;
+    assert_eq!(resp.body["code"], 5);
+    let body = resp.expect_reason(404, "NOT_FOUND");
+    assert_eq!(body["details"][0]["metadata"], json!({"resource": "workspace secret"}));
     app.get(&app.ws_path("agent_01ARZ3NDEKTSV4RRFFQ69G5FAV", "/workspace_secrets"), ADMIN_TOKEN)
         .await
-        .expect_error(404, 5);
+        .expect_error_reason(404, 5, "NOT_FOUND");
     // Unknown enum-like values in permissions.
     app.post(
         &app.ws_path(&ws, "/api_keys"),
@@ -111,7 +125,7 @@ async fn bad_input_changes_nothing(backend: TestBackend) {
         json!({"metadata": {"name": "k"}, "spec": {"permissions": ["ALL"]}}),
     )
     .await
-    .expect_error(400, 3);
+    .expect_error_reason(400, 3, "FIELD_INVALID");
 
     // Oversized bodies: 413 in the contract's shape.
     let big = json!({"metadata": {"name": "BIG"}, "spec": {"value": "x".repeat(20 * 1024)}});
@@ -119,6 +133,7 @@ async fn bad_input_changes_nothing(backend: TestBackend) {
     assert_eq!(resp.status, 413, "{}", resp.text);
     assert_eq!(resp.body["code"], 3);
     assert!(resp.body["message"].as_str().is_some_and(|m| m.contains("too large")));
+    resp.expect_error_reason(413, 3, "BODY_TOO_LARGE");
 
     // Nothing changed.
     assert_eq!(count().await, 1);
@@ -165,11 +180,15 @@ async fn external_ids_address_resources(backend: TestBackend) {
         json!({"metadata": {"name": "EXT2", "externalId": "bad/slash"}, "spec": {"value": "v"}}),
     )
     .await
-    .expect_error(400, 3);
+    .expect_error_reason(400, 3, "FIELD_INVALID");
     let keys = app.ws_path("external_id:default", "/api_keys");
     app.post(&keys, ADMIN_TOKEN, json!({"metadata": {"name": "k", "externalId": "deploy"}})).await.expect(200);
     let k = app.post_empty(&format!("{keys}/external_id:deploy:disable"), ADMIN_TOKEN).await.expect(200);
     assert_eq!(k["state"], "STATE_DISABLED");
-    app.post_empty(&format!("{keys}/external_id:deploy:explode"), ADMIN_TOKEN).await.expect_error(404, 5);
+    app.post_empty(&format!("{keys}/external_id:deploy:explode"), ADMIN_TOKEN).await.expect_error_reason(
+        404,
+        5,
+        "CUSTOM_METHOD_UNKNOWN",
+    );
     app.delete(&format!("{path}/external_id:my:ext-1"), ADMIN_TOKEN).await.expect(200);
 }

@@ -66,21 +66,29 @@ async fn secret_values_are_write_only(backend: TestBackend) {
         json!({"metadata": {"name": "STRIPE"}, "spec": {"value": "x"}}),
     )
     .await
-    .expect_error(409, 6);
+    .expect_error_reason(409, 6, "ALREADY_EXISTS");
     app.post(
         &app.ws_path(&ws, "/workspace_secrets"),
         ADMIN_TOKEN,
         json!({"metadata": {"name": "has space"}, "spec": {"value": "x"}}),
     )
     .await
-    .expect_error(400, 3);
+    .expect_error_reason(400, 3, "FIELD_INVALID");
     app.post(&app.ws_path(&ws, "/workspace_secrets"), ADMIN_TOKEN, json!({"metadata": {"name": "EMPTY"}, "spec": {}}))
         .await
-        .expect_error(400, 3);
+        .expect_error_reason(400, 3, "SECRET_VALUE_REQUIRED");
 
     app.delete(&app.ws_path(&ws, &format!("/workspace_secrets/{id}")), ADMIN_TOKEN).await.expect(200);
-    app.get(&app.ws_path(&ws, &format!("/workspace_secrets/{id}")), ADMIN_TOKEN).await.expect_error(404, 5);
-    app.delete(&app.ws_path(&ws, &format!("/workspace_secrets/{id}")), ADMIN_TOKEN).await.expect_error(404, 5);
+    app.get(&app.ws_path(&ws, &format!("/workspace_secrets/{id}")), ADMIN_TOKEN).await.expect_error_reason(
+        404,
+        5,
+        "NOT_FOUND",
+    );
+    app.delete(&app.ws_path(&ws, &format!("/workspace_secrets/{id}")), ADMIN_TOKEN).await.expect_error_reason(
+        404,
+        5,
+        "NOT_FOUND",
+    );
 
     assert_not_logged(value);
     assert_not_logged(new_value);
@@ -106,14 +114,30 @@ async fn workspaces_are_isolated(backend: TestBackend) {
     ] {
         let r = app.get(&path, &token_a).await;
         assert!(!r.text.contains("B_ONLY"));
-        r.expect_error(404, 5);
+        r.expect_error_reason(404, 5, "NOT_FOUND");
     }
     // Nor B's resources through its own workspace path.
-    app.get(&app.ws_path(&ws_a, &format!("/workspace_secrets/{secret_b}")), &token_a).await.expect_error(404, 5);
-    app.delete(&app.ws_path(&ws_a, &format!("/workspace_secrets/{secret_b}")), &token_a).await.expect_error(404, 5);
-    app.get(&app.ws_path(&ws_a, &format!("/api_keys/{key_b}")), &token_a).await.expect_error(404, 5);
-    app.post_empty(&app.ws_path(&ws_a, &format!("/api_keys/{key_b}:rotate")), &token_a).await.expect_error(404, 5);
-    app.get(&format!("/v1/account/api_keys/{key_b}"), &token_a).await.expect_error(404, 5);
+    app.get(&app.ws_path(&ws_a, &format!("/workspace_secrets/{secret_b}")), &token_a).await.expect_error_reason(
+        404,
+        5,
+        "NOT_FOUND",
+    );
+    app.delete(&app.ws_path(&ws_a, &format!("/workspace_secrets/{secret_b}")), &token_a).await.expect_error_reason(
+        404,
+        5,
+        "NOT_FOUND",
+    );
+    app.get(&app.ws_path(&ws_a, &format!("/api_keys/{key_b}")), &token_a).await.expect_error_reason(
+        404,
+        5,
+        "NOT_FOUND",
+    );
+    app.post_empty(&app.ws_path(&ws_a, &format!("/api_keys/{key_b}:rotate")), &token_a).await.expect_error_reason(
+        404,
+        5,
+        "NOT_FOUND",
+    );
+    app.get(&format!("/v1/account/api_keys/{key_b}"), &token_a).await.expect_error_reason(404, 5, "NOT_FOUND");
 
     // Lists stay inside the workspace.
     let a_list = app.list_all(&app.ws_path(&ws_a, "/workspace_secrets"), &token_a, 10).await;

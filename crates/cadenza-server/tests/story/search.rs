@@ -122,13 +122,13 @@ async fn ranks(backend: TestBackend) {
     assert_eq!(names(&r, "tools"), ["hail_radar"]);
 
     // Refusals.
-    app.get(&search, ADMIN_TOKEN).await.expect_error(400, 3);
-    app.get(&format!("{search}?query=%20%20"), ADMIN_TOKEN).await.expect_error(400, 3);
-    app.get(&format!("{search}?query=x&limit=500"), ADMIN_TOKEN).await.expect_error(400, 3);
+    app.get(&search, ADMIN_TOKEN).await.expect_error_reason(400, 3, "QUERY_INVALID");
+    app.get(&format!("{search}?query=%20%20"), ADMIN_TOKEN).await.expect_error_reason(400, 3, "QUERY_INVALID");
+    app.get(&format!("{search}?query=x&limit=500"), ADMIN_TOKEN).await.expect_error_reason(400, 3, "QUERY_INVALID");
     // Query syntax is just words: nothing here is an error.
     app.get(&format!("{search}?query=%22weather%20AND%20(%5B"), ADMIN_TOKEN).await.expect(200);
     let (_, memory_only) = create_key(&app, &ws, "memory", &["memory:read"]).await;
-    app.get(&format!("{search}?query=weather"), &memory_only).await.expect_error(403, 7);
+    app.get(&format!("{search}?query=weather"), &memory_only).await.expect_error_reason(403, 7, "SCOPE_MISSING");
 }
 
 both_backends!(search_never_crosses_workspaces, tenancy);
@@ -156,7 +156,7 @@ async fn tenancy(backend: TestBackend) {
     // Their key cannot search our workspace at all.
     app.get(&app.ws_path(&app.default_ws, "/search/tools_or_tool_sets?query=refund"), &theirs)
         .await
-        .expect_error(404, 5);
+        .expect_error_reason(404, 5, "NOT_FOUND");
     let r = app.get(&app.ws_path(&other, "/search/tools_or_tool_sets?query=refund"), &theirs).await.expect(200);
     assert_eq!(r["tools"][0]["info"]["toolSet"]["id"], their_set.as_str());
 }
