@@ -236,6 +236,15 @@ impl Reads {
         self.0.shared.wake.subscribe(queue)
     }
 
+    /// SQLite: how many write transactions (group commits) this process has committed. `None`
+    /// on PostgreSQL (read `pg_stat_database.xact_commit` there). For benchmarks and metrics.
+    pub fn sqlite_commits(&self) -> Option<u64> {
+        match self.db() {
+            Db::Sqlite { writer, .. } => Some(writer.commits()),
+            Db::Postgres(_) => None,
+        }
+    }
+
     /// A read-only handle (what job handlers get).
     pub fn reads(&self) -> Reads {
         self.clone()

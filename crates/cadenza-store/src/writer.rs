@@ -35,6 +35,7 @@ enum Msg {
 /// The handle to the writer task.
 pub(crate) struct Writer {
     tx: mpsc::UnboundedSender<Msg>,
+    commits: watch::Receiver<u64>,
 }
 
 type Done = oneshot::Sender<Result<(), String>>;
@@ -88,10 +89,10 @@ impl Writer {
         let conn = opts.connect().await?;
         let (tx, rx) = mpsc::unbounded_channel();
         let (commits, commits_rx) = watch::channel(0u64);
-        tokio::spawn(checkpointer(opts.clone(), commits_rx));
+        tokio::spawn(checkpointer(opts.clone(), commits_rx.clone()));
         let task = WriterTask { conn: Some(conn), opts, shared, rx, commits, closing: None };
         tokio::spawn(task.run());
-        Ok(Self { tx })
+        Ok(Self { tx, commits: commits_rx })
     }
 
     /// Waits for the write connection (inside the writer's current transaction).
@@ -103,6 +104,11 @@ impl Writer {
             Ok(Err(e)) => Err(StoreError::Unavailable(e)),
             Err(_) => Err(WriterGone.into()),
         }
+    }
+
+    /// How many transactions the writer has committed since it started.
+    pub(crate) fn commits(&self) -> u64 {
+        *self.commits.borrow()
     }
 
     /// Commits what is pending and closes the connection.
