@@ -1,6 +1,7 @@
 //! Agents.
 
-use crate::Reads;
+use crate::tx::on_tx;
+use crate::{Reads, Tx};
 use cadenza_domain::IdRef;
 use cadenza_domain::agents::{Agent, AgentStatus, SelectionMode};
 use cadenza_domain::page::{ListParams, Page};
@@ -151,32 +152,10 @@ impl Store {
 
     /// Writes every mutable field of `a`.
     pub async fn update_agent(&self, a: &Agent) -> StoreResult<()> {
-        in_tx!(self, |tx| {
-            sqlx::query(
-                "UPDATE agents SET name = $1, external_id = $2, labels = $3, updated_at = $4, status = $5, \
-                 selection_mode = $6, description = $7, input_schema = $8, output_definition = $9, \
-                 webhook_events_url = $10, enable_episodic_memory = $11, episodic_memory_ttl = $12 \
-                 WHERE workspace_id = $13 AND id = $14",
-            )
-            .bind(&a.meta.name)
-            .bind(&a.meta.external_id)
-            .bind(labels_to(&a.meta.labels))
-            .bind(a.meta.updated_at)
-            .bind(a.status.as_str())
-            .bind(a.selection_mode.as_wire())
-            .bind(&a.description)
-            .bind(a.input_schema.as_ref().map(Value::to_string))
-            .bind(a.output_definition.as_ref().map(Value::to_string))
-            .bind(&a.webhook_events_url)
-            .bind(i64::from(a.enable_episodic_memory))
-            .bind(a.episodic_memory_ttl)
-            .bind(&a.workspace_id)
-            .bind(&a.meta.id)
-            .execute(&mut *tx)
-            .await?;
-            crate::bump_catalog!(tx, &a.workspace_id);
-        });
-        Ok(())
+        let mut tx = self.begin().await?;
+        let out = tx.update_agent(a).await?;
+        tx.commit().await?;
+        Ok(out)
     }
 
     pub async fn delete_agent(&self, workspace_id: &str, id: &str) -> StoreResult<bool> {
@@ -212,5 +191,50 @@ impl Reads {
         q.push(" AND status <> 'ARCHIVED'");
         let rows: Vec<AgentRow> = self.fetch_rows(&q).await?;
         rows.into_iter().map(AgentRow::into_domain).collect()
+    }
+}
+
+impl Tx {
+    /// Writes every mutable field of `a`.
+    pub async fn update_agent(&mut self, a: &Agent) -> StoreResult<()> {
+        on_tx!(self, |tx| {
+            sqlx::query(
+                "UPDATE agents SET name = $1, external_id = $2, labels = $3, updated_at = $4, status = $5, \
+                 selection_mode = $6, description = $7, input_schema = $8, output_definition = $9, \
+                 webhook_events_url = $10, enable_episodic_memory = $11, episodic_memory_ttl = $12 \
+                 WHERE workspace_id = $13 AND id = $14",
+            )
+            .bind(&a.meta.name)
+            .bind(&a.meta.external_id)
+            .bind(labels_to(&a.meta.labels))
+            .bind(a.meta.updated_at)
+            .bind(a.status.as_str())
+            .bind(a.selection_mode.as_wire())
+            .bind(&a.description)
+            .bind(a.input_schema.as_ref().map(Value::to_string))
+            .bind(a.output_definition.as_ref().map(Value::to_string))
+            .bind(&a.webhook_events_url)
+            .bind(i64::from(a.enable_episodic_memory))
+            .bind(a.episodic_memory_ttl)
+            .bind(&a.workspace_id)
+            .bind(&a.meta.id)
+            .execute(&mut *tx)
+            .await?;
+            crate::bump_catalog!(tx, &a.workspace_id);
+        });
+        Ok(())
+    }
+}
+
+impl Tx {
+    /// The agent, locked for the rest of this unit (PostgreSQL), so a read-modify-write of it
+    /// cannot lose a concurrent change.
+    pub async fn get_agent_locked(&mut self, workspace_id: &str, r: &IdRef) -> StoreResult<Option<Agent>> {
+        let (col, val) = id_ref_column(r);
+        let mut q = ListQuery::new(SELECT);
+        q.and_eq("workspace_id", Bind::Text(workspace_id.into())).and_eq(col, Bind::Text(val));
+        q.push(self.for_update());
+        let rows: Vec<AgentRow> = self.fetch_rows(&q).await?;
+        rows.into_iter().next().map(AgentRow::into_domain).transpose()
     }
 }

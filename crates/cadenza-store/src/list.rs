@@ -144,3 +144,33 @@ impl Store {
         Ok(n > 0)
     }
 }
+
+impl crate::Tx {
+    /// Rows of `q`, read inside this unit of work (so they see its own writes).
+    pub(crate) async fn fetch_rows<R: AnyRow>(&mut self, q: &ListQuery) -> StoreResult<Vec<R>> {
+        crate::tx::on_tx!(self, |c| {
+            let mut query = sqlx::query_as::<_, R>(AssertSqlSafe(q.text.clone()));
+            for b in &q.binds {
+                query = match b {
+                    Bind::Text(s) => query.bind(s.clone()),
+                    Bind::Int(i) => query.bind(*i),
+                };
+            }
+            Ok(query.fetch_all(&mut *c).await?)
+        })
+    }
+
+    /// A single integer (a `COUNT(*)`), read inside this unit of work.
+    pub(crate) async fn fetch_scalar_i64(&mut self, q: &ListQuery) -> StoreResult<i64> {
+        crate::tx::on_tx!(self, |c| {
+            let mut query = sqlx::query_scalar::<_, i64>(AssertSqlSafe(q.text.clone()));
+            for b in &q.binds {
+                query = match b {
+                    Bind::Text(s) => query.bind(s.clone()),
+                    Bind::Int(i) => query.bind(*i),
+                };
+            }
+            Ok(query.fetch_one(&mut *c).await?)
+        })
+    }
+}

@@ -1,6 +1,7 @@
 //! Agent schedules, and the due-time claim that makes each fire happen once.
 
-use crate::Reads;
+use crate::tx::on_tx;
+use crate::{Reads, Tx};
 use cadenza_domain::IdRef;
 use cadenza_domain::page::{ListParams, Page};
 use cadenza_domain::schedules::{OverlapPolicy, Rule, Schedule, ScheduleState};
@@ -120,83 +121,27 @@ impl Reads {
 
 impl Store {
     pub async fn insert_schedule(&self, s: &Schedule) -> StoreResult<()> {
-        in_tx!(self, |tx| {
-            sqlx::query(
-                "INSERT INTO schedules (id, account_id, workspace_id, agent_id, name, external_id, labels, profile_id, \
-                 created_at, updated_at, first_user_message, system_prompt_data, first_user_message_data, rule, \
-                 overlap_policy, state, variation_id, next_fire_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
-            )
-            .bind(&s.meta.id)
-            .bind(&s.meta.account_id)
-            .bind(&s.workspace_id)
-            .bind(&s.agent_id)
-            .bind(&s.meta.name)
-            .bind(&s.meta.external_id)
-            .bind(labels_to(&s.meta.labels))
-            .bind(&s.meta.profile_id)
-            .bind(s.meta.created_at)
-            .bind(s.meta.updated_at)
-            .bind(&s.first_user_message)
-            .bind(s.system_prompt_data.as_ref().map(Value::to_string))
-            .bind(s.first_user_message_data.as_ref().map(Value::to_string))
-            .bind(rule_json(s))
-            .bind(s.overlap.as_wire())
-            .bind(s.state.as_str())
-            .bind(&s.variation_id)
-            .bind(s.next_fire_at)
-            .execute(&mut *tx)
-            .await?;
-        });
-        Ok(())
+        let mut tx = self.begin().await?;
+        let out = tx.insert_schedule(s).await?;
+        tx.commit().await?;
+        Ok(out)
     }
 
     /// Writes what a client may change (metadata, spec, state, and the due-time derived from
     /// them); the firing history columns belong to the engine and are left alone.
     pub async fn update_schedule(&self, s: &Schedule) -> StoreResult<()> {
-        in_tx!(self, |tx| {
-            sqlx::query(
-                "UPDATE schedules SET name = $1, external_id = $2, labels = $3, updated_at = $4, \
-                 first_user_message = $5, system_prompt_data = $6, first_user_message_data = $7, rule = $8, \
-                 overlap_policy = $9, state = $10, variation_id = $11, next_fire_at = $12 \
-                 WHERE workspace_id = $13 AND id = $14",
-            )
-            .bind(&s.meta.name)
-            .bind(&s.meta.external_id)
-            .bind(labels_to(&s.meta.labels))
-            .bind(s.meta.updated_at)
-            .bind(&s.first_user_message)
-            .bind(s.system_prompt_data.as_ref().map(Value::to_string))
-            .bind(s.first_user_message_data.as_ref().map(Value::to_string))
-            .bind(rule_json(s))
-            .bind(s.overlap.as_wire())
-            .bind(s.state.as_str())
-            .bind(&s.variation_id)
-            .bind(s.next_fire_at)
-            .bind(&s.workspace_id)
-            .bind(&s.meta.id)
-            .execute(&mut *tx)
-            .await?;
-        });
-        Ok(())
+        let mut tx = self.begin().await?;
+        let out = tx.update_schedule(s).await?;
+        tx.commit().await?;
+        Ok(out)
     }
 
     /// Pauses the agent's active schedules (unpublish and archive do this). Returns how many.
     pub async fn pause_agent_schedules(&self, workspace_id: &str, agent_id: &str) -> StoreResult<u64> {
-        let now = self.now_ms();
-        let n = in_tx!(self, |tx| {
-            sqlx::query(
-                "UPDATE schedules SET state = 'PAUSED', next_fire_at = NULL, updated_at = $1 \
-                 WHERE workspace_id = $2 AND agent_id = $3 AND state = 'ACTIVE'",
-            )
-            .bind(now)
-            .bind(workspace_id)
-            .bind(agent_id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected()
-        });
-        Ok(n)
+        let mut tx = self.begin().await?;
+        let out = tx.pause_agent_schedules(workspace_id, agent_id).await?;
+        tx.commit().await?;
+        Ok(out)
     }
 
     /// Claims the fire due at `due_ms` by moving the due-time to `next_ms` (a compare-and-set
@@ -229,5 +174,97 @@ impl Store {
 impl Store {
     pub async fn delete_schedule(&self, workspace_id: &str, id: &str) -> StoreResult<bool> {
         self.delete_in_workspace("schedules", workspace_id, id).await
+    }
+}
+
+impl Tx {
+    pub async fn insert_schedule(&mut self, s: &Schedule) -> StoreResult<()> {
+        on_tx!(self, |tx| {
+            sqlx::query(
+                "INSERT INTO schedules (id, account_id, workspace_id, agent_id, name, external_id, labels, profile_id, \
+                 created_at, updated_at, first_user_message, system_prompt_data, first_user_message_data, rule, \
+                 overlap_policy, state, variation_id, next_fire_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
+            )
+            .bind(&s.meta.id)
+            .bind(&s.meta.account_id)
+            .bind(&s.workspace_id)
+            .bind(&s.agent_id)
+            .bind(&s.meta.name)
+            .bind(&s.meta.external_id)
+            .bind(labels_to(&s.meta.labels))
+            .bind(&s.meta.profile_id)
+            .bind(s.meta.created_at)
+            .bind(s.meta.updated_at)
+            .bind(&s.first_user_message)
+            .bind(s.system_prompt_data.as_ref().map(Value::to_string))
+            .bind(s.first_user_message_data.as_ref().map(Value::to_string))
+            .bind(rule_json(s))
+            .bind(s.overlap.as_wire())
+            .bind(s.state.as_str())
+            .bind(&s.variation_id)
+            .bind(s.next_fire_at)
+            .execute(&mut *tx)
+            .await?;
+        });
+        Ok(())
+    }
+
+    /// Writes what a client may change (metadata, spec, state, and the due-time derived from
+    /// them); the firing history columns belong to the engine and are left alone.
+    pub async fn update_schedule(&mut self, s: &Schedule) -> StoreResult<()> {
+        on_tx!(self, |tx| {
+            sqlx::query(
+                "UPDATE schedules SET name = $1, external_id = $2, labels = $3, updated_at = $4, \
+                 first_user_message = $5, system_prompt_data = $6, first_user_message_data = $7, rule = $8, \
+                 overlap_policy = $9, state = $10, variation_id = $11, next_fire_at = $12 \
+                 WHERE workspace_id = $13 AND id = $14",
+            )
+            .bind(&s.meta.name)
+            .bind(&s.meta.external_id)
+            .bind(labels_to(&s.meta.labels))
+            .bind(s.meta.updated_at)
+            .bind(&s.first_user_message)
+            .bind(s.system_prompt_data.as_ref().map(Value::to_string))
+            .bind(s.first_user_message_data.as_ref().map(Value::to_string))
+            .bind(rule_json(s))
+            .bind(s.overlap.as_wire())
+            .bind(s.state.as_str())
+            .bind(&s.variation_id)
+            .bind(s.next_fire_at)
+            .bind(&s.workspace_id)
+            .bind(&s.meta.id)
+            .execute(&mut *tx)
+            .await?;
+        });
+        Ok(())
+    }
+
+    /// Pauses the agent's active schedules (unpublish and archive do this). Returns how many.
+    pub async fn pause_agent_schedules(&mut self, workspace_id: &str, agent_id: &str) -> StoreResult<u64> {
+        let now = self.now();
+        let n = on_tx!(self, |tx| {
+            sqlx::query(
+                "UPDATE schedules SET state = 'PAUSED', next_fire_at = NULL, updated_at = $1 \
+                 WHERE workspace_id = $2 AND agent_id = $3 AND state = 'ACTIVE'",
+            )
+            .bind(now)
+            .bind(workspace_id)
+            .bind(agent_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+        });
+        Ok(n)
+    }
+}
+
+impl Tx {
+    /// How many schedules (not archived) fire a variation, as this unit sees them.
+    pub async fn count_schedules_on_variation(&mut self, workspace_id: &str, variation_id: &str) -> StoreResult<i64> {
+        let mut q = ListQuery::new("SELECT COUNT(*) FROM schedules WHERE state <> 'ARCHIVED'");
+        q.and_eq("workspace_id", Bind::Text(workspace_id.into()))
+            .and_eq("variation_id", Bind::Text(variation_id.into()));
+        self.fetch_scalar_i64(&q).await
     }
 }

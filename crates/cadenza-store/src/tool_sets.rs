@@ -426,22 +426,10 @@ impl Store {
 
     /// Deletes a tool set with its tools and its event log.
     pub async fn delete_tool_set(&self, workspace_id: &str, id: &str) -> StoreResult<bool> {
-        let n = in_tx!(self, |tx| {
-            for sql in [
-                "DELETE FROM tools WHERE workspace_id = $1 AND tool_set_id = $2",
-                "DELETE FROM tool_set_events WHERE workspace_id = $1 AND tool_set_id = $2",
-            ] {
-                sqlx::query(sql).bind(workspace_id).bind(id).execute(&mut *tx).await?;
-            }
-            crate::bump_catalog!(tx, workspace_id);
-            sqlx::query("DELETE FROM tool_sets WHERE workspace_id = $1 AND id = $2")
-                .bind(workspace_id)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected()
-        });
-        Ok(n > 0)
+        let mut tx = self.begin().await?;
+        let out = tx.delete_tool_set(workspace_id, id).await?;
+        tx.commit().await?;
+        Ok(out)
     }
 
     // ---- tools ----
@@ -775,5 +763,62 @@ impl Reads {
         let tools: Vec<ToolRow> = self.fetch_rows(&q).await?;
         let tools = tools.into_iter().map(ToolRow::into_domain).collect::<StoreResult<Vec<_>>>()?;
         Ok((sets, tools))
+    }
+}
+
+impl Tx {
+    /// Deletes a tool set with its tools and its event log.
+    pub async fn delete_tool_set(&mut self, workspace_id: &str, id: &str) -> StoreResult<bool> {
+        let n = on_tx!(self, |tx| {
+            for sql in [
+                "DELETE FROM tools WHERE workspace_id = $1 AND tool_set_id = $2",
+                "DELETE FROM tool_set_events WHERE workspace_id = $1 AND tool_set_id = $2",
+            ] {
+                sqlx::query(sql).bind(workspace_id).bind(id).execute(&mut *tx).await?;
+            }
+            crate::bump_catalog!(tx, workspace_id);
+            sqlx::query("DELETE FROM tool_sets WHERE workspace_id = $1 AND id = $2")
+                .bind(workspace_id)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+        });
+        Ok(n > 0)
+    }
+}
+
+impl Tx {
+    /// The tool set, locked for the rest of this unit (PostgreSQL): "not while assigned" and
+    /// "no new assignment while archived" are checked under this lock.
+    pub async fn get_tool_set_locked(&mut self, workspace_id: &str, id: &str) -> StoreResult<Option<ToolSet>> {
+        let mut q = ListQuery::new(SELECT_SETS);
+        q.and_eq("workspace_id", Bind::Text(workspace_id.into())).and_eq("id", Bind::Text(id.into()));
+        q.push(self.for_update());
+        let rows: Vec<ToolSetRow> = self.fetch_rows(&q).await?;
+        rows.into_iter().next().map(ToolSetRow::into_domain).transpose()
+    }
+
+    /// The set a tool belongs to and the tool's state (`AVAILABLE`, …), as this unit sees them.
+    pub async fn tool_set_and_state(
+        &mut self,
+        workspace_id: &str,
+        tool_id: &str,
+    ) -> StoreResult<Option<(String, String)>> {
+        Ok(on_tx!(self, |c| sqlx::query_as("SELECT tool_set_id, state FROM tools WHERE workspace_id = $1 AND id = $2")
+            .bind(workspace_id)
+            .bind(tool_id)
+            .fetch_optional(&mut *c)
+            .await?))
+    }
+
+    /// Assignments of the set or of one of its tools, as this unit sees them.
+    pub async fn count_tool_set_assignments(&mut self, workspace_id: &str, tool_set_id: &str) -> StoreResult<i64> {
+        let sql = format!("SELECT COUNT(*) {SET_ASSIGNMENTS}");
+        Ok(on_tx!(self, |c| sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql.clone()))
+            .bind(workspace_id)
+            .bind(tool_set_id)
+            .fetch_one(&mut *c)
+            .await?))
     }
 }

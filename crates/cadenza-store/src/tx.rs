@@ -141,3 +141,24 @@ impl From<crate::writer::WriterGone> for StoreError {
         StoreError::Unavailable("the SQLite writer has stopped".into())
     }
 }
+
+impl Tx {
+    /// `" FOR UPDATE"` on PostgreSQL (the row stays locked until this unit ends), nothing on
+    /// SQLite, whose single writer already serializes every unit.
+    pub(crate) fn for_update(&self) -> &'static str {
+        match self.conn {
+            TxConn::Sqlite(_) => "",
+            TxConn::Postgres(_) => " FOR UPDATE",
+        }
+    }
+
+    /// Serializes every unit of work that names `key` until it ends: a rule that reads many
+    /// rows before it writes (a cycle check over a workspace's agents, say) holds under
+    /// concurrency. PostgreSQL: a transaction-scoped advisory lock; SQLite: its one writer.
+    pub async fn serialize_on(&mut self, key: &str) -> StoreResult<()> {
+        if let Conn::Postgres(c) = self.conn_mut()? {
+            sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))").bind(key).execute(&mut *c).await?;
+        }
+        Ok(())
+    }
+}

@@ -1,7 +1,8 @@
 //! Agent variations, their assignments (tools, tool sets, sub-agents) and their memory-layer
 //! stacks.
 
-use crate::Reads;
+use crate::tx::on_tx;
+use crate::{Reads, Tx};
 use cadenza_domain::IdRef;
 use cadenza_domain::ids::IdKind;
 use cadenza_domain::page::{ListParams, Page};
@@ -92,6 +93,10 @@ struct AssignmentRow {
     target_name: Option<String>,
     created_at: i64,
 }
+
+const STACK: &str = "SELECT m.id, m.variation_id, m.layer_id, l.name AS layer_name, m.position, m.created_at \
+     FROM variation_memory_layers m JOIN memory_layers l ON l.id = m.layer_id \
+     WHERE m.workspace_id = $1 AND m.variation_id = $2 ORDER BY m.position ASC";
 
 #[derive(sqlx::FromRow)]
 struct LayerAssignmentRow {
@@ -235,26 +240,9 @@ impl Reads {
         workspace_id: &str,
         variation_id: &str,
     ) -> StoreResult<Vec<LayerAssignment>> {
-        let rows: Vec<LayerAssignmentRow> = on_db!(self, read, |db| sqlx::query_as(
-            "SELECT m.id, m.variation_id, m.layer_id, l.name AS layer_name, m.position, m.created_at \
-             FROM variation_memory_layers m JOIN memory_layers l ON l.id = m.layer_id \
-             WHERE m.workspace_id = $1 AND m.variation_id = $2 ORDER BY m.position ASC"
-        )
-        .bind(workspace_id)
-        .bind(variation_id)
-        .fetch_all(db)
-        .await?);
-        Ok(rows
-            .into_iter()
-            .map(|r| LayerAssignment {
-                id: r.id,
-                variation_id: r.variation_id,
-                layer_id: r.layer_id,
-                layer_name: r.layer_name,
-                position: i32::try_from(r.position).unwrap_or(0),
-                created_at: r.created_at,
-            })
-            .collect())
+        let rows: Vec<LayerAssignmentRow> =
+            on_db!(self, read, |db| sqlx::query_as(STACK).bind(workspace_id).bind(variation_id).fetch_all(db).await?);
+        Ok(rows.into_iter().map(LayerAssignmentRow::into_domain).collect())
     }
 
     /// How many variation stacks hold the layer.
@@ -274,8 +262,115 @@ impl Store {
     }
 
     pub async fn update_variation(&self, v: &Variation) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        let out = tx.update_variation(v).await?;
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    /// Deletes a variation with its assignments and memory-layer stack.
+    pub async fn delete_variation(&self, workspace_id: &str, id: &str) -> StoreResult<bool> {
+        let mut tx = self.begin().await?;
+        let out = tx.delete_variation(workspace_id, id).await?;
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    /// Moves every variation of the workspace from one model to another. Returns how many.
+    pub async fn swap_variation_model(&self, workspace_id: &str, from: &str, to: &str) -> StoreResult<u64> {
+        let now = self.now_ms();
+        Ok(in_tx!(self, |tx| {
+            sqlx::query(
+                "UPDATE variations SET model_id = $1, updated_at = $2 WHERE workspace_id = $3 AND model_id = $4",
+            )
+            .bind(to)
+            .bind(now)
+            .bind(workspace_id)
+            .bind(from)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+        }))
+    }
+
+    /// Assigns `target` to the variation; assigning it again returns the existing assignment.
+    pub async fn add_assignment(
+        &self,
+        workspace_id: &str,
+        variation_id: &str,
+        kind: AssignmentKind,
+        target: &str,
+    ) -> StoreResult<String> {
+        let mut tx = self.begin().await?;
+        let out = tx.add_assignment(workspace_id, variation_id, kind, target).await?;
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    pub async fn remove_assignment(
+        &self,
+        workspace_id: &str,
+        variation_id: &str,
+        assignment_id: &str,
+    ) -> StoreResult<bool> {
+        let n = in_tx!(self, |tx| {
+            sqlx::query("DELETE FROM variation_assignments WHERE workspace_id = $1 AND variation_id = $2 AND id = $3")
+                .bind(workspace_id)
+                .bind(variation_id)
+                .bind(assignment_id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+        });
+        Ok(n > 0)
+    }
+
+    /// Puts a layer on the variation's stack at `position` (default: above the top). Returns
+    /// the assignment id. Conflicts (layer already there, position taken) are `Conflict`.
+    pub async fn add_layer_assignment(
+        &self,
+        workspace_id: &str,
+        variation_id: &str,
+        layer_id: &str,
+        position: Option<i32>,
+    ) -> StoreResult<(String, i32)> {
+        let mut tx = self.begin().await?;
+        let out = tx.add_layer_assignment(workspace_id, variation_id, layer_id, position).await?;
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    pub async fn move_layer_assignment(
+        &self,
+        workspace_id: &str,
+        variation_id: &str,
+        id: &str,
+        position: i32,
+    ) -> StoreResult<bool> {
+        let mut tx = self.begin().await?;
+        let out = tx.move_layer_assignment(workspace_id, variation_id, id, position).await?;
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    pub async fn remove_layer_assignment(&self, workspace_id: &str, variation_id: &str, id: &str) -> StoreResult<bool> {
+        let n = in_tx!(self, |tx| {
+            sqlx::query("DELETE FROM variation_memory_layers WHERE workspace_id = $1 AND variation_id = $2 AND id = $3")
+                .bind(workspace_id)
+                .bind(variation_id)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+        });
+        Ok(n > 0)
+    }
+}
+
+impl Tx {
+    pub async fn update_variation(&mut self, v: &Variation) -> StoreResult<()> {
         let model_id = v.model_config.as_ref().map(|m| m.model_id.clone());
-        in_tx!(self, |tx| {
+        on_tx!(self, |tx| {
             sqlx::query(
                 "UPDATE variations SET name = $1, external_id = $2, labels = $3, updated_at = $4, prompt = $5, \
                  first_user_message_template = $6, description = $7, model_id = $8, model_config = $9, constraints = $10, \
@@ -306,8 +401,8 @@ impl Store {
     }
 
     /// Deletes a variation with its assignments and memory-layer stack.
-    pub async fn delete_variation(&self, workspace_id: &str, id: &str) -> StoreResult<bool> {
-        let n = in_tx!(self, |tx| {
+    pub async fn delete_variation(&mut self, workspace_id: &str, id: &str) -> StoreResult<bool> {
+        let n = on_tx!(self, |tx| {
             sqlx::query("DELETE FROM variation_assignments WHERE workspace_id = $1 AND variation_id = $2")
                 .bind(workspace_id)
                 .bind(id)
@@ -328,34 +423,17 @@ impl Store {
         Ok(n > 0)
     }
 
-    /// Moves every variation of the workspace from one model to another. Returns how many.
-    pub async fn swap_variation_model(&self, workspace_id: &str, from: &str, to: &str) -> StoreResult<u64> {
-        let now = self.now_ms();
-        Ok(in_tx!(self, |tx| {
-            sqlx::query(
-                "UPDATE variations SET model_id = $1, updated_at = $2 WHERE workspace_id = $3 AND model_id = $4",
-            )
-            .bind(to)
-            .bind(now)
-            .bind(workspace_id)
-            .bind(from)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected()
-        }))
-    }
-
     /// Assigns `target` to the variation; assigning it again returns the existing assignment.
     pub async fn add_assignment(
-        &self,
+        &mut self,
         workspace_id: &str,
         variation_id: &str,
         kind: AssignmentKind,
         target: &str,
     ) -> StoreResult<String> {
-        let now = self.now_ms();
+        let now = self.now();
         let id = IdKind::Assignment.new_id(now);
-        Ok(in_tx!(self, |tx| {
+        Ok(on_tx!(self, |tx| {
             sqlx::query(
                 "INSERT INTO variation_assignments (id, workspace_id, variation_id, kind, target_id, created_at) \
                  VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (variation_id, kind, target_id) DO NOTHING",
@@ -379,36 +457,18 @@ impl Store {
         }))
     }
 
-    pub async fn remove_assignment(
-        &self,
-        workspace_id: &str,
-        variation_id: &str,
-        assignment_id: &str,
-    ) -> StoreResult<bool> {
-        let n = in_tx!(self, |tx| {
-            sqlx::query("DELETE FROM variation_assignments WHERE workspace_id = $1 AND variation_id = $2 AND id = $3")
-                .bind(workspace_id)
-                .bind(variation_id)
-                .bind(assignment_id)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected()
-        });
-        Ok(n > 0)
-    }
-
     /// Puts a layer on the variation's stack at `position` (default: above the top). Returns
     /// the assignment id. Conflicts (layer already there, position taken) are `Conflict`.
     pub async fn add_layer_assignment(
-        &self,
+        &mut self,
         workspace_id: &str,
         variation_id: &str,
         layer_id: &str,
         position: Option<i32>,
     ) -> StoreResult<(String, i32)> {
-        let now = self.now_ms();
+        let now = self.now();
         let id = IdKind::LayerAssignment.new_id(now);
-        in_tx!(self, |tx| {
+        on_tx!(self, |tx| {
             let position = match position {
                 Some(p) => i64::from(p),
                 None => {
@@ -439,13 +499,13 @@ impl Store {
     }
 
     pub async fn move_layer_assignment(
-        &self,
+        &mut self,
         workspace_id: &str,
         variation_id: &str,
         id: &str,
         position: i32,
     ) -> StoreResult<bool> {
-        let n = in_tx!(self, |tx| {
+        let n = on_tx!(self, |tx| {
             sqlx::query("UPDATE variation_memory_layers SET position = $1 WHERE workspace_id = $2 AND variation_id = $3 AND id = $4")
                 .bind(i64::from(position))
                 .bind(workspace_id)
@@ -457,17 +517,74 @@ impl Store {
         });
         Ok(n > 0)
     }
+}
 
-    pub async fn remove_layer_assignment(&self, workspace_id: &str, variation_id: &str, id: &str) -> StoreResult<bool> {
-        let n = in_tx!(self, |tx| {
-            sqlx::query("DELETE FROM variation_memory_layers WHERE workspace_id = $1 AND variation_id = $2 AND id = $3")
-                .bind(workspace_id)
-                .bind(variation_id)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected()
-        });
-        Ok(n > 0)
+impl LayerAssignmentRow {
+    fn into_domain(self) -> LayerAssignment {
+        LayerAssignment {
+            id: self.id,
+            variation_id: self.variation_id,
+            layer_id: self.layer_id,
+            layer_name: self.layer_name,
+            position: i32::try_from(self.position).unwrap_or(0),
+            created_at: self.created_at,
+        }
+    }
+}
+
+impl Tx {
+    /// A variation's memory stack, bottom first, as this unit sees it.
+    pub async fn list_layer_assignments(
+        &mut self,
+        workspace_id: &str,
+        variation_id: &str,
+    ) -> StoreResult<Vec<LayerAssignment>> {
+        let rows: Vec<LayerAssignmentRow> =
+            on_tx!(self, |c| sqlx::query_as(STACK).bind(workspace_id).bind(variation_id).fetch_all(&mut *c).await?);
+        Ok(rows.into_iter().map(LayerAssignmentRow::into_domain).collect())
+    }
+
+    /// The variation, locked for the rest of this unit (PostgreSQL): every rule about it (its
+    /// stack's cap, "not while a schedule fires it") is checked under this lock.
+    pub async fn get_variation_locked(
+        &mut self,
+        workspace_id: &str,
+        agent_id: &str,
+        r: &IdRef,
+    ) -> StoreResult<Option<Variation>> {
+        let (col, val) = id_ref_column(r);
+        let mut q = ListQuery::new(SELECT);
+        q.and_eq("workspace_id", Bind::Text(workspace_id.into()))
+            .and_eq("agent_id", Bind::Text(agent_id.into()))
+            .and_eq(col, Bind::Text(val));
+        q.push(self.for_update());
+        let rows: Vec<VariationRow> = self.fetch_rows(&q).await?;
+        rows.into_iter().next().map(VariationRow::into_domain).transpose()
+    }
+
+    /// Locks a variation by id (PostgreSQL); whether it exists in the workspace.
+    pub async fn lock_variation(&mut self, workspace_id: &str, id: &str) -> StoreResult<bool> {
+        let mut q = ListQuery::new("SELECT COUNT(*) FROM (SELECT id FROM variations WHERE 1 = 1");
+        q.and_eq("workspace_id", Bind::Text(workspace_id.into())).and_eq("id", Bind::Text(id.into()));
+        let lock = self.for_update();
+        q.push(lock).push(") locked");
+        Ok(self.fetch_scalar_i64(&q).await? > 0)
+    }
+
+    pub async fn count_variations(&mut self, workspace_id: &str, agent_id: &str) -> StoreResult<i64> {
+        let mut q = ListQuery::new("SELECT COUNT(*) FROM variations WHERE 1 = 1");
+        q.and_eq("workspace_id", Bind::Text(workspace_id.into())).and_eq("agent_id", Bind::Text(agent_id.into()));
+        self.fetch_scalar_i64(&q).await
+    }
+
+    /// (parent agent, sub-agent) pairs of the workspace, as this unit sees them.
+    pub async fn sub_agent_edges(&mut self, workspace_id: &str) -> StoreResult<Vec<(String, String)>> {
+        Ok(on_tx!(self, |c| sqlx::query_as(
+            "SELECT v.agent_id, a.target_id FROM variation_assignments a JOIN variations v ON v.id = a.variation_id \
+             WHERE a.workspace_id = $1 AND a.kind = 'agent'"
+        )
+        .bind(workspace_id)
+        .fetch_all(&mut *c)
+        .await?))
     }
 }

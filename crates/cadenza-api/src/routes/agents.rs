@@ -16,6 +16,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use cadenza_services as services;
+
 use crate::AppState;
 use crate::auth::WsCaller;
 use crate::error::ApiResult;
@@ -311,28 +313,21 @@ async fn update(
     JsonBody(b): JsonBody<UpdateIn>,
 ) -> ApiResult<Json<AgentOut>> {
     c.require("agents", Verb::Manage)?;
-    let mut agent = load(&s, &c, &id).await?;
+    let r = IdRef::parse(IdKind::Agent, &id)?;
     let allowed = [METADATA_MASK.as_slice(), SPEC_MASK].concat();
     let mask = UpdateMask::parse(b.update_mask.as_deref(), &allowed)?;
-    b.metadata.apply(&mask, &mut agent.meta)?;
-    let n = s.store.count_variations(c.ws(), &agent.meta.id).await?;
+    // The mask applies to the row as it is now, locked: a concurrent PATCH of other fields is
+    // never lost.
+    let mut tx = s.store.begin().await?;
+    let mut agent = tx.get_agent_locked(c.ws(), &r).await?.ok_or_else(|| Error::not_found("agent"))?;
     let was = agent.status;
+    b.metadata.apply(&mask, &mut agent.meta)?;
+    let n = tx.count_variations(c.ws(), &agent.meta.id).await?;
     apply_spec(&mut agent, b.spec, &mask, n)?;
-    agent.meta.updated_at = s.store.now_ms();
-    s.store.update_agent(&agent).await?;
-    if agent.status != was {
-        pause_schedules_unless_published(&s, &agent).await?;
-    }
+    agent.meta.updated_at = tx.now();
+    services::agents::save(&mut tx, &agent, was).await?;
+    tx.commit().await?;
     Ok(Json(AgentOut::new(&agent, n)))
-}
-
-/// Unpublishing or archiving an agent pauses its active schedules (CONTRACT §4.1); they are
-/// resumed one by one, deliberately.
-async fn pause_schedules_unless_published(s: &AppState, agent: &Agent) -> ApiResult<()> {
-    if agent.status != AgentStatus::Published {
-        s.store.pause_agent_schedules(&agent.workspace_id, &agent.meta.id).await?;
-    }
-    Ok(())
 }
 
 async fn delete(
@@ -354,8 +349,10 @@ async fn action(
 ) -> ApiResult<Json<AgentOut>> {
     c.require("agents", Verb::Manage)?;
     let (id, verb) = split_verb(&seg, &["publish", "unpublish", "archive", "unarchive"])?;
-    let mut agent = load(&s, &c, id).await?;
-    let n = s.store.count_variations(c.ws(), &agent.meta.id).await?;
+    let r = IdRef::parse(IdKind::Agent, id)?;
+    let mut tx = s.store.begin().await?;
+    let mut agent = tx.get_agent_locked(c.ws(), &r).await?.ok_or_else(|| Error::not_found("agent"))?;
+    let n = tx.count_variations(c.ws(), &agent.meta.id).await?;
     let next = match verb {
         "publish" if n == 0 => return Err(publish_without_variations()),
         "publish" => AgentStatus::Published,
@@ -363,10 +360,11 @@ async fn action(
         _ => AgentStatus::Draft,
     };
     if agent.status != next {
+        let was = agent.status;
         agent.status = next;
-        agent.meta.updated_at = s.store.now_ms();
-        s.store.update_agent(&agent).await?;
-        pause_schedules_unless_published(&s, &agent).await?;
+        agent.meta.updated_at = tx.now();
+        services::agents::save(&mut tx, &agent, was).await?;
+        tx.commit().await?;
     }
     Ok(Json(AgentOut::new(&agent, n)))
 }

@@ -93,7 +93,7 @@ fn catalog_entry<'a>(s: &'a AppState, m: &Model) -> Option<&'a CatalogModel> {
 }
 
 /// Brings the workspace's model rows in line with the catalog, once per workspace per process.
-async fn sync(s: &AppState, c: &WsCaller) -> ApiResult<()> {
+pub(crate) async fn sync(s: &AppState, c: &WsCaller) -> ApiResult<()> {
     let done = s.models_synced.lock().unwrap_or_else(|e| e.into_inner()).contains(c.ws());
     if !done {
         s.store

@@ -345,7 +345,12 @@ async fn create(
     };
     apply_spec(&s, &c, &agent, &mut sched, b.spec, &UpdateMask::default()).await?;
     sched.reschedule(now);
-    s.store.insert_schedule(&sched).await?;
+    let mut tx = s.store.begin().await?;
+    if !sched.variation_id.is_empty() {
+        cadenza_services::variations::pin(&mut tx, c.ws(), &sched.variation_id).await?;
+    }
+    tx.insert_schedule(&sched).await?;
+    tx.commit().await?;
     Ok(Json(ScheduleOut::new(&sched, now)))
 }
 
@@ -374,7 +379,12 @@ async fn update(
     let now = s.store.now_ms();
     sched.meta.updated_at = now;
     sched.reschedule(now);
-    s.store.update_schedule(&sched).await?;
+    let mut tx = s.store.begin().await?;
+    if !sched.variation_id.is_empty() {
+        cadenza_services::variations::pin(&mut tx, c.ws(), &sched.variation_id).await?;
+    }
+    tx.update_schedule(&sched).await?;
+    tx.commit().await?;
     Ok(Json(ScheduleOut::new(&sched, now)))
 }
 

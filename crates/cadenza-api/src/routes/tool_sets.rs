@@ -505,18 +505,9 @@ async fn delete_one(
 ) -> ApiResult<Json<Empty>> {
     c.require("tools", Verb::Manage)?;
     let ts = load(&s, &c, &raw).await?;
-    let uses = s.store.count_tool_set_assignments(c.ws(), &ts.meta.id).await?;
-    if uses > 0 {
-        return Err(Error::of(
-            Reason::ToolSetAssigned,
-            format!(
-                "this tool set (or one of its tools) is assigned to {uses} variation(s): remove the assignments or archive it"
-            ),
-        )
-        .with_meta("variations", uses.to_string())
-        .into());
-    }
-    s.store.delete_tool_set(c.ws(), &ts.meta.id).await?;
+    let mut tx = s.store.begin().await?;
+    cadenza_services::tool_sets::delete(&mut tx, c.ws(), &ts.meta.id).await?;
+    tx.commit().await?;
     Ok(empty())
 }
 

@@ -1,8 +1,6 @@
 //! Agent variations (CONTRACT §5): CRUD in both spellings, assignments of tools, tool sets and
 //! sub-agents, and the memory-layer stack, through the REST paths and the later `:verb` forms.
 
-use std::collections::{HashMap, HashSet};
-
 use axum::Json;
 use axum::Router;
 use axum::extract::{Path, State};
@@ -13,12 +11,14 @@ use cadenza_domain::mask::UpdateMask;
 use cadenza_domain::memory::MemoryLayer;
 use cadenza_domain::scopes::Verb;
 use cadenza_domain::variations::{
-    self, Assignment, AssignmentKind, CompactionConfig, Constraints, LayerAssignment, MAX_MEMORY_LAYERS, ModelConfig,
+    self, Assignment, AssignmentKind, CompactionConfig, Constraints, LayerAssignment, ModelConfig,
     ProgressiveDiscovery, Summarization, ToolResultClearing, Variation,
 };
 use cadenza_domain::{Code, Error, Reason};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+
+use cadenza_services as services;
 
 use crate::AppState;
 use crate::auth::WsCaller;
@@ -578,13 +578,22 @@ async fn update(
     JsonBody(b): JsonBody<WriteIn>,
 ) -> ApiResult<Json<VariationOut>> {
     c.require("agents", Verb::Manage)?;
-    let (_, mut v) = load(&s, &c, &agent_raw, &raw).await?;
+    let agent = load_agent(&s, &c, &agent_raw).await?;
+    let r = IdRef::parse(IdKind::Variation, &raw)?;
     let allowed = [METADATA_MASK.as_slice(), SPEC_MASK].concat();
     let mask = UpdateMask::parse(b.update_mask.as_deref(), &allowed)?;
+    // Writes the model rows once per process; never while this task holds the unit below.
+    crate::routes::models::sync(&s, &c).await?;
+    // The mask applies to the row as it is now, locked: a concurrent PATCH of other fields is
+    // never lost.
+    let mut tx = s.store.begin().await?;
+    let mut v =
+        tx.get_variation_locked(c.ws(), &agent.meta.id, &r).await?.ok_or_else(|| Error::not_found("variation"))?;
     b.metadata.apply(&mask, &mut v.meta)?;
     apply_spec(&s, &c, &mut v, b.spec, &mask).await?;
-    v.meta.updated_at = s.store.now_ms();
-    s.store.update_variation(&v).await?;
+    v.meta.updated_at = tx.now();
+    tx.update_variation(&v).await?;
+    tx.commit().await?;
     Ok(Json(render(&s, &v).await?))
 }
 
@@ -595,16 +604,9 @@ async fn delete_one(
 ) -> ApiResult<Json<Empty>> {
     c.require("agents", Verb::Manage)?;
     let (_, v) = load(&s, &c, &agent_raw, &raw).await?;
-    let pinned = s.store.count_schedules_on_variation(c.ws(), &v.meta.id).await?;
-    if pinned > 0 {
-        return Err(Error::of(
-            Reason::VariationPinned,
-            format!("{pinned} schedule(s) fire this variation: change or archive them first"),
-        )
-        .with_meta("schedules", pinned.to_string())
-        .into());
-    }
-    s.store.delete_variation(c.ws(), &v.meta.id).await?;
+    let mut tx = s.store.begin().await?;
+    services::variations::delete(&mut tx, c.ws(), &v.meta.id).await?;
+    tx.commit().await?;
     Ok(empty())
 }
 
@@ -647,25 +649,6 @@ impl AssignIn {
     }
 }
 
-/// Would making `child` a sub-agent of `parent` create a cycle?
-fn creates_cycle(parent: &str, child: &str, edges: &[(String, String)]) -> bool {
-    let mut graph: HashMap<&str, Vec<&str>> = HashMap::new();
-    for (p, c) in edges {
-        graph.entry(p.as_str()).or_default().push(c.as_str());
-    }
-    let mut seen = HashSet::new();
-    let mut stack = vec![child];
-    while let Some(node) = stack.pop() {
-        if node == parent {
-            return true;
-        }
-        if seen.insert(node) {
-            stack.extend(graph.get(node).into_iter().flatten());
-        }
-    }
-    false
-}
-
 /// The id of the tool, tool set or agent an assignment body names, resolved in the caller's
 /// workspace (`external_id:` included); another workspace's target is a 404.
 async fn resolve_target(s: &AppState, c: &WsCaller, kind: AssignmentKind, raw: &str) -> ApiResult<String> {
@@ -682,34 +665,9 @@ async fn resolve_target(s: &AppState, c: &WsCaller, kind: AssignmentKind, raw: &
 async fn assign(s: &AppState, c: &WsCaller, agent: &Agent, v: &Variation, body: &AssignIn) -> ApiResult<Assignment> {
     let (kind, raw) = body.target()?;
     let target = resolve_target(s, c, kind, raw).await?;
-    if kind == AssignmentKind::ToolSet {
-        let set = s.store.get_tool_set(c.ws(), &IdRef::Id(target.clone())).await?;
-        if set.is_some_and(|t| t.state == cadenza_domain::tool_sets::ToolSetState::Archived) {
-            return Err(refused(
-                Reason::ToolSetArchived,
-                "an archived tool set takes no new assignments: unarchive it first",
-            )
-            .with_meta("toolSetId", target)
-            .into());
-        }
-    }
-    if kind == AssignmentKind::Tool {
-        let tool = s.store.find_tool(c.ws(), &IdRef::Id(target.clone())).await?;
-        if tool.is_some_and(|t| t.state != cadenza_domain::tool_sets::ToolState::Available) {
-            return Err(refused(Reason::ToolNotAvailable, "only an AVAILABLE tool can be assigned: restore it first")
-                .with_meta("toolId", target)
-                .into());
-        }
-    }
-    if kind == AssignmentKind::SubAgent {
-        let edges = s.store.sub_agent_edges(c.ws()).await?;
-        if creates_cycle(&agent.meta.id, &target, &edges) {
-            return Err(refused(Reason::VariationCycle, "that sub-agent would make the agent its own ancestor")
-                .with_meta("subAgentId", target)
-                .into());
-        }
-    }
-    let id = s.store.add_assignment(c.ws(), &v.meta.id, kind, &target).await?;
+    let mut tx = s.store.begin().await?;
+    let id = services::variations::assign(&mut tx, c.ws(), &agent.meta.id, &v.meta.id, kind, &target).await?;
+    tx.commit().await?;
     let all = s.store.list_assignments(c.ws(), &v.meta.id).await?;
     all.into_iter().find(|a| a.id == id).ok_or_else(|| Error::internal().into())
 }
@@ -754,21 +712,6 @@ async fn load_layer(s: &AppState, c: &WsCaller, raw: &str) -> ApiResult<MemoryLa
     Ok(s.store.get_memory_layer(c.ws(), &r).await?.map(|(l, _)| l).ok_or_else(|| Error::not_found("memory layer"))?)
 }
 
-fn check_position(stack: &[LayerAssignment], position: i32, except: Option<&str>) -> ApiResult<()> {
-    if position < 0 {
-        return Err(invalid("position", "position must not be negative"));
-    }
-    if stack.iter().any(|a| a.position == position && Some(a.id.as_str()) != except) {
-        return Err(refused(
-            Reason::MemoryPositionTaken,
-            format!("position {position} is already taken in this variation's stack"),
-        )
-        .with_meta("position", position.to_string())
-        .into());
-    }
-    Ok(())
-}
-
 async fn attach_layer(s: &AppState, c: &WsCaller, v: &Variation, body: &LayerIn) -> ApiResult<LayerAssignment> {
     let raw = body
         .memory_layer_id
@@ -776,35 +719,9 @@ async fn attach_layer(s: &AppState, c: &WsCaller, v: &Variation, body: &LayerIn)
         .filter(|r| !r.is_empty())
         .ok_or_else(|| Error::required("memoryLayerId", "memoryLayerId is required"))?;
     let layer = load_layer(s, c, raw).await?;
-    if layer.system_managed {
-        return Err(refused(
-            Reason::MemoryLayerSystemManaged,
-            "episodic (system-managed) layers are attached by the runtime, not assigned",
-        )
-        .with_meta("memoryLayerId", layer.meta.id)
-        .into());
-    }
-    let stack = s.store.list_layer_assignments(c.ws(), &v.meta.id).await?;
-    if stack.iter().any(|a| a.layer_id == layer.meta.id) {
-        return Err(refused(
-            Reason::MemoryLayerAlreadyStacked,
-            "this memory layer is already in the variation's stack",
-        )
-        .with_meta("memoryLayerId", layer.meta.id)
-        .into());
-    }
-    if stack.len() >= MAX_MEMORY_LAYERS {
-        return Err(refused(
-            Reason::MemoryStackFull,
-            format!("a variation's stack holds at most {MAX_MEMORY_LAYERS} memory layers"),
-        )
-        .with_meta("limit", MAX_MEMORY_LAYERS.to_string())
-        .into());
-    }
-    if let Some(p) = body.position {
-        check_position(&stack, p, None)?;
-    }
-    let (id, _) = s.store.add_layer_assignment(c.ws(), &v.meta.id, &layer.meta.id, body.position).await?;
+    let mut tx = s.store.begin().await?;
+    let id = services::variations::attach_layer(&mut tx, c.ws(), &v.meta.id, &layer, body.position).await?;
+    tx.commit().await?;
     let stack = s.store.list_layer_assignments(c.ws(), &v.meta.id).await?;
     stack.into_iter().find(|a| a.id == id).ok_or_else(|| Error::internal().into())
 }
@@ -817,12 +734,10 @@ async fn move_layer(
     position: Option<i32>,
 ) -> ApiResult<LayerAssignment> {
     let position = position.ok_or_else(|| Error::required("position", "position is required"))?;
-    let stack = s.store.list_layer_assignments(c.ws(), &v.meta.id).await?;
-    let current =
-        stack.iter().find(|a| a.id == assignment_id).ok_or_else(|| Error::not_found("memory layer assignment"))?;
-    check_position(&stack, position, Some(&current.id))?;
-    s.store.move_layer_assignment(c.ws(), &v.meta.id, assignment_id, position).await?;
-    Ok(LayerAssignment { position, ..current.clone() })
+    let mut tx = s.store.begin().await?;
+    let moved = services::variations::move_layer(&mut tx, c.ws(), &v.meta.id, assignment_id, position).await?;
+    tx.commit().await?;
+    Ok(moved)
 }
 
 async fn add_layer(
