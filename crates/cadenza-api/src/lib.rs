@@ -42,6 +42,8 @@ pub struct ApiConfig {
     /// The model catalog from the configured providers; every workspace sees all of it.
     pub models: Vec<cadenza_domain::models::CatalogModel>,
     pub uploads: UploadSettings,
+    /// Where outbound requests may go; URLs a write names are checked against it.
+    pub egress: cadenza_adapters::EgressPolicy,
 }
 
 impl Default for ApiConfig {
@@ -51,6 +53,7 @@ impl Default for ApiConfig {
             request_timeout: Duration::from_secs(30),
             models: Vec::new(),
             uploads: UploadSettings::default(),
+            egress: cadenza_adapters::EgressPolicy::default(),
         }
     }
 }

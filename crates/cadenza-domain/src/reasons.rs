@@ -141,6 +141,7 @@ reasons! {
     DatabaseUnavailable = ("DATABASE_UNAVAILABLE", Unavailable, "The database could not be reached; retry."),
     MigrationsPending = ("MIGRATIONS_PENDING", Unavailable, "The database's migrations are not applied yet."),
     StorageUnavailable = ("STORAGE_UNAVAILABLE", Unavailable, "Object storage could not be read or written; retry."),
+    EgressRefused = ("EGRESS_REFUSED", InvalidArgument, "The URL points where the egress policy forbids outbound requests (cloud metadata, link-local, or a range the configuration refuses) (`field`)."),
 }
 
 impl Reason {

@@ -96,6 +96,24 @@ impl Adapter {
         matches!(self, Adapter::Mcp(_) | Adapter::OpenApi(_))
     }
 
+    /// Every outbound URL the adapter names, with the field that names it.
+    pub fn urls(&self) -> Vec<(&'static str, &str)> {
+        let mut out = Vec::new();
+        match self {
+            Adapter::Http(a) => out.push(("spec.adapter.http.baseUrl", a.base_url.as_str())),
+            Adapter::Mcp(a) => out.push(("spec.adapter.mcp.url", a.url.as_str())),
+            Adapter::OpenApi(a) => {
+                if let OpenApiSource::Url(u) = &a.source {
+                    out.push(("spec.adapter.openapi.url", u.as_str()));
+                }
+                out.push(("spec.adapter.openapi.baseUrl", a.base_url.as_str()));
+            }
+            Adapter::Bare(_) => {}
+        }
+        out.retain(|(_, u)| !u.is_empty());
+        out
+    }
+
     /// Its source lives at a URL, so it is synced again every hour (an uploaded document does
     /// not change).
     pub fn syncs_hourly(&self) -> bool {

@@ -141,7 +141,12 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
         max_size_bytes: i64::try_from(config.uploads.max_size_bytes).unwrap_or(i64::MAX),
         retention: std::time::Duration::from_secs(config.uploads.retention_secs),
     };
+    let egress = cadenza_adapters::EgressPolicy {
+        allow_loopback: config.egress.allow_loopback,
+        allow_private: config.egress.allow_private,
+    };
     let api = ApiConfig {
+        egress: egress.clone(),
         body_limit_bytes: config.body_limit_bytes,
         request_timeout: config.request_timeout,
         models,
@@ -153,7 +158,8 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
     // Workers share the process with the API; every replica runs them.
     let stop_workers = CancellationToken::new();
     let registry = crate::maintenance::register(Registry::default(), blobs);
-    let registry = crate::tool_sets::register(registry, crate::tool_sets::SyncDeps::from_defaults().map_err(other)?);
+    let registry =
+        crate::tool_sets::register(registry, crate::tool_sets::SyncDeps::with_egress(egress).map_err(other)?);
     let queues = vec![
         crate::maintenance::queue(config.queue_concurrency("maintenance")),
         crate::tool_sets::queue(config.queue_concurrency("tool_sets")),

@@ -10,7 +10,8 @@ use std::sync::Arc;
 use cadenza_adapters::filters::{ApprovalRequirementFilter, ToolFilter, classify};
 use cadenza_adapters::http::{FetchOptions, fetch_document};
 use cadenza_adapters::{
-    DiscoveredTool, McpClient, McpOptions, OpenApiOptions, RmcpClient, SyncError, SyncErrorKind, tools_from_openapi,
+    DiscoveredTool, EgressPolicy, McpClient, McpOptions, OpenApiOptions, RmcpClient, SyncError, SyncErrorKind,
+    tools_from_openapi,
 };
 use cadenza_domain::jobs::JobSpec;
 use cadenza_domain::tool_sets::{
@@ -35,7 +36,14 @@ pub struct SyncDeps {
 impl SyncDeps {
     /// The real MCP client and spec fetcher with their default limits.
     pub fn from_defaults() -> Result<Self, SyncError> {
-        Ok(Self { mcp: Arc::new(RmcpClient::new(McpOptions::default())?), fetch: FetchOptions::default() })
+        Self::with_egress(EgressPolicy::default())
+    }
+
+    /// The real MCP client and spec fetcher, every request under `egress`.
+    pub fn with_egress(egress: EgressPolicy) -> Result<Self, SyncError> {
+        let mcp = McpOptions { egress: egress.clone(), ..McpOptions::default() };
+        let fetch = FetchOptions { egress, ..FetchOptions::default() };
+        Ok(Self { mcp: Arc::new(RmcpClient::new(mcp)?), fetch })
     }
 }
 

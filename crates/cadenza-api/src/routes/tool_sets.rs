@@ -276,6 +276,20 @@ fn filter(field: &str, m: &Map<String, Value>, key: &str) -> ApiResult<Option<Va
     }
 }
 
+/// A URL whose host the egress policy refuses outright (a literal metadata or link-local
+/// address, a metadata host name) is refused at write time; names are checked again after
+/// resolution, on every sync.
+fn check_egress(s: &AppState, adapter: &Adapter) -> ApiResult<()> {
+    for (field, url) in adapter.urls() {
+        if let Err(refusal) = s.config.egress.check_url(url) {
+            return Err(Error::of(Reason::EgressRefused, format!("{field}: {refusal}"))
+                .with_meta("field", field)
+                .into());
+        }
+    }
+    Ok(())
+}
+
 fn parse_adapter(v: &Value) -> ApiResult<Adapter> {
     let (kind, body) = oneof("spec.adapter", v, &["http", "mcp", "openapi", "bare"])?;
     let field = format!("spec.adapter.{kind}");
@@ -432,6 +446,7 @@ async fn create(State(s): State<AppState>, c: WsCaller, JsonBody(b): JsonBody<Wr
     c.require("tools", Verb::Manage)?;
     let meta = b.metadata.into_new()?;
     let adapter = parse_adapter(b.spec.adapter.as_ref().ok_or_else(adapter_required)?)?;
+    check_egress(&s, &adapter)?;
     let now = s.store.now_ms();
     let ts = ToolSet {
         meta: meta.into_meta(IdKind::ToolSet, now, &c.workspace.meta.account_id, &c.principal.profile_id),
@@ -474,6 +489,7 @@ async fn update(
     let mut from_upload = None;
     if mask.covers("spec.adapter", b.spec.adapter.is_some()) {
         let adapter = parse_adapter(b.spec.adapter.as_ref().ok_or_else(adapter_required)?)?;
+        check_egress(&s, &adapter)?;
         if adapter.kind() != ts.adapter.kind() {
             return Err(Error::of(
                 Reason::FieldImmutable,

@@ -11,11 +11,13 @@ mod config_tool_sync;
 mod config_tools;
 mod config_uploads;
 mod config_variations;
+mod egress;
 mod ops;
 mod platform_account;
 mod platform_api_keys;
 mod platform_conventions;
 mod platform_secrets;
+mod races;
 mod search;
 mod testkit;
 
