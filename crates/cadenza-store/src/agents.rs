@@ -153,9 +153,8 @@ impl Store {
     /// Writes every mutable field of `a`.
     pub async fn update_agent(&self, a: &Agent) -> StoreResult<()> {
         let mut tx = self.begin().await?;
-        let out = tx.update_agent(a).await?;
-        tx.commit().await?;
-        Ok(out)
+        tx.update_agent(a).await?;
+        tx.commit().await
     }
 
     pub async fn delete_agent(&self, workspace_id: &str, id: &str) -> StoreResult<bool> {

@@ -122,18 +122,16 @@ impl Reads {
 impl Store {
     pub async fn insert_schedule(&self, s: &Schedule) -> StoreResult<()> {
         let mut tx = self.begin().await?;
-        let out = tx.insert_schedule(s).await?;
-        tx.commit().await?;
-        Ok(out)
+        tx.insert_schedule(s).await?;
+        tx.commit().await
     }
 
     /// Writes what a client may change (metadata, spec, state, and the due-time derived from
     /// them); the firing history columns belong to the engine and are left alone.
     pub async fn update_schedule(&self, s: &Schedule) -> StoreResult<()> {
         let mut tx = self.begin().await?;
-        let out = tx.update_schedule(s).await?;
-        tx.commit().await?;
-        Ok(out)
+        tx.update_schedule(s).await?;
+        tx.commit().await
     }
 
     /// Pauses the agent's active schedules (unpublish and archive do this). Returns how many.

@@ -263,9 +263,8 @@ impl Store {
 
     pub async fn update_variation(&self, v: &Variation) -> StoreResult<()> {
         let mut tx = self.begin().await?;
-        let out = tx.update_variation(v).await?;
-        tx.commit().await?;
-        Ok(out)
+        tx.update_variation(v).await?;
+        tx.commit().await
     }
 
     /// Deletes a variation with its assignments and memory-layer stack.
