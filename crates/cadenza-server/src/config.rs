@@ -600,4 +600,19 @@ mod example_tests {
         let missing = c.blob_config(&|_| None).expect_err("no keys");
         assert!(missing.problem.contains("AWS_ACCESS_KEY_ID"));
     }
+
+    #[test]
+    fn queues_and_egress_from_file_and_env() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "[queues.tool_sets]\nconcurrency = 9\n[egress]\nallow_private = false\n").expect("write");
+        let env = |k: &str| (k == "CADENZA_QUEUES_MAINTENANCE_CONCURRENCY").then(|| "3".to_string());
+        let c = Config::load(Some(&path), &env).expect("load");
+        assert_eq!((c.queue_concurrency("tool_sets"), c.queue_concurrency("maintenance")), (9, 3));
+        assert_eq!(c.egress, EgressConfig { allow_loopback: true, allow_private: false });
+        std::fs::write(&path, "[queues.tool_set]\nconcurrency = 2\n").expect("write");
+        assert_eq!(Config::load(Some(&path), &|_| None).expect_err("typo").key, "queues.tool_set");
+        let env = |k: &str| (k == "CADENZA_EGRESS_ALLOW_LOOPBACK").then(|| "nope".to_string());
+        assert_eq!(Config::load(None, &env).expect_err("bad bool").key, "CADENZA_EGRESS_ALLOW_LOOPBACK");
+    }
 }
