@@ -73,8 +73,8 @@ impl Reads {
         let (col, val) = id_ref_column(r);
         let mut q = ListQuery::new(SELECT);
         q.and_eq("workspace_id", Bind::Text(workspace_id.into())).and_eq(col, Bind::Text(val));
-        let rows: Vec<AgentRow> = self.fetch_rows(&q).await?;
-        rows.into_iter().next().map(AgentRow::into_domain).transpose()
+        let row: Option<AgentRow> = self.fetch_row(&q).await?;
+        row.map(AgentRow::into_domain).transpose()
     }
 
     pub async fn list_agents(
@@ -233,7 +233,7 @@ impl Tx {
         let mut q = ListQuery::new(SELECT);
         q.and_eq("workspace_id", Bind::Text(workspace_id.into())).and_eq(col, Bind::Text(val));
         q.push(self.for_update());
-        let rows: Vec<AgentRow> = self.fetch_rows(&q).await?;
-        rows.into_iter().next().map(AgentRow::into_domain).transpose()
+        let row: Option<AgentRow> = self.fetch_row(&q).await?;
+        row.map(AgentRow::into_domain).transpose()
     }
 }

@@ -96,16 +96,16 @@ impl Reads {
         q.and_eq("account_id", Bind::Text(account_id.into()));
         scope.apply(&mut q);
         q.and_eq(col, Bind::Text(val));
-        let rows: Vec<ApiKeyRow> = self.fetch_rows(&q).await?;
-        rows.into_iter().next().map(ApiKeyRow::into_domain).transpose()
+        let row: Option<ApiKeyRow> = self.fetch_row(&q).await?;
+        row.map(ApiKeyRow::into_domain).transpose()
     }
 
     /// The account's global (system) key.
     pub async fn get_system_api_key(&self, account_id: &str) -> StoreResult<Option<ApiKey>> {
         let mut q = ListQuery::new(SELECT);
         q.and_eq("account_id", Bind::Text(account_id.into())).and_eq("system", Bind::Int(1));
-        let rows: Vec<ApiKeyRow> = self.fetch_rows(&q).await?;
-        rows.into_iter().next().map(ApiKeyRow::into_domain).transpose()
+        let row: Option<ApiKeyRow> = self.fetch_row(&q).await?;
+        row.map(ApiKeyRow::into_domain).transpose()
     }
 
     /// The key a bearer token belongs to, by the token's hash. Disabled keys are returned too;
@@ -113,8 +113,8 @@ impl Reads {
     pub async fn api_key_by_token_hash(&self, token_hash: &str) -> StoreResult<Option<ApiKey>> {
         let mut q = ListQuery::new(SELECT);
         q.and_eq("token_hash", Bind::Text(token_hash.into()));
-        let rows: Vec<ApiKeyRow> = self.fetch_rows(&q).await?;
-        rows.into_iter().next().map(ApiKeyRow::into_domain).transpose()
+        let row: Option<ApiKeyRow> = self.fetch_row(&q).await?;
+        row.map(ApiKeyRow::into_domain).transpose()
     }
 
     /// Lists keys; `prefix` filters on the key id (CONTRACT §16).

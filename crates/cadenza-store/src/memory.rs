@@ -153,8 +153,8 @@ impl Reads {
         let (col, val) = id_ref_column(r);
         let mut q = ListQuery::new(LAYER_SELECT);
         q.and_eq("workspace_id", Bind::Text(workspace_id.into())).and_eq(col, Bind::Text(val));
-        let rows: Vec<LayerRow> = self.fetch_rows(&q).await?;
-        rows.into_iter().next().map(LayerRow::into_domain).transpose()
+        let row: Option<LayerRow> = self.fetch_row(&q).await?;
+        row.map(LayerRow::into_domain).transpose()
     }
 
     pub async fn list_memory_layers(
@@ -194,8 +194,8 @@ impl Reads {
         q.and_eq("workspace_id", Bind::Text(workspace_id.into()))
             .and_eq("layer_id", Bind::Text(layer_id.into()))
             .and_eq(col, Bind::Text(val));
-        let rows: Vec<EntryRow> = self.fetch_rows(&q).await?;
-        rows.into_iter().next().map(EntryRow::into_domain).transpose()
+        let row: Option<EntryRow> = self.fetch_row(&q).await?;
+        row.map(EntryRow::into_domain).transpose()
     }
 
     /// Entries of a layer without their bodies; `prefix` filters on the key.

@@ -61,8 +61,8 @@ impl Reads {
         let mut q = ListQuery::new(SELECT);
         q.and_eq("workspace_id", Bind::Text(workspace_id.into())).and_eq(col, Bind::Text(val));
         in_names(&mut q, names);
-        let rows: Vec<ModelRow> = self.fetch_rows(&q).await?;
-        rows.into_iter().next().map(ModelRow::into_domain).transpose()
+        let row: Option<ModelRow> = self.fetch_row(&q).await?;
+        row.map(ModelRow::into_domain).transpose()
     }
 
     /// The workspace's models among `names`, optionally only enabled or disabled ones.

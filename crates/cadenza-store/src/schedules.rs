@@ -82,8 +82,8 @@ impl Reads {
         q.and_eq("workspace_id", Bind::Text(workspace_id.into()))
             .and_eq("agent_id", Bind::Text(agent_id.into()))
             .and_eq(col, Bind::Text(val));
-        let rows: Vec<ScheduleRow> = self.fetch_rows(&q).await?;
-        rows.into_iter().next().map(ScheduleRow::into_domain).transpose()
+        let row: Option<ScheduleRow> = self.fetch_row(&q).await?;
+        row.map(ScheduleRow::into_domain).transpose()
     }
 
     pub async fn list_schedules(

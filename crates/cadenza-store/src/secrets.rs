@@ -45,8 +45,8 @@ impl Reads {
         let (col, val) = id_ref_column(r);
         let mut q = ListQuery::new(SELECT);
         q.and_eq("workspace_id", Bind::Text(workspace_id.into())).and_eq(col, Bind::Text(val));
-        let rows: Vec<SecretRow> = self.fetch_rows(&q).await?;
-        rows.into_iter().next().map(SecretRow::into_domain).transpose()
+        let row: Option<SecretRow> = self.fetch_row(&q).await?;
+        row.map(SecretRow::into_domain).transpose()
     }
 
     pub async fn list_secrets(&self, workspace_id: &str, params: &ListParams) -> StoreResult<Page<WorkspaceSecret>> {

@@ -192,8 +192,8 @@ impl Reads {
         let (col, val) = id_ref_column(r);
         let mut q = ListQuery::new(SELECT_SETS);
         q.and_eq("workspace_id", Bind::Text(workspace_id.into())).and_eq(col, Bind::Text(val));
-        let rows: Vec<ToolSetRow> = self.fetch_rows(&q).await?;
-        rows.into_iter().next().map(ToolSetRow::into_domain).transpose()
+        let row: Option<ToolSetRow> = self.fetch_row(&q).await?;
+        row.map(ToolSetRow::into_domain).transpose()
     }
 
     /// Tool sets in `states` (archived ones are hidden unless asked for).
@@ -276,8 +276,8 @@ impl Reads {
         q.and_eq("workspace_id", Bind::Text(workspace_id.into()))
             .and_eq("tool_set_id", Bind::Text(tool_set_id.into()))
             .and_eq(col, Bind::Text(val));
-        let rows: Vec<ToolRow> = self.fetch_rows(&q).await?;
-        rows.into_iter().next().map(ToolRow::into_domain).transpose()
+        let row: Option<ToolRow> = self.fetch_row(&q).await?;
+        row.map(ToolRow::into_domain).transpose()
     }
 
     /// A tool of the workspace by id alone (assignments name tools without their set).
@@ -285,8 +285,8 @@ impl Reads {
         let (col, val) = id_ref_column(r);
         let mut q = ListQuery::new(SELECT_TOOLS);
         q.and_eq("workspace_id", Bind::Text(workspace_id.into())).and_eq(col, Bind::Text(val));
-        let rows: Vec<ToolRow> = self.fetch_rows(&q).await?;
-        rows.into_iter().next().map(ToolRow::into_domain).transpose()
+        let row: Option<ToolRow> = self.fetch_row(&q).await?;
+        row.map(ToolRow::into_domain).transpose()
     }
 
     pub async fn list_tools(
@@ -795,8 +795,8 @@ impl Tx {
         let mut q = ListQuery::new(SELECT_SETS);
         q.and_eq("workspace_id", Bind::Text(workspace_id.into())).and_eq("id", Bind::Text(id.into()));
         q.push(self.for_update());
-        let rows: Vec<ToolSetRow> = self.fetch_rows(&q).await?;
-        rows.into_iter().next().map(ToolSetRow::into_domain).transpose()
+        let row: Option<ToolSetRow> = self.fetch_row(&q).await?;
+        row.map(ToolSetRow::into_domain).transpose()
     }
 
     /// The set a tool belongs to and the tool's state (`AVAILABLE`, …), as this unit sees them.

@@ -62,8 +62,8 @@ impl Reads {
         let (col, val) = id_ref_column(r);
         let mut q = ListQuery::new(SELECT);
         q.and_eq("workspace_id", Bind::Text(workspace_id.into())).and_eq(col, Bind::Text(val));
-        let rows: Vec<UploadRow> = self.fetch_rows(&q).await?;
-        rows.into_iter().next().map(UploadRow::into_domain).transpose()
+        let row: Option<UploadRow> = self.fetch_row(&q).await?;
+        row.map(UploadRow::into_domain).transpose()
     }
 }
 

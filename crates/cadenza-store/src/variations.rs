@@ -151,8 +151,8 @@ impl Reads {
         q.and_eq("workspace_id", Bind::Text(workspace_id.into()))
             .and_eq("agent_id", Bind::Text(agent_id.into()))
             .and_eq(col, Bind::Text(val));
-        let rows: Vec<VariationRow> = self.fetch_rows(&q).await?;
-        rows.into_iter().next().map(VariationRow::into_domain).transpose()
+        let row: Option<VariationRow> = self.fetch_row(&q).await?;
+        row.map(VariationRow::into_domain).transpose()
     }
 
     pub async fn list_variations(
@@ -557,8 +557,8 @@ impl Tx {
             .and_eq("agent_id", Bind::Text(agent_id.into()))
             .and_eq(col, Bind::Text(val));
         q.push(self.for_update());
-        let rows: Vec<VariationRow> = self.fetch_rows(&q).await?;
-        rows.into_iter().next().map(VariationRow::into_domain).transpose()
+        let row: Option<VariationRow> = self.fetch_row(&q).await?;
+        row.map(VariationRow::into_domain).transpose()
     }
 
     /// Locks a variation by id (PostgreSQL); whether it exists in the workspace.

@@ -64,8 +64,8 @@ impl Reads {
         let (col, val) = id_ref_column(r);
         let mut q = ListQuery::new(SELECT);
         q.and_eq("account_id", Bind::Text(account_id.into())).and_eq(col, Bind::Text(val));
-        let rows: Vec<WorkspaceRow> = self.fetch_rows(&q).await?;
-        rows.into_iter().next().map(WorkspaceRow::into_domain).transpose()
+        let row: Option<WorkspaceRow> = self.fetch_row(&q).await?;
+        row.map(WorkspaceRow::into_domain).transpose()
     }
 
     /// Workspaces of the account; `only` restricts to the one workspace a key belongs to.
