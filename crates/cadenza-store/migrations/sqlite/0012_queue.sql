@@ -33,15 +33,23 @@ CREATE TABLE jobs_v2 (
     created_at INTEGER NOT NULL,
     updated_at INTEGER NOT NULL
 );
--- Jobs that were running when the old binary stopped go back to the queue (their leases were
--- per job; the new ones belong to worker rows).
+-- Carried over: jobs that were running when the old binary stopped go back to the queue (their
+-- leases were per job; the new ones belong to worker rows). Tool-set syncs take the typed
+-- payload (with the workspace) and the per-set key, keeping one pending sync per set. The old
+-- per-period housekeeping jobs go: the new recurring ones are enqueued at start.
 INSERT INTO jobs_v2 (id, kind, queue, workspace_id, payload, job_key, state, run_at, attempts, max_attempts,
     backoff_base_ms, rerun, lease_owner, lease_token, last_error, progress, created_at, updated_at)
-SELECT id, kind, queue, workspace_id, payload,
-    CASE WHEN state IN ('queued', 'running') THEN dedupe_key ELSE NULL END,
+SELECT id, kind, queue, workspace_id,
+    CASE WHEN kind = 'tool_sets.sync' THEN json_set(payload, '$.workspaceId', COALESCE(workspace_id, '')) ELSE payload END,
+    CASE WHEN kind = 'tool_sets.sync' AND state IN ('queued', 'running') THEN 'tool_sets.sync:' || json_extract(payload, '$.toolSetId')
+         WHEN state IN ('queued', 'running') THEN dedupe_key ELSE NULL END,
     CASE WHEN state = 'running' THEN 'queued' ELSE state END,
     run_at, attempts, max_attempts, backoff_base_ms, 0, NULL, NULL, last_error, progress, created_at, updated_at
-FROM jobs;
+FROM jobs
+WHERE kind NOT IN ('maintenance.purge_jobs', 'maintenance.expire_uploads')
+  AND NOT (kind = 'tool_sets.sync' AND state IN ('queued', 'running') AND id <> (
+      SELECT MIN(o.id) FROM jobs o
+      WHERE o.kind = 'tool_sets.sync' AND o.state IN ('queued', 'running') AND json_extract(o.payload, '$.toolSetId') = json_extract(jobs.payload, '$.toolSetId')));
 DROP TABLE jobs;
 ALTER TABLE jobs_v2 RENAME TO jobs;
 CREATE UNIQUE INDEX jobs_one_pending_per_key ON jobs(job_key) WHERE state IN ('queued', 'running');
