@@ -13,11 +13,10 @@ use cadenza_domain::mask::UpdateMask;
 use cadenza_domain::scopes::Verb;
 use cadenza_domain::time::format_ms;
 use cadenza_domain::tool_sets::{
-    Adapter, BareAdapter, HttpAdapter, JustInTime, McpAdapter, OpenApiAdapter, OpenApiSource, SyncEvent, SyncToolSet,
-    ToolSet, ToolSetEvent, ToolSetState, check_headers, check_url,
+    Adapter, BareAdapter, HttpAdapter, JustInTime, McpAdapter, OpenApiAdapter, OpenApiSource, SyncEvent, ToolSet,
+    ToolSetEvent, ToolSetState, check_headers, check_url,
 };
 use cadenza_domain::{Error, Reason};
-use cadenza_store::jobs::NewJob;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
@@ -393,18 +392,6 @@ async fn upload_document(
     Ok(Some((upload.meta.id, text)))
 }
 
-/// A sync job for `ts` if its adapter has a source to sync from.
-pub(crate) fn sync_job(ts: &ToolSet, reason: &str) -> Option<NewJob> {
-    if !ts.adapter.is_managed() || ts.state == ToolSetState::Archived {
-        return None;
-    }
-    Some(NewJob::of(&SyncToolSet {
-        workspace_id: ts.workspace_id.clone(),
-        tool_set_id: ts.meta.id.clone(),
-        reason: reason.to_string(),
-    }))
-}
-
 // ---- loading ----
 
 pub(crate) async fn load(s: &AppState, c: &WsCaller, raw: &str) -> ApiResult<ToolSet> {
@@ -458,7 +445,7 @@ async fn create(State(s): State<AppState>, c: WsCaller, JsonBody(b): JsonBody<Wr
     };
     let from_upload = upload_document(&s, &c, &ts.adapter, None).await?;
     let from_upload = from_upload.as_ref().map(|(id, doc)| (id.as_str(), doc.as_str()));
-    s.store.insert_tool_set(&ts, sync_job(&ts, "created"), from_upload).await?;
+    s.store.insert_tool_set(&ts, cadenza_services::tool_sets::sync_job(&ts, "created"), from_upload).await?;
     Ok(Json(ToolSetOut::with_info(&s, &ts).await?))
 }
 
@@ -508,7 +495,7 @@ async fn update(
         ts.adapter = adapter;
     }
     ts.meta.updated_at = s.store.now_ms();
-    let job = if resync { sync_job(&ts, "adapter changed") } else { None };
+    let job = if resync { cadenza_services::tool_sets::sync_job(&ts, "adapter changed") } else { None };
     let from_upload = from_upload.as_ref().map(|(id, doc)| (id.as_str(), doc.as_str()));
     s.store.update_tool_set(&ts, job, from_upload).await?;
     Ok(Json(ToolSetOut::with_info(&s, &ts).await?))
@@ -544,7 +531,7 @@ async fn action(
         "unarchive" => {
             let was = ts.state;
             ts.state = ToolSetState::Active;
-            (was == ToolSetState::Archived).then(|| sync_job(&ts, "unarchived")).flatten()
+            (was == ToolSetState::Archived).then(|| cadenza_services::tool_sets::sync_job(&ts, "unarchived")).flatten()
         }
         _ => {
             if ts.state == ToolSetState::Archived {
@@ -555,7 +542,7 @@ async fn action(
                 .with_meta("toolSetId", ts.meta.id.clone())
                 .into());
             }
-            Some(sync_job(&ts, "requested").ok_or_else(|| {
+            Some(cadenza_services::tool_sets::sync_job(&ts, "requested").ok_or_else(|| {
                 Error::invalid("only mcp and openapi tool sets sync")
                     .with_reason(Reason::AdapterMismatch)
                     .with_meta("adapter", ts.adapter.kind())

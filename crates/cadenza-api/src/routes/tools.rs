@@ -208,15 +208,7 @@ fn apply_spec(t: &mut Tool, set: &ToolSet, spec: SpecIn, mask: &UpdateMask, crea
 
 /// Synced sets are managed: only API-key principals may hand-edit their tools (§12.4).
 fn check_managed(c: &WsCaller, set: &ToolSet) -> ApiResult<()> {
-    if set.adapter.is_managed() && !c.principal.is_api_key() {
-        return Err(Error::of(
-            Reason::ToolSetManaged,
-            "this tool set is synced from its source: its tools are managed by API keys only",
-        )
-        .with_meta("toolSetId", set.meta.id.clone())
-        .into());
-    }
-    Ok(())
+    Ok(cadenza_services::tool_sets::check_managed(&c.principal, set)?)
 }
 
 async fn load(s: &AppState, c: &WsCaller, set_raw: &str, raw: &str) -> ApiResult<(ToolSet, Tool)> {
