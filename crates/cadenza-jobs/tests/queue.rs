@@ -48,6 +48,7 @@ spec!(Fails, "fails", "q", const MAX_ATTEMPTS: i64 = 1;);
 spec!(Panics, "panics", "q", const MAX_ATTEMPTS: i64 = 1;);
 spec!(Slow, "slow", "q");
 spec!(Elsewhere, "elsewhere", "other");
+spec!(Warmup, "warmup", "warmup");
 
 fn demo(n: u64) -> NewJob {
     NewJob::of(&Demo { n, key: None })
@@ -398,8 +399,17 @@ async fn lost_lease_cancels(backend: TestBackend) {
     .await;
     // The clock jumps past the lease and another worker takes the job over: the next
     // heartbeat of the first finds it gone and cancels its handler.
-    clock.advance_ms(31_000);
-    assert_eq!(store.claim("q", "usurper", LEASE, 1).await.expect("claim").len(), 1);
+    // (The first worker's heartbeat may renew between the jump and the claim: then its lease
+    // is alive again and the claim rightly finds nothing; jump again.)
+    let mut taken = false;
+    for _ in 0..50 {
+        clock.advance_ms(31_000);
+        if store.claim("q", "usurper", LEASE, 1).await.expect("claim").len() == 1 {
+            taken = true;
+            break;
+        }
+    }
+    assert!(taken, "the expired lease was never reclaimed");
     eventually("the handler was cancelled", || async { cancelled.load(Ordering::SeqCst) == 1 }).await;
     shutdown.cancel();
     runner.await.expect("runner");
@@ -432,7 +442,18 @@ async fn wakeups(backend: TestBackend) {
     };
     let mut q = other.job_wakeups("q");
     let mut elsewhere = other.job_wakeups("other");
-    tokio::time::sleep(Duration::from_millis(300)).await; // the listener is up
+    // Wait until the listener is up: commit to another queue until its wake-up arrives.
+    let mut warm = other.job_wakeups("warmup");
+    let mut up = false;
+    for _ in 0..50 {
+        store.enqueue(NewJob::of(&Warmup { n: 0, key: None })).await.expect("enqueue");
+        if tokio::time::timeout(Duration::from_millis(200), warm.changed()).await.is_ok() {
+            up = true;
+            break;
+        }
+    }
+    assert!(up, "the listener never came up");
+    tokio::time::sleep(Duration::from_millis(100)).await;
     q.borrow_and_update();
     elsewhere.borrow_and_update();
 

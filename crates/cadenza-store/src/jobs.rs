@@ -205,10 +205,12 @@ const COLUMNS: &str = "id, kind, queue, workspace_id, payload, job_key, state, r
 /// The held-lease condition on a `jobs` row named `jobs`: the owner's worker row is alive.
 const OWNER_ALIVE: &str = "EXISTS (SELECT 1 FROM workers w WHERE w.id = jobs.lease_owner AND w.expires_at > $1)";
 
-/// Jobs of expired workers in a queue ($1 now, $2 queue, $3 limit); PostgreSQL skips rows
-/// another claimer holds. Served by `workers_expiry` and `jobs_held`.
+/// Jobs of expired workers in a queue ($1 now, $2 queue, $3 limit). Served by `workers_expiry`
+/// and `jobs_held`. PostgreSQL skips rows another claimer holds, and locks the worker row too:
+/// a heartbeat renewing that worker at the same moment either lands first (and the worker is
+/// no longer expired) or waits for this claim and then sees the jobs it lost.
 fn expired_ids(backend: Backend, extra: &str) -> String {
-    let lock = if backend == Backend::Postgres { " FOR UPDATE OF j SKIP LOCKED" } else { "" };
+    let lock = if backend == Backend::Postgres { " FOR UPDATE OF j, w SKIP LOCKED" } else { "" };
     format!(
         "SELECT j.id FROM workers w JOIN jobs j ON j.lease_owner = w.id \
          WHERE w.expires_at <= $1 AND j.state = 'running' AND j.queue = $2{extra} LIMIT $3{lock}"
