@@ -3,9 +3,14 @@
 //! One [`Store`] type over two concrete sqlx backends, SQLite (the embedded default) and
 //! PostgreSQL (for several replicas). The SQL is written once: every query is portable text
 //! (`$n` placeholders, `ON CONFLICT`, `RETURNING`, integer epoch-ms times, TEXT JSON), and the
-//! [`on_db!`] / [`in_tx!`] macros stamp the same body for each pool type. What must differ per
-//! dialect (transaction start, queue wake-ups, migrations) lives in `dialect.rs` and the two
-//! `migrations/` trees. See docs/ARCHITECTURE.md for why this beats one crate per backend here.
+//! `on_db!` (reads) / `on_tx!` (a unit's connection) macros stamp the same body for each
+//! backend. What must differ per dialect (connecting, migrations, queue claims and wake-ups)
+//! lives in `dialect.rs`, `jobs.rs` and the two `migrations/` trees. See docs/ARCHITECTURE.md
+//! for why this beats one crate per backend here.
+//!
+//! Every write is a unit of work ([`Tx`], from [`Store::begin`]); on SQLite concurrent units
+//! share group commits (`writer.rs`). Reads go through [`Reads`], which [`Store`] derefs to; a
+//! job handler gets only `Reads` and units fenced by its lease.
 //!
 //! Tenancy lives in this API: every workspace-scoped method takes the workspace id and filters
 //! by it, so a handler cannot forget the filter.
