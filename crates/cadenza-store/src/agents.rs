@@ -150,13 +150,6 @@ impl Store {
         Ok(())
     }
 
-    /// Writes every mutable field of `a`.
-    pub async fn update_agent(&self, a: &Agent) -> StoreResult<()> {
-        let mut tx = self.begin().await?;
-        tx.update_agent(a).await?;
-        tx.commit().await
-    }
-
     pub async fn delete_agent(&self, workspace_id: &str, id: &str) -> StoreResult<bool> {
         // The agent goes with its variations (their assignments and stacks), its schedules, and every
         // assignment that used it as a sub-agent.

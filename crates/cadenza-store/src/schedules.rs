@@ -99,14 +99,6 @@ impl Reads {
         Ok(Page { items, next_cursor: page.next_cursor })
     }
 
-    /// How many schedules (not archived) are pinned to a variation.
-    pub async fn count_schedules_on_variation(&self, workspace_id: &str, variation_id: &str) -> StoreResult<i64> {
-        let mut q = ListQuery::new("SELECT COUNT(*) FROM schedules WHERE state <> 'ARCHIVED'");
-        q.and_eq("workspace_id", Bind::Text(workspace_id.into()))
-            .and_eq("variation_id", Bind::Text(variation_id.into()));
-        self.fetch_scalar_i64(&q).await
-    }
-
     /// Schedules whose due-time has come, oldest first, across all workspaces (for the engine).
     pub async fn due_schedules(&self, now_ms: i64, limit: i64) -> StoreResult<Vec<Schedule>> {
         let mut q = ListQuery::new(SELECT);
@@ -120,26 +112,12 @@ impl Reads {
 }
 
 impl Store {
-    pub async fn insert_schedule(&self, s: &Schedule) -> StoreResult<()> {
-        let mut tx = self.begin().await?;
-        tx.insert_schedule(s).await?;
-        tx.commit().await
-    }
-
     /// Writes what a client may change (metadata, spec, state, and the due-time derived from
     /// them); the firing history columns belong to the engine and are left alone.
     pub async fn update_schedule(&self, s: &Schedule) -> StoreResult<()> {
         let mut tx = self.begin().await?;
         tx.update_schedule(s).await?;
         tx.commit().await
-    }
-
-    /// Pauses the agent's active schedules (unpublish and archive do this). Returns how many.
-    pub async fn pause_agent_schedules(&self, workspace_id: &str, agent_id: &str) -> StoreResult<u64> {
-        let mut tx = self.begin().await?;
-        let out = tx.pause_agent_schedules(workspace_id, agent_id).await?;
-        tx.commit().await?;
-        Ok(out)
     }
 
     /// Claims the fire due at `due_ms` by moving the due-time to `next_ms` (a compare-and-set

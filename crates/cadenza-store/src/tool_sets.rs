@@ -211,11 +211,6 @@ impl Reads {
         Ok(Page { items, next_cursor: page.next_cursor })
     }
 
-    /// How many variation assignments reach the set (directly or through its tools).
-    pub async fn count_tool_set_assignments(&self, workspace_id: &str, tool_set_id: &str) -> StoreResult<i64> {
-        self.scalar2(&format!("SELECT COUNT(*) {SET_ASSIGNMENTS}"), workspace_id, tool_set_id).await
-    }
-
     /// How many distinct agents use the set (directly or through its tools).
     pub async fn count_tool_set_agents(&self, workspace_id: &str, tool_set_id: &str) -> StoreResult<i64> {
         let sql = format!(
@@ -422,14 +417,6 @@ impl Store {
         }
         unit.commit().await?;
         Ok(())
-    }
-
-    /// Deletes a tool set with its tools and its event log.
-    pub async fn delete_tool_set(&self, workspace_id: &str, id: &str) -> StoreResult<bool> {
-        let mut tx = self.begin().await?;
-        let out = tx.delete_tool_set(workspace_id, id).await?;
-        tx.commit().await?;
-        Ok(out)
     }
 
     // ---- tools ----

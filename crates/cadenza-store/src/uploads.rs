@@ -196,13 +196,3 @@ impl Tx {
         Ok(out)
     }
 }
-
-impl Store {
-    /// [`Tx::expire_uploads`] in a unit of its own.
-    pub async fn expire_uploads(&self) -> StoreResult<ExpiredUploads> {
-        let mut tx = self.begin().await?;
-        let done = tx.expire_uploads().await?;
-        tx.commit().await?;
-        Ok(done)
-    }
-}

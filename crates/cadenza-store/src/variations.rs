@@ -222,17 +222,6 @@ impl Reads {
             .collect()
     }
 
-    /// Every (parent agent, sub-agent) edge of the workspace, for cycle checks.
-    pub async fn sub_agent_edges(&self, workspace_id: &str) -> StoreResult<Vec<(String, String)>> {
-        Ok(on_db!(self, read, |db| sqlx::query_as(
-            "SELECT v.agent_id, a.target_id FROM variation_assignments a JOIN variations v ON v.id = a.variation_id \
-             WHERE a.workspace_id = $1 AND a.kind = 'agent'"
-        )
-        .bind(workspace_id)
-        .fetch_all(db)
-        .await?))
-    }
-
     // ---- memory-layer stacks ----
 
     pub async fn list_layer_assignments(
@@ -261,20 +250,6 @@ impl Store {
         Ok(())
     }
 
-    pub async fn update_variation(&self, v: &Variation) -> StoreResult<()> {
-        let mut tx = self.begin().await?;
-        tx.update_variation(v).await?;
-        tx.commit().await
-    }
-
-    /// Deletes a variation with its assignments and memory-layer stack.
-    pub async fn delete_variation(&self, workspace_id: &str, id: &str) -> StoreResult<bool> {
-        let mut tx = self.begin().await?;
-        let out = tx.delete_variation(workspace_id, id).await?;
-        tx.commit().await?;
-        Ok(out)
-    }
-
     /// Moves every variation of the workspace from one model to another. Returns how many.
     pub async fn swap_variation_model(&self, workspace_id: &str, from: &str, to: &str) -> StoreResult<u64> {
         let now = self.now_ms();
@@ -290,20 +265,6 @@ impl Store {
             .await?
             .rows_affected()
         }))
-    }
-
-    /// Assigns `target` to the variation; assigning it again returns the existing assignment.
-    pub async fn add_assignment(
-        &self,
-        workspace_id: &str,
-        variation_id: &str,
-        kind: AssignmentKind,
-        target: &str,
-    ) -> StoreResult<String> {
-        let mut tx = self.begin().await?;
-        let out = tx.add_assignment(workspace_id, variation_id, kind, target).await?;
-        tx.commit().await?;
-        Ok(out)
     }
 
     pub async fn remove_assignment(
@@ -322,34 +283,6 @@ impl Store {
                 .rows_affected()
         });
         Ok(n > 0)
-    }
-
-    /// Puts a layer on the variation's stack at `position` (default: above the top). Returns
-    /// the assignment id. Conflicts (layer already there, position taken) are `Conflict`.
-    pub async fn add_layer_assignment(
-        &self,
-        workspace_id: &str,
-        variation_id: &str,
-        layer_id: &str,
-        position: Option<i32>,
-    ) -> StoreResult<(String, i32)> {
-        let mut tx = self.begin().await?;
-        let out = tx.add_layer_assignment(workspace_id, variation_id, layer_id, position).await?;
-        tx.commit().await?;
-        Ok(out)
-    }
-
-    pub async fn move_layer_assignment(
-        &self,
-        workspace_id: &str,
-        variation_id: &str,
-        id: &str,
-        position: i32,
-    ) -> StoreResult<bool> {
-        let mut tx = self.begin().await?;
-        let out = tx.move_layer_assignment(workspace_id, variation_id, id, position).await?;
-        tx.commit().await?;
-        Ok(out)
     }
 
     pub async fn remove_layer_assignment(&self, workspace_id: &str, variation_id: &str, id: &str) -> StoreResult<bool> {
