@@ -131,6 +131,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::feedback::workspace_routes())
         .merge(routes::memory::workspace_routes())
         .merge(routes::models::workspace_routes())
+        .merge(routes::objectives::workspace_routes())
         .merge(routes::schedules::workspace_routes())
         .merge(routes::search::workspace_routes())
         .merge(routes::secrets::workspace_routes())
@@ -151,6 +152,8 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(api)
         .merge(routes::ops::routes())
+        // Event streams last as long as their objective: no request deadline.
+        .merge(routes::objectives::stream_routes())
         // The signed upload PUT: its own body limit (the upload maximum), no request deadline.
         .merge(routes::uploads::put_route(state.config.uploads.max_size_bytes))
         .fallback(not_found)

@@ -74,6 +74,7 @@ pub fn operations() -> Vec<Op> {
     ops.extend(crate::routes::variations::operations());
     ops.extend(crate::routes::schedules::operations());
     ops.extend(crate::routes::models::operations());
+    ops.extend(crate::routes::objectives::operations());
     ops.extend(crate::routes::memory::operations());
     ops.extend(crate::routes::tool_sets::operations());
     ops.extend(crate::routes::tools::operations());

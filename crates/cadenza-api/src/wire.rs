@@ -147,6 +147,15 @@ fn check_external_id(ext: &str) -> Result<()> {
 }
 
 impl MetadataIn {
+    /// Validates the metadata of a new operation record (objectives, feedback): no name.
+    pub fn into_operation(self) -> Result<NewMeta> {
+        let external_id = self.external_id.unwrap_or_default();
+        check_external_id(&external_id)?;
+        let labels = self.labels.unwrap_or_default();
+        labels::validate(&labels)?;
+        Ok(NewMeta { name: String::new(), external_id, labels })
+    }
+
     /// Validates create metadata: a name is required.
     pub fn into_new(self) -> Result<NewMeta> {
         let name = self.name.unwrap_or_default();

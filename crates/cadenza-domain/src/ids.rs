@@ -31,6 +31,9 @@ pub enum IdKind {
     Feedback,
     WebhookDelivery,
     ToolSetEvent,
+    ContextWindow,
+    ToolCall,
+    Task,
 }
 
 impl IdKind {
@@ -63,6 +66,9 @@ impl IdKind {
             IdKind::Feedback => &["objfb"],
             IdKind::WebhookDelivery => &["whdlv"],
             IdKind::ToolSetEvent => &["tsevt"],
+            IdKind::ContextWindow => &["objwin"],
+            IdKind::ToolCall => &["toolcall"],
+            IdKind::Task => &["objtask"],
         }
     }
 
@@ -91,6 +97,9 @@ impl IdKind {
             IdKind::Feedback => "feedback",
             IdKind::WebhookDelivery => "webhook delivery",
             IdKind::ToolSetEvent => "tool set event",
+            IdKind::ContextWindow => "context window",
+            IdKind::ToolCall => "tool call",
+            IdKind::Task => "task",
         }
     }
 

@@ -124,3 +124,29 @@ impl JobSpec for Maintenance {
         Some(format!("maintenance:{self:?}"))
     }
 }
+
+/// Drive one objective: its run claims the job, steps it until it parks or ends, and is
+/// marked to run again by any input that arrives meanwhile (continue, approve, deny, content).
+/// One key per objective, so at most one run is ever active for it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunObjective {
+    pub workspace_id: String,
+    pub objective_id: String,
+}
+
+impl JobSpec for RunObjective {
+    const KIND: &'static str = "objectives.run";
+    const QUEUE: &'static str = "runs";
+    /// Each attempt resumes from the last committed event, so a crash costs one attempt, not
+    /// the objective; model and tool failures are retried inside a step, not by the queue.
+    const MAX_ATTEMPTS: i64 = 20;
+    const BACKOFF_BASE_MS: i64 = 500;
+    const ON_DUPLICATE: OnDuplicate = OnDuplicate::RunAgain;
+    fn key(&self) -> Option<String> {
+        Some(format!("objective:{}", self.objective_id))
+    }
+    fn workspace_id(&self) -> Option<String> {
+        Some(self.workspace_id.clone())
+    }
+}

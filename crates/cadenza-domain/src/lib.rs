@@ -14,6 +14,7 @@ pub mod mask;
 pub mod memory;
 pub mod meta;
 pub mod models;
+pub mod objectives;
 pub mod page;
 pub mod principal;
 pub mod reasons;

@@ -88,7 +88,7 @@ pub fn encode_cursor(last_id: &str) -> String {
     URL_SAFE_NO_PAD.encode(format!("{CURSOR_TAG}{last_id}"))
 }
 
-fn decode_cursor(raw: &str) -> Result<String> {
+pub fn decode_cursor(raw: &str) -> Result<String> {
     let bad = || Error::of(Reason::CursorInvalid, "invalid cursor");
     let bytes = URL_SAFE_NO_PAD.decode(raw.trim_end_matches('=')).map_err(|_| bad())?;
     let text = String::from_utf8(bytes).map_err(|_| bad())?;

@@ -104,6 +104,12 @@ reasons! {
     ModelDisabled = ("MODEL_DISABLED", FailedPrecondition, "The model is disabled in this workspace (`modelId`)."),
     ModelInUse = ("MODEL_IN_USE", FailedPrecondition, "Variations still run on the model, so it cannot be disabled (`modelId`, `variations`)."),
 
+    // ---- objectives ----
+    ObjectiveEnded = ("OBJECTIVE_ENDED", FailedPrecondition, "The objective has ended (FINALIZED, CANCELLED, TIMED_OUT or FAILED): nothing more can happen to it (`state`)."),
+    ObjectiveBusy = ("OBJECTIVE_BUSY", FailedPrecondition, "The objective is running: continue it with `enqueue: true` to queue the message."),
+    ObjectiveMessageRequired = ("OBJECTIVE_MESSAGE_REQUIRED", InvalidArgument, "No first user message: send `initialMessage` (or `firstUserMessage`), or give the variation a first-message template."),
+    ToolCallNotWaiting = ("TOOL_CALL_NOT_WAITING", FailedPrecondition, "The tool call is not waiting for this: approve and deny need WAITING_FOR_APPROVAL, setContent a bare tool's call waiting for content (`status`)."),
+
     // ---- memory ----
     MemoryStackFull = ("MEMORY_STACK_FULL", InvalidArgument, "The variation's memory stack already holds the maximum number of layers (`limit`)."),
     MemoryPositionTaken = ("MEMORY_POSITION_TAKEN", InvalidArgument, "Another layer already sits at that position of the stack (`position`)."),

@@ -8,6 +8,8 @@
 //! return the domain error, which every caller maps in its own one place.
 
 pub mod agents;
+pub mod objectives;
+pub mod selection;
 pub mod tool_sets;
 pub mod variations;
 

@@ -15,6 +15,8 @@ static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migratio
 
 /// The PostgreSQL channel that carries "jobs may be ready" between replicas.
 pub(crate) const JOBS_CHANNEL: &str = "cadenza_jobs";
+/// The channel that carries "objective X has events up to sequence N" between replicas.
+pub(crate) const EVENTS_CHANNEL: &str = "cadenza_events";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -99,9 +101,16 @@ pub(crate) async fn migrations_current(db: &Db) -> StoreResult<bool> {
 /// changed", never a lost backlog. On PostgreSQL a listener task forwards NOTIFYs from every
 /// replica (payload: the queue name) into the queue's channel, and wakes every queue when its
 /// connection was lost, since notifications sent meanwhile are gone.
-#[derive(Default)]
 pub(crate) struct Wake {
     queues: std::sync::Mutex<std::collections::HashMap<String, watch::Sender<u64>>>,
+    /// Committed events, here and (through the listener) on other replicas.
+    pub(crate) events: tokio::sync::broadcast::Sender<crate::objectives::EventNote>,
+}
+
+impl Default for Wake {
+    fn default() -> Self {
+        Self { queues: Default::default(), events: tokio::sync::broadcast::channel(4096).0 }
+    }
 }
 
 impl Wake {
@@ -121,6 +130,13 @@ impl Wake {
         }
     }
 
+    /// Notifications may have been missed: every queue may have work, every event follower
+    /// must re-read the log.
+    fn lost_track(&self) {
+        self.notify_all();
+        let _ = self.events.send(crate::objectives::EventNote::Resync);
+    }
+
     pub(crate) fn subscribe(&self, queue: &str) -> watch::Receiver<u64> {
         self.sender(queue).subscribe()
     }
@@ -132,8 +148,9 @@ impl Wake {
     }
 }
 
-/// Forwards NOTIFYs into the queues' channels. sqlx's listener reconnects by itself; its
-/// `try_recv` reports each lost connection as `Ok(None)`, and that wakes every queue.
+/// Forwards NOTIFYs into the queues' channels and the events broadcast, on one connection.
+/// sqlx's listener reconnects by itself; its `try_recv` reports each lost connection as
+/// `Ok(None)`, and that wakes every queue and tells event followers to re-read the log.
 async fn listen(pool: sqlx::PgPool, wake: std::sync::Weak<Wake>) {
     let mut delay = Duration::from_millis(200);
     loop {
@@ -142,20 +159,24 @@ async fn listen(pool: sqlx::PgPool, wake: std::sync::Weak<Wake>) {
         }
         match PgListener::connect_with(&pool).await {
             Ok(mut listener) => {
-                if listener.listen(JOBS_CHANNEL).await.is_ok() {
+                if listener.listen_all([JOBS_CHANNEL, EVENTS_CHANNEL]).await.is_ok() {
                     delay = Duration::from_millis(200);
                     loop {
                         let Some(w) = wake.upgrade() else { return };
                         match listener.try_recv().await {
+                            Ok(Some(n)) if n.channel() == EVENTS_CHANNEL => {
+                                let note = crate::objectives::EventNote::parse(n.payload());
+                                let _ = w.events.send(note);
+                            }
                             Ok(Some(n)) if !n.payload().is_empty() => w.notify(n.payload()),
                             // An empty payload, or a reconnect: anything may be ready.
-                            Ok(_) => w.notify_all(),
+                            Ok(_) => w.lost_track(),
                             Err(_) => break,
                         }
                     }
                 }
                 if let Some(w) = wake.upgrade() {
-                    w.notify_all();
+                    w.lost_track();
                 }
             }
             Err(e) => tracing::warn!(error = %e, "job listener could not connect; retrying"),

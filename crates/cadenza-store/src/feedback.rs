@@ -82,6 +82,21 @@ impl Reads {
         Ok(Page { items, next_cursor: page.next_cursor })
     }
 
+    /// Feedback given on one objective.
+    pub async fn list_objective_feedback(
+        &self,
+        workspace_id: &str,
+        objective_id: &str,
+        params: &ListParams,
+    ) -> StoreResult<Page<Feedback>> {
+        let mut q = ListQuery::new(SELECT);
+        q.and_eq("workspace_id", Bind::Text(workspace_id.into()))
+            .and_eq("objective_id", Bind::Text(objective_id.into()));
+        let page = self.list_page::<FeedbackRow>(q, "comment", params).await?;
+        let items = page.items.into_iter().map(FeedbackRow::into_domain).collect::<StoreResult<Vec<_>>>()?;
+        Ok(Page { items, next_cursor: page.next_cursor })
+    }
+
     /// (how many scores, their sum) for a variation: the posterior's inputs.
     pub async fn feedback_stats(&self, workspace_id: &str, variation_id: &str) -> StoreResult<(i64, f64)> {
         on_db!(self, read, |db| {

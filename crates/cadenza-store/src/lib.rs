@@ -33,6 +33,7 @@ pub mod feedback;
 pub mod jobs;
 pub mod memory;
 pub mod models;
+pub mod objectives;
 pub mod schedules;
 pub mod secrets;
 pub mod tool_sets;

@@ -7,6 +7,7 @@ pub mod api_keys;
 pub mod feedback;
 pub mod memory;
 pub mod models;
+pub mod objectives;
 pub mod ops;
 pub mod schedules;
 pub mod search;

@@ -12,6 +12,7 @@ mod config_tools;
 mod config_uploads;
 mod config_variations;
 mod egress;
+mod objectives;
 mod ops;
 mod platform_account;
 mod platform_api_keys;

@@ -1,0 +1,1164 @@
+//! Objectives (CONTRACT §7–§9): create, list, get, continue, cancel; the event log and its SSE
+//! stream; context windows, tool snapshots, tool calls (approve, deny, setContent), tasks and
+//! feedback. Rules live in `cadenza_services::objectives`; this module parses and renders.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use axum::Json;
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use cadenza_domain::feedback::Feedback;
+use cadenza_domain::ids::{IdKind, IdRef};
+use cadenza_domain::objectives::{
+    ApprovalStatus, ContextWindow, Event, EventFilter, ExecutionStatus, MemoryRef, Objective, ObjectiveFilter,
+    ObjectiveSecret, ObjectiveState, ObjectiveTool, ResultBlock, Task, ToolCallFilter, ToolCallRecord,
+};
+use cadenza_domain::scopes::Verb;
+use cadenza_domain::time::format_ms;
+use cadenza_domain::tool_sets::{Tool, ToolSet};
+use cadenza_domain::{Error, Reason};
+use cadenza_services::objectives::{self as service, CreateInput, Creator, Decision, ToolSnapshot};
+use cadenza_store::objectives::EventNote;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::AppState;
+use crate::auth::WsCaller;
+use crate::error::ApiResult;
+use crate::extract::{JsonBody, QueryPairs, query_invalid, split_verb};
+use crate::openapi::{Op, schema};
+use crate::routes::feedback::FeedbackOut;
+use crate::wire::{ListResponse, MetadataIn, OperationMetadata, operation_meta};
+
+// ---- wire shapes ----
+
+/// A principal as embedded in `createdBy` / `statusChangedBy`.
+type ProfileJson = Value;
+
+/// Profiles met while rendering one response, looked up once each.
+#[derive(Default)]
+struct Profiles(HashMap<String, Value>);
+
+impl Profiles {
+    async fn get(&mut self, s: &AppState, account_id: &str, profile_id: &str) -> ApiResult<ProfileJson> {
+        if let Some(p) = self.0.get(profile_id) {
+            return Ok(p.clone());
+        }
+        let p = match s.store.get_profile(account_id, profile_id).await? {
+            Some(p) => json!({
+                "metadata": {
+                    "id": p.id, "accountId": p.account_id, "name": p.name, "profileId": p.id,
+                    "externalId": "", "labels": {}, "createdAt": format_ms(p.created_at),
+                    "updatedAt": format_ms(p.created_at),
+                },
+                "spec": { "type": p.kind.as_str(), "email": p.email, "name": p.name },
+            }),
+            None => json!({
+                "metadata": {
+                    "id": profile_id, "accountId": account_id, "name": "", "profileId": profile_id,
+                    "externalId": "", "labels": {}, "createdAt": format_ms(0), "updatedAt": format_ms(0),
+                },
+                "spec": { "type": "PROFILE_TYPE_UNSPECIFIED", "email": "", "name": "" },
+            }),
+        };
+        self.0.insert(profile_id.to_string(), p.clone());
+        Ok(p)
+    }
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(rename = "Objective")]
+pub struct ObjectiveOut {
+    metadata: OperationMetadata,
+    /// The agent and variation (and schedule) as they were when the objective was created.
+    #[schemars(with = "Value")]
+    config_snapshot: Value,
+    state: String,
+    state_message: String,
+    system_prompt: String,
+    initial_message: String,
+    /// Later name of `initialMessage`.
+    first_user_message: String,
+    #[schemars(with = "Value")]
+    data: Value,
+    /// Later name of `data`.
+    #[schemars(with = "Value")]
+    system_prompt_data: Value,
+    /// Push order: the last layer is on top.
+    #[schemars(with = "Vec<Value>")]
+    memory_stack: Vec<MemoryRef>,
+    /// Resolution order (most specific first): `memoryStack` reversed.
+    #[schemars(with = "Vec<Value>")]
+    memory_cascade: Vec<MemoryRef>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<Value>")]
+    output: Option<Value>,
+    parent_objective_id: String,
+    /// Names only: values are never returned.
+    secrets: Vec<SecretName>,
+    #[schemars(with = "Value")]
+    pinned_parameters: Value,
+    #[schemars(with = "Value")]
+    info: Value,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+#[schemars(rename = "ObjectiveSecretName")]
+struct SecretName {
+    name: String,
+}
+
+fn snapshot_meta(o: &Objective, key: &str) -> Value {
+    o.config_snapshot.get(key).and_then(|v| v.get("metadata")).cloned().unwrap_or_else(|| json!({}))
+}
+
+async fn objective_out(s: &AppState, o: &Objective, profiles: &mut Profiles) -> ApiResult<ObjectiveOut> {
+    let created_by = profiles.get(s, &o.meta.account_id, &o.meta.profile_id).await?;
+    let t = &o.totals;
+    let info = json!({
+        "agent": snapshot_meta(o, "agent"),
+        "agentVariation": snapshot_meta(o, "agentVariation"),
+        "createdBy": created_by,
+        "currentContextWindowId": o.current_window_id,
+        "effectiveMemoryStack": o.memory_stack,
+        "effectiveMemoryCascade": o.memory_stack.iter().rev().collect::<Vec<_>>(),
+        "totalEvents": t.events,
+        "totalToolCalls": t.tool_calls,
+        "totalInputTokens": t.input_tokens,
+        "totalOutputTokens": t.output_tokens,
+        "totalContextWindows": t.context_windows,
+        "totalIterations": t.iterations,
+    });
+    Ok(ObjectiveOut {
+        metadata: operation_meta(&o.meta, &o.workspace_id),
+        config_snapshot: o.config_snapshot.clone(),
+        state: o.state.as_wire(),
+        state_message: o.state_message.clone(),
+        system_prompt: o.system_prompt.clone(),
+        initial_message: o.initial_message.clone(),
+        first_user_message: o.initial_message.clone(),
+        data: o.data.clone(),
+        system_prompt_data: o.data.clone(),
+        memory_stack: o.memory_stack.clone(),
+        memory_cascade: o.memory_stack.iter().rev().cloned().collect(),
+        output: o.output.clone(),
+        parent_objective_id: o.parent_objective_id.clone(),
+        secrets: o.secret_names.iter().map(|n| SecretName { name: n.clone() }).collect(),
+        pinned_parameters: json!({}),
+        info,
+    })
+}
+
+/// `OperationMetadata` of a record of `o` (events, tool calls, windows).
+fn record_meta(o: &Objective, id: &str, profile_id: &str, created_at: i64) -> OperationMetadata {
+    OperationMetadata {
+        id: id.to_string(),
+        account_id: o.meta.account_id.clone(),
+        workspace_id: o.workspace_id.clone(),
+        profile_id: profile_id.to_string(),
+        created_at: format_ms(created_at),
+        external_id: String::new(),
+        labels: Default::default(),
+    }
+}
+
+fn duration_wire(ms: i64) -> String {
+    format!("{}s", ms as f64 / 1000.0)
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(rename = "ObjectiveEvent")]
+pub struct EventOut {
+    metadata: OperationMetadata,
+    /// `{"type": "<tag>", "<tag>": {…}}`.
+    #[schemars(with = "Value")]
+    data: Value,
+    context_window_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<Value>")]
+    info: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    duration: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    started_at: Option<String>,
+}
+
+fn event_out(o: &Objective, e: &Event, info: Option<Value>) -> EventOut {
+    EventOut {
+        metadata: record_meta(o, &e.id, &e.profile_id, e.created_at),
+        data: e.data.to_wire(),
+        context_window_id: e.window_id.clone(),
+        info,
+        duration: e.duration_ms.map(duration_wire),
+        started_at: e.started_at.map(format_ms),
+    }
+}
+
+async fn event_out_with_info(
+    s: &AppState,
+    o: &Objective,
+    e: &Event,
+    with_info: bool,
+    profiles: &mut Profiles,
+) -> ApiResult<EventOut> {
+    let info = if with_info {
+        let by = profiles.get(s, &o.meta.account_id, &e.profile_id).await?;
+        Some(json!({ "createdBy": by, "objective": operation_meta(&o.meta, &o.workspace_id) }))
+    } else {
+        None
+    };
+    Ok(event_out(o, e, info))
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(rename = "ObjectiveToolCall")]
+pub struct ToolCallOut {
+    metadata: OperationMetadata,
+    #[schemars(with = "Value")]
+    data: Value,
+    status: String,
+    execution_status: String,
+    #[schemars(with = "Value")]
+    info: Value,
+    /// Only on the single tool-call read: the names and sources of the secrets it used.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<Value>")]
+    resolved_secrets: Option<Value>,
+    /// Only on the single tool-call read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<Value>")]
+    result: Option<Value>,
+}
+
+async fn tool_call_out(
+    s: &AppState,
+    o: &Objective,
+    t: &ToolCallRecord,
+    with_result: bool,
+    profiles: &mut Profiles,
+) -> ApiResult<ToolCallOut> {
+    let resolved: Vec<Value> =
+        t.resolved_secrets.iter().map(|r| json!({ "key": r.key, "source": r.source.as_wire() })).collect();
+    let mut data = json!({
+        "callable": t.callable.to_wire(),
+        "arguments": t.arguments,
+        "memo": t.memo,
+        "resolvedSecrets": resolved,
+    });
+    if let Some(by) = &t.status_changed_by {
+        data["statusChangedBy"] = profiles.get(s, &o.meta.account_id, by).await?;
+    }
+    if let Some(r) = &t.result {
+        data["result"] = json!(cadenza_domain::objectives::result_text(r));
+    } else if let Some(e) = &t.error {
+        data["result"] = json!(e);
+    }
+    let mut info = json!({
+        "objective": operation_meta(&o.meta, &o.workspace_id),
+        "createdBy": profiles.get(s, &o.meta.account_id, &o.meta.profile_id).await?,
+    });
+    if !t.tool_id.is_empty() {
+        info["tool"] = json!({ "id": t.tool_id });
+    }
+    if !t.tool_set_id.is_empty() {
+        info["toolSet"] = json!({ "id": t.tool_set_id });
+    }
+    Ok(ToolCallOut {
+        metadata: record_meta(o, &t.id, &o.meta.profile_id, t.created_at),
+        status: format!("TOOL_CALL_STATUS_{}", t.status.as_str()),
+        execution_status: format!("TOOL_CALL_EXECUTION_STATUS_{}", t.execution_status.as_str()),
+        resolved_secrets: with_result.then(|| json!(resolved)),
+        result: match (&t.result, with_result) {
+            (Some(r), true) => Some(json!({ "content": r.iter().map(ResultBlock::to_wire).collect::<Vec<_>>() })),
+            _ => None,
+        },
+        data,
+        info,
+    })
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(rename = "ObjectiveContextWindow")]
+struct WindowOut {
+    metadata: OperationMetadata,
+    #[schemars(with = "Value")]
+    data: Value,
+}
+
+fn window_out(o: &Objective, w: &ContextWindow) -> WindowOut {
+    WindowOut {
+        metadata: record_meta(o, &w.id, &o.meta.profile_id, w.created_at),
+        data: json!({
+            "objectiveId": w.objective_id,
+            "sequence": w.sequence,
+            "promptTokens": w.prompt_tokens,
+            "completionTokens": w.completion_tokens,
+            "previousWindowContinueInstructions": w.previous_instructions,
+        }),
+    }
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+#[schemars(rename = "ObjectiveTool")]
+struct ObjectiveToolOut {
+    #[schemars(with = "Value")]
+    metadata: Value,
+    /// The Tool as it was when the objective started.
+    #[schemars(with = "Value")]
+    snapshot: Value,
+}
+
+fn objective_tool_out(t: &ObjectiveTool) -> ObjectiveToolOut {
+    ObjectiveToolOut { metadata: json!({ "id": t.tool_id }), snapshot: t.snapshot.clone() }
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+#[schemars(rename = "ObjectiveTask")]
+struct TaskOut {
+    #[schemars(with = "Value")]
+    metadata: Value,
+    #[schemars(with = "Value")]
+    data: Value,
+}
+
+fn task_out(t: &Task) -> TaskOut {
+    let mut data = json!({ "number": t.number, "task": t.task, "completed": t.completed });
+    if let Some(at) = t.completed_at {
+        data["completedAt"] = json!(format_ms(at));
+    }
+    TaskOut { metadata: json!({ "id": t.id }), data }
+}
+
+// ---- requests ----
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[schemars(rename = "ObjectiveSecretRequest")]
+struct SecretIn {
+    name: Option<String>,
+    value: Option<String>,
+}
+
+/// Names and values as sent; the service checks them (names, sizes, duplicates).
+fn parse_secrets(given: Option<Vec<SecretIn>>) -> Vec<ObjectiveSecret> {
+    given
+        .unwrap_or_default()
+        .into_iter()
+        .map(|s| ObjectiveSecret { name: s.name.unwrap_or_default(), value: s.value.unwrap_or_default() })
+        .collect()
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(rename = "MemoryReference")]
+struct MemoryRefIn {
+    memory_layer_id: Option<String>,
+    memory_entry_id: Option<String>,
+}
+
+fn parse_stack(field: &str, refs: Vec<MemoryRefIn>) -> ApiResult<Vec<MemoryRef>> {
+    refs.into_iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let layer = r.memory_layer_id.unwrap_or_default();
+            if layer.is_empty() {
+                return Err(Error::required(
+                    &format!("{field}[{i}].memoryLayerId"),
+                    format!("{field}[{i}].memoryLayerId is required"),
+                )
+                .into());
+            }
+            Ok(MemoryRef { memory_layer_id: layer, memory_entry_id: r.memory_entry_id.unwrap_or_default() })
+        })
+        .collect()
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(rename = "CreateObjectiveRequest")]
+struct CreateIn {
+    agent_id: Option<String>,
+    variation_id: Option<String>,
+    #[schemars(with = "Option<Value>")]
+    data: Option<Value>,
+    #[schemars(with = "Option<Value>")]
+    system_prompt_data: Option<Value>,
+    initial_message: Option<String>,
+    first_user_message: Option<String>,
+    #[schemars(with = "Option<Value>")]
+    first_user_message_data: Option<Value>,
+    memory_stack: Option<Vec<MemoryRefIn>>,
+    memory_cascade: Option<Vec<MemoryRefIn>>,
+    #[serde(default)]
+    metadata: MetadataIn,
+    secrets: Option<Vec<SecretIn>>,
+}
+
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[schemars(rename = "ContinueObjectiveRequest")]
+struct ContinueIn {
+    message: Option<String>,
+    enqueue: Option<bool>,
+    secrets: Option<Vec<SecretIn>>,
+}
+
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[schemars(rename = "CancelObjectiveRequest")]
+struct CancelIn {
+    reason: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[schemars(rename = "DenyToolCallRequest")]
+struct DenyIn {
+    memo: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[schemars(rename = "SetToolCallContentRequest")]
+struct ContentIn {
+    #[schemars(with = "Option<Vec<Value>>")]
+    content: Option<Vec<Value>>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[schemars(rename = "SubmitFeedbackRequest")]
+struct FeedbackIn {
+    #[serde(default)]
+    metadata: MetadataIn,
+    data: Option<FeedbackDataIn>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[schemars(rename = "ObjectiveFeedbackDataRequest")]
+struct FeedbackDataIn {
+    score: Option<f64>,
+    comment: Option<String>,
+}
+
+/// Text blocks of a `:setContent` body. Images and audio need media storage, which comes with
+/// uploads to objectives; until then they are refused clearly.
+fn parse_content(blocks: Option<Vec<Value>>) -> ApiResult<Vec<ResultBlock>> {
+    let blocks = blocks.unwrap_or_default();
+    if blocks.is_empty() {
+        return Err(Error::required("content", "content must hold at least one block").into());
+    }
+    blocks
+        .iter()
+        .enumerate()
+        .map(|(i, b)| {
+            let field = format!("content[{i}]");
+            let kind = b
+                .get("type")
+                .and_then(Value::as_str)
+                .unwrap_or_else(|| if b.get("text").is_some() { "text" } else { "" });
+            match kind {
+                "text" => match b.pointer("/text/text").and_then(Value::as_str) {
+                    Some(t) => Ok(ResultBlock::Text { text: t.to_string() }),
+                    None => {
+                        Err(Error::required(&format!("{field}.text.text"), format!("{field}.text.text is required"))
+                            .into())
+                    }
+                },
+                "image" | "audio" => Err(Error::invalid_field(
+                    &field,
+                    format!("{field}: {kind} content is not supported by this server yet; send text blocks"),
+                )
+                .into()),
+                _ => Err(Error::invalid_field(&field, format!("{field}.type must be text, image or audio")).into()),
+            }
+        })
+        .collect()
+}
+
+// ---- handlers ----
+
+fn objective_ref(raw: &str) -> ApiResult<IdRef> {
+    Ok(IdRef::parse(IdKind::Objective, raw)?)
+}
+
+async fn load(s: &AppState, c: &WsCaller, raw: &str) -> ApiResult<Objective> {
+    let r = objective_ref(raw)?;
+    Ok(s.store.get_objective(c.ws(), &r).await?.ok_or_else(|| Error::not_found("objective"))?)
+}
+
+struct Snapshots;
+
+impl ToolSnapshot for Snapshots {
+    fn tool(&self, tool: &Tool, set: &ToolSet) -> Value {
+        serde_json::to_value(crate::routes::tools::ToolOut::new(tool, set)).unwrap_or(Value::Null)
+    }
+}
+
+async fn create(
+    State(s): State<AppState>,
+    c: WsCaller,
+    JsonBody(b): JsonBody<CreateIn>,
+) -> ApiResult<Json<ObjectiveOut>> {
+    c.require("objectives", Verb::Manage)?;
+    let meta = b.metadata.into_operation()?;
+    let agent = b.agent_id.filter(|a| !a.is_empty()).map(|a| IdRef::parse(IdKind::Agent, &a)).transpose()?;
+    let variation =
+        b.variation_id.filter(|v| !v.is_empty()).map(|v| IdRef::parse(IdKind::Variation, &v)).transpose()?;
+    let memory_stack = match (b.memory_stack, b.memory_cascade) {
+        (Some(stack), _) => parse_stack("memoryStack", stack)?,
+        (None, Some(cascade)) => {
+            let mut v = parse_stack("memoryCascade", cascade)?;
+            v.reverse();
+            v
+        }
+        (None, None) => Vec::new(),
+    };
+    let input = CreateInput {
+        agent,
+        variation,
+        data: b.data.filter(|d| !d.is_null()).or(b.system_prompt_data),
+        initial_message: b.initial_message.filter(|m| !m.is_empty()).or(b.first_user_message),
+        first_user_message_data: b.first_user_message_data,
+        memory_stack,
+        secrets: parse_secrets(b.secrets),
+        name: meta.name,
+        external_id: meta.external_id,
+        labels: meta.labels,
+        schedule_id: None,
+        parent_objective_id: String::new(),
+    };
+    let who = Creator {
+        workspace_id: c.ws().to_string(),
+        account_id: c.workspace.meta.account_id.clone(),
+        profile_id: c.principal.profile_id.clone(),
+    };
+    let catalog = crate::routes::models::catalog_names(&s);
+    let mut prepared =
+        service::prepare(&s.store, &who, input, &catalog, &Snapshots, &mut cadenza_services::selection::ThreadRandom)
+            .await?;
+    let variations = s.store.count_variations(c.ws(), &prepared.agent.meta.id).await?;
+    let agent_json =
+        serde_json::to_value(crate::routes::agents::AgentOut::new(&prepared.agent, variations)).unwrap_or(Value::Null);
+    let variation_json =
+        serde_json::to_value(crate::routes::variations::render(&s, &prepared.variation).await?).unwrap_or(Value::Null);
+    prepared.objective.config_snapshot = json!({ "agent": agent_json, "agentVariation": variation_json });
+    let mut tx = s.store.begin().await?;
+    let o = service::create(&mut tx, prepared).await?;
+    tx.commit().await?;
+    Ok(Json(objective_out(&s, &o, &mut Profiles::default()).await?))
+}
+
+fn list_filter(q: &QueryPairs) -> ApiResult<ObjectiveFilter> {
+    let id = |key: &str, kind: IdKind| -> ApiResult<Option<String>> {
+        match q.get(key).filter(|v| !v.is_empty()) {
+            None => Ok(None),
+            Some(v) if v.starts_with("external_id:") => Ok(Some(v.to_string())),
+            Some(v) => Ok(Some(kind.parse(v).map_err(|e| e.in_query(key))?)),
+        }
+    };
+    let state = match q.get("state") {
+        None => None,
+        Some(v) => ObjectiveState::parse_wire(v).map_err(|e| e.in_query("state"))?,
+    };
+    Ok(ObjectiveFilter {
+        agent_id: id("agentId", IdKind::Agent)?,
+        schedule_id: id("agentScheduleId", IdKind::Schedule)?,
+        parent_objective_id: id("parentObjectiveId", IdKind::Objective)?,
+        profile_id: id("profileId", IdKind::Profile)?,
+        state,
+    })
+}
+
+/// Resolves `external_id:` filter values to ids (an unknown one matches nothing).
+async fn resolve_filter(s: &AppState, c: &WsCaller, f: &mut ObjectiveFilter) -> ApiResult<()> {
+    const NONE: &str = "none_matches";
+    if let Some(a) = f.agent_id.as_mut().filter(|a| a.starts_with("external_id:")) {
+        let r = IdRef::parse(IdKind::Agent, a)?;
+        *a = s.store.get_agent(c.ws(), &r).await?.map(|x| x.meta.id).unwrap_or_else(|| NONE.into());
+    }
+    if let Some(sc) = f.schedule_id.as_mut().filter(|a| a.starts_with("external_id:")) {
+        let ext = sc.trim_start_matches("external_id:").to_string();
+        *sc = s.store.schedule_id_by_external_id(c.ws(), &ext).await?.unwrap_or_else(|| NONE.into());
+    }
+    if let Some(p) = f.parent_objective_id.as_mut().filter(|a| a.starts_with("external_id:")) {
+        let r = IdRef::parse(IdKind::Objective, p)?;
+        *p = s.store.get_objective(c.ws(), &r).await?.map(|x| x.meta.id).unwrap_or_else(|| NONE.into());
+    }
+    Ok(())
+}
+
+async fn list(State(s): State<AppState>, c: WsCaller, q: QueryPairs) -> ApiResult<Json<ListResponse<ObjectiveOut>>> {
+    c.require("objectives", Verb::Read)?;
+    let params = q.list_params()?;
+    let mut filter = list_filter(&q)?;
+    resolve_filter(&s, &c, &mut filter).await?;
+    let page = s.store.list_objectives(c.ws(), &filter, &params).await?;
+    let mut profiles = Profiles::default();
+    let mut items = Vec::with_capacity(page.items.len());
+    for o in &page.items {
+        items.push(objective_out(&s, o, &mut profiles).await?);
+    }
+    let next = page.next_cursor.clone();
+    Ok(ListResponse::from_page(cadenza_domain::page::Page { items, next_cursor: next }, |x| x))
+}
+
+async fn get_one(
+    State(s): State<AppState>,
+    c: WsCaller,
+    Path((_, id)): Path<(String, String)>,
+) -> ApiResult<Json<ObjectiveOut>> {
+    c.require("objectives", Verb::Read)?;
+    let o = load(&s, &c, &id).await?;
+    Ok(Json(objective_out(&s, &o, &mut Profiles::default()).await?))
+}
+
+/// `:continue` and `:cancel` (also the older `/continue`, `/cancel` sub-paths).
+async fn action(
+    State(s): State<AppState>,
+    c: WsCaller,
+    Path((_, seg)): Path<(String, String)>,
+    body: axum::body::Bytes,
+) -> ApiResult<Response> {
+    let (id, verb) = split_verb(&seg, &["continue", "cancel", "compact"])?;
+    run_action(&s, &c, id, verb, &body).await
+}
+
+async fn action_path(
+    State(s): State<AppState>,
+    c: WsCaller,
+    Path((_, id, verb)): Path<(String, String, String)>,
+    body: axum::body::Bytes,
+) -> ApiResult<Response> {
+    run_action(&s, &c, &id, &verb, &body).await
+}
+
+fn parse_body<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> ApiResult<T> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(body).map_err(|e| crate::extract::body_invalid(&e).into())
+}
+
+async fn run_action(s: &AppState, c: &WsCaller, id: &str, verb: &str, body: &[u8]) -> ApiResult<Response> {
+    c.require("objectives", Verb::Manage)?;
+    let r = objective_ref(id)?;
+    let mut profiles = Profiles::default();
+    match verb {
+        "continue" => {
+            let b: ContinueIn = parse_body(body)?;
+            let secrets = parse_secrets(b.secrets);
+            let mut tx = s.store.begin().await?;
+            let (o, event) = service::continue_with(
+                &mut tx,
+                c.ws(),
+                &r,
+                &c.principal.profile_id,
+                b.message.as_deref().unwrap_or(""),
+                b.enqueue.unwrap_or(false),
+                &secrets,
+            )
+            .await?;
+            tx.commit().await?;
+            Ok(Json(event_out_with_info(s, &o, &event, true, &mut profiles).await?).into_response())
+        }
+        "cancel" => {
+            let b: CancelIn = parse_body(body)?;
+            let mut tx = s.store.begin().await?;
+            let o = service::cancel(&mut tx, c.ws(), &r, &c.principal.profile_id, b.reason.as_deref().unwrap_or(""))
+                .await?;
+            tx.commit().await?;
+            Ok(Json(objective_out(s, &o, &mut profiles).await?).into_response())
+        }
+        "compact" => Err(Error::of(
+            Reason::Unimplemented,
+            "compacting an objective's context is not supported by this server yet",
+        )
+        .into()),
+        _ => Err(Error::of(Reason::CustomMethodUnknown, format!("no such method {verb:?}")).into()),
+    }
+}
+
+async fn list_events(
+    State(s): State<AppState>,
+    c: WsCaller,
+    Path((_, id)): Path<(String, String)>,
+    q: QueryPairs,
+) -> ApiResult<Json<ListResponse<EventOut>>> {
+    c.require("objectives", Verb::Read)?;
+    let o = load(&s, &c, &id).await?;
+    let params = q.list_params()?;
+    let with_info = q.include_info()?;
+    let mut filter =
+        EventFilter { window_id: q.get("windowId").filter(|w| !w.is_empty()).map(str::to_string), after_seq: None };
+    if let Some(since) = q.get("sinceEventId").filter(|v| !v.is_empty()) {
+        let seq = s
+            .store
+            .event_seq(c.ws(), &o.meta.id, since)
+            .await?
+            .ok_or_else(|| query_invalid("sinceEventId", "sinceEventId is not an event of this objective"))?;
+        filter.after_seq = Some(seq);
+    }
+    let page = s.store.list_events(c.ws(), &o.meta.id, &filter, &params).await?;
+    let mut profiles = Profiles::default();
+    let mut items = Vec::with_capacity(page.items.len());
+    for e in &page.items {
+        items.push(event_out_with_info(&s, &o, e, with_info, &mut profiles).await?);
+    }
+    Ok(ListResponse::from_page(cadenza_domain::page::Page { items, next_cursor: page.next_cursor }, |x| x))
+}
+
+/// How often an idle stream sends a `: keepalive` comment (proxies close silent connections).
+const KEEPALIVE: Duration = Duration::from_secs(15);
+/// Events read from the log per query while replaying or catching up.
+const CHUNK: i64 = 200;
+
+/// `events:stream` (§8.3): the log after `Last-Event-ID` (or from the start), then live events
+/// as they commit on any replica, keep-alive comments while idle, and the end of the stream
+/// after a terminal event (or once the objective has ended and everything is sent).
+async fn stream(
+    State(s): State<AppState>,
+    c: WsCaller,
+    Path((_, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    c.require("objectives", Verb::Read)?;
+    let o = load(&s, &c, &id).await?;
+    // Subscribe before the first read: an event committed in between is then both read and
+    // announced (and skipped by sequence), never missed.
+    let notes = s.store.event_notes();
+    let after = match headers.get("last-event-id").and_then(|v| v.to_str().ok()).filter(|v| !v.is_empty()) {
+        Some(last) => s.store.event_seq(c.ws(), &o.meta.id, last).await?.unwrap_or(0),
+        None => 0,
+    };
+    let follower = Follower { s: s.clone(), o, after, buffer: Default::default(), notes, done: false };
+    let events = futures::stream::unfold(follower, |mut f| async move {
+        let e = f.next().await?;
+        Some((Ok::<_, std::convert::Infallible>(e), f))
+    });
+    let mut resp = Sse::new(events).keep_alive(KeepAlive::new().interval(KEEPALIVE).text("keepalive")).into_response();
+    resp.headers_mut().insert("x-accel-buffering", axum::http::HeaderValue::from_static("no"));
+    resp.headers_mut().insert(axum::http::header::CACHE_CONTROL, axum::http::HeaderValue::from_static("no-cache"));
+    Ok(resp)
+}
+
+struct Follower {
+    s: AppState,
+    o: Objective,
+    after: i64,
+    buffer: std::collections::VecDeque<Event>,
+    notes: tokio::sync::broadcast::Receiver<EventNote>,
+    done: bool,
+}
+
+impl Follower {
+    async fn next(&mut self) -> Option<SseEvent> {
+        loop {
+            if let Some(e) = self.buffer.pop_front() {
+                self.after = e.seq;
+                if e.data.is_terminal() {
+                    self.done = true;
+                    self.buffer.clear();
+                }
+                let json = serde_json::to_string(&event_out(&self.o, &e, None)).ok()?;
+                return Some(SseEvent::default().id(e.id.clone()).data(json));
+            }
+            if self.done {
+                return None;
+            }
+            let read = self.s.store.events_after(&self.o.meta.id, self.after, CHUNK).await.ok()?;
+            if !read.is_empty() {
+                self.buffer.extend(read);
+                continue;
+            }
+            // Nothing new: an objective that ended without a terminal event (FAILED) ends here.
+            let now =
+                self.s.store.get_objective(&self.o.workspace_id, &IdRef::Id(self.o.meta.id.clone())).await.ok()??;
+            if now.state.is_terminal() && now.totals.events <= self.after {
+                return None;
+            }
+            self.wait().await;
+        }
+    }
+
+    /// Until this objective's log may have grown past what was sent.
+    async fn wait(&mut self) {
+        loop {
+            match self.notes.recv().await {
+                Ok(EventNote::Appended { objective_id, seq }) if objective_id == self.o.meta.id && seq > self.after => {
+                    return;
+                }
+                Ok(EventNote::Appended { .. }) => {}
+                // A reconnect or a lagging receiver: anything may have been missed, re-read.
+                Ok(EventNote::Resync) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => return,
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => {
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    return;
+                }
+            }
+        }
+    }
+}
+
+async fn list_windows(
+    State(s): State<AppState>,
+    c: WsCaller,
+    Path((_, id)): Path<(String, String)>,
+    q: QueryPairs,
+) -> ApiResult<Json<ListResponse<WindowOut>>> {
+    c.require("objectives", Verb::Read)?;
+    let o = load(&s, &c, &id).await?;
+    let page = s.store.list_windows(c.ws(), &o.meta.id, &q.list_params()?).await?;
+    Ok(ListResponse::from_page(page, |w| window_out(&o, &w)))
+}
+
+async fn list_tools(
+    State(s): State<AppState>,
+    c: WsCaller,
+    Path((_, id)): Path<(String, String)>,
+    q: QueryPairs,
+) -> ApiResult<Json<ListResponse<ObjectiveToolOut>>> {
+    c.require("objectives", Verb::Read)?;
+    let o = load(&s, &c, &id).await?;
+    let params = q.list_params()?;
+    let all = s.store.list_objective_tools(c.ws(), &o.meta.id).await?;
+    let start = match &params.after {
+        Some(a) => all.iter().position(|t| &t.tool_id == a).map_or(all.len(), |i| i + 1),
+        None => 0,
+    };
+    let rest: Vec<ObjectiveTool> = all.into_iter().skip(start).take(params.limit as usize + 1).collect();
+    let page = cadenza_domain::page::Page::from_overfetch(rest, params.limit, |t| t.tool_id.as_str());
+    Ok(ListResponse::from_page(page, |t| objective_tool_out(&t)))
+}
+
+async fn list_tool_calls(
+    State(s): State<AppState>,
+    c: WsCaller,
+    Path((_, id)): Path<(String, String)>,
+    q: QueryPairs,
+) -> ApiResult<Json<ListResponse<ToolCallOut>>> {
+    c.require("objectives", Verb::Read)?;
+    let o = load(&s, &c, &id).await?;
+    let params = q.list_params()?;
+    let filter = ToolCallFilter {
+        status: match q.get("status") {
+            Some(v) => ApprovalStatus::parse_wire(v).map_err(|e| e.in_query("status"))?,
+            None => None,
+        },
+        execution_status: match q.get("executionStatus") {
+            Some(v) => ExecutionStatus::parse_wire(v).map_err(|e| e.in_query("executionStatus"))?,
+            None => None,
+        },
+    };
+    let page = s.store.list_tool_calls(c.ws(), &o.meta.id, &filter, &params).await?;
+    let mut profiles = Profiles::default();
+    let mut items = Vec::with_capacity(page.items.len());
+    for t in &page.items {
+        items.push(tool_call_out(&s, &o, t, false, &mut profiles).await?);
+    }
+    Ok(ListResponse::from_page(cadenza_domain::page::Page { items, next_cursor: page.next_cursor }, |x| x))
+}
+
+fn tool_call_id(raw: &str) -> ApiResult<String> {
+    Ok(IdKind::ToolCall.parse(raw)?)
+}
+
+async fn get_tool_call(
+    State(s): State<AppState>,
+    c: WsCaller,
+    Path((_, id, tc)): Path<(String, String, String)>,
+) -> ApiResult<Json<ToolCallOut>> {
+    c.require("objectives", Verb::Read)?;
+    let o = load(&s, &c, &id).await?;
+    let t = s
+        .store
+        .get_tool_call(c.ws(), &o.meta.id, &tool_call_id(&tc)?)
+        .await?
+        .ok_or_else(|| Error::not_found("tool call"))?;
+    Ok(Json(tool_call_out(&s, &o, &t, true, &mut Profiles::default()).await?))
+}
+
+/// `:approve`, `:deny`, `:setContent`.
+async fn tool_call_action(
+    State(s): State<AppState>,
+    c: WsCaller,
+    Path((_, id, seg)): Path<(String, String, String)>,
+    body: axum::body::Bytes,
+) -> ApiResult<Json<ToolCallOut>> {
+    let (tc, verb) = split_verb(&seg, &["approve", "deny", "setContent"])?;
+    decide(&s, &c, &id, tc, verb, &body).await
+}
+
+/// The older `PUT …/tool_calls/{id}/approve` and `…/deny`.
+async fn tool_call_action_path(
+    State(s): State<AppState>,
+    c: WsCaller,
+    Path((_, id, tc, verb)): Path<(String, String, String, String)>,
+    body: axum::body::Bytes,
+) -> ApiResult<Json<ToolCallOut>> {
+    if verb != "approve" && verb != "deny" {
+        return Err(Error::of(Reason::RouteNotFound, "no such route").into());
+    }
+    decide(&s, &c, &id, &tc, &verb, &body).await
+}
+
+async fn decide(
+    s: &AppState,
+    c: &WsCaller,
+    id: &str,
+    tc: &str,
+    verb: &str,
+    body: &[u8],
+) -> ApiResult<Json<ToolCallOut>> {
+    c.require("objectives", Verb::Manage)?;
+    let r = objective_ref(id)?;
+    let tc = tool_call_id(tc)?;
+    let decision = match verb {
+        "approve" => Decision::Approve,
+        "deny" => Decision::Deny { memo: parse_body::<DenyIn>(body)?.memo.unwrap_or_default() },
+        _ => Decision::Content { blocks: parse_content(parse_body::<ContentIn>(body)?.content)? },
+    };
+    let mut tx = s.store.begin().await?;
+    let call = service::decide(&mut tx, c.ws(), &r, &tc, &c.principal.profile_id, decision).await?;
+    tx.commit().await?;
+    let o = load(s, c, id).await?;
+    Ok(Json(tool_call_out(s, &o, &call, false, &mut Profiles::default()).await?))
+}
+
+async fn list_tasks(
+    State(s): State<AppState>,
+    c: WsCaller,
+    Path((_, id)): Path<(String, String)>,
+    q: QueryPairs,
+) -> ApiResult<Json<ListResponse<TaskOut>>> {
+    c.require("objectives", Verb::Read)?;
+    let o = load(&s, &c, &id).await?;
+    let page = s.store.list_tasks(c.ws(), &o.meta.id, &q.list_params()?).await?;
+    Ok(ListResponse::from_page(page, |t| task_out(&t)))
+}
+
+async fn get_task(
+    State(s): State<AppState>,
+    c: WsCaller,
+    Path((_, id, task)): Path<(String, String, String)>,
+) -> ApiResult<Json<TaskOut>> {
+    c.require("objectives", Verb::Read)?;
+    let o = load(&s, &c, &id).await?;
+    let task_id = IdKind::Task.parse(&task)?;
+    let t = s.store.get_task(c.ws(), &o.meta.id, &task_id).await?.ok_or_else(|| Error::not_found("task"))?;
+    Ok(Json(task_out(&t)))
+}
+
+async fn submit_feedback(
+    State(s): State<AppState>,
+    c: WsCaller,
+    Path((_, id)): Path<(String, String)>,
+    JsonBody(b): JsonBody<FeedbackIn>,
+) -> ApiResult<Json<FeedbackOut>> {
+    c.require("objectives", Verb::Manage)?;
+    let o = load(&s, &c, &id).await?;
+    let meta = b.metadata.into_operation()?;
+    let data = b.data.ok_or_else(|| Error::required("data", "data is required"))?;
+    let score = data.score.unwrap_or(0.0);
+    if !score.is_finite() || !(-1.0..=1.0).contains(&score) {
+        return Err(Error::invalid_field("data.score", "data.score must be between -1 and 1").into());
+    }
+    let f = Feedback {
+        meta: meta.into_meta(IdKind::Feedback, s.store.now_ms(), &o.meta.account_id, &c.principal.profile_id),
+        workspace_id: o.workspace_id.clone(),
+        agent_id: o.agent_id.clone(),
+        objective_id: o.meta.id.clone(),
+        variation_id: o.variation_id.clone(),
+        score,
+        comment: data.comment.unwrap_or_default(),
+    };
+    s.store.insert_feedback(&f).await?;
+    Ok(Json(FeedbackOut::new(&f)))
+}
+
+async fn list_feedback(
+    State(s): State<AppState>,
+    c: WsCaller,
+    Path((_, id)): Path<(String, String)>,
+    q: QueryPairs,
+) -> ApiResult<Json<ListResponse<FeedbackOut>>> {
+    c.require("objectives", Verb::Read)?;
+    let o = load(&s, &c, &id).await?;
+    let page = s.store.list_objective_feedback(c.ws(), &o.meta.id, &q.list_params()?).await?;
+    Ok(ListResponse::from_page(page, |f| FeedbackOut::new(&f)))
+}
+
+pub fn workspace_routes() -> Router<AppState> {
+    Router::new()
+        .route("/objectives", get(list).post(create))
+        .route("/objectives/{objective_id}", get(get_one).post(action))
+        .route("/objectives/{objective_id}/{verb}", post(action_path))
+        .route("/objectives/{objective_id}/events", get(list_events))
+        .route("/objectives/{objective_id}/context_windows", get(list_windows))
+        .route("/objectives/{objective_id}/tools", get(list_tools))
+        .route("/objectives/{objective_id}/tool_calls", get(list_tool_calls))
+        .route("/objectives/{objective_id}/tool_calls/{tool_call_id}", get(get_tool_call).post(tool_call_action))
+        .route("/objectives/{objective_id}/tool_calls/{tool_call_id}/{verb}", put(tool_call_action_path))
+        .route("/objectives/{objective_id}/tasks", get(list_tasks))
+        .route("/objectives/{objective_id}/tasks/{task_id}", get(get_task))
+        .route("/objectives/{objective_id}/feedback", get(list_feedback).post(submit_feedback))
+}
+
+/// The SSE stream, mounted outside the request deadline (it lasts as long as the objective).
+pub fn stream_routes() -> Router<AppState> {
+    Router::new().route("/v1/workspaces/{workspace_id}/objectives/{objective_id}/events:stream", get(stream))
+}
+
+pub fn operations() -> Vec<Op> {
+    const T: &str = "Objectives";
+    const COLL: &str = "/v1/workspaces/{workspace_id}/objectives";
+    const ITEM: &str = "/v1/workspaces/{workspace_id}/objectives/{objective_id}";
+    vec![
+        Op::new("get", COLL, "list_objectives", T, schema::<ListResponse<ObjectiveOut>>)
+            .summary("Filters: agentId, agentScheduleId, parentObjectiveId, profileId, state")
+            .scope("objectives:read")
+            .list(),
+        Op::new("post", COLL, "create_objective", T, schema::<ObjectiveOut>)
+            .scope("objectives:manage")
+            .body(schema::<CreateIn>),
+        Op::new("get", ITEM, "get_objective", T, schema::<ObjectiveOut>).scope("objectives:read"),
+        Op::new(
+            "post",
+            "/v1/workspaces/{workspace_id}/objectives/{objective_id}:continue",
+            "continue_objective",
+            T,
+            schema::<EventOut>,
+        )
+        .scope("objectives:manage")
+        .body(schema::<ContinueIn>),
+        Op::new(
+            "post",
+            "/v1/workspaces/{workspace_id}/objectives/{objective_id}:cancel",
+            "cancel_objective",
+            T,
+            schema::<ObjectiveOut>,
+        )
+        .scope("objectives:manage")
+        .body(schema::<CancelIn>),
+        Op::new(
+            "get",
+            "/v1/workspaces/{workspace_id}/objectives/{objective_id}/events",
+            "list_objective_events",
+            T,
+            schema::<ListResponse<EventOut>>,
+        )
+        .summary("In sequence order; filters windowId, sinceEventId")
+        .scope("objectives:read")
+        .list(),
+        Op::new(
+            "get",
+            "/v1/workspaces/{workspace_id}/objectives/{objective_id}/events:stream",
+            "stream_objective_events",
+            T,
+            schema::<EventOut>,
+        )
+        .summary("Server-sent events: the log after Last-Event-ID, then live events")
+        .scope("objectives:read"),
+        Op::new(
+            "get",
+            "/v1/workspaces/{workspace_id}/objectives/{objective_id}/context_windows",
+            "list_objective_context_windows",
+            T,
+            schema::<ListResponse<WindowOut>>,
+        )
+        .scope("objectives:read")
+        .list(),
+        Op::new(
+            "get",
+            "/v1/workspaces/{workspace_id}/objectives/{objective_id}/tools",
+            "list_objective_tools",
+            T,
+            schema::<ListResponse<ObjectiveToolOut>>,
+        )
+        .scope("objectives:read")
+        .list(),
+        Op::new(
+            "get",
+            "/v1/workspaces/{workspace_id}/objectives/{objective_id}/tool_calls",
+            "list_objective_tool_calls",
+            T,
+            schema::<ListResponse<ToolCallOut>>,
+        )
+        .summary("Filters: status, executionStatus")
+        .scope("objectives:read")
+        .list(),
+        Op::new(
+            "get",
+            "/v1/workspaces/{workspace_id}/objectives/{objective_id}/tool_calls/{tool_call_id}",
+            "get_objective_tool_call",
+            T,
+            schema::<ToolCallOut>,
+        )
+        .scope("objectives:read"),
+        Op::new(
+            "post",
+            "/v1/workspaces/{workspace_id}/objectives/{objective_id}/tool_calls/{tool_call_id}:approve",
+            "approve_objective_tool_call",
+            T,
+            schema::<ToolCallOut>,
+        )
+        .scope("objectives:manage"),
+        Op::new(
+            "post",
+            "/v1/workspaces/{workspace_id}/objectives/{objective_id}/tool_calls/{tool_call_id}:deny",
+            "deny_objective_tool_call",
+            T,
+            schema::<ToolCallOut>,
+        )
+        .scope("objectives:manage")
+        .body(schema::<DenyIn>),
+        Op::new(
+            "post",
+            "/v1/workspaces/{workspace_id}/objectives/{objective_id}/tool_calls/{tool_call_id}:setContent",
+            "set_objective_tool_call_content",
+            T,
+            schema::<ToolCallOut>,
+        )
+        .scope("objectives:manage")
+        .body(schema::<ContentIn>),
+        Op::new(
+            "get",
+            "/v1/workspaces/{workspace_id}/objectives/{objective_id}/tasks",
+            "list_objective_tasks",
+            T,
+            schema::<ListResponse<TaskOut>>,
+        )
+        .scope("objectives:read")
+        .list(),
+        Op::new(
+            "get",
+            "/v1/workspaces/{workspace_id}/objectives/{objective_id}/tasks/{task_id}",
+            "get_objective_task",
+            T,
+            schema::<TaskOut>,
+        )
+        .scope("objectives:read"),
+        Op::new(
+            "post",
+            "/v1/workspaces/{workspace_id}/objectives/{objective_id}/feedback",
+            "submit_objective_feedback",
+            T,
+            schema::<FeedbackOut>,
+        )
+        .scope("objectives:manage")
+        .body(schema::<FeedbackIn>),
+        Op::new(
+            "get",
+            "/v1/workspaces/{workspace_id}/objectives/{objective_id}/feedback",
+            "list_objective_feedback",
+            T,
+            schema::<ListResponse<FeedbackOut>>,
+        )
+        .scope("objectives:read")
+        .list(),
+    ]
+}
