@@ -659,6 +659,20 @@ impl Wire {
     }
 }
 
+/// A responder for `set_responder` that plays a tool-using model: it calls `tool` (default: the
+/// first tool the request offers) until the conversation holds `rounds` tool results, then
+/// answers "done". Each call's arguments are `{"round": n}`. The `fake-model` binary's
+/// `--tool-rounds`.
+pub fn tool_rounds(rounds: usize, tool: Option<String>) -> impl Fn(&RecordedRequest) -> Reply + Send + Sync + 'static {
+    move |req| {
+        let done = req.tool_results().len();
+        match tool.clone().or_else(|| req.tool_names().into_iter().next()) {
+            Some(name) if done < rounds => Reply::tool_call(&name, json!({"round": done + 1})),
+            _ => Reply::text("done"),
+        }
+    }
+}
+
 /// Splits text into up to three pieces on character boundaries, as a model streams it.
 fn pieces(s: &str) -> Vec<String> {
     let chars: Vec<char> = s.chars().collect();

@@ -13,8 +13,7 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use cadenza_testkit::fake_model::{FakeModel, Reply};
-use serde_json::json;
+use cadenza_testkit::fake_model::{FakeModel, Reply, tool_rounds};
 
 const USAGE: &str = "usage: fake-model --listen ADDR [--latency-ms N] [--tool-rounds K] [--tool NAME]";
 
@@ -64,16 +63,8 @@ async fn main() -> ExitCode {
     let latency = args.latency;
     match args.tool_rounds {
         Some(rounds) => {
-            let tool = args.tool;
-            model.set_responder(move |req| {
-                let done = req.tool_results().len();
-                let name = tool.clone().or_else(|| req.tool_names().into_iter().next());
-                let reply = match name {
-                    Some(name) if done < rounds => Reply::tool_call(&name, json!({"round": done + 1})),
-                    _ => Reply::text("done"),
-                };
-                reply.delay(latency)
-            });
+            let play = tool_rounds(rounds, args.tool);
+            model.set_responder(move |req| play(req).delay(latency));
         }
         None => model.set_fallback(Reply::text("ok").delay(latency)),
     }
