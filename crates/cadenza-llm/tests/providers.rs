@@ -9,7 +9,7 @@ use cadenza_llm::{
     ChatModel, ChatRequest, ChatResponse, LlmError, LlmErrorKind, Message, ProviderKind, ProviderSettings, RetryPolicy,
     StopReason, ToolCall, ToolChoice, ToolDef, Usage, provider,
 };
-use cadenza_testkit::fake_model::{FakeModel, RecordedRequest, Reply, WireFormat};
+use cadenza_testkit::fake_model::{FakeModel, RecordedRequest, Reply, WireFormat, tool_rounds};
 use futures::future::join_all;
 use serde_json::{Value, json};
 
@@ -232,6 +232,58 @@ async fn server_error_then_success_is_one_retry() {
         // Both attempts carry the same request id, so they can be correlated.
         let ids: Vec<_> = fake.requests().iter().map(|r| r.header("x-request-id")).collect();
         assert_eq!(ids, vec![Some("step-42".to_owned()); 2]);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn overloaded_is_retried_too() {
+    each(|case, fake| async move {
+        fake.push(Reply::status(529));
+        fake.push(Reply::status(503));
+        let r = chat(&fake, case, &ask("hi")).await.unwrap_or_else(|e| panic!("{case:?}: {e}"));
+        assert_eq!((r.content.as_str(), r.attempts), ("ok", 3), "{case:?}");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn connection_refused_is_retried_then_reported() {
+    let port = closed_port().await;
+    let mut s = ProviderSettings::new(ProviderKind::OpenAi, format!("http://127.0.0.1:{port}/v1"), None);
+    s.retry = policy(3);
+    let e = client(s).chat(&ask("hi")).await.expect_err("nothing listens");
+    assert_eq!((e.kind(), e.attempts(), e.status()), (LlmErrorKind::Connect, 3, None));
+    assert!(e.to_string().starts_with("could not reach the model provider after 3 attempts: "), "{e}");
+}
+
+/// A whole tool loop, as the runtime will drive it: call, answer the results, until text.
+#[tokio::test]
+async fn a_tool_loop_against_the_tool_rounds_responder() {
+    each(|case, fake| async move {
+        fake.set_responder(tool_rounds(2, None));
+        let model = client(settings(&fake, case));
+        let mut req = ask("loop");
+        req.tools = vec![weather_tool()];
+        let mut turns = 0;
+        let answer = loop {
+            turns += 1;
+            let r = model.chat(&req).await.unwrap_or_else(|e| panic!("{case:?}: {e}"));
+            if r.tool_calls.is_empty() {
+                break r.content;
+            }
+            let results: Vec<Message> = r
+                .tool_calls
+                .iter()
+                .map(|c| Message::tool(&c.id, &c.name, format!("result of {}", c.arguments), false))
+                .collect();
+            req.messages.push(Message::assistant(r.content, r.tool_calls));
+            req.messages.extend(results);
+        };
+        assert_eq!((answer.as_str(), turns), ("done", 3), "{case:?}");
+        let last = fake.requests().pop().map(|r| r.tool_results()).unwrap_or_default();
+        let contents: Vec<&str> = last.iter().map(|(_, c)| c.as_str()).collect();
+        assert_eq!(contents, [r#"result of {"round":1}"#, r#"result of {"round":2}"#], "{case:?}");
     })
     .await;
 }
