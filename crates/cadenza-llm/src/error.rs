@@ -152,6 +152,10 @@ impl fmt::Display for LlmError {
                 write!(f, "the model provider's answer was cut off before its end after {attempts}: {msg}")
             }
             LlmErrorKind::BadResponse => write!(f, "the model provider's answer could not be read: {msg}"),
+            // No status: the request could not even be built (a key unfit for a header, a bad URL).
+            LlmErrorKind::Refused if self.status.is_none() => {
+                write!(f, "the request to the model provider could not be made: {msg}")
+            }
             LlmErrorKind::Refused => write!(f, "the model provider refused the request ({status}): {msg}"),
         }
     }

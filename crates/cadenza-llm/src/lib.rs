@@ -9,7 +9,7 @@
 //! `finish_reason` is no error) because compatible servers differ in the details; writing is
 //! exact.
 //!
-//! Failure policy, in one place ([`http`] and [`retry`]): 429, 5xx (and 529), connection
+//! Failure policy, in one place (the `http` and `retry` modules): 429, 5xx (and 529), connection
 //! failures, timeouts and cut streams are retried with full-jitter backoff, honouring
 //! `Retry-After`; other 4xx are refused at once; a complete answer that cannot be read
 //! (invalid JSON, an invalid stream chunk) is a `BadResponse` and **not** retried: a server that
