@@ -7,6 +7,7 @@
 pub mod app;
 pub mod db;
 pub mod fake_mcp;
+pub mod fake_model;
 pub mod logs;
 
 pub use app::{ADMIN_TOKEN, Resp, TestApp};
