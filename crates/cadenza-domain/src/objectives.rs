@@ -202,8 +202,9 @@ pub struct AssistantToolCall {
     pub arguments: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tool: Option<Value>,
-    /// The objective tool-call record this call became (not on the wire of the event).
-    #[serde(default, skip_serializing)]
+    /// The objective tool-call record this call became (`toolcall_…`), so a client can follow
+    /// it and the runtime can answer the model with its result.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub tool_call_id: String,
 }
 

@@ -1,0 +1,173 @@
+//! The model's view of an objective, rebuilt from its log: the log is the only memory a run
+//! has, so a run resumed on another worker sends the model exactly what the first would have.
+
+use std::collections::HashMap;
+
+use cadenza_domain::objectives::{Event, EventData, ToolCallRecord, result_text};
+use cadenza_llm::{Message, ToolCall};
+
+/// The `notice` key of the reminder to finish; the model reads it as a user message.
+pub const FINISH_REMINDER: &str = "finish_reminder";
+
+/// The reminder's text.
+pub fn finish_reminder() -> String {
+    format!(
+        "You ended your turn without calling {}. Call it now with the final result, as its parameters describe.",
+        crate::tools::FINISH
+    )
+}
+
+/// Messages for the model from `events` (in sequence order) and the objective's tool calls.
+pub fn messages(events: &[Event], calls: &[ToolCallRecord]) -> Vec<Message> {
+    let by_id: HashMap<&str, &ToolCallRecord> = calls.iter().map(|c| (c.id.as_str(), c)).collect();
+    let answer = |id: &str, content: String, is_error: bool| {
+        by_id.get(id).map(|c| Message::Tool {
+            call_id: c.model_call_id.clone(),
+            name: c.function_name.clone(),
+            content,
+            is_error,
+        })
+    };
+    let mut out = Vec::with_capacity(events.len());
+    for e in events {
+        let m = match &e.data {
+            EventData::UserMessage { content } => Some(Message::User { content: content.clone() }),
+            EventData::AssistantMessage { content, tool_calls } => Some(Message::Assistant {
+                content: content.clone(),
+                tool_calls: tool_calls
+                    .iter()
+                    .filter_map(|t| {
+                        let rec = by_id.get(t.tool_call_id.as_str())?;
+                        Some(ToolCall {
+                            id: rec.model_call_id.clone(),
+                            name: t.function_name.clone(),
+                            arguments: t.arguments.clone(),
+                        })
+                    })
+                    .collect(),
+            }),
+            EventData::ToolResult { tool_call_id, content } => answer(tool_call_id, result_text(content), false),
+            EventData::ToolError { tool_call_id, message } => answer(tool_call_id, message.clone(), true),
+            EventData::ToolDenied { tool_call_id, memo } => {
+                let text = if memo.is_empty() {
+                    "The user denied this tool call.".to_string()
+                } else {
+                    format!("The user denied this tool call: {memo}")
+                };
+                answer(tool_call_id, text, true)
+            }
+            EventData::Notice { key, .. } if key == FINISH_REMINDER => {
+                Some(Message::User { content: finish_reminder() })
+            }
+            _ => None,
+        };
+        out.extend(m);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cadenza_domain::objectives::{
+        ApprovalStatus, AssistantToolCall, Callable, ExecutionStatus, NoticeLevel, ResultBlock,
+    };
+
+    fn event(seq: i64, data: EventData) -> Event {
+        Event {
+            id: format!("objevt_{seq}"),
+            workspace_id: "w".into(),
+            objective_id: "o".into(),
+            seq,
+            window_id: "win".into(),
+            data,
+            profile_id: "p".into(),
+            created_at: 0,
+            started_at: None,
+            duration_ms: None,
+        }
+    }
+
+    fn call(id: &str, model_id: &str) -> ToolCallRecord {
+        ToolCallRecord {
+            id: id.into(),
+            workspace_id: "w".into(),
+            objective_id: "o".into(),
+            model_call_id: model_id.into(),
+            function_name: "get_order".into(),
+            tool_id: String::new(),
+            tool_set_id: String::new(),
+            callable: Callable::Tool(serde_json::json!({})),
+            arguments: serde_json::json!({}),
+            status: ApprovalStatus::AutoApproved,
+            execution_status: ExecutionStatus::Completed,
+            memo: String::new(),
+            status_changed_by: None,
+            result: None,
+            error: None,
+            resolved_secrets: Vec::new(),
+            attempts: 1,
+            content_deadline: None,
+            created_at: 0,
+            updated_at: 0,
+        }
+    }
+
+    #[test]
+    fn the_log_becomes_the_conversation() {
+        let events = vec![
+            event(1, EventData::UserMessage { content: "where is my order?".into() }),
+            event(
+                2,
+                EventData::AssistantMessage {
+                    content: String::new(),
+                    tool_calls: vec![
+                        AssistantToolCall {
+                            function_name: "get_order".into(),
+                            arguments: "{\"id\":1}".into(),
+                            tool: None,
+                            tool_call_id: "toolcall_a".into(),
+                        },
+                        AssistantToolCall {
+                            function_name: "get_order".into(),
+                            arguments: "{\"id\":2}".into(),
+                            tool: None,
+                            tool_call_id: "toolcall_b".into(),
+                        },
+                    ],
+                },
+            ),
+            event(
+                3,
+                EventData::ToolCalled {
+                    tool_call_id: "toolcall_a".into(),
+                    tool: None,
+                    config: None,
+                    arguments: serde_json::json!({}),
+                },
+            ),
+            event(
+                4,
+                EventData::ToolResult {
+                    tool_call_id: "toolcall_a".into(),
+                    content: vec![ResultBlock::Text { text: "shipped".into() }],
+                },
+            ),
+            event(5, EventData::ToolDenied { tool_call_id: "toolcall_b".into(), memo: "not that one".into() }),
+            event(6, EventData::Notice { level: NoticeLevel::Info, message: "m".into(), key: FINISH_REMINDER.into() }),
+        ];
+        let calls = vec![call("toolcall_a", "call_1"), call("toolcall_b", "call_2")];
+        let m = messages(&events, &calls);
+        assert_eq!(m.len(), 5);
+        assert!(
+            matches!(&m[1], Message::Assistant { tool_calls, .. } if tool_calls.len() == 2 && tool_calls[1].id == "call_2")
+        );
+        assert!(
+            matches!(&m[2], Message::Tool { call_id, content, is_error: false, .. } if call_id == "call_1" && content == "shipped")
+        );
+        assert!(
+            matches!(&m[3], Message::Tool { call_id, content, is_error: true, .. } if call_id == "call_2" && content.contains("not that one"))
+        );
+        assert!(matches!(&m[4], Message::User { content } if content.contains(crate::tools::FINISH)));
+    }
+}

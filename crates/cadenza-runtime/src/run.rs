@@ -1,0 +1,659 @@
+//! The step machine. Each step decides from the committed log alone what comes next, does it
+//! with no transaction held, and commits the outcome in one unit fenced by the job's lease,
+//! after re-reading the objective under its row lock (a cancel that landed meanwhile wins: the
+//! step's outcome is dropped).
+
+use cadenza_domain::objectives::{
+    ApprovalStatus, AssistantToolCall, Callable, Event, EventData, ExecutionStatus, MAX_OUTPUT_CORRECTIONS, NewEvent,
+    NoticeLevel, Objective, ObjectiveState, ObjectiveTool, ResultBlock, SecretSource, ToolCallRecord, ToolKind,
+};
+use cadenza_domain::{IdKind, IdRef, json_schema};
+use cadenza_jobs::{JobContext, Outcome};
+use cadenza_llm::{ChatRequest, LlmErrorKind, ToolChoice};
+use cadenza_store::Tx;
+use serde_json::{Value, json};
+
+use crate::Runtime;
+use crate::conversation::{self, FINISH_REMINDER};
+use crate::tools::{self, COMPLETE_TASK, CREATE_TASK, FINISH, Secret};
+
+type Result<T> = anyhow::Result<T>;
+
+/// What the log says comes next.
+#[derive(Debug, PartialEq)]
+enum Next {
+    /// Ask the model.
+    Model,
+    /// Run these tool calls (ids), in order.
+    Tools(Vec<String>),
+    /// Nothing to do until input arrives (or, for a bare tool, its content deadline).
+    Park { wake_at: Option<i64> },
+}
+
+fn next(events: &[Event], calls: &[ToolCallRecord], now: i64) -> Next {
+    let mut runnable = Vec::new();
+    let mut waiting = false;
+    let mut wake_at: Option<i64> = None;
+    for c in calls.iter().filter(|c| !c.execution_status.is_done()) {
+        match (c.status, c.execution_status) {
+            (ApprovalStatus::WaitingForApproval, _) => waiting = true,
+            (ApprovalStatus::Denied, _) => {}
+            (_, ExecutionStatus::WaitingForContent) => match c.content_deadline {
+                Some(at) if at <= now => runnable.push(c.id.clone()),
+                Some(at) => {
+                    waiting = true;
+                    wake_at = Some(wake_at.map_or(at, |w| w.min(at)));
+                }
+                None => waiting = true,
+            },
+            _ => runnable.push(c.id.clone()),
+        }
+    }
+    if !runnable.is_empty() {
+        return Next::Tools(runnable);
+    }
+    if waiting {
+        return Next::Park { wake_at };
+    }
+    let last = events.iter().rev().find(|e| {
+        matches!(
+            &e.data,
+            EventData::UserMessage { .. }
+                | EventData::AssistantMessage { .. }
+                | EventData::ToolResult { .. }
+                | EventData::ToolError { .. }
+                | EventData::ToolDenied { .. }
+        ) || matches!(&e.data, EventData::Notice { key, .. } if key == FINISH_REMINDER)
+    });
+    match last.map(|e| &e.data) {
+        Some(EventData::AssistantMessage { .. }) | None => Next::Park { wake_at: None },
+        Some(_) => Next::Model,
+    }
+}
+
+/// Drives the objective until it parks, ends, or has taken its share of steps.
+pub async fn drive(ctx: &JobContext, job: &cadenza_domain::jobs::RunObjective, rt: &Runtime) -> Result<Outcome> {
+    let reads = ctx.reads();
+    let r = IdRef::Id(job.objective_id.clone());
+    let tools = reads.list_objective_tools(&job.workspace_id, &job.objective_id).await?;
+    for _ in 0..rt.limits.steps_per_claim {
+        if ctx.shutting_down() {
+            return Ok(Outcome::Yield { at_ms: ctx.now_ms() });
+        }
+        let Some(o) = reads.get_objective(&job.workspace_id, &r).await? else { return Ok(Outcome::Done) };
+        if o.state.is_terminal() {
+            return Ok(Outcome::Done);
+        }
+        let events = reads.events_after(&o.meta.id, 0, i64::MAX).await?;
+        let calls = reads.objective_tool_calls(&o.meta.id).await?;
+        match next(&events, &calls, ctx.now_ms()) {
+            Next::Park { wake_at } => {
+                park(ctx, &r, &job.workspace_id).await?;
+                return Ok(match wake_at {
+                    Some(at) => Outcome::Yield { at_ms: at },
+                    None => Outcome::Done,
+                });
+            }
+            Next::Model => model_step(ctx, rt, &o, &tools, &events, &calls).await?,
+            Next::Tools(ids) => tool_step(ctx, rt, &o, &tools, &calls, &ids).await?,
+        }
+    }
+    // A long objective goes back to the queue (uncharged) so others get the slot.
+    Ok(Outcome::Yield { at_ms: ctx.now_ms() })
+}
+
+/// The objective under its row lock in a fenced unit; `None` when it has ended meanwhile.
+async fn lock(ctx: &JobContext, ws: &str, id: &str) -> Result<Option<(Tx, Objective)>> {
+    let mut tx = ctx.begin().await?;
+    match tx.get_objective_locked(ws, &IdRef::Id(id.to_string())).await? {
+        Some(o) if !o.state.is_terminal() => Ok(Some((tx, o))),
+        _ => Ok(None),
+    }
+}
+
+async fn park(ctx: &JobContext, r: &IdRef, ws: &str) -> Result<()> {
+    let IdRef::Id(id) = r else { return Ok(()) };
+    let Some((mut tx, mut o)) = lock(ctx, ws, id).await? else { return Ok(()) };
+    if o.state != ObjectiveState::Waiting {
+        o.state = ObjectiveState::Waiting;
+        tx.save_objective(&o).await?;
+        tx.commit().await?;
+    }
+    Ok(())
+}
+
+/// Ends the objective as FAILED with an `error` event.
+async fn fail(tx: &mut Tx, o: &mut Objective, kind: &str, message: String) -> Result<()> {
+    let by = o.meta.profile_id.clone();
+    tx.append_events(
+        o,
+        vec![NewEvent::new(EventData::Error { kind: kind.to_string(), message: message.clone() }, &by)],
+    )
+    .await?;
+    o.state = ObjectiveState::Failed;
+    o.state_message = message;
+    tx.save_objective(o).await?;
+    Ok(())
+}
+
+fn error_kind(k: LlmErrorKind) -> &'static str {
+    match k {
+        LlmErrorKind::RateLimited => "model_rate_limited",
+        LlmErrorKind::ServerError => "model_server_error",
+        LlmErrorKind::Connect => "model_unreachable",
+        LlmErrorKind::Timeout => "model_timeout",
+        LlmErrorKind::CutStream => "model_stream_cut",
+        LlmErrorKind::BadResponse => "model_bad_response",
+        LlmErrorKind::Refused => "model_refused",
+    }
+}
+
+async fn mark_running(ctx: &JobContext, o: &Objective) -> Result<()> {
+    if o.state == ObjectiveState::Running {
+        return Ok(());
+    }
+    let Some((mut tx, mut o)) = lock(ctx, &o.workspace_id, &o.meta.id).await? else { return Ok(()) };
+    o.state = ObjectiveState::Running;
+    tx.save_objective(&o).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// One model call and its commit: the assistant's message, the tool calls it asked for, usage.
+async fn model_step(
+    ctx: &JobContext,
+    rt: &Runtime,
+    o: &Objective,
+    tools: &[ObjectiveTool],
+    events: &[Event],
+    calls: &[ToolCallRecord],
+) -> Result<()> {
+    let Some((model, model_id)) = rt.models.get(&o.run.model) else {
+        let Some((mut tx, mut o)) = lock(ctx, &o.workspace_id, &o.meta.id).await? else { return Ok(()) };
+        let msg = if o.run.model.is_empty() {
+            "the variation names no model: set spec.modelConfig.modelId".to_string()
+        } else {
+            format!("the model {:?} is not configured on this server", o.run.model)
+        };
+        fail(&mut tx, &mut o, "model_unavailable", msg).await?;
+        tx.commit().await?;
+        return Ok(());
+    };
+    mark_running(ctx, o).await?;
+    let req = ChatRequest {
+        model: model_id.to_string(),
+        system: o.system_prompt.clone(),
+        messages: conversation::messages(events, calls),
+        tools: tools::definitions(tools, o.run.output_schema.as_ref()),
+        tool_choice: ToolChoice::Auto,
+        max_output_tokens: o.run.max_output_tokens,
+        temperature: o.run.temperature,
+        request_id: Some(format!("{}-{}", o.meta.id, o.totals.events)),
+    };
+    let started = ctx.now_ms();
+    let answer = tokio::select! {
+        a = model.chat(&req) => a,
+        _ = ctx.cancel.cancelled() => return Ok(()),
+    };
+    let ended = ctx.now_ms();
+    let Some((mut tx, mut o)) = lock(ctx, &o.workspace_id, &o.meta.id).await? else { return Ok(()) };
+    let resp = match answer {
+        Ok(resp) => resp,
+        Err(e) => {
+            fail(&mut tx, &mut o, error_kind(e.kind()), format!("the model call failed: {e}")).await?;
+            tx.commit().await?;
+            return Ok(());
+        }
+    };
+    let by = o.meta.profile_id.clone();
+    let input = i64::try_from(resp.usage.input_tokens).unwrap_or(i64::MAX);
+    let output = i64::try_from(resp.usage.output_tokens).unwrap_or(i64::MAX);
+    o.totals.input_tokens = o.totals.input_tokens.saturating_add(input);
+    o.totals.output_tokens = o.totals.output_tokens.saturating_add(output);
+    o.totals.iterations += 1;
+    let window = o.current_window_id.clone();
+    tx.add_window_usage(&window, input, output).await?;
+
+    let mut evs = Vec::new();
+    if let Some(r) = resp.reasoning.filter(|r| !r.is_empty()) {
+        evs.push(NewEvent::new(EventData::Reasoning { content: r }, &by));
+    }
+    let now = tx.now();
+    let mut records = Vec::new();
+    let mut follow = Vec::new();
+    let mut started_calls = 0i64;
+    for tc in &resp.tool_calls {
+        let id = IdKind::ToolCall.new_id(now);
+        let (arguments, bad_args) = match serde_json::from_str::<Value>(&tc.arguments) {
+            Ok(v @ Value::Object(_)) => (v, None),
+            Ok(Value::Null) | Err(_) if tc.arguments.trim().is_empty() => (json!({}), None),
+            _ => (json!({}), Some(format!("the arguments of {} are not a JSON object", tc.name))),
+        };
+        let mut rec = ToolCallRecord {
+            id: id.clone(),
+            workspace_id: o.workspace_id.clone(),
+            objective_id: o.meta.id.clone(),
+            model_call_id: tc.id.clone(),
+            function_name: tc.name.clone(),
+            tool_id: String::new(),
+            tool_set_id: String::new(),
+            callable: Callable::CadenyaProvidedTool(json!({ "id": tc.name, "name": tc.name })),
+            arguments,
+            status: ApprovalStatus::AutoApproved,
+            execution_status: ExecutionStatus::Pending,
+            memo: String::new(),
+            status_changed_by: None,
+            result: None,
+            error: bad_args,
+            resolved_secrets: Vec::new(),
+            attempts: 0,
+            content_deadline: None,
+            created_at: now,
+            updated_at: now,
+        };
+        if !tools::is_builtin(&tc.name) {
+            match tools.iter().find(|t| t.exec.llm_name == tc.name) {
+                Some(t) => {
+                    rec.tool_id = t.tool_id.clone();
+                    rec.tool_set_id = t.tool_set_id.clone();
+                    rec.callable = Callable::Tool(t.snapshot.get("metadata").cloned().unwrap_or_else(|| json!({})));
+                    if t.exec.requires_approval {
+                        rec.status = ApprovalStatus::WaitingForApproval;
+                    }
+                    let cap = i64::from(o.run.max_tool_calls);
+                    if cap > 0 && o.totals.tool_calls + started_calls >= cap && rec.error.is_none() {
+                        rec.error = Some(format!(
+                            "this objective has reached its limit of {cap} tool calls; answer without tools"
+                        ));
+                        follow.push(NewEvent::new(
+                            EventData::Notice {
+                                level: NoticeLevel::Warn,
+                                message: format!(
+                                    "the limit of {cap} tool calls was reached; {} was not called",
+                                    tc.name
+                                ),
+                                key: "max_tool_calls_reached".into(),
+                            },
+                            &by,
+                        ));
+                    } else if rec.error.is_none() {
+                        started_calls += 1;
+                    }
+                }
+                None => rec.error = Some(format!("there is no tool named {:?}", tc.name)),
+            }
+        }
+        if let Some(err) = &rec.error {
+            rec.status = ApprovalStatus::AutoApproved;
+            rec.execution_status = ExecutionStatus::Errored;
+            follow.push(NewEvent::new(EventData::ToolError { tool_call_id: id.clone(), message: err.clone() }, &by));
+        } else if rec.status == ApprovalStatus::WaitingForApproval {
+            follow.push(NewEvent::new(EventData::ToolApprovalRequested { tool_call_id: id.clone() }, &by));
+        }
+        records.push(rec);
+    }
+    let assistant = EventData::AssistantMessage {
+        content: resp.content.clone(),
+        tool_calls: resp
+            .tool_calls
+            .iter()
+            .zip(&records)
+            .map(|(tc, rec)| AssistantToolCall {
+                function_name: tc.name.clone(),
+                arguments: tc.arguments.clone(),
+                tool: Some(rec.callable.to_wire()),
+                tool_call_id: rec.id.clone(),
+            })
+            .collect(),
+    };
+    evs.push(NewEvent::new(assistant, &by).timed(started, ended));
+    evs.extend(follow);
+    if records.is_empty() {
+        let reminded = events
+            .iter()
+            .rev()
+            .take_while(|e| !matches!(e.data, EventData::UserMessage { .. }))
+            .any(|e| matches!(&e.data, EventData::Notice { key, .. } if key == FINISH_REMINDER));
+        if o.run.output_schema.is_some() && !reminded {
+            evs.push(NewEvent::new(
+                EventData::Notice {
+                    level: NoticeLevel::Info,
+                    message: format!("the turn ended without {FINISH}; the model was reminded to finish"),
+                    key: FINISH_REMINDER.into(),
+                },
+                &by,
+            ));
+            o.state = ObjectiveState::Running;
+        } else {
+            o.state = ObjectiveState::Waiting;
+        }
+    } else {
+        o.state = ObjectiveState::Running;
+    }
+    for rec in &records {
+        tx.insert_tool_call(rec).await?;
+    }
+    tx.append_events(&mut o, evs).await?;
+    tx.save_objective(&o).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// A call whose outcome is known now, inside the step's first commit.
+enum Immediate {
+    Result(Vec<ResultBlock>),
+    Error(String),
+    Finalized(Option<Value>),
+}
+
+/// Runs the given tool calls: built-ins and state changes in a first commit (with `toolCalled`
+/// for every HTTP call), the HTTP calls concurrently with no transaction held, their results in
+/// a second commit.
+async fn tool_step(
+    ctx: &JobContext,
+    rt: &Runtime,
+    o: &Objective,
+    tools: &[ObjectiveTool],
+    calls: &[ToolCallRecord],
+    ids: &[String],
+) -> Result<()> {
+    let Some((mut tx, mut o)) = lock(ctx, &o.workspace_id, &o.meta.id).await? else { return Ok(()) };
+    o.state = ObjectiveState::Running;
+    let by = o.meta.profile_id.clone();
+    let now = tx.now();
+    let mut evs = Vec::new();
+    let mut http: Vec<(ToolCallRecord, ToolKind)> = Vec::new();
+    let mut finalized = None;
+    for id in ids {
+        let Some(mut c) = calls.iter().find(|c| &c.id == id).cloned() else { continue };
+        let tool = tools.iter().find(|t| t.tool_id == c.tool_id && !c.tool_id.is_empty());
+        let immediate = if tools::is_builtin(&c.function_name) {
+            Some(builtin(&mut tx, &o, calls, &c).await?)
+        } else {
+            match tool.map(|t| &t.exec.kind) {
+                None => Some(Immediate::Error("the tool is no longer part of this objective".into())),
+                Some(ToolKind::Unsupported { adapter }) => {
+                    Some(Immediate::Error(format!("tools of {adapter} tool sets cannot be called by this server yet")))
+                }
+                Some(ToolKind::Bare { content_timeout_secs }) => {
+                    if c.execution_status == ExecutionStatus::WaitingForContent {
+                        Some(Immediate::Error(format!(
+                            "no content arrived for this call within {}s",
+                            content_timeout_secs.unwrap_or(0)
+                        )))
+                    } else {
+                        c.execution_status = ExecutionStatus::WaitingForContent;
+                        c.attempts += 1;
+                        c.content_deadline = content_timeout_secs.map(|s| now + s.saturating_mul(1000));
+                        evs.push(called(&c, tool, &by));
+                        tx.update_tool_call(&c).await?;
+                        o.totals.tool_calls += 1;
+                        None
+                    }
+                }
+                Some(kind @ ToolKind::Http { .. }) => {
+                    if c.attempts > 0 {
+                        evs.push(NewEvent::new(
+                            EventData::Notice {
+                                level: NoticeLevel::Warn,
+                                message: format!(
+                                    "{} was in flight when its worker stopped; it is called again with the same Idempotency-Key",
+                                    c.function_name
+                                ),
+                                key: "tool_call_retried".into(),
+                            },
+                            &by,
+                        ));
+                    } else {
+                        o.totals.tool_calls += 1;
+                    }
+                    c.execution_status = ExecutionStatus::Running;
+                    c.attempts += 1;
+                    evs.push(called(&c, tool, &by));
+                    tx.update_tool_call(&c).await?;
+                    http.push((c.clone(), kind.clone()));
+                    None
+                }
+            }
+        };
+        match immediate {
+            None => {}
+            Some(Immediate::Result(blocks)) => {
+                c.execution_status = ExecutionStatus::Completed;
+                c.result = Some(blocks.clone());
+                tx.update_tool_call(&c).await?;
+                evs.push(NewEvent::new(EventData::ToolResult { tool_call_id: c.id.clone(), content: blocks }, &by));
+            }
+            Some(Immediate::Error(message)) => {
+                c.execution_status = ExecutionStatus::Errored;
+                c.error = Some(message.clone());
+                tx.update_tool_call(&c).await?;
+                evs.push(NewEvent::new(EventData::ToolError { tool_call_id: c.id.clone(), message }, &by));
+            }
+            Some(Immediate::Finalized(output)) => {
+                c.execution_status = ExecutionStatus::Completed;
+                c.result = Some(vec![ResultBlock::Text { text: "finished".into() }]);
+                tx.update_tool_call(&c).await?;
+                finalized = Some(output);
+                break;
+            }
+        }
+    }
+    if let Some(output) = finalized {
+        evs.push(NewEvent::new(EventData::Finalized { output: output.clone() }, &by));
+        o.output = output;
+        o.state = ObjectiveState::Finalized;
+        tx.append_events(&mut o, evs).await?;
+        tx.save_objective(&o).await?;
+        tx.commit().await?;
+        return Ok(());
+    }
+    if too_many_corrections(calls) {
+        tx.append_events(&mut o, evs).await?;
+        fail(
+            &mut tx,
+            &mut o,
+            "output_invalid",
+            format!("the model's structured output was invalid {MAX_OUTPUT_CORRECTIONS} times"),
+        )
+        .await?;
+        tx.commit().await?;
+        return Ok(());
+    }
+    tx.append_events(&mut o, evs).await?;
+    tx.save_objective(&o).await?;
+    tx.commit().await?;
+    if http.is_empty() {
+        return Ok(());
+    }
+
+    // The side effects. The lease must still be ours: a worker that lost it must not call out.
+    if ctx.lease_left() < std::time::Duration::from_secs(1) || ctx.cancel.is_cancelled() {
+        anyhow::bail!("the lease is about to lapse before a tool call; the next claim retries it");
+    }
+    let object_secrets = ctx.reads().objective_secrets(&o.workspace_id, &o.meta.id).await?;
+    let mut prepared = Vec::with_capacity(http.len());
+    for (c, kind) in http {
+        let secrets = resolve_secrets(ctx, &o.workspace_id, &kind, &object_secrets).await?;
+        prepared.push((c, kind, secrets));
+    }
+    let started = ctx.now_ms();
+    let results = futures::future::join_all(
+        prepared.iter().map(|(c, kind, secrets)| tools::call_http(rt, kind, &c.arguments, secrets, &c.id)),
+    )
+    .await;
+    let ended = ctx.now_ms();
+
+    let Some((mut tx, mut o)) = lock(ctx, &o.workspace_id, &o.meta.id).await? else { return Ok(()) };
+    let mut evs = Vec::new();
+    for ((mut c, _, secrets), result) in prepared.into_iter().zip(results) {
+        c.resolved_secrets = tools::resolved(&secrets);
+        let data = match result {
+            Ok(blocks) => {
+                c.execution_status = ExecutionStatus::Completed;
+                c.result = Some(blocks.clone());
+                EventData::ToolResult { tool_call_id: c.id.clone(), content: blocks }
+            }
+            Err(message) => {
+                c.execution_status = ExecutionStatus::Errored;
+                c.error = Some(message.clone());
+                EventData::ToolError { tool_call_id: c.id.clone(), message }
+            }
+        };
+        tx.update_tool_call(&c).await?;
+        evs.push(NewEvent::new(data, &by).timed(started, ended));
+    }
+    tx.append_events(&mut o, evs).await?;
+    tx.save_objective(&o).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+fn called(c: &ToolCallRecord, tool: Option<&ObjectiveTool>, by: &str) -> NewEvent {
+    NewEvent::new(
+        EventData::ToolCalled {
+            tool_call_id: c.id.clone(),
+            tool: Some(c.callable.to_wire()),
+            config: tool.and_then(|t| t.snapshot.pointer("/spec/config").cloned()),
+            arguments: c.arguments.clone(),
+        },
+        by,
+    )
+}
+
+/// Finish calls that were refused: each one a correction the model was given.
+fn too_many_corrections(calls: &[ToolCallRecord]) -> bool {
+    let refused =
+        calls.iter().filter(|c| c.function_name == FINISH && c.execution_status == ExecutionStatus::Errored).count();
+    refused >= MAX_OUTPUT_CORRECTIONS as usize
+}
+
+async fn builtin(tx: &mut Tx, o: &Objective, _calls: &[ToolCallRecord], c: &ToolCallRecord) -> Result<Immediate> {
+    if let Some(e) = &c.error {
+        return Ok(Immediate::Error(e.clone()));
+    }
+    Ok(match c.function_name.as_str() {
+        FINISH => match &o.run.output_schema {
+            None => Immediate::Finalized(None),
+            Some(schema) => match json_schema::validate("output", schema, &c.arguments) {
+                Ok(()) => Immediate::Finalized(Some(c.arguments.clone())),
+                Err(e) => Immediate::Error(format!(
+                    "the output does not match the required schema: {}. Call {FINISH} again with a corrected output.",
+                    e.message
+                )),
+            },
+        },
+        CREATE_TASK => match c.arguments.get("task").and_then(Value::as_str).filter(|t| !t.trim().is_empty()) {
+            Some(task) => {
+                let t = tx.insert_task(&o.workspace_id, &o.meta.id, task).await?;
+                Immediate::Result(vec![ResultBlock::Text { text: format!("Task {} added: {}", t.number, t.task) }])
+            }
+            None => Immediate::Error("task is required".into()),
+        },
+        COMPLETE_TASK => match c.arguments.get("number").and_then(Value::as_i64) {
+            Some(n) if tx.complete_task(&o.meta.id, n).await? => {
+                Immediate::Result(vec![ResultBlock::Text { text: format!("Task {n} completed") }])
+            }
+            Some(n) => Immediate::Error(format!("there is no task number {n}")),
+            None => Immediate::Error("number is required".into()),
+        },
+        other => Immediate::Error(format!("unknown built-in tool {other}")),
+    })
+}
+
+/// The secrets an HTTP call's templates name: the objective's own first, then the workspace's
+/// (tool-set secrets come with their API). A missing one is left out: the template renders it
+/// empty, and `resolvedSecrets` shows which were found.
+async fn resolve_secrets(
+    ctx: &JobContext,
+    ws: &str,
+    kind: &ToolKind,
+    objective: &[cadenza_domain::objectives::ObjectiveSecret],
+) -> Result<Vec<Secret>> {
+    let names = tools::referenced_secrets(kind);
+    let mut out = Vec::new();
+    let mut from_workspace = Vec::new();
+    for n in names {
+        match objective.iter().find(|s| s.name == n) {
+            Some(s) => out.push(Secret { name: n, value: s.value.clone(), source: SecretSource::Objective }),
+            None => from_workspace.push(n),
+        }
+    }
+    if !from_workspace.is_empty() {
+        let mut tx = ctx.begin().await?;
+        for n in from_workspace {
+            if let Some(v) = tx.resolve_secret(ws, &n).await? {
+                out.push(Secret { name: n, value: v, source: SecretSource::Workspace });
+            }
+        }
+        tx.commit().await?;
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(data: EventData) -> Event {
+        Event {
+            id: "e".into(),
+            workspace_id: "w".into(),
+            objective_id: "o".into(),
+            seq: 1,
+            window_id: String::new(),
+            data,
+            profile_id: String::new(),
+            created_at: 0,
+            started_at: None,
+            duration_ms: None,
+        }
+    }
+
+    fn rec(id: &str, status: ApprovalStatus, exec: ExecutionStatus) -> ToolCallRecord {
+        ToolCallRecord {
+            id: id.into(),
+            workspace_id: "w".into(),
+            objective_id: "o".into(),
+            model_call_id: "m".into(),
+            function_name: "f".into(),
+            tool_id: "tool_1".into(),
+            tool_set_id: String::new(),
+            callable: Callable::Tool(json!({})),
+            arguments: json!({}),
+            status,
+            execution_status: exec,
+            memo: String::new(),
+            status_changed_by: None,
+            result: None,
+            error: None,
+            resolved_secrets: Vec::new(),
+            attempts: 0,
+            content_deadline: None,
+            created_at: 0,
+            updated_at: 0,
+        }
+    }
+
+    #[test]
+    fn the_log_decides_the_next_step() {
+        let user = ev(EventData::UserMessage { content: "hi".into() });
+        let assistant = ev(EventData::AssistantMessage { content: "hello".into(), tool_calls: vec![] });
+        assert_eq!(next(std::slice::from_ref(&user), &[], 0), Next::Model);
+        assert_eq!(next(&[user.clone(), assistant.clone()], &[], 0), Next::Park { wake_at: None });
+        let pending = rec("a", ApprovalStatus::AutoApproved, ExecutionStatus::Pending);
+        let waiting = rec("b", ApprovalStatus::WaitingForApproval, ExecutionStatus::Pending);
+        assert_eq!(
+            next(&[user.clone(), assistant.clone()], &[pending.clone(), waiting.clone()], 0),
+            Next::Tools(vec!["a".into()])
+        );
+        assert_eq!(next(&[user.clone(), assistant.clone()], &[waiting], 0), Next::Park { wake_at: None });
+        let mut bare = rec("c", ApprovalStatus::AutoApproved, ExecutionStatus::WaitingForContent);
+        bare.content_deadline = Some(100);
+        assert_eq!(next(&[user.clone()], std::slice::from_ref(&bare), 50), Next::Park { wake_at: Some(100) });
+        assert_eq!(next(&[user.clone()], &[bare], 100), Next::Tools(vec!["c".into()]));
+        let result = ev(EventData::ToolResult { tool_call_id: "a".into(), content: vec![] });
+        let done = rec("a", ApprovalStatus::AutoApproved, ExecutionStatus::Completed);
+        assert_eq!(next(&[user, assistant, result], &[done], 0), Next::Model);
+    }
+}
