@@ -10,7 +10,10 @@
 pub mod account;
 pub mod agents;
 pub mod api_keys;
+pub mod memory;
+pub mod models;
 pub mod tool_sets;
+pub mod uploads;
 pub mod variations;
 pub mod workspaces;
 
