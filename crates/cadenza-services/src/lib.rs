@@ -13,6 +13,7 @@ pub mod api_keys;
 pub mod memory;
 pub mod models;
 pub mod tool_sets;
+pub mod tools;
 pub mod uploads;
 pub mod variations;
 pub mod workspaces;
