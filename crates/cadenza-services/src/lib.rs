@@ -12,6 +12,8 @@ pub mod agents;
 pub mod api_keys;
 pub mod memory;
 pub mod models;
+pub mod schedules;
+pub mod secrets;
 pub mod tool_sets;
 pub mod tools;
 pub mod uploads;
