@@ -3,7 +3,8 @@
 //!
 //! Locks: every rule about a model runs with the model's row locked; assigning a model to a
 //! variation ([`assignable`], from variation create and update) takes the same lock, so a
-//! disable and an assignment cannot cross.
+//! disable and an assignment cannot cross. A swap locks the variations it moves before the
+//! models (a variation's update locks its row, then its model).
 
 use cadenza_domain::Error;
 use cadenza_domain::models::Model;
@@ -81,7 +82,12 @@ pub struct Swap {
 /// current one when asked. Every swap is checked, with all the models locked, before anything
 /// changes.
 pub async fn swap(tx: &mut Tx, workspace_id: &str, swaps: &[Swap]) -> Result<()> {
-    // Locked in one order, so two swaps naming the same models cannot deadlock.
+    // The variations to move first, then the models: the order a variation's update takes
+    // them in (its row, then its model's).
+    for s in swaps {
+        tx.lock_variations_on_model(workspace_id, &s.current_model_id).await?;
+    }
+    // Models locked in one order, so two swaps naming the same models cannot deadlock.
     let mut ids: Vec<&str> =
         swaps.iter().flat_map(|s| [s.current_model_id.as_str(), s.next_model_id.as_str()]).collect();
     ids.sort_unstable();

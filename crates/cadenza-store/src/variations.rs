@@ -298,6 +298,17 @@ impl Tx {
         Ok(n > 0)
     }
 
+    /// Locks every variation of the workspace running on `model_id` (PostgreSQL): a swap takes
+    /// these before the models' locks, the order a variation's update takes them in.
+    pub async fn lock_variations_on_model(&mut self, workspace_id: &str, model_id: &str) -> StoreResult<()> {
+        let mut q = ListQuery::new("SELECT COUNT(*) FROM (SELECT id FROM variations WHERE 1 = 1");
+        q.and_eq("workspace_id", Bind::Text(workspace_id.into())).and_eq("model_id", Bind::Text(model_id.into()));
+        let lock = self.for_update();
+        q.push(lock).push(") locked");
+        self.fetch_scalar_i64(&q).await?;
+        Ok(())
+    }
+
     /// How many variations of the workspace run on `model_id`, as this unit sees them.
     pub async fn count_variations_on_model(&mut self, workspace_id: &str, model_id: &str) -> StoreResult<i64> {
         let mut q = ListQuery::new("SELECT COUNT(*) FROM variations WHERE 1 = 1");
