@@ -7,10 +7,19 @@
 //! Functions take the tenant (workspace id) and already-parsed input, never an HTTP type; they
 //! return the domain error, which every caller maps in its own one place.
 
+pub mod account;
 pub mod agents;
+pub mod api_keys;
+pub mod memory;
+pub mod models;
 pub mod objectives;
+pub mod schedules;
+pub mod secrets;
 pub mod selection;
 pub mod tool_sets;
+pub mod tools;
+pub mod uploads;
 pub mod variations;
+pub mod workspaces;
 
 pub type Result<T, E = cadenza_domain::Error> = std::result::Result<T, E>;

@@ -1,6 +1,9 @@
-//! Tool sets: when a set is synced, who may edit a synced set's tools, and deletion guarded by
-//! assignments (the set's row is locked first; assigning the set or one of its tools takes the
-//! same lock in `variations::assign`, so a delete and an assignment cannot cross).
+//! Tool sets: when a set is synced (the job joins the write's unit), who may edit a synced set's
+//! tools, archiving (no sync, no new assignment), and deletion guarded by assignments.
+//!
+//! Locks: every change to a set runs with the set's row locked first; assigning the set or one
+//! of its tools takes the same lock in `variations::assign`, so a delete or an archive and an
+//! assignment cannot cross.
 
 use cadenza_domain::Error;
 use cadenza_domain::principal::Principal;
@@ -52,4 +55,71 @@ pub async fn delete(tx: &mut Tx, workspace_id: &str, tool_set_id: &str) -> Resul
     }
     tx.delete_tool_set(workspace_id, tool_set_id).await?;
     Ok(())
+}
+
+async fn locked(tx: &mut Tx, workspace_id: &str, tool_set_id: &str) -> Result<ToolSet> {
+    tx.get_tool_set_locked(workspace_id, tool_set_id).await?.ok_or_else(|| Error::not_found("tool set"))
+}
+
+/// Stores a new set (consuming the upload its OpenAPI document came from), with its first sync.
+pub async fn create(tx: &mut Tx, ts: &ToolSet, from_upload: Option<(&str, &str)>) -> Result<()> {
+    tx.insert_tool_set(ts, from_upload).await?;
+    if let Some(job) = sync_job(ts, "created") {
+        tx.enqueue(job).await?;
+    }
+    Ok(())
+}
+
+/// Writes `ts` (read with [`Tx::get_tool_set_locked`] in the same unit, then changed); a changed
+/// source (`resync`) is synced again.
+pub async fn update(tx: &mut Tx, ts: &ToolSet, resync: bool, from_upload: Option<(&str, &str)>) -> Result<()> {
+    tx.update_tool_set(ts, from_upload).await?;
+    if let Some(job) = sync_job(ts, "adapter changed").filter(|_| resync) {
+        tx.enqueue(job).await?;
+    }
+    Ok(())
+}
+
+async fn save_state(tx: &mut Tx, mut ts: ToolSet, state: ToolSetState) -> Result<ToolSet> {
+    ts.state = state;
+    ts.meta.updated_at = tx.now();
+    tx.update_tool_set(&ts, None).await?;
+    Ok(ts)
+}
+
+/// Archives the set: it takes no new assignment and does not sync.
+pub async fn archive(tx: &mut Tx, workspace_id: &str, tool_set_id: &str) -> Result<ToolSet> {
+    let ts = locked(tx, workspace_id, tool_set_id).await?;
+    save_state(tx, ts, ToolSetState::Archived).await
+}
+
+/// Unarchives the set, and syncs it when it was archived.
+pub async fn unarchive(tx: &mut Tx, workspace_id: &str, tool_set_id: &str) -> Result<ToolSet> {
+    let ts = locked(tx, workspace_id, tool_set_id).await?;
+    let was = ts.state;
+    let ts = save_state(tx, ts, ToolSetState::Active).await?;
+    if was == ToolSetState::Archived
+        && let Some(job) = sync_job(&ts, "unarchived")
+    {
+        tx.enqueue(job).await?;
+    }
+    Ok(ts)
+}
+
+/// An on-demand sync of a synced, active set.
+pub async fn sync(tx: &mut Tx, workspace_id: &str, tool_set_id: &str) -> Result<ToolSet> {
+    let ts = locked(tx, workspace_id, tool_set_id).await?;
+    if ts.state == ToolSetState::Archived {
+        return Err(Error::of(Reason::ToolSetArchived, "an archived tool set does not sync: unarchive it first")
+            .with_meta("toolSetId", ts.meta.id.clone()));
+    }
+    let job = sync_job(&ts, "requested").ok_or_else(|| {
+        Error::invalid("only mcp and openapi tool sets sync")
+            .with_reason(Reason::AdapterMismatch)
+            .with_meta("adapter", ts.adapter.kind())
+    })?;
+    let state = ts.state;
+    let ts = save_state(tx, ts, state).await?;
+    tx.enqueue(job).await?;
+    Ok(ts)
 }

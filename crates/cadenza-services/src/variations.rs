@@ -1,15 +1,20 @@
-//! Variations: assignments (tools, tool sets, sub-agents), the memory-layer stack, deletion.
+//! Variations: creation and update (the agent exists, the model is enabled), assignments
+//! (tools, tool sets, sub-agents), the memory-layer stack, deletion.
 //!
-//! Locks: every rule about a variation runs with the variation's row locked; a sub-agent
-//! assignment also serializes on the workspace's agent graph (the cycle check reads every
-//! edge); a tool-set assignment locks the set (so it cannot be deleted or archived under it).
+//! Locks: every rule about a variation runs with the variation's row locked; a new variation
+//! locks its agent (so it cannot land on an agent being deleted); a variation written on a model
+//! locks the model (so it cannot be disabled under it, `models::assignable`); a sub-agent
+//! assignment first serializes on the workspace's agent graph (the cycle check reads every
+//! edge; agent deletion takes it too, always before any row lock); a tool-set assignment locks
+//! the set (so it cannot be deleted or archived under it); a layer put on a stack locks the
+//! layer (so it cannot be deleted under it, `memory::delete_layer`).
 
 use std::collections::{HashMap, HashSet};
 
 use cadenza_domain::Error;
-use cadenza_domain::memory::MemoryLayer;
+use cadenza_domain::ids::IdRef;
 use cadenza_domain::reasons::Reason;
-use cadenza_domain::variations::{AssignmentKind, LayerAssignment, MAX_MEMORY_LAYERS};
+use cadenza_domain::variations::{AssignmentKind, LayerAssignment, MAX_MEMORY_LAYERS, Variation};
 use cadenza_store::Tx;
 
 use crate::Result;
@@ -51,6 +56,10 @@ pub async fn assign(
     kind: AssignmentKind,
     target: &str,
 ) -> Result<String> {
+    if kind == AssignmentKind::SubAgent {
+        // Before the variation's lock: agent deletion takes the graph first too.
+        tx.serialize_on(&crate::agents::graph_key(workspace_id)).await?;
+    }
     lock(tx, workspace_id, variation_id).await?;
     match kind {
         AssignmentKind::ToolSet => {
@@ -65,7 +74,6 @@ pub async fn assign(
             }
         }
         AssignmentKind::SubAgent => {
-            tx.serialize_on(&format!("agent-graph:{workspace_id}")).await?;
             let edges = tx.sub_agent_edges(workspace_id).await?;
             if creates_cycle(agent_id, target, &edges) {
                 return Err(refused(Reason::VariationCycle, "that sub-agent would make the agent its own ancestor")
@@ -104,15 +112,20 @@ fn check_position(stack: &[LayerAssignment], position: i32, except: Option<&str>
 }
 
 /// Puts a (user-managed) memory layer on the variation's stack, at `position` or above the top.
-/// The stack's cap, duplicates and positions are checked with the variation locked.
+/// The stack's cap, duplicates and positions are checked with the variation locked, the layer's
+/// existence with the layer locked.
 pub async fn attach_layer(
     tx: &mut Tx,
     workspace_id: &str,
     variation_id: &str,
-    layer: &MemoryLayer,
+    layer_id: &str,
     position: Option<i32>,
 ) -> Result<String> {
-    let layer_id = layer.meta.id.as_str();
+    lock(tx, workspace_id, variation_id).await?;
+    let (layer, _) = tx
+        .get_memory_layer_locked(workspace_id, &IdRef::Id(layer_id.to_string()))
+        .await?
+        .ok_or_else(|| Error::not_found("memory layer"))?;
     if layer.system_managed {
         return Err(refused(
             Reason::MemoryLayerSystemManaged,
@@ -120,7 +133,6 @@ pub async fn attach_layer(
         )
         .with_meta("memoryLayerId", layer_id));
     }
-    lock(tx, workspace_id, variation_id).await?;
     let stack = tx.list_layer_assignments(workspace_id, variation_id).await?;
     if stack.iter().any(|a| a.layer_id == layer_id) {
         return Err(refused(
@@ -158,6 +170,95 @@ pub async fn move_layer(
     check_position(&stack, position, Some(&current.id))?;
     tx.move_layer_assignment(workspace_id, variation_id, assignment_id, position).await?;
     Ok(LayerAssignment { position, ..current.clone() })
+}
+
+/// Stores a new variation of its agent (locked: it cannot be deleted meanwhile), on an enabled
+/// model (locked: it cannot be disabled meanwhile).
+pub async fn create(tx: &mut Tx, v: &Variation) -> Result<()> {
+    crate::agents::lock(tx, &v.workspace_id, &v.agent_id).await?;
+    if let Some(mc) = &v.model_config {
+        crate::models::assignable(tx, &v.workspace_id, &mc.model_id).await?;
+    }
+    tx.insert_variation(v).await?;
+    Ok(())
+}
+
+/// Writes `v` (read with `Tx::get_variation_locked` in the same unit, then changed). A model
+/// other than `previous_model` must be enabled, and is locked until the commit.
+pub async fn update(tx: &mut Tx, v: &Variation, previous_model: Option<&str>) -> Result<()> {
+    if let Some(mc) = &v.model_config
+        && Some(mc.model_id.as_str()) != previous_model
+    {
+        crate::models::assignable(tx, &v.workspace_id, &mc.model_id).await?;
+    }
+    tx.update_variation(v).await?;
+    Ok(())
+}
+
+/// Removes an assignment (by id) from the variation, or a 404.
+pub async fn remove_assignment(tx: &mut Tx, workspace_id: &str, variation_id: &str, id: &str) -> Result<()> {
+    lock(tx, workspace_id, variation_id).await?;
+    if !tx.remove_assignment(workspace_id, variation_id, id).await? {
+        return Err(Error::not_found("assignment"));
+    }
+    Ok(())
+}
+
+/// Removes the assignment of `target` (of `kind`) from the variation, or a 404.
+pub async fn remove_target(
+    tx: &mut Tx,
+    workspace_id: &str,
+    variation_id: &str,
+    kind: AssignmentKind,
+    target: &str,
+) -> Result<()> {
+    lock(tx, workspace_id, variation_id).await?;
+    let existing = tx.list_assignments(workspace_id, variation_id).await?;
+    let a = existing
+        .iter()
+        .find(|a| a.kind == kind && a.target_id == target)
+        .ok_or_else(|| Error::not_found("assignment"))?;
+    tx.remove_assignment(workspace_id, variation_id, &a.id).await?;
+    Ok(())
+}
+
+/// Takes a layer assignment (by id) off the variation's stack, or a 404.
+pub async fn detach_layer(tx: &mut Tx, workspace_id: &str, variation_id: &str, id: &str) -> Result<()> {
+    lock(tx, workspace_id, variation_id).await?;
+    if !tx.remove_layer_assignment(workspace_id, variation_id, id).await? {
+        return Err(Error::not_found("memory layer assignment"));
+    }
+    Ok(())
+}
+
+/// Takes `layer_id` off the variation's stack, or a 404 when it is not there.
+pub async fn detach_layer_id(tx: &mut Tx, workspace_id: &str, variation_id: &str, layer_id: &str) -> Result<()> {
+    let id = stacked(tx, workspace_id, variation_id, layer_id).await?;
+    tx.remove_layer_assignment(workspace_id, variation_id, &id).await?;
+    Ok(())
+}
+
+/// Moves `layer_id` on the variation's stack to `position`.
+pub async fn move_layer_id(
+    tx: &mut Tx,
+    workspace_id: &str,
+    variation_id: &str,
+    layer_id: &str,
+    position: i32,
+) -> Result<LayerAssignment> {
+    let id = stacked(tx, workspace_id, variation_id, layer_id).await?;
+    move_layer(tx, workspace_id, variation_id, &id, position).await
+}
+
+/// The id of `layer_id`'s assignment on the (locked) variation's stack.
+async fn stacked(tx: &mut Tx, workspace_id: &str, variation_id: &str, layer_id: &str) -> Result<String> {
+    lock(tx, workspace_id, variation_id).await?;
+    let stack = tx.list_layer_assignments(workspace_id, variation_id).await?;
+    let a = stack
+        .into_iter()
+        .find(|a| a.layer_id == layer_id)
+        .ok_or_else(|| Error::not_found("memory layer assignment"))?;
+    Ok(a.id)
 }
 
 /// Deletes a variation, unless a schedule fires it. A schedule pinning the variation takes the

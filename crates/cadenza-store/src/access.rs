@@ -3,7 +3,7 @@
 //! other replicas arrive through `NOTIFY cadenza_access`; notifications can be lost, so the cache
 //! also bounds the age of its entries.
 
-use crate::Reads;
+use crate::{Reads, StoreResult, Tx};
 use std::time::Duration;
 
 use sqlx::postgres::PgListener;
@@ -18,12 +18,16 @@ pub(crate) struct AccessEpoch {
 }
 
 impl AccessEpoch {
-    pub(crate) fn new(db: &Db) -> Self {
+    pub(crate) fn new() -> Self {
         let (tx, _) = watch::channel(0u64);
-        if let Db::Postgres(pool) = db {
-            tokio::spawn(listen(pool.clone(), tx.clone()));
-        }
         Self { tx }
+    }
+
+    /// On PostgreSQL, follows the changes other replicas make.
+    pub(crate) fn listen(&self, db: &Db) {
+        if let Db::Postgres(pool) = db {
+            tokio::spawn(listen(pool.clone(), self.tx.clone()));
+        }
     }
 
     fn bump(&self) {
@@ -34,16 +38,19 @@ impl AccessEpoch {
 impl Reads {
     /// The current access epoch; cached credentials from an older epoch are stale.
     pub fn access_epoch(&self) -> u64 {
-        *self.0.access.tx.borrow()
+        *self.0.shared.access.tx.borrow()
     }
+}
 
-    /// Called after a committed change to keys or workspaces.
-    pub(crate) async fn access_changed(&self) {
-        self.0.access.bump();
-        if let Db::Postgres(pool) = self.db() {
-            // Best effort: a lost notification only delays other replicas by the cache's TTL.
-            let _ = sqlx::query("SELECT pg_notify($1, '')").bind(CHANNEL).execute(pool).await;
-        }
+impl Tx {
+    /// A change to keys or workspaces in this unit: the epoch moves here once it commits, and
+    /// on other PostgreSQL replicas through a notification sent inside the transaction
+    /// (delivered on commit only; a lost one only delays them by the cache's TTL).
+    pub(crate) async fn access_changed(&mut self) -> StoreResult<()> {
+        self.notify(CHANNEL, "").await?;
+        let shared = self.shared.clone();
+        self.after_commit(move || shared.access.bump());
+        Ok(())
     }
 }
 

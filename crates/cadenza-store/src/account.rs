@@ -1,12 +1,13 @@
 //! The account and profiles.
 
-use crate::Reads;
+use crate::tx::on_tx;
+use crate::{Reads, Tx};
 use cadenza_domain::Meta;
 use cadenza_domain::account::{self, Account, Profile, ProfileType};
 use cadenza_domain::ids::IdKind;
 
 use crate::rows::labels_from;
-use crate::{Store, StoreError, StoreResult, in_tx, on_db};
+use crate::{StoreError, StoreResult, on_db};
 
 #[derive(sqlx::FromRow)]
 struct AccountRow {
@@ -87,7 +88,7 @@ impl Reads {
 
     /// Seals the webhook signing secret of an account (also used by bootstrap).
     pub(crate) fn seal_webhook_secret(&self, account_id: &str, secret: &str) -> Vec<u8> {
-        self.vault().seal(&[account_id, "webhook"], secret.as_bytes())
+        seal_webhook(self.vault(), account_id, secret)
     }
 
     pub async fn get_profile(&self, account_id: &str, profile_id: &str) -> StoreResult<Option<Profile>> {
@@ -114,13 +115,13 @@ impl Reads {
     }
 }
 
-impl Store {
+impl Tx {
     /// Replaces the webhook signing secret and returns the new one.
-    pub async fn rotate_webhook_secret(&self, account_id: &str) -> StoreResult<String> {
+    pub async fn rotate_webhook_secret(&mut self, account_id: &str) -> StoreResult<String> {
         let secret = account::new_webhook_secret();
-        let sealed = self.seal_webhook_secret(account_id, &secret);
-        let now = self.now_ms();
-        in_tx!(self, |tx| {
+        let sealed = seal_webhook(&self.shared.vault, account_id, &secret);
+        let now = self.now();
+        on_tx!(self, |tx| {
             sqlx::query("UPDATE accounts SET webhook_secret_sealed = $1, updated_at = $2 WHERE id = $3")
                 .bind(sealed)
                 .bind(now)
@@ -131,10 +132,10 @@ impl Store {
         Ok(secret)
     }
 
-    pub async fn rotate_challenge_token(&self, account_id: &str) -> StoreResult<String> {
+    pub async fn rotate_challenge_token(&mut self, account_id: &str) -> StoreResult<String> {
         let token = account::new_challenge_token();
-        let now = self.now_ms();
-        in_tx!(self, |tx| {
+        let now = self.now();
+        on_tx!(self, |tx| {
             sqlx::query("UPDATE accounts SET challenge_token = $1, updated_at = $2 WHERE id = $3")
                 .bind(&token)
                 .bind(now)
@@ -144,6 +145,11 @@ impl Store {
         });
         Ok(token)
     }
+}
+
+/// The webhook signing secret sealed with the vault, bound to its account.
+fn seal_webhook(vault: &cadenza_domain::crypto::Vault, account_id: &str, secret: &str) -> Vec<u8> {
+    vault.seal(&[account_id, "webhook"], secret.as_bytes())
 }
 
 /// Inserts a profile inside an open transaction; shared by bootstrap and key creation.

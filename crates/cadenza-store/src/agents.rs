@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use crate::list::{Bind, ListQuery};
 use crate::rows::{HasMeta, MetaRow, id_ref_column, labels_to};
-use crate::{Store, StoreError, StoreResult, in_tx};
+use crate::{StoreError, StoreResult};
 
 #[derive(sqlx::FromRow)]
 struct AgentRow {
@@ -113,10 +113,10 @@ impl Reads {
     }
 }
 
-impl Store {
+impl Tx {
     /// Stores a new agent, and its default variation in the same transaction when one is given.
-    pub async fn insert_agent(&self, a: &Agent, default_variation: Option<&Variation>) -> StoreResult<()> {
-        in_tx!(self, |tx| {
+    pub async fn insert_agent(&mut self, a: &Agent, default_variation: Option<&Variation>) -> StoreResult<()> {
+        on_tx!(self, |tx| {
             sqlx::query(
                 "INSERT INTO agents (id, account_id, workspace_id, name, external_id, labels, profile_id, created_at, \
                  updated_at, status, selection_mode, description, input_schema, output_definition, webhook_events_url, \
@@ -150,10 +150,10 @@ impl Store {
         Ok(())
     }
 
-    pub async fn delete_agent(&self, workspace_id: &str, id: &str) -> StoreResult<bool> {
+    pub async fn delete_agent(&mut self, workspace_id: &str, id: &str) -> StoreResult<bool> {
         // The agent goes with its variations (their assignments and stacks), its schedules, and every
         // assignment that used it as a sub-agent.
-        let n = in_tx!(self, |tx| {
+        let n = on_tx!(self, |tx| {
             for sql in [
                 "DELETE FROM variation_assignments WHERE workspace_id = $1 AND variation_id IN                  (SELECT id FROM variations WHERE workspace_id = $1 AND agent_id = $2)",
                 "DELETE FROM variation_memory_layers WHERE workspace_id = $1 AND variation_id IN                  (SELECT id FROM variations WHERE workspace_id = $1 AND agent_id = $2)",

@@ -1,15 +1,16 @@
 //! API keys. Tokens exist here only as SHA-256 hashes.
 
-use crate::Reads;
+use crate::tx::on_tx;
+use crate::{Reads, Tx};
 use cadenza_domain::IdRef;
 use cadenza_domain::account::Profile;
 use cadenza_domain::api_keys::ApiKey;
 use cadenza_domain::page::{ListParams, Page};
 
+use crate::StoreResult;
 use crate::account::insert_profile;
 use crate::list::{Bind, ListQuery};
 use crate::rows::{HasMeta, MetaRow, id_ref_column, labels_to, strings_from, strings_to};
-use crate::{Store, StoreResult, in_tx};
 
 #[derive(sqlx::FromRow)]
 struct ApiKeyRow {
@@ -89,13 +90,18 @@ impl KeyScope<'_> {
     }
 }
 
+fn key_query(account_id: &str, scope: KeyScope<'_>, r: &IdRef) -> ListQuery {
+    let (col, val) = id_ref_column(r);
+    let mut q = ListQuery::new(SELECT);
+    q.and_eq("account_id", Bind::Text(account_id.into()));
+    scope.apply(&mut q);
+    q.and_eq(col, Bind::Text(val));
+    q
+}
+
 impl Reads {
     pub async fn get_api_key(&self, account_id: &str, scope: KeyScope<'_>, r: &IdRef) -> StoreResult<Option<ApiKey>> {
-        let (col, val) = id_ref_column(r);
-        let mut q = ListQuery::new(SELECT);
-        q.and_eq("account_id", Bind::Text(account_id.into()));
-        scope.apply(&mut q);
-        q.and_eq(col, Bind::Text(val));
+        let q = key_query(account_id, scope, r);
         let row: Option<ApiKeyRow> = self.fetch_row(&q).await?;
         row.map(ApiKeyRow::into_domain).transpose()
     }
@@ -133,10 +139,10 @@ impl Reads {
     }
 }
 
-impl Store {
+impl Tx {
     /// Stores a new key and its principal profile in one transaction.
-    pub async fn insert_api_key(&self, key: &ApiKey, key_profile: &Profile, token_hash: &str) -> StoreResult<()> {
-        in_tx!(self, |tx| {
+    pub async fn insert_api_key(&mut self, key: &ApiKey, key_profile: &Profile, token_hash: &str) -> StoreResult<()> {
+        on_tx!(self, |tx| {
             insert_profile!(tx, key_profile);
             insert_api_key!(tx, key, token_hash);
         });
@@ -144,8 +150,8 @@ impl Store {
     }
 
     /// Writes every mutable field of `key`. The token is not among them.
-    pub async fn update_api_key(&self, key: &ApiKey) -> StoreResult<()> {
-        in_tx!(self, |tx| {
+    pub async fn update_api_key(&mut self, key: &ApiKey) -> StoreResult<()> {
+        on_tx!(self, |tx| {
             sqlx::query(
                 "UPDATE api_keys SET name = $1, external_id = $2, labels = $3, description = $4, permissions = $5, \
                  enabled = $6, workspace_id = $7, updated_at = $8 WHERE account_id = $9 AND id = $10",
@@ -163,14 +169,14 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         });
-        self.access_changed().await;
+        self.access_changed().await?;
         Ok(())
     }
 
     /// Replaces the token hash: every earlier token of the key stops working at commit.
-    pub async fn set_api_key_token(&self, account_id: &str, id: &str, token_hash: &str) -> StoreResult<()> {
-        let now = self.now_ms();
-        in_tx!(self, |tx| {
+    pub async fn set_api_key_token(&mut self, account_id: &str, id: &str, token_hash: &str) -> StoreResult<()> {
+        let now = self.now();
+        on_tx!(self, |tx| {
             sqlx::query("UPDATE api_keys SET token_hash = $1, updated_at = $2 WHERE account_id = $3 AND id = $4")
                 .bind(token_hash)
                 .bind(now)
@@ -179,13 +185,13 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
         });
-        self.access_changed().await;
+        self.access_changed().await?;
         Ok(())
     }
 
     /// Deletes a non-system key. Returns whether a row went away.
-    pub async fn delete_api_key(&self, account_id: &str, id: &str) -> StoreResult<bool> {
-        let n = in_tx!(self, |tx| {
+    pub async fn delete_api_key(&mut self, account_id: &str, id: &str) -> StoreResult<bool> {
+        let n = on_tx!(self, |tx| {
             sqlx::query("DELETE FROM api_keys WHERE account_id = $1 AND id = $2 AND system = 0")
                 .bind(account_id)
                 .bind(id)
@@ -193,7 +199,21 @@ impl Store {
                 .await?
                 .rows_affected()
         });
-        self.access_changed().await;
+        self.access_changed().await?;
         Ok(n > 0)
+    }
+
+    /// The key, locked for the rest of this unit (PostgreSQL): a PATCH or a state change
+    /// applies to the row as it is now, and the rules about who may manage it see it so.
+    pub async fn get_api_key_locked(
+        &mut self,
+        account_id: &str,
+        scope: KeyScope<'_>,
+        r: &IdRef,
+    ) -> StoreResult<Option<ApiKey>> {
+        let mut q = key_query(account_id, scope, r);
+        q.push(self.for_update());
+        let row: Option<ApiKeyRow> = self.fetch_row(&q).await?;
+        row.map(ApiKeyRow::into_domain).transpose()
     }
 }

@@ -106,12 +106,12 @@ pub(crate) struct Shared {
     pub(crate) vault: Vault,
     pub(crate) wake: Arc<dialect::Wake>,
     pub(crate) lease_clock: jobs::LeaseClock,
+    pub(crate) access: access::AccessEpoch,
 }
 
 struct Inner {
     db: Db,
     shared: Arc<Shared>,
-    access: access::AccessEpoch,
 }
 
 /// Everything the store can read. A job handler gets only this, plus units of work fenced by
@@ -153,13 +153,13 @@ impl Store {
         } else {
             jobs::LeaseClock::Store
         };
-        let shared = Arc::new(Shared { clock, vault, wake, lease_clock });
+        let shared = Arc::new(Shared { clock, vault, wake, lease_clock, access: access::AccessEpoch::new() });
         let db = dialect::connect(opts, shared.clone()).await?;
         if let Db::Postgres(pool) = &db {
             shared.wake.listen(pool.clone());
         }
-        let access = access::AccessEpoch::new(&db);
-        Ok(Self(Reads(Arc::new(Inner { db, shared, access }))))
+        shared.access.listen(&db);
+        Ok(Self(Reads(Arc::new(Inner { db, shared }))))
     }
 
     /// Starts a unit of work: one write transaction for any number of areas. Commit it with

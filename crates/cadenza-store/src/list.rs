@@ -8,7 +8,7 @@ use sqlx::postgres::PgRow;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{AssertSqlSafe, FromRow};
 
-use crate::{Store, StoreResult, on_db};
+use crate::{StoreResult, on_db};
 
 /// A bound value. Only what the schema uses: text, integers, optional text.
 #[derive(Debug, Clone)]
@@ -141,16 +141,16 @@ impl Reads {
     }
 }
 
-impl Store {
+impl crate::Tx {
     /// Deletes one row of a workspace-scoped `table` by id; whether it existed.
     pub(crate) async fn delete_in_workspace(
-        &self,
+        &mut self,
         table: &'static str,
         workspace_id: &str,
         id: &str,
     ) -> StoreResult<bool> {
         let sql = format!("DELETE FROM {table} WHERE workspace_id = $1 AND id = $2");
-        let n = crate::in_tx!(self, |tx| {
+        let n = crate::tx::on_tx!(self, |tx| {
             sqlx::query(AssertSqlSafe(sql.clone())).bind(workspace_id).bind(id).execute(&mut *tx).await?.rows_affected()
         });
         Ok(n > 0)

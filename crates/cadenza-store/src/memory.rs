@@ -8,7 +8,8 @@ use cadenza_domain::page::{ListParams, Page};
 
 use crate::list::{Bind, ListQuery};
 use crate::rows::{HasMeta, MetaRow, id_ref_column, labels_to};
-use crate::{Store, StoreError, StoreResult, in_tx};
+use crate::tx::on_tx;
+use crate::{StoreError, StoreResult, Tx};
 
 #[derive(sqlx::FromRow)]
 struct LayerRow {
@@ -98,8 +99,7 @@ pub struct LayerFilter {
     pub episodic_key_prefix: Option<String>,
 }
 
-/// The INSERT of one memory entry, bound and ready to execute; a macro so an upload's
-/// consumption can run it inside its own transaction on either backend.
+/// The INSERT of one memory entry, bound and ready to execute.
 macro_rules! insert_entry_query {
     ($e:expr) => {{
         let e: &cadenza_domain::memory::MemoryEntry = $e;
@@ -123,7 +123,6 @@ macro_rules! insert_entry_query {
         .bind(&e.content)
     }};
 }
-pub(crate) use insert_entry_query;
 
 /// The UPDATE of one memory entry's fields, bound and ready to execute (see `insert_entry_query!`).
 macro_rules! update_entry_query {
@@ -145,7 +144,6 @@ macro_rules! update_entry_query {
         .bind(&e.meta.id)
     }};
 }
-pub(crate) use update_entry_query;
 
 impl Reads {
     /// A layer and its entry count.
@@ -213,9 +211,9 @@ impl Reads {
     }
 }
 
-impl Store {
-    pub async fn insert_memory_layer(&self, l: &MemoryLayer) -> StoreResult<()> {
-        in_tx!(self, |tx| {
+impl Tx {
+    pub async fn insert_memory_layer(&mut self, l: &MemoryLayer) -> StoreResult<()> {
+        on_tx!(self, |tx| {
             sqlx::query(
                 "INSERT INTO memory_layers (id, account_id, workspace_id, name, external_id, labels, profile_id, \
                  created_at, updated_at, layer_type, description, system_managed, expires_at, agent_id, episodic_key) \
@@ -242,8 +240,8 @@ impl Store {
         Ok(())
     }
 
-    pub async fn update_memory_layer(&self, l: &MemoryLayer) -> StoreResult<()> {
-        in_tx!(self, |tx| {
+    pub async fn update_memory_layer(&mut self, l: &MemoryLayer) -> StoreResult<()> {
+        on_tx!(self, |tx| {
             sqlx::query(
                 "UPDATE memory_layers SET name = $1, external_id = $2, labels = $3, updated_at = $4, description = $5 \
                  WHERE workspace_id = $6 AND id = $7 AND system_managed = 0",
@@ -262,8 +260,8 @@ impl Store {
     }
 
     /// Deletes a layer with all its entries, in one transaction.
-    pub async fn delete_memory_layer(&self, workspace_id: &str, id: &str) -> StoreResult<bool> {
-        let n = in_tx!(self, |tx| {
+    pub async fn delete_memory_layer(&mut self, workspace_id: &str, id: &str) -> StoreResult<bool> {
+        let n = on_tx!(self, |tx| {
             sqlx::query("DELETE FROM memory_entries WHERE workspace_id = $1 AND layer_id = $2")
                 .bind(workspace_id)
                 .bind(id)
@@ -279,22 +277,22 @@ impl Store {
         Ok(n > 0)
     }
 
-    pub async fn insert_memory_entry(&self, e: &MemoryEntry) -> StoreResult<()> {
-        in_tx!(self, |tx| {
+    pub async fn insert_memory_entry(&mut self, e: &MemoryEntry) -> StoreResult<()> {
+        on_tx!(self, |tx| {
             insert_entry_query!(e).execute(&mut *tx).await?;
         });
         Ok(())
     }
 
-    pub async fn update_memory_entry(&self, e: &MemoryEntry) -> StoreResult<()> {
-        in_tx!(self, |tx| {
+    pub async fn update_memory_entry(&mut self, e: &MemoryEntry) -> StoreResult<()> {
+        on_tx!(self, |tx| {
             update_entry_query!(e).execute(&mut *tx).await?;
         });
         Ok(())
     }
 
-    pub async fn delete_memory_entry(&self, workspace_id: &str, layer_id: &str, id: &str) -> StoreResult<bool> {
-        let n = in_tx!(self, |tx| {
+    pub async fn delete_memory_entry(&mut self, workspace_id: &str, layer_id: &str, id: &str) -> StoreResult<bool> {
+        let n = on_tx!(self, |tx| {
             sqlx::query("DELETE FROM memory_entries WHERE workspace_id = $1 AND layer_id = $2 AND id = $3")
                 .bind(workspace_id)
                 .bind(layer_id)
@@ -304,5 +302,45 @@ impl Store {
                 .rows_affected()
         });
         Ok(n > 0)
+    }
+
+    /// The layer and its entry count, locked for the rest of this unit (PostgreSQL): deleting
+    /// it, assigning it to a stack and writing its entries all take this lock first.
+    pub async fn get_memory_layer_locked(
+        &mut self,
+        workspace_id: &str,
+        r: &IdRef,
+    ) -> StoreResult<Option<(MemoryLayer, i64)>> {
+        let (col, val) = id_ref_column(r);
+        // FOR UPDATE cannot lock a row read with an aggregate: lock the row, then read it.
+        let mut lock = ListQuery::new("SELECT COUNT(*) FROM (SELECT id FROM memory_layers WHERE 1 = 1");
+        lock.and_eq("workspace_id", Bind::Text(workspace_id.into())).and_eq(col, Bind::Text(val.clone()));
+        let how = self.for_update();
+        lock.push(how).push(") locked");
+        if self.fetch_scalar_i64(&lock).await? == 0 {
+            return Ok(None);
+        }
+        let mut q = ListQuery::new(LAYER_SELECT);
+        q.and_eq("workspace_id", Bind::Text(workspace_id.into())).and_eq(col, Bind::Text(val));
+        let row: Option<LayerRow> = self.fetch_row(&q).await?;
+        row.map(LayerRow::into_domain).transpose()
+    }
+
+    /// An entry of a layer, with its body, locked for the rest of this unit (PostgreSQL), so a
+    /// PATCH applies its mask to the row as it is now.
+    pub async fn get_memory_entry_locked(
+        &mut self,
+        workspace_id: &str,
+        layer_id: &str,
+        r: &IdRef,
+    ) -> StoreResult<Option<MemoryEntry>> {
+        let (col, val) = id_ref_column(r);
+        let mut q = ListQuery::new(ENTRY_DETAIL);
+        q.and_eq("workspace_id", Bind::Text(workspace_id.into()))
+            .and_eq("layer_id", Bind::Text(layer_id.into()))
+            .and_eq(col, Bind::Text(val));
+        q.push(self.for_update());
+        let row: Option<EntryRow> = self.fetch_row(&q).await?;
+        row.map(EntryRow::into_domain).transpose()
     }
 }

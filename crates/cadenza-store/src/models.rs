@@ -8,7 +8,8 @@ use cadenza_domain::{IdRef, Labels, Meta};
 
 use crate::list::{Bind, ListQuery};
 use crate::rows::{HasMeta, MetaRow, id_ref_column, labels_to};
-use crate::{Store, StoreResult, in_tx};
+use crate::tx::on_tx;
+use crate::{StoreResult, Tx};
 
 #[derive(sqlx::FromRow)]
 struct ModelRow {
@@ -85,17 +86,17 @@ impl Reads {
     }
 }
 
-impl Store {
+impl Tx {
     /// Gives the workspace a row for every catalog model it has not seen yet (enabled).
     pub async fn ensure_models(
-        &self,
+        &mut self,
         account_id: &str,
         workspace_id: &str,
         profile_id: &str,
         names: &[String],
     ) -> StoreResult<()> {
-        let now = self.now_ms();
-        in_tx!(self, |tx| {
+        let now = self.now();
+        on_tx!(self, |tx| {
             for name in names {
                 let meta =
                     Meta::new(IdKind::Model, now, account_id, profile_id, name.clone(), name.clone(), Labels::new());
@@ -119,9 +120,9 @@ impl Store {
         Ok(())
     }
 
-    pub async fn set_model_enabled(&self, workspace_id: &str, id: &str, enabled: bool) -> StoreResult<()> {
-        let now = self.now_ms();
-        in_tx!(self, |tx| {
+    pub async fn set_model_enabled(&mut self, workspace_id: &str, id: &str, enabled: bool) -> StoreResult<()> {
+        let now = self.now();
+        on_tx!(self, |tx| {
             sqlx::query("UPDATE models SET enabled = $1, updated_at = $2 WHERE workspace_id = $3 AND id = $4")
                 .bind(i64::from(enabled))
                 .bind(now)
@@ -131,5 +132,15 @@ impl Store {
                 .await?;
         });
         Ok(())
+    }
+
+    /// The model, locked for the rest of this unit (PostgreSQL): "not disabled while variations
+    /// use it" is checked under this lock, and assigning the model to a variation takes it too.
+    pub async fn get_model_locked(&mut self, workspace_id: &str, id: &str) -> StoreResult<Option<Model>> {
+        let mut q = ListQuery::new(SELECT);
+        q.and_eq("workspace_id", Bind::Text(workspace_id.into())).and_eq("id", Bind::Text(id.into()));
+        q.push(self.for_update());
+        let row: Option<ModelRow> = self.fetch_row(&q).await?;
+        row.map(ModelRow::into_domain).transpose()
     }
 }

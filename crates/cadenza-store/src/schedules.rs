@@ -112,14 +112,6 @@ impl Reads {
 }
 
 impl Store {
-    /// Writes what a client may change (metadata, spec, state, and the due-time derived from
-    /// them); the firing history columns belong to the engine and are left alone.
-    pub async fn update_schedule(&self, s: &Schedule) -> StoreResult<()> {
-        let mut tx = self.begin().await?;
-        tx.update_schedule(s).await?;
-        tx.commit().await
-    }
-
     /// Claims the fire due at `due_ms` by moving the due-time to `next_ms` (a compare-and-set
     /// on the old due-time). Exactly one caller gets `true` for a given fire, however many
     /// replicas race; the winner records the fire, the others skip it.
@@ -147,13 +139,29 @@ impl Store {
     }
 }
 
-impl Store {
-    pub async fn delete_schedule(&self, workspace_id: &str, id: &str) -> StoreResult<bool> {
+impl Tx {
+    pub async fn delete_schedule(&mut self, workspace_id: &str, id: &str) -> StoreResult<bool> {
         self.delete_in_workspace("schedules", workspace_id, id).await
     }
-}
 
-impl Tx {
+    /// The schedule, locked for the rest of this unit (PostgreSQL), so a PATCH or a state
+    /// change applies to the row as it is now.
+    pub async fn get_schedule_locked(
+        &mut self,
+        workspace_id: &str,
+        agent_id: &str,
+        r: &IdRef,
+    ) -> StoreResult<Option<Schedule>> {
+        let (col, val) = id_ref_column(r);
+        let mut q = ListQuery::new(SELECT);
+        q.and_eq("workspace_id", Bind::Text(workspace_id.into()))
+            .and_eq("agent_id", Bind::Text(agent_id.into()))
+            .and_eq(col, Bind::Text(val));
+        q.push(self.for_update());
+        let row: Option<ScheduleRow> = self.fetch_row(&q).await?;
+        row.map(ScheduleRow::into_domain).transpose()
+    }
+
     pub async fn insert_schedule(&mut self, s: &Schedule) -> StoreResult<()> {
         on_tx!(self, |tx| {
             sqlx::query(

@@ -8,7 +8,7 @@ use cadenza_domain::secrets::WorkspaceSecret;
 
 use crate::list::{Bind, ListQuery};
 use crate::rows::{HasMeta, MetaRow, id_ref_column, labels_to};
-use crate::{Store, StoreError, StoreResult, in_tx};
+use crate::{Store, StoreError, StoreResult};
 
 #[derive(sqlx::FromRow)]
 struct SecretRow {
@@ -36,11 +36,12 @@ impl SecretRow {
 
 const SELECT: &str = "SELECT id, account_id, workspace_id, name, external_id, labels, profile_id, created_at, updated_at, last_used_at FROM workspace_secrets WHERE 1 = 1";
 
-impl Reads {
-    fn seal_secret(&self, s: &WorkspaceSecret, value: &str) -> Vec<u8> {
-        self.vault().seal(&[&s.workspace_id, &s.meta.id], value.as_bytes())
-    }
+/// The value sealed with the vault, bound to (workspace, secret id).
+fn seal(vault: &cadenza_domain::crypto::Vault, s: &WorkspaceSecret, value: &str) -> Vec<u8> {
+    vault.seal(&[&s.workspace_id, &s.meta.id], value.as_bytes())
+}
 
+impl Reads {
     pub async fn get_secret(&self, workspace_id: &str, r: &IdRef) -> StoreResult<Option<WorkspaceSecret>> {
         let (col, val) = id_ref_column(r);
         let mut q = ListQuery::new(SELECT);
@@ -58,10 +59,10 @@ impl Reads {
     }
 }
 
-impl Store {
-    pub async fn insert_secret(&self, s: &WorkspaceSecret, value: &str) -> StoreResult<()> {
-        let sealed = self.seal_secret(s, value);
-        in_tx!(self, |tx| {
+impl Tx {
+    pub async fn insert_secret(&mut self, s: &WorkspaceSecret, value: &str) -> StoreResult<()> {
+        let sealed = seal(&self.shared.vault, s, value);
+        on_tx!(self, |tx| {
             sqlx::query(
                 "INSERT INTO workspace_secrets (id, account_id, workspace_id, name, external_id, labels, profile_id, \
                  created_at, updated_at, last_used_at, value_sealed) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, NULL, $10)",
@@ -83,9 +84,9 @@ impl Store {
     }
 
     /// Writes the mutable fields of `s`, and the value when `new_value` is given.
-    pub async fn update_secret(&self, s: &WorkspaceSecret, new_value: Option<&str>) -> StoreResult<()> {
-        let sealed = new_value.map(|v| self.seal_secret(s, v));
-        in_tx!(self, |tx| {
+    pub async fn update_secret(&mut self, s: &WorkspaceSecret, new_value: Option<&str>) -> StoreResult<()> {
+        let sealed = new_value.map(|v| seal(&self.shared.vault, s, v));
+        on_tx!(self, |tx| {
             sqlx::query(
                 "UPDATE workspace_secrets SET name = $1, external_id = $2, labels = $3, updated_at = $4 \
                  WHERE workspace_id = $5 AND id = $6",
@@ -109,11 +110,20 @@ impl Store {
         });
         Ok(())
     }
-}
 
-impl Store {
-    pub async fn delete_secret(&self, workspace_id: &str, id: &str) -> StoreResult<bool> {
+    pub async fn delete_secret(&mut self, workspace_id: &str, id: &str) -> StoreResult<bool> {
         self.delete_in_workspace("workspace_secrets", workspace_id, id).await
+    }
+
+    /// The secret, locked for the rest of this unit (PostgreSQL), so a PATCH applies its mask
+    /// to the row as it is now.
+    pub async fn get_secret_locked(&mut self, workspace_id: &str, r: &IdRef) -> StoreResult<Option<WorkspaceSecret>> {
+        let (col, val) = id_ref_column(r);
+        let mut q = ListQuery::new(SELECT);
+        q.and_eq("workspace_id", Bind::Text(workspace_id.into())).and_eq(col, Bind::Text(val));
+        q.push(self.for_update());
+        let row: Option<SecretRow> = self.fetch_row(&q).await?;
+        row.map(SecretRow::into_domain).transpose()
     }
 }
 

@@ -1,5 +1,6 @@
 //! Tool sets, their tools and their sync log. Creating or re-pointing a synced tool set
-//! enqueues its sync job in the same transaction, so a committed change is always synced.
+//! enqueues its sync job in the same unit of work (`cadenza_services::tool_sets`), so a
+//! committed change is always synced.
 
 use crate::Reads;
 use cadenza_domain::IdRef;
@@ -8,11 +9,10 @@ use cadenza_domain::page::{ListParams, Page};
 use cadenza_domain::tool_sets::{Adapter, SyncEvent, Tool, ToolSet, ToolSetEvent, ToolSetState, ToolState};
 use serde_json::Value;
 
-use crate::jobs::NewJob;
 use crate::list::{Bind, ListQuery};
 use crate::rows::{HasMeta, MetaRow, id_ref_column, labels_to};
 use crate::tx::on_tx;
-use crate::{Store, StoreError, StoreResult, Tx, in_tx, on_db};
+use crate::{StoreError, StoreResult, Tx, on_db};
 
 #[derive(sqlx::FromRow)]
 struct ToolSetRow {
@@ -219,15 +219,6 @@ impl Reads {
         self.scalar2(&sql, workspace_id, tool_set_id).await
     }
 
-    pub async fn count_tool_assignments(&self, workspace_id: &str, tool_id: &str) -> StoreResult<i64> {
-        self.scalar2(
-            "SELECT COUNT(*) FROM variation_assignments WHERE workspace_id = $1 AND kind = 'tool' AND target_id = $2",
-            workspace_id,
-            tool_id,
-        )
-        .await
-    }
-
     /// A `COUNT` whose SQL takes the workspace as `$1` and one id as `$2`.
     async fn scalar2(&self, sql: &str, workspace_id: &str, id: &str) -> StoreResult<i64> {
         on_db!(self, read, |db| {
@@ -335,19 +326,13 @@ impl Reads {
     }
 }
 
-impl Store {
+impl Tx {
     /// Stores a new tool set, with its first sync job when it has one. `from_upload` is an
     /// OpenAPI document read from a COMPLETE upload: the upload is consumed and the document
     /// kept, in the same transaction.
-    pub async fn insert_tool_set(
-        &self,
-        ts: &ToolSet,
-        sync: Option<NewJob>,
-        from_upload: Option<(&str, &str)>,
-    ) -> StoreResult<()> {
-        let mut unit = self.begin().await?;
-        let now = unit.now();
-        on_tx!(unit, |tx| {
+    pub async fn insert_tool_set(&mut self, ts: &ToolSet, from_upload: Option<(&str, &str)>) -> StoreResult<()> {
+        let now = self.now();
+        on_tx!(self, |tx| {
             sqlx::query(
                 "INSERT INTO tool_sets (id, account_id, workspace_id, name, external_id, labels, profile_id, \
                  created_at, updated_at, description, adapter, state) \
@@ -373,24 +358,14 @@ impl Store {
             }
             Ok::<(), StoreError>(())
         })?;
-        if let Some(job) = sync {
-            unit.enqueue(job).await?;
-        }
-        unit.commit().await?;
         Ok(())
     }
 
     /// Writes a changed tool set, with a sync job when its source changed (and, as on insert,
     /// the document of a newly named upload).
-    pub async fn update_tool_set(
-        &self,
-        ts: &ToolSet,
-        sync: Option<NewJob>,
-        from_upload: Option<(&str, &str)>,
-    ) -> StoreResult<()> {
-        let mut unit = self.begin().await?;
-        let now = unit.now();
-        on_tx!(unit, |tx| {
+    pub async fn update_tool_set(&mut self, ts: &ToolSet, from_upload: Option<(&str, &str)>) -> StoreResult<()> {
+        let now = self.now();
+        on_tx!(self, |tx| {
             sqlx::query(
                 "UPDATE tool_sets SET name = $1, external_id = $2, labels = $3, updated_at = $4, description = $5, \
                  adapter = $6, state = $7 WHERE workspace_id = $8 AND id = $9",
@@ -412,17 +387,13 @@ impl Store {
             }
             Ok::<(), StoreError>(())
         })?;
-        if let Some(job) = sync {
-            unit.enqueue(job).await?;
-        }
-        unit.commit().await?;
         Ok(())
     }
 
     // ---- tools ----
 
-    pub async fn insert_tool(&self, t: &Tool) -> StoreResult<()> {
-        in_tx!(self, |tx| {
+    pub async fn insert_tool(&mut self, t: &Tool) -> StoreResult<()> {
+        on_tx!(self, |tx| {
             sqlx::query(
                 "INSERT INTO tools (id, account_id, workspace_id, tool_set_id, name, external_id, labels, profile_id, \
                  created_at, updated_at, description, parameters, config, requires_approval, state, omitted_by_user, \
@@ -454,8 +425,8 @@ impl Store {
         Ok(())
     }
 
-    pub async fn update_tool(&self, t: &Tool) -> StoreResult<()> {
-        in_tx!(self, |tx| {
+    pub async fn update_tool(&mut self, t: &Tool) -> StoreResult<()> {
+        on_tx!(self, |tx| {
             sqlx::query(
                 "UPDATE tools SET name = $1, external_id = $2, labels = $3, updated_at = $4, description = $5, \
                  parameters = $6, config = $7, requires_approval = $8, state = $9, omitted_by_user = $10, \
@@ -482,8 +453,8 @@ impl Store {
         Ok(())
     }
 
-    pub async fn delete_tool(&self, workspace_id: &str, id: &str) -> StoreResult<bool> {
-        let n = in_tx!(self, |tx| {
+    pub async fn delete_tool(&mut self, workspace_id: &str, id: &str) -> StoreResult<bool> {
+        let n = on_tx!(self, |tx| {
             crate::bump_catalog!(tx, workspace_id);
             sqlx::query("DELETE FROM tools WHERE workspace_id = $1 AND id = $2")
                 .bind(workspace_id)
@@ -493,6 +464,35 @@ impl Store {
                 .rows_affected()
         });
         Ok(n > 0)
+    }
+
+    /// A tool of the set, locked for the rest of this unit (PostgreSQL), so a PATCH applies its
+    /// mask to the row as it is now.
+    pub async fn get_tool_locked(
+        &mut self,
+        workspace_id: &str,
+        tool_set_id: &str,
+        r: &IdRef,
+    ) -> StoreResult<Option<Tool>> {
+        let (col, val) = id_ref_column(r);
+        let mut q = ListQuery::new(SELECT_TOOLS);
+        q.and_eq("workspace_id", Bind::Text(workspace_id.into()))
+            .and_eq("tool_set_id", Bind::Text(tool_set_id.into()))
+            .and_eq(col, Bind::Text(val));
+        q.push(self.for_update());
+        let row: Option<ToolRow> = self.fetch_row(&q).await?;
+        row.map(ToolRow::into_domain).transpose()
+    }
+
+    /// Variations assigned the tool, as this unit sees them.
+    pub async fn count_tool_assignments(&mut self, workspace_id: &str, tool_id: &str) -> StoreResult<i64> {
+        Ok(on_tx!(self, |c| sqlx::query_scalar::<_, i64>(
+            "SELECT COUNT(*) FROM variation_assignments WHERE workspace_id = $1 AND kind = 'tool' AND target_id = $2"
+        )
+        .bind(workspace_id)
+        .bind(tool_id)
+        .fetch_one(&mut *c)
+        .await?))
     }
 }
 

@@ -4,12 +4,11 @@
 use crate::tx::on_tx;
 use crate::{Reads, Tx};
 use cadenza_domain::IdRef;
-use cadenza_domain::memory::MemoryEntry;
 use cadenza_domain::uploads::{Upload, UploadStatus};
 
 use crate::list::{Bind, ListQuery};
 use crate::rows::{HasMeta, MetaRow, id_ref_column, labels_to};
-use crate::{Store, StoreError, StoreResult, in_tx};
+use crate::{StoreError, StoreResult};
 
 #[derive(sqlx::FromRow)]
 struct UploadRow {
@@ -67,9 +66,9 @@ impl Reads {
     }
 }
 
-impl Store {
-    pub async fn insert_upload(&self, u: &Upload) -> StoreResult<()> {
-        in_tx!(self, |tx| {
+impl Tx {
+    pub async fn insert_upload(&mut self, u: &Upload) -> StoreResult<()> {
+        on_tx!(self, |tx| {
             sqlx::query(
                 "INSERT INTO uploads (id, account_id, workspace_id, name, external_id, labels, profile_id, created_at, \
                  updated_at, filename, content_type, size_bytes, status, url_expires_at, due_at) \
@@ -98,14 +97,14 @@ impl Store {
     /// PENDING → COMPLETE, once, while the URL is valid; the bytes are at `object_key`. Returns
     /// false when another PUT won or the URL expired (the caller removes its object).
     pub async fn complete_upload(
-        &self,
+        &mut self,
         workspace_id: &str,
         id: &str,
         object_key: &str,
         retention_ms: i64,
     ) -> StoreResult<bool> {
-        let now = self.now_ms();
-        let n = in_tx!(self, |tx| {
+        let now = self.now();
+        let n = on_tx!(self, |tx| {
             sqlx::query(
                 "UPDATE uploads SET status = 'COMPLETE', object_key = $1, updated_at = $2, due_at = $3 \
                  WHERE workspace_id = $4 AND id = $5 AND status = 'PENDING' AND url_expires_at > $2",
@@ -122,36 +121,26 @@ impl Store {
         Ok(n == 1)
     }
 
-    /// Writes a memory entry whose content came from a COMPLETE upload and consumes the upload,
-    /// together: a second use, or a race with another consumer, finds it no longer COMPLETE.
-    /// `insert` says whether the entry is new or an update.
-    pub async fn write_memory_entry_from_upload(
-        &self,
-        e: &MemoryEntry,
-        upload_id: &str,
-        insert: bool,
-    ) -> StoreResult<()> {
-        let now = self.now_ms();
-        in_tx!(self, |tx| {
-            let n = sqlx::query(
+    /// COMPLETE → CONSUMED, once: the write that uses the upload's bytes (a memory entry) does
+    /// this in its own unit, so a second use, or a race with another consumer, finds it no
+    /// longer COMPLETE and the whole unit fails.
+    pub async fn consume_upload(&mut self, workspace_id: &str, upload_id: &str) -> StoreResult<()> {
+        let now = self.now();
+        let n = on_tx!(self, |tx| {
+            sqlx::query(
                 "UPDATE uploads SET status = 'CONSUMED', updated_at = $1, due_at = $1 \
                  WHERE workspace_id = $2 AND id = $3 AND status = 'COMPLETE'",
             )
             .bind(now)
-            .bind(&e.workspace_id)
+            .bind(workspace_id)
             .bind(upload_id)
             .execute(&mut *tx)
             .await?
-            .rows_affected();
-            if n != 1 {
-                return Err(StoreError::Precondition("the upload is no longer COMPLETE (already used?)".into()));
-            }
-            if insert {
-                crate::memory::insert_entry_query!(e).execute(&mut *tx).await?;
-            } else {
-                crate::memory::update_entry_query!(e).execute(&mut *tx).await?;
-            }
+            .rows_affected()
         });
+        if n != 1 {
+            return Err(StoreError::Precondition("the upload is no longer COMPLETE (already used?)".into()));
+        }
         Ok(())
     }
 }

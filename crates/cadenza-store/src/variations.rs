@@ -15,7 +15,7 @@ use serde::de::DeserializeOwned;
 
 use crate::list::{Bind, ListQuery};
 use crate::rows::{HasMeta, MetaRow, id_ref_column, labels_to};
-use crate::{Store, StoreError, StoreResult, in_tx, on_db};
+use crate::{StoreError, StoreResult, on_db};
 
 #[derive(sqlx::FromRow)]
 struct VariationRow {
@@ -84,6 +84,14 @@ const SELECT: &str = "SELECT id, account_id, workspace_id, agent_id, name, exter
      updated_at, prompt, first_user_message_template, description, model_id, model_config, constraints, compaction, \
      progressive_discovery, enable_episodic_memory, episodic_memory_ttl, weight FROM variations WHERE 1 = 1";
 
+const ASSIGNMENTS: &str = "SELECT a.id, a.variation_id, a.kind, a.target_id, \
+     COALESCE(g.name, t.name, ts.name) AS target_name, a.created_at \
+     FROM variation_assignments a \
+     LEFT JOIN agents g ON a.kind = 'agent' AND g.id = a.target_id \
+     LEFT JOIN tools t ON a.kind = 'tool' AND t.id = a.target_id \
+     LEFT JOIN tool_sets ts ON a.kind = 'toolSet' AND ts.id = a.target_id \
+     WHERE a.workspace_id = $1 AND a.variation_id = $2 ORDER BY a.id";
+
 #[derive(sqlx::FromRow)]
 struct AssignmentRow {
     id: String,
@@ -97,6 +105,20 @@ struct AssignmentRow {
 const STACK: &str = "SELECT m.id, m.variation_id, m.layer_id, l.name AS layer_name, m.position, m.created_at \
      FROM variation_memory_layers m JOIN memory_layers l ON l.id = m.layer_id \
      WHERE m.workspace_id = $1 AND m.variation_id = $2 ORDER BY m.position ASC";
+
+impl AssignmentRow {
+    fn into_domain(self) -> StoreResult<Assignment> {
+        Ok(Assignment {
+            kind: AssignmentKind::parse(&self.kind)
+                .ok_or_else(|| StoreError::Corrupt(format!("assignment kind {}", self.kind)))?,
+            id: self.id,
+            variation_id: self.variation_id,
+            target_id: self.target_id,
+            target_name: self.target_name.unwrap_or_default(),
+            created_at: self.created_at,
+        })
+    }
+}
 
 #[derive(sqlx::FromRow)]
 struct LayerAssignmentRow {
@@ -194,32 +216,12 @@ impl Reads {
     // ---- assignments ----
 
     pub async fn list_assignments(&self, workspace_id: &str, variation_id: &str) -> StoreResult<Vec<Assignment>> {
-        let rows: Vec<AssignmentRow> = on_db!(self, read, |db| sqlx::query_as(
-            "SELECT a.id, a.variation_id, a.kind, a.target_id, \
-             COALESCE(g.name, t.name, ts.name) AS target_name, a.created_at \
-             FROM variation_assignments a \
-             LEFT JOIN agents g ON a.kind = 'agent' AND g.id = a.target_id \
-             LEFT JOIN tools t ON a.kind = 'tool' AND t.id = a.target_id \
-             LEFT JOIN tool_sets ts ON a.kind = 'toolSet' AND ts.id = a.target_id \
-             WHERE a.workspace_id = $1 AND a.variation_id = $2 ORDER BY a.id"
-        )
-        .bind(workspace_id)
-        .bind(variation_id)
-        .fetch_all(db)
-        .await?);
-        rows.into_iter()
-            .map(|r| {
-                Ok(Assignment {
-                    kind: AssignmentKind::parse(&r.kind)
-                        .ok_or_else(|| StoreError::Corrupt(format!("assignment kind {}", r.kind)))?,
-                    id: r.id,
-                    variation_id: r.variation_id,
-                    target_id: r.target_id,
-                    target_name: r.target_name.unwrap_or_default(),
-                    created_at: r.created_at,
-                })
-            })
-            .collect()
+        let rows: Vec<AssignmentRow> = on_db!(self, read, |db| sqlx::query_as(ASSIGNMENTS)
+            .bind(workspace_id)
+            .bind(variation_id)
+            .fetch_all(db)
+            .await?);
+        rows.into_iter().map(AssignmentRow::into_domain).collect()
     }
 
     // ---- memory-layer stacks ----
@@ -233,27 +235,20 @@ impl Reads {
             on_db!(self, read, |db| sqlx::query_as(STACK).bind(workspace_id).bind(variation_id).fetch_all(db).await?);
         Ok(rows.into_iter().map(LayerAssignmentRow::into_domain).collect())
     }
-
-    /// How many variation stacks hold the layer.
-    pub async fn count_layer_uses(&self, workspace_id: &str, layer_id: &str) -> StoreResult<i64> {
-        let mut q = ListQuery::new("SELECT COUNT(*) FROM variation_memory_layers WHERE 1 = 1");
-        q.and_eq("workspace_id", Bind::Text(workspace_id.into())).and_eq("layer_id", Bind::Text(layer_id.into()));
-        self.fetch_scalar_i64(&q).await
-    }
 }
 
-impl Store {
-    pub async fn insert_variation(&self, v: &Variation) -> StoreResult<()> {
-        in_tx!(self, |tx| {
+impl Tx {
+    pub async fn insert_variation(&mut self, v: &Variation) -> StoreResult<()> {
+        on_tx!(self, |tx| {
             insert_variation_query!(v).execute(&mut *tx).await?;
         });
         Ok(())
     }
 
     /// Moves every variation of the workspace from one model to another. Returns how many.
-    pub async fn swap_variation_model(&self, workspace_id: &str, from: &str, to: &str) -> StoreResult<u64> {
-        let now = self.now_ms();
-        Ok(in_tx!(self, |tx| {
+    pub async fn swap_variation_model(&mut self, workspace_id: &str, from: &str, to: &str) -> StoreResult<u64> {
+        let now = self.now();
+        Ok(on_tx!(self, |tx| {
             sqlx::query(
                 "UPDATE variations SET model_id = $1, updated_at = $2 WHERE workspace_id = $3 AND model_id = $4",
             )
@@ -268,12 +263,12 @@ impl Store {
     }
 
     pub async fn remove_assignment(
-        &self,
+        &mut self,
         workspace_id: &str,
         variation_id: &str,
         assignment_id: &str,
     ) -> StoreResult<bool> {
-        let n = in_tx!(self, |tx| {
+        let n = on_tx!(self, |tx| {
             sqlx::query("DELETE FROM variation_assignments WHERE workspace_id = $1 AND variation_id = $2 AND id = $3")
                 .bind(workspace_id)
                 .bind(variation_id)
@@ -285,8 +280,13 @@ impl Store {
         Ok(n > 0)
     }
 
-    pub async fn remove_layer_assignment(&self, workspace_id: &str, variation_id: &str, id: &str) -> StoreResult<bool> {
-        let n = in_tx!(self, |tx| {
+    pub async fn remove_layer_assignment(
+        &mut self,
+        workspace_id: &str,
+        variation_id: &str,
+        id: &str,
+    ) -> StoreResult<bool> {
+        let n = on_tx!(self, |tx| {
             sqlx::query("DELETE FROM variation_memory_layers WHERE workspace_id = $1 AND variation_id = $2 AND id = $3")
                 .bind(workspace_id)
                 .bind(variation_id)
@@ -296,6 +296,31 @@ impl Store {
                 .rows_affected()
         });
         Ok(n > 0)
+    }
+
+    /// Locks every variation of the workspace running on `model_id` (PostgreSQL): a swap takes
+    /// these before the models' locks, the order a variation's update takes them in.
+    pub async fn lock_variations_on_model(&mut self, workspace_id: &str, model_id: &str) -> StoreResult<()> {
+        let mut q = ListQuery::new("SELECT COUNT(*) FROM (SELECT id FROM variations WHERE 1 = 1");
+        q.and_eq("workspace_id", Bind::Text(workspace_id.into())).and_eq("model_id", Bind::Text(model_id.into()));
+        let lock = self.for_update();
+        q.push(lock).push(") locked");
+        self.fetch_scalar_i64(&q).await?;
+        Ok(())
+    }
+
+    /// How many variations of the workspace run on `model_id`, as this unit sees them.
+    pub async fn count_variations_on_model(&mut self, workspace_id: &str, model_id: &str) -> StoreResult<i64> {
+        let mut q = ListQuery::new("SELECT COUNT(*) FROM variations WHERE 1 = 1");
+        q.and_eq("workspace_id", Bind::Text(workspace_id.into())).and_eq("model_id", Bind::Text(model_id.into()));
+        self.fetch_scalar_i64(&q).await
+    }
+
+    /// How many variation stacks hold the layer, as this unit sees them.
+    pub async fn count_layer_uses(&mut self, workspace_id: &str, layer_id: &str) -> StoreResult<i64> {
+        let mut q = ListQuery::new("SELECT COUNT(*) FROM variation_memory_layers WHERE 1 = 1");
+        q.and_eq("workspace_id", Bind::Text(workspace_id.into())).and_eq("layer_id", Bind::Text(layer_id.into()));
+        self.fetch_scalar_i64(&q).await
     }
 }
 
@@ -465,6 +490,16 @@ impl LayerAssignmentRow {
 }
 
 impl Tx {
+    /// A variation's assignments, as this unit sees them.
+    pub async fn list_assignments(&mut self, workspace_id: &str, variation_id: &str) -> StoreResult<Vec<Assignment>> {
+        let rows: Vec<AssignmentRow> = on_tx!(self, |c| sqlx::query_as(ASSIGNMENTS)
+            .bind(workspace_id)
+            .bind(variation_id)
+            .fetch_all(&mut *c)
+            .await?);
+        rows.into_iter().map(AssignmentRow::into_domain).collect()
+    }
+
     /// A variation's memory stack, bottom first, as this unit sees it.
     pub async fn list_layer_assignments(
         &mut self,

@@ -1,13 +1,14 @@
 //! Workspaces: the tenancy boundary.
 
-use crate::Reads;
+use crate::tx::on_tx;
+use crate::{Reads, Tx};
 use cadenza_domain::IdRef;
 use cadenza_domain::page::{ListParams, Page};
 use cadenza_domain::workspaces::{Workspace, WorkspaceStatus};
 
 use crate::list::{Bind, ListQuery};
 use crate::rows::{HasMeta, MetaRow, id_ref_column, labels_to};
-use crate::{Store, StoreError, StoreResult, in_tx};
+use crate::{StoreError, StoreResult};
 
 #[derive(sqlx::FromRow)]
 struct WorkspaceRow {
@@ -100,17 +101,17 @@ impl Reads {
     }
 }
 
-impl Store {
-    pub async fn insert_workspace(&self, w: &Workspace) -> StoreResult<()> {
-        in_tx!(self, |tx| {
+impl Tx {
+    pub async fn insert_workspace(&mut self, w: &Workspace) -> StoreResult<()> {
+        on_tx!(self, |tx| {
             insert_workspace!(tx, w);
         });
         Ok(())
     }
 
     /// Writes every mutable field of `w` (the caller read, changed, and hands it back).
-    pub async fn update_workspace(&self, w: &Workspace) -> StoreResult<()> {
-        in_tx!(self, |tx| {
+    pub async fn update_workspace(&mut self, w: &Workspace) -> StoreResult<()> {
+        on_tx!(self, |tx| {
             sqlx::query(
                 "UPDATE workspaces SET name = $1, external_id = $2, labels = $3, description = $4, status = $5, updated_at = $6 \
                  WHERE account_id = $7 AND id = $8",
@@ -126,7 +127,18 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         });
-        self.access_changed().await;
+        self.access_changed().await?;
         Ok(())
+    }
+
+    /// The workspace, locked for the rest of this unit (PostgreSQL), so a PATCH or an archive
+    /// applies to the row as it is now.
+    pub async fn get_workspace_locked(&mut self, account_id: &str, r: &IdRef) -> StoreResult<Option<Workspace>> {
+        let (col, val) = id_ref_column(r);
+        let mut q = ListQuery::new(SELECT);
+        q.and_eq("account_id", Bind::Text(account_id.into())).and_eq(col, Bind::Text(val));
+        q.push(self.for_update());
+        let row: Option<WorkspaceRow> = self.fetch_row(&q).await?;
+        row.map(WorkspaceRow::into_domain).transpose()
     }
 }

@@ -33,6 +33,8 @@ pub struct TestApp {
     server: tokio::task::JoinHandle<()>,
     /// Job kinds this test means to leave in the queue (see [`TestApp::expect_jobs`]).
     expected_jobs: std::sync::Mutex<Vec<String>>,
+    /// What the app was started with; replicas get the same (the model catalog, say).
+    config: ApiConfig,
 }
 
 /// A response: status and parsed JSON body (`Value::Null` when the body is not JSON).
@@ -128,11 +130,12 @@ impl TestApp {
         };
         config.uploads.blobs = Some(blobs.clone());
         config.uploads.public_url = format!("http://{addr}");
-        let app = cadenza_api::router(AppState::new(store.clone(), config));
+        let app = cadenza_api::router(AppState::new(store.clone(), config.clone()));
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
         Some(Self {
+            config,
             blobs,
             blob_dir,
             base: format!("http://{addr}"),
@@ -148,10 +151,11 @@ impl TestApp {
     }
 
     /// Another replica on the same database (its own store and connections, like a second
-    /// `cadenza serve`). Returns its base URL; it stops when the returned handle is dropped.
+    /// `cadenza serve`, with the same configuration). Returns its base URL; it stops when the
+    /// returned handle is dropped.
     pub async fn replica(&self) -> (String, ReplicaGuard) {
         let store = self.db.store(Arc::new(self.clock.clone())).await;
-        let app = cadenza_api::router(AppState::new(store, ApiConfig::default()));
+        let app = cadenza_api::router(AppState::new(store, self.config.clone()));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let server = tokio::spawn(async move {

@@ -10,6 +10,8 @@ use cadenza_domain::scopes::Verb;
 use schemars::JsonSchema;
 use serde::Serialize;
 
+use cadenza_services as services;
+
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::ApiResult;
@@ -80,14 +82,18 @@ struct ChallengeTokenRotated {
 
 async fn rotate_webhook_key(State(s): State<AppState>, c: Caller) -> ApiResult<Json<WebhookKeyRotated>> {
     c.require("account", Verb::Manage)?;
-    let secret = s.store.rotate_webhook_secret(&c.0.account_id).await?;
+    let mut tx = s.store.begin().await?;
+    let secret = services::account::rotate_webhook_secret(&mut tx, &c.0.account_id).await?;
+    tx.commit().await?;
     tracing::info!(account.id = %c.0.account_id, "webhook signing secret rotated");
     Ok(Json(WebhookKeyRotated { webhook_events_hmac_secret: secret }))
 }
 
 async fn rotate_challenge_token(State(s): State<AppState>, c: Caller) -> ApiResult<Json<ChallengeTokenRotated>> {
     c.require("account", Verb::Manage)?;
-    let token = s.store.rotate_challenge_token(&c.0.account_id).await?;
+    let mut tx = s.store.begin().await?;
+    let token = services::account::rotate_challenge_token(&mut tx, &c.0.account_id).await?;
+    tx.commit().await?;
     Ok(Json(ChallengeTokenRotated { challenge_token: token }))
 }
 

@@ -5,12 +5,12 @@ use axum::Json;
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::routing::get;
+use cadenza_domain::Error;
 use cadenza_domain::agents::{Agent, AgentStatus, SelectionMode};
 use cadenza_domain::ids::{IdKind, IdRef};
 use cadenza_domain::json_schema;
 use cadenza_domain::mask::UpdateMask;
 use cadenza_domain::scopes::Verb;
-use cadenza_domain::{Error, Reason};
 use cadenza_store::agents::AgentFilter;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -176,13 +176,11 @@ fn check_url(url: &str) -> ApiResult<()> {
 
 /// Applies the spec fields `mask` selects. Each field is validated as it is applied, so an
 /// invalid request changes nothing.
-fn apply_spec(a: &mut Agent, spec: SpecIn, mask: &UpdateMask, variations: i64) -> ApiResult<()> {
+/// Whether the status may change so is the service's to decide (`services::agents`).
+fn apply_spec(a: &mut Agent, spec: SpecIn, mask: &UpdateMask) -> ApiResult<()> {
     if mask.covers("spec.status", spec.status.is_some())
         && let Some(s) = parse_status(spec.status.as_deref().unwrap_or("AGENT_STATUS_UNSPECIFIED"))?
     {
-        if s == AgentStatus::Published && variations == 0 {
-            return Err(publish_without_variations());
-        }
         a.status = s;
     }
     if mask.covers("spec.variationSelectionMode", spec.variation_selection_mode.is_some()) {
@@ -237,11 +235,6 @@ fn apply_spec(a: &mut Agent, spec: SpecIn, mask: &UpdateMask, variations: i64) -
     Ok(())
 }
 
-/// Publishing needs at least one variation (CONTRACT §4.1).
-fn publish_without_variations() -> crate::error::ApiError {
-    Error::of(Reason::AgentHasNoVariation, "an agent needs at least one variation before it can be published").into()
-}
-
 /// The agent `raw` names (id or `external_id:`) in the caller's workspace, or a 404.
 pub(crate) async fn load(s: &AppState, c: &WsCaller, raw: &str) -> ApiResult<Agent> {
     let r = IdRef::parse(IdKind::Agent, raw)?;
@@ -290,8 +283,10 @@ async fn create(State(s): State<AppState>, c: WsCaller, JsonBody(b): JsonBody<Cr
         Some(dv) => Some(crate::routes::variations::build(&s, &c, &agent.meta.id, dv.metadata, dv.spec).await?),
         None => None,
     };
-    apply_spec(&mut agent, b.spec, &UpdateMask::default(), i64::from(variation.is_some()))?;
-    s.store.insert_agent(&agent, variation.as_ref()).await?;
+    apply_spec(&mut agent, b.spec, &UpdateMask::default())?;
+    let mut tx = s.store.begin().await?;
+    services::agents::create(&mut tx, &agent, variation.as_ref()).await?;
+    tx.commit().await?;
     Ok(Json(AgentOut::new(&agent, i64::from(variation.is_some()))))
 }
 
@@ -322,10 +317,10 @@ async fn update(
     let mut agent = tx.get_agent_locked(c.ws(), &r).await?.ok_or_else(|| Error::not_found("agent"))?;
     let was = agent.status;
     b.metadata.apply(&mask, &mut agent.meta)?;
-    let n = tx.count_variations(c.ws(), &agent.meta.id).await?;
-    apply_spec(&mut agent, b.spec, &mask, n)?;
+    apply_spec(&mut agent, b.spec, &mask)?;
     agent.meta.updated_at = tx.now();
     services::agents::save(&mut tx, &agent, was).await?;
+    let n = tx.count_variations(c.ws(), &agent.meta.id).await?;
     tx.commit().await?;
     Ok(Json(AgentOut::new(&agent, n)))
 }
@@ -337,7 +332,9 @@ async fn delete(
 ) -> ApiResult<Json<Empty>> {
     c.require("agents", Verb::Manage)?;
     let agent = load(&s, &c, &id).await?;
-    s.store.delete_agent(c.ws(), &agent.meta.id).await?;
+    let mut tx = s.store.begin().await?;
+    services::agents::delete(&mut tx, c.ws(), &agent.meta.id).await?;
+    tx.commit().await?;
     Ok(empty())
 }
 
@@ -354,7 +351,6 @@ async fn action(
     let mut agent = tx.get_agent_locked(c.ws(), &r).await?.ok_or_else(|| Error::not_found("agent"))?;
     let n = tx.count_variations(c.ws(), &agent.meta.id).await?;
     let next = match verb {
-        "publish" if n == 0 => return Err(publish_without_variations()),
         "publish" => AgentStatus::Published,
         "archive" => AgentStatus::Archived,
         _ => AgentStatus::Draft,

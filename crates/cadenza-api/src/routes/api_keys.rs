@@ -16,6 +16,8 @@ use cadenza_store::api_keys::KeyScope;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use cadenza_services as services;
+
 use crate::AppState;
 use crate::auth::{Caller, WsCaller, require, resolve_workspace};
 use crate::error::ApiResult;
@@ -120,20 +122,6 @@ fn parse_permissions(perms: &[String]) -> ApiResult<Scopes> {
     Ok(Scopes::parse(perms)?)
 }
 
-/// A caller may only hand out, or take control of, permissions it holds itself.
-fn ensure_covers(caller: &Principal, wanted: &Scopes) -> ApiResult<()> {
-    if caller.scopes.covers(wanted) {
-        Ok(())
-    } else {
-        Err(Error::of(Reason::ScopeEscalation, "an API key cannot grant or manage permissions it does not hold itself")
-            .into())
-    }
-}
-
-fn ensure_can_manage(caller: &Principal, target: &ApiKey) -> ApiResult<()> {
-    ensure_covers(caller, &parse_permissions(&target.permissions)?)
-}
-
 /// Where a request may look for keys.
 fn scope_of<'a>(caller: &'a Principal, ws: Option<&'a str>) -> KeyScope<'a> {
     match (ws, caller.workspace_id.as_deref()) {
@@ -161,7 +149,6 @@ async fn create(
     require(caller, "api_keys", Verb::Manage)?;
     let meta = body.metadata.into_new()?;
     let scopes = parse_permissions(&body.spec.permissions.unwrap_or_default())?;
-    ensure_covers(caller, &scopes)?;
     let description = body.spec.description.unwrap_or_default();
     if description.len() > MAX_DESCRIPTION {
         return Err(description_too_long());
@@ -178,14 +165,25 @@ async fn create(
         enabled: true,
     };
     let token = new_token(TOKEN_PREFIX);
-    state.store.insert_api_key(&key, &key_profile, &token_hash(&token)).await?;
+    let mut tx = state.store.begin().await?;
+    services::api_keys::create(&mut tx, caller, &key, &key_profile, &token_hash(&token)).await?;
+    tx.commit().await?;
     tracing::info!(api_key.meta.id = %key.meta.id, "api key created");
     Ok(Json(ApiKeyOut::new(&key, Some(token))))
 }
 
-async fn update(state: &AppState, caller: &Principal, mut key: ApiKey, body: UpdateIn) -> ApiResult<Json<ApiKeyOut>> {
+async fn update(
+    state: &AppState,
+    caller: &Principal,
+    ws: Option<&str>,
+    raw: &str,
+    body: UpdateIn,
+) -> ApiResult<Json<ApiKeyOut>> {
     require(caller, "api_keys", Verb::Manage)?;
-    ensure_can_manage(caller, &key)?;
+    let r = IdRef::parse(IdKind::ApiKey, raw)?;
+    // The mask applies to the row as it is now, locked.
+    let mut tx = state.store.begin().await?;
+    let mut key = services::api_keys::locked(&mut tx, caller, scope_of(caller, ws), &r).await?;
     let allowed = [METADATA_MASK.as_slice(), &["spec.description", "spec.permissions"]].concat();
     let mask = UpdateMask::parse(body.update_mask.as_deref(), &allowed)?;
     body.metadata.apply(&mask, &mut key.meta)?;
@@ -196,64 +194,55 @@ async fn update(state: &AppState, caller: &Principal, mut key: ApiKey, body: Upd
         }
         key.description = d;
     }
-    if mask.covers("spec.permissions", body.spec.permissions.is_some()) {
-        if key.system {
-            return Err(Error::of(Reason::SystemKeyProtected, "the global API key always has every permission").into());
-        }
-        let scopes = parse_permissions(&body.spec.permissions.unwrap_or_default())?;
-        ensure_covers(caller, &scopes)?;
-        key.permissions = scopes.to_strings();
-    }
-    key.meta.updated_at = state.store.now_ms();
-    state.store.update_api_key(&key).await?;
+    let permissions = if mask.covers("spec.permissions", body.spec.permissions.is_some()) {
+        Some(parse_permissions(&body.spec.permissions.unwrap_or_default())?)
+    } else {
+        None
+    };
+    services::api_keys::update(&mut tx, caller, &mut key, permissions).await?;
+    tx.commit().await?;
     Ok(Json(ApiKeyOut::new(&key, None)))
 }
 
-async fn delete_key(state: &AppState, caller: &Principal, key: ApiKey) -> ApiResult<Json<Empty>> {
+async fn delete_key(state: &AppState, caller: &Principal, ws: Option<&str>, raw: &str) -> ApiResult<Json<Empty>> {
     require(caller, "api_keys", Verb::Manage)?;
-    if key.system {
-        return Err(Error::of(
-            Reason::KeyNotDeletable,
-            "the account's global API key cannot be deleted; rotate it instead",
-        )
-        .into());
-    }
-    ensure_can_manage(caller, &key)?;
-    state.store.delete_api_key(&caller.account_id, &key.meta.id).await?;
+    let r = IdRef::parse(IdKind::ApiKey, raw)?;
+    let mut tx = state.store.begin().await?;
+    let key = services::api_keys::delete(&mut tx, caller, scope_of(caller, ws), &r).await?;
+    tx.commit().await?;
     tracing::info!(api_key.meta.id = %key.meta.id, "api key deleted");
     Ok(empty())
 }
 
 /// `rotate`, `disable`, `enable`.
-async fn action(state: &AppState, caller: &Principal, mut key: ApiKey, verb: &str) -> ApiResult<Json<ApiKeyOut>> {
+async fn action(
+    state: &AppState,
+    caller: &Principal,
+    ws: Option<&str>,
+    raw: &str,
+    verb: &str,
+) -> ApiResult<Json<ApiKeyOut>> {
     require(caller, "api_keys", Verb::Manage)?;
-    ensure_can_manage(caller, &key)?;
-    match verb {
+    let r = IdRef::parse(IdKind::ApiKey, raw)?;
+    let mut tx = state.store.begin().await?;
+    let mut key = services::api_keys::locked(&mut tx, caller, scope_of(caller, ws), &r).await?;
+    let token = match verb {
         "rotate" => {
             let token = new_token(TOKEN_PREFIX);
-            state.store.set_api_key_token(&caller.account_id, &key.meta.id, &token_hash(&token)).await?;
-            key.meta.updated_at = state.store.now_ms();
-            tracing::info!(api_key.meta.id = %key.meta.id, "api key rotated");
-            return Ok(Json(ApiKeyOut::new(&key, Some(token))));
-        }
-        "disable" if key.system => {
-            return Err(Error::of(
-                Reason::SystemKeyProtected,
-                "the account's global API key cannot be disabled (it is the only way back in); rotate it instead",
-            )
-            .into());
+            services::api_keys::rotate(&mut tx, &mut key, &token_hash(&token)).await?;
+            Some(token)
         }
         "disable" | "enable" => {
-            let enabled = verb == "enable";
-            if key.enabled != enabled {
-                key.enabled = enabled;
-                key.meta.updated_at = state.store.now_ms();
-                state.store.update_api_key(&key).await?;
-            }
+            services::api_keys::set_enabled(&mut tx, &mut key, verb == "enable").await?;
+            None
         }
         _ => return Err(Error::of(Reason::CustomMethodUnknown, "method not found").into()),
+    };
+    tx.commit().await?;
+    if token.is_some() {
+        tracing::info!(api_key.meta.id = %key.meta.id, "api key rotated");
     }
-    Ok(Json(ApiKeyOut::new(&key, None)))
+    Ok(Json(ApiKeyOut::new(&key, token)))
 }
 
 async fn list(
@@ -298,8 +287,7 @@ async fn ws_update(
     Path((_, id)): Path<(String, String)>,
     JsonBody(b): JsonBody<UpdateIn>,
 ) -> ApiResult<Json<ApiKeyOut>> {
-    let key = load(&s, &c.principal, Some(c.ws()), &id).await?;
-    update(&s, &c.principal, key, b).await
+    update(&s, &c.principal, Some(c.ws()), &id, b).await
 }
 
 async fn ws_delete(
@@ -307,8 +295,7 @@ async fn ws_delete(
     c: WsCaller,
     Path((_, id)): Path<(String, String)>,
 ) -> ApiResult<Json<Empty>> {
-    let key = load(&s, &c.principal, Some(c.ws()), &id).await?;
-    delete_key(&s, &c.principal, key).await
+    delete_key(&s, &c.principal, Some(c.ws()), &id).await
 }
 
 async fn ws_action(
@@ -317,8 +304,7 @@ async fn ws_action(
     Path((_, seg)): Path<(String, String)>,
 ) -> ApiResult<Json<ApiKeyOut>> {
     let (id, verb) = split_verb(&seg, &["rotate", "disable", "enable"])?;
-    let key = load(&s, &c.principal, Some(c.ws()), id).await?;
-    action(&s, &c.principal, key, verb).await
+    action(&s, &c.principal, Some(c.ws()), id, verb).await
 }
 
 pub fn workspace_routes() -> Router<AppState> {
@@ -375,13 +361,11 @@ async fn acct_update(
     Path(id): Path<String>,
     JsonBody(b): JsonBody<UpdateIn>,
 ) -> ApiResult<Json<ApiKeyOut>> {
-    let key = load(&s, &c, None, &id).await?;
-    update(&s, &c, key, b).await
+    update(&s, &c, None, &id, b).await
 }
 
 async fn acct_delete(State(s): State<AppState>, Caller(c): Caller, Path(id): Path<String>) -> ApiResult<Json<Empty>> {
-    let key = load(&s, &c, None, &id).await?;
-    delete_key(&s, &c, key).await
+    delete_key(&s, &c, None, &id).await
 }
 
 async fn acct_rotate(
@@ -389,8 +373,7 @@ async fn acct_rotate(
     Caller(c): Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<ApiKeyOut>> {
-    let key = load(&s, &c, None, &id).await?;
-    action(&s, &c, key, "rotate").await
+    action(&s, &c, None, &id, "rotate").await
 }
 
 /// `POST /v1/account/api_keys/{id}:rotate` and friends (later SDKs).
@@ -400,8 +383,7 @@ async fn acct_action(
     Path(seg): Path<String>,
 ) -> ApiResult<Json<ApiKeyOut>> {
     let (id, verb) = split_verb(&seg, &["rotate", "disable", "enable"])?;
-    let key = load(&s, &c, None, id).await?;
-    action(&s, &c, key, verb).await
+    action(&s, &c, None, id, verb).await
 }
 
 /// K-8: a key's workspace access list. Keys belong to exactly one workspace, so this lists it;
@@ -478,7 +460,7 @@ async fn global_action(State(s): State<AppState>, c: Caller, Path(seg): Path<Str
         .strip_prefix("global_api_key:")
         .ok_or_else(|| Error::of(Reason::CustomMethodUnknown, "method not found"))?;
     let key = global_key(&s, &c).await?;
-    action(&s, &c.0, key, verb).await
+    action(&s, &c.0, None, &key.meta.id, verb).await
 }
 
 pub fn account_routes() -> Router<AppState> {

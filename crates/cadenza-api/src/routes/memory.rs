@@ -15,6 +15,8 @@ use cadenza_store::memory::LayerFilter;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use cadenza_services as services;
+
 use crate::AppState;
 use crate::auth::WsCaller;
 use crate::error::ApiResult;
@@ -158,14 +160,6 @@ struct EntryWriteIn {
 
 // ---- layers ----
 
-fn managed_refusal() -> crate::error::ApiError {
-    Error::of(
-        Reason::MemoryLayerSystemManaged,
-        "this memory layer is managed by the runtime and cannot be changed through the API",
-    )
-    .into()
-}
-
 async fn load_layer(s: &AppState, c: &WsCaller, raw: &str) -> ApiResult<(MemoryLayer, i64)> {
     let r = IdRef::parse(IdKind::MemoryLayer, raw)?;
     Ok(s.store.get_memory_layer(c.ws(), &r).await?.ok_or_else(|| Error::not_found("memory layer"))?)
@@ -206,12 +200,6 @@ async fn create_layer(
     let meta = b.metadata.into_new()?;
     let layer_type =
         parse_type(b.spec.layer_type.as_deref().ok_or_else(|| Error::required("spec.type", "spec.type is required"))?)?;
-    if layer_type == LayerType::Episodic {
-        return Err(Error::invalid("episodic layers are created by the runtime, not through the API")
-            .with_reason(Reason::MemoryLayerSystemManaged)
-            .with_meta("field", "spec.type")
-            .into());
-    }
     let now = s.store.now_ms();
     let layer = MemoryLayer {
         meta: meta.into_meta(IdKind::MemoryLayer, now, &c.workspace.meta.account_id, &c.principal.profile_id),
@@ -224,7 +212,9 @@ async fn create_layer(
         episodic_key: String::new(),
         last_used_at: None,
     };
-    s.store.insert_memory_layer(&layer).await?;
+    let mut tx = s.store.begin().await?;
+    services::memory::create_layer(&mut tx, &layer).await?;
+    tx.commit().await?;
     Ok(Json(LayerOut::new(&layer, 0)))
 }
 
@@ -245,12 +235,12 @@ async fn update_layer(
     JsonBody(b): JsonBody<LayerWriteIn>,
 ) -> ApiResult<Json<LayerOut>> {
     c.require("memory", Verb::Manage)?;
-    let (mut layer, n) = load_layer(&s, &c, &id).await?;
-    if layer.system_managed {
-        return Err(managed_refusal());
-    }
+    let r = IdRef::parse(IdKind::MemoryLayer, &id)?;
     let allowed = [METADATA_MASK.as_slice(), &["spec.description"]].concat();
     let mask = UpdateMask::parse(b.update_mask.as_deref(), &allowed)?;
+    // The mask applies to the row as it is now, locked.
+    let mut tx = s.store.begin().await?;
+    let (mut layer, n) = services::memory::writable_layer(&mut tx, c.ws(), &r).await?;
     if let Some(t) = b.spec.layer_type.as_deref()
         && parse_type(t)? != layer.layer_type
     {
@@ -262,8 +252,9 @@ async fn update_layer(
     if mask.covers("spec.description", b.spec.description.is_some()) {
         layer.description = b.spec.description.unwrap_or_default();
     }
-    layer.meta.updated_at = s.store.now_ms();
-    s.store.update_memory_layer(&layer).await?;
+    layer.meta.updated_at = tx.now();
+    services::memory::save_layer(&mut tx, &layer).await?;
+    tx.commit().await?;
     Ok(Json(LayerOut::new(&layer, n)))
 }
 
@@ -274,19 +265,9 @@ async fn delete_layer(
 ) -> ApiResult<Json<Empty>> {
     c.require("memory", Verb::Manage)?;
     let (layer, _) = load_layer(&s, &c, &id).await?;
-    if layer.system_managed {
-        return Err(managed_refusal());
-    }
-    let uses = s.store.count_layer_uses(c.ws(), &layer.meta.id).await?;
-    if uses > 0 {
-        return Err(Error::of(
-            Reason::MemoryLayerInUse,
-            format!("this memory layer is in the stack of {uses} variation(s); remove it from them first"),
-        )
-        .with_meta("variations", uses.to_string())
-        .into());
-    }
-    s.store.delete_memory_layer(c.ws(), &layer.meta.id).await?;
+    let mut tx = s.store.begin().await?;
+    services::memory::delete_layer(&mut tx, c.ws(), &layer.meta.id).await?;
+    tx.commit().await?;
     Ok(empty())
 }
 
@@ -358,13 +339,11 @@ fn body_oneof(msg: &str) -> crate::error::ApiError {
     Error::of(Reason::OneofInvalid, msg).with_meta("fields", "spec.content,spec.uploadId").into()
 }
 
-/// Stores the entry, consuming the upload its content came from in the same transaction.
+/// Stores the entry, consuming the upload its content came from in the same unit.
 async fn write_entry(s: &AppState, e: &MemoryEntry, upload: Option<&str>, insert: bool) -> ApiResult<()> {
-    match (upload, insert) {
-        (Some(u), _) => s.store.write_memory_entry_from_upload(e, u, insert).await?,
-        (None, true) => s.store.insert_memory_entry(e).await?,
-        (None, false) => s.store.update_memory_entry(e).await?,
-    }
+    let mut tx = s.store.begin().await?;
+    services::memory::write_entry(&mut tx, e, upload, insert).await?;
+    tx.commit().await?;
     Ok(())
 }
 
@@ -393,9 +372,6 @@ async fn create_entry(
 ) -> ApiResult<Json<EntryOut>> {
     c.require("memory", Verb::Manage)?;
     let (layer, _) = load_layer(&s, &c, &layer_id).await?;
-    if layer.system_managed {
-        return Err(managed_refusal());
-    }
     let meta = b.metadata.into_new()?;
     let key = b.spec.key.clone().ok_or_else(|| Error::required("spec.key", "spec.key is required"))?;
     memory::validate_key(&key)?;
@@ -430,14 +406,22 @@ async fn update_entry(
     JsonBody(b): JsonBody<EntryWriteIn>,
 ) -> ApiResult<Json<EntryOut>> {
     c.require("memory", Verb::Manage)?;
-    let (layer, _) = load_layer(&s, &c, &layer_id).await?;
-    if layer.system_managed {
-        return Err(managed_refusal());
-    }
-    let mut entry = load_entry(&s, &c, &layer, &id).await?;
+    let layer_ref = IdRef::parse(IdKind::MemoryLayer, &layer_id)?;
+    let r = IdRef::parse(IdKind::MemoryEntry, &id)?;
     let allowed =
         [METADATA_MASK.as_slice(), &["spec.key", "spec.description", "spec.content", "spec.uploadId"]].concat();
     let mask = UpdateMask::parse(b.update_mask.as_deref(), &allowed)?;
+    let body_masked = mask.covers("spec.content", b.spec.content.is_some())
+        || mask.covers("spec.uploadId", b.spec.upload_id.is_some());
+    // The body (an upload's bytes, maybe) is read before the unit: no IO while it holds locks.
+    let body = if body_masked { body_source(&s, &c, &b.spec, false).await? } else { None };
+    // The mask applies to the row as it is now, locked.
+    let mut tx = s.store.begin().await?;
+    let (layer, _) = services::memory::writable_layer(&mut tx, c.ws(), &layer_ref).await?;
+    let mut entry = tx
+        .get_memory_entry_locked(c.ws(), &layer.meta.id, &r)
+        .await?
+        .ok_or_else(|| Error::not_found("memory entry"))?;
     b.metadata.apply(&mask, &mut entry.meta)?;
     if mask.covers("spec.key", b.spec.key.is_some()) {
         let key = b.spec.key.clone().unwrap_or_default();
@@ -447,15 +431,14 @@ async fn update_entry(
     if mask.covers("spec.description", b.spec.description.is_some()) {
         entry.description = b.spec.description.clone().unwrap_or_default();
     }
-    let body_masked = mask.covers("spec.content", b.spec.content.is_some())
-        || mask.covers("spec.uploadId", b.spec.upload_id.is_some());
     let mut upload = None;
-    if body_masked && let Some((content, from)) = body_source(&s, &c, &b.spec, false).await? {
+    if let Some((content, from)) = body {
         entry.content = content;
         upload = from;
     }
-    entry.meta.updated_at = s.store.now_ms();
-    write_entry(&s, &entry, upload.as_deref(), false).await?;
+    entry.meta.updated_at = tx.now();
+    services::memory::write_entry(&mut tx, &entry, upload.as_deref(), false).await?;
+    tx.commit().await?;
     Ok(Json(EntryOut::new(&entry, &layer, true)))
 }
 
@@ -465,12 +448,11 @@ async fn delete_entry(
     Path((_, layer_id, id)): Path<(String, String, String)>,
 ) -> ApiResult<Json<Empty>> {
     c.require("memory", Verb::Manage)?;
-    let (layer, _) = load_layer(&s, &c, &layer_id).await?;
-    if layer.system_managed {
-        return Err(managed_refusal());
-    }
-    let entry = load_entry(&s, &c, &layer, &id).await?;
-    s.store.delete_memory_entry(c.ws(), &layer.meta.id, &entry.meta.id).await?;
+    let layer_ref = IdRef::parse(IdKind::MemoryLayer, &layer_id)?;
+    let r = IdRef::parse(IdKind::MemoryEntry, &id)?;
+    let mut tx = s.store.begin().await?;
+    services::memory::delete_entry(&mut tx, c.ws(), &layer_ref, &r).await?;
+    tx.commit().await?;
     Ok(empty())
 }
 

@@ -5,13 +5,15 @@ use axum::Json;
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::routing::{get, post, put};
+use cadenza_domain::Error;
 use cadenza_domain::ids::{IdKind, IdRef};
 use cadenza_domain::models::{CatalogModel, Model};
 use cadenza_domain::scopes::Verb;
 use cadenza_domain::time::format_ms;
-use cadenza_domain::{Error, Reason};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+
+use cadenza_services as services;
 
 use crate::AppState;
 use crate::auth::WsCaller;
@@ -96,9 +98,10 @@ fn catalog_entry<'a>(s: &'a AppState, m: &Model) -> Option<&'a CatalogModel> {
 pub(crate) async fn sync(s: &AppState, c: &WsCaller) -> ApiResult<()> {
     let done = s.models_synced.lock().unwrap_or_else(|e| e.into_inner()).contains(c.ws());
     if !done {
-        s.store
-            .ensure_models(&c.workspace.meta.account_id, c.ws(), &c.workspace.meta.profile_id, &catalog_names(s))
-            .await?;
+        let mut tx = s.store.begin().await?;
+        let (account, profile) = (&c.workspace.meta.account_id, &c.workspace.meta.profile_id);
+        services::models::ensure(&mut tx, account, c.ws(), profile, &catalog_names(s)).await?;
+        tx.commit().await?;
         s.models_synced.lock().unwrap_or_else(|e| e.into_inner()).insert(c.ws().to_string());
     }
     Ok(())
@@ -184,27 +187,10 @@ async fn get_one(
 
 async fn set_enabled(s: &AppState, c: &WsCaller, raw: &str, enabled: bool) -> ApiResult<Json<ModelOut>> {
     c.require("agents", Verb::Manage)?;
-    let mut m = load(s, c, raw).await?;
-    if !enabled && m.enabled {
-        let uses = s.store.count_variations_on_model(c.ws(), &m.meta.id).await?;
-        if uses > 0 {
-            return Err(Error::of(
-                Reason::ModelInUse,
-                format!(
-                    "model {} is still used by {uses} variation(s): move them with models:swapModelOnVariations first",
-                    m.meta.name
-                ),
-            )
-            .with_meta("modelId", m.meta.id.clone())
-            .with_meta("variations", uses.to_string())
-            .into());
-        }
-    }
-    if m.enabled != enabled {
-        s.store.set_model_enabled(c.ws(), &m.meta.id, enabled).await?;
-        m.enabled = enabled;
-        m.meta.updated_at = s.store.now_ms();
-    }
+    let m = load(s, c, raw).await?;
+    let mut tx = s.store.begin().await?;
+    let m = services::models::set_enabled(&mut tx, c.ws(), &m.meta.id, enabled).await?;
+    tx.commit().await?;
     Ok(Json(out(s, &m).await?))
 }
 
@@ -264,27 +250,17 @@ async fn swap(State(s): State<AppState>, c: WsCaller, JsonBody(b): JsonBody<Swap
     if b.model_swaps.is_empty() {
         return Err(Error::required("modelSwaps", "modelSwaps must name at least one swap").into());
     }
-    let mut plan = Vec::new();
+    let mut plan = Vec::with_capacity(b.model_swaps.len());
     for sw in &b.model_swaps {
-        let current = load(&s, &c, &sw.current_model_id).await?;
-        let next = load(&s, &c, &sw.next_model_id).await?;
-        if !next.enabled {
-            return Err(Error::of(Reason::ModelDisabled, format!("model {} is disabled", next.meta.name))
-                .with_meta("modelId", next.meta.id.clone())
-                .into());
-        }
-        if current.meta.id == next.meta.id {
-            return Err(Error::invalid_field("modelSwaps", "a swap needs two different models").into());
-        }
-        plan.push((current, next, sw.disable_current_after_swap));
+        plan.push(services::models::Swap {
+            current_model_id: load(&s, &c, &sw.current_model_id).await?.meta.id,
+            next_model_id: load(&s, &c, &sw.next_model_id).await?.meta.id,
+            disable_current_after_swap: sw.disable_current_after_swap,
+        });
     }
-    for (current, next, disable) in plan {
-        let moved = s.store.swap_variation_model(c.ws(), &current.meta.id, &next.meta.id).await?;
-        tracing::info!(from = %current.meta.name, to = %next.meta.name, moved, "swapped model on variations");
-        if disable && current.enabled {
-            s.store.set_model_enabled(c.ws(), &current.meta.id, false).await?;
-        }
-    }
+    let mut tx = s.store.begin().await?;
+    services::models::swap(&mut tx, c.ws(), &plan).await?;
+    tx.commit().await?;
     Ok(empty())
 }
 

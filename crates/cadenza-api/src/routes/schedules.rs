@@ -6,20 +6,22 @@ use axum::Json;
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::routing::get;
-use cadenza_domain::agents::{Agent, AgentStatus};
+use cadenza_domain::agents::Agent;
 use cadenza_domain::ids::{IdKind, IdRef};
 use cadenza_domain::mask::UpdateMask;
 use cadenza_domain::schedules::{Calendar, OverlapPolicy, Range, Rule, RuleIn, Schedule, ScheduleState};
 use cadenza_domain::scopes::Verb;
 use cadenza_domain::time::format_ms;
-use cadenza_domain::{Error, Reason, json_schema};
+use cadenza_domain::{Error, json_schema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use cadenza_services as services;
+
 use crate::AppState;
 use crate::auth::WsCaller;
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
 use crate::extract::{JsonBody, QueryPairs, split_verb};
 use crate::openapi::{Op, schema};
 use crate::routes::agents::load as load_agent;
@@ -216,19 +218,6 @@ const SPEC_MASK: &[&str] = &[
     "spec.variationId",
 ];
 
-fn agent_archived(agent: &Agent, msg: &str) -> ApiError {
-    Error::of(Reason::AgentArchived, msg).with_meta("agentId", agent.meta.id.clone()).into()
-}
-
-/// Moves `s` to `next`; archived is terminal.
-fn change_state(s: &mut Schedule, next: ScheduleState) -> ApiResult<()> {
-    if s.state == ScheduleState::Archived && next != ScheduleState::Archived {
-        return Err(Error::of(Reason::ScheduleArchived, "an archived schedule is final: create a new one").into());
-    }
-    s.state = next;
-    Ok(())
-}
-
 /// Applies the spec fields `mask` selects, validating each; nothing is stored on failure.
 async fn apply_spec(
     st: &AppState,
@@ -264,7 +253,7 @@ async fn apply_spec(
     if mask.covers("spec.status", spec.status.is_some())
         && let Some(next) = ScheduleState::parse(spec.status.as_deref().unwrap_or_default())?
     {
-        change_state(s, next)?;
+        services::schedules::change_state(s, next)?;
     }
     if mask.covers("spec.variationId", spec.variation_id.is_some()) {
         s.variation_id = match spec.variation_id.as_deref().filter(|v| !v.is_empty()) {
@@ -316,9 +305,6 @@ async fn create(
 ) -> ApiResult<Json<ScheduleOut>> {
     c.require("agents", Verb::Manage)?;
     let agent = load_agent(&s, &c, &agent_raw).await?;
-    if agent.status == AgentStatus::Archived {
-        return Err(agent_archived(&agent, "the agent is archived: unarchive it before scheduling it"));
-    }
     if b.spec.schedule.is_none() {
         return Err(Error::required("spec.schedule", "spec.schedule is required").into());
     }
@@ -344,12 +330,9 @@ async fn create(
         total_fires: 0,
     };
     apply_spec(&s, &c, &agent, &mut sched, b.spec, &UpdateMask::default()).await?;
-    sched.reschedule(now);
     let mut tx = s.store.begin().await?;
-    if !sched.variation_id.is_empty() {
-        cadenza_services::variations::pin(&mut tx, c.ws(), &sched.variation_id).await?;
-    }
-    tx.insert_schedule(&sched).await?;
+    services::schedules::create(&mut tx, &mut sched).await?;
+    let now = tx.now();
     tx.commit().await?;
     Ok(Json(ScheduleOut::new(&sched, now)))
 }
@@ -371,19 +354,18 @@ async fn update(
     JsonBody(b): JsonBody<WriteIn>,
 ) -> ApiResult<Json<ScheduleOut>> {
     c.require("agents", Verb::Manage)?;
-    let (agent, mut sched) = load(&s, &c, &agent_raw, &raw).await?;
+    let agent = load_agent(&s, &c, &agent_raw).await?;
+    let r = IdRef::parse(IdKind::Schedule, &raw)?;
     let allowed = [METADATA_MASK.as_slice(), SPEC_MASK].concat();
     let mask = UpdateMask::parse(b.update_mask.as_deref(), &allowed)?;
+    // The mask applies to the row as it is now, locked.
+    let mut tx = s.store.begin().await?;
+    let (agent, mut sched) = services::schedules::locked(&mut tx, c.ws(), &agent.meta.id, &r).await?;
+    let was = sched.state;
     b.metadata.apply(&mask, &mut sched.meta)?;
     apply_spec(&s, &c, &agent, &mut sched, b.spec, &mask).await?;
-    let now = s.store.now_ms();
-    sched.meta.updated_at = now;
-    sched.reschedule(now);
-    let mut tx = s.store.begin().await?;
-    if !sched.variation_id.is_empty() {
-        cadenza_services::variations::pin(&mut tx, c.ws(), &sched.variation_id).await?;
-    }
-    tx.update_schedule(&sched).await?;
+    services::schedules::update(&mut tx, &agent, &mut sched, was).await?;
+    let now = tx.now();
     tx.commit().await?;
     Ok(Json(ScheduleOut::new(&sched, now)))
 }
@@ -394,8 +376,11 @@ async fn delete_one(
     Path((_, agent_raw, raw)): Path<(String, String, String)>,
 ) -> ApiResult<Json<Empty>> {
     c.require("agents", Verb::Manage)?;
-    let (_, sched) = load(&s, &c, &agent_raw, &raw).await?;
-    s.store.delete_schedule(c.ws(), &sched.meta.id).await?;
+    let agent = load_agent(&s, &c, &agent_raw).await?;
+    let r = IdRef::parse(IdKind::Schedule, &raw)?;
+    let mut tx = s.store.begin().await?;
+    services::schedules::delete(&mut tx, c.ws(), &agent.meta.id, &r).await?;
+    tx.commit().await?;
     Ok(empty())
 }
 
@@ -407,20 +392,18 @@ async fn action(
 ) -> ApiResult<Json<ScheduleOut>> {
     c.require("agents", Verb::Manage)?;
     let (raw, verb) = split_verb(&seg, &["pause", "resume", "archive"])?;
-    let (agent, mut sched) = load(&s, &c, &agent_raw, raw).await?;
+    let agent = load_agent(&s, &c, &agent_raw).await?;
+    let r = IdRef::parse(IdKind::Schedule, raw)?;
     let next = match verb {
         "pause" => ScheduleState::Paused,
         "resume" => ScheduleState::Active,
         _ => ScheduleState::Archived,
     };
-    if next == ScheduleState::Active && agent.status == AgentStatus::Archived {
-        return Err(agent_archived(&agent, "the agent is archived: unarchive it before resuming its schedules"));
-    }
-    change_state(&mut sched, next)?;
-    let now = s.store.now_ms();
-    sched.meta.updated_at = now;
-    sched.reschedule(now);
-    s.store.update_schedule(&sched).await?;
+    let mut tx = s.store.begin().await?;
+    let (agent, mut sched) = services::schedules::locked(&mut tx, c.ws(), &agent.meta.id, &r).await?;
+    services::schedules::set_state(&mut tx, &agent, &mut sched, next).await?;
+    let now = tx.now();
+    tx.commit().await?;
     Ok(Json(ScheduleOut::new(&sched, now)))
 }
 

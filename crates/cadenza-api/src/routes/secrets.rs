@@ -13,6 +13,8 @@ use cadenza_domain::{Error, Reason};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use cadenza_services as services;
+
 use crate::AppState;
 use crate::auth::WsCaller;
 use crate::error::ApiResult;
@@ -107,7 +109,9 @@ async fn create(State(s): State<AppState>, c: WsCaller, JsonBody(b): JsonBody<Wr
         workspace_id: c.ws().to_string(),
         last_used_at: None,
     };
-    s.store.insert_secret(&secret, &value).await?;
+    let mut tx = s.store.begin().await?;
+    services::secrets::create(&mut tx, &secret, &value).await?;
+    tx.commit().await?;
     Ok(Json(SecretOut::new(&secret)))
 }
 
@@ -127,9 +131,12 @@ async fn update(
     JsonBody(b): JsonBody<WriteIn>,
 ) -> ApiResult<Json<SecretOut>> {
     c.require("secrets", Verb::Manage)?;
-    let mut secret = load(&s, &c, &id).await?;
+    let r = IdRef::parse(IdKind::WorkspaceSecret, &id)?;
     let allowed = [METADATA_MASK.as_slice(), &["spec.value"]].concat();
     let mask = UpdateMask::parse(b.update_mask.as_deref(), &allowed)?;
+    // The mask applies to the row as it is now, locked.
+    let mut tx = s.store.begin().await?;
+    let mut secret = tx.get_secret_locked(c.ws(), &r).await?.ok_or_else(|| Error::not_found("workspace secret"))?;
     b.metadata.apply(&mask, &mut secret.meta)?;
     secrets::validate_name(&secret.meta.name)?;
     let new_value = if mask.covers("spec.value", b.spec.value.is_some()) {
@@ -139,8 +146,9 @@ async fn update(
     } else {
         None
     };
-    secret.meta.updated_at = s.store.now_ms();
-    s.store.update_secret(&secret, new_value.as_deref()).await?;
+    secret.meta.updated_at = tx.now();
+    services::secrets::update(&mut tx, &secret, new_value.as_deref()).await?;
+    tx.commit().await?;
     Ok(Json(SecretOut::new(&secret)))
 }
 
@@ -151,7 +159,9 @@ async fn delete(
 ) -> ApiResult<Json<Empty>> {
     c.require("secrets", Verb::Manage)?;
     let secret = load(&s, &c, &id).await?;
-    s.store.delete_secret(c.ws(), &secret.meta.id).await?;
+    let mut tx = s.store.begin().await?;
+    services::secrets::delete(&mut tx, c.ws(), &secret.meta.id).await?;
+    tx.commit().await?;
     Ok(empty())
 }
 

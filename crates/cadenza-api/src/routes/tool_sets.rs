@@ -21,6 +21,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
+use cadenza_services as services;
+
 use crate::AppState;
 use crate::auth::WsCaller;
 use crate::error::{ApiError, ApiResult};
@@ -445,7 +447,9 @@ async fn create(State(s): State<AppState>, c: WsCaller, JsonBody(b): JsonBody<Wr
     };
     let from_upload = upload_document(&s, &c, &ts.adapter, None).await?;
     let from_upload = from_upload.as_ref().map(|(id, doc)| (id.as_str(), doc.as_str()));
-    s.store.insert_tool_set(&ts, cadenza_services::tool_sets::sync_job(&ts, "created"), from_upload).await?;
+    let mut tx = s.store.begin().await?;
+    services::tool_sets::create(&mut tx, &ts, from_upload).await?;
+    tx.commit().await?;
     Ok(Json(ToolSetOut::with_info(&s, &ts).await?))
 }
 
@@ -465,40 +469,53 @@ async fn update(
     JsonBody(b): JsonBody<WriteIn>,
 ) -> ApiResult<Json<ToolSetOut>> {
     c.require("tools", Verb::Manage)?;
-    let mut ts = load(&s, &c, &raw).await?;
+    let current = load(&s, &c, &raw).await?;
     let allowed = [METADATA_MASK.as_slice(), SPEC_MASK].concat();
     let mask = UpdateMask::parse(b.update_mask.as_deref(), &allowed)?;
-    b.metadata.apply(&mask, &mut ts.meta)?;
-    if mask.covers("spec.description", b.spec.description.is_some()) {
-        ts.description = b.spec.description.unwrap_or_default();
-    }
-    let mut resync = false;
+    // The new adapter and the document it names are read before the unit: no IO under locks.
+    let mut next_adapter = None;
     let mut from_upload = None;
     if mask.covers("spec.adapter", b.spec.adapter.is_some()) {
         let adapter = parse_adapter(b.spec.adapter.as_ref().ok_or_else(adapter_required)?)?;
         check_egress(&s, &adapter)?;
-        if adapter.kind() != ts.adapter.kind() {
-            return Err(Error::of(
-                Reason::FieldImmutable,
-                format!(
-                    "a tool set's adapter kind is fixed ({}); create a new tool set for a {} adapter",
-                    ts.adapter.kind(),
-                    adapter.kind()
-                ),
-            )
-            .with_meta("field", "spec.adapter")
-            .with_meta("adapter", ts.adapter.kind())
-            .into());
-        }
-        resync = adapter != ts.adapter;
-        from_upload = upload_document(&s, &c, &adapter, Some(&ts.adapter)).await?;
+        check_same_kind(&current, &adapter)?;
+        from_upload = upload_document(&s, &c, &adapter, Some(&current.adapter)).await?;
+        next_adapter = Some(adapter);
+    }
+    // The mask applies to the row as it is now, locked.
+    let mut tx = s.store.begin().await?;
+    let mut ts = tx.get_tool_set_locked(c.ws(), &current.meta.id).await?.ok_or_else(|| Error::not_found("tool set"))?;
+    b.metadata.apply(&mask, &mut ts.meta)?;
+    if mask.covers("spec.description", b.spec.description.is_some()) {
+        ts.description = b.spec.description.unwrap_or_default();
+    }
+    let resync = next_adapter.as_ref().is_some_and(|a| *a != ts.adapter);
+    if let Some(adapter) = next_adapter {
         ts.adapter = adapter;
     }
-    ts.meta.updated_at = s.store.now_ms();
-    let job = if resync { cadenza_services::tool_sets::sync_job(&ts, "adapter changed") } else { None };
+    ts.meta.updated_at = tx.now();
     let from_upload = from_upload.as_ref().map(|(id, doc)| (id.as_str(), doc.as_str()));
-    s.store.update_tool_set(&ts, job, from_upload).await?;
+    services::tool_sets::update(&mut tx, &ts, resync, from_upload).await?;
+    tx.commit().await?;
     Ok(Json(ToolSetOut::with_info(&s, &ts).await?))
+}
+
+/// A tool set's adapter kind is fixed.
+fn check_same_kind(ts: &ToolSet, adapter: &Adapter) -> ApiResult<()> {
+    if adapter.kind() != ts.adapter.kind() {
+        return Err(Error::of(
+            Reason::FieldImmutable,
+            format!(
+                "a tool set's adapter kind is fixed ({}); create a new tool set for a {} adapter",
+                ts.adapter.kind(),
+                adapter.kind()
+            ),
+        )
+        .with_meta("field", "spec.adapter")
+        .with_meta("adapter", ts.adapter.kind())
+        .into());
+    }
+    Ok(())
 }
 
 async fn delete_one(
@@ -509,7 +526,7 @@ async fn delete_one(
     c.require("tools", Verb::Manage)?;
     let ts = load(&s, &c, &raw).await?;
     let mut tx = s.store.begin().await?;
-    cadenza_services::tool_sets::delete(&mut tx, c.ws(), &ts.meta.id).await?;
+    services::tool_sets::delete(&mut tx, c.ws(), &ts.meta.id).await?;
     tx.commit().await?;
     Ok(empty())
 }
@@ -522,35 +539,14 @@ async fn action(
 ) -> ApiResult<Json<ToolSetOut>> {
     c.require("tools", Verb::Manage)?;
     let (raw, verb) = split_verb(&seg, &["archive", "unarchive", "sync"])?;
-    let mut ts = load(&s, &c, raw).await?;
-    let job = match verb {
-        "archive" => {
-            ts.state = ToolSetState::Archived;
-            None
-        }
-        "unarchive" => {
-            let was = ts.state;
-            ts.state = ToolSetState::Active;
-            (was == ToolSetState::Archived).then(|| cadenza_services::tool_sets::sync_job(&ts, "unarchived")).flatten()
-        }
-        _ => {
-            if ts.state == ToolSetState::Archived {
-                return Err(Error::of(
-                    Reason::ToolSetArchived,
-                    "an archived tool set does not sync: unarchive it first",
-                )
-                .with_meta("toolSetId", ts.meta.id.clone())
-                .into());
-            }
-            Some(cadenza_services::tool_sets::sync_job(&ts, "requested").ok_or_else(|| {
-                Error::invalid("only mcp and openapi tool sets sync")
-                    .with_reason(Reason::AdapterMismatch)
-                    .with_meta("adapter", ts.adapter.kind())
-            })?)
-        }
+    let id = load(&s, &c, raw).await?.meta.id;
+    let mut tx = s.store.begin().await?;
+    let ts = match verb {
+        "archive" => services::tool_sets::archive(&mut tx, c.ws(), &id).await?,
+        "unarchive" => services::tool_sets::unarchive(&mut tx, c.ws(), &id).await?,
+        _ => services::tool_sets::sync(&mut tx, c.ws(), &id).await?,
     };
-    ts.meta.updated_at = s.store.now_ms();
-    s.store.update_tool_set(&ts, job, None).await?;
+    tx.commit().await?;
     Ok(Json(ToolSetOut::with_info(&s, &ts).await?))
 }
 

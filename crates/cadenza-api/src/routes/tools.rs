@@ -15,6 +15,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
+use cadenza_services as services;
+use cadenza_store::Tx;
+
 use crate::AppState;
 use crate::auth::WsCaller;
 use crate::error::{ApiError, ApiResult};
@@ -207,10 +210,6 @@ fn apply_spec(t: &mut Tool, set: &ToolSet, spec: SpecIn, mask: &UpdateMask, crea
 }
 
 /// Synced sets are managed: only API-key principals may hand-edit their tools (§12.4).
-fn check_managed(c: &WsCaller, set: &ToolSet) -> ApiResult<()> {
-    Ok(cadenza_services::tool_sets::check_managed(&c.principal, set)?)
-}
-
 async fn load(s: &AppState, c: &WsCaller, set_raw: &str, raw: &str) -> ApiResult<(ToolSet, Tool)> {
     let set = tool_sets::load(s, c, set_raw).await?;
     let r = IdRef::parse(IdKind::Tool, raw)?;
@@ -262,7 +261,6 @@ async fn create(
 ) -> ApiResult<Json<ToolOut>> {
     c.require("tools", Verb::Manage)?;
     let set = tool_sets::load(&s, &c, &set_raw).await?;
-    check_managed(&c, &set)?;
     let meta = b.metadata.into_new()?;
     let now = s.store.now_ms();
     let mut t = Tool {
@@ -279,7 +277,9 @@ async fn create(
         signature: String::new(),
     };
     apply_spec(&mut t, &set, b.spec, &UpdateMask::default(), true)?;
-    s.store.insert_tool(&t).await?;
+    let mut tx = s.store.begin().await?;
+    services::tools::create(&mut tx, &c.principal, &t).await?;
+    tx.commit().await?;
     Ok(Json(ToolOut::new(&t, &set)))
 }
 
@@ -293,19 +293,13 @@ async fn get_one(
     Ok(Json(ToolOut::new(&t, &set)))
 }
 
-/// Omitting excludes a tool from agents, so it is refused while a variation is assigned it.
-async fn check_omittable(s: &AppState, c: &WsCaller, t: &Tool) -> ApiResult<()> {
-    let uses = s.store.count_tool_assignments(c.ws(), &t.meta.id).await?;
-    if uses > 0 {
-        return Err(Error::of(
-            Reason::ToolAssigned,
-            format!("this tool is assigned to {uses} variation(s): remove it from them first"),
-        )
-        .with_meta("toolId", t.meta.id.clone())
-        .with_meta("variations", uses.to_string())
-        .into());
-    }
-    Ok(())
+/// The set and the tool `raw` names in it, both locked for the rest of `tx`, when the caller
+/// may change the set's tools.
+async fn load_locked(tx: &mut Tx, c: &WsCaller, set: &ToolSet, raw: &str) -> ApiResult<(ToolSet, Tool)> {
+    let r = IdRef::parse(IdKind::Tool, raw)?;
+    let set = services::tools::writable_set(tx, &c.principal, c.ws(), &set.meta.id).await?;
+    let t = tx.get_tool_locked(c.ws(), &set.meta.id, &r).await?.ok_or_else(|| Error::not_found("tool"))?;
+    Ok((set, t))
 }
 
 async fn update(
@@ -315,18 +309,18 @@ async fn update(
     JsonBody(b): JsonBody<WriteIn>,
 ) -> ApiResult<Json<ToolOut>> {
     c.require("tools", Verb::Manage)?;
-    let (set, mut t) = load(&s, &c, &set_raw, &raw).await?;
-    check_managed(&c, &set)?;
+    let set = tool_sets::load(&s, &c, &set_raw).await?;
     let allowed = [METADATA_MASK.as_slice(), SPEC_MASK].concat();
     let mask = UpdateMask::parse(b.update_mask.as_deref(), &allowed)?;
+    // The mask applies to the row as it is now, locked.
+    let mut tx = s.store.begin().await?;
+    let (set, mut t) = load_locked(&mut tx, &c, &set, &raw).await?;
     b.metadata.apply(&mask, &mut t.meta)?;
     let was = t.state;
     apply_spec(&mut t, &set, b.spec, &mask, false)?;
-    if was != ToolState::Omitted && t.state == ToolState::Omitted {
-        check_omittable(&s, &c, &t).await?;
-    }
-    t.meta.updated_at = s.store.now_ms();
-    s.store.update_tool(&t).await?;
+    t.meta.updated_at = tx.now();
+    services::tools::save(&mut tx, &t, was).await?;
+    tx.commit().await?;
     Ok(Json(ToolOut::new(&t, &set)))
 }
 
@@ -336,10 +330,10 @@ async fn delete_one(
     Path((_, set_raw, raw)): Path<(String, String, String)>,
 ) -> ApiResult<Json<Empty>> {
     c.require("tools", Verb::Manage)?;
-    let (set, t) = load(&s, &c, &set_raw, &raw).await?;
-    check_managed(&c, &set)?;
-    check_omittable(&s, &c, &t).await?;
-    s.store.delete_tool(c.ws(), &t.meta.id).await?;
+    let (_, t) = load(&s, &c, &set_raw, &raw).await?;
+    let mut tx = s.store.begin().await?;
+    services::tools::delete(&mut tx, &c.principal, &t).await?;
+    tx.commit().await?;
     Ok(empty())
 }
 
@@ -351,18 +345,16 @@ async fn action(
 ) -> ApiResult<Json<ToolOut>> {
     c.require("tools", Verb::Manage)?;
     let (raw, verb) = split_verb(&seg, &["omit", "restore"])?;
-    let (set, mut t) = load(&s, &c, &set_raw, raw).await?;
-    check_managed(&c, &set)?;
-    if verb == "omit" {
-        check_omittable(&s, &c, &t).await?;
-        t.state = ToolState::Omitted;
-        t.omitted_by_user = true;
-    } else {
-        t.state = ToolState::Available;
-        t.omitted_by_user = false;
-    }
-    t.meta.updated_at = s.store.now_ms();
-    s.store.update_tool(&t).await?;
+    let set = tool_sets::load(&s, &c, &set_raw).await?;
+    let mut tx = s.store.begin().await?;
+    let (set, mut t) = load_locked(&mut tx, &c, &set, raw).await?;
+    let was = t.state;
+    let omit = verb == "omit";
+    t.state = if omit { ToolState::Omitted } else { ToolState::Available };
+    t.omitted_by_user = omit;
+    t.meta.updated_at = tx.now();
+    services::tools::save(&mut tx, &t, was).await?;
+    tx.commit().await?;
     Ok(Json(ToolOut::new(&t, &set)))
 }
 

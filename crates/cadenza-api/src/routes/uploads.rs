@@ -22,6 +22,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use cadenza_services as services;
+
 use crate::AppState;
 use crate::auth::WsCaller;
 use crate::error::{ApiError, ApiResult};
@@ -156,7 +158,9 @@ async fn create(State(s): State<AppState>, c: WsCaller, JsonBody(b): JsonBody<Cr
         url_expires_at: now.saturating_add(lifetime),
         object_key: String::new(),
     };
-    s.store.insert_upload(&u).await?;
+    let mut tx = s.store.begin().await?;
+    services::uploads::create(&mut tx, &u).await?;
+    tx.commit().await?;
     Ok(Json(UploadOut::new(&s, &u)))
 }
 
@@ -254,11 +258,15 @@ async fn put_bytes(
         ApiError::from(Error::of(Reason::StorageUnavailable, "the upload could not be stored; try again"))
     })?;
     let retention = i64::try_from(s.config.uploads.retention.as_millis()).unwrap_or(i64::MAX);
-    if !s.store.complete_upload(&u.workspace_id, &u.meta.id, &key, retention).await? {
+    let mut tx = s.store.begin().await?;
+    let completed = match services::uploads::complete(&mut tx, &u.workspace_id, &u.meta.id, &key, retention).await {
+        Ok(()) => tx.commit().await.map_err(ApiError::from),
+        Err(e) => Err(e.into()),
+    };
+    if let Err(e) = completed {
+        // The object is nobody's: the row never named it.
         let _ = blobs.delete(&key).await;
-        return Err(Error::of(Reason::UploadConsumed, "this upload link was already used or has expired")
-            .with_meta("uploadId", u.meta.id.clone())
-            .into());
+        return Err(e);
     }
     tracing::info!(upload.id = %u.meta.id, bytes = u.size_bytes, "upload stored");
     Ok(empty())

@@ -359,14 +359,8 @@ async fn model_config(s: &AppState, c: &WsCaller, m: ModelConfigIn) -> ApiResult
             e
         }
     })?;
-    if !model.enabled {
-        return Err(Error::of(
-            Reason::ModelDisabled,
-            format!("model {} is disabled in this workspace", model.meta.name),
-        )
-        .with_meta("modelId", model.meta.id)
-        .into());
-    }
+    // Whether the model is enabled is checked when the variation is written, under the
+    // model's lock (`services::models::assignable`).
     in_unit("spec.modelConfig.temperature", m.temperature)?;
     in_unit("spec.modelConfig.topP", m.top_p)?;
     non_negative("spec.modelConfig.topK", m.top_k.map(i64::from))?;
@@ -557,7 +551,9 @@ async fn create(
     c.require("agents", Verb::Manage)?;
     let agent = load_agent(&s, &c, &agent_raw).await?;
     let v = build(&s, &c, &agent.meta.id, b.metadata, b.spec).await?;
-    s.store.insert_variation(&v).await?;
+    let mut tx = s.store.begin().await?;
+    services::variations::create(&mut tx, &v).await?;
+    tx.commit().await?;
     Ok(Json(render(&s, &v).await?))
 }
 
@@ -589,10 +585,11 @@ async fn update(
     let mut tx = s.store.begin().await?;
     let mut v =
         tx.get_variation_locked(c.ws(), &agent.meta.id, &r).await?.ok_or_else(|| Error::not_found("variation"))?;
+    let previous_model = v.model_config.as_ref().map(|m| m.model_id.clone());
     b.metadata.apply(&mask, &mut v.meta)?;
     apply_spec(&s, &c, &mut v, b.spec, &mask).await?;
     v.meta.updated_at = tx.now();
-    tx.update_variation(&v).await?;
+    services::variations::update(&mut tx, &v, previous_model.as_deref()).await?;
     tx.commit().await?;
     Ok(Json(render(&s, &v).await?))
 }
@@ -691,9 +688,9 @@ async fn remove_assignment(
     c.require("agents", Verb::Manage)?;
     let (_, v) = load(&s, &c, &agent_raw, &raw).await?;
     let id = IdKind::Assignment.parse(&assignment)?;
-    if !s.store.remove_assignment(c.ws(), &v.meta.id, &id).await? {
-        return Err(Error::not_found("assignment").into());
-    }
+    let mut tx = s.store.begin().await?;
+    services::variations::remove_assignment(&mut tx, c.ws(), &v.meta.id, &id).await?;
+    tx.commit().await?;
     Ok(empty())
 }
 
@@ -720,7 +717,7 @@ async fn attach_layer(s: &AppState, c: &WsCaller, v: &Variation, body: &LayerIn)
         .ok_or_else(|| Error::required("memoryLayerId", "memoryLayerId is required"))?;
     let layer = load_layer(s, c, raw).await?;
     let mut tx = s.store.begin().await?;
-    let id = services::variations::attach_layer(&mut tx, c.ws(), &v.meta.id, &layer, body.position).await?;
+    let id = services::variations::attach_layer(&mut tx, c.ws(), &v.meta.id, &layer.meta.id, body.position).await?;
     tx.commit().await?;
     let stack = s.store.list_layer_assignments(c.ws(), &v.meta.id).await?;
     stack.into_iter().find(|a| a.id == id).ok_or_else(|| Error::internal().into())
@@ -771,9 +768,9 @@ async fn remove_layer(
     c.require("agents", Verb::Manage)?;
     let (_, v) = load(&s, &c, &agent_raw, &raw).await?;
     let id = IdKind::LayerAssignment.parse(&assignment)?;
-    if !s.store.remove_layer_assignment(c.ws(), &v.meta.id, &id).await? {
-        return Err(Error::not_found("memory layer assignment").into());
-    }
+    let mut tx = s.store.begin().await?;
+    services::variations::detach_layer(&mut tx, c.ws(), &v.meta.id, &id).await?;
+    tx.commit().await?;
     Ok(empty())
 }
 
@@ -797,12 +794,9 @@ async fn action(
             let b: AssignIn = serde_json::from_value(body).map_err(|e| body_invalid(&e))?;
             let (kind, target_raw) = b.target()?;
             let target = resolve_target(&s, &c, kind, target_raw).await?;
-            let existing = s.store.list_assignments(c.ws(), &v.meta.id).await?;
-            let a = existing
-                .iter()
-                .find(|a| a.kind == kind && a.target_id == target)
-                .ok_or_else(|| Error::not_found("assignment"))?;
-            s.store.remove_assignment(c.ws(), &v.meta.id, &a.id).await?;
+            let mut tx = s.store.begin().await?;
+            services::variations::remove_target(&mut tx, c.ws(), &v.meta.id, kind, &target).await?;
+            tx.commit().await?;
         }
         "addMemoryLayer" => {
             let b: LayerIn = serde_json::from_value(body).map_err(|e| body_invalid(&e))?;
@@ -815,16 +809,15 @@ async fn action(
                 .as_deref()
                 .ok_or_else(|| Error::required("memoryLayerId", "memoryLayerId is required"))?;
             let layer = load_layer(&s, &c, raw_layer).await?;
-            let stack = s.store.list_layer_assignments(c.ws(), &v.meta.id).await?;
-            let a = stack
-                .iter()
-                .find(|a| a.layer_id == layer.meta.id)
-                .ok_or_else(|| Error::not_found("memory layer assignment"))?;
+            let (ws, layer_id) = (c.ws(), layer.meta.id.as_str());
+            let mut tx = s.store.begin().await?;
             if verb == "updateMemoryLayer" {
-                move_layer(&s, &c, &v, &a.id, b.position).await?;
+                let position = b.position.ok_or_else(|| Error::required("position", "position is required"))?;
+                services::variations::move_layer_id(&mut tx, ws, &v.meta.id, layer_id, position).await?;
             } else {
-                s.store.remove_layer_assignment(c.ws(), &v.meta.id, &a.id).await?;
+                services::variations::detach_layer_id(&mut tx, ws, &v.meta.id, layer_id).await?;
             }
+            tx.commit().await?;
         }
     }
     Ok(Json(render(&s, &v).await?))

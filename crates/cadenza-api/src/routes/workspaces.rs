@@ -13,6 +13,8 @@ use cadenza_domain::workspaces::{DEFAULT_WORKSPACE, Workspace, WorkspaceStatus};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use cadenza_services as services;
+
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::ApiResult;
@@ -152,7 +154,9 @@ async fn admin_create(
         description: b.spec.description.unwrap_or_default(),
         status: WorkspaceStatus::Enabled,
     };
-    s.store.insert_workspace(&ws).await?;
+    let mut tx = s.store.begin().await?;
+    services::workspaces::create(&mut tx, &ws).await?;
+    tx.commit().await?;
     tracing::info!(workspace.id = %ws.meta.id, "workspace created");
     Ok(Json(WorkspaceOut::new(&ws)))
 }
@@ -181,27 +185,31 @@ async fn admin_update(
     JsonBody(b): JsonBody<WriteIn>,
 ) -> ApiResult<Json<WorkspaceOut>> {
     admin(&c, Verb::Manage)?;
-    let mut ws = load(&s, &c, &id).await?;
+    let r = IdRef::parse(IdKind::Workspace, &id)?;
     let allowed = [METADATA_MASK.as_slice(), &["spec.description"]].concat();
     let mask = UpdateMask::parse(b.update_mask.as_deref(), &allowed)?;
+    // The mask applies to the row as it is now, locked.
+    let mut tx = s.store.begin().await?;
+    let mut ws = services::workspaces::locked(&mut tx, &c.0.account_id, &r).await?;
     b.metadata.apply(&mask, &mut ws.meta)?;
     if mask.covers("spec.description", b.spec.description.is_some()) {
         ws.description = b.spec.description.unwrap_or_default();
     }
-    ws.meta.updated_at = s.store.now_ms();
-    s.store.update_workspace(&ws).await?;
+    ws.meta.updated_at = tx.now();
+    services::workspaces::save(&mut tx, &ws).await?;
+    tx.commit().await?;
     Ok(Json(WorkspaceOut::new(&ws)))
 }
 
 /// DELETE archives: the data stays, every request scoped to the workspace is refused.
 async fn admin_archive(State(s): State<AppState>, c: Caller, Path(id): Path<String>) -> ApiResult<Json<Empty>> {
     admin(&c, Verb::Manage)?;
-    let mut ws = load(&s, &c, &id).await?;
-    if ws.status != WorkspaceStatus::Archived {
-        ws.status = WorkspaceStatus::Archived;
-        ws.meta.updated_at = s.store.now_ms();
-        s.store.update_workspace(&ws).await?;
-        tracing::info!(workspace.id = %ws.meta.id, "workspace archived");
+    let r = IdRef::parse(IdKind::Workspace, &id)?;
+    let mut tx = s.store.begin().await?;
+    let archived = services::workspaces::archive(&mut tx, &c.0.account_id, &r).await?;
+    tx.commit().await?;
+    if archived {
+        tracing::info!(workspace.id = %id, "workspace archived");
     }
     Ok(empty())
 }

@@ -166,7 +166,10 @@ async fn system_managed_layers(backend: TestBackend) {
         episodic_key: "customer/42".into(),
         last_used_at: None,
     };
-    app.store.insert_memory_layer(&layer).await.expect("insert");
+    // The runtime's write (episodic layers are not created through the API).
+    let mut tx = app.store.begin().await.expect("begin");
+    tx.insert_memory_layer(&layer).await.expect("insert");
+    tx.commit().await.expect("commit");
     let path = app.ws_path(&app.default_ws, &format!("/memory_layers/{}", layer.meta.id));
     let got = app.get(&path, ADMIN_TOKEN).await.expect(200);
     assert_eq!(got["spec"]["systemManaged"], true);

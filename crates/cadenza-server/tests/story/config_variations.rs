@@ -466,7 +466,10 @@ async fn memory_stack(backend: TestBackend) {
         episodic_key: "k".into(),
         last_used_at: None,
     };
-    app.store.insert_memory_layer(&episodic).await.expect("insert");
+    // The runtime's write (episodic layers are not created through the API).
+    let mut tx = app.store.begin().await.expect("begin");
+    tx.insert_memory_layer(&episodic).await.expect("insert");
+    tx.commit().await.expect("commit");
     let other_v = app.post(&vars, ADMIN_TOKEN, json!({"metadata": {"name": "v2"}})).await.expect(200);
     let other_stack = format!("{vars}/{}/memory_layer_assignments", str_at(&other_v, "/metadata/id"));
     app.post(&other_stack, ADMIN_TOKEN, json!({"memoryLayerId": episodic.meta.id})).await.expect_error_reason(

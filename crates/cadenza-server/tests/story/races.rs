@@ -1,6 +1,8 @@
 //! Rules that read before they write, raced: two replicas on one database send the conflicting
 //! requests at the same moment, many rounds, and the rule must hold every time. On SQLite the
 //! replicas are two processes' worth of stores on one file; on PostgreSQL two pools.
+//! Each "not while in use" race asserts the rule's invariant after every round (never both
+//! sides winning, never a use of something gone or disabled).
 
 use cadenza_testkit::{ADMIN_TOKEN, TestApp, TestBackend, both_backends};
 use reqwest::Method;
@@ -227,5 +229,78 @@ async fn tool_set_races(backend: TestBackend) {
             .iter()
             .any(|a| a["toolSet"]["id"] == set_id.as_str());
         assert!(!assigned || exists, "round {round}: an assignment names a tool set that is gone");
+    }
+}
+
+both_backends!(a_model_variations_run_on_is_never_disabled, model_races);
+async fn model_races(backend: TestBackend) {
+    let Some(app) = crate::config_models::start(backend).await else { return };
+    let (replica, _guard) = app.replica().await;
+    let (agent_id, _) = agent_with_variation(&app, "Modelled").await;
+    let models = app.ws_path(&app.default_ws, "/models");
+    let all = app.list_all(&models, ADMIN_TOKEN, 10).await;
+    let mini = all.iter().find(|m| m["metadata"]["name"] == "openai/gpt-4.1-mini").expect("mini");
+    let model_id = str_at(mini, "/metadata/id");
+    let model = format!("{models}/{model_id}");
+    let disable = format!("{model}:disable");
+    let variations = app.ws_path(&app.default_ws, &format!("/agents/{agent_id}/variations"));
+    for round in 0..ROUNDS {
+        let body = json!({"metadata": {"name": format!("m{round}")}, "spec": {"modelConfig": {"modelId": model_id}}});
+        let (off, var) = tokio::join!(
+            send(&app, &app.base, Method::POST, &disable, None),
+            send(&app, &replica, Method::POST, &variations, Some(body)),
+        );
+        assert!(!(off.0 == 200 && var.0 == 200), "round {round}: the model was disabled under a new variation");
+        assert!(off.0 == 200 || off.2 == "MODEL_IN_USE", "round {round}: {off:?}");
+        assert!(var.0 == 200 || var.2 == "MODEL_DISABLED", "round {round}: {var:?}");
+        let now = app.get(&model, ADMIN_TOKEN).await.expect(200);
+        let uses = now["info"]["agentVariationCount"].as_i64().expect("count");
+        assert!(now["state"] == "STATE_ENABLED" || uses == 0, "round {round}: {uses} variation(s) on a disabled model");
+        // Back to the start: no variation on the model, the model enabled.
+        if var.0 == 200 {
+            app.delete(&format!("{variations}/{}", str_at(&var.1, "/metadata/id")), ADMIN_TOKEN).await.expect(200);
+        }
+        app.post(&format!("{model}:enable"), ADMIN_TOKEN, json!({})).await.expect(200);
+    }
+}
+
+both_backends!(a_memory_layer_in_a_stack_is_never_deleted, layer_races);
+async fn layer_races(backend: TestBackend) {
+    let Some(app) = TestApp::start(backend).await else { return };
+    let (replica, _guard) = app.replica().await;
+    let (agent_id, var) = agent_with_variation(&app, "Remembering").await;
+    let variation = app.ws_path(&app.default_ws, &format!("/agents/{agent_id}/variations/{var}"));
+    let stack = format!("{variation}/memory_layer_assignments");
+    let layers = app.ws_path(&app.default_ws, "/memory_layers");
+    for round in 0..ROUNDS {
+        let layer = app
+            .post(
+                &layers,
+                ADMIN_TOKEN,
+                json!({"metadata": {"name": format!("L{round}")}, "spec": {"type": "MEMORY_LAYER_TYPE_SKILLS"}}),
+            )
+            .await
+            .expect(200);
+        let layer_id = str_at(&layer, "/metadata/id");
+        let layer_path = format!("{layers}/{layer_id}");
+        let (del, attach) = tokio::join!(
+            send(&app, &app.base, Method::DELETE, &layer_path, None),
+            send(&app, &replica, Method::POST, &stack, Some(json!({"memoryLayerId": layer_id}))),
+        );
+        assert!(!(del.0 == 200 && attach.0 == 200), "round {round}: the layer was deleted under a new assignment");
+        assert!(del.0 == 200 || del.2 == "MEMORY_LAYER_IN_USE", "round {round}: {del:?}");
+        // The loser is told why (the layer is gone), not failed by the foreign key behind it.
+        assert!(attach.0 == 200 || attach.0 == 404, "round {round}: {attach:?}");
+        let exists = app.get(&layer_path, ADMIN_TOKEN).await.status == 200;
+        let v = app.get(&variation, ADMIN_TOKEN).await.expect(200);
+        let stacked = v["info"]["memoryLayerAssignments"]
+            .as_array()
+            .expect("stack")
+            .iter()
+            .any(|a| a["memoryLayerId"] == layer_id.as_str());
+        assert!(!stacked || exists, "round {round}: a stack holds a memory layer that is gone");
+        if attach.0 == 200 {
+            app.delete(&format!("{stack}/{}", str_at(&attach.1, "/id")), ADMIN_TOKEN).await.expect(200);
+        }
     }
 }
