@@ -650,8 +650,11 @@ mod tests {
         assert_eq!(next(&[user.clone(), assistant.clone()], &[waiting], 0), Next::Park { wake_at: None });
         let mut bare = rec("c", ApprovalStatus::AutoApproved, ExecutionStatus::WaitingForContent);
         bare.content_deadline = Some(100);
-        assert_eq!(next(&[user.clone()], std::slice::from_ref(&bare), 50), Next::Park { wake_at: Some(100) });
-        assert_eq!(next(&[user.clone()], &[bare], 100), Next::Tools(vec!["c".into()]));
+        assert_eq!(
+            next(std::slice::from_ref(&user), std::slice::from_ref(&bare), 50),
+            Next::Park { wake_at: Some(100) }
+        );
+        assert_eq!(next(std::slice::from_ref(&user), &[bare], 100), Next::Tools(vec!["c".into()]));
         let result = ev(EventData::ToolResult { tool_call_id: "a".into(), content: vec![] });
         let done = rec("a", ApprovalStatus::AutoApproved, ExecutionStatus::Completed);
         assert_eq!(next(&[user, assistant, result], &[done], 0), Next::Model);

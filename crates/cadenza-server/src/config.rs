@@ -134,7 +134,7 @@ pub struct QueueSettings {
 }
 
 /// The queues every replica works, with their default concurrency.
-pub const QUEUES: &[(&str, usize)] = &[("maintenance", 1), ("tool_sets", 4)];
+pub const QUEUES: &[(&str, usize)] = &[("maintenance", 1), ("tool_sets", 4), ("runs", 256)];
 
 /// Where outbound requests may go (`[egress]`). Link-local and cloud-metadata addresses are
 /// always refused; loopback and private ranges are allowed unless turned off.

@@ -4,5 +4,6 @@
 pub mod admin;
 pub mod config;
 pub mod maintenance;
+pub mod runtime;
 pub mod startup;
 pub mod tool_sets;

@@ -159,10 +159,13 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
     let stop_workers = CancellationToken::new();
     let registry = crate::maintenance::register(Registry::default(), blobs);
     let registry =
-        crate::tool_sets::register(registry, crate::tool_sets::SyncDeps::with_egress(egress).map_err(other)?);
+        crate::tool_sets::register(registry, crate::tool_sets::SyncDeps::with_egress(egress.clone()).map_err(other)?);
+    let runtime = crate::runtime::build(&config, egress, &|k| std::env::var(k).ok()).map_err(other)?;
+    let registry = cadenza_runtime::register(registry, runtime);
     let queues = vec![
         crate::maintenance::queue(config.queue_concurrency("maintenance")),
         crate::tool_sets::queue(config.queue_concurrency("tool_sets")),
+        cadenza_runtime::queue(config.queue_concurrency("runs")),
     ];
     let owner = format!("{}:{}", hostname(), std::process::id());
     let runner = Runner::new(store.clone(), registry, &owner, LeaseConfig::default(), queues);

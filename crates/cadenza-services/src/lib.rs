@@ -10,6 +10,7 @@
 pub mod account;
 pub mod agents;
 pub mod api_keys;
+pub mod feedback;
 pub mod memory;
 pub mod models;
 pub mod objectives;

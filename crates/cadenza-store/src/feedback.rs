@@ -6,7 +6,7 @@ use cadenza_domain::page::{ListParams, Page};
 
 use crate::list::{Bind, ListQuery};
 use crate::rows::{HasMeta, MetaRow, labels_to};
-use crate::{Store, StoreResult, in_tx, on_db};
+use crate::{StoreResult, on_db};
 
 #[derive(sqlx::FromRow)]
 struct FeedbackRow {
@@ -112,9 +112,9 @@ impl Reads {
     }
 }
 
-impl Store {
-    pub async fn insert_feedback(&self, f: &Feedback) -> StoreResult<()> {
-        in_tx!(self, |tx| {
+impl crate::Tx {
+    pub async fn insert_feedback(&mut self, f: &Feedback) -> StoreResult<()> {
+        crate::tx::on_tx!(self, |c| {
             sqlx::query(
                 "INSERT INTO objective_feedback (id, account_id, workspace_id, agent_id, objective_id, variation_id, \
                  external_id, labels, profile_id, created_at, updated_at, score, comment) \
@@ -133,7 +133,7 @@ impl Store {
             .bind(f.meta.updated_at)
             .bind(f.score)
             .bind(&f.comment)
-            .execute(&mut *tx)
+            .execute(&mut *c)
             .await?;
         });
         Ok(())

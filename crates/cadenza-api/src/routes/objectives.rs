@@ -12,7 +12,6 @@ use axum::http::HeaderMap;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
-use cadenza_domain::feedback::Feedback;
 use cadenza_domain::ids::{IdKind, IdRef};
 use cadenza_domain::objectives::{
     ApprovalStatus, ContextWindow, Event, EventFilter, ExecutionStatus, MemoryRef, Objective, ObjectiveFilter,
@@ -960,23 +959,18 @@ async fn submit_feedback(
     JsonBody(b): JsonBody<FeedbackIn>,
 ) -> ApiResult<Json<FeedbackOut>> {
     c.require("objectives", Verb::Manage)?;
-    let o = load(&s, &c, &id).await?;
+    let r = objective_ref(&id)?;
     let meta = b.metadata.into_operation()?;
     let data = b.data.ok_or_else(|| Error::required("data", "data is required"))?;
-    let score = data.score.unwrap_or(0.0);
-    if !score.is_finite() || !(-1.0..=1.0).contains(&score) {
-        return Err(Error::invalid_field("data.score", "data.score must be between -1 and 1").into());
-    }
-    let f = Feedback {
-        meta: meta.into_meta(IdKind::Feedback, s.store.now_ms(), &o.meta.account_id, &c.principal.profile_id),
-        workspace_id: o.workspace_id.clone(),
-        agent_id: o.agent_id.clone(),
-        objective_id: o.meta.id.clone(),
-        variation_id: o.variation_id.clone(),
-        score,
+    let input = cadenza_services::feedback::FeedbackInput {
+        score: data.score.unwrap_or(0.0),
         comment: data.comment.unwrap_or_default(),
+        external_id: meta.external_id,
+        labels: meta.labels,
     };
-    s.store.insert_feedback(&f).await?;
+    let mut tx = s.store.begin().await?;
+    let f = cadenza_services::feedback::submit(&mut tx, c.ws(), &r, &c.principal.profile_id, input).await?;
+    tx.commit().await?;
     Ok(Json(FeedbackOut::new(&f)))
 }
 

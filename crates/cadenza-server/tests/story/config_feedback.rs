@@ -51,7 +51,9 @@ async fn feedback(backend: TestBackend) {
             score,
             comment: comment.into(),
         };
-        app.store.insert_feedback(&f).await.expect("insert");
+        let mut tx = app.store.begin().await.expect("begin");
+        tx.insert_feedback(&f).await.expect("insert");
+        tx.commit().await.expect("commit");
         app.clock.advance_ms(3_600_000);
     }
 

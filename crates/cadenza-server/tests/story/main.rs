@@ -19,6 +19,7 @@ mod platform_api_keys;
 mod platform_conventions;
 mod platform_secrets;
 mod races;
+mod runtime;
 mod search;
 mod testkit;
 
