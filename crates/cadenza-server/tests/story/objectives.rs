@@ -321,3 +321,37 @@ async fn streams(backend: TestBackend) {
         .expect("send");
     assert_eq!(foreign.status().as_u16(), 404);
 }
+
+/// Replicas share work only on PostgreSQL (SQLite is one process's file), so this runs there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_on_one_replica_sees_commits_made_on_another() {
+    let Some(app) = TestApp::start(TestBackend::Postgres).await else { return };
+    app.expect_jobs(RUN);
+    let (a, _, _) = agent(&app).await;
+    let objectives = app.ws_path(&app.default_ws, "/objectives");
+    let o = app.post(&objectives, ADMIN_TOKEN, json!({"agentId": a, "data": {"customer": "Di"}})).await.expect(200);
+    let item = format!("{objectives}/{}", str_at(&o, "/metadata/id"));
+    let (replica, _guard) = app.replica().await;
+    let resp = app
+        .client
+        .get(format!("{replica}{item}/events:stream"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .expect("stream");
+    assert_eq!(resp.status().as_u16(), 200);
+    let reader = tokio::spawn(read_sse(resp, usize::MAX));
+    // Commits on the first server, announced to the replica through PostgreSQL.
+    for n in 0..3 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        app.post(&format!("{item}:continue"), ADMIN_TOKEN, json!({"message": format!("m{n}"), "enqueue": true}))
+            .await
+            .expect(200);
+    }
+    app.post(&format!("{item}:cancel"), ADMIN_TOKEN, json!({})).await.expect(200);
+    let got = tokio::time::timeout(Duration::from_secs(30), reader).await.expect("the stream ends").expect("join");
+    let contents: Vec<String> =
+        got.iter().filter_map(|(_, e)| e["data"]["userMessage"]["content"].as_str().map(str::to_string)).collect();
+    assert_eq!(contents[1..], ["m0", "m1", "m2"]);
+    assert_eq!(got.last().map(|(_, e)| str_at(e, "/data/type")).as_deref(), Some("cancelled"));
+}
