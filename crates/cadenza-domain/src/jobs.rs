@@ -101,16 +101,20 @@ pub enum Maintenance {
     PurgeJobs,
     ExpireUploads,
     ReseedSyncs,
+    /// Objectives inactive past their timeout end TIMED_OUT (every minute).
+    TimeOutObjectives,
 }
 
 impl Maintenance {
-    pub const ALL: [Maintenance; 3] = [Maintenance::PurgeJobs, Maintenance::ExpireUploads, Maintenance::ReseedSyncs];
+    pub const ALL: [Maintenance; 4] =
+        [Maintenance::PurgeJobs, Maintenance::ExpireUploads, Maintenance::ReseedSyncs, Maintenance::TimeOutObjectives];
 
     /// How long after one run the next is due.
     pub fn every_ms(self) -> i64 {
         match self {
             Maintenance::PurgeJobs => 3_600_000,
             Maintenance::ExpireUploads | Maintenance::ReseedSyncs => 300_000,
+            Maintenance::TimeOutObjectives => 60_000,
         }
     }
 }

@@ -98,6 +98,18 @@ pub struct RunConfig {
 /// Inactivity timeout when the variation sets none: a day.
 pub const DEFAULT_INACTIVITY_TIMEOUT_SECS: i64 = 24 * 3600;
 
+impl RunConfig {
+    /// The inactivity timeout in milliseconds (the default when unset).
+    pub fn inactivity_timeout_ms(&self) -> i64 {
+        let secs = if self.inactivity_timeout_secs > 0 {
+            self.inactivity_timeout_secs
+        } else {
+            DEFAULT_INACTIVITY_TIMEOUT_SECS
+        };
+        secs.saturating_mul(1000)
+    }
+}
+
 /// How many times the model is told its structured output is invalid before the objective
 /// fails.
 pub const MAX_OUTPUT_CORRECTIONS: u32 = 3;

@@ -1,7 +1,8 @@
 //! Housekeeping on the job queue: purging old succeeded jobs and forgetting dead workers
 //! (hourly), expiring uploads (every five minutes), and re-seeding the hourly sync of every
 //! tool set with a URL source that has none pending (every five minutes), so a sync that went
-//! dead or was lost never ends the resync. Each is one recurring job with one key; every
+//! dead or was lost never ends the resync, and ending objectives inactive past their timeout
+//! (every minute). Each is one recurring job with one key; every
 //! replica's ticker enqueues each with [`NewJob::keep_existing`], so exactly one is pending
 //! however many replicas run, and a dead one is replaced.
 
@@ -69,6 +70,26 @@ async fn run(ctx: &JobContext, task: Maintenance, blobs: &Blobs) -> anyhow::Resu
                 tx.enqueue(NewJob::of(&job).at(next).keep_existing()).await?;
             }
             tx.commit().await?;
+        }
+        Maintenance::TimeOutObjectives => {
+            // In batches, one unit each, so one sweep never holds the writer long.
+            loop {
+                let due = ctx.reads().inactive_objectives(ctx.now_ms(), 100).await?;
+                let mut ended = 0;
+                for (ws, id) in &due {
+                    let mut tx = ctx.begin().await?;
+                    if cadenza_services::objectives::time_out(&mut tx, ws, id).await? {
+                        ended += 1;
+                    }
+                    tx.commit().await?;
+                }
+                if ended > 0 {
+                    tracing::info!(ended, "objectives timed out for inactivity");
+                }
+                if due.len() < 100 || ended == 0 {
+                    break;
+                }
+            }
         }
     }
     Ok(())

@@ -505,3 +505,23 @@ pub async fn decide(
     enqueue_run(tx, &o).await?;
     Ok(call)
 }
+
+/// The inactivity timeout (§7.2): an objective with no event for its timeout ends TIMED_OUT
+/// with a `timedOut` event. Checked again under the lock: activity that landed since the sweep
+/// read the objective keeps it alive. Returns whether it timed out.
+pub async fn time_out(tx: &mut Tx, ws: &str, objective_id: &str) -> Result<bool> {
+    let Some(mut o) = tx.get_objective_locked(ws, &IdRef::Id(objective_id.to_string())).await? else {
+        return Ok(false);
+    };
+    let timeout = o.run.inactivity_timeout_ms();
+    if o.state.is_terminal() || o.last_activity_at.saturating_add(timeout) > tx.now() {
+        return Ok(false);
+    }
+    let message = format!("no activity for {}s", timeout / 1000);
+    let by = o.meta.profile_id.clone();
+    tx.append_events(&mut o, vec![NewEvent::new(EventData::TimedOut { message: message.clone() }, &by)]).await?;
+    o.state = ObjectiveState::TimedOut;
+    o.state_message = message;
+    tx.save_objective(&o).await?;
+    Ok(true)
+}

@@ -375,6 +375,16 @@ impl Reads {
         Ok(row.map(|r| r.0))
     }
 
+    /// Objectives of any workspace that can still end and have been inactive past their
+    /// timeout, soonest first: (workspace id, objective id).
+    pub async fn inactive_objectives(&self, now: i64, limit: i64) -> StoreResult<Vec<(String, String)>> {
+        let mut q = ListQuery::new(
+            "SELECT workspace_id, id FROM objectives WHERE state IN ('PENDING', 'RUNNING', 'WAITING') AND inactive_at <= ",
+        );
+        q.bind(Bind::Int(now)).push(" ORDER BY inactive_at ASC LIMIT ").bind(Bind::Int(limit));
+        self.fetch_rows(&q).await
+    }
+
     /// The sequence number of one event of the objective, if it is one of its events.
     pub async fn event_seq(&self, workspace_id: &str, objective_id: &str, event_id: &str) -> StoreResult<Option<i64>> {
         let mut q = ListQuery::new("SELECT seq FROM objective_events WHERE 1 = 1");
@@ -583,8 +593,8 @@ impl Tx {
                  parent_objective_id, name, external_id, labels, profile_id, created_at, updated_at, state, \
                  state_message, system_prompt, initial_message, data, memory_stack, output, secret_names, \
                  secrets_sealed, config_snapshot, run_config, total_context_windows, current_window_id, \
-                 last_activity_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
-                 $17, $18, $19, $20, $21, $22, $23, $24, 1, $25, $26)",
+                 last_activity_at, inactive_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \
+                 $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, 1, $25, $26, $27)",
             )
             .bind(&o.meta.id)
             .bind(&o.meta.account_id)
@@ -612,6 +622,7 @@ impl Tx {
             .bind(json_to(&o.run))
             .bind(&o.current_window_id)
             .bind(o.last_activity_at)
+            .bind(o.last_activity_at.saturating_add(o.run.inactivity_timeout_ms()))
             .execute(&mut *c)
             .await?;
             sqlx::query(
@@ -718,7 +729,7 @@ impl Tx {
                 "UPDATE objectives SET state = $1, state_message = $2, output = $3, total_events = $4, \
                  total_tool_calls = $5, total_input_tokens = $6, total_output_tokens = $7, total_context_windows = $8, \
                  total_iterations = $9, current_window_id = $10, last_activity_at = $11, secret_names = $12, \
-                 updated_at = $13 WHERE workspace_id = $14 AND id = $15",
+                 updated_at = $13, inactive_at = $14 WHERE workspace_id = $15 AND id = $16",
             )
             .bind(o.state.as_str())
             .bind(&o.state_message)
@@ -733,6 +744,7 @@ impl Tx {
             .bind(o.last_activity_at)
             .bind(strings_to(&o.secret_names))
             .bind(now)
+            .bind(o.last_activity_at.saturating_add(o.run.inactivity_timeout_ms()))
             .bind(&o.workspace_id)
             .bind(&o.meta.id)
             .execute(&mut *c)

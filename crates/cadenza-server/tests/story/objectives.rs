@@ -186,7 +186,7 @@ both_backends!(objective_creation_is_validated_and_scoped, validation);
 async fn validation(backend: TestBackend) {
     let Some(app) = TestApp::start(backend).await else { return };
     app.expect_jobs(RUN);
-    let (a, _, _) = agent(&app).await;
+    let (a, v1, _) = agent(&app).await;
     let objectives = app.ws_path(&app.default_ws, "/objectives");
     let bad = [
         (json!({"data": {"customer": "x"}}), "agentId is required"),
@@ -227,7 +227,11 @@ async fn validation(backend: TestBackend) {
         .await
         .expect_reason(400, "AGENT_ARCHIVED");
     app.post_empty(&app.ws_path(&app.default_ws, &format!("/agents/{a}:unarchive")), ADMIN_TOKEN).await.expect(200);
-    let o = app.post(&objectives, ADMIN_TOKEN, json!({"agentId": a, "data": {"customer": "x"}})).await.expect(200);
+    // (Named: with two variations either may be picked, and the plain one needs a message.)
+    let o = app
+        .post(&objectives, ADMIN_TOKEN, json!({"agentId": a, "variationId": v1, "data": {"customer": "x"}}))
+        .await
+        .expect(200);
     let id = str_at(&o, "/metadata/id");
 
     // Another workspace sees none of it; a read-only key cannot start one.
@@ -332,13 +336,8 @@ async fn a_stream_on_one_replica_sees_commits_made_on_another() {
     let o = app.post(&objectives, ADMIN_TOKEN, json!({"agentId": a, "data": {"customer": "Di"}})).await.expect(200);
     let item = format!("{objectives}/{}", str_at(&o, "/metadata/id"));
     let (replica, _guard) = app.replica().await;
-    let resp = app
-        .client
-        .get(format!("{replica}{item}/events:stream"))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .expect("stream");
+    let resp =
+        app.client.get(format!("{replica}{item}/events:stream")).bearer_auth(ADMIN_TOKEN).send().await.expect("stream");
     assert_eq!(resp.status().as_u16(), 200);
     let reader = tokio::spawn(read_sse(resp, usize::MAX));
     // Commits on the first server, announced to the replica through PostgreSQL.
@@ -354,4 +353,43 @@ async fn a_stream_on_one_replica_sees_commits_made_on_another() {
         got.iter().filter_map(|(_, e)| e["data"]["userMessage"]["content"].as_str().map(str::to_string)).collect();
     assert_eq!(contents[1..], ["m0", "m1", "m2"]);
     assert_eq!(got.last().map(|(_, e)| str_at(e, "/data/type")).as_deref(), Some("cancelled"));
+}
+
+both_backends!(inactive_objectives_time_out, inactivity);
+async fn inactivity(backend: TestBackend) {
+    let Some(app) = TestApp::start(backend).await else { return };
+    app.expect_jobs(RUN);
+    app.expect_jobs("maintenance");
+    let (a, v, _) = agent(&app).await;
+    let variation = app.ws_path(&app.default_ws, &format!("/agents/{a}/variations/{v}"));
+    app.patch(
+        &variation,
+        ADMIN_TOKEN,
+        json!({"spec": {"constraints": {"inactivityTimeout": "60s"}}, "updateMask": "spec.constraints"}),
+    )
+    .await
+    .expect(200);
+    let objectives = app.ws_path(&app.default_ws, "/objectives");
+    let quiet = app.post(&objectives, ADMIN_TOKEN, json!({"agentId": a, "data": {"customer": "Q"}})).await.expect(200);
+    let quiet = format!("{objectives}/{}", str_at(&quiet, "/metadata/id"));
+    app.clock.advance_ms(30_000);
+    let busy = app.post(&objectives, ADMIN_TOKEN, json!({"agentId": a, "data": {"customer": "B"}})).await.expect(200);
+    let busy = format!("{objectives}/{}", str_at(&busy, "/metadata/id"));
+    app.clock.advance_ms(31_000);
+
+    let registry = cadenza_server::maintenance::register(cadenza_jobs::Registry::default(), app.blobs.clone());
+    app.store
+        .enqueue(cadenza_store::jobs::NewJob::of(&cadenza_domain::jobs::Maintenance::TimeOutObjectives))
+        .await
+        .expect("enqueue");
+    app.run_jobs(&registry).await;
+    let q = app.get(&quiet, ADMIN_TOKEN).await.expect(200);
+    assert_eq!(q["state"], "STATE_TIMED_OUT");
+    assert_eq!(q["stateMessage"], "no activity for 60s");
+    let events = app.list_all(&format!("{quiet}/events"), ADMIN_TOKEN, 10).await;
+    assert_eq!(events.last().map(|e| str_at(e, "/data/type")).as_deref(), Some("timedOut"));
+    assert_eq!(app.get(&busy, ADMIN_TOKEN).await.expect(200)["state"], "STATE_PENDING", "31 s of quiet is not 60");
+    app.post(&format!("{quiet}:continue"), ADMIN_TOKEN, json!({"message": "late", "enqueue": true}))
+        .await
+        .expect_reason(400, "OBJECTIVE_ENDED");
 }

@@ -33,15 +33,17 @@ CREATE TABLE objectives (
     total_context_windows BIGINT NOT NULL DEFAULT 0,
     total_iterations BIGINT NOT NULL DEFAULT 0,
     current_window_id TEXT NOT NULL DEFAULT '',
-    last_activity_at BIGINT NOT NULL
+    last_activity_at BIGINT NOT NULL,
+    -- When the objective times out if nothing happens (activity plus its inactivity timeout).
+    inactive_at BIGINT NOT NULL
 );
 CREATE INDEX objectives_workspace ON objectives(workspace_id, id);
 CREATE INDEX objectives_agent ON objectives(workspace_id, agent_id, id);
 CREATE INDEX objectives_schedule ON objectives(workspace_id, schedule_id, id) WHERE schedule_id IS NOT NULL;
 CREATE INDEX objectives_parent ON objectives(workspace_id, parent_objective_id, id) WHERE parent_objective_id <> '';
 CREATE UNIQUE INDEX objectives_external_id ON objectives(workspace_id, external_id) WHERE external_id <> '';
--- The inactivity sweep reads only objectives that can still time out.
-CREATE INDEX objectives_live ON objectives(last_activity_at) WHERE state IN ('PENDING', 'RUNNING', 'WAITING');
+-- The inactivity sweep reads only objectives that can still time out, soonest first.
+CREATE INDEX objectives_live ON objectives(inactive_at) WHERE state IN ('PENDING', 'RUNNING', 'WAITING');
 
 CREATE TABLE objective_events (
     id TEXT PRIMARY KEY,
