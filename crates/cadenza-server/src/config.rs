@@ -117,6 +117,7 @@ struct FileConfig {
     request_timeout_secs: Option<u64>,
     body_limit_bytes: Option<usize>,
     shutdown_grace_secs: Option<u64>,
+    job_lease_secs: Option<u64>,
     #[serde(default)]
     providers: Vec<ProviderConfig>,
     uploads: Option<UploadsConfig>,
@@ -132,6 +133,10 @@ pub struct QueueSettings {
     /// Jobs of the queue this process runs at once.
     pub concurrency: usize,
 }
+
+/// Bounds of `job_lease_secs`.
+pub const MIN_JOB_LEASE: Duration = Duration::from_secs(3);
+pub const MAX_JOB_LEASE: Duration = Duration::from_secs(3600);
 
 /// The queues every replica works, with their default concurrency.
 pub const QUEUES: &[(&str, usize)] = &[("maintenance", 1), ("tool_sets", 4), ("runs", 256)];
@@ -171,6 +176,9 @@ pub struct Config {
     pub request_timeout: Duration,
     pub body_limit_bytes: usize,
     pub shutdown_grace: Duration,
+    /// How long this process's worker lease lasts without a heartbeat: after a crash, the
+    /// longest its jobs wait before another worker (a restart included) takes them over.
+    pub job_lease: Duration,
     pub providers: Vec<ProviderConfig>,
     pub uploads: UploadsConfig,
     /// Concurrency per queue name (every queue of [`QUEUES`] present).
@@ -195,6 +203,7 @@ impl Default for Config {
             request_timeout: Duration::from_secs(30),
             body_limit_bytes: 4 * 1024 * 1024,
             shutdown_grace: Duration::from_secs(20),
+            job_lease: Duration::from_secs(30),
             providers: Vec::new(),
             uploads: UploadsConfig::default(),
             queues: QUEUES.iter().map(|(q, c)| (q.to_string(), QueueSettings { concurrency: *c })).collect(),
@@ -284,6 +293,9 @@ impl Config {
         if let Some(v) = f.shutdown_grace_secs {
             self.shutdown_grace = Duration::from_secs(v);
         }
+        if let Some(v) = f.job_lease_secs {
+            self.job_lease = Duration::from_secs(v);
+        }
         self.providers = f.providers;
         if let Some(u) = f.uploads {
             self.uploads = u;
@@ -292,6 +304,12 @@ impl Config {
         if let Some(e) = f.egress {
             self.egress = e;
         }
+    }
+
+    /// This process's worker lease and how often it is renewed (three beats per lease, so one
+    /// slow or failed beat does not lose it).
+    pub fn lease_config(&self) -> cadenza_jobs::LeaseConfig {
+        cadenza_jobs::LeaseConfig { lease: self.job_lease, heartbeat: self.job_lease / 3 }
     }
 
     /// This process's concurrency for `queue`.
@@ -338,6 +356,9 @@ impl Config {
         }
         if let Some(v) = get("CADENZA_SHUTDOWN_GRACE_SECS") {
             self.shutdown_grace = Duration::from_secs(parse_num("CADENZA_SHUTDOWN_GRACE_SECS", &v)?);
+        }
+        if let Some(v) = get("CADENZA_JOB_LEASE_SECS") {
+            self.job_lease = Duration::from_secs(parse_num("CADENZA_JOB_LEASE_SECS", &v)?);
         }
         if let Some(v) = get("CADENZA_UPLOADS_PUBLIC_URL") {
             self.uploads.public_url = v;
@@ -406,6 +427,15 @@ impl Config {
         }
         if self.body_limit_bytes < 1024 {
             return Err(err("body_limit_bytes", "must be at least 1024"));
+        }
+        // The heartbeat renews the lease every third of it, and a handler refuses to start a
+        // side effect with less than a second of lease left: a shorter lease leaves no margin
+        // for one slow beat.
+        if !(MIN_JOB_LEASE..=MAX_JOB_LEASE).contains(&self.job_lease) {
+            return Err(err(
+                "job_lease_secs",
+                format!("must be between {} and {}", MIN_JOB_LEASE.as_secs(), MAX_JOB_LEASE.as_secs()),
+            ));
         }
         if let Some(k) = &self.secret_key {
             cadenza_domain::crypto::Vault::from_base64(k)
@@ -614,5 +644,28 @@ mod example_tests {
         assert_eq!(Config::load(Some(&path), &|_| None).expect_err("typo").key, "queues.tool_set");
         let env = |k: &str| (k == "CADENZA_EGRESS_ALLOW_LOOPBACK").then(|| "nope".to_string());
         assert_eq!(Config::load(None, &env).expect_err("bad bool").key, "CADENZA_EGRESS_ALLOW_LOOPBACK");
+    }
+
+    #[test]
+    fn job_lease_from_file_and_env_within_bounds() {
+        let c = Config::load(None, &|_| None).expect("defaults");
+        assert_eq!(c.lease_config().lease, Duration::from_secs(30));
+        assert_eq!(c.lease_config().heartbeat, Duration::from_secs(10));
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "job_lease_secs = 12\n").expect("write");
+        let c = Config::load(Some(&path), &|_| None).expect("load");
+        assert_eq!(
+            (c.lease_config().lease, c.lease_config().heartbeat),
+            (Duration::from_secs(12), Duration::from_secs(4))
+        );
+        let env = |k: &str| (k == "CADENZA_JOB_LEASE_SECS").then(|| "3".to_string());
+        assert_eq!(Config::load(Some(&path), &env).expect("env wins").job_lease, Duration::from_secs(3));
+        for bad in ["2", "0", "3601"] {
+            let env = |k: &str| (k == "CADENZA_JOB_LEASE_SECS").then(|| bad.to_string());
+            assert_eq!(Config::load(None, &env).expect_err("out of bounds").key, "job_lease_secs", "{bad}");
+        }
+        let env = |k: &str| (k == "CADENZA_JOB_LEASE_SECS").then(|| "soon".to_string());
+        assert_eq!(Config::load(None, &env).expect_err("not a number").key, "CADENZA_JOB_LEASE_SECS");
     }
 }

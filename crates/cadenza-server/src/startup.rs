@@ -9,7 +9,7 @@ use cadenza_api::{ApiConfig, AppState};
 use cadenza_domain::SystemClock;
 use cadenza_domain::api_keys::TOKEN_PREFIX;
 use cadenza_domain::crypto::{Vault, new_token};
-use cadenza_jobs::{LeaseConfig, Registry, Runner};
+use cadenza_jobs::{Registry, Runner};
 use cadenza_store::bootstrap::Bootstrap;
 use cadenza_store::{SqliteSync, Store, StoreOptions};
 use tokio_util::sync::CancellationToken;
@@ -168,7 +168,7 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
         cadenza_runtime::queue(config.queue_concurrency("runs")),
     ];
     let owner = format!("{}:{}", hostname(), std::process::id());
-    let runner = Runner::new(store.clone(), registry, &owner, LeaseConfig::default(), queues);
+    let runner = Runner::new(store.clone(), registry, &owner, config.lease_config(), queues);
     tracing::info!(worker = runner.owner(), "job runner starting");
     let workers = runner.start(stop_workers.clone(), grace);
     let ticker = tokio::spawn(crate::maintenance::tick(store.clone(), stop_workers.clone()));

@@ -1,0 +1,750 @@
+//! Crash recovery of the real binary: `cadenza serve` is killed with SIGKILL while objectives
+//! are mid-flight, restarted on the same data, killed and restarted again, and then every
+//! objective's log must be complete, without gaps or duplicates, and no tool call whose result
+//! was committed may have run again. On SQLite (the data dir) and on PostgreSQL.
+//!
+//! The kills land at chosen points, not at random moments, so what each one must leave behind
+//! is known:
+//!
+//! 1. every objective's first batch of tool calls is held open at the tool endpoint (a gate the
+//!    test closes), so ten calls are in flight: each must be retried, with the same
+//!    Idempotency-Key and a `tool_call_retried` notice;
+//! 2. one objective's model call is in flight (the fake model answers its first ask slowly):
+//!    the model step is asked again and committed once;
+//! 3. tool calls of a later round are held open again after the restart.
+//!
+//! After each kill the database is read directly (the process is dead, so that is exactly
+//! what was committed); the final log must extend every such snapshot, and a call whose result
+//! a snapshot holds must not reach the endpoint again. Waits are bounded polls with generous
+//! deadlines; nothing asserts on how long anything took.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::fs::File;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use axum::Json;
+use axum::extract::{Path as UrlPath, State};
+use axum::http::HeaderMap;
+use axum::routing::get;
+use cadenza_domain::SystemClock;
+use cadenza_domain::crypto::Vault;
+use cadenza_domain::objectives::{Event, EventData};
+use cadenza_store::{Store, StoreOptions};
+use cadenza_testkit::fake_model::{FakeModel, RecordedRequest, Reply};
+use cadenza_testkit::{TestBackend, TestDb};
+use serde_json::{Value, json};
+use tokio::sync::watch;
+
+const BIN: &str = env!("CARGO_BIN_EXE_cadenza");
+const TOKEN: &str = "cdz_sk_crash-test-admin-token-0123456789abcdefgh";
+/// Each objective's marker: its customer, rendered into its system prompt.
+const CUSTOMERS: [&str; 5] = ["cust-ada", "cust-bo", "cust-cy", "cust-di", "cust-ed"];
+/// Rounds of two parallel tool calls before the model finishes.
+const ROUNDS: usize = 3;
+const CALLS_PER_ROUND: usize = 2;
+/// Whose second model call is slow the first time it is asked (the second kill lands in it).
+const SLOW: &str = "cust-cy";
+const SLOW_FIRST_ASK: Duration = Duration::from_secs(4);
+/// A killed worker's jobs wait out its lease before the restart takes them over; the default
+/// (30 s) would make this test slow for nothing. Not the minimum (3 s): a heartbeat delayed by
+/// a loaded machine's fsync must not make a run give up its tool calls (they need 1 s of lease).
+const LEASE_SECS: &str = "5";
+/// Generous bounds for polls (a loaded machine must not make the test flaky).
+const DEADLINE: Duration = Duration::from_secs(120);
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+// ---------------------------------------------------------------------------------------------
+// The tool endpoint: records every request, answers after 300-800 ms, and holds answers while
+// its gate is closed.
+
+#[derive(Debug, Clone)]
+struct Hit {
+    path: String,
+    key: String,
+}
+
+struct Endpoint {
+    hits: Mutex<Vec<Hit>>,
+    per_key: Mutex<HashMap<String, usize>>,
+    /// Indexes (into `hits`) of requests not answered yet.
+    held: Mutex<BTreeSet<usize>>,
+    gate: watch::Sender<bool>,
+}
+
+/// Takes a request off `held` however its handler ends (answered, or dropped because the
+/// killed client's connection went away).
+struct Held(Arc<Endpoint>, usize);
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        lock(&self.0.held).remove(&self.1);
+    }
+}
+
+impl Endpoint {
+    async fn start() -> (String, Arc<Endpoint>) {
+        let ep = Arc::new(Endpoint {
+            hits: Mutex::default(),
+            per_key: Mutex::default(),
+            held: Mutex::default(),
+            gate: watch::channel(true).0,
+        });
+        let app = axum::Router::new().route("/lookup/{customer}/{call}", get(lookup)).with_state(ep.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind the tool endpoint");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        (format!("http://{addr}"), ep)
+    }
+
+    fn hold(&self, closed: bool) {
+        self.gate.send_replace(!closed);
+    }
+
+    fn hit_count(&self) -> usize {
+        lock(&self.hits).len()
+    }
+
+    /// Keys of the requests held unanswered that arrived at or after hit number `since`.
+    fn held_since(&self, since: usize) -> Vec<String> {
+        let hits = lock(&self.hits);
+        lock(&self.held).iter().filter(|i| **i >= since).map(|i| hits[*i].key.clone()).collect()
+    }
+
+    fn per_key(&self) -> HashMap<String, usize> {
+        lock(&self.per_key).clone()
+    }
+}
+
+async fn lookup(
+    State(ep): State<Arc<Endpoint>>,
+    UrlPath((customer, call)): UrlPath<(String, String)>,
+    headers: HeaderMap,
+) -> Json<Value> {
+    let key = headers.get("idempotency-key").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    let index = {
+        let mut hits = lock(&ep.hits);
+        hits.push(Hit { path: format!("/lookup/{customer}/{call}"), key: key.clone() });
+        hits.len() - 1
+    };
+    *lock(&ep.per_key).entry(key.clone()).or_default() += 1;
+    lock(&ep.held).insert(index);
+    let _held = Held(ep.clone(), index);
+    // Slow enough for a kill to land mid-call, varied so a batch's calls end out of order.
+    let spread = key.bytes().map(u64::from).sum::<u64>() % 500;
+    tokio::time::sleep(Duration::from_millis(300 + spread)).await;
+    let mut open = ep.gate.subscribe();
+    let _ = open.wait_for(|open| *open).await;
+    Json(json!({ "answer": format!("{customer}/{call} ok") }))
+}
+
+// ---------------------------------------------------------------------------------------------
+// The model: a pure function of the conversation (how many tool results it holds), so a model
+// call lost to a kill is answered the same way when it is asked again. A script would not do:
+// the lost call would have consumed its reply.
+
+type Asks = Arc<Mutex<HashMap<(String, usize), usize>>>;
+
+fn call_name(round: usize, part: usize) -> String {
+    format!("r{round}p{part}")
+}
+
+fn model(asks: Asks) -> impl Fn(&RecordedRequest) -> Reply + Send + Sync + 'static {
+    move |req| {
+        let system = req.system();
+        let Some(i) = CUSTOMERS.iter().position(|c| system.contains(c)) else {
+            return Reply::text("no customer in the prompt");
+        };
+        let customer = CUSTOMERS[i];
+        let done = req.tool_results().len();
+        let asked = {
+            let mut asks = lock(&asks);
+            let n = asks.entry((customer.to_string(), done)).or_default();
+            *n += 1;
+            *n
+        };
+        let delay = if customer == SLOW && done == CALLS_PER_ROUND && asked == 1 {
+            SLOW_FIRST_ASK
+        } else {
+            Duration::from_millis(80 + 40 * i as u64)
+        };
+        let round = done / CALLS_PER_ROUND;
+        let reply = if round < ROUNDS {
+            Reply::tool_calls(
+                (0..CALLS_PER_ROUND)
+                    .map(|p| ("lookup", json!({ "customer": customer, "call": call_name(round, p) })))
+                    .collect(),
+            )
+        } else {
+            Reply::tool_call("cadenza_finish", json!({}))
+        };
+        reply.delay(delay)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The server process.
+
+struct World {
+    dir: tempfile::TempDir,
+    config: PathBuf,
+    env: Vec<(String, String)>,
+    /// PostgreSQL: the test's own database (dropped with it).
+    db_url: String,
+    starts: usize,
+}
+
+struct Server {
+    child: Child,
+    base: String,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("port")
+}
+
+impl World {
+    fn log_path(&self, n: usize) -> PathBuf {
+        self.dir.path().join(format!("server-{n}.log"))
+    }
+
+    /// The end of every start's log, for failure messages.
+    fn logs(&self) -> String {
+        let mut out = String::new();
+        for n in 1..=self.starts {
+            let text = std::fs::read_to_string(self.log_path(n)).unwrap_or_default();
+            let lines: Vec<&str> = text.lines().collect();
+            out.push_str(&format!("\n----- server start {n} (last 40 lines) -----\n"));
+            out.push_str(&lines[lines.len().saturating_sub(40)..].join("\n"));
+        }
+        out
+    }
+
+    fn command(&self) -> Command {
+        let mut c = Command::new(BIN);
+        c.env_clear().env("PATH", std::env::var("PATH").unwrap_or_default());
+        for (k, v) in &self.env {
+            c.env(k, v);
+        }
+        c
+    }
+
+    async fn start(&mut self) -> Server {
+        self.starts += 1;
+        let port = free_port();
+        let log = File::create(self.log_path(self.starts)).expect("log file");
+        let mut child = self
+            .command()
+            .env("CADENZA_LISTEN", format!("127.0.0.1:{port}"))
+            .arg("--config")
+            .arg(&self.config)
+            .arg("serve")
+            .stdout(Stdio::from(log.try_clone().expect("log")))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("spawn cadenza");
+        let base = format!("http://127.0.0.1:{port}");
+        let http = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(r) = http.get(format!("{base}/readyz")).timeout(Duration::from_secs(2)).send().await
+                && r.status() == 200
+            {
+                break;
+            }
+            assert!(child.try_wait().expect("wait").is_none(), "cadenza exited during start-up{}", self.logs());
+            assert!(Instant::now() < deadline, "cadenza did not become ready{}", self.logs());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Server { child, base }
+    }
+
+    /// SIGKILL: no shutdown path runs, leases stay behind until they expire.
+    fn kill(&self, mut server: Server) {
+        server.child.kill().expect("SIGKILL");
+        server.child.wait().expect("reap");
+    }
+
+    /// SIGTERM and a graceful exit.
+    async fn stop(&self, mut server: Server) {
+        Command::new("kill").arg("-TERM").arg(server.child.id().to_string()).status().expect("kill -TERM");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let status = loop {
+            if let Some(s) = server.child.try_wait().expect("wait") {
+                break s;
+            }
+            assert!(Instant::now() < deadline, "no graceful exit after SIGTERM{}", self.logs());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        assert_eq!(status.code(), Some(0), "SIGTERM exits 0{}", self.logs());
+    }
+
+    /// What the database holds, read with the store itself while no server runs: each
+    /// objective's events in sequence order.
+    async fn committed(&self, objectives: &[String]) -> Vec<Vec<Event>> {
+        // Reading events opens no sealed value, so any key does.
+        let vault = Vault::new(&[0u8; 32]).expect("vault");
+        let store =
+            Store::connect(&StoreOptions::new(&self.db_url), Arc::new(SystemClock), vault).await.expect("open store");
+        let mut out = Vec::new();
+        for id in objectives {
+            out.push(store.events_after(id, 0, i64::MAX).await.expect("events"));
+        }
+        store.close().await;
+        out
+    }
+}
+
+/// The admin API of one running server.
+struct Api {
+    http: reqwest::Client,
+    base: String,
+    ws: String,
+}
+
+impl Api {
+    async fn send(&self, req: reqwest::RequestBuilder, what: &str) -> Value {
+        let resp = req.bearer_auth(TOKEN).timeout(Duration::from_secs(30)).send().await.expect(what);
+        let status = resp.status();
+        let body: Value = resp.json().await.unwrap_or(Value::Null);
+        assert_eq!(status, 200, "{what}: {body}");
+        body
+    }
+
+    async fn get(&self, path: &str) -> Value {
+        self.send(self.http.get(format!("{}{path}", self.base)), path).await
+    }
+
+    async fn post(&self, rest: &str, body: Value) -> Value {
+        let url = format!("{}/v1/workspaces/{}{rest}", self.base, self.ws);
+        self.send(self.http.post(url).json(&body), rest).await
+    }
+
+    async fn objective(&self, id: &str) -> Value {
+        self.get(&format!("/v1/workspaces/{}/objectives/{id}", self.ws)).await
+    }
+
+    async fn events(&self, id: &str) -> Vec<Value> {
+        let mut out = Vec::new();
+        let mut cursor = String::new();
+        for _ in 0..100 {
+            let page =
+                self.get(&format!("/v1/workspaces/{}/objectives/{id}/events?limit=50&cursor={cursor}", self.ws)).await;
+            out.extend(page["items"].as_array().cloned().unwrap_or_default());
+            cursor = page["pagination"]["nextCursor"].as_str().unwrap_or_default().to_string();
+            if cursor.is_empty() {
+                return out;
+            }
+        }
+        panic!("event pages did not end");
+    }
+}
+
+fn str_at(v: &Value, pointer: &str) -> String {
+    v.pointer(pointer).and_then(Value::as_str).unwrap_or_else(|| panic!("no string at {pointer} in {v}")).to_string()
+}
+
+fn api(server: &Server, ws: &str) -> Api {
+    Api { http: reqwest::Client::new(), base: server.base.clone(), ws: ws.to_string() }
+}
+
+async fn poll_until(world: &World, what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + DEADLINE;
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}{}", world.logs());
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The checks.
+
+/// Calls whose outcome is in `log`.
+fn finished_calls(log: &[Event]) -> HashSet<String> {
+    log.iter()
+        .filter_map(|e| match &e.data {
+            EventData::ToolResult { tool_call_id, .. } | EventData::ToolError { tool_call_id, .. } => {
+                Some(tool_call_id.clone())
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+#[derive(Default, Debug)]
+struct CallLog {
+    arguments: Value,
+    called: usize,
+    retried: usize,
+    results: Vec<String>,
+    errors: usize,
+}
+
+/// Walks one objective's final log, checking its shape, and returns its HTTP calls.
+fn check_log(customer: &str, log: &[Event]) -> HashMap<String, CallLog> {
+    let seqs: Vec<i64> = log.iter().map(|e| e.seq).collect();
+    let n = i64::try_from(log.len()).expect("len");
+    assert_eq!(seqs, (1..=n).collect::<Vec<_>>(), "{customer}: sequence numbers are 1..n without a gap");
+    let ids: HashSet<&str> = log.iter().map(|e| e.id.as_str()).collect();
+    assert_eq!(ids.len(), log.len(), "{customer}: no event id twice");
+    assert!(matches!(log.first().map(|e| &e.data), Some(EventData::UserMessage { .. })), "{customer}: {log:#?}");
+    assert!(matches!(log.last().map(|e| &e.data), Some(EventData::Finalized { .. })), "{customer}: {log:#?}");
+    let count = |f: fn(&EventData) -> bool| log.iter().filter(|e| f(&e.data)).count();
+    assert_eq!(count(|d| matches!(d, EventData::Finalized { .. })), 1, "{customer}: finalized once");
+    assert_eq!(count(|d| matches!(d, EventData::UserMessage { .. })), 1, "{customer}");
+    assert_eq!(
+        count(|d| matches!(d, EventData::AssistantMessage { .. })),
+        ROUNDS + 1,
+        "{customer}: one assistant message per committed model step, none twice: {log:#?}"
+    );
+    assert_eq!(count(|d| matches!(d, EventData::Error { .. })), 0, "{customer}: {log:#?}");
+
+    let mut calls: HashMap<String, CallLog> = HashMap::new();
+    let mut retry_pending = false;
+    for e in log {
+        if retry_pending {
+            assert!(
+                matches!(e.data, EventData::ToolCalled { .. }),
+                "{customer}: a tool_call_retried notice is followed by the call it announces: {log:#?}"
+            );
+        }
+        match &e.data {
+            EventData::Notice { key, .. } if key == "tool_call_retried" => retry_pending = true,
+            EventData::ToolCalled { tool_call_id, arguments, .. } => {
+                let c = calls.entry(tool_call_id.clone()).or_default();
+                assert!(
+                    c.results.is_empty() && c.errors == 0,
+                    "{customer}: {tool_call_id} called again after its outcome was committed"
+                );
+                if retry_pending {
+                    assert!(c.called > 0, "{customer}: a retry notice before the first call of {tool_call_id}");
+                    c.retried += 1;
+                } else {
+                    assert_eq!(c.called, 0, "{customer}: {tool_call_id} called twice without a retry notice");
+                    c.arguments = arguments.clone();
+                }
+                c.called += 1;
+                retry_pending = false;
+            }
+            EventData::ToolResult { tool_call_id, content } => {
+                let c = calls.get_mut(tool_call_id).unwrap_or_else(|| panic!("{customer}: a result before its call"));
+                c.results.push(serde_json::to_string(content).expect("json"));
+            }
+            EventData::ToolError { tool_call_id, .. } => {
+                calls.get_mut(tool_call_id).unwrap_or_else(|| panic!("{customer}: an error before its call")).errors +=
+                    1;
+            }
+            _ => {}
+        }
+    }
+    assert!(!retry_pending, "{customer}: the log ends on a retry notice");
+
+    // Exactly the calls the model asked for, each once, each with exactly one outcome.
+    let mut names: Vec<String> = calls.values().map(|c| str_at(&c.arguments, "/call")).collect();
+    names.sort();
+    let mut expected: Vec<String> =
+        (0..ROUNDS).flat_map(|r| (0..CALLS_PER_ROUND).map(move |p| call_name(r, p))).collect();
+    expected.sort();
+    assert_eq!(names, expected, "{customer}: every call the model asked for, none twice");
+    for (id, c) in &calls {
+        assert_eq!(c.errors, 0, "{customer}: {id} failed: {c:?}");
+        assert_eq!(c.results.len(), 1, "{customer}: {id} has exactly one result: {c:?}");
+        let answer = format!("{customer}/{} ok", str_at(&c.arguments, "/call"));
+        assert!(c.results[0].contains(&answer), "{customer}: {id}'s result is its own answer: {c:?}");
+        assert_eq!(str_at(&c.arguments, "/customer"), customer);
+    }
+    calls
+}
+
+fn all_retries(logs: &[Vec<Event>]) -> usize {
+    logs.iter()
+        .flatten()
+        .filter(|e| matches!(&e.data, EventData::Notice { key, .. } if key == "tool_call_retried"))
+        .count()
+}
+
+/// One kill: what the database held right after it, how often the endpoint had seen each
+/// key, and which calls were held open at the endpoint.
+struct Kill {
+    name: &'static str,
+    committed: Vec<Vec<Event>>,
+    hits: HashMap<String, usize>,
+    in_flight: Vec<String>,
+}
+
+async fn crash_and_recover(backend: TestBackend) {
+    let started = Instant::now();
+    let pg = match backend {
+        TestBackend::Sqlite => None,
+        TestBackend::Postgres => match TestDb::new(TestBackend::Postgres).await {
+            Some(db) => Some(db),
+            None => return, // skipped loudly by TestDb (required under CI=true)
+        },
+    };
+    let fake = FakeModel::start().await;
+    let asks: Asks = Arc::default();
+    fake.set_responder(model(asks.clone()));
+    let (tool_base, ep) = Endpoint::start().await;
+
+    let dir = tempfile::tempdir().expect("tmp");
+    let config = dir.path().join("cadenza.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[providers]]\nid = \"fake\"\nkind = \"openai\"\nbase_url = \"{}\"\napi_key_env = \"CRASH_FAKE_MODEL_KEY\"\n\
+             models = [{{ id = \"gpt\", family = \"gpt\", max_input_tokens = 100000, max_output_tokens = 4096 }}]\n\
+             [egress]\nallow_loopback = true\n",
+            fake.openai_base_url()
+        ),
+    )
+    .expect("write config");
+    let mut env = vec![
+        ("CADENZA_DATA_DIR".to_string(), dir.path().display().to_string()),
+        ("CADENZA_BOOTSTRAP_API_KEY".into(), TOKEN.into()),
+        ("CADENZA_LOG_LEVEL".into(), "info".into()),
+        ("CADENZA_JOB_LEASE_SECS".into(), LEASE_SECS.into()),
+        ("CRASH_FAKE_MODEL_KEY".into(), "fake-key".into()),
+    ];
+    let db_url = match &pg {
+        None => format!("sqlite://{}", dir.path().join("cadenza.db").display()),
+        Some(db) => {
+            use base64::Engine;
+            env.push(("CADENZA_DATABASE_URL".into(), db.url.clone()));
+            env.push(("CADENZA_SECRET_KEY".into(), base64::engine::general_purpose::STANDARD.encode([7u8; 32])));
+            db.url.clone()
+        }
+    };
+    let mut world = World { dir, config, env, db_url, starts: 0 };
+
+    // The agent, its variation on the fake model, an HTTP tool set on the endpoint and its tool.
+    let server = world.start().await;
+    let bare = Api { http: reqwest::Client::new(), base: server.base.clone(), ws: String::new() };
+    let workspaces = bare.get("/v1/workspaces").await;
+    let ws = str_at(&workspaces, "/items/0/metadata/id");
+    let a = api(&server, &ws);
+    let agent = str_at(&a.post("/agents", json!({"metadata": {"name": "support"}, "spec": {}})).await, "/metadata/id");
+    let variation = str_at(
+        &a.post(
+            &format!("/agents/{agent}/variations"),
+            json!({"metadata": {"name": "v"}, "spec": {"prompt": "You help {{ customer }}.", "modelConfig": {"modelId": "fake/gpt"}}}),
+        )
+        .await,
+        "/metadata/id",
+    );
+    let set = str_at(
+        &a.post(
+            "/tool_sets",
+            json!({"metadata": {"name": "Lookups"}, "spec": {"adapter": {"http": {"baseUrl": tool_base}}}}),
+        )
+        .await,
+        "/metadata/id",
+    );
+    a.post(
+        &format!("/tool_sets/{set}/tools"),
+        json!({"metadata": {"name": "lookup"}, "spec": {"description": "Looks something up", "requiresApproval": false,
+               "parameters": {"type": "object", "properties": {"customer": {"type": "string"}, "call": {"type": "string"}}},
+               "config": {"http": {"requestMethod": "GET", "path": "/lookup/{{ customer }}/{{ call }}"}}}}),
+    )
+    .await;
+    a.post(&format!("/agents/{agent}/variations/{variation}/assignments"), json!({"toolSetId": set})).await;
+
+    // Kill 1: every objective's first batch held open at the endpoint.
+    ep.hold(true);
+    let mut objectives = Vec::new();
+    for c in CUSTOMERS {
+        let o = a
+            .post(
+                "/objectives",
+                json!({"agentId": agent, "data": {"customer": c}, "initialMessage": format!("I am {c}")}),
+            )
+            .await;
+        objectives.push(str_at(&o, "/metadata/id"));
+    }
+    let first_batch = CUSTOMERS.len() * CALLS_PER_ROUND;
+    poll_until(&world, "every first batch is in flight", || ep.held_since(0).len() >= first_batch).await;
+    let mut kills = Vec::new();
+    kills.push(kill(&world, server, "first batches in flight", &ep, 0, &objectives).await);
+    ep.hold(false);
+
+    // Kill 2: the slow objective's second model call in flight (its first ask answers slowly).
+    let server = world.start().await;
+    let slow_asked =
+        || fake.requests().iter().any(|r| r.system().contains(SLOW) && r.tool_results().len() == CALLS_PER_ROUND);
+    poll_until(&world, "the slow objective's second model call is in flight", slow_asked).await;
+    kills.push(kill(&world, server, "a model call in flight", &ep, usize::MAX, &objectives).await);
+
+    // Kill 3: tool calls of a later round held open after the restart.
+    ep.hold(true);
+    let since = ep.hit_count();
+    let server = world.start().await;
+    poll_until(&world, "tool calls are in flight after the second restart", || ep.held_since(since).len() >= 2).await;
+    kills.push(kill(&world, server, "later calls in flight", &ep, since, &objectives).await);
+    ep.hold(false);
+
+    // The last start runs everything to its end.
+    let server = world.start().await;
+    let a = api(&server, &ws);
+    let deadline = Instant::now() + DEADLINE;
+    let states = loop {
+        let mut states = Vec::new();
+        for id in &objectives {
+            states.push(str_at(&a.objective(id).await, "/state"));
+        }
+        let settled = |s: &String| {
+            ["STATE_FINALIZED", "STATE_FAILED", "STATE_CANCELLED", "STATE_TIMED_OUT", "STATE_WAITING"]
+                .contains(&s.as_str())
+        };
+        if states.iter().all(settled) {
+            break states;
+        }
+        assert!(Instant::now() < deadline, "objectives did not settle: {states:?}{}", world.logs());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(states.iter().all(|s| s == "STATE_FINALIZED"), "every objective finished: {states:?}{}", world.logs());
+    let mut listed = Vec::new();
+    for id in &objectives {
+        let o = a.objective(id).await;
+        // Retries are not new calls, and each model step counts once.
+        assert_eq!(o["info"]["totalToolCalls"], json!(ROUNDS * CALLS_PER_ROUND), "{id}: {}", o["info"]);
+        assert_eq!(o["info"]["totalIterations"], json!(ROUNDS + 1), "{id}: {}", o["info"]);
+        listed.push(a.events(id).await);
+    }
+    world.stop(server).await;
+
+    let finals = world.committed(&objectives).await;
+    let hits = ep.per_key();
+    let mut known_keys = HashSet::new();
+    for (i, customer) in CUSTOMERS.iter().enumerate() {
+        let log = &finals[i];
+        // The API lists the log in sequence order.
+        let api_ids: Vec<String> = listed[i].iter().map(|e| str_at(e, "/metadata/id")).collect();
+        let store_ids: Vec<String> = log.iter().map(|e| e.id.clone()).collect();
+        assert_eq!(api_ids, store_ids, "{customer}: the events list is the log in sequence order");
+
+        let calls = check_log(customer, log);
+        for (id, c) in &calls {
+            known_keys.insert(id.clone());
+            let seen = hits.get(id).copied().unwrap_or(0);
+            // The endpoint saw the call at least once (its result came from there) and at most
+            // once per committed attempt: once, plus once per retry the log announces.
+            assert!(seen >= 1, "{customer}: {id} has a result but never reached the endpoint");
+            assert!(seen <= c.called, "{customer}: {id} reached the endpoint {seen} times, attempts {c:?}");
+            assert!(c.retried <= kills.len(), "{customer}: {id} retried more often than the server died: {c:?}");
+        }
+        for k in &kills {
+            let before = &k.committed[i];
+            // Nothing committed is lost or rewritten: the final log extends the snapshot.
+            assert!(
+                before.len() <= log.len() && before.iter().zip(log).all(|(a, b)| a == b),
+                "{customer}: the log after kill '{}' is a prefix of the final log",
+                k.name
+            );
+            // A call whose outcome was committed before the kill never ran again.
+            for id in finished_calls(before) {
+                assert_eq!(
+                    hits.get(&id),
+                    k.hits.get(&id),
+                    "{customer}: {id} ran again after its result was committed (kill '{}')",
+                    k.name
+                );
+            }
+        }
+    }
+    // Every request the endpoint got belongs to a committed call, and its path is that call's.
+    for (key, n) in &hits {
+        assert!(known_keys.contains(key), "the endpoint saw {key:?} ({n} times), which is no committed call");
+    }
+    let all_calls: HashMap<String, (String, String)> = CUSTOMERS
+        .iter()
+        .zip(&finals)
+        .flat_map(|(customer, log)| {
+            check_log(customer, log)
+                .into_iter()
+                .map(|(id, c)| (id, (customer.to_string(), str_at(&c.arguments, "/call"))))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    for hit in lock(&ep.hits).iter() {
+        let (customer, call) = &all_calls[&hit.key];
+        assert_eq!(hit.path, format!("/lookup/{customer}/{call}"), "the request of {} is its call's", hit.key);
+    }
+    // Calls held open at a kill were in flight: each was retried with the same key.
+    for k in &kills {
+        for key in &k.in_flight {
+            let (i, c) = CUSTOMERS
+                .iter()
+                .enumerate()
+                .find_map(|(i, customer)| check_log(customer, &finals[i]).remove(key).map(|c| (i, c)))
+                .unwrap_or_else(|| panic!("{key} held at kill '{}' is no committed call", k.name));
+            assert!(
+                c.retried >= 1 && hits[key] >= 2,
+                "{}: {key}, in flight at kill '{}', was retried with its key: {c:?}, {} hits",
+                CUSTOMERS[i],
+                k.name,
+                hits[key]
+            );
+        }
+    }
+    assert_eq!(kills[0].in_flight.len(), first_batch);
+    assert!(kills[2].in_flight.len() >= 2);
+    // The model call lost with the second kill was asked again, and committed once (above).
+    let slow_asks = lock(&asks).get(&(SLOW.to_string(), CALLS_PER_ROUND)).copied().unwrap_or(0);
+    assert!(slow_asks >= 2, "the slow objective's lost model call was asked again ({slow_asks} asks)");
+
+    // The queue kept nothing dead behind (a crash costs an attempt, not the job).
+    let out = world.command().args(["admin", "jobs", "list", "--state", "dead"]).output().expect("admin jobs list");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let dead = String::from_utf8_lossy(&out.stdout);
+    assert!(dead.lines().all(|l| serde_json::from_str::<Value>(l).is_err()), "no dead jobs: {dead}");
+    let retries: usize = all_retries(&finals);
+    eprintln!(
+        "crash test on {backend:?}: {} starts, {} tool requests for {} calls ({retries} retried), {} model requests, {:.1}s",
+        world.starts,
+        ep.hit_count(),
+        known_keys.len(),
+        fake.request_count(),
+        started.elapsed().as_secs_f64()
+    );
+}
+
+/// SIGKILLs `server` and records what survived it. `since`: hits from which on held calls
+/// count as in flight (`usize::MAX`: none are expected).
+async fn kill(
+    world: &World,
+    server: Server,
+    name: &'static str,
+    ep: &Endpoint,
+    since: usize,
+    objectives: &[String],
+) -> Kill {
+    let in_flight = ep.held_since(since);
+    world.kill(server);
+    // The process is gone: the database now holds exactly what it committed, and the endpoint
+    // has every request it could still make (a held call's answer goes nowhere).
+    let hits = ep.per_key();
+    let committed = world.committed(objectives).await;
+    for key in &in_flight {
+        assert!(
+            !committed.iter().any(|log| finished_calls(log).contains(key)),
+            "{key} was held at the endpoint, yet its result is committed"
+        );
+    }
+    Kill { name, committed, hits, in_flight }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite() {
+    crash_and_recover(TestBackend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres() {
+    crash_and_recover(TestBackend::Postgres).await;
+}
