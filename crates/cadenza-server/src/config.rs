@@ -41,6 +41,10 @@ pub struct ProviderConfig {
     pub base_url: String,
     #[serde(default)]
     pub api_key_env: String,
+    /// Use the provider's streaming wire format (the answer is the same; long generations stay
+    /// alive through proxies that cut idle connections).
+    #[serde(default)]
+    pub stream: bool,
     #[serde(default)]
     pub models: Vec<ModelConfig>,
 }

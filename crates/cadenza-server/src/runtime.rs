@@ -24,7 +24,9 @@ pub fn build(
             _ => ProviderKind::OpenAi,
         };
         let key = (!p.api_key_env.is_empty()).then(|| env(&p.api_key_env)).flatten().filter(|k| !k.is_empty());
-        let client = cadenza_llm::provider(ProviderSettings::new(kind, p.base_url.clone(), key), http.clone());
+        let mut settings = ProviderSettings::new(kind, p.base_url.clone(), key);
+        settings.stream = p.stream;
+        let client = cadenza_llm::provider(settings, http.clone());
         let ids: Vec<String> = p.models.iter().map(|m| m.id.clone()).collect();
         models.add_provider(&p.id, client, &ids);
     }
