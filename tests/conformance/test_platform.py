@@ -6,6 +6,8 @@ import uuid
 import cadenya
 import pytest
 
+from conftest import FAKE_MODEL
+
 
 def _client(server, token, workspace_id=None):
     return cadenya.Cadenya(api_key=token, base_url=server["base"], workspace_id=workspace_id, )
@@ -90,5 +92,5 @@ def test_agents_and_models(admin):
     got = admin.agents.retrieve("external_id:conf-agent", workspace_id=wsid)
     assert got.metadata.id == agent.metadata.id
     models = list(admin.models.list(workspace_id=wsid))
-    assert [m.metadata.name for m in models] == ["openai/gpt-test"]
+    assert [m.metadata.name for m in models] == ["openai/gpt-test", FAKE_MODEL]
     admin.agents.delete(agent.metadata.id, workspace_id=wsid)

@@ -3,6 +3,8 @@
 import cadenya
 import pytest
 
+from conftest import FAKE_MODEL
+
 
 def test_account(admin):
     account = admin.accounts.retrieve()
@@ -45,5 +47,7 @@ def test_agents_and_models(admin):
     assert admin.agents.retrieve(agent.metadata.id, workspace_id=wsid).metadata.name == "Strict agent"
     assert admin.agents.archive(agent.metadata.id, workspace_id=wsid).state == "STATE_ARCHIVED"
     models = list(admin.models.list(workspace_id=wsid))
-    assert [m.metadata.name for m in models] == ["openai/gpt-test"]
-    assert admin.models.disable(models[0].metadata.id, workspace_id=wsid).state == "STATE_DISABLED"
+    assert [m.metadata.name for m in models] == ["openai/gpt-test", FAKE_MODEL]
+    unusable = models[0]
+    assert unusable.metadata.name == "openai/gpt-test"
+    assert admin.models.disable(unusable.metadata.id, workspace_id=wsid).state == "STATE_DISABLED"

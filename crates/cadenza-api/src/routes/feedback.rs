@@ -1,5 +1,5 @@
 //! Agent feedback (CONTRACT §4.3): feedback across all of an agent's objectives, newest first.
-//! Submitting feedback arrives with objectives; the variation posterior already reads it.
+//! Submitting is an objective route (`routes::objectives`); both render through [`FeedbackOut`].
 
 use axum::Json;
 use axum::Router;
@@ -7,16 +7,19 @@ use axum::extract::{Path, State};
 use axum::routing::get;
 use cadenza_domain::feedback::{Feedback, FeedbackFilter, Sentiment};
 use cadenza_domain::ids::{IdKind, IdRef};
+use cadenza_domain::page::Page;
 use cadenza_domain::scopes::Verb;
 use cadenza_domain::time::parse_rfc3339;
 use schemars::JsonSchema;
 use serde::Serialize;
+use serde_json::Value;
 
 use crate::AppState;
 use crate::auth::WsCaller;
 use crate::error::ApiResult;
 use crate::extract::{QueryPairs, query_invalid};
 use crate::openapi::{Op, schema};
+use crate::routes::objectives::Profiles;
 use crate::wire::{ListResponse, OperationMetadata, operation_meta};
 
 #[derive(Debug, Serialize, JsonSchema)]
@@ -39,6 +42,9 @@ struct FeedbackData {
 #[serde(rename_all = "camelCase")]
 #[schemars(rename = "ObjectiveFeedbackInfo")]
 struct FeedbackInfo {
+    /// The principal that submitted the feedback (a Profile).
+    #[schemars(with = "Value")]
+    submitted_by: Value,
     objective: Bare,
     agent_variation: Bare,
 }
@@ -50,15 +56,28 @@ struct Bare {
 }
 
 impl FeedbackOut {
-    pub(crate) fn new(f: &Feedback) -> Self {
-        Self {
+    /// `f` with its submitter's profile, looked up through `profiles`.
+    pub(crate) async fn render(s: &AppState, f: &Feedback, profiles: &mut Profiles) -> ApiResult<Self> {
+        let submitted_by = profiles.get(s, &f.meta.account_id, &f.meta.profile_id).await?;
+        Ok(Self {
             metadata: operation_meta(&f.meta, &f.workspace_id),
             data: FeedbackData { score: f.score, comment: f.comment.clone() },
             info: FeedbackInfo {
+                submitted_by,
                 objective: Bare { id: f.objective_id.clone() },
                 agent_variation: Bare { id: f.variation_id.clone() },
             },
+        })
+    }
+
+    /// A page of feedback as a list response.
+    pub(crate) async fn render_page(s: &AppState, page: Page<Feedback>) -> ApiResult<Json<ListResponse<Self>>> {
+        let mut profiles = Profiles::default();
+        let mut items = Vec::with_capacity(page.items.len());
+        for f in &page.items {
+            items.push(Self::render(s, f, &mut profiles).await?);
         }
+        Ok(ListResponse::from_page(Page { items, next_cursor: page.next_cursor }, |x| x))
     }
 }
 
@@ -102,8 +121,7 @@ async fn list(
         params.descending = true;
     }
     let page = s.store.list_agent_feedback(c.ws(), &agent.meta.id, &filter, &params).await?;
-    let items = page.items.iter().map(FeedbackOut::new).collect();
-    Ok(Json(ListResponse { items, pagination: crate::wire::Pagination { next_cursor: page.next_cursor } }))
+    FeedbackOut::render_page(&s, page).await
 }
 
 pub fn workspace_routes() -> Router<AppState> {

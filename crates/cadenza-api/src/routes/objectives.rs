@@ -42,10 +42,10 @@ type ProfileJson = Value;
 
 /// Profiles met while rendering one response, looked up once each.
 #[derive(Default)]
-struct Profiles(HashMap<String, Value>);
+pub(crate) struct Profiles(HashMap<String, Value>);
 
 impl Profiles {
-    async fn get(&mut self, s: &AppState, account_id: &str, profile_id: &str) -> ApiResult<ProfileJson> {
+    pub(crate) async fn get(&mut self, s: &AppState, account_id: &str, profile_id: &str) -> ApiResult<ProfileJson> {
         if let Some(p) = self.0.get(profile_id) {
             return Ok(p.clone());
         }
@@ -971,7 +971,7 @@ async fn submit_feedback(
     let mut tx = s.store.begin().await?;
     let f = cadenza_services::feedback::submit(&mut tx, c.ws(), &r, &c.principal.profile_id, input).await?;
     tx.commit().await?;
-    Ok(Json(FeedbackOut::new(&f)))
+    Ok(Json(FeedbackOut::render(&s, &f, &mut Profiles::default()).await?))
 }
 
 async fn list_feedback(
@@ -983,7 +983,7 @@ async fn list_feedback(
     c.require("objectives", Verb::Read)?;
     let o = load(&s, &c, &id).await?;
     let page = s.store.list_objective_feedback(c.ws(), &o.meta.id, &q.list_params()?).await?;
-    Ok(ListResponse::from_page(page, |f| FeedbackOut::new(&f)))
+    FeedbackOut::render_page(&s, page).await
 }
 
 pub fn workspace_routes() -> Router<AppState> {
