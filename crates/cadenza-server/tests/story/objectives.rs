@@ -393,3 +393,50 @@ async fn inactivity(backend: TestBackend) {
         .await
         .expect_reason(400, "OBJECTIVE_ENDED");
 }
+
+both_backends!(thompson_sampling_shifts_traffic_to_the_better_variation, thompson);
+async fn thompson(backend: TestBackend) {
+    let Some(app) = TestApp::start(backend).await else { return };
+    app.expect_jobs(RUN);
+    let path = |rest: &str| app.ws_path(&app.default_ws, rest);
+    let a = str_at(
+        &app.post(&path("/agents"), ADMIN_TOKEN, json!({"metadata": {"name": "ab"}})).await.expect(200),
+        "/metadata/id",
+    );
+    let vars = path(&format!("/agents/{a}/variations"));
+    let good =
+        str_at(&app.post(&vars, ADMIN_TOKEN, json!({"metadata": {"name": "good"}})).await.expect(200), "/metadata/id");
+    let bad =
+        str_at(&app.post(&vars, ADMIN_TOKEN, json!({"metadata": {"name": "bad"}})).await.expect(200), "/metadata/id");
+    let objectives = path("/objectives");
+    // Scripted feedback: every objective the good variation ran scores +1, the other -1.
+    let mut picks = Vec::new();
+    for i in 0..60 {
+        let o = app
+            .post(&objectives, ADMIN_TOKEN, json!({"agentId": a, "initialMessage": format!("q{i}")}))
+            .await
+            .expect(200);
+        let variation = str_at(&o, "/configSnapshot/agentVariation/metadata/id");
+        let score = if variation == good { 1.0 } else { -1.0 };
+        app.post(
+            &format!("{objectives}/{}/feedback", str_at(&o, "/metadata/id")),
+            ADMIN_TOKEN,
+            json!({"metadata": {}, "data": {"score": score}}),
+        )
+        .await
+        .expect(200);
+        picks.push(variation == good);
+    }
+    let late_good = picks[40..].iter().filter(|g| **g).count();
+    assert!(late_good >= 15, "the good variation ran {late_good} of the last 20 objectives");
+    assert!(picks.iter().any(|g| !g), "the other variation was explored");
+    let info = |v: &str| {
+        let v = format!("{vars}/{v}");
+        let app = &app;
+        async move { app.get(&v, ADMIN_TOKEN).await.expect(200)["info"].clone() }
+    };
+    let (g, b) = (info(&good).await, info(&bad).await);
+    assert!(g["score"].as_f64().unwrap_or(0.0) > 0.8, "{g}");
+    assert!(b["score"].as_f64().unwrap_or(1.0) < 0.5, "{b}");
+    assert_eq!(g["feedbackCount"].as_i64().unwrap_or(0) + b["feedbackCount"].as_i64().unwrap_or(0), 60);
+}
