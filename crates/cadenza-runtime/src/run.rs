@@ -368,7 +368,7 @@ async fn tool_step(
         let Some(mut c) = calls.iter().find(|c| &c.id == id).cloned() else { continue };
         let tool = tools.iter().find(|t| t.tool_id == c.tool_id && !c.tool_id.is_empty());
         let immediate = if tools::is_builtin(&c.function_name) {
-            Some(builtin(&mut tx, &o, calls, &c).await?)
+            Some(builtin(&mut tx, &o, &c).await?)
         } else {
             match tool.map(|t| &t.exec.kind) {
                 None => Some(Immediate::Error("the tool is no longer part of this objective".into())),
@@ -528,7 +528,7 @@ fn too_many_corrections(calls: &[ToolCallRecord]) -> bool {
     refused >= MAX_OUTPUT_CORRECTIONS as usize
 }
 
-async fn builtin(tx: &mut Tx, o: &Objective, _calls: &[ToolCallRecord], c: &ToolCallRecord) -> Result<Immediate> {
+async fn builtin(tx: &mut Tx, o: &Objective, c: &ToolCallRecord) -> Result<Immediate> {
     if let Some(e) = &c.error {
         return Ok(Immediate::Error(e.clone()));
     }

@@ -273,6 +273,10 @@ const TOOL_CALL_COLUMNS: &str = "id, workspace_id, objective_id, model_call_id, 
      callable, arguments, status, execution_status, memo, status_changed_by, result, error, resolved_secrets, \
      attempts, content_deadline, created_at, updated_at";
 
+fn select_tool_calls() -> ListQuery {
+    ListQuery::new(&format!("SELECT {TOOL_CALL_COLUMNS} FROM objective_tool_calls WHERE 1 = 1"))
+}
+
 #[derive(sqlx::FromRow)]
 struct TaskRow {
     id: String,
@@ -480,7 +484,7 @@ impl Reads {
         filter: &ToolCallFilter,
         params: &ListParams,
     ) -> StoreResult<Page<ToolCallRecord>> {
-        let mut q = ListQuery::new(&format!("SELECT {TOOL_CALL_COLUMNS} FROM objective_tool_calls WHERE 1 = 1"));
+        let mut q = select_tool_calls();
         q.and_eq("workspace_id", Bind::Text(workspace_id.into()))
             .and_eq("objective_id", Bind::Text(objective_id.into()));
         if let Some(s) = filter.status {
@@ -500,7 +504,7 @@ impl Reads {
         objective_id: &str,
         id: &str,
     ) -> StoreResult<Option<ToolCallRecord>> {
-        let mut q = ListQuery::new(&format!("SELECT {TOOL_CALL_COLUMNS} FROM objective_tool_calls WHERE 1 = 1"));
+        let mut q = select_tool_calls();
         q.and_eq("workspace_id", Bind::Text(workspace_id.into()))
             .and_eq("objective_id", Bind::Text(objective_id.into()))
             .and_eq("id", Bind::Text(id.into()));
@@ -510,7 +514,7 @@ impl Reads {
 
     /// Every tool call of the objective, in creation order (the runtime's view).
     pub async fn objective_tool_calls(&self, objective_id: &str) -> StoreResult<Vec<ToolCallRecord>> {
-        let mut q = ListQuery::new(&format!("SELECT {TOOL_CALL_COLUMNS} FROM objective_tool_calls WHERE 1 = 1"));
+        let mut q = select_tool_calls();
         q.and_eq("objective_id", Bind::Text(objective_id.into())).push(" ORDER BY id ASC");
         let rows: Vec<ToolCallRow> = self.fetch_rows(&q).await?;
         rows.into_iter().map(ToolCallRow::into_domain).collect()
@@ -869,7 +873,7 @@ impl Tx {
 
     /// The tool call as this unit sees it (the objective's lock serializes changes to it).
     pub async fn get_tool_call(&mut self, objective_id: &str, id: &str) -> StoreResult<Option<ToolCallRecord>> {
-        let mut q = ListQuery::new(&format!("SELECT {TOOL_CALL_COLUMNS} FROM objective_tool_calls WHERE 1 = 1"));
+        let mut q = select_tool_calls();
         q.and_eq("objective_id", Bind::Text(objective_id.into())).and_eq("id", Bind::Text(id.into()));
         let row: Option<ToolCallRow> = self.fetch_row(&q).await?;
         row.map(ToolCallRow::into_domain).transpose()
