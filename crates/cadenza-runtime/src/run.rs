@@ -71,69 +71,165 @@ fn next(events: &[Event], calls: &[ToolCallRecord], now: i64) -> Next {
     }
 }
 
+/// What this run knows of the objective: the committed log up to `o.totals.events`, kept
+/// current by the run's own commits so a step reads nothing. Whatever another writer appended
+/// meanwhile (a continue, an approval, a cancel: every outside change appends an event) shows
+/// under the row lock as a sequence number ahead of ours, and the next step re-reads from there.
+struct Known {
+    o: Objective,
+    events: Vec<Event>,
+    calls: Vec<ToolCallRecord>,
+    stale: bool,
+}
+
+impl Known {
+    async fn load(ctx: &JobContext, ws: &str, id: &str) -> Result<Option<Self>> {
+        let reads = ctx.reads();
+        let Some(o) = reads.get_objective(ws, &IdRef::Id(id.to_string())).await? else { return Ok(None) };
+        let events = reads.events_after(id, 0, i64::MAX).await?;
+        let calls = reads.objective_tool_calls(id).await?;
+        Ok(Some(Self { o, events, calls, stale: false }))
+    }
+
+    fn seq(&self) -> i64 {
+        self.events.last().map_or(0, |e| e.seq)
+    }
+
+    /// Catches up with what others committed; `false` when the objective is gone.
+    async fn refresh(&mut self, ctx: &JobContext) -> Result<bool> {
+        if !self.stale {
+            return Ok(true);
+        }
+        let reads = ctx.reads();
+        let Some(o) = reads.get_objective(&self.o.workspace_id, &IdRef::Id(self.o.meta.id.clone())).await? else {
+            return Ok(false);
+        };
+        let more = reads.events_after(&o.meta.id, self.seq(), i64::MAX).await?;
+        self.events.extend(more);
+        self.calls = reads.objective_tool_calls(&o.meta.id).await?;
+        self.o = o;
+        self.stale = false;
+        Ok(true)
+    }
+
+    /// The objective under its row lock in a fenced unit; `None` when it ended meanwhile.
+    async fn lock(&mut self, ctx: &JobContext) -> Result<Option<Unit>> {
+        let mut tx = ctx.begin().await?;
+        match tx.get_objective_locked(&self.o.workspace_id, &IdRef::Id(self.o.meta.id.clone())).await? {
+            Some(o) if !o.state.is_terminal() => {
+                if o.totals.events != self.seq() {
+                    self.stale = true;
+                }
+                Ok(Some(Unit { tx, o, events: Vec::new(), calls: Vec::new() }))
+            }
+            _ => {
+                self.stale = true;
+                Ok(None)
+            }
+        }
+    }
+}
+
+/// One fenced commit of a step: what it writes is also what the run then knows.
+struct Unit {
+    tx: Tx,
+    o: Objective,
+    events: Vec<Event>,
+    calls: Vec<ToolCallRecord>,
+}
+
+impl Unit {
+    async fn append(&mut self, events: Vec<NewEvent>) -> Result<()> {
+        let written = self.tx.append_events(&mut self.o, events).await?;
+        self.events.extend(written);
+        Ok(())
+    }
+
+    async fn insert_call(&mut self, c: &ToolCallRecord) -> Result<()> {
+        self.tx.insert_tool_call(c).await?;
+        self.calls.push(c.clone());
+        Ok(())
+    }
+
+    async fn update_call(&mut self, c: &ToolCallRecord) -> Result<()> {
+        self.tx.update_tool_call(c).await?;
+        self.calls.retain(|k| k.id != c.id);
+        self.calls.push(c.clone());
+        Ok(())
+    }
+
+    /// Ends the objective as FAILED with an `error` event.
+    async fn fail(&mut self, kind: &str, message: String) -> Result<()> {
+        let by = self.o.meta.profile_id.clone();
+        self.append(vec![NewEvent::new(EventData::Error { kind: kind.to_string(), message: message.clone() }, &by)])
+            .await?;
+        self.o.state = ObjectiveState::Failed;
+        self.o.state_message = message;
+        Ok(())
+    }
+
+    /// Saves the objective, commits, and folds what was written into `known`.
+    async fn commit(mut self, known: &mut Known) -> Result<()> {
+        self.tx.save_objective(&self.o).await?;
+        self.tx.commit().await?;
+        if !known.stale {
+            known.events.extend(self.events);
+            for c in self.calls {
+                match known.calls.iter_mut().find(|k| k.id == c.id) {
+                    Some(k) => *k = c,
+                    None => known.calls.push(c),
+                }
+            }
+        }
+        known.o = self.o;
+        Ok(())
+    }
+}
+
 /// Drives the objective until it parks, ends, or has taken its share of steps.
 pub async fn drive(ctx: &JobContext, job: &cadenza_domain::jobs::RunObjective, rt: &Runtime) -> Result<Outcome> {
-    let reads = ctx.reads();
-    let r = IdRef::Id(job.objective_id.clone());
-    let tools = reads.list_objective_tools(&job.workspace_id, &job.objective_id).await?;
+    let Some(mut known) = Known::load(ctx, &job.workspace_id, &job.objective_id).await? else {
+        return Ok(Outcome::Done);
+    };
+    let tools = ctx.reads().list_objective_tools(&job.workspace_id, &job.objective_id).await?;
     for _ in 0..rt.limits.steps_per_claim {
         if ctx.shutting_down() {
             return Ok(Outcome::Yield { at_ms: ctx.now_ms() });
         }
-        let Some(o) = reads.get_objective(&job.workspace_id, &r).await? else { return Ok(Outcome::Done) };
-        if o.state.is_terminal() {
+        if !known.refresh(ctx).await? || known.o.state.is_terminal() {
             return Ok(Outcome::Done);
         }
-        let events = reads.events_after(&o.meta.id, 0, i64::MAX).await?;
-        let calls = reads.objective_tool_calls(&o.meta.id).await?;
-        match next(&events, &calls, ctx.now_ms()) {
+        match next(&known.events, &known.calls, ctx.now_ms()) {
             Next::Park { wake_at } => {
-                park(ctx, &r, &job.workspace_id).await?;
+                if !park(ctx, &mut known).await? {
+                    continue;
+                }
                 return Ok(match wake_at {
                     Some(at) => Outcome::Yield { at_ms: at },
                     None => Outcome::Done,
                 });
             }
-            Next::Model => model_step(ctx, rt, &o, &tools, &events, &calls).await?,
-            Next::Tools(ids) => tool_step(ctx, rt, &o, &tools, &calls, &ids).await?,
+            Next::Model => model_step(ctx, rt, &mut known, &tools).await?,
+            Next::Tools(ids) => tool_step(ctx, rt, &mut known, &tools, &ids).await?,
         }
     }
     // A long objective goes back to the queue (uncharged) so others get the slot.
     Ok(Outcome::Yield { at_ms: ctx.now_ms() })
 }
 
-/// The objective under its row lock in a fenced unit; `None` when it has ended meanwhile.
-async fn lock(ctx: &JobContext, ws: &str, id: &str) -> Result<Option<(Tx, Objective)>> {
-    let mut tx = ctx.begin().await?;
-    match tx.get_objective_locked(ws, &IdRef::Id(id.to_string())).await? {
-        Some(o) if !o.state.is_terminal() => Ok(Some((tx, o))),
-        _ => Ok(None),
+/// Marks the objective WAITING; `false` when input arrived meanwhile (the log moved on), so
+/// the run looks again instead of parking.
+async fn park(ctx: &JobContext, known: &mut Known) -> Result<bool> {
+    if known.o.state == ObjectiveState::Waiting {
+        return Ok(true);
     }
-}
-
-async fn park(ctx: &JobContext, r: &IdRef, ws: &str) -> Result<()> {
-    let IdRef::Id(id) = r else { return Ok(()) };
-    let Some((mut tx, mut o)) = lock(ctx, ws, id).await? else { return Ok(()) };
-    if o.state != ObjectiveState::Waiting {
-        o.state = ObjectiveState::Waiting;
-        tx.save_objective(&o).await?;
-        tx.commit().await?;
+    let Some(mut u) = known.lock(ctx).await? else { return Ok(true) };
+    if known.stale {
+        return Ok(false);
     }
-    Ok(())
-}
-
-/// Ends the objective as FAILED with an `error` event.
-async fn fail(tx: &mut Tx, o: &mut Objective, kind: &str, message: String) -> Result<()> {
-    let by = o.meta.profile_id.clone();
-    tx.append_events(
-        o,
-        vec![NewEvent::new(EventData::Error { kind: kind.to_string(), message: message.clone() }, &by)],
-    )
-    .await?;
-    o.state = ObjectiveState::Failed;
-    o.state_message = message;
-    tx.save_objective(o).await?;
-    Ok(())
+    u.o.state = ObjectiveState::Waiting;
+    u.commit(known).await?;
+    Ok(true)
 }
 
 fn error_kind(k: LlmErrorKind) -> &'static str {
@@ -148,42 +244,33 @@ fn error_kind(k: LlmErrorKind) -> &'static str {
     }
 }
 
-async fn mark_running(ctx: &JobContext, o: &Objective) -> Result<()> {
-    if o.state == ObjectiveState::Running {
+async fn mark_running(ctx: &JobContext, known: &mut Known) -> Result<()> {
+    if known.o.state == ObjectiveState::Running {
         return Ok(());
     }
-    let Some((mut tx, mut o)) = lock(ctx, &o.workspace_id, &o.meta.id).await? else { return Ok(()) };
-    o.state = ObjectiveState::Running;
-    tx.save_objective(&o).await?;
-    tx.commit().await?;
-    Ok(())
+    let Some(mut u) = known.lock(ctx).await? else { return Ok(()) };
+    u.o.state = ObjectiveState::Running;
+    u.commit(known).await
 }
 
 /// One model call and its commit: the assistant's message, the tool calls it asked for, usage.
-async fn model_step(
-    ctx: &JobContext,
-    rt: &Runtime,
-    o: &Objective,
-    tools: &[ObjectiveTool],
-    events: &[Event],
-    calls: &[ToolCallRecord],
-) -> Result<()> {
-    let Some((model, model_id)) = rt.models.get(&o.run.model) else {
-        let Some((mut tx, mut o)) = lock(ctx, &o.workspace_id, &o.meta.id).await? else { return Ok(()) };
-        let msg = if o.run.model.is_empty() {
+async fn model_step(ctx: &JobContext, rt: &Runtime, known: &mut Known, tools: &[ObjectiveTool]) -> Result<()> {
+    let Some((model, model_id)) = rt.models.get(&known.o.run.model) else {
+        let Some(mut u) = known.lock(ctx).await? else { return Ok(()) };
+        let msg = if u.o.run.model.is_empty() {
             "the variation names no model: set spec.modelConfig.modelId".to_string()
         } else {
-            format!("the model {:?} is not configured on this server", o.run.model)
+            format!("the model {:?} is not configured on this server", u.o.run.model)
         };
-        fail(&mut tx, &mut o, "model_unavailable", msg).await?;
-        tx.commit().await?;
-        return Ok(());
+        u.fail("model_unavailable", msg).await?;
+        return u.commit(known).await;
     };
-    mark_running(ctx, o).await?;
+    mark_running(ctx, known).await?;
+    let o = &known.o;
     let req = ChatRequest {
         model: model_id.to_string(),
         system: o.system_prompt.clone(),
-        messages: conversation::messages(events, calls),
+        messages: conversation::messages(&known.events, &known.calls),
         tools: tools::definitions(tools, o.run.output_schema.as_ref()),
         tool_choice: ToolChoice::Auto,
         max_output_tokens: o.run.max_output_tokens,
@@ -196,15 +283,15 @@ async fn model_step(
         _ = ctx.cancel.cancelled() => return Ok(()),
     };
     let ended = ctx.now_ms();
-    let Some((mut tx, mut o)) = lock(ctx, &o.workspace_id, &o.meta.id).await? else { return Ok(()) };
+    let Some(mut u) = known.lock(ctx).await? else { return Ok(()) };
     let resp = match answer {
         Ok(resp) => resp,
         Err(e) => {
-            fail(&mut tx, &mut o, error_kind(e.kind()), format!("the model call failed: {e}")).await?;
-            tx.commit().await?;
-            return Ok(());
+            u.fail(error_kind(e.kind()), format!("the model call failed: {e}")).await?;
+            return u.commit(known).await;
         }
     };
+    let o = &mut u.o;
     let by = o.meta.profile_id.clone();
     let input = i64::try_from(resp.usage.input_tokens).unwrap_or(i64::MAX);
     let output = i64::try_from(resp.usage.output_tokens).unwrap_or(i64::MAX);
@@ -212,13 +299,13 @@ async fn model_step(
     o.totals.output_tokens = o.totals.output_tokens.saturating_add(output);
     o.totals.iterations += 1;
     let window = o.current_window_id.clone();
-    tx.add_window_usage(&window, input, output).await?;
+    u.tx.add_window_usage(&window, input, output).await?;
 
     let mut evs = Vec::new();
     if let Some(r) = resp.reasoning.filter(|r| !r.is_empty()) {
         evs.push(NewEvent::new(EventData::Reasoning { content: r }, &by));
     }
-    let now = tx.now();
+    let now = u.tx.now();
     let mut records = Vec::new();
     let mut follow = Vec::new();
     let mut started_calls = 0i64;
@@ -309,7 +396,8 @@ async fn model_step(
     evs.push(NewEvent::new(assistant, &by).timed(started, ended));
     evs.extend(follow);
     if records.is_empty() {
-        let reminded = events
+        let reminded = known
+            .events
             .iter()
             .rev()
             .take_while(|e| !matches!(e.data, EventData::UserMessage { .. }))
@@ -331,12 +419,10 @@ async fn model_step(
         o.state = ObjectiveState::Running;
     }
     for rec in &records {
-        tx.insert_tool_call(rec).await?;
+        u.insert_call(rec).await?;
     }
-    tx.append_events(&mut o, evs).await?;
-    tx.save_objective(&o).await?;
-    tx.commit().await?;
-    Ok(())
+    u.append(evs).await?;
+    u.commit(known).await
 }
 
 /// A call whose outcome is known now, inside the step's first commit.
@@ -352,23 +438,22 @@ enum Immediate {
 async fn tool_step(
     ctx: &JobContext,
     rt: &Runtime,
-    o: &Objective,
+    known: &mut Known,
     tools: &[ObjectiveTool],
-    calls: &[ToolCallRecord],
     ids: &[String],
 ) -> Result<()> {
-    let Some((mut tx, mut o)) = lock(ctx, &o.workspace_id, &o.meta.id).await? else { return Ok(()) };
-    o.state = ObjectiveState::Running;
-    let by = o.meta.profile_id.clone();
-    let now = tx.now();
+    let Some(mut u) = known.lock(ctx).await? else { return Ok(()) };
+    u.o.state = ObjectiveState::Running;
+    let by = u.o.meta.profile_id.clone();
+    let now = u.tx.now();
     let mut evs = Vec::new();
     let mut http: Vec<(ToolCallRecord, ToolKind)> = Vec::new();
     let mut finalized = None;
     for id in ids {
-        let Some(mut c) = calls.iter().find(|c| &c.id == id).cloned() else { continue };
+        let Some(mut c) = known.calls.iter().find(|c| &c.id == id).cloned() else { continue };
         let tool = tools.iter().find(|t| t.tool_id == c.tool_id && !c.tool_id.is_empty());
         let immediate = if tools::is_builtin(&c.function_name) {
-            Some(builtin(&mut tx, &o, &c).await?)
+            Some(builtin(&mut u.tx, &u.o, &c).await?)
         } else {
             match tool.map(|t| &t.exec.kind) {
                 None => Some(Immediate::Error("the tool is no longer part of this objective".into())),
@@ -386,8 +471,8 @@ async fn tool_step(
                         c.attempts += 1;
                         c.content_deadline = content_timeout_secs.map(|s| now + s.saturating_mul(1000));
                         evs.push(called(&c, tool, &by));
-                        tx.update_tool_call(&c).await?;
-                        o.totals.tool_calls += 1;
+                        u.update_call(&c).await?;
+                        u.o.totals.tool_calls += 1;
                         None
                     }
                 }
@@ -405,12 +490,12 @@ async fn tool_step(
                             &by,
                         ));
                     } else {
-                        o.totals.tool_calls += 1;
+                        u.o.totals.tool_calls += 1;
                     }
                     c.execution_status = ExecutionStatus::Running;
                     c.attempts += 1;
                     evs.push(called(&c, tool, &by));
-                    tx.update_tool_call(&c).await?;
+                    u.update_call(&c).await?;
                     http.push((c.clone(), kind.clone()));
                     None
                 }
@@ -421,19 +506,19 @@ async fn tool_step(
             Some(Immediate::Result(blocks)) => {
                 c.execution_status = ExecutionStatus::Completed;
                 c.result = Some(blocks.clone());
-                tx.update_tool_call(&c).await?;
+                u.update_call(&c).await?;
                 evs.push(NewEvent::new(EventData::ToolResult { tool_call_id: c.id.clone(), content: blocks }, &by));
             }
             Some(Immediate::Error(message)) => {
                 c.execution_status = ExecutionStatus::Errored;
                 c.error = Some(message.clone());
-                tx.update_tool_call(&c).await?;
+                u.update_call(&c).await?;
                 evs.push(NewEvent::new(EventData::ToolError { tool_call_id: c.id.clone(), message }, &by));
             }
             Some(Immediate::Finalized(output)) => {
                 c.execution_status = ExecutionStatus::Completed;
                 c.result = Some(vec![ResultBlock::Text { text: "finished".into() }]);
-                tx.update_tool_call(&c).await?;
+                u.update_call(&c).await?;
                 finalized = Some(output);
                 break;
             }
@@ -441,28 +526,18 @@ async fn tool_step(
     }
     if let Some(output) = finalized {
         evs.push(NewEvent::new(EventData::Finalized { output: output.clone() }, &by));
-        o.output = output;
-        o.state = ObjectiveState::Finalized;
-        tx.append_events(&mut o, evs).await?;
-        tx.save_objective(&o).await?;
-        tx.commit().await?;
-        return Ok(());
+        u.o.output = output;
+        u.o.state = ObjectiveState::Finalized;
+        u.append(evs).await?;
+        return u.commit(known).await;
     }
-    if too_many_corrections(calls) {
-        tx.append_events(&mut o, evs).await?;
-        fail(
-            &mut tx,
-            &mut o,
-            "output_invalid",
-            format!("the model's structured output was invalid {MAX_OUTPUT_CORRECTIONS} times"),
-        )
-        .await?;
-        tx.commit().await?;
-        return Ok(());
+    u.append(evs).await?;
+    if too_many_corrections(&known.calls) {
+        u.fail("output_invalid", format!("the model's structured output was invalid {MAX_OUTPUT_CORRECTIONS} times"))
+            .await?;
+        return u.commit(known).await;
     }
-    tx.append_events(&mut o, evs).await?;
-    tx.save_objective(&o).await?;
-    tx.commit().await?;
+    u.commit(known).await?;
     if http.is_empty() {
         return Ok(());
     }
@@ -471,7 +546,12 @@ async fn tool_step(
     if ctx.lease_left() < std::time::Duration::from_secs(1) || ctx.cancel.is_cancelled() {
         anyhow::bail!("the lease is about to lapse before a tool call; the next claim retries it");
     }
-    let object_secrets = ctx.reads().objective_secrets(&o.workspace_id, &o.meta.id).await?;
+    let o = &known.o;
+    let object_secrets = if http.iter().any(|(_, kind)| !tools::referenced_secrets(kind).is_empty()) {
+        ctx.reads().objective_secrets(&o.workspace_id, &o.meta.id).await?
+    } else {
+        Vec::new()
+    };
     let mut prepared = Vec::with_capacity(http.len());
     for (c, kind) in http {
         let secrets = resolve_secrets(ctx, &o.workspace_id, &kind, &object_secrets).await?;
@@ -484,7 +564,7 @@ async fn tool_step(
     .await;
     let ended = ctx.now_ms();
 
-    let Some((mut tx, mut o)) = lock(ctx, &o.workspace_id, &o.meta.id).await? else { return Ok(()) };
+    let Some(mut u) = known.lock(ctx).await? else { return Ok(()) };
     let mut evs = Vec::new();
     for ((mut c, _, secrets), result) in prepared.into_iter().zip(results) {
         c.resolved_secrets = tools::resolved(&secrets);
@@ -500,13 +580,11 @@ async fn tool_step(
                 EventData::ToolError { tool_call_id: c.id.clone(), message }
             }
         };
-        tx.update_tool_call(&c).await?;
+        u.update_call(&c).await?;
         evs.push(NewEvent::new(data, &by).timed(started, ended));
     }
-    tx.append_events(&mut o, evs).await?;
-    tx.save_objective(&o).await?;
-    tx.commit().await?;
-    Ok(())
+    u.append(evs).await?;
+    u.commit(known).await
 }
 
 fn called(c: &ToolCallRecord, tool: Option<&ObjectiveTool>, by: &str) -> NewEvent {
@@ -521,7 +599,7 @@ fn called(c: &ToolCallRecord, tool: Option<&ObjectiveTool>, by: &str) -> NewEven
     )
 }
 
-/// Finish calls that were refused: each one a correction the model was given.
+/// Finish calls refused before this step: each one a correction the model was given.
 fn too_many_corrections(calls: &[ToolCallRecord]) -> bool {
     let refused =
         calls.iter().filter(|c| c.function_name == FINISH && c.execution_status == ExecutionStatus::Errored).count();

@@ -1,8 +1,9 @@
 //! The runtime's benchmark (issue 9): objectives driven by a real job runner against the fake
-//! model server (in this process, on the same cores) and a local HTTP tool, on SQLite (FULL)
-//! or PostgreSQL. One JSON line per phase.
+//! model server (the test kit's `fake-model` binary, run as separate processes on the same
+//! cores) and a local HTTP tool, on SQLite (FULL) or PostgreSQL. One JSON line per phase.
 //!
 //! ```sh
+//! cargo build --release -p cadenza-testkit --bin fake-model
 //! cargo run --release -p cadenza-server --example runtime_bench -- --backend sqlite
 //! cargo run --release -p cadenza-server --example runtime_bench -- --backend postgres
 //! ```
@@ -10,30 +11,37 @@
 //! Phases:
 //! - `overhead`: one objective at a time (`--sequential N`, 100), each `--rounds K` (3) tool
 //!   rounds then an answer (2K + 1 steps: K + 1 model calls, K tool batches), zero model
-//!   latency. Per objective, wall time / steps: the server's time per step plus one loopback
-//!   round trip to the fake (model or tool). Median and p99 over the objectives.
-//! - `throughput`: `--parallel P` (50) objectives at once, same shape: steps per second, and
-//!   SQLite commits per step.
+//!   latency. Per objective, from the commit of its first event (the create) to the commit of
+//!   its answer, divided by its steps: the server's time per step, which includes the wake-up
+//!   and claim of its job and one loopback round trip to the fake (model or tool) per step.
+//!   Median and p99 over the objectives.
+//! - `throughput`: `--parallel P` (50) objectives created first, then one runner drives them
+//!   all: steps per second, and SQLite commits per step. An SSE client follows every one of
+//!   them on the HTTP API; `sse` reports, per event, the time from its commit (the in-process
+//!   commit notice) to its arrival at the client: median and p99.
 //! - `wait`: `--waiting W` (10000) objectives at once, each one model call that answers after
-//!   `--latency-ms L` (2000): drain time against the ideal L, and the process's peak RSS.
+//!   `--latency-ms L` (2000): drain time against the ideal L, and this process's peak RSS (the
+//!   fake model runs in its own process, so its connections are not counted).
 //!
-//! Timing uses `Instant`; nothing here asserts on time. Objectives are created over the HTTP API
-//! before each phase's clock starts.
+//! Timing uses `Instant` and the store's after-commit notices; nothing here asserts on time.
+//! Objectives are created over the HTTP API before each phase's clock starts.
 
+use std::collections::HashMap;
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use axum::Json;
 use axum::routing::get;
 use cadenza_api::ApiConfig;
-use cadenza_domain::jobs::JobState;
 use cadenza_domain::models::CatalogModel;
-use cadenza_domain::page::ListParams;
 use cadenza_jobs::{LeaseConfig, Registry, Runner};
 use cadenza_llm::{ProviderKind, ProviderSettings};
 use cadenza_runtime::{Limits, Models, Runtime};
-use cadenza_testkit::fake_model::{FakeModel, tool_rounds};
+use cadenza_store::objectives::EventNote;
 use cadenza_testkit::{ADMIN_TOKEN, TestApp, TestBackend};
+use futures::StreamExt;
 use serde_json::json;
+use tokio::io::AsyncBufReadExt;
 use tokio_util::sync::CancellationToken;
 
 struct Args {
@@ -93,25 +101,54 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[i.min(sorted.len() - 1)]
 }
 
+/// The fake model as a child process; killed when dropped.
+struct FakeProcess {
+    child: tokio::process::Child,
+    openai: String,
+}
+
+impl FakeProcess {
+    async fn start(args: &[&str]) -> anyhow::Result<Self> {
+        let bin = match std::env::var_os("CADENZA_FAKE_MODEL_BIN") {
+            Some(b) => std::path::PathBuf::from(b),
+            None => std::env::current_exe()?
+                .parent()
+                .and_then(|examples| examples.parent())
+                .map(|dir| dir.join("fake-model"))
+                .ok_or_else(|| anyhow::anyhow!("cannot locate fake-model"))?,
+        };
+        let mut child = tokio::process::Command::new(&bin)
+            .args(["--listen", "127.0.0.1:0"])
+            .args(args)
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| anyhow::anyhow!("{}: {e} (build it: cargo build --release -p cadenza-testkit --bin fake-model)", bin.display()))?;
+        let stdout = child.stdout.take().ok_or_else(|| anyhow::anyhow!("no stdout"))?;
+        let mut lines = tokio::io::BufReader::new(stdout).lines();
+        while let Some(line) = lines.next_line().await? {
+            if let Some(url) = line.trim().strip_prefix("openai:") {
+                return Ok(Self { child, openai: url.trim().to_string() });
+            }
+        }
+        let _ = child.kill().await;
+        anyhow::bail!("fake-model did not report its address")
+    }
+}
+
 struct Bench {
     app: TestApp,
-    fake: FakeModel,
-    agent: String,
     registry: Registry,
 }
 
 impl Bench {
-    async fn create(&self, n: usize) -> Vec<String> {
+    async fn create(&self, agent: &str, n: usize) -> Vec<String> {
         let path = self.app.ws_path(&self.app.default_ws, "/objectives");
         let mut ids = Vec::with_capacity(n);
         for i in 0..n {
             let o = self
                 .app
-                .post(
-                    &path,
-                    ADMIN_TOKEN,
-                    json!({"agentId": self.agent, "data": {}, "initialMessage": format!("go {i}")}),
-                )
+                .post(&path, ADMIN_TOKEN, json!({"agentId": agent, "data": {}, "initialMessage": format!("go {i}")}))
                 .await
                 .expect(200);
             ids.push(o["metadata"]["id"].as_str().unwrap_or_default().to_string());
@@ -119,41 +156,93 @@ impl Bench {
         ids
     }
 
-    /// Runs the queue with a real runner (concurrency `c`) until no run job is left.
-    async fn drain(&self, c: usize) -> Duration {
+    fn runner(&self, concurrency: usize) -> (CancellationToken, tokio::task::JoinHandle<()>) {
         let stop = CancellationToken::new();
         let runner = Runner::new(
             self.app.store.clone(),
             self.registry.clone(),
             "bench",
             LeaseConfig::default(),
-            vec![cadenza_runtime::queue(c)],
+            vec![cadenza_runtime::queue(concurrency)],
         );
-        let started = Instant::now();
         let handle = runner.start(stop.clone(), Duration::from_secs(5));
-        loop {
-            let pending = |s: JobState| {
-                let store = self.app.store.clone();
-                async move { store.list_jobs(Some(s), &ListParams::first(1)).await.map(|p| p.items.len()).unwrap_or(1) }
-            };
-            if pending(JobState::Queued).await == 0 && pending(JobState::Running).await == 0 {
-                break;
+        (stop, handle)
+    }
+
+    /// Waits until every objective of `ids` has committed event `seq`; when each did.
+    async fn committed(
+        &self,
+        notes: &mut tokio::sync::broadcast::Receiver<EventNote>,
+        ids: &[String],
+        seq: i64,
+    ) -> HashMap<String, Instant> {
+        let mut left: HashMap<&str, ()> = ids.iter().map(|id| (id.as_str(), ())).collect();
+        let mut done = HashMap::new();
+        while !left.is_empty() {
+            match notes.recv().await {
+                Ok(EventNote::Appended { objective_id, seq: s }) if s >= seq => {
+                    if left.remove(objective_id.as_str()).is_some() {
+                        done.insert(objective_id, Instant::now());
+                    }
+                }
+                Ok(_) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                    // Missed notices: ask the store who is there already.
+                    let ws = self.app.default_ws.clone();
+                    let mut reached = Vec::new();
+                    for id in left.keys() {
+                        let r = cadenza_domain::IdRef::Id((*id).to_string());
+                        if let Ok(Some(o)) = self.app.store.get_objective(&ws, &r).await
+                            && o.totals.events >= seq
+                        {
+                            reached.push((*id).to_string());
+                        }
+                    }
+                    for id in reached {
+                        left.remove(id.as_str());
+                        done.insert(id, Instant::now());
+                    }
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
             }
-            tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        let took = started.elapsed();
-        stop.cancel();
-        let _ = handle.await;
-        took
+        done
+    }
+
+    /// Follows one objective's SSE stream; the arrival time of every event, by position (the
+    /// n-th event is sequence number n), until `last` arrived.
+    async fn follow(&self, objective: &str, last: i64) -> Vec<Instant> {
+        let url = format!("{}{}", self.app.base, self.app.ws_path(&self.app.default_ws, &format!("/objectives/{objective}/events:stream")));
+        let mut arrivals = Vec::new();
+        let Ok(resp) = self.app.client.get(&url).bearer_auth(ADMIN_TOKEN).send().await else { return arrivals };
+        let mut body = resp.bytes_stream();
+        let mut buf = Vec::<u8>::new();
+        while let Some(Ok(chunk)) = body.next().await {
+            let now = Instant::now();
+            buf.extend_from_slice(&chunk);
+            while let Some(end) = buf.windows(2).position(|w| w == b"\n\n") {
+                let frame: Vec<u8> = buf.drain(..end + 2).collect();
+                if frame.starts_with(b":") {
+                    continue;
+                }
+                arrivals.push(now);
+                if arrivals.len() as i64 >= last {
+                    return arrivals;
+                }
+            }
+        }
+        arrivals
     }
 }
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() -> anyhow::Result<()> {
     let a = args()?;
-    let catalog = vec![CatalogModel {
-        name: "fake/gpt".into(),
-        provider: "fake".into(),
+    let fast = FakeProcess::start(&["--tool-rounds", &a.rounds.to_string(), "--tool", "lookup"]).await?;
+    let slow = FakeProcess::start(&["--latency-ms", &a.latency_ms.to_string()]).await?;
+    let model = |provider: &str| CatalogModel {
+        name: format!("{provider}/gpt"),
+        provider: provider.into(),
         provider_kind: "openai".into(),
         model: "gpt".into(),
         family: "gpt".into(),
@@ -162,23 +251,18 @@ async fn main() -> anyhow::Result<()> {
         input_price: 0,
         output_price: 0,
         unusable_reason: None,
-    }];
+    };
+    let catalog = vec![model("fast"), model("slow")];
     let app = TestApp::start_with(a.backend, ApiConfig { models: catalog, ..ApiConfig::default() })
         .await
         .ok_or_else(|| anyhow::anyhow!("the database is not reachable"))?;
     app.expect_jobs("objectives.run");
-    let fake = FakeModel::start().await;
-    fake.set_recording(false);
     let http = reqwest::Client::new();
     let mut models = Models::default();
-    models.add_provider(
-        "fake",
-        cadenza_llm::provider(
-            ProviderSettings::new(ProviderKind::OpenAi, fake.openai_base_url(), Some("k".into())),
-            http,
-        ),
-        &["gpt".into()],
-    );
+    for (id, fake) in [("fast", &fast), ("slow", &slow)] {
+        let settings = ProviderSettings::new(ProviderKind::OpenAi, fake.openai.clone(), Some("k".into()));
+        models.add_provider(id, cadenza_llm::provider(settings, http.clone()), &["gpt".into()]);
+    }
     let runtime = Runtime::new(models, cadenza_adapters::EgressPolicy::default(), Limits::default())?;
     let registry = cadenza_runtime::register(Registry::default(), runtime);
 
@@ -190,17 +274,6 @@ async fn main() -> anyhow::Result<()> {
         let _ = axum::serve(listener, app).await;
     });
     let path = |rest: &str| app.ws_path(&app.default_ws, rest);
-    let agent = app.post(&path("/agents"), ADMIN_TOKEN, json!({"metadata": {"name": "bench"}})).await.expect(200);
-    let agent = agent["metadata"]["id"].as_str().unwrap_or_default().to_string();
-    let v = app
-        .post(
-            &path(&format!("/agents/{agent}/variations")),
-            ADMIN_TOKEN,
-            json!({"metadata": {"name": "v"}, "spec": {"prompt": "bench", "modelConfig": {"modelId": "fake/gpt"}}}),
-        )
-        .await
-        .expect(200);
-    let v = v["metadata"]["id"].as_str().unwrap_or_default().to_string();
     let set = app
         .post(
             &path("/tool_sets"),
@@ -218,33 +291,90 @@ async fn main() -> anyhow::Result<()> {
     )
     .await
     .expect(200);
-    app.post(&path(&format!("/agents/{agent}/variations/{v}/assignments")), ADMIN_TOKEN, json!({"toolSetId": set}))
-        .await
-        .expect(200);
-    let bench = Bench { app, fake, agent, registry };
+    let mut agents = HashMap::new();
+    for provider in ["fast", "slow"] {
+        let agent = app.post(&path("/agents"), ADMIN_TOKEN, json!({"metadata": {"name": provider}})).await.expect(200);
+        let agent = agent["metadata"]["id"].as_str().unwrap_or_default().to_string();
+        let v = app
+            .post(
+                &path(&format!("/agents/{agent}/variations")),
+                ADMIN_TOKEN,
+                json!({"metadata": {"name": "v"}, "spec": {"prompt": "bench", "modelConfig": {"modelId": format!("{provider}/gpt")}}}),
+            )
+            .await
+            .expect(200);
+        let v = v["metadata"]["id"].as_str().unwrap_or_default().to_string();
+        app.post(&path(&format!("/agents/{agent}/variations/{v}/assignments")), ADMIN_TOKEN, json!({"toolSetId": set}))
+            .await
+            .expect(200);
+        agents.insert(provider, agent);
+    }
+    let bench = Bench { app, registry };
     let backend = format!("{:?}", a.backend).to_lowercase();
     let steps_per = 2 * a.rounds + 1;
+    // user message, K × (assistant, toolCalled, toolResult), the answer.
+    let answer_seq = 2 + 3 * a.rounds as i64;
 
     // overhead
-    let rounds = a.rounds;
-    bench.fake.set_responder(tool_rounds(rounds, Some("lookup".into())));
+    let (stop, handle) = bench.runner(1);
     let mut per_step = Vec::with_capacity(a.sequential);
     for _ in 0..a.sequential {
-        bench.create(1).await;
-        let took = bench.drain(1).await;
-        per_step.push(took.as_secs_f64() * 1000.0 / steps_per as f64);
+        let mut notes = bench.app.store.event_notes();
+        let ids = bench.create(&agents["fast"], 1).await;
+        let first = bench.committed(&mut notes, &ids, 1).await;
+        let last = bench.committed(&mut notes, &ids, answer_seq).await;
+        if let (Some(t0), Some(t1)) = (first.get(&ids[0]), last.get(&ids[0])) {
+            per_step.push(t1.duration_since(*t0).as_secs_f64() * 1000.0 / steps_per as f64);
+        }
     }
+    stop.cancel();
+    let _ = handle.await;
     per_step.sort_by(|x, y| x.total_cmp(y));
     println!(
         "{}",
-        json!({"phase": "overhead", "backend": backend, "objectives": a.sequential, "steps_per_objective": steps_per,
+        json!({"phase": "overhead", "backend": backend, "objectives": per_step.len(), "steps_per_objective": steps_per,
                "ms_per_step_median": percentile(&per_step, 0.5), "ms_per_step_p99": percentile(&per_step, 0.99)})
     );
 
-    // throughput
-    bench.create(a.parallel).await;
+    // throughput, with an SSE client on every objective
+    let ids = bench.create(&agents["fast"], a.parallel).await;
+    let followers: Vec<_> = ids
+        .iter()
+        .map(|id| {
+            let (b, id) = (&bench, id.clone());
+            async move { b.follow(&id, answer_seq).await }
+        })
+        .collect();
+    let followers = futures::future::join_all(followers);
+    let mut notes = bench.app.store.event_notes();
+    let watch = async {
+        // Every commit notice of the phase, in order, per objective.
+        let mut seen: HashMap<String, Vec<Instant>> = HashMap::new();
+        let mut finished = 0;
+        while finished < ids.len() {
+            match notes.recv().await {
+                Ok(EventNote::Appended { objective_id, seq }) => {
+                    let at = seen.entry(objective_id).or_default();
+                    while (at.len() as i64) < seq - 1 {
+                        at.push(Instant::now());
+                    }
+                    if seq >= answer_seq {
+                        finished += 1;
+                    }
+                }
+                Ok(EventNote::Resync) => {}
+                Err(_) => break,
+            }
+        }
+        seen
+    };
     let commits_before = bench.app.store.sqlite_commits();
-    let took = bench.drain(a.parallel).await;
+    let started = Instant::now();
+    let (stop, handle) = bench.runner(a.parallel);
+    let (arrivals, seen) = tokio::join!(followers, watch);
+    let took = started.elapsed();
+    stop.cancel();
+    let _ = handle.await;
     let steps = (a.parallel * steps_per) as f64;
     let commits = bench.app.store.sqlite_commits().zip(commits_before).map(|(after, before)| after - before);
     println!(
@@ -253,17 +383,36 @@ async fn main() -> anyhow::Result<()> {
                "seconds": took.as_secs_f64(), "steps_per_second": steps / took.as_secs_f64(),
                "sqlite_commits_per_step": commits.map(|c| c as f64 / steps)})
     );
+    // Event n (n ≥ 2) of each objective: committed at seen[n - 2], arrived at arrivals[n - 1].
+    let mut lat = Vec::new();
+    for (id, arrived) in ids.iter().zip(&arrivals) {
+        let Some(committed) = seen.get(id) else { continue };
+        for (c, r) in committed.iter().zip(arrived.iter().skip(1)) {
+            lat.push(r.saturating_duration_since(*c).as_secs_f64() * 1000.0);
+        }
+    }
+    lat.sort_by(|x, y| x.total_cmp(y));
+    println!(
+        "{}",
+        json!({"phase": "sse", "backend": backend, "events": lat.len(),
+               "ms_commit_to_client_median": percentile(&lat, 0.5), "ms_commit_to_client_p99": percentile(&lat, 0.99)})
+    );
 
     // wait
-    let latency = Duration::from_millis(a.latency_ms);
-    bench.fake.set_responder(move |_| cadenza_testkit::fake_model::Reply::text("done").delay(latency));
-    bench.create(a.waiting).await;
-    let took = bench.drain(a.waiting).await;
+    let ids = bench.create(&agents["slow"], a.waiting).await;
+    let mut notes = bench.app.store.event_notes();
+    let started = Instant::now();
+    let (stop, handle) = bench.runner(a.waiting);
+    bench.committed(&mut notes, &ids, 2).await;
+    let took = started.elapsed();
+    stop.cancel();
+    let _ = handle.await;
     println!(
         "{}",
         json!({"phase": "wait", "backend": backend, "objectives": a.waiting, "model_latency_ms": a.latency_ms,
-               "drain_seconds": took.as_secs_f64(), "ideal_seconds": latency.as_secs_f64(),
+               "drain_seconds": took.as_secs_f64(), "ideal_seconds": Duration::from_millis(a.latency_ms).as_secs_f64(),
                "peak_rss_mib": peak_rss_mib()})
     );
+    drop((fast.child, slow.child));
     Ok(())
 }
