@@ -8,59 +8,71 @@ use serde_json::Value;
 use crate::Meta;
 use crate::error::{Error, Result};
 
-/// An objective's state. Wire spelling `STATE_<NAME>`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ObjectiveState {
+/// A closed set stored by its bare names (`RUNNING`) and spelled `<prefix><NAME>` on the wire.
+/// Parsing takes either form; the unspecified value (or nothing) parses as `None`, "no
+/// filter". A stored name this build does not know reads as the given fallback.
+macro_rules! wire_enum {
+    (
+        $(#[$meta:meta])*
+        $name:ident { prefix: $prefix:literal, field: $field:literal, noun: $noun:literal, fallback: $fallback:ident }
+        $( $(#[$vmeta:meta])* $variant:ident = $stored:literal, )+
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum $name {
+            $( $(#[$vmeta])* $variant, )+
+        }
+
+        impl $name {
+            pub const ALL: &'static [Self] = &[$(Self::$variant),+];
+
+            /// The stored form and the suffix of the wire spelling.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $( Self::$variant => $stored, )+
+                }
+            }
+
+            pub fn as_wire(self) -> String {
+                format!("{}{}", $prefix, self.as_str())
+            }
+
+            pub fn from_db(raw: &str) -> Self {
+                Self::ALL.iter().copied().find(|s| s.as_str() == raw).unwrap_or(Self::$fallback)
+            }
+
+            pub fn parse_wire(raw: &str) -> Result<Option<Self>> {
+                let bare = raw.strip_prefix($prefix).unwrap_or(raw);
+                if bare.is_empty() || bare == "UNSPECIFIED" {
+                    return Ok(None);
+                }
+                Self::ALL
+                    .iter()
+                    .copied()
+                    .find(|s| s.as_str() == bare)
+                    .map(Some)
+                    .ok_or_else(|| Error::invalid_field($field, format!("unknown {} {raw:?}", $noun)))
+            }
+        }
+    };
+}
+
+wire_enum! {
+    /// An objective's state. Wire spelling `STATE_<NAME>`.
+    ObjectiveState { prefix: "STATE_", field: "state", noun: "objective state", fallback: Failed }
     /// Created, not yet picked up by a worker.
-    Pending,
+    Pending = "PENDING",
     /// A worker is driving it.
-    Running,
+    Running = "RUNNING",
     /// Its turn is over: it waits for a continue, an approval or a tool's content.
-    Waiting,
-    Failed,
-    Cancelled,
-    Finalized,
-    TimedOut,
+    Waiting = "WAITING",
+    Failed = "FAILED",
+    Cancelled = "CANCELLED",
+    Finalized = "FINALIZED",
+    TimedOut = "TIMED_OUT",
 }
 
 impl ObjectiveState {
-    pub const ALL: [ObjectiveState; 7] =
-        [Self::Pending, Self::Running, Self::Waiting, Self::Failed, Self::Cancelled, Self::Finalized, Self::TimedOut];
-
-    /// The stored form and the suffix of the wire spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "PENDING",
-            Self::Running => "RUNNING",
-            Self::Waiting => "WAITING",
-            Self::Failed => "FAILED",
-            Self::Cancelled => "CANCELLED",
-            Self::Finalized => "FINALIZED",
-            Self::TimedOut => "TIMED_OUT",
-        }
-    }
-
-    pub fn as_wire(self) -> String {
-        format!("STATE_{}", self.as_str())
-    }
-
-    pub fn from_db(raw: &str) -> Self {
-        Self::ALL.into_iter().find(|s| s.as_str() == raw).unwrap_or(Self::Failed)
-    }
-
-    /// Either `STATE_X` or `X`; `None` for the unspecified value (no filter).
-    pub fn parse_wire(raw: &str) -> Result<Option<Self>> {
-        let bare = raw.strip_prefix("STATE_").unwrap_or(raw);
-        if bare.is_empty() || bare == "UNSPECIFIED" {
-            return Ok(None);
-        }
-        Self::ALL
-            .into_iter()
-            .find(|s| s.as_str() == bare)
-            .map(Some)
-            .ok_or_else(|| Error::invalid_field("state", format!("unknown objective state {raw:?}")))
-    }
-
     /// No further step, continue or input is possible. FAILED is terminal too: a failure is
     /// reported, not resumed (a new objective starts over).
     pub fn is_terminal(self) -> bool {
@@ -501,84 +513,37 @@ pub struct EventFilter {
 
 // ---- tool calls ----
 
-/// Approval state of a tool call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ApprovalStatus {
-    AutoApproved,
-    WaitingForApproval,
-    Approved,
-    Denied,
+wire_enum! {
+    /// Approval state of a tool call.
+    ApprovalStatus { prefix: "TOOL_CALL_STATUS_", field: "status", noun: "tool call status", fallback: AutoApproved }
+    AutoApproved = "AUTO_APPROVED",
+    WaitingForApproval = "WAITING_FOR_APPROVAL",
+    Approved = "APPROVED",
+    Denied = "DENIED",
 }
 
 impl ApprovalStatus {
-    pub const ALL: [Self; 4] = [Self::AutoApproved, Self::WaitingForApproval, Self::Approved, Self::Denied];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::AutoApproved => "AUTO_APPROVED",
-            Self::WaitingForApproval => "WAITING_FOR_APPROVAL",
-            Self::Approved => "APPROVED",
-            Self::Denied => "DENIED",
-        }
-    }
-    pub fn from_db(raw: &str) -> Self {
-        Self::ALL.into_iter().find(|s| s.as_str() == raw).unwrap_or(Self::AutoApproved)
-    }
-    pub fn parse_wire(raw: &str) -> Result<Option<Self>> {
-        let bare = raw.strip_prefix("TOOL_CALL_STATUS_").unwrap_or(raw);
-        if bare.is_empty() || bare == "UNSPECIFIED" {
-            return Ok(None);
-        }
-        Self::ALL
-            .into_iter()
-            .find(|s| s.as_str() == bare)
-            .map(Some)
-            .ok_or_else(|| Error::invalid_field("status", format!("unknown tool call status {raw:?}")))
-    }
     /// May run (or has run).
     pub fn allows_run(self) -> bool {
         matches!(self, Self::AutoApproved | Self::Approved)
     }
 }
 
-/// Execution state of a tool call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ExecutionStatus {
-    Pending,
+wire_enum! {
+    /// Execution state of a tool call.
+    ExecutionStatus {
+        prefix: "TOOL_CALL_EXECUTION_STATUS_", field: "executionStatus", noun: "execution status", fallback: Pending
+    }
+    Pending = "PENDING",
     /// `toolCalled` is committed; the call is (or was, before a crash) in flight.
-    Running,
+    Running = "RUNNING",
     /// A bare tool's call waits for `:setContent`.
-    WaitingForContent,
-    Completed,
-    Errored,
+    WaitingForContent = "WAITING_FOR_CONTENT",
+    Completed = "COMPLETED",
+    Errored = "ERRORED",
 }
 
 impl ExecutionStatus {
-    pub const ALL: [Self; 5] = [Self::Pending, Self::Running, Self::WaitingForContent, Self::Completed, Self::Errored];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "PENDING",
-            Self::Running => "RUNNING",
-            Self::WaitingForContent => "WAITING_FOR_CONTENT",
-            Self::Completed => "COMPLETED",
-            Self::Errored => "ERRORED",
-        }
-    }
-    pub fn from_db(raw: &str) -> Self {
-        Self::ALL.into_iter().find(|s| s.as_str() == raw).unwrap_or(Self::Pending)
-    }
-    pub fn parse_wire(raw: &str) -> Result<Option<Self>> {
-        let bare = raw.strip_prefix("TOOL_CALL_EXECUTION_STATUS_").unwrap_or(raw);
-        if bare.is_empty() || bare == "UNSPECIFIED" {
-            return Ok(None);
-        }
-        Self::ALL
-            .into_iter()
-            .find(|s| s.as_str() == bare)
-            .map(Some)
-            .ok_or_else(|| Error::invalid_field("executionStatus", format!("unknown execution status {raw:?}")))
-    }
     pub fn is_done(self) -> bool {
         matches!(self, Self::Completed | Self::Errored)
     }

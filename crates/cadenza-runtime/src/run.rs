@@ -145,16 +145,9 @@ impl Unit {
         Ok(())
     }
 
-    async fn insert_call(&mut self, c: &ToolCallRecord) -> Result<()> {
-        self.tx.insert_tool_call(c).await?;
-        self.calls.push(c.clone());
-        Ok(())
-    }
-
-    async fn update_call(&mut self, c: &ToolCallRecord) -> Result<()> {
-        self.tx.update_tool_call(c).await?;
-        self.calls.retain(|k| k.id != c.id);
-        self.calls.push(c.clone());
+    async fn put_call(&mut self, c: &ToolCallRecord) -> Result<()> {
+        self.tx.put_tool_call(c).await?;
+        upsert(&mut self.calls, c.clone());
         Ok(())
     }
 
@@ -175,14 +168,19 @@ impl Unit {
         if !known.stale {
             known.events.extend(self.events);
             for c in self.calls {
-                match known.calls.iter_mut().find(|k| k.id == c.id) {
-                    Some(k) => *k = c,
-                    None => known.calls.push(c),
-                }
+                upsert(&mut known.calls, c);
             }
         }
         known.o = self.o;
         Ok(())
+    }
+}
+
+/// Replaces the record with the same id in place (the log's order of calls is kept), or adds it.
+fn upsert(calls: &mut Vec<ToolCallRecord>, c: ToolCallRecord) {
+    match calls.iter_mut().find(|k| k.id == c.id) {
+        Some(k) => *k = c,
+        None => calls.push(c),
     }
 }
 
@@ -419,7 +417,7 @@ async fn model_step(ctx: &JobContext, rt: &Runtime, known: &mut Known, tools: &[
         o.state = ObjectiveState::Running;
     }
     for rec in &records {
-        u.insert_call(rec).await?;
+        u.put_call(rec).await?;
     }
     u.append(evs).await?;
     u.commit(known).await
@@ -471,7 +469,7 @@ async fn tool_step(
                         c.attempts += 1;
                         c.content_deadline = content_timeout_secs.map(|s| now + s.saturating_mul(1000));
                         evs.push(called(&c, tool, &by));
-                        u.update_call(&c).await?;
+                        u.put_call(&c).await?;
                         u.o.totals.tool_calls += 1;
                         None
                     }
@@ -495,7 +493,7 @@ async fn tool_step(
                     c.execution_status = ExecutionStatus::Running;
                     c.attempts += 1;
                     evs.push(called(&c, tool, &by));
-                    u.update_call(&c).await?;
+                    u.put_call(&c).await?;
                     http.push((c.clone(), kind.clone()));
                     None
                 }
@@ -506,19 +504,19 @@ async fn tool_step(
             Some(Immediate::Result(blocks)) => {
                 c.execution_status = ExecutionStatus::Completed;
                 c.result = Some(blocks.clone());
-                u.update_call(&c).await?;
+                u.put_call(&c).await?;
                 evs.push(NewEvent::new(EventData::ToolResult { tool_call_id: c.id.clone(), content: blocks }, &by));
             }
             Some(Immediate::Error(message)) => {
                 c.execution_status = ExecutionStatus::Errored;
                 c.error = Some(message.clone());
-                u.update_call(&c).await?;
+                u.put_call(&c).await?;
                 evs.push(NewEvent::new(EventData::ToolError { tool_call_id: c.id.clone(), message }, &by));
             }
             Some(Immediate::Finalized(output)) => {
                 c.execution_status = ExecutionStatus::Completed;
                 c.result = Some(vec![ResultBlock::Text { text: "finished".into() }]);
-                u.update_call(&c).await?;
+                u.put_call(&c).await?;
                 finalized = Some(output);
                 break;
             }
@@ -580,7 +578,7 @@ async fn tool_step(
                 EventData::ToolError { tool_call_id: c.id.clone(), message }
             }
         };
-        u.update_call(&c).await?;
+        u.put_call(&c).await?;
         evs.push(NewEvent::new(data, &by).timed(started, ended));
     }
     u.append(evs).await?;

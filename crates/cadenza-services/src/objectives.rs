@@ -498,7 +498,7 @@ pub async fn decide(
             EventData::ToolResult { tool_call_id: call.id.clone(), content: blocks }
         }
     };
-    tx.update_tool_call(&call).await?;
+    tx.put_tool_call(&call).await?;
     tx.append_events(&mut o, vec![NewEvent::new(event, profile_id)]).await?;
     o.state = ObjectiveState::Pending;
     tx.save_objective(&o).await?;

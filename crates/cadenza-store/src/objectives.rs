@@ -812,11 +812,19 @@ impl Tx {
         Ok(())
     }
 
-    pub async fn insert_tool_call(&mut self, t: &ToolCallRecord) -> StoreResult<()> {
+    /// Writes a tool call: inserts it, or updates its mutable fields (approval, execution,
+    /// result, attempts) when it exists. Its objective's row lock serializes writers.
+    pub async fn put_tool_call(&mut self, t: &ToolCallRecord) -> StoreResult<()> {
+        let now = self.now();
         on_tx!(self, |c| {
             sqlx::query(sqlx::AssertSqlSafe(format!(
                 "INSERT INTO objective_tool_calls ({TOOL_CALL_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, \
-                 $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)"
+                 $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20) \
+                 ON CONFLICT (id) DO UPDATE SET status = excluded.status, execution_status = excluded.execution_status, \
+                 memo = excluded.memo, status_changed_by = excluded.status_changed_by, result = excluded.result, \
+                 error = excluded.error, resolved_secrets = excluded.resolved_secrets, attempts = excluded.attempts, \
+                 content_deadline = excluded.content_deadline, updated_at = excluded.updated_at \
+                 WHERE objective_tool_calls.objective_id = excluded.objective_id"
             )))
             .bind(&t.id)
             .bind(&t.workspace_id)
@@ -837,34 +845,7 @@ impl Tx {
             .bind(i64::from(t.attempts))
             .bind(t.content_deadline)
             .bind(t.created_at)
-            .bind(t.updated_at)
-            .execute(&mut *c)
-            .await?;
-        });
-        Ok(())
-    }
-
-    /// Writes a tool call's mutable fields (approval, execution, result).
-    pub async fn update_tool_call(&mut self, t: &ToolCallRecord) -> StoreResult<()> {
-        let now = self.now();
-        on_tx!(self, |c| {
-            sqlx::query(
-                "UPDATE objective_tool_calls SET status = $1, execution_status = $2, memo = $3, status_changed_by = $4, \
-                 result = $5, error = $6, resolved_secrets = $7, attempts = $8, content_deadline = $9, updated_at = $10 \
-                 WHERE objective_id = $11 AND id = $12",
-            )
-            .bind(t.status.as_str())
-            .bind(t.execution_status.as_str())
-            .bind(&t.memo)
-            .bind(&t.status_changed_by)
-            .bind(t.result.as_ref().map(json_to))
-            .bind(&t.error)
-            .bind(json_to(&t.resolved_secrets))
-            .bind(i64::from(t.attempts))
-            .bind(t.content_deadline)
             .bind(now)
-            .bind(&t.objective_id)
-            .bind(&t.id)
             .execute(&mut *c)
             .await?;
         });

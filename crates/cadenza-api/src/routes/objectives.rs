@@ -273,8 +273,8 @@ async fn tool_call_out(
     }
     Ok(ToolCallOut {
         metadata: record_meta(o, &t.id, &o.meta.profile_id, t.created_at),
-        status: format!("TOOL_CALL_STATUS_{}", t.status.as_str()),
-        execution_status: format!("TOOL_CALL_EXECUTION_STATUS_{}", t.execution_status.as_str()),
+        status: t.status.as_wire(),
+        execution_status: t.execution_status.as_wire(),
         resolved_secrets: with_result.then(|| json!(resolved)),
         result: match (&t.result, with_result) {
             (Some(r), true) => Some(json!({ "content": r.iter().map(ResultBlock::to_wire).collect::<Vec<_>>() })),
