@@ -154,3 +154,28 @@ impl JobSpec for RunObjective {
         Some(self.workspace_id.clone())
     }
 }
+
+/// Deliver an objective's pending webhook messages, in sequence order. One key per objective,
+/// so its messages go out one after another (a receiver sees each objective's events in
+/// order); objectives are delivered in parallel. Appending an event with a message marks it
+/// to run again. Failed attempts are not job failures: the handler yields until the message's
+/// next attempt, and its errors are only the store's.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeliverWebhooks {
+    pub workspace_id: String,
+    pub objective_id: String,
+}
+
+impl JobSpec for DeliverWebhooks {
+    const KIND: &'static str = "webhooks.deliver";
+    const QUEUE: &'static str = "webhooks";
+    const MAX_ATTEMPTS: i64 = 20;
+    const ON_DUPLICATE: OnDuplicate = OnDuplicate::RunAgain;
+    fn key(&self) -> Option<String> {
+        Some(format!("webhooks:{}", self.objective_id))
+    }
+    fn workspace_id(&self) -> Option<String> {
+        Some(self.workspace_id.clone())
+    }
+}

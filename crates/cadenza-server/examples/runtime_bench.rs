@@ -123,7 +123,12 @@ impl FakeProcess {
             .stdout(Stdio::piped())
             .kill_on_drop(true)
             .spawn()
-            .map_err(|e| anyhow::anyhow!("{}: {e} (build it: cargo build --release -p cadenza-testkit --bin fake-model)", bin.display()))?;
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "{}: {e} (build it: cargo build --release -p cadenza-testkit --bin fake-model)",
+                    bin.display()
+                )
+            })?;
         let stdout = child.stdout.take().ok_or_else(|| anyhow::anyhow!("no stdout"))?;
         let mut lines = tokio::io::BufReader::new(stdout).lines();
         while let Some(line) = lines.next_line().await? {
@@ -212,7 +217,11 @@ impl Bench {
     /// Follows one objective's SSE stream; the arrival time of every event, by position (the
     /// n-th event is sequence number n), until `last` arrived.
     async fn follow(&self, objective: &str, last: i64) -> Vec<Instant> {
-        let url = format!("{}{}", self.app.base, self.app.ws_path(&self.app.default_ws, &format!("/objectives/{objective}/events:stream")));
+        let url = format!(
+            "{}{}",
+            self.app.base,
+            self.app.ws_path(&self.app.default_ws, &format!("/objectives/{objective}/events:stream"))
+        );
         let mut arrivals = Vec::new();
         let Ok(resp) = self.app.client.get(&url).bearer_auth(ADMIN_TOKEN).send().await else { return arrivals };
         let mut body = resp.bytes_stream();

@@ -7,3 +7,4 @@ pub mod maintenance;
 pub mod runtime;
 pub mod startup;
 pub mod tool_sets;
+pub mod webhooks;

@@ -160,12 +160,15 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
     let registry = crate::maintenance::register(Registry::default(), blobs);
     let registry =
         crate::tool_sets::register(registry, crate::tool_sets::SyncDeps::with_egress(egress.clone()).map_err(other)?);
+    let deliverer = crate::webhooks::Deliverer::new(&egress, crate::webhooks::Settings::default()).map_err(other)?;
+    let registry = crate::webhooks::register(registry, deliverer);
     let runtime = crate::runtime::build(&config, egress, &|k| std::env::var(k).ok()).map_err(other)?;
     let registry = cadenza_runtime::register(registry, runtime);
     let queues = vec![
         crate::maintenance::queue(config.queue_concurrency("maintenance")),
         crate::tool_sets::queue(config.queue_concurrency("tool_sets")),
         cadenza_runtime::queue(config.queue_concurrency("runs")),
+        crate::webhooks::queue(config.queue_concurrency("webhooks")),
     ];
     let owner = format!("{}:{}", hostname(), std::process::id());
     let runner = Runner::new(store.clone(), registry, &owner, config.lease_config(), queues);

@@ -86,6 +86,32 @@ impl Reads {
         })
     }
 
+    /// The secrets deliveries are signed with at `now`: the current one, and the one before the
+    /// last rotation while the grace period lasts.
+    pub async fn webhook_signing_secrets(&self, account_id: &str, now: i64) -> StoreResult<Vec<String>> {
+        let row: Option<(Vec<u8>, Option<Vec<u8>>, Option<i64>)> = on_db!(self, read, |db| {
+            sqlx::query_as(
+            "SELECT webhook_secret_sealed, previous_webhook_secret_sealed, webhook_secret_rotated_at FROM accounts WHERE id = $1"
+        )
+        .bind(account_id)
+        .fetch_optional(db)
+        .await?
+        });
+        let Some((current, previous, rotated_at)) = row else { return Ok(Vec::new()) };
+        let open = |sealed: &[u8]| -> StoreResult<String> {
+            let plain =
+                self.vault().open(&[account_id, "webhook"], sealed).map_err(|e| StoreError::Corrupt(e.message))?;
+            String::from_utf8(plain).map_err(|_| StoreError::Corrupt("webhook secret".into()))
+        };
+        let mut out = vec![open(&current)?];
+        if let (Some(previous), Some(at)) = (previous, rotated_at)
+            && now < at.saturating_add(cadenza_domain::webhooks::ROTATION_GRACE_MS)
+        {
+            out.push(open(&previous)?);
+        }
+        Ok(out)
+    }
+
     /// Seals the webhook signing secret of an account (also used by bootstrap).
     pub(crate) fn seal_webhook_secret(&self, account_id: &str, secret: &str) -> Vec<u8> {
         seal_webhook(self.vault(), account_id, secret)
@@ -122,12 +148,16 @@ impl Tx {
         let sealed = seal_webhook(&self.shared.vault, account_id, &secret);
         let now = self.now();
         on_tx!(self, |tx| {
-            sqlx::query("UPDATE accounts SET webhook_secret_sealed = $1, updated_at = $2 WHERE id = $3")
-                .bind(sealed)
-                .bind(now)
-                .bind(account_id)
-                .execute(&mut *tx)
-                .await?;
+            // The secret being replaced keeps signing for the grace period.
+            sqlx::query(
+                "UPDATE accounts SET previous_webhook_secret_sealed = webhook_secret_sealed, \
+                 webhook_secret_sealed = $1, webhook_secret_rotated_at = $2, updated_at = $2 WHERE id = $3",
+            )
+            .bind(sealed)
+            .bind(now)
+            .bind(account_id)
+            .execute(&mut *tx)
+            .await?;
         });
         Ok(secret)
     }

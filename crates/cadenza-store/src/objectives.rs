@@ -715,6 +715,7 @@ impl Tx {
             out.push(ev);
         }
         o.last_activity_at = now;
+        self.outbox_events(o, &out).await?;
         let note = EventNote::payload(&o.meta.id, o.totals.events);
         self.notify(crate::dialect::EVENTS_CHANNEL, &note).await?;
         let shared = self.shared.clone();

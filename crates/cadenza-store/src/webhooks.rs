@@ -1,14 +1,19 @@
-//! The webhook delivery log, listed per agent.
+//! Outgoing webhooks: the outbox (messages written with their events, worked by the delivery
+//! job) and the log of attempts, listed per agent.
 
-use crate::Reads;
 use std::collections::BTreeMap;
 
+use cadenza_domain::jobs::DeliverWebhooks;
+use cadenza_domain::objectives::{Event, Objective};
 use cadenza_domain::page::{ListParams, Page};
-use cadenza_domain::webhooks::{Delivery, DeliveryFilter, DeliveryStatus};
+use cadenza_domain::webhooks::{Delivery, DeliveryFilter, DeliveryStatus, OutboxMessage, event_type_of};
+use cadenza_domain::{IdKind, agents::AgentStatus};
 
+use crate::jobs::NewJob;
 use crate::list::{Bind, ListQuery};
 use crate::rows::{HasMeta, MetaRow, labels_to};
-use crate::{Store, StoreError, StoreResult, in_tx};
+use crate::tx::on_tx;
+use crate::{Reads, StoreError, StoreResult, Tx, on_db};
 
 #[derive(sqlx::FromRow)]
 struct DeliveryRow {
@@ -89,10 +94,148 @@ impl Reads {
     }
 }
 
-impl Store {
-    pub async fn insert_delivery(&self, d: &Delivery) -> StoreResult<()> {
+#[derive(sqlx::FromRow)]
+struct OutboxRow {
+    id: String,
+    account_id: String,
+    workspace_id: String,
+    agent_id: String,
+    objective_id: String,
+    event_id: String,
+    seq: i64,
+    event_type: String,
+    url: String,
+    status: String,
+    attempts: i64,
+    next_attempt_at: i64,
+    payload: Option<String>,
+    created_at: i64,
+}
+
+impl OutboxRow {
+    fn into_domain(self) -> OutboxMessage {
+        OutboxMessage {
+            id: self.id,
+            account_id: self.account_id,
+            workspace_id: self.workspace_id,
+            agent_id: self.agent_id,
+            objective_id: self.objective_id,
+            event_id: self.event_id,
+            seq: self.seq,
+            event_type: self.event_type,
+            url: self.url,
+            status: DeliveryStatus::from_db(&self.status),
+            attempts: i32::try_from(self.attempts).unwrap_or(i32::MAX),
+            next_attempt_at: self.next_attempt_at,
+            payload: self.payload,
+            created_at: self.created_at,
+        }
+    }
+}
+
+const OUTBOX_COLUMNS: &str = "id, account_id, workspace_id, agent_id, objective_id, event_id, seq, event_type, url, \
+     status, attempts, next_attempt_at, payload, created_at";
+
+impl Reads {
+    /// An objective's undelivered messages, oldest event first.
+    pub async fn pending_messages(&self, objective_id: &str, limit: i64) -> StoreResult<Vec<OutboxMessage>> {
+        let sql = format!(
+            "SELECT {OUTBOX_COLUMNS} FROM webhook_outbox WHERE objective_id = $1 AND status = 'PENDING' \
+             ORDER BY seq ASC LIMIT $2"
+        );
+        let rows: Vec<OutboxRow> = on_db!(self, read, |db| sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(objective_id)
+            .bind(limit)
+            .fetch_all(db)
+            .await?);
+        Ok(rows.into_iter().map(OutboxRow::into_domain).collect())
+    }
+
+    /// Where the agent sends its events now: `None` when it has no URL or is archived.
+    pub async fn webhook_target(&self, workspace_id: &str, agent_id: &str) -> StoreResult<Option<String>> {
+        let row: Option<(String, String)> = on_db!(self, read, |db| sqlx::query_as(TARGET)
+            .bind(workspace_id)
+            .bind(agent_id)
+            .fetch_optional(db)
+            .await?);
+        Ok(target(row))
+    }
+}
+
+const TARGET: &str = "SELECT webhook_events_url, status FROM agents WHERE workspace_id = $1 AND id = $2";
+
+fn target(row: Option<(String, String)>) -> Option<String> {
+    row.filter(|(url, status)| !url.is_empty() && status != AgentStatus::Archived.as_str()).map(|(url, _)| url)
+}
+
+impl Tx {
+    /// Puts a message for each of `events` in the outbox when `o`'s agent has a receiver, and
+    /// wakes the objective's delivery job: in the events' own unit, so no committed event is
+    /// ever without its message.
+    pub(crate) async fn outbox_events(&mut self, o: &Objective, events: &[Event]) -> StoreResult<()> {
+        let row: Option<(String, String)> = on_tx!(self, |c| sqlx::query_as(TARGET)
+            .bind(&o.workspace_id)
+            .bind(&o.agent_id)
+            .fetch_optional(&mut *c)
+            .await?);
+        let Some(url) = target(row) else { return Ok(()) };
+        let now = self.now();
+        for e in events {
+            let id = IdKind::WebhookMessage.new_id(now);
+            on_tx!(self, |c| {
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "INSERT INTO webhook_outbox ({OUTBOX_COLUMNS}, updated_at) VALUES \
+                     ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'PENDING', 0, $10, NULL, $10, $10)"
+                )))
+                .bind(&id)
+                .bind(&o.meta.account_id)
+                .bind(&o.workspace_id)
+                .bind(&o.agent_id)
+                .bind(&o.meta.id)
+                .bind(&e.id)
+                .bind(e.seq)
+                .bind(event_type_of(e.data.tag()))
+                .bind(&url)
+                .bind(now)
+                .execute(&mut *c)
+                .await?;
+            });
+        }
+        self.enqueue(NewJob::of(&DeliverWebhooks {
+            workspace_id: o.workspace_id.clone(),
+            objective_id: o.meta.id.clone(),
+        }))
+        .await?;
+        Ok(())
+    }
+
+    /// Writes the outcome of one attempt: the message's new state and, unless `log` is
+    /// `None`, the attempt's row in the delivery log.
+    pub async fn record_attempt(&mut self, m: &OutboxMessage, log: Option<&Delivery>) -> StoreResult<()> {
+        let now = self.now();
+        on_tx!(self, |c| {
+            sqlx::query(
+                "UPDATE webhook_outbox SET status = $1, attempts = $2, next_attempt_at = $3, payload = $4, \
+                 updated_at = $5 WHERE id = $6",
+            )
+            .bind(m.status.as_str())
+            .bind(i64::from(m.attempts))
+            .bind(m.next_attempt_at)
+            .bind(&m.payload)
+            .bind(now)
+            .bind(&m.id)
+            .execute(&mut *c)
+            .await?;
+        });
+        if let Some(d) = log {
+            self.insert_delivery(d).await?;
+        }
+        Ok(())
+    }
+
+    pub async fn insert_delivery(&mut self, d: &Delivery) -> StoreResult<()> {
         let headers = serde_json::to_string(&d.response_headers).unwrap_or_else(|_| "{}".to_string());
-        in_tx!(self, |tx| {
+        on_tx!(self, |tx| {
             sqlx::query(
                 "INSERT INTO webhook_deliveries (id, account_id, workspace_id, agent_id, objective_id, \
                  objective_event_id, event_type, webhook_url, webhook_id, external_id, labels, profile_id, created_at, \

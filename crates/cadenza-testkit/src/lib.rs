@@ -9,7 +9,9 @@ pub mod db;
 pub mod fake_mcp;
 pub mod fake_model;
 pub mod logs;
+pub mod webhook_sink;
 
 pub use app::{ADMIN_TOKEN, Resp, TestApp};
 pub use db::{TestBackend, TestDb};
 pub use fake_mcp::{FakeMcp, FakeTool, StaticServer};
+pub use webhook_sink::{Received, WebhookSink};

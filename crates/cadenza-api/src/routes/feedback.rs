@@ -58,7 +58,7 @@ struct Bare {
 impl FeedbackOut {
     /// `f` with its submitter's profile, looked up through `profiles`.
     pub(crate) async fn render(s: &AppState, f: &Feedback, profiles: &mut Profiles) -> ApiResult<Self> {
-        let submitted_by = profiles.get(s, &f.meta.account_id, &f.meta.profile_id).await?;
+        let submitted_by = profiles.get(&s.store, &f.meta.account_id, &f.meta.profile_id).await?;
         Ok(Self {
             metadata: operation_meta(&f.meta, &f.workspace_id),
             data: FeedbackData { score: f.score, comment: f.comment.clone() },

@@ -22,6 +22,7 @@ use cadenza_domain::time::format_ms;
 use cadenza_domain::tool_sets::{Tool, ToolSet};
 use cadenza_domain::{Error, Reason};
 use cadenza_services::objectives::{self as service, CreateInput, Creator, Decision, ToolSnapshot};
+use cadenza_store::Reads;
 use cadenza_store::objectives::EventNote;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -45,11 +46,11 @@ type ProfileJson = Value;
 pub(crate) struct Profiles(HashMap<String, Value>);
 
 impl Profiles {
-    pub(crate) async fn get(&mut self, s: &AppState, account_id: &str, profile_id: &str) -> ApiResult<ProfileJson> {
+    pub(crate) async fn get(&mut self, store: &Reads, account_id: &str, profile_id: &str) -> ApiResult<ProfileJson> {
         if let Some(p) = self.0.get(profile_id) {
             return Ok(p.clone());
         }
-        let p = match s.store.get_profile(account_id, profile_id).await? {
+        let p = match store.get_profile(account_id, profile_id).await? {
             Some(p) => json!({
                 "metadata": {
                     "id": p.id, "accountId": p.account_id, "name": p.name, "profileId": p.id,
@@ -119,7 +120,7 @@ fn snapshot_meta(o: &Objective, key: &str) -> Value {
 }
 
 async fn objective_out(s: &AppState, o: &Objective, profiles: &mut Profiles) -> ApiResult<ObjectiveOut> {
-    let created_by = profiles.get(s, &o.meta.account_id, &o.meta.profile_id).await?;
+    let created_by = profiles.get(&s.store, &o.meta.account_id, &o.meta.profile_id).await?;
     let t = &o.totals;
     let info = json!({
         "agent": snapshot_meta(o, "agent"),
@@ -209,12 +210,29 @@ async fn event_out_with_info(
     profiles: &mut Profiles,
 ) -> ApiResult<EventOut> {
     let info = if with_info {
-        let by = profiles.get(s, &o.meta.account_id, &e.profile_id).await?;
+        let by = profiles.get(&s.store, &o.meta.account_id, &e.profile_id).await?;
         Some(json!({ "createdBy": by, "objective": operation_meta(&o.meta, &o.workspace_id) }))
     } else {
         None
     };
     Ok(event_out(o, e, info))
+}
+
+/// The body of the webhook delivery of event `e` of `o` (§13.2): the agent and variation as
+/// the objective's snapshot holds them, the objective, and the event with its info.
+pub async fn webhook_payload(store: &Reads, o: &Objective, e: &Event) -> ApiResult<Value> {
+    let by = Profiles::default().get(store, &o.meta.account_id, &e.profile_id).await?;
+    let info = json!({ "createdBy": by, "objective": operation_meta(&o.meta, &o.workspace_id) });
+    Ok(json!({
+        "type": cadenza_domain::webhooks::payload_type_of(e.data.tag()),
+        "timestamp": format_ms(e.created_at),
+        "data": {
+            "agent": snapshot_meta(o, "agent"),
+            "agentVariation": snapshot_meta(o, "agentVariation"),
+            "objective": operation_meta(&o.meta, &o.workspace_id),
+            "objectiveEvent": event_out(o, e, Some(info)),
+        },
+    }))
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
@@ -254,7 +272,7 @@ async fn tool_call_out(
         "resolvedSecrets": resolved,
     });
     if let Some(by) = &t.status_changed_by {
-        data["statusChangedBy"] = profiles.get(s, &o.meta.account_id, by).await?;
+        data["statusChangedBy"] = profiles.get(&s.store, &o.meta.account_id, by).await?;
     }
     if let Some(r) = &t.result {
         data["result"] = json!(cadenza_domain::objectives::result_text(r));
@@ -263,7 +281,7 @@ async fn tool_call_out(
     }
     let mut info = json!({
         "objective": operation_meta(&o.meta, &o.workspace_id),
-        "createdBy": profiles.get(s, &o.meta.account_id, &o.meta.profile_id).await?,
+        "createdBy": profiles.get(&s.store, &o.meta.account_id, &o.meta.profile_id).await?,
     });
     if !t.tool_id.is_empty() {
         info["tool"] = json!({ "id": t.tool_id });

@@ -150,7 +150,9 @@ async fn deliveries(backend: TestBackend) {
             response_headers: BTreeMap::from([("content-type".to_string(), "text/plain".to_string())]),
             error_message: String::new(),
         };
-        app.store.insert_delivery(&d).await.expect("insert");
+        let mut tx = app.store.begin().await.expect("begin");
+        tx.insert_delivery(&d).await.expect("insert");
+        tx.commit().await.expect("commit");
         app.clock.advance_ms(1_000);
     }
     let all = app.list_all(&path, ADMIN_TOKEN, 2).await;

@@ -22,6 +22,7 @@ mod races;
 mod runtime;
 mod search;
 mod testkit;
+mod webhooks;
 
 use cadenza_testkit::{ADMIN_TOKEN, TestApp};
 use serde_json::{Value, json};

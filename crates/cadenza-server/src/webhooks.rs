@@ -1,0 +1,372 @@
+//! The webhook delivery job (CONTRACT §13): works one objective's outbox messages in sequence
+//! order, each POSTed with its Standard Webhooks headers, every attempt logged. A failed attempt
+//! is retried on the schedule of `cadenza_domain::webhooks::RETRY_DELAYS_MS`, and until it is
+//! delivered or out of attempts the objective's later messages wait behind it, so a receiver
+//! sees each objective's events in order. Objectives are delivered in parallel.
+//!
+//! One slow or dead receiver must not starve the others: each receiver (by origin) gets at
+//! most [`Settings::per_endpoint`] requests in flight from this process, and a circuit breaker
+//! that opens after [`Settings::breaker_failures`] failures in a row parks that receiver's
+//! deliveries for [`Settings::breaker_open`] (no attempt is spent while it is open) before one
+//! probe is let through. A delivery that finds its receiver busy or open yields its queue slot.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use cadenza_adapters::EgressPolicy;
+use cadenza_adapters::egress::Redirects;
+use cadenza_domain::jobs::{DeliverWebhooks, JobSpec};
+use cadenza_domain::webhooks::{Delivery, DeliveryStatus, OutboxMessage, retry_at, signature_header};
+use cadenza_domain::{IdKind, IdRef, Labels, Meta};
+use cadenza_jobs::{JobContext, Outcome, QueueConfig, Registry};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// How deliveries behave; the defaults are what `cadenza serve` uses.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Per attempt: connecting, sending, and the receiver's answer.
+    pub timeout: Duration,
+    pub per_endpoint: usize,
+    pub breaker_failures: u32,
+    pub breaker_open: Duration,
+    /// Messages one claim of an objective's job delivers before it gives the slot back.
+    pub per_claim: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_secs(15),
+            per_endpoint: 16,
+            breaker_failures: 5,
+            breaker_open: Duration::from_secs(30),
+            per_claim: 256,
+        }
+    }
+}
+
+/// The most of a receiver's answer kept in the log (as part of `errorMessage` on failures).
+const EXCERPT_BYTES: usize = 256;
+
+pub struct Deliverer {
+    http: reqwest::Client,
+    settings: Settings,
+    endpoints: Endpoints,
+}
+
+impl Deliverer {
+    pub fn new(egress: &EgressPolicy, settings: Settings) -> anyhow::Result<Self> {
+        let http = egress.apply(reqwest::Client::builder(), Redirects::None).timeout(settings.timeout).build()?;
+        Ok(Self { http, endpoints: Endpoints::default(), settings })
+    }
+}
+
+pub fn register(registry: Registry, deliverer: Deliverer) -> Registry {
+    let d = Arc::new(deliverer);
+    registry.handle(move |ctx: JobContext, job: DeliverWebhooks| {
+        let d = d.clone();
+        async move { deliver(&ctx, &job, &d).await }
+    })
+}
+
+pub fn queue(concurrency: usize) -> QueueConfig {
+    QueueConfig::new(DeliverWebhooks::QUEUE, concurrency)
+}
+
+async fn deliver(ctx: &JobContext, job: &DeliverWebhooks, d: &Deliverer) -> anyhow::Result<Outcome> {
+    let reads = ctx.reads();
+    for _ in 0..d.settings.per_claim {
+        if ctx.shutting_down() {
+            return Ok(Outcome::Yield { at_ms: ctx.now_ms() });
+        }
+        let Some(mut m) = reads.pending_messages(&job.objective_id, 1).await?.into_iter().next() else {
+            return Ok(Outcome::Done);
+        };
+        let now = ctx.now_ms();
+        if m.next_attempt_at > now {
+            return Ok(Outcome::Yield { at_ms: m.next_attempt_at });
+        }
+        if reads.webhook_target(&m.workspace_id, &m.agent_id).await?.as_deref() != Some(m.url.as_str()) {
+            disable(ctx, &mut m).await?;
+            continue;
+        }
+        let origin = origin_of(&m.url);
+        let permit = match d.endpoints.admit(&origin, &d.settings) {
+            Admission::Go(permit) => permit,
+            Admission::Busy => return Ok(Outcome::Yield { at_ms: now + 250 }),
+            Admission::Open { for_ms } => return Ok(Outcome::Yield { at_ms: now + for_ms }),
+        };
+        let body = match &m.payload {
+            Some(p) => p.clone(),
+            None => match payload(ctx, &m).await? {
+                Some(p) => p,
+                None => {
+                    // The event is gone (its objective was deleted): nothing to send.
+                    disable(ctx, &mut m).await?;
+                    continue;
+                }
+            },
+        };
+        let secrets = reads.webhook_signing_secrets(&m.account_id, now).await?;
+        let attempt = post(d, &m, &body, &secrets).await;
+        d.endpoints.report(&origin, attempt.ok, &d.settings);
+        drop(permit);
+
+        m.attempts += 1;
+        m.payload = Some(body);
+        let failed_at = ctx.now_ms();
+        m.status = if attempt.ok {
+            DeliveryStatus::Completed
+        } else {
+            match retry_at(failed_at, m.attempts, rand::random::<f64>()) {
+                Some(at) => {
+                    m.next_attempt_at = at;
+                    DeliveryStatus::Pending
+                }
+                None => DeliveryStatus::Failed,
+            }
+        };
+        let log = logged(&m, failed_at, attempt);
+        let mut tx = ctx.begin().await?;
+        tx.record_attempt(&m, Some(&log)).await?;
+        tx.commit().await?;
+        if m.status == DeliveryStatus::Pending {
+            return Ok(Outcome::Yield { at_ms: m.next_attempt_at });
+        }
+    }
+    Ok(Outcome::Yield { at_ms: ctx.now_ms() })
+}
+
+/// The message will not be sent: its agent no longer sends events there (the URL changed or
+/// was removed, or the agent was archived).
+async fn disable(ctx: &JobContext, m: &mut OutboxMessage) -> anyhow::Result<()> {
+    m.status = DeliveryStatus::Disabled;
+    let log = logged(
+        m,
+        ctx.now_ms(),
+        Attempt {
+            ok: false,
+            status: 0,
+            latency_ms: 0,
+            length: 0,
+            headers: BTreeMap::new(),
+            error: "not sent: the agent no longer sends its events to this URL".into(),
+        },
+    );
+    let mut tx = ctx.begin().await?;
+    tx.record_attempt(m, Some(&log)).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// The message's body, rendered from the committed event; `None` when the event is gone.
+async fn payload(ctx: &JobContext, m: &OutboxMessage) -> anyhow::Result<Option<String>> {
+    let reads = ctx.reads();
+    let Some(o) = reads.get_objective(&m.workspace_id, &IdRef::Id(m.objective_id.clone())).await? else {
+        return Ok(None);
+    };
+    let Some(e) = reads.events_after(&m.objective_id, m.seq - 1, 1).await?.into_iter().next() else {
+        return Ok(None);
+    };
+    let body = cadenza_api::routes::objectives::webhook_payload(reads, &o, &e)
+        .await
+        .map_err(|e| anyhow::anyhow!("rendering the webhook payload: {}", e.error.message))?;
+    Ok(Some(body.to_string()))
+}
+
+struct Attempt {
+    ok: bool,
+    status: u16,
+    latency_ms: i64,
+    length: i64,
+    headers: BTreeMap<String, String>,
+    error: String,
+}
+
+async fn post(d: &Deliverer, m: &OutboxMessage, body: &str, secrets: &[String]) -> Attempt {
+    // The receiver checks this against its own clock: real time, whatever the store's clock.
+    let ts = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |t| t.as_secs() as i64);
+    let started = Instant::now();
+    let sent = d
+        .http
+        .post(&m.url)
+        .header("content-type", "application/json")
+        .header("webhook-id", &m.id)
+        .header("webhook-timestamp", ts.to_string())
+        .header("webhook-signature", signature_header(secrets, &m.id, ts, body.as_bytes()))
+        .body(body.to_string())
+        .send()
+        .await;
+    let mut a =
+        Attempt { ok: false, status: 0, latency_ms: 0, length: 0, headers: BTreeMap::new(), error: String::new() };
+    match sent {
+        Err(e) => {
+            a.error = if e.is_timeout() {
+                format!("no answer within {}s", d.settings.timeout.as_secs())
+            } else if e.is_connect() {
+                "could not connect to the receiver".to_string()
+            } else {
+                // reqwest's message names the URL, which the log shows beside it anyway.
+                format!("the request failed: {}", e.without_url())
+            };
+        }
+        Ok(resp) => {
+            a.status = resp.status().as_u16();
+            a.ok = resp.status().is_success();
+            a.headers = resp
+                .headers()
+                .iter()
+                .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
+                .collect();
+            let bytes = resp.bytes().await.unwrap_or_default();
+            a.length = i64::try_from(bytes.len()).unwrap_or(i64::MAX);
+            if !a.ok {
+                let text = String::from_utf8_lossy(&bytes[..bytes.len().min(EXCERPT_BYTES)]).into_owned();
+                a.error = format!("the receiver answered {}: {}", a.status, text.trim());
+            }
+        }
+    }
+    a.latency_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
+    a
+}
+
+/// The attempt's row in the delivery log.
+fn logged(m: &OutboxMessage, at: i64, a: Attempt) -> Delivery {
+    Delivery {
+        meta: Meta {
+            id: IdKind::WebhookDelivery.new_id(at),
+            account_id: m.account_id.clone(),
+            name: String::new(),
+            external_id: String::new(),
+            labels: Labels::new(),
+            profile_id: String::new(),
+            created_at: at,
+            updated_at: at,
+        },
+        workspace_id: m.workspace_id.clone(),
+        agent_id: m.agent_id.clone(),
+        objective_id: m.objective_id.clone(),
+        objective_event_id: m.event_id.clone(),
+        event_type: m.event_type.clone(),
+        webhook_url: m.url.clone(),
+        webhook_id: m.id.clone(),
+        status: m.status,
+        attempt_count: m.attempts,
+        last_attempt_at: (m.status != DeliveryStatus::Disabled).then_some(at),
+        http_status_code: i32::from(a.status),
+        latency_ms: a.latency_ms,
+        response_content_length: a.length,
+        response_headers: a.headers,
+        error_message: a.error,
+    }
+}
+
+/// `scheme://host:port` of a URL: what the per-receiver limits count by.
+fn origin_of(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(u) => {
+            format!("{}://{}:{}", u.scheme(), u.host_str().unwrap_or_default(), u.port_or_known_default().unwrap_or(0))
+        }
+        Err(_) => url.to_string(),
+    }
+}
+
+enum Admission {
+    Go(OwnedSemaphorePermit),
+    Busy,
+    Open { for_ms: i64 },
+}
+
+#[derive(Default)]
+struct Endpoints(Mutex<HashMap<String, Endpoint>>);
+
+struct Endpoint {
+    in_flight: Arc<Semaphore>,
+    failures: u32,
+    open_until: Option<Instant>,
+    /// While half-open, the one probe is out.
+    probing: bool,
+}
+
+impl Endpoints {
+    fn admit(&self, origin: &str, s: &Settings) -> Admission {
+        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let e = map.entry(origin.to_string()).or_insert_with(|| Endpoint {
+            in_flight: Arc::new(Semaphore::new(s.per_endpoint.max(1))),
+            failures: 0,
+            open_until: None,
+            probing: false,
+        });
+        if let Some(until) = e.open_until {
+            let now = Instant::now();
+            if until > now {
+                return Admission::Open { for_ms: i64::try_from((until - now).as_millis()).unwrap_or(i64::MAX).max(1) };
+            }
+            if e.probing {
+                return Admission::Busy;
+            }
+            e.probing = true;
+        }
+        match e.in_flight.clone().try_acquire_owned() {
+            Ok(p) => Admission::Go(p),
+            Err(_) => {
+                e.probing = false;
+                Admission::Busy
+            }
+        }
+    }
+
+    fn report(&self, origin: &str, ok: bool, s: &Settings) {
+        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(e) = map.get_mut(origin) else { return };
+        e.probing = false;
+        if ok {
+            e.failures = 0;
+            e.open_until = None;
+            return;
+        }
+        e.failures = e.failures.saturating_add(1);
+        if e.failures >= s.breaker_failures {
+            e.open_until = Some(Instant::now() + s.breaker_open);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_breaker_opens_after_failures_and_probes_once() {
+        let s = Settings {
+            breaker_failures: 2,
+            breaker_open: Duration::from_millis(0),
+            per_endpoint: 1,
+            ..Settings::default()
+        };
+        let e = Endpoints::default();
+        let Admission::Go(p) = e.admit("o", &s) else { panic!("first admission") };
+        assert!(matches!(e.admit("o", &s), Admission::Busy), "one in flight at most");
+        drop(p);
+        e.report("o", false, &s);
+        e.report("o", false, &s);
+        // Open for zero time: half-open at once, and only one probe goes out.
+        let Admission::Go(probe) = e.admit("o", &s) else { panic!("the probe") };
+        assert!(matches!(e.admit("o", &s), Admission::Busy));
+        drop(probe);
+        e.report("o", true, &s);
+        assert!(matches!(e.admit("o", &s), Admission::Go(_)), "closed again after a success");
+        assert_eq!(origin_of("https://h.example/x?y"), "https://h.example:443");
+    }
+
+    #[test]
+    fn an_open_breaker_parks_the_receiver() {
+        let s = Settings { breaker_failures: 1, breaker_open: Duration::from_secs(30), ..Settings::default() };
+        let e = Endpoints::default();
+        e.admit("o", &s);
+        e.report("o", false, &s);
+        assert!(matches!(e.admit("o", &s), Admission::Open { for_ms } if for_ms > 20_000));
+        assert!(matches!(e.admit("other", &s), Admission::Go(_)), "other receivers are not affected");
+    }
+}
