@@ -89,6 +89,40 @@ def tool_endpoint():
     httpd.server_close()
 
 
+@pytest.fixture()
+def webhook_receiver():
+    """A webhook receiver on loopback that answers 200 and keeps every delivery as
+    (raw body bytes, headers dict). Yields (URL, the list)."""
+    got = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            got.append((body, {k: v for k, v in self.headers.items()}))
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, *args):
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}/hooks", got
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def wait_for(predicate, what, timeout=30.0):
+    """Polls `predicate` until it holds; fails naming `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"{what}: not within {timeout}s"
+        time.sleep(0.1)
+
+
 @pytest.fixture(scope="session")
 def server(fake_model):
     binary = os.environ.get("CADENZA_BIN", "target/debug/cadenza")

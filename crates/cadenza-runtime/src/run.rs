@@ -322,7 +322,7 @@ async fn model_step(ctx: &JobContext, rt: &Runtime, known: &mut Known, tools: &[
             function_name: tc.name.clone(),
             tool_id: String::new(),
             tool_set_id: String::new(),
-            callable: Callable::CadenyaProvidedTool(json!({ "id": tc.name, "name": tc.name })),
+            callable: Callable::CadenyaProvidedTool(provided_tool_meta(o, &tc.name, now)),
             arguments,
             status: ApprovalStatus::AutoApproved,
             execution_status: ExecutionStatus::Pending,
@@ -421,6 +421,16 @@ async fn model_step(ctx: &JobContext, rt: &Runtime, known: &mut Known, tools: &[
     }
     u.append(evs).await?;
     u.commit(known).await
+}
+
+/// The `ResourceMetadata` a call to a built-in (or unknown) tool names: clients decode it like
+/// any resource's, so every field is there.
+fn provided_tool_meta(o: &Objective, name: &str, now: i64) -> Value {
+    let at = cadenza_domain::time::format_ms(now);
+    json!({
+        "id": name, "name": name, "accountId": o.meta.account_id, "workspaceId": o.workspace_id,
+        "profileId": "", "externalId": "", "labels": {}, "bundleKey": "", "createdAt": at, "updatedAt": at,
+    })
 }
 
 /// A call whose outcome is known now, inside the step's first commit.

@@ -34,7 +34,7 @@ use crate::error::ApiResult;
 use crate::extract::{JsonBody, QueryPairs, query_invalid, split_verb};
 use crate::openapi::{Op, schema};
 use crate::routes::feedback::FeedbackOut;
-use crate::wire::{ListResponse, MetadataIn, OperationMetadata, operation_meta};
+use crate::wire::{ListResponse, MetadataIn, OperationMetadata, operation_meta, resource_meta};
 
 // ---- wire shapes ----
 
@@ -223,12 +223,26 @@ async fn event_out_with_info(
 pub async fn webhook_payload(store: &Reads, o: &Objective, e: &Event) -> ApiResult<Value> {
     let by = Profiles::default().get(store, &o.meta.account_id, &e.profile_id).await?;
     let info = json!({ "createdBy": by, "objective": operation_meta(&o.meta, &o.workspace_id) });
+    // An objective made without the API's snapshot (none is, today) still names its agent
+    // and variation as they are now.
+    let mut agent = snapshot_meta(o, "agent");
+    if agent.get("id").is_none()
+        && let Some(a) = store.get_agent(&o.workspace_id, &IdRef::Id(o.agent_id.clone())).await?
+    {
+        agent = serde_json::to_value(resource_meta(&a.meta, &o.workspace_id)).unwrap_or(agent);
+    }
+    let mut variation = snapshot_meta(o, "agentVariation");
+    if variation.get("id").is_none()
+        && let Some(v) = store.get_variation(&o.workspace_id, &o.agent_id, &IdRef::Id(o.variation_id.clone())).await?
+    {
+        variation = serde_json::to_value(resource_meta(&v.meta, &o.workspace_id)).unwrap_or(variation);
+    }
     Ok(json!({
         "type": cadenza_domain::webhooks::payload_type_of(e.data.tag()),
         "timestamp": format_ms(e.created_at),
         "data": {
-            "agent": snapshot_meta(o, "agent"),
-            "agentVariation": snapshot_meta(o, "agentVariation"),
+            "agent": agent,
+            "agentVariation": variation,
             "objective": operation_meta(&o.meta, &o.workspace_id),
             "objectiveEvent": event_out(o, e, Some(info)),
         },
