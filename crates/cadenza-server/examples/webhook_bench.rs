@@ -39,8 +39,7 @@ struct Args {
 }
 
 fn args() -> anyhow::Result<Args> {
-    let mut a =
-        Args { backend: TestBackend::Sqlite, messages: 5_000, slow: 200, slow_ms: 10_000, concurrency: 64 };
+    let mut a = Args { backend: TestBackend::Sqlite, messages: 5_000, slow: 200, slow_ms: 10_000, concurrency: 64 };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
         let mut v = || it.next().ok_or_else(|| anyhow::anyhow!("{k} needs a value"));
@@ -103,7 +102,9 @@ async fn agent(app: &TestApp, url: &str) -> String {
 async fn events(app: &TestApp, agent: &str, n: usize) {
     let path = app.ws_path(&app.default_ws, "/objectives");
     for i in 0..n {
-        app.post(&path, ADMIN_TOKEN, json!({"agentId": agent, "initialMessage": format!("event {i}")})).await.expect(200);
+        app.post(&path, ADMIN_TOKEN, json!({"agentId": agent, "initialMessage": format!("event {i}")}))
+            .await
+            .expect(200);
     }
 }
 
@@ -113,7 +114,13 @@ fn count(seen: &Mutex<HashMap<String, u32>>) -> (usize, u32) {
 }
 
 /// Runs the webhooks queue until `want` distinct messages reached `seen`; the time it took.
-async fn drain(app: &TestApp, registry: &Registry, concurrency: usize, seen: &Mutex<HashMap<String, u32>>, want: usize) -> Duration {
+async fn drain(
+    app: &TestApp,
+    registry: &Registry,
+    concurrency: usize,
+    seen: &Mutex<HashMap<String, u32>>,
+    want: usize,
+) -> Duration {
     let stop = CancellationToken::new();
     let runner = Runner::new(
         app.store.clone(),

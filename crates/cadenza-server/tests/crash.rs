@@ -15,7 +15,9 @@
 //!
 //! After each kill the database is read directly (the process is dead, so that is exactly
 //! what was committed); the final log must extend every such snapshot, and a call whose result
-//! a snapshot holds must not reach the endpoint again. Waits are bounded polls with generous
+//! a snapshot holds must not reach the endpoint again. The agent also sends its events to a
+//! webhook receiver: in the end every committed event has reached it at least once, always
+//! under the one `webhook-id` of that event. Waits are bounded polls with generous
 //! deadlines; nothing asserts on how long anything took.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -34,7 +36,7 @@ use cadenza_domain::crypto::Vault;
 use cadenza_domain::objectives::{Event, EventData};
 use cadenza_store::{Store, StoreOptions};
 use cadenza_testkit::fake_model::{FakeModel, RecordedRequest, Reply};
-use cadenza_testkit::{TestBackend, TestDb};
+use cadenza_testkit::{TestBackend, TestDb, WebhookSink};
 use serde_json::{Value, json};
 use tokio::sync::watch;
 
@@ -492,6 +494,7 @@ async fn crash_and_recover(backend: TestBackend) {
     let asks: Asks = Arc::default();
     fake.set_responder(model(asks.clone()));
     let (tool_base, ep) = Endpoint::start().await;
+    let sink = WebhookSink::start().await;
 
     let dir = tempfile::tempdir().expect("tmp");
     let config = dir.path().join("cadenza.toml");
@@ -529,7 +532,10 @@ async fn crash_and_recover(backend: TestBackend) {
     let workspaces = bare.get("/v1/workspaces").await;
     let ws = str_at(&workspaces, "/items/0/metadata/id");
     let a = api(&server, &ws);
-    let agent = str_at(&a.post("/agents", json!({"metadata": {"name": "support"}, "spec": {}})).await, "/metadata/id");
+    let agent = str_at(
+        &a.post("/agents", json!({"metadata": {"name": "support"}, "spec": {"webhookEventsUrl": sink.url()}})).await,
+        "/metadata/id",
+    );
     let variation = str_at(
         &a.post(
             &format!("/agents/{agent}/variations"),
@@ -616,7 +622,28 @@ async fn crash_and_recover(backend: TestBackend) {
         assert_eq!(o["info"]["totalIterations"], json!(ROUNDS + 1), "{id}: {}", o["info"]);
         listed.push(a.events(id).await);
     }
+    // Every committed event reaches the receiver (at least once), always as the same message.
+    let events: usize = listed.iter().map(Vec::len).sum();
+    poll_until(&world, "every event's webhook is delivered", || {
+        sink.received()
+            .iter()
+            .map(|r| str_at(&r.json(), "/data/objectiveEvent/metadata/id"))
+            .collect::<HashSet<_>>()
+            .len()
+            >= events
+    })
+    .await;
     world.stop(server).await;
+    let mut id_of: HashMap<String, String> = HashMap::new();
+    for r in sink.received() {
+        let event = str_at(&r.json(), "/data/objectiveEvent/metadata/id");
+        let first = id_of.entry(event.clone()).or_insert_with(|| r.webhook_id.clone());
+        assert_eq!(*first, r.webhook_id, "{event} was delivered under two webhook-ids");
+    }
+    let ids: HashSet<&String> = id_of.values().collect();
+    assert_eq!(ids.len(), id_of.len(), "no two events share a webhook-id");
+    let all_events: HashSet<String> = listed.iter().flatten().map(|e| str_at(e, "/metadata/id")).collect();
+    assert_eq!(id_of.keys().cloned().collect::<HashSet<_>>(), all_events, "exactly the committed events were sent");
 
     let finals = world.committed(&objectives).await;
     let hits = ep.per_key();
@@ -705,11 +732,14 @@ async fn crash_and_recover(backend: TestBackend) {
     assert!(dead.lines().all(|l| serde_json::from_str::<Value>(l).is_err()), "no dead jobs: {dead}");
     let retries: usize = all_retries(&finals);
     eprintln!(
-        "crash test on {backend:?}: {} starts, {} tool requests for {} calls ({retries} retried), {} model requests, {:.1}s",
+        "crash test on {backend:?}: {} starts, {} tool requests for {} calls ({retries} retried), {} model requests, \
+         {} webhook requests for {} events, {:.1}s",
         world.starts,
         ep.hit_count(),
         known_keys.len(),
         fake.request_count(),
+        sink.received().len(),
+        id_of.len(),
         started.elapsed().as_secs_f64()
     );
 }
