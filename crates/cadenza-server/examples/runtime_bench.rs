@@ -16,9 +16,12 @@
 //!   and claim of its job and one loopback round trip to the fake (model or tool) per step.
 //!   Median and p99 over the objectives.
 //! - `throughput`: `--parallel P` (50) objectives created first, then one runner drives them
-//!   all: steps per second, and SQLite commits per step. An SSE client follows every one of
-//!   them on the HTTP API; `sse` reports, per event, the time from its commit (the in-process
-//!   commit notice) to its arrival at the client: median and p99.
+//!   all as fast as the machine goes: steps per second, and SQLite commits per step. An SSE
+//!   client follows every one of them on the HTTP API; per event, the time from its commit
+//!   (the in-process commit notice) to its arrival at the client: median and p99, with the
+//!   machine saturated.
+//! - `sse`: the same, P objectives followed over SSE, with a model that answers in 20 ms (a
+//!   load the machine keeps up with): commit-to-client latency, median and p99.
 //! - `wait`: `--waiting W` (10000) objectives at once, each one model call that answers after
 //!   `--latency-ms L` (2000): drain time against the ideal L, and this process's peak RSS (the
 //!   fake model runs in its own process, so its connections are not counted).
@@ -214,34 +217,102 @@ impl Bench {
         done
     }
 
-    /// Follows one objective's SSE stream; the arrival time of every event, by position (the
-    /// n-th event is sequence number n), until `last` arrived.
-    async fn follow(&self, objective: &str, last: i64) -> Vec<Instant> {
-        let url = format!(
-            "{}{}",
-            self.app.base,
-            self.app.ws_path(&self.app.default_ws, &format!("/objectives/{objective}/events:stream"))
-        );
-        let mut arrivals = Vec::new();
-        let Ok(resp) = self.app.client.get(&url).bearer_auth(ADMIN_TOKEN).send().await else { return arrivals };
-        let mut body = resp.bytes_stream();
-        let mut buf = Vec::<u8>::new();
-        while let Some(Ok(chunk)) = body.next().await {
-            let now = Instant::now();
-            buf.extend_from_slice(&chunk);
-            while let Some(end) = buf.windows(2).position(|w| w == b"\n\n") {
-                let frame: Vec<u8> = buf.drain(..end + 2).collect();
-                if frame.starts_with(b":") {
-                    continue;
-                }
-                arrivals.push(now);
-                if arrivals.len() as i64 >= last {
-                    return arrivals;
+    /// Runs `ids` to their answers (event `last`) with one runner of `concurrency`, an SSE client
+    /// following each: the time it took, and per live event the time from its commit notice
+    /// to its arrival at the client (ms, sorted).
+    async fn followed(&self, ids: &[String], last: i64, concurrency: usize) -> (Duration, Vec<f64>) {
+        // Every stream is connected and has replayed the first event before the clock starts.
+        let mut followers = Vec::new();
+        for id in ids {
+            let url = format!(
+                "{}{}",
+                self.app.base,
+                self.app.ws_path(&self.app.default_ws, &format!("/objectives/{id}/events:stream"))
+            );
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            followers.push(tokio::spawn(follow(self.app.client.clone(), url, last, tx)));
+            let _ = rx.await;
+        }
+        let followers = async {
+            let mut out = Vec::new();
+            for f in followers {
+                out.push(f.await.unwrap_or_default());
+            }
+            out
+        };
+        let mut notes = self.app.store.event_notes();
+        let watch = async {
+            // When each event (n ≥ 2) of each objective was announced, at index n - 2.
+            let mut seen: HashMap<String, Vec<Instant>> = HashMap::new();
+            let mut finished = 0;
+            while finished < ids.len() {
+                match notes.recv().await {
+                    Ok(EventNote::Appended { objective_id, seq }) => {
+                        let at = seen.entry(objective_id).or_default();
+                        while (at.len() as i64) < seq - 1 {
+                            at.push(Instant::now());
+                        }
+                        if seq >= last {
+                            finished += 1;
+                        }
+                    }
+                    Ok(EventNote::Resync) => {}
+                    Err(_) => break,
                 }
             }
+            seen
+        };
+        let started = Instant::now();
+        let (stop, handle) = self.runner(concurrency);
+        let (arrivals, seen) = tokio::join!(followers, watch);
+        let took = started.elapsed();
+        stop.cancel();
+        let _ = handle.await;
+        // Event n (n ≥ 2): announced at seen[n - 2], arrived at arrivals[n - 1].
+        let mut lat = Vec::new();
+        for (id, arrived) in ids.iter().zip(&arrivals) {
+            let Some(announced) = seen.get(id) else { continue };
+            for (c, r) in announced.iter().zip(arrived.iter().skip(1)) {
+                lat.push(r.saturating_duration_since(*c).as_secs_f64() * 1000.0);
+            }
         }
-        arrivals
+        lat.sort_by(|x, y| x.total_cmp(y));
+        (took, lat)
     }
+}
+
+/// Follows one objective's SSE stream: says when its first event arrived (the stream is live),
+/// then returns the arrival time of every event by position (the n-th event is sequence number
+/// n) once `last` arrived.
+async fn follow(
+    client: reqwest::Client,
+    url: String,
+    last: i64,
+    live: tokio::sync::oneshot::Sender<()>,
+) -> Vec<Instant> {
+    let mut arrivals = Vec::new();
+    let mut live = Some(live);
+    let Ok(resp) = client.get(&url).bearer_auth(ADMIN_TOKEN).send().await else { return arrivals };
+    let mut body = resp.bytes_stream();
+    let mut buf = Vec::<u8>::new();
+    while let Some(Ok(chunk)) = body.next().await {
+        let now = Instant::now();
+        buf.extend_from_slice(&chunk);
+        while let Some(end) = buf.windows(2).position(|w| w == b"\n\n") {
+            let frame: Vec<u8> = buf.drain(..end + 2).collect();
+            if frame.starts_with(b":") {
+                continue;
+            }
+            arrivals.push(now);
+            if let Some(l) = live.take() {
+                let _ = l.send(());
+            }
+            if arrivals.len() as i64 >= last {
+                return arrivals;
+            }
+        }
+    }
+    arrivals
 }
 
 #[tokio::main(flavor = "multi_thread")]
@@ -249,6 +320,8 @@ async fn main() -> anyhow::Result<()> {
     let a = args()?;
     let fast = FakeProcess::start(&["--tool-rounds", &a.rounds.to_string(), "--tool", "lookup"]).await?;
     let slow = FakeProcess::start(&["--latency-ms", &a.latency_ms.to_string()]).await?;
+    let rounds = a.rounds.to_string();
+    let paced = FakeProcess::start(&["--tool-rounds", &rounds, "--tool", "lookup", "--latency-ms", "20"]).await?;
     let model = |provider: &str| CatalogModel {
         name: format!("{provider}/gpt"),
         provider: provider.into(),
@@ -261,14 +334,14 @@ async fn main() -> anyhow::Result<()> {
         output_price: 0,
         unusable_reason: None,
     };
-    let catalog = vec![model("fast"), model("slow")];
+    let catalog = vec![model("fast"), model("slow"), model("paced")];
     let app = TestApp::start_with(a.backend, ApiConfig { models: catalog, ..ApiConfig::default() })
         .await
         .ok_or_else(|| anyhow::anyhow!("the database is not reachable"))?;
     app.expect_jobs("objectives.run");
     let http = reqwest::Client::new();
     let mut models = Models::default();
-    for (id, fake) in [("fast", &fast), ("slow", &slow)] {
+    for (id, fake) in [("fast", &fast), ("slow", &slow), ("paced", &paced)] {
         let settings = ProviderSettings::new(ProviderKind::OpenAi, fake.openai.clone(), Some("k".into()));
         models.add_provider(id, cadenza_llm::provider(settings, http.clone()), &["gpt".into()]);
     }
@@ -301,7 +374,7 @@ async fn main() -> anyhow::Result<()> {
     .await
     .expect(200);
     let mut agents = HashMap::new();
-    for provider in ["fast", "slow"] {
+    for provider in ["fast", "slow", "paced"] {
         let agent = app.post(&path("/agents"), ADMIN_TOKEN, json!({"metadata": {"name": provider}})).await.expect(200);
         let agent = agent["metadata"]["id"].as_str().unwrap_or_default().to_string();
         let v = app
@@ -347,63 +420,24 @@ async fn main() -> anyhow::Result<()> {
 
     // throughput, with an SSE client on every objective
     let ids = bench.create(&agents["fast"], a.parallel).await;
-    let followers: Vec<_> = ids
-        .iter()
-        .map(|id| {
-            let (b, id) = (&bench, id.clone());
-            async move { b.follow(&id, answer_seq).await }
-        })
-        .collect();
-    let followers = futures::future::join_all(followers);
-    let mut notes = bench.app.store.event_notes();
-    let watch = async {
-        // Every commit notice of the phase, in order, per objective.
-        let mut seen: HashMap<String, Vec<Instant>> = HashMap::new();
-        let mut finished = 0;
-        while finished < ids.len() {
-            match notes.recv().await {
-                Ok(EventNote::Appended { objective_id, seq }) => {
-                    let at = seen.entry(objective_id).or_default();
-                    while (at.len() as i64) < seq - 1 {
-                        at.push(Instant::now());
-                    }
-                    if seq >= answer_seq {
-                        finished += 1;
-                    }
-                }
-                Ok(EventNote::Resync) => {}
-                Err(_) => break,
-            }
-        }
-        seen
-    };
     let commits_before = bench.app.store.sqlite_commits();
-    let started = Instant::now();
-    let (stop, handle) = bench.runner(a.parallel);
-    let (arrivals, seen) = tokio::join!(followers, watch);
-    let took = started.elapsed();
-    stop.cancel();
-    let _ = handle.await;
+    let (took, lat) = bench.followed(&ids, answer_seq, a.parallel).await;
     let steps = (a.parallel * steps_per) as f64;
     let commits = bench.app.store.sqlite_commits().zip(commits_before).map(|(after, before)| after - before);
     println!(
         "{}",
         json!({"phase": "throughput", "backend": backend, "objectives": a.parallel, "steps": steps,
                "seconds": took.as_secs_f64(), "steps_per_second": steps / took.as_secs_f64(),
-               "sqlite_commits_per_step": commits.map(|c| c as f64 / steps)})
+               "sqlite_commits_per_step": commits.map(|c| c as f64 / steps),
+               "sse_events": lat.len(), "sse_ms_median": percentile(&lat, 0.5), "sse_ms_p99": percentile(&lat, 0.99)})
     );
-    // Event n (n ≥ 2) of each objective: committed at seen[n - 2], arrived at arrivals[n - 1].
-    let mut lat = Vec::new();
-    for (id, arrived) in ids.iter().zip(&arrivals) {
-        let Some(committed) = seen.get(id) else { continue };
-        for (c, r) in committed.iter().zip(arrived.iter().skip(1)) {
-            lat.push(r.saturating_duration_since(*c).as_secs_f64() * 1000.0);
-        }
-    }
-    lat.sort_by(|x, y| x.total_cmp(y));
+
+    // sse: the same shape at a pace the machine keeps up with (the model answers in 20 ms)
+    let ids = bench.create(&agents["paced"], a.parallel).await;
+    let (_, lat) = bench.followed(&ids, answer_seq, a.parallel).await;
     println!(
         "{}",
-        json!({"phase": "sse", "backend": backend, "events": lat.len(),
+        json!({"phase": "sse", "backend": backend, "objectives": a.parallel, "model_latency_ms": 20, "events": lat.len(),
                "ms_commit_to_client_median": percentile(&lat, 0.5), "ms_commit_to_client_p99": percentile(&lat, 0.99)})
     );
 
@@ -422,6 +456,6 @@ async fn main() -> anyhow::Result<()> {
                "drain_seconds": took.as_secs_f64(), "ideal_seconds": Duration::from_millis(a.latency_ms).as_secs_f64(),
                "peak_rss_mib": peak_rss_mib()})
     );
-    drop((fast.child, slow.child));
+    drop((fast.child, slow.child, paced.child));
     Ok(())
 }

@@ -25,6 +25,14 @@ struct AccountRow {
     challenge_token: String,
 }
 
+/// The signing secrets of an account: the current one and, after a rotation, the previous.
+#[derive(sqlx::FromRow)]
+struct SigningRow {
+    webhook_secret_sealed: Vec<u8>,
+    previous_webhook_secret_sealed: Option<Vec<u8>>,
+    webhook_secret_rotated_at: Option<i64>,
+}
+
 #[derive(sqlx::FromRow)]
 pub(crate) struct ProfileRow {
     id: String,
@@ -89,7 +97,7 @@ impl Reads {
     /// The secrets deliveries are signed with at `now`: the current one, and the one before the
     /// last rotation while the grace period lasts.
     pub async fn webhook_signing_secrets(&self, account_id: &str, now: i64) -> StoreResult<Vec<String>> {
-        let row: Option<(Vec<u8>, Option<Vec<u8>>, Option<i64>)> = on_db!(self, read, |db| {
+        let row: Option<SigningRow> = on_db!(self, read, |db| {
             sqlx::query_as(
             "SELECT webhook_secret_sealed, previous_webhook_secret_sealed, webhook_secret_rotated_at FROM accounts WHERE id = $1"
         )
@@ -97,7 +105,14 @@ impl Reads {
         .fetch_optional(db)
         .await?
         });
-        let Some((current, previous, rotated_at)) = row else { return Ok(Vec::new()) };
+        let Some(SigningRow {
+            webhook_secret_sealed: current,
+            previous_webhook_secret_sealed: previous,
+            webhook_secret_rotated_at: rotated_at,
+        }) = row
+        else {
+            return Ok(Vec::new());
+        };
         let open = |sealed: &[u8]| -> StoreResult<String> {
             let plain =
                 self.vault().open(&[account_id, "webhook"], sealed).map_err(|e| StoreError::Corrupt(e.message))?;

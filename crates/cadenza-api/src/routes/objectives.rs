@@ -766,7 +766,16 @@ async fn stream(
         Some(last) => s.store.event_seq(c.ws(), &o.meta.id, last).await?.unwrap_or(0),
         None => 0,
     };
-    let follower = Follower { s: s.clone(), o, after, buffer: Default::default(), notes, done: false };
+    let follower = Follower {
+        s: s.clone(),
+        o,
+        after,
+        buffer: Default::default(),
+        notes,
+        announced: None,
+        maybe_failed: false,
+        done: false,
+    };
     let events = futures::stream::unfold(follower, |mut f| async move {
         let e = f.next().await?;
         Some((Ok::<_, std::convert::Infallible>(e), f))
@@ -783,6 +792,12 @@ struct Follower {
     after: i64,
     buffer: std::collections::VecDeque<Event>,
     notes: tokio::sync::broadcast::Receiver<EventNote>,
+    /// The highest sequence number announced for this objective, when the notices are known
+    /// to be complete since the last read (`None`: the log must be read to know).
+    announced: Option<i64>,
+    /// The last event sent was an `error`: the objective may have ended FAILED (which has no
+    /// terminal event of its own).
+    maybe_failed: bool,
     done: bool,
 }
 
@@ -791,6 +806,7 @@ impl Follower {
         loop {
             if let Some(e) = self.buffer.pop_front() {
                 self.after = e.seq;
+                self.maybe_failed = matches!(e.data, cadenza_domain::objectives::EventData::Error { .. });
                 if e.data.is_terminal() {
                     self.done = true;
                     self.buffer.clear();
@@ -801,16 +817,28 @@ impl Follower {
             if self.done {
                 return None;
             }
-            let read = self.s.store.events_after(&self.o.meta.id, self.after, CHUNK).await.ok()?;
-            if !read.is_empty() {
-                self.buffer.extend(read);
-                continue;
+            // Everything announced is sent: nothing to read until the next notice, unless the
+            // objective may have ended without a terminal event.
+            let caught_up = self.announced.is_some_and(|seq| seq <= self.after);
+            if !caught_up {
+                let read = self.s.store.events_after(&self.o.meta.id, self.after, CHUNK).await.ok()?;
+                if !read.is_empty() {
+                    self.buffer.extend(read);
+                    continue;
+                }
             }
-            // Nothing new: an objective that ended without a terminal event (FAILED) ends here.
-            let now =
-                self.s.store.get_objective(&self.o.workspace_id, &IdRef::Id(self.o.meta.id.clone())).await.ok()??;
-            if now.state.is_terminal() && now.totals.events <= self.after {
-                return None;
+            if !caught_up || self.maybe_failed {
+                let now = self
+                    .s
+                    .store
+                    .get_objective(&self.o.workspace_id, &IdRef::Id(self.o.meta.id.clone()))
+                    .await
+                    .ok()??;
+                if now.state.is_terminal() && now.totals.events <= self.after {
+                    return None;
+                }
+                self.maybe_failed = false;
+                self.announced = Some(self.after);
             }
             self.wait().await;
         }
@@ -821,12 +849,17 @@ impl Follower {
         loop {
             match self.notes.recv().await {
                 Ok(EventNote::Appended { objective_id, seq }) if objective_id == self.o.meta.id && seq > self.after => {
+                    self.announced = Some(seq);
                     return;
                 }
                 Ok(EventNote::Appended { .. }) => {}
                 // A reconnect or a lagging receiver: anything may have been missed, re-read.
-                Ok(EventNote::Resync) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => return,
+                Ok(EventNote::Resync) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                    self.announced = None;
+                    return;
+                }
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => {
+                    self.announced = None;
                     tokio::time::sleep(Duration::from_secs(1)).await;
                     return;
                 }
