@@ -138,7 +138,7 @@ reasons! {
     UploadNotText = ("UPLOAD_NOT_TEXT", InvalidArgument, "The upload is not UTF-8 text, which this use needs (`field`)."),
 
     // ---- secrets ----
-    SecretValueRequired = ("SECRET_VALUE_REQUIRED", InvalidArgument, "A workspace secret needs a non-empty `spec.value`."),
+    SecretValueRequired = ("SECRET_VALUE_REQUIRED", InvalidArgument, "A workspace or tool-set secret needs a non-empty `spec.value`."),
     SecretUnreadable = ("SECRET_UNREADABLE", DataLoss, "A stored secret could not be decrypted (wrong master key or tampered data)."),
     MasterKeyInvalid = ("MASTER_KEY_INVALID", InvalidArgument, "The master key is not base64 of exactly 32 bytes."),
 

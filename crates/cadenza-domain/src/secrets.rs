@@ -1,12 +1,42 @@
-//! Workspace secrets (CONTRACT §17): write-only values sealed at rest.
+//! Secrets (CONTRACT §17, §12.6): write-only values sealed at rest, owned by a workspace or by
+//! one tool set of it. Both kinds have the same shape and rules; only the owner differs.
 
 use crate::Meta;
 use crate::error::{Error, Result};
+use crate::ids::IdKind;
+
+/// Who a secret belongs to. Names are unique per owner.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretScope {
+    /// A workspace secret (`wsecret_…`).
+    Workspace,
+    /// A tool-set secret (`toolsecret_…`) of the tool set with this id.
+    ToolSet(String),
+}
+
+impl SecretScope {
+    /// The kind of id the scope's secrets get.
+    pub fn id_kind(&self) -> IdKind {
+        match self {
+            SecretScope::Workspace => IdKind::WorkspaceSecret,
+            SecretScope::ToolSet(_) => IdKind::ToolSetSecret,
+        }
+    }
+
+    /// The owning tool set, for tool-set secrets.
+    pub fn tool_set_id(&self) -> Option<&str> {
+        match self {
+            SecretScope::Workspace => None,
+            SecretScope::ToolSet(id) => Some(id),
+        }
+    }
+}
 
 #[derive(Debug, Clone)]
-pub struct WorkspaceSecret {
+pub struct Secret {
     pub meta: Meta,
     pub workspace_id: String,
+    pub scope: SecretScope,
     pub last_used_at: Option<i64>,
 }
 

@@ -126,32 +126,37 @@ fn event(now_ms: i64, set: &ToolSet, e: SyncEvent) -> ToolSetEvent {
     ToolSetEvent { meta, workspace_id: set.workspace_id.clone(), tool_set_id: set.meta.id.clone(), event: e }
 }
 
-/// Header values with their `{{ secrets.NAME }}` references resolved from the workspace's
-/// secrets. The result lives only as long as the call; it is never stored or logged.
+/// Header values with their `{{ secrets.NAME }}` references resolved from the tool set's own
+/// secrets first, then the workspace's (CONTRACT §12.6). The result lives only as long as the
+/// call; it is never stored or logged.
 async fn resolve_headers(
     ctx: &JobContext,
-    workspace_id: &str,
+    set: &ToolSet,
     headers: &BTreeMap<String, String>,
 ) -> Result<BTreeMap<String, String>, SyncError> {
     let mut secrets = serde_json::Map::new();
     let store_err =
         |e: cadenza_store::StoreError| SyncError::new(SyncErrorKind::Protocol, format!("reading secrets: {e}"));
+    let (ws, ts) = (set.workspace_id.as_str(), set.meta.id.as_str());
     // Reading a secret records its use: a fenced write like every other of this job.
     let mut tx = ctx.begin().await.map_err(store_err)?;
     for name in headers.values().flat_map(|v| secret_refs(v)) {
         if secrets.contains_key(&name) {
             continue;
         }
-        let value = tx
-            .resolve_secret(workspace_id, &name)
-            .await
-            .map_err(|e| SyncError::new(SyncErrorKind::InvalidConfig, format!("reading secret {name}: {e}")))?
-            .ok_or_else(|| {
-                SyncError::new(
-                    SyncErrorKind::InvalidConfig,
-                    format!("the headers reference a secret {name:?} that does not exist"),
-                )
-            })?;
+        let read_err = |e: cadenza_store::StoreError| {
+            SyncError::new(SyncErrorKind::InvalidConfig, format!("reading secret {name}: {e}"))
+        };
+        let value = match tx.resolve_tool_set_secret(ws, ts, &name).await.map_err(read_err)? {
+            Some(v) => Some(v),
+            None => tx.resolve_secret(ws, &name).await.map_err(read_err)?,
+        };
+        let value = value.ok_or_else(|| {
+            SyncError::new(
+                SyncErrorKind::InvalidConfig,
+                format!("the headers reference a secret {name:?} that does not exist"),
+            )
+        })?;
         secrets.insert(name, Value::String(value));
     }
     tx.commit().await.map_err(store_err)?;
@@ -181,12 +186,12 @@ async fn discover(
 ) -> Result<(Vec<SyncedTool>, Option<String>), SyncError> {
     let (found, document, filters, base_url) = match &set.adapter {
         Adapter::Mcp(m) => {
-            let headers = resolve_headers(ctx, &set.workspace_id, &m.headers).await?;
+            let headers = resolve_headers(ctx, set, &m.headers).await?;
             let tools = deps.mcp.list_tools(&m.url, &headers).await?;
             (tools, None, (&m.include_tools, &m.exclude_tools, &m.tool_approvals), String::new())
         }
         Adapter::OpenApi(o) => {
-            let headers = resolve_headers(ctx, &set.workspace_id, &o.headers).await?;
+            let headers = resolve_headers(ctx, set, &o.headers).await?;
             let (bytes, spec_url) = match &o.source {
                 OpenApiSource::Url(u) => (fetch_document(u, &headers, &deps.fetch).await?, Some(u.clone())),
                 // The upload was consumed when the set was written; its text lives with the set.

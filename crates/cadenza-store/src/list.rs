@@ -10,11 +10,12 @@ use sqlx::{AssertSqlSafe, FromRow};
 
 use crate::{StoreResult, on_db};
 
-/// A bound value. Only what the schema uses: text, integers, optional text.
+/// A bound value. Only what the schema uses: text, integers, bytes (sealed values).
 #[derive(Debug, Clone)]
 pub(crate) enum Bind {
     Text(String),
     Int(i64),
+    Bytes(Vec<u8>),
 }
 
 /// SQL text plus its binds, numbered `$1…` as they are added.
@@ -64,6 +65,7 @@ macro_rules! bound {
             query = match b {
                 Bind::Text(s) => query.bind(s.clone()),
                 Bind::Int(i) => query.bind(*i),
+                Bind::Bytes(b) => query.bind(b.clone()),
             };
         }
         query
@@ -163,6 +165,14 @@ impl crate::Tx {
         crate::tx::on_tx!(self, |c| {
             let query = bound!(sqlx::query_as::<_, R>(AssertSqlSafe(q.text.clone())), q);
             Ok(query.fetch_optional(&mut *c).await?)
+        })
+    }
+
+    /// Runs a write built as a `ListQuery` inside this unit of work; the rows it touched.
+    pub(crate) async fn execute(&mut self, q: &ListQuery) -> StoreResult<u64> {
+        crate::tx::on_tx!(self, |c| {
+            let query = bound!(sqlx::query(AssertSqlSafe(q.text.clone())), q);
+            Ok(query.execute(&mut *c).await?.rows_affected())
         })
     }
 

@@ -7,6 +7,7 @@ use cadenza_domain::IdRef;
 use cadenza_domain::ids::IdKind;
 use cadenza_domain::page::{ListParams, Page};
 use cadenza_domain::tool_sets::{Adapter, SyncEvent, Tool, ToolSet, ToolSetEvent, ToolSetState, ToolState};
+use cadenza_domain::variations::AssignmentKind;
 use serde_json::Value;
 
 use crate::list::{Bind, ListQuery};
@@ -187,6 +188,40 @@ macro_rules! consume_upload_into_set {
     }};
 }
 
+/// One variation that has the set assigned, or (asked with a tool) that tool (TS10).
+#[derive(Debug, Clone)]
+pub struct ToolSetUse {
+    pub assignment_id: String,
+    pub variation_id: String,
+    pub agent_id: String,
+    /// When the assignment was made.
+    pub assigned_at: i64,
+}
+
+#[derive(sqlx::FromRow)]
+struct UseRow {
+    id: String,
+    variation_id: String,
+    agent_id: String,
+    created_at: i64,
+    labels: String,
+}
+
+/// Usage lists page through assignments (ids in assignment order); `prefix` and `labels`
+/// filter on the variation's name and labels.
+impl crate::list::Listed for UseRow {
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn labels_json(&self) -> &str {
+        &self.labels
+    }
+}
+
+const SELECT_USES: &str = "SELECT id, variation_id, agent_id, created_at, labels FROM \
+     (SELECT a.id, a.workspace_id, a.kind, a.target_id, a.variation_id, v.agent_id, a.created_at, v.name, v.labels \
+      FROM variation_assignments a JOIN variations v ON v.id = a.variation_id) u WHERE 1 = 1";
+
 impl Reads {
     pub async fn get_tool_set(&self, workspace_id: &str, r: &IdRef) -> StoreResult<Option<ToolSet>> {
         let (col, val) = id_ref_column(r);
@@ -217,6 +252,37 @@ impl Reads {
             "SELECT COUNT(DISTINCT v.agent_id) FROM variations v WHERE v.id IN (SELECT a.variation_id {SET_ASSIGNMENTS})"
         );
         self.scalar2(&sql, workspace_id, tool_set_id).await
+    }
+
+    /// The variations assigned the whole set, or with `tool_id` (a tool of the set) the ones
+    /// assigned that tool directly (TS10).
+    pub async fn list_tool_set_uses(
+        &self,
+        workspace_id: &str,
+        tool_set_id: &str,
+        tool_id: Option<&str>,
+        params: &ListParams,
+    ) -> StoreResult<Page<ToolSetUse>> {
+        let (kind, target) = match tool_id {
+            Some(t) => (AssignmentKind::Tool, t),
+            None => (AssignmentKind::ToolSet, tool_set_id),
+        };
+        let mut q = ListQuery::new(SELECT_USES);
+        q.and_eq("workspace_id", Bind::Text(workspace_id.into()))
+            .and_eq("kind", Bind::Text(kind.as_str().into()))
+            .and_eq("target_id", Bind::Text(target.into()));
+        let page = self.list_page::<UseRow>(q, "name", params).await?;
+        let items = page
+            .items
+            .into_iter()
+            .map(|r| ToolSetUse {
+                assignment_id: r.id,
+                variation_id: r.variation_id,
+                agent_id: r.agent_id,
+                assigned_at: r.created_at,
+            })
+            .collect();
+        Ok(Page { items, next_cursor: page.next_cursor })
     }
 
     /// A `COUNT` whose SQL takes the workspace as `$1` and one id as `$2`.
@@ -754,12 +820,13 @@ impl Reads {
 }
 
 impl Tx {
-    /// Deletes a tool set with its tools and its event log.
+    /// Deletes a tool set with its tools, its event log and its secrets.
     pub async fn delete_tool_set(&mut self, workspace_id: &str, id: &str) -> StoreResult<bool> {
         let n = on_tx!(self, |tx| {
             for sql in [
                 "DELETE FROM tools WHERE workspace_id = $1 AND tool_set_id = $2",
                 "DELETE FROM tool_set_events WHERE workspace_id = $1 AND tool_set_id = $2",
+                "DELETE FROM tool_set_secrets WHERE workspace_id = $1 AND tool_set_id = $2",
             ] {
                 sqlx::query(sql).bind(workspace_id).bind(id).execute(&mut *tx).await?;
             }

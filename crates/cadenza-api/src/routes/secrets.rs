@@ -1,13 +1,19 @@
-//! Workspace secrets (CONTRACT §17): write-only values, sealed at rest by the store.
+//! Secrets (CONTRACT §17, §12.6): workspace secrets under `{ws}/workspace_secrets` and tool-set
+//! secrets under `{ws}/tool_sets/{tool_set_id}/secrets`. One set of handlers serves both: the
+//! path names the owner ([`Owner`]), and the kind parameter `K` only names the wire schemas
+//! (`WorkspaceSecret…` or `ToolSetSecret…`). Values are write-only, sealed at rest by the store.
+
+use std::marker::PhantomData;
 
 use axum::Json;
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::{FromRequestParts, Path, RawPathParams, State};
+use axum::http::request::Parts;
 use axum::routing::get;
-use cadenza_domain::ids::{IdKind, IdRef};
+use cadenza_domain::ids::IdRef;
 use cadenza_domain::mask::UpdateMask;
 use cadenza_domain::scopes::Verb;
-use cadenza_domain::secrets::{self, MAX_VALUE_BYTES, WorkspaceSecret};
+use cadenza_domain::secrets::{self, MAX_VALUE_BYTES, Secret, SecretScope};
 use cadenza_domain::time::format_ms;
 use cadenza_domain::{Error, Reason};
 use schemars::JsonSchema;
@@ -17,59 +23,137 @@ use cadenza_services as services;
 
 use crate::AppState;
 use crate::auth::WsCaller;
-use crate::error::ApiResult;
+use crate::error::{ApiError, ApiResult};
 use crate::extract::{JsonBody, QueryPairs};
 use crate::openapi::{Op, schema};
 use crate::wire::{Empty, ListResponse, METADATA_MASK, MetadataIn, ResourceMetadata, empty, resource_meta};
 
-#[derive(Debug, Serialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
+/// Names the schemas of workspace secrets.
+#[derive(Debug, JsonSchema)]
 #[schemars(rename = "WorkspaceSecret")]
-pub struct SecretOut {
+pub struct WorkspaceKind;
+
+/// Names the schemas of tool-set secrets.
+#[derive(Debug, JsonSchema)]
+#[schemars(rename = "ToolSetSecret")]
+pub struct ToolSetKind;
+
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase", bound = "")]
+#[schemars(rename = "{K}")]
+pub struct SecretOut<K> {
     metadata: ResourceMetadata,
     /// Always empty: the value is write-only.
-    spec: EmptySpec,
-    info: SecretInfoOut,
+    spec: EmptySpec<K>,
+    info: SecretInfoOut<K>,
+    #[serde(skip)]
+    kind: PhantomData<K>,
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
-#[schemars(rename = "WorkspaceSecretSpec")]
-struct EmptySpec {}
+#[serde(bound = "")]
+#[schemars(rename = "{K}Spec")]
+struct EmptySpec<K> {
+    #[serde(skip)]
+    kind: PhantomData<K>,
+}
 
 #[derive(Debug, Serialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-#[schemars(rename = "WorkspaceSecretInfo")]
-struct SecretInfoOut {
+#[serde(rename_all = "camelCase", bound = "")]
+#[schemars(rename = "{K}Info")]
+struct SecretInfoOut<K> {
     #[serde(skip_serializing_if = "Option::is_none")]
     last_used_at: Option<String>,
+    #[serde(skip)]
+    kind: PhantomData<K>,
 }
 
-impl SecretOut {
-    fn new(s: &WorkspaceSecret) -> Self {
+impl<K> SecretOut<K> {
+    fn new(s: &Secret) -> Self {
         Self {
             metadata: resource_meta(&s.meta, &s.workspace_id),
-            spec: EmptySpec {},
-            info: SecretInfoOut { last_used_at: s.last_used_at.map(format_ms) },
+            spec: EmptySpec { kind: PhantomData },
+            info: SecretInfoOut { last_used_at: s.last_used_at.map(format_ms), kind: PhantomData },
+            kind: PhantomData,
         }
     }
 }
 
-#[derive(Debug, Default, Deserialize, JsonSchema)]
-#[schemars(rename = "WorkspaceSecretSpecRequest")]
-struct SpecIn {
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(bound = "")]
+#[schemars(rename = "{K}SpecRequest")]
+struct SpecIn<K> {
     value: Option<String>,
+    #[serde(skip)]
+    kind: PhantomData<K>,
+}
+
+impl<K> Default for SpecIn<K> {
+    fn default() -> Self {
+        Self { value: None, kind: PhantomData }
+    }
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-#[schemars(rename = "WorkspaceSecretWriteRequest")]
-struct WriteIn {
+#[serde(rename_all = "camelCase", bound = "")]
+#[schemars(rename = "{K}WriteRequest")]
+struct WriteIn<K> {
     #[serde(default)]
     metadata: MetadataIn,
     #[serde(default)]
-    spec: SpecIn,
+    spec: SpecIn<K>,
     #[serde(alias = "update_mask")]
     update_mask: Option<String>,
+}
+
+/// The caller and the owner its path names, once the caller may manage secrets: no
+/// `tool_set_id` for workspace secrets; a tool set must be the workspace's (404 otherwise, as
+/// for any resource of another workspace).
+struct Owner {
+    c: WsCaller,
+    scope: SecretScope,
+}
+
+impl FromRequestParts<AppState> for Owner {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, s: &AppState) -> Result<Self, Self::Rejection> {
+        let c = WsCaller::from_request_parts(parts, s).await?;
+        c.require("secrets", Verb::Manage)?;
+        let params = RawPathParams::from_request_parts(parts, s)
+            .await
+            .map_err(|_| Error::invalid("missing tool set in path"))?;
+        let scope = match params.iter().find(|(k, _)| *k == "tool_set_id") {
+            None => SecretScope::Workspace,
+            Some((_, raw)) => SecretScope::ToolSet(crate::routes::tool_sets::load(s, &c, raw).await?.meta.id),
+        };
+        Ok(Self { c, scope })
+    }
+}
+
+impl Owner {
+    fn ws(&self) -> &str {
+        self.c.ws()
+    }
+
+    fn not_found(&self) -> Error {
+        Error::not_found(self.scope.id_kind().noun())
+    }
+
+    fn id_ref(&self, raw: &str) -> ApiResult<IdRef> {
+        Ok(IdRef::parse(self.scope.id_kind(), raw)?)
+    }
+
+    /// The secret `raw` names among the owner's.
+    async fn load(&self, s: &AppState, raw: &str) -> ApiResult<Secret> {
+        let r = self.id_ref(raw)?;
+        Ok(s.store.get_secret(self.ws(), &self.scope, &r).await?.ok_or_else(|| self.not_found())?)
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct ItemPath {
+    id: String,
 }
 
 fn check_value(v: &str) -> ApiResult<()> {
@@ -86,27 +170,29 @@ fn check_value(v: &str) -> ApiResult<()> {
     Ok(())
 }
 
-async fn load(s: &AppState, c: &WsCaller, raw: &str) -> ApiResult<WorkspaceSecret> {
-    let r = IdRef::parse(IdKind::WorkspaceSecret, raw)?;
-    Ok(s.store.get_secret(c.ws(), &r).await?.ok_or_else(|| Error::not_found("workspace secret"))?)
-}
-
-async fn list(State(s): State<AppState>, c: WsCaller, q: QueryPairs) -> ApiResult<Json<ListResponse<SecretOut>>> {
-    c.require("secrets", Verb::Manage)?;
-    let page = s.store.list_secrets(c.ws(), &q.list_params()?).await?;
+async fn list<K: JsonSchema>(
+    State(s): State<AppState>,
+    o: Owner,
+    q: QueryPairs,
+) -> ApiResult<Json<ListResponse<SecretOut<K>>>> {
+    let page = s.store.list_secrets(o.ws(), &o.scope, &q.list_params()?).await?;
     Ok(ListResponse::from_page(page, |x| SecretOut::new(&x)))
 }
 
-async fn create(State(s): State<AppState>, c: WsCaller, JsonBody(b): JsonBody<WriteIn>) -> ApiResult<Json<SecretOut>> {
-    c.require("secrets", Verb::Manage)?;
+async fn create<K: JsonSchema>(
+    State(s): State<AppState>,
+    o: Owner,
+    JsonBody(b): JsonBody<WriteIn<K>>,
+) -> ApiResult<Json<SecretOut<K>>> {
     let meta = b.metadata.into_new()?;
     secrets::validate_name(&meta.name)?;
     let value = b.spec.value.unwrap_or_default();
     check_value(&value)?;
     let now = s.store.now_ms();
-    let secret = WorkspaceSecret {
-        meta: meta.into_meta(IdKind::WorkspaceSecret, now, &c.workspace.meta.account_id, &c.principal.profile_id),
-        workspace_id: c.ws().to_string(),
+    let secret = Secret {
+        meta: meta.into_meta(o.scope.id_kind(), now, &o.c.workspace.meta.account_id, &o.c.principal.profile_id),
+        workspace_id: o.ws().to_string(),
+        scope: o.scope,
         last_used_at: None,
     };
     let mut tx = s.store.begin().await?;
@@ -115,28 +201,26 @@ async fn create(State(s): State<AppState>, c: WsCaller, JsonBody(b): JsonBody<Wr
     Ok(Json(SecretOut::new(&secret)))
 }
 
-async fn get_one(
+async fn get_one<K: JsonSchema>(
     State(s): State<AppState>,
-    c: WsCaller,
-    Path((_, id)): Path<(String, String)>,
-) -> ApiResult<Json<SecretOut>> {
-    c.require("secrets", Verb::Manage)?;
-    Ok(Json(SecretOut::new(&load(&s, &c, &id).await?)))
+    o: Owner,
+    Path(p): Path<ItemPath>,
+) -> ApiResult<Json<SecretOut<K>>> {
+    Ok(Json(SecretOut::new(&o.load(&s, &p.id).await?)))
 }
 
-async fn update(
+async fn update<K: JsonSchema>(
     State(s): State<AppState>,
-    c: WsCaller,
-    Path((_, id)): Path<(String, String)>,
-    JsonBody(b): JsonBody<WriteIn>,
-) -> ApiResult<Json<SecretOut>> {
-    c.require("secrets", Verb::Manage)?;
-    let r = IdRef::parse(IdKind::WorkspaceSecret, &id)?;
+    o: Owner,
+    Path(p): Path<ItemPath>,
+    JsonBody(b): JsonBody<WriteIn<K>>,
+) -> ApiResult<Json<SecretOut<K>>> {
+    let r = o.id_ref(&p.id)?;
     let allowed = [METADATA_MASK.as_slice(), &["spec.value"]].concat();
     let mask = UpdateMask::parse(b.update_mask.as_deref(), &allowed)?;
     // The mask applies to the row as it is now, locked.
     let mut tx = s.store.begin().await?;
-    let mut secret = tx.get_secret_locked(c.ws(), &r).await?.ok_or_else(|| Error::not_found("workspace secret"))?;
+    let mut secret = tx.get_secret_locked(o.ws(), &o.scope, &r).await?.ok_or_else(|| o.not_found())?;
     b.metadata.apply(&mask, &mut secret.meta)?;
     secrets::validate_name(&secret.meta.name)?;
     let new_value = if mask.covers("spec.value", b.spec.value.is_some()) {
@@ -152,41 +236,71 @@ async fn update(
     Ok(Json(SecretOut::new(&secret)))
 }
 
-async fn delete(
-    State(s): State<AppState>,
-    c: WsCaller,
-    Path((_, id)): Path<(String, String)>,
-) -> ApiResult<Json<Empty>> {
-    c.require("secrets", Verb::Manage)?;
-    let secret = load(&s, &c, &id).await?;
+async fn delete(State(s): State<AppState>, o: Owner, Path(p): Path<ItemPath>) -> ApiResult<Json<Empty>> {
+    let secret = o.load(&s, &p.id).await?;
     let mut tx = s.store.begin().await?;
-    services::secrets::delete(&mut tx, c.ws(), &secret.meta.id).await?;
+    services::secrets::delete(&mut tx, o.ws(), &o.scope, &secret.meta.id).await?;
     tx.commit().await?;
     Ok(empty())
 }
 
 pub fn workspace_routes() -> Router<AppState> {
     Router::new()
-        .route("/workspace_secrets", get(list).post(create))
-        .route("/workspace_secrets/{id}", get(get_one).patch(update).delete(delete))
+        .route("/workspace_secrets", get(list::<WorkspaceKind>).post(create::<WorkspaceKind>))
+        .route("/workspace_secrets/{id}", get(get_one::<WorkspaceKind>).patch(update::<WorkspaceKind>).delete(delete))
+        .route("/tool_sets/{tool_set_id}/secrets", get(list::<ToolSetKind>).post(create::<ToolSetKind>))
+        .route(
+            "/tool_sets/{tool_set_id}/secrets/{id}",
+            get(get_one::<ToolSetKind>).patch(update::<ToolSetKind>).delete(delete),
+        )
+}
+
+/// The five operations of one kind of secret.
+fn kind_operations<K: JsonSchema>(
+    tag: &'static str,
+    coll: &'static str,
+    item: &'static str,
+    ids: [&'static str; 5],
+) -> Vec<Op> {
+    let [list_id, create_id, get_id, update_id, delete_id] = ids;
+    vec![
+        Op::new("get", coll, list_id, tag, schema::<ListResponse<SecretOut<K>>>).scope("secrets:manage").list(),
+        Op::new("post", coll, create_id, tag, schema::<SecretOut<K>>)
+            .summary("Store a secret; its value is write-only")
+            .scope("secrets:manage")
+            .body(schema::<WriteIn<K>>),
+        Op::new("get", item, get_id, tag, schema::<SecretOut<K>>).scope("secrets:manage"),
+        Op::new("patch", item, update_id, tag, schema::<SecretOut<K>>)
+            .scope("secrets:manage")
+            .body(schema::<WriteIn<K>>),
+        Op::new("delete", item, delete_id, tag, schema::<Empty>).scope("secrets:manage"),
+    ]
 }
 
 pub fn operations() -> Vec<Op> {
-    const T: &str = "Workspace secrets";
-    const ITEM: &str = "/v1/workspaces/{workspace_id}/workspace_secrets/{id}";
-    const COLL: &str = "/v1/workspaces/{workspace_id}/workspace_secrets";
-    vec![
-        Op::new("get", COLL, "list_workspace_secrets", T, schema::<ListResponse<SecretOut>>)
-            .scope("secrets:manage")
-            .list(),
-        Op::new("post", COLL, "create_workspace_secret", T, schema::<SecretOut>)
-            .summary("Store a secret; its value is write-only")
-            .scope("secrets:manage")
-            .body(schema::<WriteIn>),
-        Op::new("get", ITEM, "get_workspace_secret", T, schema::<SecretOut>).scope("secrets:manage"),
-        Op::new("patch", ITEM, "update_workspace_secret", T, schema::<SecretOut>)
-            .scope("secrets:manage")
-            .body(schema::<WriteIn>),
-        Op::new("delete", ITEM, "delete_workspace_secret", T, schema::<Empty>).scope("secrets:manage"),
-    ]
+    let mut ops = kind_operations::<WorkspaceKind>(
+        "Workspace secrets",
+        "/v1/workspaces/{workspace_id}/workspace_secrets",
+        "/v1/workspaces/{workspace_id}/workspace_secrets/{id}",
+        [
+            "list_workspace_secrets",
+            "create_workspace_secret",
+            "get_workspace_secret",
+            "update_workspace_secret",
+            "delete_workspace_secret",
+        ],
+    );
+    ops.extend(kind_operations::<ToolSetKind>(
+        "Tool-set secrets",
+        "/v1/workspaces/{workspace_id}/tool_sets/{tool_set_id}/secrets",
+        "/v1/workspaces/{workspace_id}/tool_sets/{tool_set_id}/secrets/{id}",
+        [
+            "list_tool_set_secrets",
+            "create_tool_set_secret",
+            "get_tool_set_secret",
+            "update_tool_set_secret",
+            "delete_tool_set_secret",
+        ],
+    ));
+    ops
 }

@@ -587,12 +587,72 @@ async fn openapi_spec(
     Ok(Json(SpecOut { spec: doc }))
 }
 
+// ---- usage (TS10) ----
+
+/// One variation that uses the set (`ToolSetUsage`, Python SDK 0.3+).
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(rename = "ToolSetUsage")]
+struct UsageOut {
+    agent_variation: ResourceMetadata,
+    agent: ResourceMetadata,
+    /// The variation's model; omitted when the variation has none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    model: Option<ResourceMetadata>,
+    /// When the assignment was made.
+    assigned_at: String,
+}
+
+/// The variations assigned the whole set, or with `toolId` those assigned that one tool of it
+/// directly, in assignment order (`sortOrder`).
+async fn usage(
+    State(s): State<AppState>,
+    c: WsCaller,
+    Path((_, raw)): Path<(String, String)>,
+    q: QueryPairs,
+) -> ApiResult<Json<ListResponse<UsageOut>>> {
+    c.require("tools", Verb::Read)?;
+    let ts = load(&s, &c, &raw).await?;
+    let params = q.list_params()?;
+    let tool_id = match q.get("toolId").or(q.get("tool_id")).filter(|t| !t.is_empty()) {
+        Some(t) => {
+            let r = IdRef::parse(IdKind::Tool, t).map_err(|e| e.with_meta("parameter", "toolId"))?;
+            let tool = s.store.get_tool(c.ws(), &ts.meta.id, &r).await?;
+            Some(tool.ok_or_else(|| Error::not_found("tool").with_meta("parameter", "toolId"))?.meta.id)
+        }
+        None => None,
+    };
+    let page = s.store.list_tool_set_uses(c.ws(), &ts.meta.id, tool_id.as_deref(), &params).await?;
+    let mut agents = BTreeMap::new();
+    let mut items = Vec::with_capacity(page.items.len());
+    for u in &page.items {
+        // A variation or agent deleted since the page was read is left out.
+        let Some(v) = s.store.get_variation(c.ws(), &u.agent_id, &IdRef::Id(u.variation_id.clone())).await? else {
+            continue;
+        };
+        if !agents.contains_key(&u.agent_id) {
+            let agent = s.store.get_agent(c.ws(), &IdRef::Id(u.agent_id.clone())).await?;
+            agents.insert(u.agent_id.clone(), agent);
+        }
+        let Some(Some(agent)) = agents.get(&u.agent_id) else { continue };
+        let model = crate::routes::variations::variation_model(&s, &v).await?;
+        items.push(UsageOut {
+            agent_variation: resource_meta(&v.meta, &v.workspace_id),
+            agent: resource_meta(&agent.meta, &agent.workspace_id),
+            model: model.map(|m| resource_meta(&m.meta, &m.workspace_id)),
+            assigned_at: format_ms(u.assigned_at),
+        });
+    }
+    Ok(Json(ListResponse { items, pagination: crate::wire::Pagination { next_cursor: page.next_cursor } }))
+}
+
 pub fn workspace_routes() -> Router<AppState> {
     Router::new()
         .route("/tool_sets", get(list).post(create))
         .route("/tool_sets/{tool_set_id}", get(get_one).put(update).patch(update).delete(delete_one).post(action))
         .route("/tool_sets/{tool_set_id}/events", get(events))
         .route("/tool_sets/{tool_set_id}/openapi_spec", get(openapi_spec))
+        .route("/tool_sets/{tool_set_id}/usage", get(usage))
 }
 
 pub fn operations() -> Vec<Op> {
@@ -630,6 +690,16 @@ pub fn operations() -> Vec<Op> {
             schema::<SpecOut>,
         )
         .scope("tools:read"),
+        Op::new(
+            "get",
+            "/v1/workspaces/{workspace_id}/tool_sets/{tool_set_id}/usage",
+            "list_tool_set_usage",
+            T,
+            schema::<ListResponse<UsageOut>>,
+        )
+        .summary("Variations assigned the set (or, with toolId, one of its tools)")
+        .scope("tools:read")
+        .list(),
     ];
     for (path, id, summary) in [
         (

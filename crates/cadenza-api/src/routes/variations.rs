@@ -9,6 +9,7 @@ use cadenza_domain::agents::Agent;
 use cadenza_domain::ids::{IdKind, IdRef};
 use cadenza_domain::mask::UpdateMask;
 use cadenza_domain::memory::MemoryLayer;
+use cadenza_domain::models::Model;
 use cadenza_domain::scopes::Verb;
 use cadenza_domain::variations::{
     self, Assignment, AssignmentKind, CompactionConfig, Constraints, LayerAssignment, ModelConfig,
@@ -157,17 +158,18 @@ fn count(n: usize) -> i32 {
 }
 
 /// The full variation: spec plus the info block (assignments, stack, counts, posterior).
+/// The model a variation names, if it names one the catalog still has.
+pub(crate) async fn variation_model(s: &AppState, v: &Variation) -> ApiResult<Option<Model>> {
+    let Some(mc) = v.model_config.as_ref().filter(|m| !m.model_id.is_empty()) else { return Ok(None) };
+    Ok(s.store
+        .get_model(&v.workspace_id, &IdRef::Id(mc.model_id.clone()), &crate::routes::models::catalog_names(s))
+        .await?)
+}
+
 pub(crate) async fn render(s: &AppState, v: &Variation) -> ApiResult<VariationOut> {
     let assignments = s.store.list_assignments(&v.workspace_id, &v.meta.id).await?;
     let stack = s.store.list_layer_assignments(&v.workspace_id, &v.meta.id).await?;
-    let model = match v.model_config.as_ref().filter(|m| !m.model_id.is_empty()) {
-        Some(mc) => {
-            s.store
-                .get_model(&v.workspace_id, &IdRef::Id(mc.model_id.clone()), &crate::routes::models::catalog_names(s))
-                .await?
-        }
-        None => None,
-    };
+    let model = variation_model(s, v).await?;
     // The store keeps the stable `model_…` id (swaps and renames of the catalog entry follow
     // it); the wire speaks the contract's `provider/model` name, as the client wrote it.
     let model_config = v.model_config.clone().map(|mut mc| {

@@ -7,6 +7,7 @@ mod config_feedback;
 mod config_memory;
 mod config_models;
 mod config_schedules;
+mod config_tool_set_secrets;
 mod config_tool_sync;
 mod config_tools;
 mod config_uploads;
