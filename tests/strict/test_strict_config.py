@@ -60,3 +60,29 @@ def test_tool_sets_and_tools(admin):
     assert admin.tool_sets.tools.omit(bare.metadata.id, tool.metadata.id, workspace_id=wsid).state == "STATE_OMITTED"
     admin.tool_sets.tools.delete(bare.metadata.id, tool.metadata.id, workspace_id=wsid)
     assert admin.tool_sets.archive(ts.metadata.id, workspace_id=wsid).state == "STATE_ARCHIVED"
+
+
+def test_tool_set_secrets_and_usage(admin):
+    """Tool-set secrets (the value never comes back) and the set's usage list decode strictly."""
+    wsid = list(admin.workspaces.list())[0].metadata.id
+    ts = admin.tool_sets.create(workspace_id=wsid, metadata={"name": "Strict secrets"}, spec={"adapter": {"type": "http", "http": {"baseUrl": "https://api.example.com"}}})
+    tsid = ts.metadata.id
+    s = admin.tool_sets.secrets.create(tsid, workspace_id=wsid, metadata={"name": "API_KEY"}, spec={"value": "strict-tool-set-secret"})
+    assert s.metadata.id.startswith("toolsecret_") and s.spec.value is None
+    assert [x.metadata.id for x in admin.tool_sets.secrets.list(tsid, workspace_id=wsid)] == [s.metadata.id]
+    assert admin.tool_sets.secrets.retrieve(tsid, s.metadata.id, workspace_id=wsid).metadata.name == "API_KEY"
+    up = admin.tool_sets.secrets.update(tsid, s.metadata.id, workspace_id=wsid, spec={"value": "rotated"}, update_mask="spec.value")
+    assert up.spec.value is None
+
+    agent = admin.agents.create(workspace_id=wsid, metadata={"name": "Strict usage"}, spec={"variation_selection_mode": "VARIATION_SELECTION_MODE_RANDOM"})
+    aid = agent.metadata.id
+    v = admin.agents.variations.create(aid, workspace_id=wsid, metadata={"name": "V"}, spec={"system_prompt_template": "Hi", "model_config": {"model_id": "openai/gpt-test"}})
+    a = admin.agents.variations.add_assignment(aid, v.metadata.id, workspace_id=wsid, body={"type": "toolSetId", "toolSetId": tsid})
+    uses = list(admin.tool_sets.list_usage(tsid, workspace_id=wsid))
+    assert [(u.agent_variation.id, u.agent.id, u.model.name) for u in uses] == [(v.metadata.id, aid, "openai/gpt-test")]
+    admin.agents.variations.remove_assignment(aid, v.metadata.id, a.id, workspace_id=wsid)
+    assert list(admin.tool_sets.list_usage(tsid, workspace_id=wsid)) == []
+    admin.agents.variations.delete(aid, v.metadata.id, workspace_id=wsid)
+    admin.tool_sets.secrets.delete(tsid, s.metadata.id, workspace_id=wsid)
+    assert list(admin.tool_sets.secrets.list(tsid, workspace_id=wsid)) == []
+    admin.tool_sets.delete(tsid, workspace_id=wsid)
