@@ -562,7 +562,7 @@ async fn tool_step(
     };
     let mut prepared = Vec::with_capacity(http.len());
     for (c, kind) in http {
-        let secrets = resolve_secrets(ctx, &o.workspace_id, &kind, &object_secrets).await?;
+        let secrets = resolve_secrets(ctx, &o.workspace_id, &c.tool_set_id, &kind, &object_secrets).await?;
         prepared.push((c, kind, secrets));
     }
     let started = ctx.now_ms();
@@ -647,29 +647,34 @@ async fn builtin(tx: &mut Tx, o: &Objective, c: &ToolCallRecord) -> Result<Immed
     })
 }
 
-/// The secrets an HTTP call's templates name: the objective's own first, then the workspace's
-/// (tool-set secrets come with their API). A missing one is left out: the template renders it
-/// empty, and `resolvedSecrets` shows which were found.
+/// The secrets an HTTP call's templates name, each from the first place that has it: the
+/// objective's own, then the tool set's, then the workspace's. A missing one is left out: the
+/// template renders it empty, and `resolvedSecrets` shows which were found and where.
 async fn resolve_secrets(
     ctx: &JobContext,
     ws: &str,
+    tool_set_id: &str,
     kind: &ToolKind,
     objective: &[cadenza_domain::objectives::ObjectiveSecret],
 ) -> Result<Vec<Secret>> {
-    let names = tools::referenced_secrets(kind);
     let mut out = Vec::new();
-    let mut from_workspace = Vec::new();
-    for n in names {
+    let mut stored = Vec::new();
+    for n in tools::referenced_secrets(kind) {
         match objective.iter().find(|s| s.name == n) {
             Some(s) => out.push(Secret { name: n, value: s.value.clone(), source: SecretSource::Objective }),
-            None => from_workspace.push(n),
+            None => stored.push(n),
         }
     }
-    if !from_workspace.is_empty() {
+    if !stored.is_empty() {
+        // Resolving marks the secret used, hence a (fenced) unit of work.
         let mut tx = ctx.begin().await?;
-        for n in from_workspace {
-            if let Some(v) = tx.resolve_secret(ws, &n).await? {
-                out.push(Secret { name: n, value: v, source: SecretSource::Workspace });
+        for n in stored {
+            let found = match tx.resolve_tool_set_secret(ws, tool_set_id, &n).await? {
+                Some(v) => Some((v, SecretSource::ToolSet)),
+                None => tx.resolve_secret(ws, &n).await?.map(|v| (v, SecretSource::Workspace)),
+            };
+            if let Some((value, source)) = found {
+                out.push(Secret { name: n, value, source });
             }
         }
         tx.commit().await?;

@@ -96,6 +96,8 @@ struct World {
     registry: Registry,
     hits: Arc<Mutex<Vec<Hit>>>,
     agent: String,
+    /// The HTTP tool set (its tools send `Authorization: Bearer {{ secrets.ORDER_TOKEN }}`).
+    set: String,
 }
 
 async fn world(backend: TestBackend, model: &str, output: Option<Value>) -> Option<World> {
@@ -196,7 +198,7 @@ async fn world(backend: TestBackend, model: &str, output: Option<Value>) -> Opti
         .await
         .expect(200);
     }
-    Some(World { app, fake, registry, hits, agent })
+    Some(World { app, fake, registry, hits, agent, set })
 }
 
 impl World {
@@ -334,6 +336,47 @@ async fn approvals_and_output(backend: TestBackend) {
         .post(&w.path(&id, ":continue"), ADMIN_TOKEN, json!({"message": "hi"}))
         .await
         .expect_reason(400, "OBJECTIVE_ENDED");
+}
+
+both_backends!(secrets_resolve_from_the_objective_then_the_tool_set_then_the_workspace, secret_sources);
+async fn secret_sources(backend: TestBackend) {
+    let Some(w) = world(backend, "fake/gpt", None).await else { return };
+    let path = |rest: &str| w.app.ws_path(&w.app.default_ws, rest);
+    let secret = json!({"metadata": {"name": "ORDER_TOKEN"}, "spec": {"value": "ws-tok"}});
+    w.app.post(&path("/workspace_secrets"), ADMIN_TOKEN, secret).await.expect(200);
+    let set_secret = json!({"metadata": {"name": "ORDER_TOKEN"}, "spec": {"value": "set-tok"}});
+    let set_secret = str_at(
+        &w.app.post(&path(&format!("/tool_sets/{}/secrets", w.set)), ADMIN_TOKEN, set_secret).await.expect(200),
+        "/metadata/id",
+    );
+    // Objectives without secrets of their own: the tool set's wins, then the workspace's.
+    let mut seen = Vec::new();
+    for (customer, expect) in [("Bo", "RESOLVED_SECRET_SOURCE_TOOLSET"), ("Cy", "RESOLVED_SECRET_SOURCE_WORKSPACE")] {
+        w.fake.script(customer, vec![Reply::tool_call("get_order", json!({"orderId": customer})), Reply::text("ok")]);
+        let o = w
+            .app
+            .post(
+                &path("/objectives"),
+                ADMIN_TOKEN,
+                json!({"agentId": w.agent, "data": {"customer": customer}, "initialMessage": "hi"}),
+            )
+            .await
+            .expect(200);
+        let id = str_at(&o, "/metadata/id");
+        w.run().await;
+        let calls = w.calls(&id).await;
+        let call = w
+            .app
+            .get(&w.path(&id, &format!("/tool_calls/{}", str_at(&calls[0], "/metadata/id"))), ADMIN_TOKEN)
+            .await
+            .expect(200);
+        assert_eq!(call["resolvedSecrets"], json!([{"key": "ORDER_TOKEN", "source": expect}]), "{customer}");
+        seen.push(w.hits.lock().unwrap_or_else(|p| p.into_inner()).last().map(|h| h.authorization.clone()));
+        if customer == "Bo" {
+            w.app.delete(&path(&format!("/tool_sets/{}/secrets/{set_secret}", w.set)), ADMIN_TOKEN).await.expect(200);
+        }
+    }
+    assert_eq!(seen, [Some("Bearer set-tok".to_string()), Some("Bearer ws-tok".to_string())]);
 }
 
 both_backends!(a_denial_reaches_the_model_and_a_continue_starts_a_new_turn, denial_and_continue);
