@@ -6,6 +6,8 @@
 //! cargo build --release -p cadenza-testkit --bin fake-model
 //! cargo run --release -p cadenza-server --example runtime_bench -- --backend sqlite
 //! cargo run --release -p cadenza-server --example runtime_bench -- --backend postgres
+//! # options: --rounds 3 --sequential 100 --parallel 50 --waiting 10000 --latency-ms 2000
+//! #          --sqlite-sync normal (commits without fsync: the server's own time, no disk)
 //! ```
 //!
 //! Phases:
@@ -54,6 +56,7 @@ struct Args {
     parallel: usize,
     waiting: usize,
     latency_ms: u64,
+    sync: cadenza_store::SqliteSync,
 }
 
 fn args() -> anyhow::Result<Args> {
@@ -64,6 +67,7 @@ fn args() -> anyhow::Result<Args> {
         parallel: 50,
         waiting: 10_000,
         latency_ms: 2_000,
+        sync: cadenza_store::SqliteSync::Full,
     };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
@@ -80,6 +84,12 @@ fn args() -> anyhow::Result<Args> {
             "--parallel" => a.parallel = v()?.parse()?,
             "--waiting" => a.waiting = v()?.parse()?,
             "--latency-ms" => a.latency_ms = v()?.parse()?,
+            "--sqlite-sync" => {
+                a.sync = match v()?.as_str() {
+                    "normal" => cadenza_store::SqliteSync::Normal,
+                    _ => cadenza_store::SqliteSync::Full,
+                }
+            }
             other => anyhow::bail!("unknown option {other}"),
         }
     }
@@ -136,6 +146,8 @@ impl FakeProcess {
         let mut lines = tokio::io::BufReader::new(stdout).lines();
         while let Some(line) = lines.next_line().await? {
             if let Some(url) = line.trim().strip_prefix("openai:") {
+                // Keep reading: a closed pipe would fail the child's next print.
+                tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
                 return Ok(Self { child, openai: url.trim().to_string() });
             }
         }
@@ -335,7 +347,7 @@ async fn main() -> anyhow::Result<()> {
         unusable_reason: None,
     };
     let catalog = vec![model("fast"), model("slow"), model("paced")];
-    let app = TestApp::start_with(a.backend, ApiConfig { models: catalog, ..ApiConfig::default() })
+    let app = TestApp::start_synced(a.backend, ApiConfig { models: catalog, ..ApiConfig::default() }, a.sync)
         .await
         .ok_or_else(|| anyhow::anyhow!("the database is not reachable"))?;
     app.expect_jobs("objectives.run");
@@ -392,7 +404,10 @@ async fn main() -> anyhow::Result<()> {
         agents.insert(provider, agent);
     }
     let bench = Bench { app, registry };
-    let backend = format!("{:?}", a.backend).to_lowercase();
+    let backend = match (a.backend, a.sync) {
+        (TestBackend::Sqlite, cadenza_store::SqliteSync::Normal) => "sqlite-normal".to_string(),
+        (b, _) => format!("{b:?}").to_lowercase(),
+    };
     let steps_per = 2 * a.rounds + 1;
     // user message, K × (assistant, toolCalled, toolResult), the answer.
     let answer_seq = 2 + 3 * a.rounds as i64;

@@ -113,11 +113,20 @@ impl TestApp {
         Self::start_with(backend, ApiConfig::default()).await
     }
 
-    pub async fn start_with(backend: TestBackend, mut config: ApiConfig) -> Option<Self> {
+    pub async fn start_with(backend: TestBackend, config: ApiConfig) -> Option<Self> {
+        Self::start_synced(backend, config, cadenza_store::SqliteSync::Full).await
+    }
+
+    /// [`TestApp::start_with`] with SQLite's commit durability set (benchmarks compare the two).
+    pub async fn start_synced(
+        backend: TestBackend,
+        mut config: ApiConfig,
+        sync: cadenza_store::SqliteSync,
+    ) -> Option<Self> {
         crate::logs::capture();
         let db = TestDb::new(backend).await?;
         let clock = ManualClock::new(1_767_225_600_000); // 2026-01-01T00:00:00Z
-        let store = db.store(Arc::new(clock.clone())).await;
+        let store = db.store_synced(Arc::new(clock.clone()), sync).await;
         let plan = Bootstrap::new(store.now_ms(), ADMIN_TOKEN);
         assert!(store.bootstrap(&plan).await.expect("bootstrap"));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");

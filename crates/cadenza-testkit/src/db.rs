@@ -75,8 +75,14 @@ impl TestDb {
     /// A migrated store on this database. Job leases follow `clock` on both backends (tests
     /// move time by hand); see [`TestDb::store_with`] for PostgreSQL's own clock.
     pub async fn store(&self, clock: Arc<dyn Clock>) -> Store {
+        self.store_synced(clock, cadenza_store::SqliteSync::Full).await
+    }
+
+    /// [`TestDb::store`] with SQLite's commit durability set (benchmarks compare the two).
+    pub async fn store_synced(&self, clock: Arc<dyn Clock>, sync: cadenza_store::SqliteSync) -> Store {
         let mut opts = StoreOptions::new(&self.url);
         opts.lease_clock = cadenza_store::jobs::LeaseClock::Store;
+        opts.sqlite_sync = sync;
         self.store_with(opts, clock).await
     }
 
