@@ -821,19 +821,25 @@ impl Follower {
             // objective may have ended without a terminal event.
             let caught_up = self.announced.is_some_and(|seq| seq <= self.after);
             if !caught_up {
-                let read = self.s.store.events_after(&self.o.meta.id, self.after, CHUNK).await.ok()?;
+                let Ok(read) = self.s.store.events_after(&self.o.meta.id, self.after, CHUNK).await else {
+                    self.database_trouble().await;
+                    continue;
+                };
                 if !read.is_empty() {
                     self.buffer.extend(read);
                     continue;
                 }
             }
             if !caught_up || self.maybe_failed {
-                let now = self
-                    .s
-                    .store
-                    .get_objective(&self.o.workspace_id, &IdRef::Id(self.o.meta.id.clone()))
-                    .await
-                    .ok()??;
+                let now = match self.s.store.get_objective(&self.o.workspace_id, &IdRef::Id(self.o.meta.id.clone())).await
+                {
+                    Ok(Some(now)) => now,
+                    Ok(None) => return None,
+                    Err(_) => {
+                        self.database_trouble().await;
+                        continue;
+                    }
+                };
                 if now.state.is_terminal() && now.totals.events <= self.after {
                     return None;
                 }
@@ -842,6 +848,13 @@ impl Follower {
             }
             self.wait().await;
         }
+    }
+
+    /// A read failed (the database is busy or away): the stream stays open (keep-alives go
+    /// on) and reads again shortly, rather than ending and making every client reconnect.
+    async fn database_trouble(&mut self) {
+        self.announced = None;
+        tokio::time::sleep(Duration::from_millis(250)).await;
     }
 
     /// Until this objective's log may have grown past what was sent.
