@@ -253,6 +253,12 @@ impl Tx {
         }
     }
 
+    /// "Now" by the queue's clock (see [`LeaseClock`]): what due times are compared with, so a
+    /// job claimed as due also finds its work due (the schedule engine fires by it).
+    pub async fn queue_now(&mut self) -> StoreResult<i64> {
+        self.lease_now().await
+    }
+
     /// Enqueues `job` in this unit of work: it exists exactly when the unit commits. Returns the
     /// job's id (the pending job's, when its key merged).
     pub async fn enqueue(&mut self, job: NewJob) -> StoreResult<String> {
@@ -343,6 +349,16 @@ impl Tx {
 }
 
 impl Reads {
+    /// "Now" by the queue's clock, outside a unit of work (see [`Tx::queue_now`]).
+    pub async fn queue_now(&self) -> StoreResult<i64> {
+        match self.db() {
+            crate::Db::Postgres(pool) if self.0.shared.lease_clock == LeaseClock::Database => {
+                Ok(sqlx::query_scalar(PG_NOW).fetch_one(pool).await?)
+            }
+            _ => Ok(self.now_ms()),
+        }
+    }
+
     pub async fn get_job(&self, id: &str) -> StoreResult<Option<Job>> {
         let row: Option<JobRow> = on_db!(self, read, |db| sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT {COLUMNS} FROM jobs WHERE id = $1"

@@ -168,6 +168,7 @@ async fn stack_races(backend: TestBackend) {
 both_backends!(a_variation_a_schedule_fires_is_never_deleted, pinned_races);
 async fn pinned_races(backend: TestBackend) {
     let Some(app) = TestApp::start(backend).await else { return };
+    app.expect_jobs(crate::SCHEDULE_WAKE_UP);
     let (replica, _guard) = app.replica().await;
     let (agent_id, _) = agent_with_variation(&app, "Scheduled").await;
     let agent = app.ws_path(&app.default_ws, &format!("/agents/{agent_id}"));
