@@ -8,10 +8,11 @@
 //! due time, and a unique fire time per schedule on the objectives.
 
 use cadenza_api::AppState;
-use cadenza_domain::IdRef;
 use cadenza_domain::jobs::{FireSchedule, JobSpec};
 use cadenza_domain::schedules::{Schedule, ScheduleState};
 use cadenza_domain::time::format_ms;
+use cadenza_domain::workspaces::WorkspaceStatus;
+use cadenza_domain::{Error, IdRef, Reason};
 use cadenza_jobs::{JobContext, Outcome, QueueConfig, Registry};
 use cadenza_services::objectives::{CreateInput, Creator};
 use cadenza_services::schedules::Fired;
@@ -68,8 +69,13 @@ async fn wake(ctx: &JobContext, state: &AppState, job: &FireSchedule) -> anyhow:
             return Ok(Outcome::Again { at_ms: due });
         }
         let (who, input) = request(&s);
-        let prepared =
-            cadenza_api::routes::objectives::prepare(state, &who, input, Some(&s)).await.map_err(|e| e.error);
+        let workspace = ctx.reads().get_workspace(&s.meta.account_id, &IdRef::Id(s.workspace_id.clone())).await?;
+        let prepared = if workspace.is_some_and(|w| w.status == WorkspaceStatus::Archived) {
+            // As the API refuses every request in it, so the engine starts nothing in it.
+            Err(Error::of(Reason::WorkspaceArchived, "the workspace is archived"))
+        } else {
+            cadenza_api::routes::objectives::prepare(state, &who, input, Some(&s)).await.map_err(|e| e.error)
+        };
         let mut tx = ctx.begin().await?;
         let fired = cadenza_services::schedules::fire(&mut tx, &s, prepared).await?;
         let next = match fired {

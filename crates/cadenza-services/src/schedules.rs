@@ -9,14 +9,15 @@
 //! row with a compare-and-set on the due time it consumed. The objective carries that fire
 //! time, unique per schedule, so a fire cannot be committed twice.
 //!
-//! Locks: every write locks the schedule's agent first (archiving the agent takes the same lock
-//! and pauses its schedules, so a resume cannot slip past it), then the schedule, then the
-//! pinned variation (`variations::pin`: it cannot be deleted under the schedule).
+//! Locks: a write first locks the schedule's wake-up job (a fire holds it as its fence), then
+//! the schedule's agent (archiving the agent takes the same lock and pauses its schedules, so a
+//! resume cannot slip past it), then the schedule, then the pinned variation
+//! (`variations::pin`: it cannot be deleted under the schedule).
 
 use cadenza_domain::Error;
 use cadenza_domain::agents::{Agent, AgentStatus};
 use cadenza_domain::ids::IdRef;
-use cadenza_domain::jobs::FireSchedule;
+use cadenza_domain::jobs::{FireSchedule, JobSpec};
 use cadenza_domain::objectives::Objective;
 use cadenza_domain::reasons::Reason;
 use cadenza_domain::schedules::{OverlapPolicy, Schedule, ScheduleState};
@@ -40,8 +41,15 @@ fn agent_archived(agent: &Agent, msg: &str) -> Error {
 }
 
 /// The agent and its schedule `r` names, locked in that order (archiving the agent locks it,
-/// then pauses its schedules: the same order, so the two cannot deadlock).
+/// then pauses its schedules: the same order, so the two cannot deadlock). Before both, the
+/// schedule's pending wake-up job: a fire holds that job's row (its fence) before it locks the
+/// agent, and a write re-arms the wake-up under the same row, so taking it first keeps one
+/// order.
 pub async fn locked(tx: &mut Tx, workspace_id: &str, agent_id: &str, r: &IdRef) -> Result<(Agent, Schedule)> {
+    if let Some(id) = tx.schedule_id(workspace_id, agent_id, r).await? {
+        let wake_up = FireSchedule { workspace_id: workspace_id.to_string(), schedule_id: id };
+        tx.lock_job_key(&wake_up.key().unwrap_or_default()).await?;
+    }
     let agent = crate::agents::lock(tx, workspace_id, agent_id).await?;
     let s = tx.get_schedule_locked(workspace_id, agent_id, r).await?.ok_or_else(|| Error::not_found("schedule"))?;
     Ok((agent, s))

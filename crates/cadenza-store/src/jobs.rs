@@ -333,6 +333,20 @@ impl Tx {
         if held.is_none() { Err(StoreError::Fenced) } else { Ok(()) }
     }
 
+    /// Locks the queued or running job under `key`, if any, until this unit ends. A fenced
+    /// unit locks its job's row first (see [`Tx::check_lease`]) and then what it changes; a
+    /// unit that will enqueue under the key of a job that may be running takes the row first
+    /// too, so the two wait for each other in one order and cannot deadlock.
+    pub async fn lock_job_key(&mut self, key: &str) -> StoreResult<()> {
+        if let Conn::Postgres(c) = self.conn_mut()? {
+            sqlx::query("SELECT id FROM jobs WHERE job_key = $1 AND state IN ('queued', 'running') FOR UPDATE")
+                .bind(key)
+                .fetch_optional(&mut *c)
+                .await?;
+        }
+        Ok(())
+    }
+
     /// A note on the job for operators (a fenced write: call on a fenced unit).
     pub async fn record_progress(&mut self, job_id: &str, note: &str) -> StoreResult<()> {
         let now = self.now;

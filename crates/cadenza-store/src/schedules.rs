@@ -148,6 +148,17 @@ impl Tx {
         row.map(ScheduleRow::into_domain).transpose()
     }
 
+    /// The id of the agent's schedule `r` names, as this unit sees it, without locking it.
+    pub async fn schedule_id(&mut self, workspace_id: &str, agent_id: &str, r: &IdRef) -> StoreResult<Option<String>> {
+        let (col, val) = id_ref_column(r);
+        let mut q = ListQuery::new("SELECT id FROM schedules WHERE 1 = 1");
+        q.and_eq("workspace_id", Bind::Text(workspace_id.into()))
+            .and_eq("agent_id", Bind::Text(agent_id.into()))
+            .and_eq(col, Bind::Text(val));
+        let row: Option<(String,)> = self.fetch_row(&q).await?;
+        Ok(row.map(|(id,)| id))
+    }
+
     pub async fn insert_schedule(&mut self, s: &Schedule) -> StoreResult<()> {
         on_tx!(self, |tx| {
             sqlx::query(

@@ -13,7 +13,13 @@ use crate::str_at;
 const ROUNDS: usize = 8;
 
 /// Sends a request to the server at `base` (the app or a replica); (status, body, reason).
-async fn send(app: &TestApp, base: &str, method: Method, path: &str, body: Option<Value>) -> (u16, Value, String) {
+pub(crate) async fn send(
+    app: &TestApp,
+    base: &str,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value, String) {
     let mut req = app.client.request(method, format!("{base}{path}")).bearer_auth(ADMIN_TOKEN);
     if let Some(b) = body {
         req = req.json(&b);

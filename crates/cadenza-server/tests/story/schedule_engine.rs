@@ -89,14 +89,13 @@ impl World {
 
     /// The objectives schedule `id` fired, as stored, in fire-time order.
     async fn fired(&self, id: &str) -> Vec<Objective> {
-        fired_on(&self.app, id).await
+        fired_on(&self.app, &self.app.default_ws, id).await
     }
 }
 
-async fn fired_on(app: &TestApp, id: &str) -> Vec<Objective> {
+async fn fired_on(app: &TestApp, ws: &str, id: &str) -> Vec<Objective> {
     let filter = ObjectiveFilter { schedule_id: Some(id.to_string()), ..ObjectiveFilter::default() };
-    let mut all =
-        app.store.list_objectives(&app.default_ws, &filter, &ListParams::first(1000)).await.expect("list").items;
+    let mut all = app.store.list_objectives(ws, &filter, &ListParams::first(1000)).await.expect("list").items;
     all.sort_by_key(|o| o.schedule_fire_at);
     all
 }
@@ -173,8 +172,13 @@ async fn fires_on_time(backend: TestBackend) {
     assert_eq!(times, (0..=5).map(|k| first + k * 10 * MINUTE).collect::<Vec<_>>());
     assert_eq!(w.get(&id).await["info"]["totalFires"], 6);
 
-    // No message: the variation's template, rendered with firstUserMessageData; the variation
-    // by the agent's selection mode (the only one with weight).
+    // No message: the variation's template, rendered with firstUserMessageData; no variation:
+    // the agent's selection mode picks one (the pinned one is out of selection at weight 0).
+    let pinned_path = format!("{}/variations/{pinned}", w.agent_path());
+    w.app
+        .patch(&pinned_path, ADMIN_TOKEN, json!({"spec": {"weight": 0}, "updateMask": "spec.weight"}))
+        .await
+        .expect(200);
     let (templated, _) = w
         .schedule("templated", json!({"data": {"region": "us"}, "firstUserMessageData": {"region": "us", "n": 7}}))
         .await;
@@ -182,7 +186,8 @@ async fn fires_on_time(backend: TestBackend) {
     let o = w.fired(&templated).await;
     assert_eq!(o.len(), 1);
     assert_eq!(o[0].initial_message, "Start the us report (7)");
-    assert!(o[0].config_snapshot["agentSchedule"]["metadata"]["id"] == templated.as_str());
+    assert_eq!(o[0].config_snapshot["agentSchedule"]["metadata"]["id"], templated.as_str());
+    assert_eq!(o[0].config_snapshot["agentVariation"]["metadata"]["externalId"], "daily");
 }
 
 both_backends!(schedule_overlap_skip_waits_for_the_previous_objective_allow_does_not, overlap);
@@ -248,6 +253,16 @@ async fn never_fire(backend: TestBackend) {
         &w.app.post(&bare, ADMIN_TOKEN, json!({"metadata": {"name": "n"}, "spec": spec.clone()})).await.expect(200),
         "/metadata/id",
     );
+    // One in a workspace archived since (the API refuses every request in it).
+    let elsewhere = crate::create_workspace(&w.app, "Elsewhere", "elsewhere").await;
+    let (_, far) = agent_with_schedules(&w.app, &elsewhere, "far").await;
+    let far_variations = format!("{}/variations", far.trim_end_matches("/schedules"));
+    w.app.post(&far_variations, ADMIN_TOKEN, json!({"metadata": {"name": "v"}})).await.expect(200);
+    let shelved = str_at(
+        &w.app.post(&far, ADMIN_TOKEN, json!({"metadata": {"name": "w"}, "spec": spec.clone()})).await.expect(200),
+        "/metadata/id",
+    );
+    w.app.delete(&format!("/v1/account/workspaces/{elsewhere}"), ADMIN_TOKEN).await.expect(200);
     // The broken one's data no longer fits the agent's input schema.
     let schema = json!({"type": "object", "properties": {"region": {"type": "integer"}}});
     w.app.patch(&w.agent_path(), ADMIN_TOKEN, json!({"spec": {"inputDataSchema": schema}})).await.expect(200);
@@ -260,7 +275,14 @@ async fn never_fire(backend: TestBackend) {
     for id in [&paused, &archived, &broken] {
         assert!(w.fired(id).await.is_empty(), "{id} created no objective");
     }
-    assert!(fired_on(&w.app, &retired).await.is_empty() && fired_on(&w.app, &novar).await.is_empty());
+    assert!(
+        fired_on(&w.app, &w.app.default_ws, &retired).await.is_empty()
+            && fired_on(&w.app, &w.app.default_ws, &novar).await.is_empty()
+    );
+    assert!(fired_on(&w.app, &elsewhere, &shelved).await.is_empty());
+    let s = w.app.store.find_schedule(&elsewhere, &shelved).await.expect("read").expect("schedule");
+    assert!(s.last_skip_reason.contains("WORKSPACE_ARCHIVED"), "{}", s.last_skip_reason);
+    assert_eq!((s.total_fires, s.last_skipped_at), (0, Some(last)));
     for id in [&paused, &archived] {
         let info = w.get(id).await["info"].clone();
         assert_eq!((info["totalFires"].clone(), info.get("lastSkippedAt")), (json!(0), None), "{id} never fired");
@@ -288,7 +310,7 @@ async fn never_fire(backend: TestBackend) {
         .map(|j| j.payload["scheduleId"].as_str().unwrap_or_default().to_string())
         .collect();
     armed.sort();
-    let mut live = vec![broken.clone(), novar.clone()];
+    let mut live = vec![broken.clone(), novar.clone(), shelved.clone()];
     live.sort();
     assert_eq!(armed, live);
 
@@ -450,4 +472,87 @@ async fn replicas(backend: TestBackend) {
     let mut tx = w.app.store.begin().await.expect("begin");
     let err = cadenza_services::objectives::create(&mut tx, p).await.expect_err("a second objective for a fire time");
     assert_eq!(err.reason.as_str(), "ALREADY_EXISTS", "{err:?}");
+}
+
+both_backends!(schedule_writes_racing_its_fires_neither_fail_nor_lose_a_fire, writes_vs_fires);
+async fn writes_vs_fires(backend: TestBackend) {
+    let Some(w) = world(backend).await else { return };
+    let (replica, _guard) = w.app.replica().await;
+    let spec = json!({"initialMessage": "go", "overlapPolicy": "OVERLAP_POLICY_ALLOW",
+                      "schedule": {"intervals": [{"every": "60s"}]}});
+    let (id, _) = w.schedule("raced", spec).await;
+    let item = format!("{}/{id}", w.schedules);
+    let start = w.app.store.now_ms();
+    let rounds = 20;
+    for round in 1..=rounds {
+        // The fire (its unit holds the wake-up's row, then the agent and the schedule) and a
+        // write of the schedule on the other replica (which re-arms that wake-up), at once.
+        w.app.clock.set_ms(start + round * MINUTE);
+        let labels = json!({"metadata": {"labels": {"round": round.to_string()}}, "updateMask": "metadata.labels"});
+        let verb = if round % 2 == 0 { "pause" } else { "resume" };
+        let (fired, patched, toggled) = tokio::join!(
+            cadenza_jobs::run_next(&w.app.store, &w.registry, "schedules", "racer"),
+            crate::races::send(&w.app, &replica, reqwest::Method::PATCH, &item, Some(labels)),
+            async {
+                // Every fourth round a pause and a resume race the fire too.
+                if round % 4 >= 2 {
+                    crate::races::send(&w.app, &replica, reqwest::Method::POST, &format!("{item}:{verb}"), None).await
+                } else {
+                    (200, Value::Null, String::new())
+                }
+            },
+        );
+        fired.expect("the fire's job ran (or none was due: paused)");
+        assert_eq!(patched.0, 200, "round {round}: {:?}", patched.1);
+        assert_eq!(toggled.0, 200, "round {round}: {:?}", toggled.1);
+        w.app.run_jobs(&w.registry).await;
+    }
+    // Each due time fired at most once, and every one at which the schedule was active fired.
+    let times = fire_times(&w.fired(&id).await);
+    assert!(times.windows(2).all(|p| p[0] < p[1]), "{times:?}");
+    assert!(times.iter().all(|t| (t - start) % MINUTE == 0 && *t > start), "{times:?}");
+    let info = w.get(&id).await["info"].clone();
+    assert_eq!(info["totalFires"], times.len());
+    assert!(times.len() >= rounds as usize / 2, "{times:?}");
+}
+
+both_backends!(a_schedule_write_waiting_on_a_fire_in_progress_does_not_deadlock, write_during_fire);
+async fn write_during_fire(backend: TestBackend) {
+    let Some(w) = world(backend).await else { return };
+    let (replica, _guard) = w.app.replica().await;
+    let (id, created) = w.schedule("held", json!({"initialMessage": "go"})).await;
+    let due = time(&created, "/info/nextFireAt");
+    w.app.clock.set_ms(due);
+    // A fire's unit under way: it holds its wake-up's row (the fence) and has yet to lock the
+    // agent and the schedule.
+    let mut claimed = w.app.store.claim("schedules", "holder", 300_000, 1).await.expect("claim");
+    let (_, lease) = claimed.pop().expect("the wake-up is due");
+    let mut tx = w.app.store.begin_fenced(&lease).await.expect("fenced unit");
+    // Meanwhile a write of the schedule on the other replica, which re-arms the same wake-up.
+    let item = format!("{}/{id}", w.schedules);
+    let labels = json!({"metadata": {"labels": {"k": "v"}}, "updateMask": "metadata.labels"});
+    let write = tokio::spawn({
+        let (client, url) = (w.app.client.clone(), format!("{replica}{item}"));
+        async move {
+            let resp = client.patch(url).bearer_auth(ADMIN_TOKEN).json(&labels).send().await.expect("patch");
+            (resp.status().as_u16(), resp.text().await.unwrap_or_default())
+        }
+    });
+    // Let the write take whatever it takes before it has to wait (a pause for ordering only).
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let s = w.app.store.find_schedule(&w.app.default_ws, &id).await.expect("read").expect("schedule");
+    let (who, input) = cadenza_server::schedules::request(&s);
+    let state = AppState::new(w.app.store.clone(), w.app.config().clone());
+    let prepared = cadenza_api::routes::objectives::prepare(&state, &who, input, Some(&s)).await.map_err(|e| e.error);
+    let fired = cadenza_services::schedules::fire(&mut tx, &s, prepared).await.expect("the fire's unit is not aborted");
+    assert!(matches!(fired, cadenza_services::schedules::Fired::Created { .. }), "{fired:?}");
+    tx.commit().await.expect("commit");
+    let (status, body) = write.await.expect("write");
+    assert_eq!(status, 200, "the write waited for the fire and went through: {body}");
+    let next = due + 10 * MINUTE;
+    w.app.store.finish(&lease, cadenza_store::jobs::Finish::Again { at: next }).await.expect("finish");
+    w.app.run_jobs(&w.registry).await;
+    assert_eq!(fire_times(&w.fired(&id).await), [due]);
+    let after = w.get(&id).await;
+    assert_eq!((after["info"]["totalFires"].clone(), after["metadata"]["labels"]["k"].clone()), (json!(1), json!("v")));
 }
