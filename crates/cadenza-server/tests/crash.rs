@@ -971,8 +971,8 @@ async fn schedules_survive_kills(backend: TestBackend) {
     world.assert_no_dead_jobs();
     let total: i64 = finals.iter().map(|(s, _)| s.total_fires).sum();
     eprintln!(
-        "schedule crash test on {backend:?}: {} starts, {total} fires, {mid_round} kills mid-round \
-         ({behind} fires in flight)",
+        "schedule crash test on {backend:?}: {} starts, {total} fires, {mid_round} kills mid-round, \
+         {behind} schedules still to fire their latest due time at a kill",
         world.starts
     );
 }

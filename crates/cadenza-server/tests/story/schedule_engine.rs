@@ -173,12 +173,9 @@ async fn fires_on_time(backend: TestBackend) {
     assert_eq!(w.get(&id).await["info"]["totalFires"], 6);
 
     // No message: the variation's template, rendered with firstUserMessageData; no variation:
-    // the agent's selection mode picks one (the pinned one is out of selection at weight 0).
-    let pinned_path = format!("{}/variations/{pinned}", w.agent_path());
-    w.app
-        .patch(&pinned_path, ADMIN_TOKEN, json!({"spec": {"weight": 0}, "updateMask": "spec.weight"}))
-        .await
-        .expect(200);
+    // the agent's selection mode picks one (only `daily` has a weight: variations start at 0).
+    let daily = format!("{}/variations/external_id:daily", w.agent_path());
+    w.app.patch(&daily, ADMIN_TOKEN, json!({"spec": {"weight": 100}, "updateMask": "spec.weight"})).await.expect(200);
     let (templated, _) = w
         .schedule("templated", json!({"data": {"region": "us"}, "firstUserMessageData": {"region": "us", "n": 7}}))
         .await;
