@@ -103,18 +103,26 @@ pub enum Maintenance {
     ReseedSyncs,
     /// Objectives inactive past their timeout end TIMED_OUT (every minute).
     TimeOutObjectives,
+    /// Every active schedule with a due time and no [`FireSchedule`] pending gets one (every
+    /// minute): a wake-up that went dead or was lost must not end the schedule.
+    ArmSchedules,
 }
 
 impl Maintenance {
-    pub const ALL: [Maintenance; 4] =
-        [Maintenance::PurgeJobs, Maintenance::ExpireUploads, Maintenance::ReseedSyncs, Maintenance::TimeOutObjectives];
+    pub const ALL: [Maintenance; 5] = [
+        Maintenance::PurgeJobs,
+        Maintenance::ExpireUploads,
+        Maintenance::ReseedSyncs,
+        Maintenance::TimeOutObjectives,
+        Maintenance::ArmSchedules,
+    ];
 
     /// How long after one run the next is due.
     pub fn every_ms(self) -> i64 {
         match self {
             Maintenance::PurgeJobs => 3_600_000,
             Maintenance::ExpireUploads | Maintenance::ReseedSyncs => 300_000,
-            Maintenance::TimeOutObjectives => 60_000,
+            Maintenance::TimeOutObjectives | Maintenance::ArmSchedules => 60_000,
         }
     }
 }
@@ -174,6 +182,38 @@ impl JobSpec for DeliverWebhooks {
     const ON_DUPLICATE: OnDuplicate = OnDuplicate::RunAgain;
     fn key(&self) -> Option<String> {
         Some(format!("webhooks:{}", self.objective_id))
+    }
+    fn workspace_id(&self) -> Option<String> {
+        Some(self.workspace_id.clone())
+    }
+}
+
+/// Wake a schedule at its due time: its run fires the schedule when it is due (checked again
+/// under the schedule's lock) and then runs again at the next due time. One key per schedule;
+/// every schedule write that leaves it a due time enqueues this at that time in the same unit
+/// (a queued one takes the earlier time, so a run may come early: it finds nothing due and
+/// re-arms itself for the due time). Pausing, archiving or deleting leaves the pending run to
+/// find nothing to do.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FireSchedule {
+    pub workspace_id: String,
+    pub schedule_id: String,
+}
+
+impl FireSchedule {
+    /// Keys are this prefix and the schedule id (the re-arming sweep looks them up).
+    pub const KEY_PREFIX: &'static str = "schedule:";
+}
+
+impl JobSpec for FireSchedule {
+    const KIND: &'static str = "schedules.fire";
+    const QUEUE: &'static str = "schedules";
+    /// A fire is one unit of work: a failed attempt wrote nothing and is simply tried again.
+    /// Duplicates run again (the default): a write meanwhile is seen by the next run.
+    const MAX_ATTEMPTS: i64 = 10;
+    fn key(&self) -> Option<String> {
+        Some(format!("{}{}", Self::KEY_PREFIX, self.schedule_id))
     }
     fn workspace_id(&self) -> Option<String> {
         Some(self.workspace_id.clone())

@@ -144,6 +144,9 @@ pub struct Objective {
     pub agent_id: String,
     pub variation_id: String,
     pub schedule_id: Option<String>,
+    /// The due time a schedule fired it for (with `schedule_id`); at most one objective per
+    /// schedule and fire time (a unique index), so a double fire cannot commit.
+    pub schedule_fire_at: Option<i64>,
     /// `""` unless a sub-agent tool spawned it.
     pub parent_objective_id: String,
     pub state: ObjectiveState,

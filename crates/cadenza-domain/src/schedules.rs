@@ -317,6 +317,29 @@ impl Rule {
         let intervals = self.intervals.iter().filter_map(|iv| next_interval(iv, &tz, after_ms));
         calendars.chain(intervals).min()
     }
+
+    /// The last fire time in `[due_ms, now_ms]`, where `due_ms` is a fire time not after
+    /// `now_ms`: the time a late fire is for (the latest one missed). A binary search over
+    /// [`Rule::next_fire_after`], which never decreases, so it agrees with it on every kind of
+    /// rule and clock change, and costs a few dozen evaluations however long the gap.
+    pub fn latest_fire_until(&self, due_ms: i64, now_ms: i64) -> i64 {
+        let fires_by_now = |after: i64| self.next_fire_after(after).is_some_and(|t| t <= now_ms);
+        // Invariant: a fire follows `lo` by `now_ms`; none follows `hi` by then.
+        let (mut lo, mut hi) = (due_ms.saturating_sub(1), now_ms);
+        if now_ms <= due_ms || !fires_by_now(lo) {
+            return due_ms;
+        }
+        while hi - lo > 1 {
+            let mid = lo + (hi - lo) / 2;
+            if fires_by_now(mid) {
+                lo = mid;
+            } else {
+                hi = mid;
+            }
+        }
+        // The fire after `lo` is at `hi`: after `lo`, and none after `hi` comes by now.
+        hi
+    }
 }
 
 fn next_calendar(c: &Calendar, after: &Zoned) -> Option<i64> {
@@ -449,13 +472,93 @@ pub struct Schedule {
     pub total_fires: i64,
 }
 
+/// What firing a due schedule at some moment means: the due time it takes, the time it fires
+/// for, and its next due time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FirePlan {
+    /// The stored due time (`next_fire_at`) this fire consumes.
+    pub due: i64,
+    /// The time the fire is for: `due`, or after downtime the latest due time missed since
+    /// (missed times collapse into this one fire, never a burst).
+    pub fire_at: i64,
+    /// The first due time after now (`None`: the rule never fires again).
+    pub next: Option<i64>,
+}
+
 impl Schedule {
-    /// Recomputes the due-time from `now_ms`: only active schedules have one.
+    /// A new active schedule of `agent_id` on `rule`, with an empty spec, policy SKIP, and no
+    /// due time or history yet.
+    pub fn new(meta: Meta, workspace_id: &str, agent_id: &str, rule: Rule) -> Self {
+        Self {
+            meta,
+            workspace_id: workspace_id.to_string(),
+            agent_id: agent_id.to_string(),
+            first_user_message: String::new(),
+            system_prompt_data: None,
+            first_user_message_data: None,
+            rule,
+            overlap: OverlapPolicy::Skip,
+            state: ScheduleState::Active,
+            variation_id: String::new(),
+            next_fire_at: None,
+            last_fire_at: None,
+            last_objective_id: String::new(),
+            last_skipped_at: None,
+            last_skip_reason: String::new(),
+            total_fires: 0,
+        }
+    }
+
+    /// Recomputes the due-time from `now_ms`: only active schedules have one. A due time that
+    /// has come and not been fired yet is kept while the rule still fires then (a write that
+    /// lands between the due time and its fire does not lose the fire).
     pub fn reschedule(&mut self, now_ms: i64) {
-        self.next_fire_at = match self.state {
-            ScheduleState::Active => self.rule.next_fire_after(now_ms),
-            ScheduleState::Paused | ScheduleState::Archived => None,
+        self.next_fire_at = match (self.state, self.next_fire_at) {
+            (ScheduleState::Active, Some(due))
+                if due <= now_ms && self.rule.next_fire_after(due.saturating_sub(1)) == Some(due) =>
+            {
+                Some(due)
+            }
+            (ScheduleState::Active, _) => self.rule.next_fire_after(now_ms),
+            (ScheduleState::Paused | ScheduleState::Archived, _) => None,
         };
+    }
+
+    /// The fire due at `now_ms`, if any: only an active schedule whose due time has come.
+    pub fn due_fire(&self, now_ms: i64) -> Option<FirePlan> {
+        if self.state != ScheduleState::Active {
+            return None;
+        }
+        let due = self.next_fire_at.filter(|d| *d <= now_ms)?;
+        Some(FirePlan {
+            due,
+            fire_at: self.rule.latest_fire_until(due, now_ms),
+            next: self.rule.next_fire_after(now_ms),
+        })
+    }
+
+    /// Records that the fire of `plan` created `objective_id`.
+    pub fn record_fire(&mut self, plan: &FirePlan, objective_id: &str) {
+        self.last_fire_at = Some(plan.fire_at);
+        self.last_objective_id = objective_id.to_string();
+        self.total_fires += 1;
+        self.next_fire_at = plan.next;
+    }
+
+    /// Records that the fire of `plan` was skipped, and why (plain text for people).
+    pub fn record_skip(&mut self, plan: &FirePlan, reason: impl Into<String>) {
+        self.last_skipped_at = Some(plan.fire_at);
+        self.last_skip_reason = reason.into();
+        self.next_fire_at = plan.next;
+    }
+
+    /// Whether `other` would start the same objective as `self` (message, data, variation).
+    pub fn same_objective_spec(&self, other: &Schedule) -> bool {
+        self.agent_id == other.agent_id
+            && self.first_user_message == other.first_user_message
+            && self.system_prompt_data == other.system_prompt_data
+            && self.first_user_message_data == other.first_user_message_data
+            && self.variation_id == other.variation_id
     }
 }
 
@@ -603,6 +706,58 @@ mod tests {
             assert_eq!(err.reason, Reason::ScheduleRuleInvalid, "{v}");
             assert!(err.metadata.get("field").is_some_and(|f| f.starts_with("spec.schedule")), "{v}: {err:?}");
         }
+    }
+
+    #[test]
+    fn a_late_fire_is_for_the_latest_missed_time() {
+        let every_minute = rule(serde_json::json!({"intervals": [{"every": "60s"}]})).expect("valid");
+        let due = ms("2027-01-01T00:01:00Z");
+        // On time, or late by less than a period: the due time itself.
+        assert_eq!(every_minute.latest_fire_until(due, due), due);
+        assert_eq!(every_minute.latest_fire_until(due, due + 59_999), due);
+        // A week late: the last minute boundary before now, in a few dozen steps.
+        let now = ms("2027-01-08T10:30:42.123Z");
+        assert_eq!(iso(every_minute.latest_fire_until(due, now)), "2027-01-08T10:30:00Z");
+        assert_eq!(every_minute.latest_fire_until(due, ms("2027-01-08T10:30:00Z")), ms("2027-01-08T10:30:00Z"));
+
+        // Calendars and clock changes agree with next_fire_after: the daily 02:30 in New York
+        // fires at 03:00 EDT on the spring-forward day.
+        let daily = rule(serde_json::json!({"calendars": [{"hour": [{"start": 2}], "minute": [{"start": 30}]}],
+            "timezone": "America/New_York"}))
+        .expect("valid");
+        let due = ms("2027-03-10T07:30:00Z");
+        assert_eq!(iso(daily.latest_fire_until(due, ms("2027-03-14T08:00:00Z"))), "2027-03-14T07:00:00Z");
+        assert_eq!(iso(daily.latest_fire_until(due, ms("2027-03-14T06:59:59Z"))), "2027-03-13T07:30:00Z");
+    }
+
+    #[test]
+    fn a_due_fire_is_planned_once_and_survives_writes() {
+        let meta =
+            Meta::new(crate::IdKind::Schedule, 0, "acct", "prof", String::new(), String::new(), Default::default());
+        let hourly = rule(serde_json::json!({"intervals": [{"every": "3600s"}]})).expect("valid");
+        let mut s = Schedule::new(meta, "ws", "agent", hourly);
+        let start = ms("2027-01-01T00:10:00Z");
+        s.reschedule(start);
+        let due = ms("2027-01-01T01:00:00Z");
+        assert_eq!(s.next_fire_at, Some(due));
+        assert_eq!(s.due_fire(due - 1), None, "not yet");
+        // Written after the due time, before its fire: the fire stays due.
+        s.reschedule(due + 5_000);
+        assert_eq!(s.next_fire_at, Some(due));
+        // Three hours late: one fire, for the latest hour, then the next hour after now.
+        let plan = s.due_fire(due + 3 * 3_600_000 + 60_000).expect("due");
+        assert_eq!((plan.due, plan.fire_at), (due, due + 3 * 3_600_000));
+        assert_eq!(plan.next, Some(due + 4 * 3_600_000));
+        s.record_fire(&plan, "obj_1");
+        assert_eq!((s.total_fires, s.last_fire_at, s.next_fire_at), (1, Some(plan.fire_at), plan.next));
+        // A rule change drops a due time the new rule does not fire at.
+        s.next_fire_at = Some(due);
+        s.rule = rule(serde_json::json!({"intervals": [{"every": "7200s", "offset": "1800s"}]})).expect("valid");
+        s.reschedule(due + 5_000);
+        assert_eq!(s.next_fire_at, Some(ms("2027-01-01T02:30:00Z")));
+        s.state = ScheduleState::Paused;
+        s.reschedule(due);
+        assert_eq!(s.due_fire(i64::MAX), None, "paused schedules never fire");
     }
 
     #[test]

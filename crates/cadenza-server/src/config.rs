@@ -143,7 +143,8 @@ pub const MIN_JOB_LEASE: Duration = Duration::from_secs(3);
 pub const MAX_JOB_LEASE: Duration = Duration::from_secs(3600);
 
 /// The queues every replica works, with their default concurrency.
-pub const QUEUES: &[(&str, usize)] = &[("maintenance", 1), ("tool_sets", 4), ("runs", 256), ("webhooks", 64)];
+pub const QUEUES: &[(&str, usize)] =
+    &[("maintenance", 1), ("tool_sets", 4), ("runs", 256), ("webhooks", 64), ("schedules", 8)];
 
 /// Where outbound requests may go (`[egress]`). Link-local and cloud-metadata addresses are
 /// always refused; loopback and private ranges are allowed unless turned off.

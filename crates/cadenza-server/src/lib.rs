@@ -5,6 +5,7 @@ pub mod admin;
 pub mod config;
 pub mod maintenance;
 pub mod runtime;
+pub mod schedules;
 pub mod startup;
 pub mod tool_sets;
 pub mod webhooks;

@@ -1,14 +1,16 @@
 //! Housekeeping on the job queue: purging old succeeded jobs and forgetting dead workers
 //! (hourly), expiring uploads (every five minutes), and re-seeding the hourly sync of every
 //! tool set with a URL source that has none pending (every five minutes), so a sync that went
-//! dead or was lost never ends the resync, and ending objectives inactive past their timeout
-//! (every minute). Each is one recurring job with one key; every
+//! dead or was lost never ends the resync, ending objectives inactive past their timeout
+//! (every minute), and arming the wake-up of every active schedule that has none pending
+//! (every minute), so a wake-up that went dead never ends a schedule. Each is one recurring
+//! job with one key; every
 //! replica's ticker enqueues each with [`NewJob::keep_existing`], so exactly one is pending
 //! however many replicas run, and a dead one is replaced.
 
 use std::time::Duration;
 
-use cadenza_domain::jobs::{JobSpec, Maintenance};
+use cadenza_domain::jobs::{FireSchedule, JobSpec, Maintenance};
 use cadenza_domain::tool_sets::SyncToolSet;
 use cadenza_jobs::{JobContext, Outcome, QueueConfig, Registry};
 use cadenza_store::Store;
@@ -91,9 +93,31 @@ async fn run(ctx: &JobContext, task: Maintenance, blobs: &Blobs) -> anyhow::Resu
                 }
             }
         }
+        Maintenance::ArmSchedules => {
+            // Each batch arms what it read, so the next read starts past it; bounded anyway.
+            for _ in 0..1000 {
+                let unarmed = ctx.reads().unarmed_schedules(FireSchedule::KEY_PREFIX, ARM_BATCH).await?;
+                if unarmed.is_empty() {
+                    break;
+                }
+                let mut tx = ctx.begin().await?;
+                for (workspace_id, schedule_id, at) in &unarmed {
+                    let job = FireSchedule { workspace_id: workspace_id.clone(), schedule_id: schedule_id.clone() };
+                    tx.enqueue(NewJob::of(&job).at(*at).keep_existing()).await?;
+                }
+                tx.commit().await?;
+                tracing::info!(armed = unarmed.len(), "armed schedules that had no wake-up pending");
+                if i64::try_from(unarmed.len()).unwrap_or(i64::MAX) < ARM_BATCH {
+                    break;
+                }
+            }
+        }
     }
     Ok(())
 }
+
+/// Schedules armed per unit by the sweep.
+const ARM_BATCH: i64 = 500;
 
 /// Keeps one of each housekeeping job pending until shut down.
 pub async fn tick(store: Store, shutdown: CancellationToken) {

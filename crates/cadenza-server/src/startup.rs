@@ -152,7 +152,8 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
         models,
         uploads,
     };
-    let app = cadenza_api::router(AppState::new(store.clone(), api));
+    let state = AppState::new(store.clone(), api);
+    let app = cadenza_api::router(state.clone());
     let grace = config.shutdown_grace;
 
     // Workers share the process with the API; every replica runs them.
@@ -164,11 +165,13 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
     let registry = crate::webhooks::register(registry, deliverer);
     let runtime = crate::runtime::build(&config, egress, &|k| std::env::var(k).ok()).map_err(other)?;
     let registry = cadenza_runtime::register(registry, runtime);
+    let registry = crate::schedules::register(registry, state);
     let queues = vec![
         crate::maintenance::queue(config.queue_concurrency("maintenance")),
         crate::tool_sets::queue(config.queue_concurrency("tool_sets")),
         cadenza_runtime::queue(config.queue_concurrency("runs")),
         crate::webhooks::queue(config.queue_concurrency("webhooks")),
+        crate::schedules::queue(config.queue_concurrency("schedules")),
     ];
     let owner = format!("{}:{}", hostname(), std::process::id());
     let runner = Runner::new(store.clone(), registry, &owner, config.lease_config(), queues);

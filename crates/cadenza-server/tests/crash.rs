@@ -19,6 +19,12 @@
 //! webhook receiver: in the end every committed event has reached it at least once, always
 //! under the one `webhook-id` of that event. Waits are bounded polls with generous
 //! deadlines; nothing asserts on how long anything took.
+//!
+//! The schedule engine goes through the same: two dozen schedules firing every two seconds,
+//! the server killed while a round of fires is half done, restarted on the same data. Every
+//! fire must be committed whole (the objective, its first event, the schedule's count and last
+//! fire), none twice, none lost: the fires of a snapshot stay the first fires, and every
+//! schedule fires on after each restart.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fs::File;
@@ -33,7 +39,10 @@ use axum::http::HeaderMap;
 use axum::routing::get;
 use cadenza_domain::SystemClock;
 use cadenza_domain::crypto::Vault;
-use cadenza_domain::objectives::{Event, EventData};
+use cadenza_domain::jobs::JobState;
+use cadenza_domain::objectives::{Event, EventData, Objective, ObjectiveFilter};
+use cadenza_domain::page::ListParams;
+use cadenza_domain::schedules::Schedule;
 use cadenza_store::{Store, StoreOptions};
 use cadenza_testkit::fake_model::{FakeModel, RecordedRequest, Reply};
 use cadenza_testkit::{TestBackend, TestDb, WebhookSink};
@@ -201,6 +210,8 @@ struct World {
     /// PostgreSQL: the test's own database (dropped with it).
     db_url: String,
     starts: usize,
+    /// PostgreSQL: the test's own database, dropped with the world.
+    _pg: Option<TestDb>,
 }
 
 struct Server {
@@ -213,6 +224,35 @@ fn free_port() -> u16 {
 }
 
 impl World {
+    /// A data dir (and on PostgreSQL a database of its own), `config` as the server's TOML, and
+    /// the environment every start gets, plus `extra`. `None` when PostgreSQL is unavailable.
+    async fn new(backend: TestBackend, config: &str, extra: &[(&str, &str)]) -> Option<World> {
+        let pg = match backend {
+            TestBackend::Sqlite => None,
+            TestBackend::Postgres => Some(TestDb::new(TestBackend::Postgres).await?),
+        };
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("cadenza.toml");
+        std::fs::write(&path, config).expect("write config");
+        let mut env = vec![
+            ("CADENZA_DATA_DIR".to_string(), dir.path().display().to_string()),
+            ("CADENZA_BOOTSTRAP_API_KEY".into(), TOKEN.into()),
+            ("CADENZA_LOG_LEVEL".into(), "info".into()),
+            ("CADENZA_JOB_LEASE_SECS".into(), LEASE_SECS.into()),
+        ];
+        env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let db_url = match &pg {
+            None => format!("sqlite://{}", dir.path().join("cadenza.db").display()),
+            Some(db) => {
+                use base64::Engine;
+                env.push(("CADENZA_DATABASE_URL".into(), db.url.clone()));
+                env.push(("CADENZA_SECRET_KEY".into(), base64::engine::general_purpose::STANDARD.encode([7u8; 32])));
+                db.url.clone()
+            }
+        };
+        Some(World { dir, config: path, env, db_url, starts: 0, _pg: pg })
+    }
+
     fn log_path(&self, n: usize) -> PathBuf {
         self.dir.path().join(format!("server-{n}.log"))
     }
@@ -288,13 +328,25 @@ impl World {
         assert_eq!(status.code(), Some(0), "SIGTERM exits 0{}", self.logs());
     }
 
+    /// The queue kept nothing dead behind (a crash costs an attempt, not the job).
+    fn assert_no_dead_jobs(&self) {
+        let out = self.command().args(["admin", "jobs", "list", "--state", "dead"]).output().expect("admin jobs list");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let dead = String::from_utf8_lossy(&out.stdout);
+        assert!(dead.lines().all(|l| serde_json::from_str::<Value>(l).is_err()), "no dead jobs: {dead}");
+    }
+
+    /// The store on the world's database, for reading what was committed while no server runs.
+    async fn store(&self) -> Store {
+        // Reading opens no sealed value, so any key does.
+        let vault = Vault::new(&[0u8; 32]).expect("vault");
+        Store::connect(&StoreOptions::new(&self.db_url), Arc::new(SystemClock), vault).await.expect("open store")
+    }
+
     /// What the database holds, read with the store itself while no server runs: each
     /// objective's events in sequence order.
     async fn committed(&self, objectives: &[String]) -> Vec<Vec<Event>> {
-        // Reading events opens no sealed value, so any key does.
-        let vault = Vault::new(&[0u8; 32]).expect("vault");
-        let store =
-            Store::connect(&StoreOptions::new(&self.db_url), Arc::new(SystemClock), vault).await.expect("open store");
+        let store = self.store().await;
         let mut out = Vec::new();
         for id in objectives {
             out.push(store.events_after(id, 0, i64::MAX).await.expect("events"));
@@ -351,6 +403,12 @@ impl Api {
 
 fn str_at(v: &Value, pointer: &str) -> String {
     v.pointer(pointer).and_then(Value::as_str).unwrap_or_else(|| panic!("no string at {pointer} in {v}")).to_string()
+}
+
+/// The id of the workspace the first start bootstrapped.
+async fn workspace(server: &Server) -> String {
+    let bare = Api { http: reqwest::Client::new(), base: server.base.clone(), ws: String::new() };
+    str_at(&bare.get("/v1/workspaces").await, "/items/0/metadata/id")
 }
 
 fn api(server: &Server, ws: &str) -> Api {
@@ -483,54 +541,24 @@ struct Kill {
 
 async fn crash_and_recover(backend: TestBackend) {
     let started = Instant::now();
-    let pg = match backend {
-        TestBackend::Sqlite => None,
-        TestBackend::Postgres => match TestDb::new(TestBackend::Postgres).await {
-            Some(db) => Some(db),
-            None => return, // skipped loudly by TestDb (required under CI=true)
-        },
-    };
     let fake = FakeModel::start().await;
     let asks: Asks = Arc::default();
     fake.set_responder(model(asks.clone()));
     let (tool_base, ep) = Endpoint::start().await;
     let sink = WebhookSink::start().await;
 
-    let dir = tempfile::tempdir().expect("tmp");
-    let config = dir.path().join("cadenza.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[[providers]]\nid = \"fake\"\nkind = \"openai\"\nbase_url = \"{}\"\napi_key_env = \"CRASH_FAKE_MODEL_KEY\"\n\
-             models = [{{ id = \"gpt\", family = \"gpt\", max_input_tokens = 100000, max_output_tokens = 4096 }}]\n\
-             [egress]\nallow_loopback = true\n",
-            fake.openai_base_url()
-        ),
-    )
-    .expect("write config");
-    let mut env = vec![
-        ("CADENZA_DATA_DIR".to_string(), dir.path().display().to_string()),
-        ("CADENZA_BOOTSTRAP_API_KEY".into(), TOKEN.into()),
-        ("CADENZA_LOG_LEVEL".into(), "info".into()),
-        ("CADENZA_JOB_LEASE_SECS".into(), LEASE_SECS.into()),
-        ("CRASH_FAKE_MODEL_KEY".into(), "fake-key".into()),
-    ];
-    let db_url = match &pg {
-        None => format!("sqlite://{}", dir.path().join("cadenza.db").display()),
-        Some(db) => {
-            use base64::Engine;
-            env.push(("CADENZA_DATABASE_URL".into(), db.url.clone()));
-            env.push(("CADENZA_SECRET_KEY".into(), base64::engine::general_purpose::STANDARD.encode([7u8; 32])));
-            db.url.clone()
-        }
-    };
-    let mut world = World { dir, config, env, db_url, starts: 0 };
+    let config = format!(
+        "[[providers]]\nid = \"fake\"\nkind = \"openai\"\nbase_url = \"{}\"\napi_key_env = \"CRASH_FAKE_MODEL_KEY\"\n\
+         models = [{{ id = \"gpt\", family = \"gpt\", max_input_tokens = 100000, max_output_tokens = 4096 }}]\n\
+         [egress]\nallow_loopback = true\n",
+        fake.openai_base_url()
+    );
+    // Skipped loudly by TestDb when PostgreSQL is unavailable (required under CI=true).
+    let Some(mut world) = World::new(backend, &config, &[("CRASH_FAKE_MODEL_KEY", "fake-key")]).await else { return };
 
     // The agent, its variation on the fake model, an HTTP tool set on the endpoint and its tool.
     let server = world.start().await;
-    let bare = Api { http: reqwest::Client::new(), base: server.base.clone(), ws: String::new() };
-    let workspaces = bare.get("/v1/workspaces").await;
-    let ws = str_at(&workspaces, "/items/0/metadata/id");
+    let ws = workspace(&server).await;
     let a = api(&server, &ws);
     let agent = str_at(
         &a.post("/agents", json!({"metadata": {"name": "support"}, "spec": {"webhookEventsUrl": sink.url()}})).await,
@@ -725,11 +753,7 @@ async fn crash_and_recover(backend: TestBackend) {
     let slow_asks = lock(&asks).get(&(SLOW.to_string(), CALLS_PER_ROUND)).copied().unwrap_or(0);
     assert!(slow_asks >= 2, "the slow objective's lost model call was asked again ({slow_asks} asks)");
 
-    // The queue kept nothing dead behind (a crash costs an attempt, not the job).
-    let out = world.command().args(["admin", "jobs", "list", "--state", "dead"]).output().expect("admin jobs list");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let dead = String::from_utf8_lossy(&out.stdout);
-    assert!(dead.lines().all(|l| serde_json::from_str::<Value>(l).is_err()), "no dead jobs: {dead}");
+    world.assert_no_dead_jobs();
     let retries: usize = all_retries(&finals);
     eprintln!(
         "crash test on {backend:?}: {} starts, {} tool requests for {} calls ({retries} retried), {} model requests, \
@@ -778,3 +802,179 @@ async fn sqlite() {
 async fn postgres() {
     crash_and_recover(TestBackend::Postgres).await;
 }
+
+// ---------------------------------------------------------------------------------------------
+// Schedules under SIGKILL: many schedules fire together every two seconds of real time; the
+// server is killed while a round of fires is half done (some schedules have fired for the
+// latest due time, others not yet), twice, and restarted on the same data each time.
+
+/// Schedules firing together; the queue runs two fires at a time, so a round lasts long enough
+/// for a kill to land inside it.
+const SCHEDULES: usize = 24;
+const SCHEDULE_KILLS: usize = 2;
+
+/// A schedule with the objectives it fired, in fire-time order, as committed.
+type Fires = (Schedule, Vec<Objective>);
+
+/// Every schedule of `agent` with its objectives, read with no server running. Checks what a
+/// fire unit writes together: the fire count, the last fire and objective on the schedule,
+/// each objective's fire time (once per schedule, on the rule's grid) and its first event.
+async fn fires(world: &World, ws: &str, agent: &str) -> Vec<Fires> {
+    let store = world.store().await;
+    let schedules = store.list_schedules(ws, agent, &ListParams::first(100)).await.expect("schedules").items;
+    assert_eq!(schedules.len(), SCHEDULES);
+    let mut out = Vec::new();
+    for s in schedules {
+        let filter = ObjectiveFilter { schedule_id: Some(s.meta.id.clone()), ..ObjectiveFilter::default() };
+        let mut objectives = Vec::new();
+        let mut params = ListParams::first(100);
+        loop {
+            let page = store.list_objectives(ws, &filter, &params).await.expect("objectives");
+            objectives.extend(page.items);
+            if page.next_cursor.is_empty() {
+                break;
+            }
+            params = ListParams::parse(Some(&page.next_cursor), Some(100), None, None, None).expect("cursor");
+        }
+        objectives.sort_by_key(|o| o.schedule_fire_at);
+        let times: Vec<i64> = objectives.iter().map(|o| o.schedule_fire_at.expect("a fire time")).collect();
+        let id = &s.meta.id;
+        assert!(times.windows(2).all(|w| w[0] < w[1]), "{id}: each due time fired once: {times:?}");
+        assert!(times.iter().all(|t| t % 2_000 == 0), "{id}: every fire is for a due time of the rule: {times:?}");
+        assert_eq!(s.total_fires, i64::try_from(objectives.len()).expect("len"), "{id}: one objective per fire");
+        assert_eq!(s.last_fire_at, times.last().copied(), "{id}: the last fire is recorded with its objective");
+        let last = objectives.last().map(|o| o.meta.id.clone()).unwrap_or_default();
+        assert_eq!(s.last_objective_id, last, "{id}");
+        for o in &objectives {
+            let log = store.events_after(&o.meta.id, 0, 1).await.expect("events");
+            assert!(
+                matches!(log.first().map(|e| &e.data), Some(EventData::UserMessage { content }) if content == "tick"),
+                "{id}: {} was committed with its first event",
+                o.meta.id
+            );
+        }
+        out.push((s, objectives));
+    }
+    store.close().await;
+    out
+}
+
+/// `(schedules that fired at all, the latest fire time, how many fired for it)`, by the API.
+async fn round(a: &Api, agent: &str) -> (usize, Option<String>, usize) {
+    let page = a.get(&format!("/v1/workspaces/{}/agents/{agent}/schedules?limit=100", a.ws)).await;
+    let last: Vec<String> = page["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|s| s["info"]["lastFireAt"].as_str().map(str::to_string))
+        .collect();
+    let latest = last.iter().max().cloned();
+    let at_latest = last.iter().filter(|t| Some(*t) == latest.as_ref()).count();
+    (last.len(), latest, at_latest)
+}
+
+async fn schedules_survive_kills(backend: TestBackend) {
+    let extra = [("CADENZA_QUEUES_SCHEDULES_CONCURRENCY", "2")];
+    let Some(mut world) = World::new(backend, "", &extra).await else { return };
+    let server = world.start().await;
+    let ws = workspace(&server).await;
+    let a = api(&server, &ws);
+    let agent = str_at(&a.post("/agents", json!({"metadata": {"name": "ticker"}, "spec": {}})).await, "/metadata/id");
+    a.post(&format!("/agents/{agent}/variations"), json!({"metadata": {"name": "v"}, "spec": {"prompt": "Tick."}}))
+        .await;
+    for i in 0..SCHEDULES {
+        a.post(
+            &format!("/agents/{agent}/schedules"),
+            json!({"metadata": {"name": format!("s{i}")},
+                   "spec": {"initialMessage": "tick", "overlapPolicy": "OVERLAP_POLICY_ALLOW",
+                            "schedule": {"intervals": [{"every": "2s"}]}}}),
+        )
+        .await;
+    }
+
+    let mut server = server;
+    let mut snapshots: Vec<Vec<Fires>> = Vec::new();
+    let mut mid_round = 0;
+    for _ in 0..SCHEDULE_KILLS {
+        let a = api(&server, &ws);
+        // Every schedule has fired, and the latest round is under way but not done.
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            let (fired, _, at_latest) = round(&a, &agent).await;
+            if fired == SCHEDULES && at_latest < SCHEDULES {
+                break;
+            }
+            assert!(Instant::now() < deadline, "no round of fires was seen half done{}", world.logs());
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        world.kill(server);
+        let snapshot = fires(&world, &ws, &agent).await;
+        let latest = snapshot.iter().filter_map(|(s, _)| s.last_fire_at).max();
+        if snapshot.iter().any(|(s, _)| s.last_fire_at < latest) {
+            mid_round += 1;
+        }
+        snapshots.push(snapshot);
+        // Back on the same data: every schedule fires on (twice more each, to be sure the
+        // wake-ups the dead worker held came back).
+        server = world.start().await;
+        let before: Vec<i64> = snapshots.last().expect("snapshot").iter().map(|(s, _)| s.total_fires).collect();
+        let a = api(&server, &ws);
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            let page = a.get(&format!("/v1/workspaces/{ws}/agents/{agent}/schedules?limit=100")).await;
+            let now: HashMap<String, i64> = page["items"]
+                .as_array()
+                .expect("items")
+                .iter()
+                .map(|s| (str_at(s, "/metadata/id"), s["info"]["totalFires"].as_i64().unwrap_or(0)))
+                .collect();
+            let snapshot = snapshots.last().expect("snapshot");
+            if snapshot.iter().zip(&before).all(|((s, _), b)| now.get(&s.meta.id).is_some_and(|n| *n >= b + 2)) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "schedules did not fire on after the restart{}", world.logs());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    world.stop(server).await;
+    assert!(mid_round >= 1, "at least one kill landed inside a round of fires");
+
+    let finals = fires(&world, &ws, &agent).await;
+    let mut behind = 0;
+    for snapshot in &snapshots {
+        let latest = snapshot.iter().filter_map(|(s, _)| s.last_fire_at).max().expect("fired");
+        for ((before, committed), (after, all)) in snapshot.iter().zip(&finals) {
+            let id = &before.meta.id;
+            assert_eq!(id, &after.meta.id);
+            // Nothing committed was lost or fired again: the fires then are the first fires now.
+            let then: Vec<&str> = committed.iter().map(|o| o.meta.id.as_str()).collect();
+            let now: Vec<&str> = all.iter().take(then.len()).map(|o| o.meta.id.as_str()).collect();
+            assert_eq!(then, now, "{id}: the fires committed before the kill are kept, in order");
+            // The fire in flight at the kill was not lost: whether or not the schedule had
+            // fired for the latest round, it fired after the restart, for a later due time.
+            let next = all.get(then.len()).and_then(|o| o.schedule_fire_at).expect("fired after the restart");
+            assert!(next > before.last_fire_at.unwrap_or(0), "{id}: {next} follows {:?}", before.last_fire_at);
+            if before.last_fire_at < Some(latest) {
+                behind += 1;
+            }
+        }
+    }
+    // One wake-up per schedule is left queued for its next due time, none dead.
+    let store = world.store().await;
+    let queued = store.list_jobs(Some(JobState::Queued), &ListParams::first(100)).await.expect("jobs").items;
+    let mut keys: Vec<String> =
+        queued.iter().filter(|j| j.kind == "schedules.fire").filter_map(|j| j.key.clone()).collect();
+    keys.sort();
+    keys.dedup();
+    assert_eq!(keys.len(), SCHEDULES, "one wake-up per schedule");
+    store.close().await;
+    world.assert_no_dead_jobs();
+    let total: i64 = finals.iter().map(|(s, _)| s.total_fires).sum();
+    eprintln!(
+        "schedule crash test on {backend:?}: {} starts, {total} fires, {mid_round} kills mid-round, \
+         {behind} schedules still to fire their latest due time at a kill",
+        world.starts
+    );
+}
+
+cadenza_testkit::both_backends!(schedule_fires_survive_sigkill, schedules_survive_kills);

@@ -150,6 +150,7 @@ pub async fn prepare(
         agent_id: agent.meta.id.clone(),
         variation_id: variation.meta.id.clone(),
         schedule_id: input.schedule_id,
+        schedule_fire_at: None,
         parent_objective_id: input.parent_objective_id,
         state: ObjectiveState::Pending,
         state_message: String::new(),

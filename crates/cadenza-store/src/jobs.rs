@@ -253,6 +253,12 @@ impl Tx {
         }
     }
 
+    /// "Now" by the queue's clock (see [`LeaseClock`]): what due times are compared with, so a
+    /// job claimed as due also finds its work due (the schedule engine fires by it).
+    pub async fn queue_now(&mut self) -> StoreResult<i64> {
+        self.lease_now().await
+    }
+
     /// Enqueues `job` in this unit of work: it exists exactly when the unit commits. Returns the
     /// job's id (the pending job's, when its key merged).
     pub async fn enqueue(&mut self, job: NewJob) -> StoreResult<String> {
@@ -327,6 +333,20 @@ impl Tx {
         if held.is_none() { Err(StoreError::Fenced) } else { Ok(()) }
     }
 
+    /// Locks the queued or running job under `key`, if any, until this unit ends. A fenced
+    /// unit locks its job's row first (see [`Tx::check_lease`]) and then what it changes; a
+    /// unit that will enqueue under the key of a job that may be running takes the row first
+    /// too, so the two wait for each other in one order and cannot deadlock.
+    pub async fn lock_job_key(&mut self, key: &str) -> StoreResult<()> {
+        if let Conn::Postgres(c) = self.conn_mut()? {
+            sqlx::query("SELECT id FROM jobs WHERE job_key = $1 AND state IN ('queued', 'running') FOR UPDATE")
+                .bind(key)
+                .fetch_optional(&mut *c)
+                .await?;
+        }
+        Ok(())
+    }
+
     /// A note on the job for operators (a fenced write: call on a fenced unit).
     pub async fn record_progress(&mut self, job_id: &str, note: &str) -> StoreResult<()> {
         let now = self.now;
@@ -343,6 +363,16 @@ impl Tx {
 }
 
 impl Reads {
+    /// "Now" by the queue's clock, outside a unit of work (see [`Tx::queue_now`]).
+    pub async fn queue_now(&self) -> StoreResult<i64> {
+        match self.db() {
+            crate::Db::Postgres(pool) if self.0.shared.lease_clock == LeaseClock::Database => {
+                Ok(sqlx::query_scalar(PG_NOW).fetch_one(pool).await?)
+            }
+            _ => Ok(self.now_ms()),
+        }
+    }
+
     pub async fn get_job(&self, id: &str) -> StoreResult<Option<Job>> {
         let row: Option<JobRow> = on_db!(self, read, |db| sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT {COLUMNS} FROM jobs WHERE id = $1"

@@ -58,6 +58,7 @@ struct ObjectiveRow {
     agent_id: String,
     variation_id: String,
     schedule_id: Option<String>,
+    schedule_fire_at: Option<i64>,
     parent_objective_id: String,
     state: String,
     state_message: String,
@@ -93,6 +94,7 @@ impl ObjectiveRow {
             agent_id: self.agent_id,
             variation_id: self.variation_id,
             schedule_id: self.schedule_id,
+            schedule_fire_at: self.schedule_fire_at,
             parent_objective_id: self.parent_objective_id,
             state: ObjectiveState::from_db(&self.state),
             state_message: self.state_message,
@@ -119,7 +121,7 @@ impl ObjectiveRow {
 }
 
 const OBJECTIVE_COLUMNS: &str = "id, account_id, workspace_id, agent_id, variation_id, schedule_id, \
-     parent_objective_id, name, external_id, labels, profile_id, created_at, updated_at, state, state_message, \
+     schedule_fire_at, parent_objective_id, name, external_id, labels, profile_id, created_at, updated_at, state, state_message, \
      system_prompt, initial_message, data, memory_stack, output, secret_names, config_snapshot, run_config, \
      total_events, total_tool_calls, total_input_tokens, total_output_tokens, total_context_windows, \
      total_iterations, current_window_id, last_activity_at";
@@ -597,8 +599,8 @@ impl Tx {
                  parent_objective_id, name, external_id, labels, profile_id, created_at, updated_at, state, \
                  state_message, system_prompt, initial_message, data, memory_stack, output, secret_names, \
                  secrets_sealed, config_snapshot, run_config, total_context_windows, current_window_id, \
-                 last_activity_at, inactive_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \
-                 $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, 1, $25, $26, $27)",
+                 last_activity_at, inactive_at, schedule_fire_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, \
+                 $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, 1, $25, $26, $27, $28)",
             )
             .bind(&o.meta.id)
             .bind(&o.meta.account_id)
@@ -627,6 +629,7 @@ impl Tx {
             .bind(&o.current_window_id)
             .bind(o.last_activity_at)
             .bind(o.last_activity_at.saturating_add(o.run.inactivity_timeout_ms()))
+            .bind(o.schedule_fire_at)
             .execute(&mut *c)
             .await?;
             sqlx::query(
@@ -667,6 +670,18 @@ impl Tx {
         q.push(self.for_update());
         let row: Option<ObjectiveRow> = self.fetch_row(&q).await?;
         row.map(ObjectiveRow::into_domain).transpose()
+    }
+
+    /// The objective's state as this unit sees it, without locking it (`None`: no such
+    /// objective in the workspace).
+    pub async fn objective_state(&mut self, workspace_id: &str, id: &str) -> StoreResult<Option<ObjectiveState>> {
+        let state: Option<String> =
+            on_tx!(self, |c| sqlx::query_scalar("SELECT state FROM objectives WHERE workspace_id = $1 AND id = $2")
+                .bind(workspace_id)
+                .bind(id)
+                .fetch_optional(&mut *c)
+                .await?);
+        Ok(state.map(|s| ObjectiveState::from_db(&s)))
     }
 
     /// Appends `events` to the log of `o` (read locked in this unit) with the next sequence

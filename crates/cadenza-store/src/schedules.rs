@@ -1,4 +1,5 @@
-//! Agent schedules, and the due-time claim that makes each fire happen once.
+//! Agent schedules, and what the schedule engine writes: the fire (or skip) recorded on the
+//! row with a compare-and-set on its due time, and the schedules whose wake-up job is missing.
 
 use crate::tx::on_tx;
 use crate::{Reads, Tx};
@@ -9,7 +10,7 @@ use serde_json::Value;
 
 use crate::list::{Bind, ListQuery};
 use crate::rows::{HasMeta, MetaRow, id_ref_column, labels_to};
-use crate::{Store, StoreError, StoreResult, in_tx};
+use crate::{StoreError, StoreResult, on_db};
 
 #[derive(sqlx::FromRow)]
 struct ScheduleRow {
@@ -99,43 +100,28 @@ impl Reads {
         Ok(Page { items, next_cursor: page.next_cursor })
     }
 
-    /// Schedules whose due-time has come, oldest first, across all workspaces (for the engine).
-    pub async fn due_schedules(&self, now_ms: i64, limit: i64) -> StoreResult<Vec<Schedule>> {
+    /// The workspace's schedule `id`, whatever its agent (the engine knows only the id).
+    pub async fn find_schedule(&self, workspace_id: &str, id: &str) -> StoreResult<Option<Schedule>> {
         let mut q = ListQuery::new(SELECT);
-        q.push(" AND next_fire_at <= ")
-            .bind(Bind::Int(now_ms))
-            .push(" ORDER BY next_fire_at, id LIMIT ")
-            .bind(Bind::Int(limit));
-        let rows: Vec<ScheduleRow> = self.fetch_rows(&q).await?;
-        rows.into_iter().map(ScheduleRow::into_domain).collect()
+        q.and_eq("workspace_id", Bind::Text(workspace_id.into())).and_eq("id", Bind::Text(id.into()));
+        let row: Option<ScheduleRow> = self.fetch_row(&q).await?;
+        row.map(ScheduleRow::into_domain).transpose()
     }
-}
 
-impl Store {
-    /// Claims the fire due at `due_ms` by moving the due-time to `next_ms` (a compare-and-set
-    /// on the old due-time). Exactly one caller gets `true` for a given fire, however many
-    /// replicas race; the winner records the fire, the others skip it.
-    pub async fn advance_schedule(
-        &self,
-        workspace_id: &str,
-        id: &str,
-        due_ms: i64,
-        next_ms: Option<i64>,
-    ) -> StoreResult<bool> {
-        let n = in_tx!(self, |tx| {
-            sqlx::query(
-                "UPDATE schedules SET next_fire_at = $1, last_fire_at = $2, total_fires = total_fires + 1 \
-                 WHERE workspace_id = $3 AND id = $4 AND next_fire_at = $2 AND state = 'ACTIVE'",
-            )
-            .bind(next_ms)
-            .bind(due_ms)
-            .bind(workspace_id)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected()
-        });
-        Ok(n == 1)
+    /// Active schedules with a due time and no queued or running job under the key
+    /// `key_prefix || id` (their wake-up), soonest first, across all workspaces: `(workspace
+    /// id, schedule id, due time)`. Served by `schedules_due` and the jobs' key index.
+    pub async fn unarmed_schedules(&self, key_prefix: &str, limit: i64) -> StoreResult<Vec<(String, String, i64)>> {
+        Ok(on_db!(self, read, |db| sqlx::query_as(
+            "SELECT s.workspace_id, s.id, s.next_fire_at FROM schedules s \
+             WHERE s.next_fire_at IS NOT NULL AND s.state = 'ACTIVE' AND NOT EXISTS \
+             (SELECT 1 FROM jobs j WHERE j.job_key = $1 || s.id AND j.state IN ('queued', 'running')) \
+             ORDER BY s.next_fire_at, s.id LIMIT $2"
+        )
+        .bind(key_prefix)
+        .bind(limit)
+        .fetch_all(db)
+        .await?))
     }
 }
 
@@ -160,6 +146,17 @@ impl Tx {
         q.push(self.for_update());
         let row: Option<ScheduleRow> = self.fetch_row(&q).await?;
         row.map(ScheduleRow::into_domain).transpose()
+    }
+
+    /// The id of the agent's schedule `r` names, as this unit sees it, without locking it.
+    pub async fn schedule_id(&mut self, workspace_id: &str, agent_id: &str, r: &IdRef) -> StoreResult<Option<String>> {
+        let (col, val) = id_ref_column(r);
+        let mut q = ListQuery::new("SELECT id FROM schedules WHERE 1 = 1");
+        q.and_eq("workspace_id", Bind::Text(workspace_id.into()))
+            .and_eq("agent_id", Bind::Text(agent_id.into()))
+            .and_eq(col, Bind::Text(val));
+        let row: Option<(String,)> = self.fetch_row(&q).await?;
+        Ok(row.map(|(id,)| id))
     }
 
     pub async fn insert_schedule(&mut self, s: &Schedule) -> StoreResult<()> {
@@ -222,6 +219,32 @@ impl Tx {
             .await?;
         });
         Ok(())
+    }
+
+    /// Records what the engine did with the fire due at `due_ms` (read locked in this unit):
+    /// the due time, the last fire or skip and the fire count. A compare-and-set on the due time
+    /// and the state: `false` (nothing written) when the row no longer holds that due time.
+    pub async fn record_schedule_fire(&mut self, s: &Schedule, due_ms: i64) -> StoreResult<bool> {
+        let n = on_tx!(self, |tx| {
+            sqlx::query(
+                "UPDATE schedules SET next_fire_at = $1, last_fire_at = $2, last_objective_id = $3, \
+                 last_skipped_at = $4, last_skip_reason = $5, total_fires = $6 \
+                 WHERE workspace_id = $7 AND id = $8 AND next_fire_at = $9 AND state = 'ACTIVE'",
+            )
+            .bind(s.next_fire_at)
+            .bind(s.last_fire_at)
+            .bind(&s.last_objective_id)
+            .bind(s.last_skipped_at)
+            .bind(&s.last_skip_reason)
+            .bind(s.total_fires)
+            .bind(&s.workspace_id)
+            .bind(&s.meta.id)
+            .bind(due_ms)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+        });
+        Ok(n == 1)
     }
 
     /// Pauses the agent's active schedules (unpublish and archive do this). Returns how many.

@@ -173,6 +173,12 @@ impl TestApp {
         (format!("http://{addr}"), ReplicaGuard(server))
     }
 
+    /// The configuration the app (and its replicas) were started with: for job handlers that
+    /// need the API's own state (`AppState::new(store, app.config().clone())`).
+    pub fn config(&self) -> &ApiConfig {
+        &self.config
+    }
+
     /// Sends a request with an optional bearer token and JSON body.
     pub async fn call(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> Resp {
         let mut req = self.client.request(method, format!("{}{}", self.base, path));

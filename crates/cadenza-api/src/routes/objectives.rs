@@ -568,20 +568,39 @@ async fn create(
         account_id: c.workspace.meta.account_id.clone(),
         profile_id: c.principal.profile_id.clone(),
     };
-    let catalog = crate::routes::models::catalog_names(&s);
-    let mut prepared =
-        service::prepare(&s.store, &who, input, &catalog, &Snapshots, &mut cadenza_services::selection::ThreadRandom)
-            .await?;
-    let variations = s.store.count_variations(c.ws(), &prepared.agent.meta.id).await?;
-    let agent_json =
-        serde_json::to_value(crate::routes::agents::AgentOut::new(&prepared.agent, variations)).unwrap_or(Value::Null);
-    let variation_json =
-        serde_json::to_value(crate::routes::variations::render(&s, &prepared.variation).await?).unwrap_or(Value::Null);
-    prepared.objective.config_snapshot = json!({ "agent": agent_json, "agentVariation": variation_json });
+    let prepared = prepare(&s, &who, input, None).await?;
     let mut tx = s.store.begin().await?;
     let o = service::create(&mut tx, prepared).await?;
     tx.commit().await?;
     Ok(Json(objective_out(&s, &o, &mut Profiles::default()).await?))
+}
+
+/// Everything creating an objective reads, checked, with its configuration snapshot in wire
+/// form: `agent`, `agentVariation`, and `agentSchedule` when `schedule` fires it. The one way
+/// objectives are prepared (this API's create and the schedule engine); write the result
+/// with [`service::create`]. Reads only: no unit of work is held.
+pub async fn prepare(
+    s: &AppState,
+    who: &Creator,
+    input: CreateInput,
+    schedule: Option<&cadenza_domain::schedules::Schedule>,
+) -> ApiResult<service::Prepared> {
+    let catalog = crate::routes::models::catalog_names(s);
+    let mut prepared =
+        service::prepare(&s.store, who, input, &catalog, &Snapshots, &mut cadenza_services::selection::ThreadRandom)
+            .await?;
+    let variations = s.store.count_variations(&who.workspace_id, &prepared.agent.meta.id).await?;
+    let agent_json =
+        serde_json::to_value(crate::routes::agents::AgentOut::new(&prepared.agent, variations)).unwrap_or(Value::Null);
+    let variation_json =
+        serde_json::to_value(crate::routes::variations::render(s, &prepared.variation).await?).unwrap_or(Value::Null);
+    let mut snapshot = json!({ "agent": agent_json, "agentVariation": variation_json });
+    if let Some(sched) = schedule {
+        let out = crate::routes::schedules::ScheduleOut::new(sched, s.store.now_ms());
+        snapshot["agentSchedule"] = serde_json::to_value(out).unwrap_or(Value::Null);
+    }
+    prepared.objective.config_snapshot = snapshot;
+    Ok(prepared)
 }
 
 fn list_filter(q: &QueryPairs) -> ApiResult<ObjectiveFilter> {

@@ -1,6 +1,7 @@
 //! Agent schedules (CONTRACT §6): CRUD in both spellings, `:pause`/`:resume`/`:archive`, and
-//! the next fire time in `info`. Firing belongs to the runtime; this module keeps the due-time
-//! column it will claim (`Store::advance_schedule`) right on every write.
+//! the next fire time in `info`. Firing is the schedule engine's (`cadenza_services::schedules::
+//! fire`, run by the `schedules.fire` job); every write here keeps the due time it fires by and
+//! its wake-up job in line, through `cadenza_services::schedules`.
 
 use axum::Json;
 use axum::Router;
@@ -131,8 +132,10 @@ fn calendar_out(c: &Calendar) -> CalendarOut {
 }
 
 impl ScheduleOut {
-    fn new(s: &Schedule, now_ms: i64) -> Self {
-        // Until the runtime fires a due schedule, show the next fire still ahead of now rather
+    /// The wire form of `s` as of `now_ms` (also the `configSnapshot.agentSchedule` of the
+    /// objectives it fires).
+    pub fn new(s: &Schedule, now_ms: i64) -> Self {
+        // Until the engine fires a due schedule, show the next fire still ahead of now rather
         // than one already past.
         let next = match s.next_fire_at {
             Some(due) if due <= now_ms => s.rule.next_fire_after(now_ms),
@@ -310,25 +313,10 @@ async fn create(
     }
     let meta = b.metadata.into_new()?;
     let now = s.store.now_ms();
-    let mut sched = Schedule {
-        meta: meta.into_meta(IdKind::Schedule, now, &c.workspace.meta.account_id, &c.principal.profile_id),
-        workspace_id: c.ws().to_string(),
-        agent_id: agent.meta.id.clone(),
-        first_user_message: String::new(),
-        system_prompt_data: None,
-        first_user_message_data: None,
-        // Replaced by apply_spec: create requires spec.schedule.
-        rule: Rule { calendars: Vec::new(), intervals: Vec::new(), timezone: "UTC".into() },
-        overlap: OverlapPolicy::Skip,
-        state: ScheduleState::Active,
-        variation_id: String::new(),
-        next_fire_at: None,
-        last_fire_at: None,
-        last_objective_id: String::new(),
-        last_skipped_at: None,
-        last_skip_reason: String::new(),
-        total_fires: 0,
-    };
+    let meta = meta.into_meta(IdKind::Schedule, now, &c.workspace.meta.account_id, &c.principal.profile_id);
+    // The rule is replaced by apply_spec: create requires spec.schedule.
+    let empty = Rule { calendars: Vec::new(), intervals: Vec::new(), timezone: "UTC".into() };
+    let mut sched = Schedule::new(meta, c.ws(), &agent.meta.id, empty);
     apply_spec(&s, &c, &agent, &mut sched, b.spec, &UpdateMask::default()).await?;
     let mut tx = s.store.begin().await?;
     services::schedules::create(&mut tx, &mut sched).await?;

@@ -10,6 +10,7 @@ use crate::str_at;
 both_backends!(a_complete_agent_through_the_api_alone, complete_agent);
 async fn complete_agent(backend: TestBackend) {
     let Some(app) = start(backend).await else { return };
+    app.expect_jobs(crate::SCHEDULE_WAKE_UP);
     let ws = app.default_ws.clone();
     let path = |rest: &str| app.ws_path(&ws, rest);
 

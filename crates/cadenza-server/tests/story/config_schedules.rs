@@ -1,5 +1,5 @@
 //! Agent schedules: both spellings, next fire times in a real zone, the lifecycle verbs,
-//! validation, how schedules follow their agent, and the once-only due-time claim.
+//! validation, and how schedules follow their agent. Firing: `schedule_engine.rs`.
 
 use cadenza_domain::IdRef;
 use cadenza_testkit::{ADMIN_TOKEN, TestApp, TestBackend, both_backends};
@@ -7,8 +7,10 @@ use serde_json::json;
 
 use crate::{create_key, create_workspace, str_at};
 
-/// An agent with an input schema, and the path of its schedules.
-async fn agent_with_schedules(app: &TestApp, ws: &str, name: &str) -> (String, String) {
+/// An agent with an input schema, and the path of its schedules. Its schedules arm their
+/// wake-up jobs, which these tests leave queued.
+pub async fn agent_with_schedules(app: &TestApp, ws: &str, name: &str) -> (String, String) {
+    app.expect_jobs(crate::SCHEDULE_WAKE_UP);
     let body = app
         .post(
             &app.ws_path(ws, "/agents"),
@@ -270,39 +272,4 @@ async fn follow_agent(backend: TestBackend) {
     app.delete(&agent_path, ADMIN_TOKEN).await.expect(200);
     let id = str_at(&pinned, "/metadata/id");
     assert!(app.store.get_schedule(&app.default_ws, &agent, &IdRef::Id(id)).await.expect("read").is_none());
-}
-
-both_backends!(a_due_fire_is_claimed_once, claimed_once);
-async fn claimed_once(backend: TestBackend) {
-    let Some(app) = TestApp::start(backend).await else { return };
-    let (_, schedules) = agent_with_schedules(&app, &app.default_ws, "racer").await;
-    let created = app
-        .post(
-            &schedules,
-            ADMIN_TOKEN,
-            json!({"metadata": {"name": "r"}, "spec": {"schedule": {"intervals": [{"every": "60s"}]}}}),
-        )
-        .await
-        .expect(200);
-    let id = str_at(&created, "/metadata/id");
-    let due = cadenza_domain::time::parse_rfc3339(&str_at(&created, "/info/nextFireAt")).expect("time");
-    assert!(app.store.due_schedules(due - 1, 10).await.expect("due").is_empty(), "not due yet");
-    let found = app.store.due_schedules(due, 10).await.expect("due");
-    assert_eq!(found.len(), 1);
-    assert_eq!(found[0].meta.id, id);
-
-    // Two replicas race for the same fire: exactly one wins it.
-    let other = app.db.store(std::sync::Arc::new(app.clock.clone())).await;
-    let ws = app.default_ws.clone();
-    let (a, b) = tokio::join!(
-        app.store.advance_schedule(&ws, &id, due, Some(due + 60_000)),
-        other.advance_schedule(&ws, &id, due, Some(due + 60_000)),
-    );
-    let wins = [a.expect("claim a"), b.expect("claim b")].iter().filter(|w| **w).count();
-    assert_eq!(wins, 1);
-    let after = app.get(&format!("{schedules}/{id}"), ADMIN_TOKEN).await.expect(200);
-    assert_eq!(after["info"]["totalFires"], 1);
-    assert_eq!(after["info"]["lastFireAt"], cadenza_domain::time::format_ms(due).as_str());
-    // A stale claimer (still holding the old due-time) gets nothing.
-    assert!(!app.store.advance_schedule(&ws, &id, due, Some(due + 60_000)).await.expect("stale"));
 }

@@ -21,12 +21,17 @@ mod platform_conventions;
 mod platform_secrets;
 mod races;
 mod runtime;
+mod schedule_engine;
 mod search;
 mod testkit;
 mod webhooks;
 
 use cadenza_testkit::{ADMIN_TOKEN, TestApp};
 use serde_json::{Value, json};
+
+/// The kind of a schedule's wake-up job (spelled out, not taken from the domain, so the tests
+/// check it): every test that creates a schedule leaves one queued.
+pub const SCHEDULE_WAKE_UP: &str = "schedules.fire";
 
 /// The upload expiry pass, run as the maintenance job it is (through the queue, fenced).
 pub async fn expire_uploads(app: &TestApp) {

@@ -13,7 +13,13 @@ use crate::str_at;
 const ROUNDS: usize = 8;
 
 /// Sends a request to the server at `base` (the app or a replica); (status, body, reason).
-async fn send(app: &TestApp, base: &str, method: Method, path: &str, body: Option<Value>) -> (u16, Value, String) {
+pub(crate) async fn send(
+    app: &TestApp,
+    base: &str,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value, String) {
     let mut req = app.client.request(method, format!("{base}{path}")).bearer_auth(ADMIN_TOKEN);
     if let Some(b) = body {
         req = req.json(&b);
@@ -168,6 +174,7 @@ async fn stack_races(backend: TestBackend) {
 both_backends!(a_variation_a_schedule_fires_is_never_deleted, pinned_races);
 async fn pinned_races(backend: TestBackend) {
     let Some(app) = TestApp::start(backend).await else { return };
+    app.expect_jobs(crate::SCHEDULE_WAKE_UP);
     let (replica, _guard) = app.replica().await;
     let (agent_id, _) = agent_with_variation(&app, "Scheduled").await;
     let agent = app.ws_path(&app.default_ws, &format!("/agents/{agent_id}"));
