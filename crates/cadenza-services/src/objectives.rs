@@ -380,6 +380,18 @@ async fn locked(tx: &mut Tx, ws: &str, r: &IdRef) -> Result<Objective> {
     tx.get_objective_locked(ws, r).await?.ok_or_else(|| Error::not_found("objective"))
 }
 
+/// The objective locked for input that wakes its run (continue, approve, deny, content). A run
+/// in flight holds its job's row and then locks the objective; this takes the same two in the
+/// same order (the job row first), so the two wait for each other instead of deadlocking.
+async fn locked_for_input(tx: &mut Tx, ws: &str, r: &IdRef) -> Result<Objective> {
+    let id = tx.objective_id(ws, r).await?.ok_or_else(|| Error::not_found("objective"))?;
+    let run = RunObjective { workspace_id: ws.to_string(), objective_id: id.clone() };
+    if let Some(key) = cadenza_domain::jobs::JobSpec::key(&run) {
+        tx.lock_job_key(&key).await?;
+    }
+    locked(tx, ws, &IdRef::Id(id)).await
+}
+
 fn ended(o: &Objective) -> Error {
     Error::of(Reason::ObjectiveEnded, format!("the objective has ended ({})", o.state.as_wire()))
         .with_meta("state", o.state.as_wire())
@@ -401,7 +413,7 @@ pub async fn continue_with(
         return Err(Error::required("message", "message is required"));
     }
     check_secrets(secrets)?;
-    let mut o = locked(tx, ws, r).await?;
+    let mut o = locked_for_input(tx, ws, r).await?;
     if o.state.is_terminal() {
         return Err(ended(&o));
     }
@@ -463,7 +475,7 @@ pub async fn decide(
     profile_id: &str,
     decision: Decision,
 ) -> Result<cadenza_domain::objectives::ToolCallRecord> {
-    let mut o = locked(tx, ws, objective).await?;
+    let mut o = locked_for_input(tx, ws, objective).await?;
     let mut call = tx.get_tool_call(&o.meta.id, tool_call_id).await?.ok_or_else(|| Error::not_found("tool call"))?;
     if o.state.is_terminal() {
         return Err(ended(&o));

@@ -672,6 +672,18 @@ impl Tx {
         row.map(ObjectiveRow::into_domain).transpose()
     }
 
+    /// The id of the objective `r` names, read without locking it.
+    pub async fn objective_id(&mut self, workspace_id: &str, r: &IdRef) -> StoreResult<Option<String>> {
+        if let IdRef::Id(id) = r {
+            return Ok(Some(id.clone()));
+        }
+        let (col, val) = id_ref_column(r);
+        let mut q = ListQuery::new("SELECT id FROM objectives WHERE 1 = 1");
+        q.and_eq("workspace_id", Bind::Text(workspace_id.into())).and_eq(col, Bind::Text(val));
+        let row: Option<(String,)> = self.fetch_row(&q).await?;
+        Ok(row.map(|(id,)| id))
+    }
+
     /// The objective's state as this unit sees it, without locking it (`None`: no such
     /// objective in the workspace).
     pub async fn objective_state(&mut self, workspace_id: &str, id: &str) -> StoreResult<Option<ObjectiveState>> {
