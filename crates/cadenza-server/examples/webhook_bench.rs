@@ -131,8 +131,14 @@ async fn drain(
     );
     let started = Instant::now();
     let handle = runner.start(stop.clone(), Duration::from_secs(1));
+    // The test app's clock is a manual one: move it with real time, so deliveries that wait
+    // (a busy receiver, a retry) come due.
+    let mut last = Instant::now();
     while count(seen).0 < want {
         tokio::time::sleep(Duration::from_millis(5)).await;
+        let now = Instant::now();
+        app.clock.advance_ms(i64::try_from((now - last).as_millis()).unwrap_or(0));
+        last = now;
     }
     let took = started.elapsed();
     stop.cancel();

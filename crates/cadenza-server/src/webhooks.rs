@@ -30,6 +30,9 @@ pub struct Settings {
     pub per_endpoint: usize,
     pub breaker_failures: u32,
     pub breaker_open: Duration,
+    /// How long a delivery waits for a free slot at a busy receiver before it gives its queue
+    /// slot back (and tries again [`BUSY_RETRY_MS`] later).
+    pub busy_wait: Duration,
     /// Messages one claim of an objective's job delivers before it gives the slot back.
     pub per_claim: usize,
 }
@@ -41,10 +44,14 @@ impl Default for Settings {
             per_endpoint: 16,
             breaker_failures: 5,
             breaker_open: Duration::from_secs(30),
+            busy_wait: Duration::from_secs(1),
             per_claim: 256,
         }
     }
 }
+
+/// After a receiver was too busy: when its delivery is tried again.
+const BUSY_RETRY_MS: i64 = 100;
 
 /// The most of a receiver's answer kept in the log (as part of `errorMessage` on failures).
 const EXCERPT_BYTES: usize = 256;
@@ -92,9 +99,9 @@ async fn deliver(ctx: &JobContext, job: &DeliverWebhooks, d: &Deliverer) -> anyh
             continue;
         }
         let origin = origin_of(&m.url);
-        let permit = match d.endpoints.admit(&origin, &d.settings) {
+        let permit = match d.endpoints.admit(&origin, &d.settings).await {
             Admission::Go(permit) => permit,
-            Admission::Busy => return Ok(Outcome::Yield { at_ms: now + 250 }),
+            Admission::Busy => return Ok(Outcome::Yield { at_ms: ctx.now_ms() + BUSY_RETRY_MS }),
             Admission::Open { for_ms } => return Ok(Outcome::Yield { at_ms: now + for_ms }),
         };
         let body = match &m.payload {
@@ -287,33 +294,60 @@ struct Endpoint {
     open_until: Option<Instant>,
     /// While half-open, the one probe is out.
     probing: bool,
+    /// Deliveries waiting for a slot.
+    waiting: usize,
 }
 
 impl Endpoints {
-    fn admit(&self, origin: &str, s: &Settings) -> Admission {
+    /// A slot for one request to `origin`: at once if one is free; else, if fewer than the cap
+    /// already wait for one, after waiting up to [`Settings::busy_wait`]; else `Busy` at once.
+    /// So a slow receiver ties up at most twice its cap of the queue's slots.
+    async fn admit(&self, origin: &str, s: &Settings) -> Admission {
+        let (semaphore, probe) = {
+            let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+            let e = map.entry(origin.to_string()).or_insert_with(|| Endpoint {
+                in_flight: Arc::new(Semaphore::new(s.per_endpoint.max(1))),
+                failures: 0,
+                open_until: None,
+                probing: false,
+                waiting: 0,
+            });
+            let mut probe = false;
+            if let Some(until) = e.open_until {
+                let now = Instant::now();
+                if until > now {
+                    let for_ms = i64::try_from((until - now).as_millis()).unwrap_or(i64::MAX).max(1);
+                    return Admission::Open { for_ms };
+                }
+                if e.probing {
+                    return Admission::Busy;
+                }
+                e.probing = true;
+                probe = true;
+            }
+            match e.in_flight.clone().try_acquire_owned() {
+                Ok(p) => return Admission::Go(p),
+                Err(_) if e.waiting >= s.per_endpoint || probe => {
+                    e.probing = false;
+                    return Admission::Busy;
+                }
+                Err(_) => {
+                    e.waiting += 1;
+                    (e.in_flight.clone(), probe)
+                }
+            }
+        };
+        let got = tokio::time::timeout(s.busy_wait, semaphore.acquire_owned()).await;
         let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        let e = map.entry(origin.to_string()).or_insert_with(|| Endpoint {
-            in_flight: Arc::new(Semaphore::new(s.per_endpoint.max(1))),
-            failures: 0,
-            open_until: None,
-            probing: false,
-        });
-        if let Some(until) = e.open_until {
-            let now = Instant::now();
-            if until > now {
-                return Admission::Open { for_ms: i64::try_from((until - now).as_millis()).unwrap_or(i64::MAX).max(1) };
-            }
-            if e.probing {
-                return Admission::Busy;
-            }
-            e.probing = true;
-        }
-        match e.in_flight.clone().try_acquire_owned() {
-            Ok(p) => Admission::Go(p),
-            Err(_) => {
+        if let Some(e) = map.get_mut(origin) {
+            e.waiting = e.waiting.saturating_sub(1);
+            if probe && !matches!(got, Ok(Ok(_))) {
                 e.probing = false;
-                Admission::Busy
             }
+        }
+        match got {
+            Ok(Ok(p)) => Admission::Go(p),
+            _ => Admission::Busy,
         }
     }
 
@@ -337,36 +371,56 @@ impl Endpoints {
 mod tests {
     use super::*;
 
-    #[test]
-    fn the_breaker_opens_after_failures_and_probes_once() {
+    #[tokio::test]
+    async fn the_breaker_opens_after_failures_and_probes_once() {
         let s = Settings {
             breaker_failures: 2,
             breaker_open: Duration::from_millis(0),
             per_endpoint: 1,
+            busy_wait: Duration::from_millis(10),
             ..Settings::default()
         };
         let e = Endpoints::default();
-        let Admission::Go(p) = e.admit("o", &s) else { panic!("first admission") };
-        assert!(matches!(e.admit("o", &s), Admission::Busy), "one in flight at most");
+        let Admission::Go(p) = e.admit("o", &s).await else { panic!("first admission") };
+        assert!(matches!(e.admit("o", &s).await, Admission::Busy), "one in flight at most");
         drop(p);
         e.report("o", false, &s);
         e.report("o", false, &s);
         // Open for zero time: half-open at once, and only one probe goes out.
-        let Admission::Go(probe) = e.admit("o", &s) else { panic!("the probe") };
-        assert!(matches!(e.admit("o", &s), Admission::Busy));
+        let Admission::Go(probe) = e.admit("o", &s).await else { panic!("the probe") };
+        assert!(matches!(e.admit("o", &s).await, Admission::Busy));
         drop(probe);
         e.report("o", true, &s);
-        assert!(matches!(e.admit("o", &s), Admission::Go(_)), "closed again after a success");
+        assert!(matches!(e.admit("o", &s).await, Admission::Go(_)), "closed again after a success");
         assert_eq!(origin_of("https://h.example/x?y"), "https://h.example:443");
     }
 
-    #[test]
-    fn an_open_breaker_parks_the_receiver() {
+    #[tokio::test]
+    async fn a_busy_receiver_hands_its_slot_to_a_waiting_delivery() {
+        let s = Settings { per_endpoint: 1, busy_wait: Duration::from_secs(5), ..Settings::default() };
+        let e = Arc::new(Endpoints::default());
+        let Admission::Go(p) = e.admit("o", &s).await else { panic!("first admission") };
+        let waiter = {
+            let (e, s) = (e.clone(), s.clone());
+            tokio::spawn(async move { matches!(e.admit("o", &s).await, Admission::Go(_)) })
+        };
+        let waiting = || e.0.lock().map(|m| m.get("o").map_or(0, |x| x.waiting)).unwrap_or(0);
+        while waiting() == 0 {
+            tokio::task::yield_now().await;
+        }
+        // One waits already (as many as the cap): the next is turned away at once.
+        assert!(matches!(e.admit("o", &s).await, Admission::Busy));
+        drop(p);
+        assert!(waiter.await.unwrap_or(false), "the waiting delivery got the freed slot");
+    }
+
+    #[tokio::test]
+    async fn an_open_breaker_parks_the_receiver() {
         let s = Settings { breaker_failures: 1, breaker_open: Duration::from_secs(30), ..Settings::default() };
         let e = Endpoints::default();
-        e.admit("o", &s);
+        let _ = e.admit("o", &s).await;
         e.report("o", false, &s);
-        assert!(matches!(e.admit("o", &s), Admission::Open { for_ms } if for_ms > 20_000));
-        assert!(matches!(e.admit("other", &s), Admission::Go(_)), "other receivers are not affected");
+        assert!(matches!(e.admit("o", &s).await, Admission::Open { for_ms } if for_ms > 20_000));
+        assert!(matches!(e.admit("other", &s).await, Admission::Go(_)), "other receivers are not affected");
     }
 }
