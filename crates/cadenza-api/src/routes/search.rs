@@ -9,12 +9,13 @@ use cadenza_domain::ids::IdRef;
 use cadenza_domain::scopes::Verb;
 use schemars::JsonSchema;
 use serde::Serialize;
+use serde_json::json;
 
 use crate::AppState;
 use crate::auth::WsCaller;
 use crate::error::ApiResult;
 use crate::extract::{QueryPairs, query_invalid};
-use crate::openapi::{Op, schema};
+use crate::openapi::{Op, QueryParam, schema};
 use crate::routes::agents::AgentOut;
 use crate::routes::tool_sets::ToolSetOut;
 use crate::routes::tools::ToolOut;
@@ -89,6 +90,20 @@ pub fn operations() -> Vec<Op> {
             schema::<SearchOut>,
         )
         .summary("Tools, tool sets and agents ranked by BM25 (`query` required, `limit` 1–50, default 10)")
-        .scope("tools:read"),
+        .scope("tools:read")
+        .query(&[
+            QueryParam {
+                name: "query",
+                required: true,
+                schema: || json!({"type": "string", "pattern": "\\S"}),
+                description: "The words to look for (not blank).",
+            },
+            QueryParam {
+                name: "limit",
+                required: false,
+                schema: || json!({"type": "integer", "minimum": 1, "maximum": MAX_LIMIT}),
+                description: "Most hits of each kind (default 10).",
+            },
+        ]),
     ]
 }
