@@ -29,11 +29,11 @@ pub fn validate(labels: &Labels) -> Result<()> {
     Ok(())
 }
 
-/// Parses the list filter: every `k=v` pair must match exactly.
 /// Exactly the filters `parse_filter` accepts (ECMA-262): comma-separated `key=value` pairs,
 /// the key not blank; blank pieces are skipped.
 pub const FILTER_PATTERN: &str = "^(?:\\s*|[^,=]*[^,=\\s][^,=]*=[^,]*)(?:,(?:\\s*|[^,=]*[^,=\\s][^,=]*=[^,]*))*$";
 
+/// Parses the list filter: every `k=v` pair must match exactly.
 pub fn parse_filter(raw: &str) -> Result<Vec<(String, String)>> {
     raw.split(',')
         .filter(|p| !p.trim().is_empty())
