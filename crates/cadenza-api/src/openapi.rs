@@ -134,6 +134,13 @@ fn reason_schema(_: &mut SchemaGenerator) -> Schema {
     schemars::json_schema!({"type": "string", "enum": reasons})
 }
 
+/// Whether the request schema (a `$ref` to a component) names required fields.
+fn body_has_required_fields(schema: &Schema, g: &SchemaGenerator) -> bool {
+    let name = schema.get("$ref").and_then(Value::as_str).and_then(|r| r.strip_prefix("#/components/schemas/"));
+    let def = name.and_then(|n| g.definitions().get(n)).unwrap_or(schema.as_value());
+    def.get("required").and_then(Value::as_array).is_some_and(|r| !r.is_empty())
+}
+
 /// The resource a path segment's collection holds, and whether its routes take the
 /// `external_id:` form besides the id (as the handler parses it: `IdRef::parse` or
 /// `IdKind::parse`).
@@ -307,8 +314,12 @@ pub fn document() -> Value {
             operation["description"] = json!(format!("Requires the `{}` permission.", op.scope));
         }
         if let Some(req) = op.request {
+            let schema = req(&mut requests);
+            // An empty body reads as `{}` (`JsonBody`), so it may be left out unless `{}` lacks a
+            // required field.
+            let required = body_has_required_fields(&schema, &requests);
             operation["requestBody"] =
-                json!({"required": false, "content": {"application/json": {"schema": req(&mut requests)}}});
+                json!({"required": required, "content": {"application/json": {"schema": schema}}});
         }
         if op.path.starts_with("/v1/") {
             operation["security"] = json!([{"bearer": []}]);
@@ -375,6 +386,10 @@ mod tests {
                 }
             }
         }
+        // A body is required exactly when `{}` (what an empty body reads as) lacks a required field.
+        let put_status = &doc["paths"]["/v1/workspaces/{workspace_id}/models/{id}/status"]["put"];
+        assert_eq!(put_status["requestBody"]["required"], true);
+        assert_eq!(doc["paths"]["/v1/workspaces/{workspace_id}/agents"]["post"]["requestBody"]["required"], false);
         let text = doc.to_string();
         assert!(!text.contains("$defs"), "every schema lives under components");
     }

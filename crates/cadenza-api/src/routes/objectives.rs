@@ -850,15 +850,15 @@ impl Follower {
                 }
             }
             if !caught_up || self.maybe_failed {
-                let now = match self.s.store.get_objective(&self.o.workspace_id, &IdRef::Id(self.o.meta.id.clone())).await
-                {
-                    Ok(Some(now)) => now,
-                    Ok(None) => return None,
-                    Err(_) => {
-                        self.database_trouble().await;
-                        continue;
-                    }
-                };
+                let now =
+                    match self.s.store.get_objective(&self.o.workspace_id, &IdRef::Id(self.o.meta.id.clone())).await {
+                        Ok(Some(now)) => now,
+                        Ok(None) => return None,
+                        Err(_) => {
+                            self.database_trouble().await;
+                            continue;
+                        }
+                    };
                 if now.state.is_terminal() && now.totals.events <= self.after {
                     return None;
                 }
