@@ -195,16 +195,21 @@ fn path_params(path: &str) -> Vec<(String, Value, String)> {
     out
 }
 
+/// `schema`, or the empty string: a query parameter sent empty (`limit=`) reads as not sent.
+pub fn or_empty(schema: Value) -> Value {
+    json!({"anyOf": [schema, {"type": "string", "maxLength": 0}]})
+}
+
 /// The query parameters every list takes (CONTRACT §1.6), as `QueryPairs::list_params` reads them.
 fn list_params() -> Vec<Value> {
-    let int64 = json!({"type": "integer", "format": "int64", "minimum": i64::MIN, "maximum": i64::MAX});
+    let int64 = or_empty(json!({"type": "integer", "format": "int64", "minimum": i64::MIN, "maximum": i64::MAX}));
     [
         ("cursor", json!({"type": "string", "pattern": page::CURSOR_PATTERN}), "Opaque cursor from the previous page's `pagination.nextCursor`."),
         ("limit", int64, "Page size: default 50 (also for 0 or less), at most 100 (larger asks get 100)."),
         ("sortOrder", json!({"type": "string", "pattern": page::SORT_ORDER_PATTERN}), "`asc` (default) or `desc` (also `ascending`, `descending`; any case) by creation time."),
         ("prefix", json!({"type": "string"}), "Only items whose name (API keys: id) starts with this."),
         ("labels", json!({"type": "string", "pattern": labels::FILTER_PATTERN}), "`k=v,k2=v2`: every pair must match."),
-        ("includeInfo", json!({"type": "boolean"}), "Populate `info` on each item."),
+        ("includeInfo", or_empty(json!({"type": "boolean"})), "Populate `info` on each item."),
     ]
     .into_iter()
     .map(|(name, schema, desc)| json!({"name": name, "in": "query", "required": false, "schema": schema, "description": desc}))

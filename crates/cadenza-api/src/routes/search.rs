@@ -36,11 +36,11 @@ pub struct SearchOut {
 async fn search(State(s): State<AppState>, c: WsCaller, q: QueryPairs) -> ApiResult<Json<SearchOut>> {
     c.require("tools", Verb::Read)?;
     let query = q
-        .get("query")
+        .one("query")?
         .map(str::trim)
         .filter(|t| !t.is_empty())
         .ok_or_else(|| query_invalid("query", "query is required"))?;
-    let limit = match q.get("limit").filter(|l| !l.is_empty()) {
+    let limit = match q.one("limit")?.filter(|l| !l.is_empty()) {
         None => DEFAULT_LIMIT,
         Some(l) => l.parse::<usize>().ok().filter(|n| (1..=MAX_LIMIT).contains(n)).ok_or_else(|| {
             query_invalid("limit", format!("limit must be between 1 and {MAX_LIMIT}"))
@@ -95,13 +95,13 @@ pub fn operations() -> Vec<Op> {
             QueryParam {
                 name: "query",
                 required: true,
-                schema: || json!({"type": "string", "pattern": "\\S"}),
+                schema: || json!({"type": "string", "pattern": cadenza_domain::json_schema::NOT_BLANK_PATTERN}),
                 description: "The words to look for (not blank).",
             },
             QueryParam {
                 name: "limit",
                 required: false,
-                schema: || json!({"type": "integer", "minimum": 1, "maximum": MAX_LIMIT}),
+                schema: || crate::openapi::or_empty(json!({"type": "integer", "minimum": 1, "maximum": MAX_LIMIT})),
                 description: "Most hits of each kind (default 10).",
             },
         ]),
