@@ -98,6 +98,17 @@ impl QueryPairs {
         self.0.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
     }
 
+    /// The value of a scalar parameter the document declares: sent more than once, it is a
+    /// `QUERY_INVALID` (which of two values to read would be a guess).
+    pub fn one(&self, key: &str) -> Result<Option<&str>, ApiError> {
+        let mut values = self.0.iter().filter(|(k, _)| k == key).map(|(_, v)| v.as_str());
+        let first = values.next();
+        if values.next().is_some() {
+            return Err(query_invalid(key, format!("{key} may be given once")).into());
+        }
+        Ok(first)
+    }
+
     /// Every value of an array parameter, split on commas and collected across repeats.
     pub fn all(&self, key: &str) -> Vec<String> {
         self.0
@@ -111,7 +122,7 @@ impl QueryPairs {
     }
 
     pub fn bool(&self, key: &str) -> Result<Option<bool>, ApiError> {
-        match self.get(key) {
+        match self.one(key)? {
             None | Some("") => Ok(None),
             Some("true") | Some("1") => Ok(Some(true)),
             Some("false") | Some("0") => Ok(Some(false)),
@@ -121,7 +132,7 @@ impl QueryPairs {
 
     /// The generic list parameters of CONTRACT §1.6.
     pub fn list_params(&self) -> Result<ListParams, ApiError> {
-        let limit = match self.get("limit") {
+        let limit = match self.one("limit")? {
             None | Some("") => None,
             Some(l) => Some(
                 l.parse::<i64>().map_err(|_| query_invalid("limit", format!("limit must be an integer, not {l:?}")))?,
@@ -131,10 +142,10 @@ impl QueryPairs {
         self.include_info()?;
         let labels = self.all("labels").join(",");
         Ok(ListParams::parse(
-            self.get("cursor"),
+            self.one("cursor")?,
             limit,
-            self.get("sortOrder").or(self.get("sort_order")),
-            self.get("prefix"),
+            self.one("sortOrder")?.or(self.one("sort_order")?),
+            self.one("prefix")?,
             Some(labels.as_str()).filter(|l| !l.is_empty()),
         )?)
     }
@@ -176,5 +187,9 @@ mod tests {
         assert!(serde_urlencoded_pairs("x=%zz").is_err());
         let q = QueryPairs(serde_urlencoded_pairs("labels=env%3Dprod&limit=5").unwrap_or_default());
         assert_eq!(q.get("labels"), Some("env=prod"));
+        assert!(q.list_params().is_ok());
+        let q = QueryPairs(serde_urlencoded_pairs("limit=5&limit=").unwrap_or_default());
+        assert!(q.list_params().is_err(), "a scalar given twice is refused");
+        assert!(q.one("limit").is_err() && q.one("cursor").ok() == Some(None));
     }
 }

@@ -4,6 +4,8 @@
 //! as is). A test checks every documented operation is routed; a snapshot test keeps the
 //! document from drifting by accident.
 
+use cadenza_domain::ids::{IdKind, IdRef};
+use cadenza_domain::{labels, page};
 use schemars::generate::{Contract, SchemaSettings};
 use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde_json::{Map, Value, json};
@@ -31,6 +33,16 @@ pub struct Op {
     pub response: SchemaFn,
     /// Takes the list query parameters.
     pub list: bool,
+    /// Its own query parameters, besides the list ones.
+    pub query: &'static [QueryParam],
+}
+
+/// A query parameter an operation reads, with the schema of exactly what it accepts.
+pub struct QueryParam {
+    pub name: &'static str,
+    pub required: bool,
+    pub schema: fn() -> Value,
+    pub description: &'static str,
 }
 
 impl Op {
@@ -41,7 +53,7 @@ impl Op {
         tag: &'static str,
         response: SchemaFn,
     ) -> Self {
-        Self { method, path, id, tag, summary: "", scope: "", request: None, response, list: false }
+        Self { method, path, id, tag, summary: "", scope: "", request: None, response, list: false, query: &[] }
     }
     pub const fn summary(mut self, s: &'static str) -> Self {
         self.summary = s;
@@ -53,6 +65,10 @@ impl Op {
     }
     pub const fn body(mut self, f: SchemaFn) -> Self {
         self.request = Some(f);
+        self
+    }
+    pub const fn query(mut self, q: &'static [QueryParam]) -> Self {
+        self.query = q;
         self
     }
     pub const fn list(mut self) -> Self {
@@ -118,6 +134,149 @@ fn reason_schema(_: &mut SchemaGenerator) -> Schema {
     schemars::json_schema!({"type": "string", "enum": reasons})
 }
 
+/// Whether the request schema (a `$ref` to a component) names required fields.
+fn body_has_required_fields(schema: &Schema, g: &SchemaGenerator) -> bool {
+    let name = schema.get("$ref").and_then(Value::as_str).and_then(|r| r.strip_prefix("#/components/schemas/"));
+    let def = name.and_then(|n| g.definitions().get(n)).unwrap_or(schema.as_value());
+    def.get("required").and_then(Value::as_array).is_some_and(|r| !r.is_empty())
+}
+
+/// The resource a path segment's collection holds, and whether its routes take the
+/// `external_id:` form besides the id (as the handler parses it: `IdRef::parse` or
+/// `IdKind::parse`).
+fn collection_kind(collection: &str) -> Option<(IdKind, bool)> {
+    Some(match collection {
+        "api_keys" => (IdKind::ApiKey, true),
+        "workspaces" => (IdKind::Workspace, true),
+        "agents" => (IdKind::Agent, true),
+        "schedules" => (IdKind::Schedule, true),
+        "variations" => (IdKind::Variation, true),
+        "assignments" => (IdKind::Assignment, false),
+        "memory_layer_assignments" => (IdKind::LayerAssignment, false),
+        "memory_layers" => (IdKind::MemoryLayer, true),
+        "entries" => (IdKind::MemoryEntry, true),
+        "models" => (IdKind::Model, true),
+        "objectives" => (IdKind::Objective, true),
+        "tasks" => (IdKind::Task, false),
+        "tool_calls" => (IdKind::ToolCall, false),
+        "tool_sets" => (IdKind::ToolSet, true),
+        "secrets" => (IdKind::ToolSetSecret, true),
+        "workspace_secrets" => (IdKind::WorkspaceSecret, true),
+        "tools" => (IdKind::Tool, true),
+        "uploads" => (IdKind::Upload, true),
+        _ => return None,
+    })
+}
+
+/// The path parameters of `path`, each with the schema of exactly what the route accepts.
+fn path_params(path: &str) -> Vec<(String, Value, String)> {
+    let segments: Vec<&str> = path.split('/').collect();
+    let mut out = Vec::new();
+    for (i, seg) in segments.iter().enumerate() {
+        let Some(name) = seg.strip_prefix('{').and_then(|s| s.split('}').next()) else { continue };
+        let collection = if i > 0 { segments[i - 1] } else { "" };
+        let (schema, description) = match (name, collection_kind(collection)) {
+            ("token", _) => (
+                json!({"type": "string", "minLength": 1}),
+                "The signed token of the upload link (`uploadUrl`).".to_string(),
+            ),
+            (_, Some((kind, true))) => (
+                json!({"type": "string", "pattern": IdRef::pattern(kind)}),
+                format!("The {}'s id (`{}_…`), or `external_id:<value>`.", kind.noun(), kind.prefix()),
+            ),
+            (_, Some((kind, false))) => (
+                json!({"type": "string", "pattern": kind.pattern()}),
+                format!("The {}'s id (`{}_…`).", kind.noun(), kind.prefix()),
+            ),
+            (_, None) => (json!({"type": "string"}), String::new()),
+        };
+        out.push((name.to_string(), schema, description));
+    }
+    out
+}
+
+/// `schema`, or the empty string: a query parameter sent empty (`limit=`) reads as not sent.
+pub fn or_empty(schema: Value) -> Value {
+    json!({"anyOf": [schema, {"type": "string", "maxLength": 0}]})
+}
+
+/// The query parameters every list takes (CONTRACT §1.6), as `QueryPairs::list_params` reads them.
+fn list_params() -> Vec<Value> {
+    let int64 = or_empty(json!({"type": "integer", "format": "int64", "minimum": i64::MIN, "maximum": i64::MAX}));
+    [
+        ("cursor", json!({"type": "string", "pattern": page::CURSOR_PATTERN}), "Opaque cursor from the previous page's `pagination.nextCursor`."),
+        ("limit", int64, "Page size: default 50 (also for 0 or less), at most 100 (larger asks get 100)."),
+        ("sortOrder", json!({"type": "string", "pattern": page::SORT_ORDER_PATTERN}), "`asc` (default) or `desc` (also `ascending`, `descending`; any case) by creation time."),
+        ("prefix", json!({"type": "string"}), "Only items whose name (API keys: id) starts with this."),
+        ("labels", json!({"type": "string", "pattern": labels::FILTER_PATTERN}), "`k=v,k2=v2`: every pair must match."),
+        ("includeInfo", or_empty(json!({"type": "boolean"})), "Populate `info` on each item."),
+    ]
+    .into_iter()
+    .map(|(name, schema, desc)| json!({"name": name, "in": "query", "required": false, "schema": schema, "description": desc}))
+    .collect()
+}
+
+/// OpenAPI links from each create (`POST` on a collection) to the operations on the item it
+/// made (`GET`, `PATCH`, `PUT`, `DELETE` and `:verb`s of `<collection>/{id}`): the id comes from
+/// the response's `metadata.id`, the parent ids from the create's own path.
+fn add_links(paths: &mut Map<String, Value>) {
+    let mut links: Vec<(String, String, Value)> = Vec::new();
+    for (coll, item) in paths.iter() {
+        if item.get("post").is_none() {
+            continue;
+        }
+        let parents: Vec<String> = path_params(coll).into_iter().map(|(n, _, _)| n).collect();
+        for (target, target_item) in paths.iter() {
+            let Some(rest) = target.strip_prefix(coll.as_str()).and_then(|r| r.strip_prefix("/{")) else { continue };
+            let Some((name, tail)) = rest.split_once('}') else { continue };
+            if !(tail.is_empty() || (tail.starts_with(':') && !tail.contains('/'))) {
+                continue;
+            }
+            for (method, op) in target_item.as_object().into_iter().flatten() {
+                let mut params = Map::new();
+                for p in &parents {
+                    params.insert(p.clone(), json!(format!("$request.path.{p}")));
+                }
+                params.insert(name.to_string(), json!("$response.body#/metadata/id"));
+                let id = op["operationId"].as_str().unwrap_or_default().to_string();
+                let link = json!({"operationId": id, "parameters": params,
+                                  "description": format!("`{method}` the item just created")});
+                links.push((coll.clone(), id, link));
+            }
+        }
+    }
+    for (coll, id, link) in links {
+        if let Some(resp) =
+            paths.get_mut(&coll).and_then(|i| i.get_mut("post")).and_then(|o| o["responses"].get_mut("200"))
+        {
+            resp["links"][id] = link;
+        }
+    }
+}
+
+/// `true` (any value) as a property schema becomes `{}`: the same meaning, and the form every
+/// OpenAPI tool reads.
+fn open_true_schemas(v: &mut Value) {
+    match v {
+        Value::Object(map) => {
+            for (k, child) in map.iter_mut() {
+                if k == "properties"
+                    && let Value::Object(props) = child
+                {
+                    for p in props.values_mut() {
+                        if *p == Value::Bool(true) {
+                            *p = json!({});
+                        }
+                    }
+                }
+                open_true_schemas(child);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(open_true_schemas),
+        _ => {}
+    }
+}
+
 fn generator(contract: Contract) -> SchemaGenerator {
     let mut settings = SchemaSettings::draft2020_12();
     settings.definitions_path = "/components/schemas".into();
@@ -133,26 +292,18 @@ pub fn document() -> Value {
     let error = responses.subschema_for::<StatusSchema>();
     let mut paths: Map<String, Value> = Map::new();
     for op in operations() {
-        let mut params: Vec<Value> = op
-            .path
-            .split('/')
-            .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.split('}').next()))
-            .map(|name| {
-                json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"},
-                       "description": "An id, or `external_id:<value>`."})
+        let mut params: Vec<Value> = path_params(op.path)
+            .into_iter()
+            .map(|(name, schema, description)| {
+                json!({"name": name, "in": "path", "required": true, "schema": schema, "description": description})
             })
             .collect();
         if op.list {
-            for (name, ty, desc) in [
-                ("cursor", "string", "Opaque cursor from the previous page's `pagination.nextCursor`."),
-                ("limit", "integer", "Page size: default 50, maximum 100."),
-                ("sortOrder", "string", "`asc` (default) or `desc` by creation time."),
-                ("prefix", "string", "Only items whose name (API keys: id) starts with this."),
-                ("labels", "string", "`k=v,k2=v2`: every pair must match."),
-                ("includeInfo", "boolean", "Populate `info` on each item."),
-            ] {
-                params.push(json!({"name": name, "in": "query", "required": false, "schema": {"type": ty}, "description": desc}));
-            }
+            params.extend(list_params());
+        }
+        for q in op.query {
+            params.push(json!({"name": q.name, "in": "query", "required": q.required, "schema": (q.schema)(),
+                               "description": q.description}));
         }
         let mut operation = json!({
             "operationId": op.id,
@@ -168,8 +319,12 @@ pub fn document() -> Value {
             operation["description"] = json!(format!("Requires the `{}` permission.", op.scope));
         }
         if let Some(req) = op.request {
+            let schema = req(&mut requests);
+            // An empty body reads as `{}` (`JsonBody`), so it may be left out unless `{}` lacks a
+            // required field.
+            let required = body_has_required_fields(&schema, &requests);
             operation["requestBody"] =
-                json!({"required": false, "content": {"application/json": {"schema": req(&mut requests)}}});
+                json!({"required": required, "content": {"application/json": {"schema": schema}}});
         }
         if op.path.starts_with("/v1/") {
             operation["security"] = json!([{"bearer": []}]);
@@ -177,11 +332,12 @@ pub fn document() -> Value {
         let item = paths.entry(op.path.to_string()).or_insert_with(|| json!({}));
         item[op.method] = operation;
     }
+    add_links(&mut paths);
     let mut schemas = responses.take_definitions(true);
     for (k, v) in requests.take_definitions(true) {
         schemas.entry(k).or_insert(v);
     }
-    json!({
+    let mut doc = json!({
         "openapi": "3.1.0",
         "info": {
             "title": "Cadenza API",
@@ -194,7 +350,9 @@ pub fn document() -> Value {
             "schemas": schemas,
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "description": "An API key token (cdz_sk_…)."}},
         },
-    })
+    });
+    open_true_schemas(&mut doc);
+    doc
 }
 
 #[cfg(test)]
@@ -225,6 +383,18 @@ mod tests {
         assert_eq!(doc["openapi"], "3.1.0");
         assert!(doc["components"]["schemas"]["APIKey"].is_object());
         assert!(doc["components"]["schemas"]["Status"].is_object());
+        for (path, item) in doc["paths"].as_object().into_iter().flatten() {
+            for (_, op) in item.as_object().into_iter().flatten() {
+                for p in op["parameters"].as_array().into_iter().flatten() {
+                    let known = p["schema"].get("pattern").is_some() || p["name"] == "token" || p["in"] == "query";
+                    assert!(known, "{path}: parameter {} has no exact schema", p["name"]);
+                }
+            }
+        }
+        // A body is required exactly when `{}` (what an empty body reads as) lacks a required field.
+        let put_status = &doc["paths"]["/v1/workspaces/{workspace_id}/models/{id}/status"]["put"];
+        assert_eq!(put_status["requestBody"]["required"], true);
+        assert_eq!(doc["paths"]["/v1/workspaces/{workspace_id}/agents"]["post"]["requestBody"]["required"], false);
         let text = doc.to_string();
         assert!(!text.contains("$defs"), "every schema lives under components");
     }

@@ -120,11 +120,19 @@ impl IdKind {
     pub fn parse(self, raw: &str) -> Result<String> {
         let bad = || self.invalid_id(format!("invalid {} id: {raw:?}", self.noun()));
         let (prefix, body) = raw.split_once('_').ok_or_else(bad)?;
-        if !self.accepted().contains(&prefix) {
+        // A ULID is 128 bits: 26 base32 digits hold 130, so the first digit is at most 7
+        // (the decoder would drop the excess bits and alias another id).
+        if !self.accepted().contains(&prefix) || body.bytes().next().is_none_or(|b| b > b'7') {
             return Err(bad());
         }
         let ulid = ulid::Ulid::from_string(body).map_err(|_| bad())?;
         Ok(format!("{}_{}", self.prefix(), ulid))
+    }
+
+    /// The regular expression (ECMA-262, anchored) of exactly what `parse` accepts, for the
+    /// OpenAPI document.
+    pub fn pattern(self) -> String {
+        format!("^(?:{})_{ULID_PATTERN}$", self.accepted().join("|"))
     }
 
     /// `ID_INVALID`, naming the prefix an id of this kind has.
@@ -132,6 +140,9 @@ impl IdKind {
         Error::of(Reason::IdInvalid, message).with_meta("expected", self.prefix())
     }
 }
+
+/// A ULID as `parse` accepts it: 26 Crockford base32 digits in either case, the first at most 7.
+pub const ULID_PATTERN: &str = "[0-7][0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{25}";
 
 /// How a request names a resource: by id, or by `external_id:<value>`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -150,6 +161,12 @@ impl IdRef {
             return Ok(IdRef::External(ext.to_string()));
         }
         kind.parse(raw).map(IdRef::Id)
+    }
+
+    /// The regular expression of exactly what `parse` accepts for `kind`: an id, or
+    /// `external_id:` and at least one character.
+    pub fn pattern(kind: IdKind) -> String {
+        format!("^(?:(?:{})_{ULID_PATTERN}|external_id:[\\s\\S]+)$", kind.accepted().join("|"))
     }
 }
 
@@ -192,6 +209,42 @@ mod tests {
         assert!(IdKind::Workspace.parse("nounderscore").is_err());
         let lower = id.to_lowercase();
         assert_eq!(IdKind::Workspace.parse(&lower).ok(), Some(id));
+    }
+
+    /// The documented patterns accept exactly what the parsers accept.
+    #[test]
+    fn patterns_agree_with_parse() {
+        let id = IdKind::Variation.new_id(7);
+        let ulid = id.split_once('_').map(|(_, u)| u.to_string()).unwrap_or_default();
+        let samples = [
+            id.clone(),
+            id.to_lowercase(),
+            format!("av_{ulid}"),
+            format!("agent_{ulid}"),
+            format!("agentvar_8{}", &ulid[1..]),
+            format!("agentvar_Z{}", &ulid[1..]),
+            format!("agentvar_{}", &ulid[1..]),
+            format!("agentvar_{ulid}0"),
+            format!("agentvar_{}I", &ulid[..25]),
+            format!("agentvar_{}U", &ulid[..25]),
+            format!("{id}\n"),
+            "agentvar_".into(),
+            "0".into(),
+            "external_id:x".into(),
+            "external_id: \n".into(),
+            "external_id:".into(),
+        ];
+        let matcher = |p: String| {
+            jsonschema::validator_for(&serde_json::json!({"type": "string", "pattern": p})).map_err(|e| e.to_string())
+        };
+        let strict = matcher(IdKind::Variation.pattern());
+        let refs = matcher(IdRef::pattern(IdKind::Variation));
+        let (Ok(strict), Ok(refs)) = (strict, refs) else { panic!("patterns compile") };
+        for s in samples {
+            let v = serde_json::json!(s);
+            assert_eq!(strict.is_valid(&v), IdKind::Variation.parse(&s).is_ok(), "id {s:?}");
+            assert_eq!(refs.is_valid(&v), IdRef::parse(IdKind::Variation, &s).is_ok(), "ref {s:?}");
+        }
     }
 
     #[test]

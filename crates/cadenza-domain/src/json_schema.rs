@@ -7,6 +7,11 @@ use serde_json::Value;
 use crate::error::{Error, Result};
 use crate::reasons::Reason;
 
+/// Exactly the strings `str::trim` leaves non-empty (ECMA-262, for the OpenAPI document): one
+/// character outside Rust's whitespace (Unicode White_Space; unlike ECMA's `\s`, U+FEFF counts).
+pub const NOT_BLANK_PATTERN: &str =
+    "[^\\t\\n\\v\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]";
+
 /// Checks that `schema` is a JSON object and a valid, self-contained JSON Schema. `field` names
 /// it in the error message.
 pub fn check(field: &str, schema: &Value) -> Result<()> {
@@ -82,5 +87,21 @@ mod tests {
         assert_eq!(err.reason, Reason::SchemaMismatch);
         assert_eq!(check("s", &json!({"type": 5})).map_err(|e| e.reason), Err(Reason::SchemaInvalid));
         assert!(validate("data", &s, &json!({})).is_err());
+    }
+}
+
+#[cfg(test)]
+mod pattern_tests {
+    use super::*;
+
+    #[test]
+    fn not_blank_pattern_agrees_with_trim() {
+        let Ok(v) = jsonschema::validator_for(&serde_json::json!({"type": "string", "pattern": NOT_BLANK_PATTERN}))
+        else {
+            panic!("the pattern compiles")
+        };
+        for s in ["", " ", "\t\n", "\u{3000}", "\u{feff}", "\u{85}", "\u{200b}", "a", " a ", "\u{a0}x"] {
+            assert_eq!(v.is_valid(&serde_json::json!(s)), !s.trim().is_empty(), "{s:?}");
+        }
     }
 }

@@ -29,6 +29,10 @@ pub fn validate(labels: &Labels) -> Result<()> {
     Ok(())
 }
 
+/// Exactly the filters `parse_filter` accepts (ECMA-262): comma-separated `key=value` pairs,
+/// the key not blank; blank pieces are skipped.
+pub const FILTER_PATTERN: &str = "^(?:\\s*|[^,=]*[^,=\\s][^,=]*=[^,]*)(?:,(?:\\s*|[^,=]*[^,=\\s][^,=]*=[^,]*))*$";
+
 /// Parses the list filter: every `k=v` pair must match exactly.
 pub fn parse_filter(raw: &str) -> Result<Vec<(String, String)>> {
     raw.split(',')
@@ -63,5 +67,15 @@ mod tests {
         l.insert("team".into(), "core".into());
         assert!(matches(&l, &f));
         assert!(parse_filter("nope").is_err());
+    }
+
+    #[test]
+    fn filter_pattern_agrees_with_parse() {
+        let Ok(v) = jsonschema::validator_for(&serde_json::json!({"type": "string", "pattern": FILTER_PATTERN})) else {
+            panic!("the filter pattern compiles")
+        };
+        for s in ["", "a=b", "a=", " a = b ,c=d", "a=b,,", ",", "=b", " =b", "a", "a=b,c", "a=b=c", "a\n=b"] {
+            assert_eq!(v.is_valid(&serde_json::json!(s)), parse_filter(s).is_ok(), "{s:?}");
+        }
     }
 }

@@ -88,10 +88,27 @@ pub fn encode_cursor(last_id: &str) -> String {
     URL_SAFE_NO_PAD.encode(format!("{CURSOR_TAG}{last_id}"))
 }
 
+/// Exactly the `sortOrder` values `ListParams::parse` accepts (any case; empty is the default).
+pub const SORT_ORDER_PATTERN: &str =
+    "^(?:[Aa][Ss][Cc](?:[Ee][Nn][Dd][Ii][Nn][Gg])?|[Dd][Ee][Ss][Cc](?:[Ee][Nn][Dd][Ii][Nn][Gg])?)?$";
+
+/// Exactly the cursors `decode_cursor` accepts (ECMA-262, for the OpenAPI document): base64url
+/// of the tag (`YzE6`) and a non-empty rest, padding optional; empty is the first page.
+pub const CURSOR_PATTERN: &str = "^(?:YzE6(?:[A-Za-z0-9_-]{4})*[A-Za-z0-9_-]{2,4}=*)?$";
+
+/// Decodes what `CURSOR_PATTERN` describes: unused trailing bits and bytes that are not UTF-8
+/// are tolerated, so every cursor of that shape reads as a position (at worst past the end).
+const CURSOR_DECODER: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::new(
+    &base64::alphabet::URL_SAFE,
+    base64::engine::GeneralPurposeConfig::new()
+        .with_decode_allow_trailing_bits(true)
+        .with_decode_padding_mode(base64::engine::DecodePaddingMode::RequireNone),
+);
+
 pub fn decode_cursor(raw: &str) -> Result<String> {
     let bad = || Error::of(Reason::CursorInvalid, "invalid cursor");
-    let bytes = URL_SAFE_NO_PAD.decode(raw.trim_end_matches('=')).map_err(|_| bad())?;
-    let text = String::from_utf8(bytes).map_err(|_| bad())?;
+    let bytes = CURSOR_DECODER.decode(raw.trim_end_matches('=')).map_err(|_| bad())?;
+    let text = String::from_utf8_lossy(&bytes);
     text.strip_prefix(CURSOR_TAG).filter(|id| !id.is_empty()).map(str::to_string).ok_or_else(bad)
 }
 
@@ -111,6 +128,30 @@ mod tests {
         assert_eq!(reason(ListParams::parse(Some("!!"), None, None, None, None)), Some(Reason::CursorInvalid));
         assert_eq!(reason(ListParams::parse(None, None, Some("sideways"), None, None)), Some(Reason::QueryInvalid));
         assert_eq!(reason(ListParams::parse(None, None, None, None, Some("novalue"))), Some(Reason::QueryInvalid));
+    }
+
+    /// The documented cursor pattern accepts exactly what `decode_cursor` accepts.
+    #[test]
+    fn cursor_pattern_agrees_with_decode() {
+        let Ok(v) = jsonschema::validator_for(&serde_json::json!({"type": "string", "pattern": CURSOR_PATTERN})) else {
+            panic!("the cursor pattern compiles")
+        };
+        let good = encode_cursor("agent_01ARZ3NDEKTSV4RRFFQ69G5FAV");
+        for s in [good.clone(), format!("{good}=="), "YzE6AB".into(), "YzE6_-_".into(), "YzE6//".into(), "YzE6A".into()]
+            .into_iter()
+            .chain(["YzE6", "", "c1:x", "YzE7AAAA", "YzE6AAAAA", "!!", "YzE6AA\n"].map(String::from))
+        {
+            let parsed = ListParams::parse(Some(&s), None, None, None, None).is_ok();
+            assert_eq!(v.is_valid(&serde_json::json!(s)), parsed, "{s:?}");
+        }
+        let Ok(v) = jsonschema::validator_for(&serde_json::json!({"type": "string", "pattern": SORT_ORDER_PATTERN}))
+        else {
+            panic!("the sort order pattern compiles")
+        };
+        for s in ["", "asc", "DESC", "Descending", "ascending", "up", "asc ", "descend"] {
+            let parsed = ListParams::parse(None, None, Some(s), None, None).is_ok();
+            assert_eq!(v.is_valid(&serde_json::json!(s)), parsed, "{s:?}");
+        }
     }
 
     #[test]

@@ -205,10 +205,17 @@ async fn action(
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
-#[schemars(rename = "ModelStatusRequest")]
+#[schemars(rename = "ModelStatusRequest", extend("required" = ["status"]))]
 struct StatusIn {
+    /// `STATE_ENABLED` or `STATE_DISABLED` (seed spellings `MODEL_STATUS_*`); unspecified is refused.
     #[serde(default)]
+    #[schemars(extend("enum" = ["STATE_ENABLED", "MODEL_STATUS_ENABLED", "STATE_DISABLED", "MODEL_STATUS_DISABLED"]))]
     status: String,
+}
+
+/// A model reference as `load` parses it.
+fn model_ref(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({"type": "string", "pattern": IdRef::pattern(IdKind::Model)})
 }
 
 /// `PUT …/models/{id}/status` (seed era).
@@ -225,11 +232,13 @@ async fn put_status(
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-#[schemars(rename = "ModelSwap")]
+#[schemars(rename = "ModelSwap", extend("required" = ["currentModelId", "nextModelId"]))]
 struct SwapIn {
     #[serde(default)]
+    #[schemars(schema_with = "model_ref")]
     current_model_id: String,
     #[serde(default)]
+    #[schemars(schema_with = "model_ref")]
     next_model_id: String,
     #[serde(default)]
     disable_current_after_swap: bool,
@@ -237,9 +246,10 @@ struct SwapIn {
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-#[schemars(rename = "SwapModelsRequest")]
+#[schemars(rename = "SwapModelsRequest", extend("required" = ["modelSwaps"]))]
 struct SwapsIn {
     #[serde(default)]
+    #[schemars(extend("minItems" = 1))]
     model_swaps: Vec<SwapIn>,
 }
 

@@ -455,10 +455,28 @@ struct DenyIn {
 }
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]
-#[schemars(rename = "SetToolCallContentRequest")]
+#[schemars(rename = "SetToolCallContentRequest", extend("required" = ["content"]))]
 struct ContentIn {
-    #[schemars(with = "Option<Vec<Value>>")]
+    /// At least one block; `parse_content` reads each.
+    #[schemars(schema_with = "content_blocks_schema")]
     content: Option<Vec<Value>>,
+}
+
+/// Exactly the blocks `parse_content` takes: a text block (`{"type": "text", "text": {"text": …}}`,
+/// `type` may be left out or be a non-string).
+fn content_blocks_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "array",
+        "minItems": 1,
+        "items": {
+            "type": "object",
+            "required": ["text"],
+            "properties": {
+                "type": {"anyOf": [{"const": "text"}, {"type": ["number", "boolean", "null", "array", "object"]}]},
+                "text": {"type": "object", "required": ["text"], "properties": {"text": {"type": "string"}}},
+            },
+        },
+    })
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]

@@ -9,12 +9,13 @@ use cadenza_domain::ids::IdRef;
 use cadenza_domain::scopes::Verb;
 use schemars::JsonSchema;
 use serde::Serialize;
+use serde_json::json;
 
 use crate::AppState;
 use crate::auth::WsCaller;
 use crate::error::ApiResult;
 use crate::extract::{QueryPairs, query_invalid};
-use crate::openapi::{Op, schema};
+use crate::openapi::{Op, QueryParam, schema};
 use crate::routes::agents::AgentOut;
 use crate::routes::tool_sets::ToolSetOut;
 use crate::routes::tools::ToolOut;
@@ -35,11 +36,11 @@ pub struct SearchOut {
 async fn search(State(s): State<AppState>, c: WsCaller, q: QueryPairs) -> ApiResult<Json<SearchOut>> {
     c.require("tools", Verb::Read)?;
     let query = q
-        .get("query")
+        .one("query")?
         .map(str::trim)
         .filter(|t| !t.is_empty())
         .ok_or_else(|| query_invalid("query", "query is required"))?;
-    let limit = match q.get("limit").filter(|l| !l.is_empty()) {
+    let limit = match q.one("limit")?.filter(|l| !l.is_empty()) {
         None => DEFAULT_LIMIT,
         Some(l) => l.parse::<usize>().ok().filter(|n| (1..=MAX_LIMIT).contains(n)).ok_or_else(|| {
             query_invalid("limit", format!("limit must be between 1 and {MAX_LIMIT}"))
@@ -89,6 +90,20 @@ pub fn operations() -> Vec<Op> {
             schema::<SearchOut>,
         )
         .summary("Tools, tool sets and agents ranked by BM25 (`query` required, `limit` 1–50, default 10)")
-        .scope("tools:read"),
+        .scope("tools:read")
+        .query(&[
+            QueryParam {
+                name: "query",
+                required: true,
+                schema: || json!({"type": "string", "pattern": cadenza_domain::json_schema::NOT_BLANK_PATTERN}),
+                description: "The words to look for (not blank).",
+            },
+            QueryParam {
+                name: "limit",
+                required: false,
+                schema: || crate::openapi::or_empty(json!({"type": "integer", "minimum": 1, "maximum": MAX_LIMIT})),
+                description: "Most hits of each kind (default 10).",
+            },
+        ]),
     ]
 }

@@ -868,32 +868,38 @@ pub fn operations() -> Vec<Op> {
         Op::new("delete", "/v1/workspaces/{workspace_id}/agents/{agent_id}/variations/{variation_id}/memory_layer_assignments/{assignment_id}", "remove_memory_layer_assignment", T, schema::<Empty>)
             .scope("agents:manage"),
     ];
-    for (path, id) in [
+    for (path, id, body) in [
         (
             concat!("/v1/workspaces/{workspace_id}/agents/{agent_id}/variations/{variation_id}", ":addAssignment"),
             "add_assignment_verb",
+            schema::<AssignIn> as crate::openapi::SchemaFn,
         ),
         (
             concat!("/v1/workspaces/{workspace_id}/agents/{agent_id}/variations/{variation_id}", ":removeAssignment"),
             "remove_assignment_verb",
+            schema::<AssignIn>,
         ),
         (
             concat!("/v1/workspaces/{workspace_id}/agents/{agent_id}/variations/{variation_id}", ":addMemoryLayer"),
             "add_memory_layer_verb",
+            schema::<LayerIn>,
         ),
         (
             concat!("/v1/workspaces/{workspace_id}/agents/{agent_id}/variations/{variation_id}", ":updateMemoryLayer"),
             "update_memory_layer_verb",
+            schema::<LayerIn>,
         ),
         (
             concat!("/v1/workspaces/{workspace_id}/agents/{agent_id}/variations/{variation_id}", ":removeMemoryLayer"),
             "remove_memory_layer_verb",
+            schema::<LayerIn>,
         ),
     ] {
         ops.push(
             Op::new("post", path, id, T, schema::<VariationOut>)
                 .summary("Later (Py 1.8) spelling; returns the variation")
-                .scope("agents:manage"),
+                .scope("agents:manage")
+                .body(body),
         );
     }
     ops
