@@ -6,6 +6,7 @@ directory, and hands tests a client of whichever SDK the suite's venv installed.
 The fake answers as a tool-using model: it calls the tool named FAKE_TOOL until the
 conversation holds one tool result, then says "done" (`fake-model --tool-rounds 1 --tool`)."""
 
+import contextlib
 import http.server
 import json
 import os
@@ -62,6 +63,19 @@ def fake_model():
     log.close()
 
 
+@contextlib.contextmanager
+def _serving(handler):
+    """`handler` served on a free loopback port in a background thread; yields the base URL."""
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
 @pytest.fixture()
 def tool_endpoint():
     """A tiny HTTP service for HTTP tools to call: every GET answers {"path", "answer": 42}.
@@ -81,12 +95,8 @@ def tool_endpoint():
         def log_message(self, *args):
             pass
 
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}", hits
-    httpd.shutdown()
-    httpd.server_close()
+    with _serving(Handler) as base:
+        yield base, hits
 
 
 @pytest.fixture()
@@ -107,12 +117,8 @@ def webhook_receiver():
         def log_message(self, *args):
             pass
 
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}/hooks", got
-    httpd.shutdown()
-    httpd.server_close()
+    with _serving(Handler) as base:
+        yield f"{base}/hooks", got
 
 
 def wait_for(predicate, what, timeout=30.0):
