@@ -554,17 +554,7 @@ async fn tool_step(
     if ctx.lease_left() < std::time::Duration::from_secs(1) || ctx.cancel.is_cancelled() {
         anyhow::bail!("the lease is about to lapse before a tool call; the next claim retries it");
     }
-    let o = &known.o;
-    let object_secrets = if http.iter().any(|(_, kind)| !tools::referenced_secrets(kind).is_empty()) {
-        ctx.reads().objective_secrets(&o.workspace_id, &o.meta.id).await?
-    } else {
-        Vec::new()
-    };
-    let mut prepared = Vec::with_capacity(http.len());
-    for (c, kind) in http {
-        let secrets = resolve_secrets(ctx, &o.workspace_id, &c.tool_set_id, &kind, &object_secrets).await?;
-        prepared.push((c, kind, secrets));
-    }
+    let prepared = resolve_secrets(ctx, &known.o, http).await?;
     let started = ctx.now_ms();
     let results = futures::future::join_all(
         prepared.iter().map(|(c, kind, secrets)| tools::call_http(rt, kind, &c.arguments, secrets, &c.id)),
@@ -647,36 +637,45 @@ async fn builtin(tx: &mut Tx, o: &Objective, c: &ToolCallRecord) -> Result<Immed
     })
 }
 
-/// The secrets an HTTP call's templates name, each from the first place that has it: the
-/// objective's own, then the tool set's, then the workspace's. A missing one is left out: the
-/// template renders it empty, and `resolvedSecrets` shows which were found and where.
+/// The secrets each HTTP call's templates name, each from the first place that has it: the
+/// objective's own, then the call's tool set's, then the workspace's. A missing one is left
+/// out: the template renders it empty, and `resolvedSecrets` shows which were found and where.
+/// One read of the objective's secrets and one unit for the stored ones, for the whole batch.
 async fn resolve_secrets(
     ctx: &JobContext,
-    ws: &str,
-    tool_set_id: &str,
-    kind: &ToolKind,
-    objective: &[cadenza_domain::objectives::ObjectiveSecret],
-) -> Result<Vec<Secret>> {
-    let mut out = Vec::new();
-    let mut stored = Vec::new();
-    for n in tools::referenced_secrets(kind) {
-        match objective.iter().find(|s| s.name == n) {
-            Some(s) => out.push(Secret { name: n, value: s.value.clone(), source: SecretSource::Objective }),
-            None => stored.push(n),
-        }
+    o: &Objective,
+    calls: Vec<(ToolCallRecord, ToolKind)>,
+) -> Result<Vec<(ToolCallRecord, ToolKind, Vec<Secret>)>> {
+    let names: Vec<Vec<String>> = calls.iter().map(|(_, kind)| tools::referenced_secrets(kind)).collect();
+    if names.iter().all(Vec::is_empty) {
+        return Ok(calls.into_iter().map(|(c, kind)| (c, kind, Vec::new())).collect());
     }
-    if !stored.is_empty() {
-        // Resolving marks the secret used, hence a (fenced) unit of work.
-        let mut tx = ctx.begin().await?;
-        for n in stored {
-            let found = match tx.resolve_tool_set_secret(ws, tool_set_id, &n).await? {
+    let objective = ctx.reads().objective_secrets(&o.workspace_id, &o.meta.id).await?;
+    // Resolving marks a stored secret used, hence a (fenced) unit of work, opened only if needed.
+    let mut tx = None;
+    let mut out = Vec::with_capacity(calls.len());
+    for ((c, kind), names) in calls.into_iter().zip(names) {
+        let mut secrets = Vec::new();
+        for n in names {
+            if let Some(s) = objective.iter().find(|s| s.name == n) {
+                secrets.push(Secret { name: n, value: s.value.clone(), source: SecretSource::Objective });
+                continue;
+            }
+            let tx = match &mut tx {
+                Some(tx) => tx,
+                None => tx.insert(ctx.begin().await?),
+            };
+            let found = match tx.resolve_tool_set_secret(&o.workspace_id, &c.tool_set_id, &n).await? {
                 Some(v) => Some((v, SecretSource::ToolSet)),
-                None => tx.resolve_secret(ws, &n).await?.map(|v| (v, SecretSource::Workspace)),
+                None => tx.resolve_secret(&o.workspace_id, &n).await?.map(|v| (v, SecretSource::Workspace)),
             };
             if let Some((value, source)) = found {
-                out.push(Secret { name: n, value, source });
+                secrets.push(Secret { name: n, value, source });
             }
         }
+        out.push((c, kind, secrets));
+    }
+    if let Some(tx) = tx {
         tx.commit().await?;
     }
     Ok(out)
