@@ -131,6 +131,13 @@ def test_objective_runs_continues_and_cancels(server, admin, tool_endpoint):
     assert hits == ["/lookup/1"]
     assert o.info.total_events == 7
 
+    # Diagnostics: the latest model call's context, part by part.
+    d = client.objectives.retrieve_diagnostics(oid).diagnostics
+    assert d.context_lengths.system_prompt == len("You help Ada.")
+    assert d.context_lengths.user_messages == len("Where is round one?") + len("And round two?")
+    assert d.context_lengths.tool_definitions > 0 and d.context_lengths.tool_results > 0
+    assert d.context_lengths.skills_memory == 0 and d.input_tokens >= 0
+
     # Feedback on the objective.
     fb = client.objectives.feedback.create(oid, metadata={}, data={"score": 1, "comment": "spot on"})
     assert fb.data.score == 1 and fb.data.comment == "spot on"

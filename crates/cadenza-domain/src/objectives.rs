@@ -137,6 +137,23 @@ pub struct Totals {
     pub iterations: i64,
 }
 
+/// What went into the latest model call (CONTRACT §7.10): the character length of each part
+/// of the context as sent, and that call's token counts. Zero before the first call.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Diagnostics {
+    pub system_prompt: i64,
+    pub skills_memory: i64,
+    pub episodic_memory: i64,
+    pub available_tools: i64,
+    pub tool_definitions: i64,
+    pub user_messages: i64,
+    pub assistant_messages: i64,
+    pub tool_results: i64,
+    pub input_tokens: i64,
+    pub cached_input_tokens: i64,
+}
+
 #[derive(Debug, Clone)]
 pub struct Objective {
     pub meta: Meta,
@@ -165,6 +182,7 @@ pub struct Objective {
     pub current_window_id: String,
     /// When something last happened (an event); the inactivity timeout counts from here.
     pub last_activity_at: i64,
+    pub diagnostics: Diagnostics,
 }
 
 /// A secret given with an objective (create or continue); used in tool-call templates.

@@ -20,7 +20,7 @@ use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use cadenza_store::jobs::{Finish, Job, JobSpec, Lease};
+use cadenza_store::jobs::{Claimed, Finish, Job, JobSpec, Lease};
 use cadenza_store::{Reads, Store, StoreError, StoreResult, Tx};
 use futures::FutureExt;
 use futures::future::BoxFuture;
@@ -286,6 +286,9 @@ async fn heartbeat(store: Store, worker: Arc<WorkerState>, stop: CancellationTok
     }
 }
 
+/// The shortest a queue loop sleeps for a job that comes due soon.
+const MIN_IDLE_MS: u64 = 20;
+
 struct QueueLoop {
     store: Store,
     registry: Arc<Registry>,
@@ -302,10 +305,17 @@ impl QueueLoop {
             while running.try_join_next().is_some() {}
             let free = self.config.concurrency.saturating_sub(running.len());
             let mut claimed = 0;
+            let mut idle = self.config.poll;
             if free > 0 {
-                match self.store.claim(&self.config.name, &self.worker.owner, self.worker.lease_ms(), free).await {
-                    Ok(jobs) => {
+                match self.store.claim_next(&self.config.name, &self.worker.owner, self.worker.lease_ms(), free).await {
+                    Ok(Claimed { jobs, next_due_in_ms }) => {
                         claimed = jobs.len();
+                        // A job queued for later (a schedule's next fire, a retry's backoff)
+                        // is claimed when it comes due, not at the next poll. A floor keeps a
+                        // job that is due but held by another replica's claim from spinning us.
+                        if let Some(ms) = next_due_in_ms {
+                            idle = idle.min(Duration::from_millis(u64::try_from(ms).unwrap_or(0).max(MIN_IDLE_MS)));
+                        }
                         for (job, lease) in jobs {
                             let exec = Execution {
                                 store: self.store.clone(),
@@ -324,7 +334,7 @@ impl QueueLoop {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
                 _ = wake.changed(), if !saturated => {}
-                _ = tokio::time::sleep(self.config.poll), if !saturated => {}
+                _ = tokio::time::sleep(idle), if !saturated => {}
                 Some(_) = running.join_next(), if !running.is_empty() => {}
             }
         }

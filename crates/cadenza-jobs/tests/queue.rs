@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use cadenza_domain::jobs::{JobSpec, JobState};
 use cadenza_domain::page::ListParams;
-use cadenza_domain::{Clock, ManualClock};
+use cadenza_domain::{Clock, ManualClock, SystemClock};
 use cadenza_jobs::{JobContext, LeaseConfig, Outcome, QueueConfig, Registry, Runner};
 use cadenza_store::jobs::{Finish, LeaseClock, NewJob};
 use cadenza_store::{Store, StoreError, StoreOptions};
@@ -468,4 +468,48 @@ async fn wakeups(backend: TestBackend) {
     tx.commit().await.expect("commit");
     tokio::time::timeout(Duration::from_secs(5), q.changed()).await.expect("woken on commit").expect("open");
     assert!(!elsewhere.has_changed().expect("open"), "another queue's runners sleep on");
+}
+
+both_backends!(a_claim_says_when_the_next_queued_job_comes_due, claim_next_due);
+async fn claim_next_due(backend: TestBackend) {
+    let Some((_db, store, _clock)) = setup(backend).await else { return };
+    let empty = store.claim_next("q", "w", LEASE, 5).await.expect("claim");
+    assert_eq!((empty.jobs.len(), empty.next_due_in_ms), (0, None), "an empty queue has nothing coming");
+    store.enqueue(demo(1).at(START + 5_000)).await.expect("enqueue later");
+    store.enqueue(demo(2)).await.expect("enqueue now");
+    let c = store.claim_next("q", "w", LEASE, 5).await.expect("claim");
+    assert_eq!(c.jobs.len(), 1, "only the due job is handed out");
+    assert_eq!(c.next_due_in_ms, Some(5_000), "and the later one is 5 s away");
+    store.enqueue(demo(3)).await.expect("enqueue now");
+    let full = store.claim_next("q", "w", LEASE, 1).await.expect("claim");
+    assert_eq!((full.jobs.len(), full.next_due_in_ms), (1, None), "a full claim does not look ahead");
+}
+
+both_backends!(a_job_queued_for_later_runs_when_due_not_at_the_next_poll, wakes_when_due);
+async fn wakes_when_due(backend: TestBackend) {
+    // Real time here: the loop must wake by itself, and moving a manual clock wakes nothing.
+    let Some(db) = TestDb::new(backend).await else { return };
+    let store = db.store(Arc::new(SystemClock)).await;
+    let ran = Arc::new(AtomicUsize::new(0));
+    let registry = {
+        let ran = ran.clone();
+        Registry::default().handle(move |_: JobContext, _: Demo| {
+            let ran = ran.clone();
+            async move {
+                ran.fetch_add(1, Ordering::SeqCst);
+                Ok(Outcome::Done)
+            }
+        })
+    };
+    // Due in 2 s, and no poll within the test's patience: only the due time can wake the loop
+    // after its first claims (at start and on the enqueue's notification) found nothing due.
+    store.enqueue(demo(1).at(SystemClock.now_ms() + 2_000)).await.expect("enqueue");
+    let mut queue = QueueConfig::new("q", 2);
+    queue.poll = Duration::from_secs(3_600);
+    let shutdown = CancellationToken::new();
+    let runner = Runner::new(store.clone(), registry, "r", LeaseConfig::default(), vec![queue])
+        .start(shutdown.clone(), Duration::from_millis(200));
+    eventually("the job ran once due", || async { ran.load(Ordering::SeqCst) == 1 }).await;
+    shutdown.cancel();
+    runner.await.expect("runner");
 }

@@ -4,12 +4,13 @@
 //! step's outcome is dropped).
 
 use cadenza_domain::objectives::{
-    ApprovalStatus, AssistantToolCall, Callable, Event, EventData, ExecutionStatus, MAX_OUTPUT_CORRECTIONS, NewEvent,
-    NoticeLevel, Objective, ObjectiveState, ObjectiveTool, ResultBlock, SecretSource, ToolCallRecord, ToolKind,
+    ApprovalStatus, AssistantToolCall, Callable, Diagnostics, Event, EventData, ExecutionStatus,
+    MAX_OUTPUT_CORRECTIONS, NewEvent, NoticeLevel, Objective, ObjectiveState, ObjectiveTool, ResultBlock, SecretSource,
+    ToolCallRecord, ToolKind,
 };
 use cadenza_domain::{IdKind, IdRef, json_schema};
 use cadenza_jobs::{JobContext, Outcome};
-use cadenza_llm::{ChatRequest, LlmErrorKind, ToolChoice};
+use cadenza_llm::{ChatRequest, LlmErrorKind, Message, ToolChoice, Usage};
 use cadenza_store::Tx;
 use serde_json::{Value, json};
 
@@ -296,6 +297,7 @@ async fn model_step(ctx: &JobContext, rt: &Runtime, known: &mut Known, tools: &[
     o.totals.input_tokens = o.totals.input_tokens.saturating_add(input);
     o.totals.output_tokens = o.totals.output_tokens.saturating_add(output);
     o.totals.iterations += 1;
+    o.diagnostics = diagnostics(&req, &resp.usage);
     let window = o.current_window_id.clone();
     u.tx.add_window_usage(&window, input, output).await?;
 
@@ -420,7 +422,49 @@ async fn model_step(ctx: &JobContext, rt: &Runtime, known: &mut Known, tools: &[
         u.put_call(rec).await?;
     }
     u.append(evs).await?;
-    u.commit(known).await
+    // The calls the model asked for that can run now start in this same commit (their
+    // `toolCalled` records are durable with the answer that asked for them): one commit per
+    // tool round fewer. Unless someone else appended meanwhile: then the next step decides.
+    let runnable: Vec<ToolCallRecord> = records
+        .into_iter()
+        .filter(|c| c.status == ApprovalStatus::AutoApproved && c.execution_status == ExecutionStatus::Pending)
+        .collect();
+    if runnable.is_empty() || known.stale {
+        return u.commit(known).await;
+    }
+    let http = start_batch(&mut u, &known.calls, tools, runnable).await?;
+    u.commit(known).await?;
+    run_batch(ctx, rt, known, http).await
+}
+
+/// How much of each part of the context `req` sent, in characters (CONTRACT §7.10), and what
+/// the call cost in tokens. Memory layers are not part of the context yet: their lengths are 0,
+/// as is the separate listing of tools (every tool goes out as a definition).
+fn diagnostics(req: &ChatRequest, usage: &Usage) -> Diagnostics {
+    let chars = |s: &str| i64::try_from(s.chars().count()).unwrap_or(i64::MAX);
+    let tokens = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+    let mut d = Diagnostics {
+        system_prompt: chars(&req.system),
+        input_tokens: tokens(usage.input_tokens),
+        cached_input_tokens: tokens(usage.cached_input_tokens),
+        ..Diagnostics::default()
+    };
+    for t in &req.tools {
+        d.tool_definitions += chars(&t.name) + chars(&t.description) + chars(&t.parameters.to_string());
+    }
+    for m in &req.messages {
+        match m {
+            Message::User { content } => d.user_messages += chars(content),
+            Message::Assistant { content, tool_calls } => {
+                d.assistant_messages += chars(content);
+                for c in tool_calls {
+                    d.assistant_messages += chars(&c.name) + chars(&c.arguments);
+                }
+            }
+            Message::Tool { content, .. } => d.tool_results += chars(content),
+        }
+    }
+    d
 }
 
 /// The `ResourceMetadata` a call to a built-in (or unknown) tool names: clients decode it like
@@ -451,14 +495,28 @@ async fn tool_step(
     ids: &[String],
 ) -> Result<()> {
     let Some(mut u) = known.lock(ctx).await? else { return Ok(()) };
+    let calls = ids.iter().filter_map(|id| known.calls.iter().find(|c| &c.id == id).cloned()).collect();
+    let http = start_batch(&mut u, &known.calls, tools, calls).await?;
+    u.commit(known).await?;
+    run_batch(ctx, rt, known, http).await
+}
+
+/// The first half of a tool batch, inside the unit `u`: built-ins run and bare tools start
+/// waiting; every HTTP call gets its `toolCalled` record and is returned, to be called once
+/// `u` has committed. `before` is what the run knew of the calls before this step.
+async fn start_batch(
+    u: &mut Unit,
+    before: &[ToolCallRecord],
+    tools: &[ObjectiveTool],
+    calls: Vec<ToolCallRecord>,
+) -> Result<Vec<(ToolCallRecord, ToolKind)>> {
     u.o.state = ObjectiveState::Running;
     let by = u.o.meta.profile_id.clone();
     let now = u.tx.now();
     let mut evs = Vec::new();
     let mut http: Vec<(ToolCallRecord, ToolKind)> = Vec::new();
     let mut finalized = None;
-    for id in ids {
-        let Some(mut c) = known.calls.iter().find(|c| &c.id == id).cloned() else { continue };
+    for mut c in calls {
         let tool = tools.iter().find(|t| t.tool_id == c.tool_id && !c.tool_id.is_empty());
         let immediate = if tools::is_builtin(&c.function_name) {
             Some(builtin(&mut u.tx, &u.o, &c).await?)
@@ -537,19 +595,28 @@ async fn tool_step(
         u.o.output = output;
         u.o.state = ObjectiveState::Finalized;
         u.append(evs).await?;
-        return u.commit(known).await;
+        return Ok(Vec::new());
     }
     u.append(evs).await?;
-    if too_many_corrections(&known.calls) {
+    if too_many_corrections(before) {
         u.fail("output_invalid", format!("the model's structured output was invalid {MAX_OUTPUT_CORRECTIONS} times"))
             .await?;
-        return u.commit(known).await;
+        return Ok(Vec::new());
     }
-    u.commit(known).await?;
+    Ok(http)
+}
+
+/// The second half of a tool batch: the HTTP calls, concurrently and with no transaction held,
+/// then their results in one commit.
+async fn run_batch(
+    ctx: &JobContext,
+    rt: &Runtime,
+    known: &mut Known,
+    http: Vec<(ToolCallRecord, ToolKind)>,
+) -> Result<()> {
     if http.is_empty() {
         return Ok(());
     }
-
     // The side effects. The lease must still be ours: a worker that lost it must not call out.
     if ctx.lease_left() < std::time::Duration::from_secs(1) || ctx.cancel.is_cancelled() {
         anyhow::bail!("the lease is about to lapse before a tool call; the next claim retries it");
@@ -563,6 +630,7 @@ async fn tool_step(
     let ended = ctx.now_ms();
 
     let Some(mut u) = known.lock(ctx).await? else { return Ok(()) };
+    let by = u.o.meta.profile_id.clone();
     let mut evs = Vec::new();
     for ((mut c, _, secrets), result) in prepared.into_iter().zip(results) {
         c.resolved_secrets = tools::resolved(&secrets);

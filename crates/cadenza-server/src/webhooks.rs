@@ -16,7 +16,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use cadenza_adapters::EgressPolicy;
 use cadenza_adapters::egress::Redirects;
+use cadenza_api::routes::objectives::{Profiles, webhook_payload};
 use cadenza_domain::jobs::{DeliverWebhooks, JobSpec};
+use cadenza_domain::objectives::{Event, Objective};
 use cadenza_domain::webhooks::{Delivery, DeliveryStatus, OutboxMessage, retry_at, signature_header};
 use cadenza_domain::{IdKind, IdRef, Labels, Meta};
 use cadenza_jobs::{JobContext, Outcome, QueueConfig, Registry};
@@ -81,68 +83,136 @@ pub fn queue(concurrency: usize) -> QueueConfig {
     QueueConfig::new(DeliverWebhooks::QUEUE, concurrency)
 }
 
+/// Messages read from the outbox at a time.
+const BATCH: usize = 64;
+
 async fn deliver(ctx: &JobContext, job: &DeliverWebhooks, d: &Deliverer) -> anyhow::Result<Outcome> {
     let reads = ctx.reads();
-    for _ in 0..d.settings.per_claim {
-        if ctx.shutting_down() {
-            return Ok(Outcome::Yield { at_ms: ctx.now_ms() });
-        }
-        let Some(mut m) = reads.pending_messages(&job.objective_id, 1).await?.into_iter().next() else {
-            return Ok(Outcome::Done);
-        };
-        let now = ctx.now_ms();
-        if m.next_attempt_at > now {
-            return Ok(Outcome::Yield { at_ms: m.next_attempt_at });
-        }
-        if reads.webhook_target(&m.workspace_id, &m.agent_id).await?.as_deref() != Some(m.url.as_str()) {
-            disable(ctx, &mut m).await?;
-            continue;
-        }
-        let origin = origin_of(&m.url);
-        let permit = match d.endpoints.admit(&origin, &d.settings).await {
-            Admission::Go(permit) => permit,
-            Admission::Busy => return Ok(Outcome::Yield { at_ms: ctx.now_ms() + BUSY_RETRY_MS }),
-            Admission::Open { for_ms } => return Ok(Outcome::Yield { at_ms: now + for_ms }),
-        };
-        let body = match &m.payload {
-            Some(p) => p.clone(),
-            None => match payload(ctx, &m).await? {
-                Some(p) => p,
-                None => {
-                    // The event is gone (its objective was deleted): nothing to send.
-                    disable(ctx, &mut m).await?;
-                    continue;
-                }
-            },
-        };
-        let secrets = reads.webhook_signing_secrets(&m.account_id, now).await?;
-        let attempt = post(d, &m, &body, &secrets).await;
-        d.endpoints.report(&origin, attempt.ok, &d.settings);
-        drop(permit);
-
-        m.attempts += 1;
-        m.payload = Some(body);
-        let failed_at = ctx.now_ms();
-        m.status = if attempt.ok {
-            DeliveryStatus::Completed
-        } else {
-            match retry_at(failed_at, m.attempts, rand::random::<f64>()) {
-                Some(at) => {
-                    m.next_attempt_at = at;
-                    DeliveryStatus::Pending
-                }
-                None => DeliveryStatus::Failed,
+    let mut claim = Claim::default();
+    let mut left = d.settings.per_claim;
+    while left > 0 {
+        let want = BATCH.min(left);
+        let batch = reads.pending_messages(&job.objective_id, i64::try_from(want).unwrap_or(i64::MAX)).await?;
+        let exhausted = batch.len() < want;
+        claim.events(ctx, &batch).await?;
+        for mut m in batch {
+            left -= 1;
+            if ctx.shutting_down() {
+                return Ok(Outcome::Yield { at_ms: ctx.now_ms() });
             }
-        };
-        let log = logged(&m, failed_at, attempt);
-        let mut tx = ctx.begin().await?;
-        tx.record_attempt(&m, Some(&log)).await?;
-        tx.commit().await?;
-        if m.status == DeliveryStatus::Pending {
-            return Ok(Outcome::Yield { at_ms: m.next_attempt_at });
+            let now = ctx.now_ms();
+            if m.next_attempt_at > now {
+                return Ok(Outcome::Yield { at_ms: m.next_attempt_at });
+            }
+            if claim.target(ctx, &m).await? != Some(m.url.as_str()) {
+                disable(ctx, &mut m).await?;
+                continue;
+            }
+            let origin = origin_of(&m.url);
+            let permit = match d.endpoints.admit(&origin, &d.settings).await {
+                Admission::Go(permit) => permit,
+                Admission::Busy => return Ok(Outcome::Yield { at_ms: ctx.now_ms() + BUSY_RETRY_MS }),
+                Admission::Open { for_ms } => return Ok(Outcome::Yield { at_ms: now + for_ms }),
+            };
+            let body = match &m.payload {
+                Some(p) => p.clone(),
+                None => match claim.payload(ctx, &m).await? {
+                    Some(p) => p,
+                    None => {
+                        // The event is gone (its objective was deleted): nothing to send.
+                        disable(ctx, &mut m).await?;
+                        continue;
+                    }
+                },
+            };
+            let secrets = claim.secrets(ctx, &m.account_id, now).await?;
+            let attempt = post(d, &m, &body, secrets).await;
+            d.endpoints.report(&origin, attempt.ok, &d.settings);
+            drop(permit);
+
+            m.attempts += 1;
+            m.payload = Some(body);
+            let failed_at = ctx.now_ms();
+            m.status = if attempt.ok {
+                DeliveryStatus::Completed
+            } else {
+                match retry_at(failed_at, m.attempts, rand::random::<f64>()) {
+                    Some(at) => {
+                        m.next_attempt_at = at;
+                        DeliveryStatus::Pending
+                    }
+                    None => DeliveryStatus::Failed,
+                }
+            };
+            let log = logged(&m, failed_at, attempt);
+            let mut tx = ctx.begin().await?;
+            tx.record_attempt(&m, Some(&log)).await?;
+            tx.commit().await?;
+            if m.status == DeliveryStatus::Pending {
+                return Ok(Outcome::Yield { at_ms: m.next_attempt_at });
+            }
+        }
+        if exhausted {
+            // A message written meanwhile marked this job to run again (its key's RunAgain).
+            return Ok(Outcome::Done);
         }
     }
     Ok(Outcome::Yield { at_ms: ctx.now_ms() })
+}
+
+/// What one claim reads once and uses for every message it delivers: the agent's current URL,
+/// the objective, the batch's events, the profiles they name, the account's signing secrets.
+/// A claim lasts seconds at most, so a URL removed or a key rotated meanwhile takes effect at
+/// the next claim (a rotation's old key stays valid for its grace period anyway).
+#[derive(Default)]
+struct Claim {
+    targets: HashMap<String, Option<String>>,
+    objective: Option<Option<Objective>>,
+    events: HashMap<i64, Event>,
+    profiles: Profiles,
+    secrets: Option<Vec<String>>,
+}
+
+impl Claim {
+    async fn target(&mut self, ctx: &JobContext, m: &OutboxMessage) -> anyhow::Result<Option<&str>> {
+        if !self.targets.contains_key(&m.agent_id) {
+            let url = ctx.reads().webhook_target(&m.workspace_id, &m.agent_id).await?;
+            self.targets.insert(m.agent_id.clone(), url);
+        }
+        Ok(self.targets.get(&m.agent_id).and_then(|u| u.as_deref()))
+    }
+
+    /// Reads the events of the batch's messages that have no stored body yet, in one range read.
+    async fn events(&mut self, ctx: &JobContext, batch: &[OutboxMessage]) -> anyhow::Result<()> {
+        let seqs = batch.iter().filter(|m| m.payload.is_none()).map(|m| m.seq);
+        let (Some(first), Some(last)) = (seqs.clone().min(), seqs.max()) else { return Ok(()) };
+        let objective = &batch[0].objective_id;
+        for e in ctx.reads().events_after(objective, first - 1, last - first + 1).await? {
+            self.events.insert(e.seq, e);
+        }
+        Ok(())
+    }
+
+    /// The message's body, rendered from the committed event; `None` when the event is gone.
+    async fn payload(&mut self, ctx: &JobContext, m: &OutboxMessage) -> anyhow::Result<Option<String>> {
+        let reads = ctx.reads();
+        if self.objective.is_none() {
+            let o = reads.get_objective(&m.workspace_id, &IdRef::Id(m.objective_id.clone())).await?;
+            self.objective = Some(o);
+        }
+        let (Some(Some(o)), Some(e)) = (&self.objective, self.events.get(&m.seq)) else { return Ok(None) };
+        let body = webhook_payload(reads, o, e, &mut self.profiles)
+            .await
+            .map_err(|e| anyhow::anyhow!("rendering the webhook payload: {}", e.error.message))?;
+        Ok(Some(body.to_string()))
+    }
+
+    async fn secrets(&mut self, ctx: &JobContext, account_id: &str, now: i64) -> anyhow::Result<&[String]> {
+        if self.secrets.is_none() {
+            self.secrets = Some(ctx.reads().webhook_signing_secrets(account_id, now).await?);
+        }
+        Ok(self.secrets.as_deref().unwrap_or_default())
+    }
 }
 
 /// The message will not be sent: its agent no longer sends events there (the URL changed or
@@ -165,21 +235,6 @@ async fn disable(ctx: &JobContext, m: &mut OutboxMessage) -> anyhow::Result<()> 
     tx.record_attempt(m, Some(&log)).await?;
     tx.commit().await?;
     Ok(())
-}
-
-/// The message's body, rendered from the committed event; `None` when the event is gone.
-async fn payload(ctx: &JobContext, m: &OutboxMessage) -> anyhow::Result<Option<String>> {
-    let reads = ctx.reads();
-    let Some(o) = reads.get_objective(&m.workspace_id, &IdRef::Id(m.objective_id.clone())).await? else {
-        return Ok(None);
-    };
-    let Some(e) = reads.events_after(&m.objective_id, m.seq - 1, 1).await?.into_iter().next() else {
-        return Ok(None);
-    };
-    let body = cadenza_api::routes::objectives::webhook_payload(reads, &o, &e)
-        .await
-        .map_err(|e| anyhow::anyhow!("rendering the webhook payload: {}", e.error.message))?;
-    Ok(Some(body.to_string()))
 }
 
 struct Attempt {

@@ -11,8 +11,8 @@ use cadenza_domain::agents::{Agent, AgentStatus, SelectionMode};
 use cadenza_domain::feedback::posterior;
 use cadenza_domain::jobs::RunObjective;
 use cadenza_domain::objectives::{
-    ApprovalStatus, EventData, ExecutionStatus, MemoryRef, NewEvent, Objective, ObjectiveSecret, ObjectiveState,
-    ObjectiveTool, ResultBlock, RunConfig, ToolExec, ToolKind, Totals,
+    ApprovalStatus, Diagnostics, EventData, ExecutionStatus, MemoryRef, NewEvent, Objective, ObjectiveSecret,
+    ObjectiveState, ObjectiveTool, ResultBlock, RunConfig, ToolExec, ToolKind, Totals,
 };
 use cadenza_domain::page::ListParams;
 use cadenza_domain::reasons::Reason;
@@ -165,6 +165,7 @@ pub async fn prepare(
         totals: Totals::default(),
         current_window_id: String::new(),
         last_activity_at: now,
+        diagnostics: Diagnostics::default(),
     };
     Ok(Prepared { agent, variation, objective, secrets: input.secrets, tools })
 }

@@ -117,6 +117,16 @@ pub struct Lease {
     pub backoff_base_ms: i64,
 }
 
+/// What [`Store::claim_next`] handed out.
+#[derive(Debug)]
+pub struct Claimed {
+    pub jobs: Vec<(Job, Lease)>,
+    /// When not every slot was filled: milliseconds (by the lease clock) until the queue's
+    /// next queued job comes due, `0` if one is due already (held back by another claim), or
+    /// `None` when the queue has nothing queued.
+    pub next_due_in_ms: Option<i64>,
+}
+
 /// How a run ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Finish {
@@ -439,7 +449,14 @@ impl Store {
     /// worker's lease expired first (those out of attempts go dead instead), then ready jobs in
     /// due order. Renews (or registers) the worker's own lease in the same transaction.
     pub async fn claim(&self, queue: &str, owner: &str, lease_ms: i64, limit: usize) -> StoreResult<Vec<(Job, Lease)>> {
-        let limit = i64::try_from(limit.max(1)).unwrap_or(i64::MAX);
+        Ok(self.claim_next(queue, owner, lease_ms, limit).await?.jobs)
+    }
+
+    /// [`Store::claim`], and when fewer than `limit` were ready, how long until the queue's next
+    /// queued job comes due: a worker sleeps until then instead of polling for it.
+    pub async fn claim_next(&self, queue: &str, owner: &str, lease_ms: i64, limit: usize) -> StoreResult<Claimed> {
+        let want = limit.max(1);
+        let limit = i64::try_from(want).unwrap_or(i64::MAX);
         let token = format!("{:032x}", rand::random::<u128>());
         let backend = self.backend();
         let mut tx = self.begin().await?;
@@ -459,6 +476,7 @@ impl Store {
         let reclaim = take(expired_ids(backend, ""));
         let ready = take(ready_ids(backend));
         let mut rows: Vec<JobRow> = Vec::new();
+        let mut next_due: Option<i64> = None;
         on_tx!(tx, |c| {
             sqlx::query(
                 "INSERT INTO workers (id, started_at, expires_at) VALUES ($1, $2, $3) \
@@ -493,11 +511,18 @@ impl Store {
                         .await?,
                 );
             }
+            if rows.len() < want {
+                next_due = sqlx::query_scalar("SELECT MIN(run_at) FROM jobs WHERE queue = $1 AND state = 'queued'")
+                    .bind(queue)
+                    .fetch_one(&mut *c)
+                    .await?;
+            }
         });
         tx.commit().await?;
         // RETURNING keeps no order: hand the jobs out in due order.
         rows.sort_by(|a, b| (a.run_at, &a.id).cmp(&(b.run_at, &b.id)));
-        rows.into_iter()
+        let jobs = rows
+            .into_iter()
             .map(|row| {
                 let job = row.into_job()?;
                 let lease = Lease {
@@ -509,7 +534,8 @@ impl Store {
                 };
                 Ok((job, lease))
             })
-            .collect()
+            .collect::<StoreResult<Vec<_>>>()?;
+        Ok(Claimed { jobs, next_due_in_ms: next_due.map(|at| (at - now).max(0)) })
     }
 
     /// Renews worker `owner`'s lease: one write, whatever it holds.

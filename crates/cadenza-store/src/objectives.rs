@@ -78,6 +78,7 @@ struct ObjectiveRow {
     total_iterations: i64,
     current_window_id: String,
     last_activity_at: i64,
+    diagnostics: String,
 }
 
 impl HasMeta for ObjectiveRow {
@@ -116,6 +117,7 @@ impl ObjectiveRow {
             },
             current_window_id: self.current_window_id,
             last_activity_at: self.last_activity_at,
+            diagnostics: json_from("diagnostics", &self.diagnostics)?,
         })
     }
 }
@@ -124,7 +126,7 @@ const OBJECTIVE_COLUMNS: &str = "id, account_id, workspace_id, agent_id, variati
      schedule_fire_at, parent_objective_id, name, external_id, labels, profile_id, created_at, updated_at, state, state_message, \
      system_prompt, initial_message, data, memory_stack, output, secret_names, config_snapshot, run_config, \
      total_events, total_tool_calls, total_input_tokens, total_output_tokens, total_context_windows, \
-     total_iterations, current_window_id, last_activity_at";
+     total_iterations, current_window_id, last_activity_at, diagnostics";
 
 fn select_objectives() -> ListQuery {
     ListQuery::new(&format!("SELECT {OBJECTIVE_COLUMNS} FROM objectives WHERE 1 = 1"))
@@ -761,7 +763,7 @@ impl Tx {
                 "UPDATE objectives SET state = $1, state_message = $2, output = $3, total_events = $4, \
                  total_tool_calls = $5, total_input_tokens = $6, total_output_tokens = $7, total_context_windows = $8, \
                  total_iterations = $9, current_window_id = $10, last_activity_at = $11, secret_names = $12, \
-                 updated_at = $13, inactive_at = $14 WHERE workspace_id = $15 AND id = $16",
+                 updated_at = $13, inactive_at = $14, diagnostics = $15 WHERE workspace_id = $16 AND id = $17",
             )
             .bind(o.state.as_str())
             .bind(&o.state_message)
@@ -777,6 +779,7 @@ impl Tx {
             .bind(strings_to(&o.secret_names))
             .bind(now)
             .bind(o.last_activity_at.saturating_add(o.run.inactivity_timeout_ms()))
+            .bind(json_to(&o.diagnostics))
             .bind(&o.workspace_id)
             .bind(&o.meta.id)
             .execute(&mut *c)

@@ -14,8 +14,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use cadenza_domain::ids::{IdKind, IdRef};
 use cadenza_domain::objectives::{
-    ApprovalStatus, ContextWindow, Event, EventFilter, ExecutionStatus, MemoryRef, Objective, ObjectiveFilter,
-    ObjectiveSecret, ObjectiveState, ObjectiveTool, ResultBlock, Task, ToolCallFilter, ToolCallRecord,
+    ApprovalStatus, ContextWindow, Diagnostics, Event, EventFilter, ExecutionStatus, MemoryRef, Objective,
+    ObjectiveFilter, ObjectiveSecret, ObjectiveState, ObjectiveTool, ResultBlock, Task, ToolCallFilter, ToolCallRecord,
 };
 use cadenza_domain::scopes::Verb;
 use cadenza_domain::time::format_ms;
@@ -41,9 +41,10 @@ use crate::wire::{ListResponse, MetadataIn, OperationMetadata, operation_meta, r
 /// A principal as embedded in `createdBy` / `statusChangedBy`.
 type ProfileJson = Value;
 
-/// Profiles met while rendering one response, looked up once each.
+/// Profiles met while rendering one response (or one claim of webhook deliveries), looked up
+/// once each.
 #[derive(Default)]
-pub(crate) struct Profiles(HashMap<String, Value>);
+pub struct Profiles(HashMap<String, Value>);
 
 impl Profiles {
     pub(crate) async fn get(&mut self, store: &Reads, account_id: &str, profile_id: &str) -> ApiResult<ProfileJson> {
@@ -220,8 +221,8 @@ async fn event_out_with_info(
 
 /// The body of the webhook delivery of event `e` of `o` (§13.2): the agent and variation as
 /// the objective's snapshot holds them, the objective, and the event with its info.
-pub async fn webhook_payload(store: &Reads, o: &Objective, e: &Event) -> ApiResult<Value> {
-    let by = Profiles::default().get(store, &o.meta.account_id, &e.profile_id).await?;
+pub async fn webhook_payload(store: &Reads, o: &Objective, e: &Event, profiles: &mut Profiles) -> ApiResult<Value> {
+    let by = profiles.get(store, &o.meta.account_id, &e.profile_id).await?;
     let info = json!({ "createdBy": by, "objective": operation_meta(&o.meta, &o.workspace_id) });
     // An objective made without the API's snapshot (none is, today) still names its agent
     // and variation as they are now.
@@ -324,6 +325,55 @@ struct WindowOut {
     metadata: OperationMetadata,
     #[schemars(with = "Value")]
     data: Value,
+}
+
+/// `GET …/objectives/{id}/diagnostics` (CONTRACT §7.10): the latest model call's context, part
+/// by part in characters, and its token counts.
+#[derive(Debug, Serialize, JsonSchema)]
+#[schemars(rename = "ObjectiveRetrieveDiagnosticsResponse")]
+struct DiagnosticsOut {
+    diagnostics: DiagnosticsData,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(rename = "ObjectiveDiagnostics")]
+struct DiagnosticsData {
+    context_lengths: ContextLengths,
+    input_tokens: i64,
+    cached_input_tokens: i64,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+struct ContextLengths {
+    system_prompt: i64,
+    skills_memory: i64,
+    episodic_memory: i64,
+    available_tools: i64,
+    tool_definitions: i64,
+    user_messages: i64,
+    assistant_messages: i64,
+    tool_results: i64,
+}
+
+fn diagnostics_out(d: &Diagnostics) -> DiagnosticsOut {
+    DiagnosticsOut {
+        diagnostics: DiagnosticsData {
+            context_lengths: ContextLengths {
+                system_prompt: d.system_prompt,
+                skills_memory: d.skills_memory,
+                episodic_memory: d.episodic_memory,
+                available_tools: d.available_tools,
+                tool_definitions: d.tool_definitions,
+                user_messages: d.user_messages,
+                assistant_messages: d.assistant_messages,
+                tool_results: d.tool_results,
+            },
+            input_tokens: d.input_tokens,
+            cached_input_tokens: d.cached_input_tokens,
+        },
+    }
 }
 
 fn window_out(o: &Objective, w: &ContextWindow) -> WindowOut {
@@ -930,6 +980,16 @@ async fn list_windows(
     Ok(ListResponse::from_page(page, |w| window_out(&o, &w)))
 }
 
+async fn get_diagnostics(
+    State(s): State<AppState>,
+    c: WsCaller,
+    Path((_, id)): Path<(String, String)>,
+) -> ApiResult<Json<DiagnosticsOut>> {
+    c.require("objectives", Verb::Read)?;
+    let o = load(&s, &c, &id).await?;
+    Ok(Json(diagnostics_out(&o.diagnostics)))
+}
+
 async fn list_tools(
     State(s): State<AppState>,
     c: WsCaller,
@@ -1108,6 +1168,7 @@ pub fn workspace_routes() -> Router<AppState> {
         .route("/objectives/{objective_id}/{verb}", post(action_path))
         .route("/objectives/{objective_id}/events", get(list_events))
         .route("/objectives/{objective_id}/context_windows", get(list_windows))
+        .route("/objectives/{objective_id}/diagnostics", get(get_diagnostics))
         .route("/objectives/{objective_id}/tools", get(list_tools))
         .route("/objectives/{objective_id}/tool_calls", get(list_tool_calls))
         .route("/objectives/{objective_id}/tool_calls/{tool_call_id}", get(get_tool_call).post(tool_call_action))
@@ -1181,6 +1242,15 @@ pub fn operations() -> Vec<Op> {
         )
         .scope("objectives:read")
         .list(),
+        Op::new(
+            "get",
+            "/v1/workspaces/{workspace_id}/objectives/{objective_id}/diagnostics",
+            "get_objective_diagnostics",
+            T,
+            schema::<DiagnosticsOut>,
+        )
+        .summary("The latest model call's context, part by part in characters, and its token counts")
+        .scope("objectives:read"),
         Op::new(
             "get",
             "/v1/workspaces/{workspace_id}/objectives/{objective_id}/tools",

@@ -300,6 +300,17 @@ async fn approvals_and_output(backend: TestBackend) {
     assert_eq!(o["output"], json!({"answer": "refunded"}));
     assert!(o["info"]["totalInputTokens"].as_i64().unwrap_or(0) >= 150, "usage adds up across model calls");
     assert_eq!(o["info"]["totalIterations"], 4);
+    // Diagnostics describe the latest model call: what it was sent, and its own token counts.
+    let last = w.fake.requests().last().cloned().expect("a model call");
+    let d = w.app.get(&w.path(&id, "/diagnostics"), ADMIN_TOKEN).await.expect(200);
+    let n = |part: &str| d.pointer(&format!("/diagnostics/{part}")).and_then(Value::as_i64).unwrap_or(-1);
+    let chars = |s: &str| i64::try_from(s.chars().count()).unwrap_or(-1);
+    assert_eq!(n("contextLengths/systemPrompt"), chars(&last.system()), "{d}");
+    assert_eq!(n("contextLengths/userMessages"), chars("I am Ada"), "{d}");
+    assert!(n("contextLengths/toolDefinitions") > 0 && n("contextLengths/toolResults") > 0, "{d}");
+    assert!(n("contextLengths/assistantMessages") > 0, "{d}");
+    assert_eq!((n("contextLengths/skillsMemory"), n("contextLengths/episodicMemory")), (0, 0), "{d}");
+    assert_eq!((n("inputTokens"), n("cachedInputTokens")), (50, 0), "the latest call's tokens, not the total: {d}");
     let hits = w.hits.lock().unwrap_or_else(|p| p.into_inner()).clone();
     assert_eq!(hits.len(), 2);
     assert_eq!(hits[1].path, "/refunds");
