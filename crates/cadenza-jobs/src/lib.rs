@@ -20,6 +20,7 @@ use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use cadenza_domain::jobs::JobState;
 use cadenza_store::jobs::{Claimed, Finish, Job, JobSpec, Lease};
 use cadenza_store::{Reads, Store, StoreError, StoreResult, Tx};
 use futures::FutureExt;
@@ -51,6 +52,8 @@ pub struct JobContext {
     /// Cancelled when the lease is lost or the process shuts down.
     pub cancel: CancellationToken,
     worker: Arc<WorkerState>,
+    /// Set once [`JobContext::commit_finishing`] committed the outcome: nothing is left to record.
+    finished: Arc<Mutex<Option<JobState>>>,
 }
 
 impl JobContext {
@@ -87,6 +90,21 @@ impl JobContext {
 
     pub fn now_ms(&self) -> i64 {
         self.store.now_ms()
+    }
+
+    /// Commits `tx` (a unit from [`JobContext::begin`]) with the job's outcome recorded in it,
+    /// so the handler's last write and the job's end are one commit instead of two. The handler
+    /// then returns `outcome` as usual; the runner records nothing more.
+    pub async fn commit_finishing(&self, mut tx: Tx, outcome: &Outcome) -> StoreResult<()> {
+        let how = match *outcome {
+            Outcome::Done => Finish::Done,
+            Outcome::Yield { at_ms } => Finish::Yield { at: at_ms },
+            Outcome::Again { at_ms } => Finish::Again { at: at_ms },
+        };
+        let state = tx.finish_job(&self.lease, &how).await?;
+        tx.commit().await?;
+        *self.finished.lock().unwrap_or_else(|p| p.into_inner()) = Some(state);
+        Ok(())
     }
 }
 
@@ -359,6 +377,7 @@ struct Execution {
 
 impl Execution {
     async fn run(self, job: Job, lease: Lease) {
+        let finished = Arc::new(Mutex::new(None));
         let finish = match self.handler.clone() {
             None => Finish::Failed(format!("no handler registered for job kind {:?}", job.kind)),
             Some(handler) => {
@@ -370,9 +389,19 @@ impl Execution {
                     store: self.store.clone(),
                     cancel: cancel.clone(),
                     worker: self.worker.clone(),
+                    finished: finished.clone(),
                 };
                 let outcome = AssertUnwindSafe(handler(ctx, job.payload.clone())).catch_unwind().await;
                 self.worker.untrack(&job.id);
+                let committed = *finished.lock().unwrap_or_else(|p| p.into_inner());
+                if let Some(state) = committed {
+                    if !matches!(outcome, Ok(Ok(_))) {
+                        tracing::warn!(job.id = %job.id, "the handler failed after it committed its outcome; the outcome stands");
+                    }
+                    tracing::info!(job.id = %job.id, job.kind = %job.kind, attempt = lease.attempt,
+                        state = state.as_str(), "job finished");
+                    return;
+                }
                 match outcome {
                     Ok(Ok(Outcome::Done)) => Finish::Done,
                     Ok(Ok(Outcome::Yield { at_ms })) => Finish::Yield { at: at_ms },
@@ -396,7 +425,9 @@ impl Execution {
         if let Finish::Failed(e) = &finish {
             tracing::warn!(job.id = %job.id, job.kind = %job.kind, error = %e, "job attempt failed");
         }
-        match self.store.finish(&lease, finish).await {
+        // Boxed: the store's future is large, and inline it would sit in every running job's
+        // task for as long as the job runs (thousands at once may wait on slow models).
+        match Box::pin(self.store.finish(&lease, finish)).await {
             Ok(state) => tracing::info!(job.id = %job.id, job.kind = %job.kind, attempt = lease.attempt,
                 state = state.as_str(), "job finished"),
             Err(StoreError::Fenced) => {

@@ -513,3 +513,24 @@ async fn wakes_when_due(backend: TestBackend) {
     shutdown.cancel();
     runner.await.expect("runner");
 }
+
+both_backends!(a_handler_commits_its_last_write_and_its_outcome_together, finishing_in_unit);
+async fn finishing_in_unit(backend: TestBackend) {
+    let Some((_db, store, _clock)) = setup(backend).await else { return };
+    let registry = Registry::default().handle(|ctx: JobContext, _: Demo| async move {
+        let mut tx = ctx.begin().await?;
+        tx.record_progress(&ctx.job.id, "last write").await?;
+        let outcome = Outcome::Again { at_ms: START + 60_000 };
+        ctx.commit_finishing(tx, &outcome).await?;
+        Ok(outcome)
+    });
+    let id = store.enqueue(demo(1)).await.expect("enqueue");
+    let before = store.sqlite_commits();
+    assert!(cadenza_jobs::run_next(&store, &registry, "q", "w").await.expect("run"), "a job ran");
+    if let (Some(before), Some(after)) = (before, store.sqlite_commits()) {
+        assert_eq!(after - before, 2, "the claim, then the handler's unit with the outcome in it: no third commit");
+    }
+    let job = store.get_job(&id).await.expect("get").expect("job");
+    assert_eq!(job.progress.as_deref(), Some("last write"), "the handler's write committed");
+    assert_eq!((job.state, job.run_at, job.attempts, job.lease_owner), (JobState::Queued, START + 60_000, 0, None));
+}

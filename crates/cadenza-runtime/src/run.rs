@@ -81,15 +81,19 @@ struct Known {
     events: Vec<Event>,
     calls: Vec<ToolCallRecord>,
     stale: bool,
+    /// Set when a step's commit also recorded the run's outcome: the run is over.
+    ended: Option<Outcome>,
 }
 
 impl Known {
     async fn load(ctx: &JobContext, ws: &str, id: &str) -> Result<Option<Self>> {
         let reads = ctx.reads();
-        let Some(o) = reads.get_objective(ws, &IdRef::Id(id.to_string())).await? else { return Ok(None) };
+        let Some(mut o) = reads.get_objective(ws, &IdRef::Id(id.to_string())).await? else { return Ok(None) };
+        // The creation-time snapshot is for readers of the objective; a run never needs it.
+        o.config_snapshot = Value::Null;
         let events = reads.events_after(id, 0, i64::MAX).await?;
         let calls = reads.objective_tool_calls(id).await?;
-        Ok(Some(Self { o, events, calls, stale: false }))
+        Ok(Some(Self { o, events, calls, stale: false, ended: None }))
     }
 
     fn seq(&self) -> i64 {
@@ -102,9 +106,10 @@ impl Known {
             return Ok(true);
         }
         let reads = ctx.reads();
-        let Some(o) = reads.get_objective(&self.o.workspace_id, &IdRef::Id(self.o.meta.id.clone())).await? else {
+        let Some(mut o) = reads.get_objective(&self.o.workspace_id, &IdRef::Id(self.o.meta.id.clone())).await? else {
             return Ok(false);
         };
+        o.config_snapshot = Value::Null;
         let more = reads.events_after(&o.meta.id, self.seq(), i64::MAX).await?;
         self.events.extend(more);
         self.calls = reads.objective_tool_calls(&o.meta.id).await?;
@@ -117,11 +122,12 @@ impl Known {
     async fn lock(&mut self, ctx: &JobContext) -> Result<Option<Unit>> {
         let mut tx = ctx.begin().await?;
         match tx.get_objective_locked(&self.o.workspace_id, &IdRef::Id(self.o.meta.id.clone())).await? {
-            Some(o) if !o.state.is_terminal() => {
+            Some(mut o) if !o.state.is_terminal() => {
                 if o.totals.events != self.seq() {
                     self.stale = true;
                 }
-                Ok(Some(Unit { tx, o, events: Vec::new(), calls: Vec::new() }))
+                o.config_snapshot = Value::Null;
+                Ok(Some(Unit { tx, o, events: Vec::new(), calls: Vec::new(), outcome: None }))
             }
             _ => {
                 self.stale = true;
@@ -137,6 +143,9 @@ struct Unit {
     o: Objective,
     events: Vec<Event>,
     calls: Vec<ToolCallRecord>,
+    /// How the run ends if this commit is its last (the run's job outcome then commits with
+    /// it: one commit fewer per run). An objective left terminal always ends the run.
+    outcome: Option<Outcome>,
 }
 
 impl Unit {
@@ -162,10 +171,23 @@ impl Unit {
         Ok(())
     }
 
-    /// Saves the objective, commits, and folds what was written into `known`.
-    async fn commit(mut self, known: &mut Known) -> Result<()> {
+    /// Saves the objective, commits (with the run's outcome when this ends it), and folds what
+    /// was written into `known`.
+    async fn commit(mut self, ctx: &JobContext, known: &mut Known) -> Result<()> {
         self.tx.save_objective(&self.o).await?;
-        self.tx.commit().await?;
+        let outcome = if self.o.state.is_terminal() {
+            Some(Outcome::Done)
+        } else if known.stale {
+            // Input arrived meanwhile: the run goes on to look at it.
+            None
+        } else {
+            self.outcome.take()
+        };
+        match &outcome {
+            Some(outcome) => ctx.commit_finishing(self.tx, outcome).await?,
+            None => self.tx.commit().await?,
+        }
+        known.ended = outcome;
         if !known.stale {
             known.events.extend(self.events);
             for c in self.calls {
@@ -186,30 +208,38 @@ fn upsert(calls: &mut Vec<ToolCallRecord>, c: ToolCallRecord) {
 }
 
 /// Drives the objective until it parks, ends, or has taken its share of steps.
+///
+/// Every await of a store call or a step is boxed: the store's futures are kilobytes each, and
+/// inline they would all be part of this future, which lives as long as the objective waits on
+/// its model (thousands of objectives wait at once; boxed, only the awaited one is allocated).
 pub async fn drive(ctx: &JobContext, job: &cadenza_domain::jobs::RunObjective, rt: &Runtime) -> Result<Outcome> {
-    let Some(mut known) = Known::load(ctx, &job.workspace_id, &job.objective_id).await? else {
+    let Some(mut known) = Box::pin(Known::load(ctx, &job.workspace_id, &job.objective_id)).await? else {
         return Ok(Outcome::Done);
     };
-    let tools = ctx.reads().list_objective_tools(&job.workspace_id, &job.objective_id).await?;
+    let tools = Box::pin(ctx.reads().list_objective_tools(&job.workspace_id, &job.objective_id)).await?;
     for _ in 0..rt.limits.steps_per_claim {
         if ctx.shutting_down() {
             return Ok(Outcome::Yield { at_ms: ctx.now_ms() });
         }
-        if !known.refresh(ctx).await? || known.o.state.is_terminal() {
+        if !Box::pin(known.refresh(ctx)).await? || known.o.state.is_terminal() {
             return Ok(Outcome::Done);
         }
         match next(&known.events, &known.calls, ctx.now_ms()) {
             Next::Park { wake_at } => {
-                if !park(ctx, &mut known).await? {
-                    continue;
-                }
-                return Ok(match wake_at {
+                let outcome = match wake_at {
                     Some(at) => Outcome::Yield { at_ms: at },
                     None => Outcome::Done,
-                });
+                };
+                if !Box::pin(park(ctx, &mut known, &outcome)).await? {
+                    continue;
+                }
+                return Ok(known.ended.take().unwrap_or(outcome));
             }
-            Next::Model => model_step(ctx, rt, &mut known, &tools).await?,
-            Next::Tools(ids) => tool_step(ctx, rt, &mut known, &tools, &ids).await?,
+            Next::Model => Box::pin(model_step(ctx, rt, &mut known, &tools)).await?,
+            Next::Tools(ids) => Box::pin(tool_step(ctx, rt, &mut known, &tools, &ids)).await?,
+        }
+        if let Some(outcome) = known.ended.take() {
+            return Ok(outcome);
         }
     }
     // A long objective goes back to the queue (uncharged) so others get the slot.
@@ -218,16 +248,17 @@ pub async fn drive(ctx: &JobContext, job: &cadenza_domain::jobs::RunObjective, r
 
 /// Marks the objective WAITING; `false` when input arrived meanwhile (the log moved on), so
 /// the run looks again instead of parking.
-async fn park(ctx: &JobContext, known: &mut Known) -> Result<bool> {
+async fn park(ctx: &JobContext, known: &mut Known, outcome: &Outcome) -> Result<bool> {
     if known.o.state == ObjectiveState::Waiting {
         return Ok(true);
     }
-    let Some(mut u) = known.lock(ctx).await? else { return Ok(true) };
+    let Some(mut u) = Box::pin(known.lock(ctx)).await? else { return Ok(true) };
     if known.stale {
         return Ok(false);
     }
     u.o.state = ObjectiveState::Waiting;
-    u.commit(known).await?;
+    u.outcome = Some(*outcome);
+    Box::pin(u.commit(ctx, known)).await?;
     Ok(true)
 }
 
@@ -247,24 +278,24 @@ async fn mark_running(ctx: &JobContext, known: &mut Known) -> Result<()> {
     if known.o.state == ObjectiveState::Running {
         return Ok(());
     }
-    let Some(mut u) = known.lock(ctx).await? else { return Ok(()) };
+    let Some(mut u) = Box::pin(known.lock(ctx)).await? else { return Ok(()) };
     u.o.state = ObjectiveState::Running;
-    u.commit(known).await
+    Box::pin(u.commit(ctx, known)).await
 }
 
 /// One model call and its commit: the assistant's message, the tool calls it asked for, usage.
 async fn model_step(ctx: &JobContext, rt: &Runtime, known: &mut Known, tools: &[ObjectiveTool]) -> Result<()> {
     let Some((model, model_id)) = rt.models.get(&known.o.run.model) else {
-        let Some(mut u) = known.lock(ctx).await? else { return Ok(()) };
+        let Some(mut u) = Box::pin(known.lock(ctx)).await? else { return Ok(()) };
         let msg = if u.o.run.model.is_empty() {
             "the variation names no model: set spec.modelConfig.modelId".to_string()
         } else {
             format!("the model {:?} is not configured on this server", u.o.run.model)
         };
-        u.fail("model_unavailable", msg).await?;
-        return u.commit(known).await;
+        Box::pin(u.fail("model_unavailable", msg)).await?;
+        return Box::pin(u.commit(ctx, known)).await;
     };
-    mark_running(ctx, known).await?;
+    Box::pin(mark_running(ctx, known)).await?;
     let o = &known.o;
     let req = ChatRequest {
         model: model_id.to_string(),
@@ -282,12 +313,12 @@ async fn model_step(ctx: &JobContext, rt: &Runtime, known: &mut Known, tools: &[
         _ = ctx.cancel.cancelled() => return Ok(()),
     };
     let ended = ctx.now_ms();
-    let Some(mut u) = known.lock(ctx).await? else { return Ok(()) };
+    let Some(mut u) = Box::pin(known.lock(ctx)).await? else { return Ok(()) };
     let resp = match answer {
         Ok(resp) => resp,
         Err(e) => {
-            u.fail(error_kind(e.kind()), format!("the model call failed: {e}")).await?;
-            return u.commit(known).await;
+            Box::pin(u.fail(error_kind(e.kind()), format!("the model call failed: {e}"))).await?;
+            return Box::pin(u.commit(ctx, known)).await;
         }
     };
     let o = &mut u.o;
@@ -299,7 +330,7 @@ async fn model_step(ctx: &JobContext, rt: &Runtime, known: &mut Known, tools: &[
     o.totals.iterations += 1;
     o.diagnostics = diagnostics(&req, &resp.usage);
     let window = o.current_window_id.clone();
-    u.tx.add_window_usage(&window, input, output).await?;
+    Box::pin(u.tx.add_window_usage(&window, input, output)).await?;
 
     let mut evs = Vec::new();
     if let Some(r) = resp.reasoning.filter(|r| !r.is_empty()) {
@@ -414,14 +445,16 @@ async fn model_step(ctx: &JobContext, rt: &Runtime, known: &mut Known, tools: &[
             o.state = ObjectiveState::Running;
         } else {
             o.state = ObjectiveState::Waiting;
+            // The turn is over: nothing runs until input arrives (which runs the job again).
+            u.outcome = Some(Outcome::Done);
         }
     } else {
         o.state = ObjectiveState::Running;
     }
     for rec in &records {
-        u.put_call(rec).await?;
+        Box::pin(u.put_call(rec)).await?;
     }
-    u.append(evs).await?;
+    Box::pin(u.append(evs)).await?;
     // The calls the model asked for that can run now start in this same commit (their
     // `toolCalled` records are durable with the answer that asked for them): one commit per
     // tool round fewer. Unless someone else appended meanwhile: then the next step decides.
@@ -430,11 +463,11 @@ async fn model_step(ctx: &JobContext, rt: &Runtime, known: &mut Known, tools: &[
         .filter(|c| c.status == ApprovalStatus::AutoApproved && c.execution_status == ExecutionStatus::Pending)
         .collect();
     if runnable.is_empty() || known.stale {
-        return u.commit(known).await;
+        return Box::pin(u.commit(ctx, known)).await;
     }
-    let http = start_batch(&mut u, &known.calls, tools, runnable).await?;
-    u.commit(known).await?;
-    run_batch(ctx, rt, known, http).await
+    let http = Box::pin(start_batch(&mut u, &known.calls, tools, runnable)).await?;
+    Box::pin(u.commit(ctx, known)).await?;
+    Box::pin(run_batch(ctx, rt, known, http)).await
 }
 
 /// How much of each part of the context `req` sent, in characters (CONTRACT §7.10), and what
@@ -494,11 +527,11 @@ async fn tool_step(
     tools: &[ObjectiveTool],
     ids: &[String],
 ) -> Result<()> {
-    let Some(mut u) = known.lock(ctx).await? else { return Ok(()) };
+    let Some(mut u) = Box::pin(known.lock(ctx)).await? else { return Ok(()) };
     let calls = ids.iter().filter_map(|id| known.calls.iter().find(|c| &c.id == id).cloned()).collect();
-    let http = start_batch(&mut u, &known.calls, tools, calls).await?;
-    u.commit(known).await?;
-    run_batch(ctx, rt, known, http).await
+    let http = Box::pin(start_batch(&mut u, &known.calls, tools, calls)).await?;
+    Box::pin(u.commit(ctx, known)).await?;
+    Box::pin(run_batch(ctx, rt, known, http)).await
 }
 
 /// The first half of a tool batch, inside the unit `u`: built-ins run and bare tools start
@@ -537,7 +570,7 @@ async fn start_batch(
                         c.attempts += 1;
                         c.content_deadline = content_timeout_secs.map(|s| now + s.saturating_mul(1000));
                         evs.push(called(&c, tool, &by));
-                        u.put_call(&c).await?;
+                        Box::pin(u.put_call(&c)).await?;
                         u.o.totals.tool_calls += 1;
                         None
                     }
@@ -561,7 +594,7 @@ async fn start_batch(
                     c.execution_status = ExecutionStatus::Running;
                     c.attempts += 1;
                     evs.push(called(&c, tool, &by));
-                    u.put_call(&c).await?;
+                    Box::pin(u.put_call(&c)).await?;
                     http.push((c.clone(), kind.clone()));
                     None
                 }
@@ -572,19 +605,19 @@ async fn start_batch(
             Some(Immediate::Result(blocks)) => {
                 c.execution_status = ExecutionStatus::Completed;
                 c.result = Some(blocks.clone());
-                u.put_call(&c).await?;
+                Box::pin(u.put_call(&c)).await?;
                 evs.push(NewEvent::new(EventData::ToolResult { tool_call_id: c.id.clone(), content: blocks }, &by));
             }
             Some(Immediate::Error(message)) => {
                 c.execution_status = ExecutionStatus::Errored;
                 c.error = Some(message.clone());
-                u.put_call(&c).await?;
+                Box::pin(u.put_call(&c)).await?;
                 evs.push(NewEvent::new(EventData::ToolError { tool_call_id: c.id.clone(), message }, &by));
             }
             Some(Immediate::Finalized(output)) => {
                 c.execution_status = ExecutionStatus::Completed;
                 c.result = Some(vec![ResultBlock::Text { text: "finished".into() }]);
-                u.put_call(&c).await?;
+                Box::pin(u.put_call(&c)).await?;
                 finalized = Some(output);
                 break;
             }
@@ -594,10 +627,10 @@ async fn start_batch(
         evs.push(NewEvent::new(EventData::Finalized { output: output.clone() }, &by));
         u.o.output = output;
         u.o.state = ObjectiveState::Finalized;
-        u.append(evs).await?;
+        Box::pin(u.append(evs)).await?;
         return Ok(Vec::new());
     }
-    u.append(evs).await?;
+    Box::pin(u.append(evs)).await?;
     if too_many_corrections(before) {
         u.fail("output_invalid", format!("the model's structured output was invalid {MAX_OUTPUT_CORRECTIONS} times"))
             .await?;
@@ -629,7 +662,7 @@ async fn run_batch(
     .await;
     let ended = ctx.now_ms();
 
-    let Some(mut u) = known.lock(ctx).await? else { return Ok(()) };
+    let Some(mut u) = Box::pin(known.lock(ctx)).await? else { return Ok(()) };
     let by = u.o.meta.profile_id.clone();
     let mut evs = Vec::new();
     for ((mut c, _, secrets), result) in prepared.into_iter().zip(results) {
@@ -646,11 +679,11 @@ async fn run_batch(
                 EventData::ToolError { tool_call_id: c.id.clone(), message }
             }
         };
-        u.put_call(&c).await?;
+        Box::pin(u.put_call(&c)).await?;
         evs.push(NewEvent::new(data, &by).timed(started, ended));
     }
-    u.append(evs).await?;
-    u.commit(known).await
+    Box::pin(u.append(evs)).await?;
+    Box::pin(u.commit(ctx, known)).await
 }
 
 fn called(c: &ToolCallRecord, tool: Option<&ObjectiveTool>, by: &str) -> NewEvent {

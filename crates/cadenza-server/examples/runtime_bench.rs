@@ -330,6 +330,9 @@ async fn follow(
 #[tokio::main(flavor = "multi_thread")]
 async fn main() -> anyhow::Result<()> {
     let a = args()?;
+    // The server's own logging (INFO to stderr), set before the test kit would install its
+    // capture of every TRACE line, which a server does not pay for.
+    cadenza_server::init_logging(&cadenza_server::config::Config::default());
     let fast = FakeProcess::start(&["--tool-rounds", &a.rounds.to_string(), "--tool", "lookup"]).await?;
     let slow = FakeProcess::start(&["--latency-ms", &a.latency_ms.to_string()]).await?;
     let rounds = a.rounds.to_string();

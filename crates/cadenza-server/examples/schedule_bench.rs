@@ -136,7 +136,7 @@ async fn main() -> anyhow::Result<()> {
     let mut env = vec![
         ("CADENZA_DATA_DIR".to_string(), dir.path().display().to_string()),
         ("CADENZA_BOOTSTRAP_API_KEY".into(), TOKEN.into()),
-        ("CADENZA_LOG_LEVEL".into(), "warn".into()),
+        ("CADENZA_LOG_LEVEL".into(), "info".into()),
     ];
     let db_url = match &pg {
         None => format!("sqlite://{}", dir.path().join("cadenza.db").display()),

@@ -8,8 +8,9 @@
 //! ```
 //!
 //! Phases:
-//! - `throughput`: `--messages N` (5000) events (one per objective, written through the API
-//!   before the clock starts) delivered to one healthy receiver: deliveries per second, and
+//! - `throughput`: `--messages N` (5000) events (`--per-objective K` (1) to an objective: the
+//!   first at creation, the others appended as the runtime appends them; all written through the API before the clock
+//!   starts) delivered to one healthy receiver: deliveries per second, and
 //!   whether every event arrived exactly once (distinct `webhook-id`s = N, no repeats).
 //! - `isolation`: the same again for the healthy receiver while `--slow N` (200) events go to a
 //!   receiver that answers only after `--slow-ms` (10000) ms: the healthy receiver's deliveries
@@ -24,6 +25,8 @@ use std::time::{Duration, Instant};
 use axum::body::Bytes;
 use axum::http::HeaderMap;
 use axum::routing::post;
+use cadenza_domain::IdRef;
+use cadenza_domain::objectives::{EventData, NewEvent};
 use cadenza_jobs::{LeaseConfig, Registry, Runner};
 use cadenza_server::webhooks::{Deliverer, Settings};
 use cadenza_testkit::{ADMIN_TOKEN, TestApp, TestBackend};
@@ -36,10 +39,19 @@ struct Args {
     slow: usize,
     slow_ms: u64,
     concurrency: usize,
+    /// Events per objective (the first at creation, the others appended in one unit).
+    per_objective: usize,
 }
 
 fn args() -> anyhow::Result<Args> {
-    let mut a = Args { backend: TestBackend::Sqlite, messages: 5_000, slow: 200, slow_ms: 10_000, concurrency: 64 };
+    let mut a = Args {
+        backend: TestBackend::Sqlite,
+        messages: 5_000,
+        slow: 200,
+        slow_ms: 10_000,
+        concurrency: 64,
+        per_objective: 1,
+    };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
         let mut v = || it.next().ok_or_else(|| anyhow::anyhow!("{k} needs a value"));
@@ -54,6 +66,7 @@ fn args() -> anyhow::Result<Args> {
             "--slow" => a.slow = v()?.parse()?,
             "--slow-ms" => a.slow_ms = v()?.parse()?,
             "--concurrency" => a.concurrency = v()?.parse()?,
+            "--per-objective" => a.per_objective = v()?.parse::<usize>()?.max(1),
             other => anyhow::bail!("unknown option {other}"),
         }
     }
@@ -99,12 +112,30 @@ async fn agent(app: &TestApp, url: &str) -> String {
     a
 }
 
-async fn events(app: &TestApp, agent: &str, n: usize) {
+/// `n` events of `agent`'s objectives, `per` to an objective.
+async fn events(app: &TestApp, agent: &str, n: usize, per: usize) {
     let path = app.ws_path(&app.default_ws, "/objectives");
-    for i in 0..n {
-        app.post(&path, ADMIN_TOKEN, json!({"agentId": agent, "initialMessage": format!("event {i}")}))
+    for i in (0..n).step_by(per) {
+        let o = app
+            .post(&path, ADMIN_TOKEN, json!({"agentId": agent, "initialMessage": format!("event {i}")}))
             .await
             .expect(200);
+        let id = o["metadata"]["id"].as_str().unwrap_or_default().to_string();
+        let more = per.min(n - i) - 1;
+        if more > 0 {
+            // The rest as the runtime writes events: appended in a unit (no run is going on here
+            // to accept a continue).
+            let ws = app.default_ws.clone();
+            let mut o = app.store.get_objective(&ws, &IdRef::Id(id)).await.ok().flatten().expect("the objective");
+            let by = o.meta.profile_id.clone();
+            let evs = (1..=more)
+                .map(|j| NewEvent::new(EventData::UserMessage { content: format!("event {i}.{j}") }, &by))
+                .collect();
+            let mut tx = app.store.begin().await.expect("a unit");
+            tx.append_events(&mut o, evs).await.expect("append");
+            tx.save_objective(&o).await.expect("save");
+            tx.commit().await.expect("commit");
+        }
     }
 }
 
@@ -149,6 +180,9 @@ async fn drain(
 #[tokio::main(flavor = "multi_thread")]
 async fn main() -> anyhow::Result<()> {
     let a = args()?;
+    // The server's own logging (INFO to stderr), set before the test kit would install its
+    // capture of every TRACE line, which a server does not pay for.
+    cadenza_server::init_logging(&cadenza_server::config::Config::default());
     let app = TestApp::start(a.backend).await.ok_or_else(|| anyhow::anyhow!("the database is not reachable"))?;
     app.expect_jobs("objectives.run");
     app.expect_jobs("webhooks.deliver");
@@ -159,21 +193,21 @@ async fn main() -> anyhow::Result<()> {
     // throughput
     let (healthy_url, healthy) = receiver(Duration::ZERO).await?;
     let healthy_agent = agent(&app, &healthy_url).await;
-    events(&app, &healthy_agent, a.messages).await;
+    events(&app, &healthy_agent, a.messages, a.per_objective).await;
     let took = drain(&app, &registry, a.concurrency, &healthy, a.messages).await;
     let (distinct, most) = count(&healthy);
     let alone = a.messages as f64 / took.as_secs_f64();
     println!(
         "{}",
         json!({"phase": "throughput", "backend": backend, "messages": a.messages, "seconds": took.as_secs_f64(),
-               "deliveries_per_second": alone, "distinct_received": distinct, "most_copies_of_one": most})
+               "deliveries_per_second": alone, "events_per_objective": a.per_objective, "distinct_received": distinct, "most_copies_of_one": most})
     );
 
     // isolation: the healthy receiver again, beside a slow one.
     let (slow_url, slow) = receiver(Duration::from_millis(a.slow_ms)).await?;
     let slow_agent = agent(&app, &slow_url).await;
-    events(&app, &slow_agent, a.slow).await;
-    events(&app, &healthy_agent, a.messages).await;
+    events(&app, &slow_agent, a.slow, 1).await;
+    events(&app, &healthy_agent, a.messages, a.per_objective).await;
     let took = drain(&app, &registry, a.concurrency, &healthy, 2 * a.messages).await;
     let beside = a.messages as f64 / took.as_secs_f64();
     let (distinct, most) = count(&healthy);

@@ -95,7 +95,8 @@ async fn deliver(ctx: &JobContext, job: &DeliverWebhooks, d: &Deliverer) -> anyh
         let batch = reads.pending_messages(&job.objective_id, i64::try_from(want).unwrap_or(i64::MAX)).await?;
         let exhausted = batch.len() < want;
         claim.events(ctx, &batch).await?;
-        for mut m in batch {
+        let n = batch.len();
+        for (i, mut m) in batch.into_iter().enumerate() {
             left -= 1;
             if ctx.shutting_down() {
                 return Ok(Outcome::Yield { at_ms: ctx.now_ms() });
@@ -147,13 +148,23 @@ async fn deliver(ctx: &JobContext, job: &DeliverWebhooks, d: &Deliverer) -> anyh
             let log = logged(&m, failed_at, attempt);
             let mut tx = ctx.begin().await?;
             tx.record_attempt(&m, Some(&log)).await?;
-            tx.commit().await?;
-            if m.status == DeliveryStatus::Pending {
-                return Ok(Outcome::Yield { at_ms: m.next_attempt_at });
+            // When this attempt is the claim's last, the job's outcome commits with it. Done
+            // when the outbox is empty: a message written meanwhile marked the job to run
+            // again (its key is RunAgain).
+            let outcome = if m.status == DeliveryStatus::Pending {
+                Some(Outcome::Yield { at_ms: m.next_attempt_at })
+            } else {
+                (exhausted && i + 1 == n).then_some(Outcome::Done)
+            };
+            match outcome {
+                Some(outcome) => {
+                    ctx.commit_finishing(tx, &outcome).await?;
+                    return Ok(outcome);
+                }
+                None => tx.commit().await?,
             }
         }
         if exhausted {
-            // A message written meanwhile marked this job to run again (its key's RunAgain).
             return Ok(Outcome::Done);
         }
     }

@@ -406,6 +406,62 @@ impl Reads {
 }
 
 impl Tx {
+    /// [`Store::finish`] inside this unit: a handler's last write and its job's outcome commit
+    /// together (one commit fewer per job), or neither does.
+    pub async fn finish_job(&mut self, lease: &Lease, how: &Finish) -> StoreResult<JobState> {
+        let now = self.lease_now().await?;
+        let (set, at, error): (&str, i64, Option<String>) = match how {
+            Finish::Done => (
+                "state = CASE WHEN rerun = 1 THEN 'queued' ELSE 'succeeded' END, \
+                 run_at = CASE WHEN rerun = 1 THEN $2 ELSE run_at END, \
+                 attempts = CASE WHEN rerun = 1 THEN 0 ELSE attempts END",
+                now,
+                None,
+            ),
+            Finish::Failed(e) => (
+                "state = CASE WHEN rerun = 1 THEN 'queued' WHEN attempts >= max_attempts THEN 'dead' ELSE 'queued' END, \
+                 run_at = CASE WHEN rerun = 1 THEN $1 ELSE $2 END, \
+                 attempts = CASE WHEN rerun = 1 THEN 0 ELSE attempts END, last_error = $5",
+                now + backoff_ms(lease.backoff_base_ms, lease.attempt, rand::random::<f64>()),
+                Some(truncate(e)),
+            ),
+            Finish::Yield { at } => (
+                "state = 'queued', run_at = CASE WHEN rerun = 1 THEN $1 ELSE $2 END, \
+                 attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END",
+                *at,
+                None,
+            ),
+            Finish::Again { at } => {
+                ("state = 'queued', run_at = CASE WHEN rerun = 1 THEN $1 ELSE $2 END, attempts = 0", *at, None)
+            }
+        };
+        let sql = format!(
+            "UPDATE jobs SET {set}, rerun = 0, lease_owner = NULL, lease_token = NULL, updated_at = $1 \
+             WHERE id = $3 AND lease_token = $4 AND state = 'running' AND {OWNER_ALIVE} RETURNING state"
+        );
+        let state: Option<String> = on_tx!(self, |c| {
+            let mut q =
+                sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).bind(now).bind(at).bind(&lease.job_id).bind(&lease.token);
+            if let Some(e) = &error {
+                q = q.bind(e.clone());
+            }
+            q.fetch_optional(&mut *c).await?
+        });
+        let state = state.ok_or(StoreError::Fenced)?;
+        let queue: Option<String> = if state == JobState::Queued.as_str() {
+            on_tx!(self, |c| sqlx::query_scalar("SELECT queue FROM jobs WHERE id = $1")
+                .bind(&lease.job_id)
+                .fetch_optional(&mut *c)
+                .await?)
+        } else {
+            None
+        };
+        if let Some(q) = queue {
+            self.wake_queue(&q).await?;
+        }
+        JobState::parse(&state).ok_or_else(|| StoreError::Corrupt(format!("job state {state}")))
+    }
+
     /// Forgets workers whose lease expired and who hold nothing any more. Returns how many.
     pub async fn reap_workers(&mut self) -> StoreResult<u64> {
         let now = self.lease_now().await?;
@@ -578,62 +634,13 @@ impl Store {
         Ok(Beat { expires_at, still_held })
     }
 
-    /// Records how a run ended. `Fenced` when the lease is no longer held (the job belongs to
-    /// someone else now, or was released). Returns the job's new state.
+    /// Records how a run ended, in a unit of its own. `Fenced` when the lease is no longer held
+    /// (the job belongs to someone else now, or was released). Returns the job's new state.
     pub async fn finish(&self, lease: &Lease, how: Finish) -> StoreResult<JobState> {
         let mut tx = self.begin().await?;
-        let now = tx.lease_now().await?;
-        let (set, at, error): (&str, i64, Option<String>) = match &how {
-            Finish::Done => (
-                "state = CASE WHEN rerun = 1 THEN 'queued' ELSE 'succeeded' END, \
-                 run_at = CASE WHEN rerun = 1 THEN $2 ELSE run_at END, \
-                 attempts = CASE WHEN rerun = 1 THEN 0 ELSE attempts END",
-                now,
-                None,
-            ),
-            Finish::Failed(e) => (
-                "state = CASE WHEN rerun = 1 THEN 'queued' WHEN attempts >= max_attempts THEN 'dead' ELSE 'queued' END, \
-                 run_at = CASE WHEN rerun = 1 THEN $1 ELSE $2 END, \
-                 attempts = CASE WHEN rerun = 1 THEN 0 ELSE attempts END, last_error = $5",
-                now + backoff_ms(lease.backoff_base_ms, lease.attempt, rand::random::<f64>()),
-                Some(truncate(e)),
-            ),
-            Finish::Yield { at } => (
-                "state = 'queued', run_at = CASE WHEN rerun = 1 THEN $1 ELSE $2 END, \
-                 attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END",
-                *at,
-                None,
-            ),
-            Finish::Again { at } => {
-                ("state = 'queued', run_at = CASE WHEN rerun = 1 THEN $1 ELSE $2 END, attempts = 0", *at, None)
-            }
-        };
-        let sql = format!(
-            "UPDATE jobs SET {set}, rerun = 0, lease_owner = NULL, lease_token = NULL, updated_at = $1 \
-             WHERE id = $3 AND lease_token = $4 AND state = 'running' AND {OWNER_ALIVE} RETURNING state"
-        );
-        let state: Option<String> = on_tx!(tx, |c| {
-            let mut q =
-                sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).bind(now).bind(at).bind(&lease.job_id).bind(&lease.token);
-            if let Some(e) = &error {
-                q = q.bind(e.clone());
-            }
-            q.fetch_optional(&mut *c).await?
-        });
-        let state = state.ok_or(StoreError::Fenced)?;
-        let queue: Option<String> = if state == JobState::Queued.as_str() {
-            on_tx!(tx, |c| sqlx::query_scalar("SELECT queue FROM jobs WHERE id = $1")
-                .bind(&lease.job_id)
-                .fetch_optional(&mut *c)
-                .await?)
-        } else {
-            None
-        };
-        if let Some(q) = queue {
-            tx.wake_queue(&q).await?;
-        }
+        let state = tx.finish_job(lease, &how).await?;
         tx.commit().await?;
-        JobState::parse(&state).ok_or_else(|| StoreError::Corrupt(format!("job state {state}")))
+        Ok(state)
     }
 
     /// Graceful shutdown: every job worker `owner` still holds goes back to the queue without
