@@ -381,15 +381,17 @@ async fn locked(tx: &mut Tx, ws: &str, r: &IdRef) -> Result<Objective> {
     tx.get_objective_locked(ws, r).await?.ok_or_else(|| Error::not_found("objective"))
 }
 
-/// The objective locked for input that wakes its run (continue, approve, deny, content). A run
-/// in flight holds its job's row and then locks the objective; this takes the same two in the
-/// same order (the job row first), so the two wait for each other instead of deadlocking.
+/// The objective locked for input that wakes its run (continue, approve, deny, content), with
+/// the run already woken: its job is enqueued first (marked to run again if it is running).
+/// A run in flight holds its job's row and then locks the objective; enqueuing takes the same
+/// row first, so the two wait for each other in one order instead of deadlocking. It must be
+/// the enqueue itself, not a `SELECT … FOR UPDATE` of the row: when another input's unit has
+/// just inserted the job and not committed yet, a select sees no row and locks nothing, while
+/// an insert under the same key waits for that unit (a race test caught the difference on
+/// PostgreSQL). A refused input rolls its unit back, the enqueue with it.
 async fn locked_for_input(tx: &mut Tx, ws: &str, r: &IdRef) -> Result<Objective> {
     let id = tx.objective_id(ws, r).await?.ok_or_else(|| Error::not_found("objective"))?;
-    let run = RunObjective { workspace_id: ws.to_string(), objective_id: id.clone() };
-    if let Some(key) = cadenza_domain::jobs::JobSpec::key(&run) {
-        tx.lock_job_key(&key).await?;
-    }
+    tx.enqueue(NewJob::of(&RunObjective { workspace_id: ws.to_string(), objective_id: id.clone() })).await?;
     locked(tx, ws, &IdRef::Id(id)).await
 }
 
@@ -433,7 +435,6 @@ pub async fn continue_with(
         o.state = ObjectiveState::Pending;
     }
     tx.save_objective(&o).await?;
-    enqueue_run(tx, &o).await?;
     let event = events.pop().ok_or_else(Error::internal)?;
     Ok((o, event))
 }
@@ -516,7 +517,6 @@ pub async fn decide(
     tx.append_events(&mut o, vec![NewEvent::new(event, profile_id)]).await?;
     o.state = ObjectiveState::Pending;
     tx.save_objective(&o).await?;
-    enqueue_run(tx, &o).await?;
     Ok(call)
 }
 

@@ -492,3 +492,48 @@ async fn provider_faults(backend: TestBackend) {
     assert_eq!(error["data"]["error"]["type"], "model_refused");
     assert!(!o.to_string().contains("fake-key"), "the provider key never appears");
 }
+
+both_backends!(continues_racing_the_runs_they_start_all_land_once_and_nothing_deadlocks, continue_race);
+async fn continue_race(backend: TestBackend) {
+    let Some(w) = world(backend, "fake/gpt", None).await else { return };
+    w.fake.set_fallback(Reply::text("noted").delay(std::time::Duration::from_millis(20)));
+    let id = w.start("Cy").await;
+    w.run().await;
+    assert_eq!(w.get(&id).await["state"], "STATE_WAITING");
+
+    // Continues sent together, while the jobs they start run: each request locks the run's job
+    // row and the objective while runs commit steps (and their job's outcome) under the same
+    // two locks, on other connections. Every request must land (no 5xx from a deadlock), each
+    // message exactly once, and the run must answer after the last one.
+    const NOTES: usize = 8;
+    let path = w.path(&id, ":continue");
+    let sends = (0..NOTES).map(|i| {
+        let (app, path) = (&w.app, path.clone());
+        async move { app.post(&path, ADMIN_TOKEN, json!({"message": format!("note {i}"), "enqueue": true})).await }
+    });
+    let runs = async {
+        for _ in 0..NOTES {
+            w.run().await;
+            tokio::task::yield_now().await;
+        }
+    };
+    let (answers, ()) = tokio::join!(futures::future::join_all(sends), runs);
+    for a in answers {
+        if a.status != 200 {
+            let logs = cadenza_testkit::logs::captured();
+            let errors: Vec<&str> = logs.lines().filter(|l| l.contains("ERROR") || l.contains("WARN")).collect();
+            panic!("a continue failed: {} {}\n{}", a.status, a.text, errors.join("\n"));
+        }
+    }
+    w.run().await;
+    assert_eq!(w.get(&id).await["state"], "STATE_WAITING");
+    let log = w.app.list_all(&w.path(&id, "/events"), ADMIN_TOKEN, 100).await;
+    let said = |i: usize| {
+        log.iter()
+            .filter(|e| e["data"]["userMessage"]["content"].as_str() == Some(format!("note {i}").as_str()))
+            .count()
+    };
+    assert!((0..NOTES).all(|i| said(i) == 1), "every note is in the log once: {log:?}");
+    assert_eq!(log.last().map(|e| str_at(e, "/data/type")).as_deref(), Some("assistantMessage"), "answered last");
+    assert!(w.app.unexpected_jobs().await.is_empty(), "no job died: {:?}", w.app.unexpected_jobs().await);
+}
