@@ -44,6 +44,17 @@ pub enum Outcome {
     },
 }
 
+impl Outcome {
+    /// How the queue records it.
+    fn finish(self) -> Finish {
+        match self {
+            Outcome::Done => Finish::Done,
+            Outcome::Yield { at_ms } => Finish::Yield { at: at_ms },
+            Outcome::Again { at_ms } => Finish::Again { at: at_ms },
+        }
+    }
+}
+
 /// What a handler gets besides its payload.
 pub struct JobContext {
     pub job: Job,
@@ -96,12 +107,7 @@ impl JobContext {
     /// so the handler's last write and the job's end are one commit instead of two. The handler
     /// then returns `outcome` as usual; the runner records nothing more.
     pub async fn commit_finishing(&self, mut tx: Tx, outcome: &Outcome) -> StoreResult<()> {
-        let how = match *outcome {
-            Outcome::Done => Finish::Done,
-            Outcome::Yield { at_ms } => Finish::Yield { at: at_ms },
-            Outcome::Again { at_ms } => Finish::Again { at: at_ms },
-        };
-        let state = tx.finish_job(&self.lease, &how).await?;
+        let state = tx.finish_job(&self.lease, &outcome.finish()).await?;
         tx.commit().await?;
         *self.finished.lock().unwrap_or_else(|p| p.into_inner()) = Some(state);
         Ok(())
@@ -398,14 +404,11 @@ impl Execution {
                     if !matches!(outcome, Ok(Ok(_))) {
                         tracing::warn!(job.id = %job.id, "the handler failed after it committed its outcome; the outcome stands");
                     }
-                    tracing::info!(job.id = %job.id, job.kind = %job.kind, attempt = lease.attempt,
-                        state = state.as_str(), "job finished");
+                    Self::log_recorded(&job, &lease, Ok(state));
                     return;
                 }
                 match outcome {
-                    Ok(Ok(Outcome::Done)) => Finish::Done,
-                    Ok(Ok(Outcome::Yield { at_ms })) => Finish::Yield { at: at_ms },
-                    Ok(Ok(Outcome::Again { at_ms })) => Finish::Again { at: at_ms },
+                    Ok(Ok(outcome)) => outcome.finish(),
                     // Stopped by the shutdown: not the job's fault.
                     Ok(Err(_)) if self.worker.shutdown.is_cancelled() && cancel.is_cancelled() => {
                         Finish::Yield { at: self.store.now_ms() }
@@ -427,7 +430,12 @@ impl Execution {
         }
         // Boxed: the store's future is large, and inline it would sit in every running job's
         // task for as long as the job runs (thousands at once may wait on slow models).
-        match Box::pin(self.store.finish(&lease, finish)).await {
+        Self::log_recorded(&job, &lease, Box::pin(self.store.finish(&lease, finish)).await);
+    }
+
+    /// How recording the job's outcome went, by the handler's last unit or by the runner.
+    fn log_recorded(job: &Job, lease: &Lease, recorded: StoreResult<JobState>) {
+        match recorded {
             Ok(state) => tracing::info!(job.id = %job.id, job.kind = %job.kind, attempt = lease.attempt,
                 state = state.as_str(), "job finished"),
             Err(StoreError::Fenced) => {

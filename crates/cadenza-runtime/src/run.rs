@@ -88,9 +88,8 @@ struct Known {
 impl Known {
     async fn load(ctx: &JobContext, ws: &str, id: &str) -> Result<Option<Self>> {
         let reads = ctx.reads();
-        let Some(mut o) = reads.get_objective(ws, &IdRef::Id(id.to_string())).await? else { return Ok(None) };
-        // The creation-time snapshot is for readers of the objective; a run never needs it.
-        o.config_snapshot = Value::Null;
+        let Some(o) = reads.get_objective(ws, &IdRef::Id(id.to_string())).await? else { return Ok(None) };
+        let o = for_run(o);
         let events = reads.events_after(id, 0, i64::MAX).await?;
         let calls = reads.objective_tool_calls(id).await?;
         Ok(Some(Self { o, events, calls, stale: false, ended: None }))
@@ -106,10 +105,10 @@ impl Known {
             return Ok(true);
         }
         let reads = ctx.reads();
-        let Some(mut o) = reads.get_objective(&self.o.workspace_id, &IdRef::Id(self.o.meta.id.clone())).await? else {
+        let Some(o) = reads.get_objective(&self.o.workspace_id, &IdRef::Id(self.o.meta.id.clone())).await? else {
             return Ok(false);
         };
-        o.config_snapshot = Value::Null;
+        let o = for_run(o);
         let more = reads.events_after(&o.meta.id, self.seq(), i64::MAX).await?;
         self.events.extend(more);
         self.calls = reads.objective_tool_calls(&o.meta.id).await?;
@@ -122,12 +121,11 @@ impl Known {
     async fn lock(&mut self, ctx: &JobContext) -> Result<Option<Unit>> {
         let mut tx = ctx.begin().await?;
         match tx.get_objective_locked(&self.o.workspace_id, &IdRef::Id(self.o.meta.id.clone())).await? {
-            Some(mut o) if !o.state.is_terminal() => {
+            Some(o) if !o.state.is_terminal() => {
                 if o.totals.events != self.seq() {
                     self.stale = true;
                 }
-                o.config_snapshot = Value::Null;
-                Ok(Some(Unit { tx, o, events: Vec::new(), calls: Vec::new(), outcome: None }))
+                Ok(Some(Unit { tx, o: for_run(o), events: Vec::new(), calls: Vec::new(), outcome: None }))
             }
             _ => {
                 self.stale = true;
@@ -135,6 +133,13 @@ impl Known {
             }
         }
     }
+}
+
+/// The objective as a run keeps it: without the creation-time snapshot, which is for readers of
+/// the objective (a run never needs it, and it would be held for as long as the run waits).
+fn for_run(mut o: Objective) -> Objective {
+    o.config_snapshot = Value::Null;
+    o
 }
 
 /// One fenced commit of a step: what it writes is also what the run then knows.

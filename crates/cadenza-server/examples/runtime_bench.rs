@@ -73,12 +73,7 @@ fn args() -> anyhow::Result<Args> {
     while let Some(k) = it.next() {
         let mut v = || it.next().ok_or_else(|| anyhow::anyhow!("{k} needs a value"));
         match k.as_str() {
-            "--backend" => {
-                a.backend = match v()?.as_str() {
-                    "postgres" => TestBackend::Postgres,
-                    _ => TestBackend::Sqlite,
-                }
-            }
+            "--backend" => a.backend = TestBackend::named(&v()?),
             "--rounds" => a.rounds = v()?.parse()?,
             "--sequential" => a.sequential = v()?.parse()?,
             "--parallel" => a.parallel = v()?.parse()?,

@@ -24,7 +24,7 @@ use cadenza_domain::crypto::Vault;
 use cadenza_domain::objectives::ObjectiveFilter;
 use cadenza_domain::page::ListParams;
 use cadenza_store::{Store, StoreOptions};
-use cadenza_testkit::{TestBackend, TestDb};
+use cadenza_testkit::{TestBackend, TestDb, binary_env};
 use serde_json::{Value, json};
 
 const TOKEN: &str = "cdz_sk_schedule-bench-admin-token-0123456789abcd";
@@ -51,12 +51,7 @@ fn args() -> anyhow::Result<Args> {
     while let Some(k) = it.next() {
         let mut v = || it.next().ok_or_else(|| anyhow::anyhow!("{k} needs a value"));
         match k.as_str() {
-            "--backend" => {
-                a.backend = match v()?.as_str() {
-                    "postgres" => TestBackend::Postgres,
-                    _ => TestBackend::Sqlite,
-                }
-            }
+            "--backend" => a.backend = TestBackend::named(&v()?),
             "--schedules" => a.schedules = v()?.parse()?,
             "--every" => a.every_secs = v()?.parse()?,
             "--seconds" => a.seconds = v()?.parse()?,
@@ -133,20 +128,9 @@ async fn main() -> anyhow::Result<()> {
             TestDb::new(TestBackend::Postgres).await.ok_or_else(|| anyhow::anyhow!("PostgreSQL is not reachable"))?,
         ),
     };
-    let mut env = vec![
-        ("CADENZA_DATA_DIR".to_string(), dir.path().display().to_string()),
-        ("CADENZA_BOOTSTRAP_API_KEY".into(), TOKEN.into()),
-        ("CADENZA_LOG_LEVEL".into(), "info".into()),
-    ];
-    let db_url = match &pg {
-        None => format!("sqlite://{}", dir.path().join("cadenza.db").display()),
-        Some(db) => {
-            use base64::Engine;
-            env.push(("CADENZA_DATABASE_URL".into(), db.url.clone()));
-            env.push(("CADENZA_SECRET_KEY".into(), base64::engine::general_purpose::STANDARD.encode([7u8; 32])));
-            db.url.clone()
-        }
-    };
+    let (mut env, db_url) = binary_env(dir.path(), pg.as_ref());
+    env.push(("CADENZA_BOOTSTRAP_API_KEY".into(), TOKEN.into()));
+    env.push(("CADENZA_LOG_LEVEL".into(), "info".into()));
     let mut servers = Vec::new();
     for n in 0..a.replicas {
         servers.push(start(&a, &env, dir.path().join(format!("server-{n}.log"))).await?);

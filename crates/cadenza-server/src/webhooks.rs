@@ -175,9 +175,10 @@ async fn deliver(ctx: &JobContext, job: &DeliverWebhooks, d: &Deliverer) -> anyh
 /// the objective, the batch's events, the profiles they name, the account's signing secrets.
 /// A claim lasts seconds at most, so a URL removed or a key rotated meanwhile takes effect at
 /// the next claim (a rotation's old key stays valid for its grace period anyway).
+/// Every message of a claim is of one objective, hence of one agent.
 #[derive(Default)]
 struct Claim {
-    targets: HashMap<String, Option<String>>,
+    target: Option<Option<String>>,
     objective: Option<Option<Objective>>,
     events: HashMap<i64, Event>,
     profiles: Profiles,
@@ -186,11 +187,10 @@ struct Claim {
 
 impl Claim {
     async fn target(&mut self, ctx: &JobContext, m: &OutboxMessage) -> anyhow::Result<Option<&str>> {
-        if !self.targets.contains_key(&m.agent_id) {
-            let url = ctx.reads().webhook_target(&m.workspace_id, &m.agent_id).await?;
-            self.targets.insert(m.agent_id.clone(), url);
+        if self.target.is_none() {
+            self.target = Some(ctx.reads().webhook_target(&m.workspace_id, &m.agent_id).await?);
         }
-        Ok(self.targets.get(&m.agent_id).and_then(|u| u.as_deref()))
+        Ok(self.target.as_ref().and_then(|u| u.as_deref()))
     }
 
     /// Reads the events of the batch's messages that have no stored body yet, in one range read.

@@ -45,7 +45,7 @@ use cadenza_domain::page::ListParams;
 use cadenza_domain::schedules::Schedule;
 use cadenza_store::{Store, StoreOptions};
 use cadenza_testkit::fake_model::{FakeModel, RecordedRequest, Reply};
-use cadenza_testkit::{TestBackend, TestDb, WebhookSink};
+use cadenza_testkit::{TestBackend, TestDb, WebhookSink, binary_env};
 use serde_json::{Value, json};
 use tokio::sync::watch;
 
@@ -234,22 +234,11 @@ impl World {
         let dir = tempfile::tempdir().expect("tmp");
         let path = dir.path().join("cadenza.toml");
         std::fs::write(&path, config).expect("write config");
-        let mut env = vec![
-            ("CADENZA_DATA_DIR".to_string(), dir.path().display().to_string()),
-            ("CADENZA_BOOTSTRAP_API_KEY".into(), TOKEN.into()),
-            ("CADENZA_LOG_LEVEL".into(), "info".into()),
-            ("CADENZA_JOB_LEASE_SECS".into(), LEASE_SECS.into()),
-        ];
+        let (mut env, db_url) = binary_env(dir.path(), pg.as_ref());
+        env.push(("CADENZA_BOOTSTRAP_API_KEY".into(), TOKEN.into()));
+        env.push(("CADENZA_LOG_LEVEL".into(), "info".into()));
+        env.push(("CADENZA_JOB_LEASE_SECS".into(), LEASE_SECS.into()));
         env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-        let db_url = match &pg {
-            None => format!("sqlite://{}", dir.path().join("cadenza.db").display()),
-            Some(db) => {
-                use base64::Engine;
-                env.push(("CADENZA_DATABASE_URL".into(), db.url.clone()));
-                env.push(("CADENZA_SECRET_KEY".into(), base64::engine::general_purpose::STANDARD.encode([7u8; 32])));
-                db.url.clone()
-            }
-        };
         Some(World { dir, config: path, env, db_url, starts: 0, _pg: pg })
     }
 

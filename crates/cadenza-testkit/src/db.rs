@@ -16,6 +16,30 @@ pub enum TestBackend {
     Postgres,
 }
 
+impl TestBackend {
+    /// A benchmark's `--backend` value: `postgres`, else SQLite.
+    pub fn named(name: &str) -> Self {
+        if name == "postgres" { TestBackend::Postgres } else { TestBackend::Sqlite }
+    }
+}
+
+/// What the real `cadenza` binary needs to run on a test database: the environment that names
+/// it (the data dir always; on PostgreSQL its URL and a master key, which on SQLite the data dir
+/// keeps), and the URL a test opens the same database with while no server runs.
+pub fn binary_env(data_dir: &std::path::Path, pg: Option<&TestDb>) -> (Vec<(String, String)>, String) {
+    let mut env = vec![("CADENZA_DATA_DIR".to_string(), data_dir.display().to_string())];
+    let url = match pg {
+        None => format!("sqlite://{}", data_dir.join("cadenza.db").display()),
+        Some(db) => {
+            use base64::Engine;
+            env.push(("CADENZA_DATABASE_URL".into(), db.url.clone()));
+            env.push(("CADENZA_SECRET_KEY".into(), base64::engine::general_purpose::STANDARD.encode([7u8; 32])));
+            db.url.clone()
+        }
+    };
+    (env, url)
+}
+
 /// A database that lives as long as this value.
 pub struct TestDb {
     pub url: String,

@@ -12,6 +12,6 @@ pub mod logs;
 pub mod webhook_sink;
 
 pub use app::{ADMIN_TOKEN, Resp, TestApp};
-pub use db::{TestBackend, TestDb};
+pub use db::{TestBackend, TestDb, binary_env};
 pub use fake_mcp::{FakeMcp, FakeTool, StaticServer};
 pub use webhook_sink::{Received, WebhookSink};
