@@ -8,6 +8,7 @@ pub mod auth;
 pub mod cache;
 pub mod error;
 pub mod extract;
+pub mod media;
 pub mod metrics;
 pub mod openapi;
 pub mod routes;
@@ -156,6 +157,8 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::objectives::stream_routes())
         // The signed upload PUT: its own body limit (the upload maximum), no request deadline.
         .merge(routes::uploads::put_route(state.config.uploads.max_size_bytes))
+        // Signed media links of tool results: the token is the credential.
+        .merge(media::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)

@@ -35,6 +35,8 @@ pub struct Op {
     pub list: bool,
     /// Its own query parameters, besides the list ones.
     pub query: &'static [QueryParam],
+    /// The media types of a success that is not JSON (bytes served as stored).
+    pub served_as: &'static [&'static str],
 }
 
 /// A query parameter an operation reads, with the schema of exactly what it accepts.
@@ -53,7 +55,19 @@ impl Op {
         tag: &'static str,
         response: SchemaFn,
     ) -> Self {
-        Self { method, path, id, tag, summary: "", scope: "", request: None, response, list: false, query: &[] }
+        Self {
+            method,
+            path,
+            id,
+            tag,
+            summary: "",
+            scope: "",
+            request: None,
+            response,
+            list: false,
+            query: &[],
+            served_as: &[],
+        }
     }
     pub const fn summary(mut self, s: &'static str) -> Self {
         self.summary = s;
@@ -75,6 +89,10 @@ impl Op {
         self.list = true;
         self
     }
+    pub const fn served_as(mut self, types: &'static [&'static str]) -> Self {
+        self.served_as = types;
+        self
+    }
 }
 
 /// Every documented operation, in a stable order.
@@ -91,6 +109,7 @@ pub fn operations() -> Vec<Op> {
     ops.extend(crate::routes::schedules::operations());
     ops.extend(crate::routes::models::operations());
     ops.extend(crate::routes::objectives::operations());
+    ops.extend(crate::media::operations());
     ops.extend(crate::routes::memory::operations());
     ops.extend(crate::routes::tool_sets::operations());
     ops.extend(crate::routes::tools::operations());
@@ -98,6 +117,61 @@ pub fn operations() -> Vec<Op> {
     ops.extend(crate::routes::search::operations());
     ops.extend(crate::routes::ops::operations());
     ops
+}
+
+/// The body of a create whose type `T` it shares with the update: the create also requires
+/// `metadata.name` (`MetadataIn::into_new`).
+pub fn create_body<T: JsonSchema>(g: &mut SchemaGenerator) -> Schema {
+    let write = g.subschema_for::<T>();
+    schemars::json_schema!({
+        "allOf": [write],
+        "required": ["metadata"],
+        "properties": {"metadata": {"type": "object", "required": ["name"], "properties": {"name": crate::wire::name_schema()}}},
+    })
+}
+
+/// A request schema written out by hand, under `name` in the components: for bodies whose
+/// rules (exactly one of, required together, per-operation variants) a derive cannot state.
+pub fn component(g: &mut SchemaGenerator, name: &str, schema: Value) -> Schema {
+    g.definitions_mut().insert(name.to_string(), schema);
+    schemars::json_schema!({"$ref": format!("#/components/schemas/{name}")})
+}
+
+/// A string naming a `kind` exactly as `IdRef::parse` reads it: its id or `external_id:<value>`.
+pub fn id_ref(kind: IdKind) -> Value {
+    json!({"type": "string", "pattern": IdRef::pattern(kind)})
+}
+
+/// What a handler reads as "not sent" for an optional string: absent, `null` or `""`.
+pub fn nothing() -> Value {
+    json!({"enum": [null, ""]})
+}
+
+/// An `i32` the handler takes only when it is not negative (`null` reads as not sent).
+pub fn non_negative_i32_or_null() -> Value {
+    json!({"type": ["integer", "null"], "format": "int32", "minimum": 0, "maximum": i32::MAX})
+}
+
+/// Rust's `str::trim` whitespace (Unicode White_Space), as the body of an ECMA-262 class.
+const TRIMMED: &str = "\\t\\n\\v\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000";
+
+/// A filter read with `QueryPairs::all`: comma-separated values, each trimmed, blank ones
+/// skipped; `value` is the regex of one value (repeating the parameter is the same as joining).
+pub fn value_list(value: &str) -> Value {
+    let item = format!("[{TRIMMED}]*(?:{value})?[{TRIMMED}]*");
+    json!({"type": "string", "pattern": format!("^{item}(?:,{item})*$")})
+}
+
+/// A flag read with `QueryPairs::bool`: `true`/`false`, `1`/`0`, or empty for not sent.
+pub fn flag() -> Value {
+    json!({"anyOf": [{"type": "boolean"}, {"type": "string", "enum": ["1", "0", ""]}]})
+}
+
+/// One of `values`, or empty for not sent.
+pub fn one_of_or_empty(values: &[&str]) -> Value {
+    let mut all: Vec<&str> = values.to_vec();
+    all.push("");
+    json!({"type": "string", "enum": all})
 }
 
 /// The error body of every non-2xx response (docs/ERRORS.md).
@@ -134,11 +208,12 @@ fn reason_schema(_: &mut SchemaGenerator) -> Schema {
     schemars::json_schema!({"type": "string", "enum": reasons})
 }
 
-/// Whether the request schema (a `$ref` to a component) names required fields.
-fn body_has_required_fields(schema: &Schema, g: &SchemaGenerator) -> bool {
-    let name = schema.get("$ref").and_then(Value::as_str).and_then(|r| r.strip_prefix("#/components/schemas/"));
-    let def = name.and_then(|n| g.definitions().get(n)).unwrap_or(schema.as_value());
-    def.get("required").and_then(Value::as_array).is_some_and(|r| !r.is_empty())
+/// Whether the request schema refuses `{}`, what an empty body reads as: then the body is
+/// required. Checked with the schema itself (its references resolved against the components), so
+/// a rule inside `oneOf` or `allOf` counts too.
+fn body_refuses_empty(schema: &Schema, g: &SchemaGenerator) -> bool {
+    let root = json!({"allOf": [schema], "components": {"schemas": g.definitions()}});
+    cadenza_domain::json_schema::validate("body", &root, &json!({})).is_err()
 }
 
 /// The resource a path segment's collection holds, and whether its routes take the
@@ -178,7 +253,7 @@ fn path_params(path: &str) -> Vec<(String, Value, String)> {
         let (schema, description) = match (name, collection_kind(collection)) {
             ("token", _) => (
                 json!({"type": "string", "minLength": 1}),
-                "The signed token of the upload link (`uploadUrl`).".to_string(),
+                "The signed token of the link (an upload's `uploadUrl`, a media block's `url`).".to_string(),
             ),
             (_, Some((kind, true))) => (
                 json!({"type": "string", "pattern": IdRef::pattern(kind)}),
@@ -217,8 +292,9 @@ fn list_params() -> Vec<Value> {
 }
 
 /// OpenAPI links from each create (`POST` on a collection) to the operations on the item it
-/// made (`GET`, `PATCH`, `PUT`, `DELETE` and `:verb`s of `<collection>/{id}`): the id comes from
-/// the response's `metadata.id`, the parent ids from the create's own path.
+/// made (`GET`, `PATCH`, `PUT`, `DELETE` and `:verb`s of `<collection>/{id}`, and the operations
+/// of the collections under it, `<collection>/{id}/<child>`): the id comes from the response's
+/// `metadata.id`, the parent ids from the create's own path.
 fn add_links(paths: &mut Map<String, Value>) {
     let mut links: Vec<(String, String, Value)> = Vec::new();
     for (coll, item) in paths.iter() {
@@ -229,7 +305,11 @@ fn add_links(paths: &mut Map<String, Value>) {
         for (target, target_item) in paths.iter() {
             let Some(rest) = target.strip_prefix(coll.as_str()).and_then(|r| r.strip_prefix("/{")) else { continue };
             let Some((name, tail)) = rest.split_once('}') else { continue };
-            if !(tail.is_empty() || (tail.starts_with(':') && !tail.contains('/'))) {
+            // The item itself, its `:verb`s, and the collections right under it (`…/{id}/variations`),
+            // so the stateful phase can go on from an agent to its variations and from there on.
+            let verb = tail.starts_with(':') && !tail.contains('/');
+            let child = tail.strip_prefix('/').is_some_and(|c| !c.is_empty() && !c.contains(['/', '{', ':']));
+            if !(tail.is_empty() || verb || child) {
                 continue;
             }
             for (method, op) in target_item.as_object().into_iter().flatten() {
@@ -315,14 +395,19 @@ pub fn document() -> Value {
                 "default": {"description": "Error", "content": {"application/json": {"schema": error.clone()}}},
             },
         });
+        if !op.served_as.is_empty() {
+            let schema = (op.response)(&mut responses);
+            let content: Map<String, Value> =
+                op.served_as.iter().map(|t| (t.to_string(), json!({"schema": schema.clone()}))).collect();
+            operation["responses"]["200"]["content"] = Value::Object(content);
+        }
         if !op.scope.is_empty() {
             operation["description"] = json!(format!("Requires the `{}` permission.", op.scope));
         }
         if let Some(req) = op.request {
             let schema = req(&mut requests);
-            // An empty body reads as `{}` (`JsonBody`), so it may be left out unless `{}` lacks a
-            // required field.
-            let required = body_has_required_fields(&schema, &requests);
+            // An empty body reads as `{}` (`JsonBody`), so it may be left out unless `{}` is refused.
+            let required = body_refuses_empty(&schema, &requests);
             operation["requestBody"] =
                 json!({"required": required, "content": {"application/json": {"schema": schema}}});
         }
@@ -355,9 +440,39 @@ pub fn document() -> Value {
     doc
 }
 
+/// Whether `schema` (self-contained) accepts `value`: for tests that hold a documented schema
+/// against the parser it describes.
+#[cfg(test)]
+pub(crate) fn accepts(schema: &Value, value: &Value) -> bool {
+    cadenza_domain::json_schema::validate("value", schema, value).is_ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn value_list_reads_like_query_pairs_all() {
+        let list = value_list("A|B_C");
+        for (raw, ok) in [
+            ("", true),
+            ("A", true),
+            ("A,B_C", true),
+            (" A , ,B_C ", true),
+            ("\u{3000}A", true),
+            ("A,", true),
+            ("AB", false),
+            ("A;B_C", false),
+            ("a", false),
+            ("A B_C", false),
+        ] {
+            assert_eq!(accepts(&list, &json!(raw)), ok, "{raw:?}");
+        }
+        let f = flag();
+        for (raw, ok) in [(json!(true), true), (json!("1"), true), (json!(""), true), (json!("yes"), false)] {
+            assert_eq!(accepts(&f, &raw), ok, "{raw}");
+        }
+    }
 
     /// The committed `docs/openapi.json` must equal what the code generates, so the document
     /// never drifts by accident. Regenerate with `UPDATE_SNAPSHOTS=1 cargo test -p cadenza-api`.
@@ -391,10 +506,25 @@ mod tests {
                 }
             }
         }
-        // A body is required exactly when `{}` (what an empty body reads as) lacks a required field.
+        // A body is required exactly when its schema refuses `{}` (what an empty body reads as),
+        // also by a rule inside `oneOf`.
         let put_status = &doc["paths"]["/v1/workspaces/{workspace_id}/models/{id}/status"]["put"];
         assert_eq!(put_status["requestBody"]["required"], true);
-        assert_eq!(doc["paths"]["/v1/workspaces/{workspace_id}/agents"]["post"]["requestBody"]["required"], false);
+        let variation = "/v1/workspaces/{workspace_id}/agents/{agent_id}/variations/{variation_id}";
+        assert_eq!(doc["paths"][format!("{variation}:removeAssignment")]["post"]["requestBody"]["required"], true);
+        let cancel = &doc["paths"]["/v1/workspaces/{workspace_id}/objectives/{objective_id}:cancel"]["post"];
+        assert_eq!(cancel["requestBody"]["required"], false);
+        // A create needs `metadata.name`; an update reads `{}` as "change nothing".
+        assert_eq!(doc["paths"]["/v1/workspaces/{workspace_id}/agents"]["post"]["requestBody"]["required"], true);
+        let agent = &doc["paths"]["/v1/workspaces/{workspace_id}/agents/{agent_id}"]["patch"];
+        assert_eq!(agent["requestBody"]["required"], false);
+        // A create links to its item, the item's verbs and the collections under it, never further.
+        let links = &doc["paths"]["/v1/workspaces/{workspace_id}/agents"]["post"]["responses"]["200"]["links"];
+        for id in ["get_agent", "publish_agent", "create_variation", "list_variations"] {
+            assert!(links[id].is_object(), "create_agent links to {id}");
+        }
+        assert_eq!(links["create_variation"]["parameters"]["agent_id"], "$response.body#/metadata/id");
+        assert!(links["get_variation"].is_null() && links["add_assignment"].is_null());
         let text = doc.to_string();
         assert!(!text.contains("$defs"), "every schema lives under components");
     }

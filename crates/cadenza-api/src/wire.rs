@@ -104,8 +104,50 @@ pub fn account_meta(m: &Meta) -> AccountMetadata {
 #[schemars(rename = "MetadataRequest")]
 pub struct MetadataIn {
     pub name: Option<String>,
+    /// At most 256 bytes (the document states 256 characters), no `/`, whitespace or control
+    /// characters.
+    #[schemars(extend("maxLength" = MAX_NAME_CHARS, "pattern" = EXTERNAL_ID_PATTERN))]
     pub external_id: Option<String>,
+    /// At most 64 pairs; keys 1–256 bytes without `,` or `=`, values at most 256 bytes without `,`.
+    #[schemars(extend(
+        "maxProperties" = 64,
+        "propertyNames" = {"minLength": 1, "maxLength": 256, "pattern": "^[^,=]*$"},
+        "additionalProperties" = {"type": "string", "maxLength": 256, "pattern": "^[^,]*$"},
+    ))]
     pub labels: Option<Labels>,
+}
+
+/// Byte limits are stated in JSON Schema's characters: exact for ASCII; a longer multi-byte
+/// string is still refused (docs/TESTING.md).
+const MAX_NAME_CHARS: usize = MAX_NAME;
+
+/// `check_external_id` (`None` and `null` read as empty). Rust's `is_control` is Unicode Cc and
+/// its `is_whitespace` Unicode White_Space: both written out, as ECMA-262's `\s` differs.
+const EXTERNAL_ID_PATTERN: &str =
+    "^[^/\\x00-\\x20\\x7f-\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]*$";
+
+/// The name a create requires (`check_name`): not blank.
+pub fn name_schema() -> serde_json::Value {
+    serde_json::json!({
+        "type": "string",
+        "maxLength": MAX_NAME_CHARS,
+        "pattern": cadenza_domain::json_schema::NOT_BLANK_PATTERN,
+    })
+}
+
+/// An `i32` field read as JSON Schema's `integer` is: `3`, and also `3.0` or `3e0` (a number
+/// with no fractional part), within range; `null` reads as not sent. serde's own `i32` refuses
+/// every number written with a fraction or an exponent.
+pub fn integral_i32<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Option<i32>, D::Error> {
+    let Some(n) = Option::<serde_json::Number>::deserialize(d)? else { return Ok(None) };
+    let whole = match n.as_i64() {
+        Some(i) => Some(i),
+        None => n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() <= 2f64.powi(53)).map(|f| f as i64),
+    };
+    whole
+        .and_then(|i| i32::try_from(i).ok())
+        .map(Some)
+        .ok_or_else(|| serde::de::Error::custom(format!("invalid value: {n}, expected an integer of 32 bits")))
 }
 
 /// Validated name, external id and labels of a new resource.
@@ -221,4 +263,86 @@ pub struct Empty {}
 
 pub fn empty() -> Json<Empty> {
     Json(Empty {})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::openapi::accepts;
+    use serde_json::json;
+
+    fn metadata_schema() -> serde_json::Value {
+        let mut g = schemars::generate::SchemaSettings::draft2020_12().into_generator();
+        serde_json::to_value(g.root_schema_for::<MetadataIn>()).unwrap_or_default()
+    }
+
+    #[test]
+    fn external_id_schema_agrees_with_check() {
+        let schema = metadata_schema();
+        let long = "x".repeat(MAX_NAME);
+        let too_long = "x".repeat(MAX_NAME + 1);
+        for ext in [
+            "", "a", "ext-1:é", "\u{feff}", "\u{200b}", "a/b", "a b", "a\tb", "\u{a0}", "\u{85}", "\u{7f}", "\u{9f}",
+            "\u{3000}", "\u{2028}", &long, &too_long,
+        ] {
+            let body = json!({"externalId": ext});
+            assert_eq!(accepts(&schema, &body), check_external_id(ext).is_ok(), "{ext:?}");
+        }
+        assert!(accepts(&schema, &json!({"externalId": null, "labels": null, "name": null})));
+    }
+
+    #[test]
+    fn labels_schema_agrees_with_validate() {
+        let schema = metadata_schema();
+        let many: Labels = (0..65).map(|i| (format!("k{i}"), String::new())).collect();
+        let most: Labels = (0..64).map(|i| (format!("k{i}"), String::new())).collect();
+        let one = |k: &str, v: &str| -> Labels { [(k.to_string(), v.to_string())].into_iter().collect() };
+        let long = "x".repeat(256);
+        let too_long = "x".repeat(257);
+        for l in [
+            many,
+            most,
+            one("", "v"),
+            one("k", ""),
+            one("a=b", "v"),
+            one("a,b", "v"),
+            one("k", "a=b"),
+            one("k", "a,b"),
+            one(&long, &long),
+            one(&too_long, "v"),
+            one("k", &too_long),
+        ] {
+            let body = json!({"labels": l});
+            assert_eq!(accepts(&schema, &body), labels::validate(&l).is_ok(), "{l:?}");
+        }
+    }
+
+    #[test]
+    fn integral_i32_reads_json_schema_integers() {
+        #[derive(Deserialize)]
+        struct P {
+            #[serde(default, deserialize_with = "integral_i32")]
+            p: Option<i32>,
+        }
+        let read = |v: serde_json::Value| serde_json::from_value::<P>(v).map(|x| x.p).ok();
+        assert_eq!(read(json!({"p": 3})), Some(Some(3)));
+        assert_eq!(read(json!({"p": -13580.0})), Some(Some(-13580)));
+        assert_eq!(read(serde_json::from_str("{\"p\": 1e2}").unwrap_or_default()), Some(Some(100)));
+        assert_eq!(read(json!({"p": null})), Some(None));
+        assert_eq!(read(json!({})), Some(None));
+        assert_eq!(read(json!({"p": 3.5})), None);
+        assert_eq!(read(json!({"p": "3"})), None);
+        assert_eq!(read(json!({"p": 2_147_483_648_i64})), None);
+        assert_eq!(read(json!({"p": -2_147_483_648_i64})), Some(Some(i32::MIN)));
+    }
+
+    #[test]
+    fn name_schema_agrees_with_check() {
+        let schema = name_schema();
+        let long = "n".repeat(MAX_NAME);
+        let too_long = "n".repeat(MAX_NAME + 1);
+        for name in ["", " ", "\u{3000}\t", "a", " a ", "\u{feff}", &long, &too_long] {
+            assert_eq!(accepts(&schema, &json!(name)), check_name(name).is_ok(), "{name:?}");
+        }
+    }
 }

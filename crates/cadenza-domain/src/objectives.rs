@@ -258,22 +258,73 @@ pub struct AssistantToolCall {
 #[serde(rename_all = "camelCase")]
 pub enum ResultBlock {
     Text { text: String },
+    Image(StoredMedia),
+    Audio(StoredMedia),
 }
 
+/// Media of a result, kept in the object store. Stored and rendered for storage with its object
+/// key; served to clients as a short-lived signed URL in its place (the API's `MediaLinks`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StoredMedia {
+    pub key: String,
+    pub mime_type: String,
+    pub size_bytes: i64,
+}
+
+impl StoredMedia {
+    /// The stored form of a media block's payload: what [`ResultBlock::from_wire`] reads back.
+    pub fn stored(&self) -> Value {
+        serde_json::json!({ "key": self.key, "mimeType": self.mime_type, "sizeBytes": self.size_bytes.to_string() })
+    }
+}
+
+/// How a media block's payload is written: [`StoredMedia::stored`] for the log, a signed link
+/// for clients.
+pub type MediaForm<'a> = &'a dyn Fn(&StoredMedia) -> Value;
+
 impl ResultBlock {
-    pub fn to_wire(&self) -> Value {
+    /// `{"type": …, "<type>": {…}}`, media in the form `media` gives.
+    pub fn render(&self, media: MediaForm<'_>) -> Value {
+        use serde_json::json;
         match self {
-            ResultBlock::Text { text } => serde_json::json!({ "type": "text", "text": { "text": text } }),
+            ResultBlock::Text { text } => json!({ "type": "text", "text": { "text": text } }),
+            ResultBlock::Image(m) => json!({ "type": "image", "image": media(m) }),
+            ResultBlock::Audio(m) => json!({ "type": "audio", "audio": media(m) }),
+        }
+    }
+
+    /// Reads back a block rendered with [`StoredMedia::stored`].
+    pub fn from_wire(b: &Value) -> Option<Self> {
+        let media = |v: &Value| {
+            Some(StoredMedia {
+                key: v.get("key")?.as_str()?.to_string(),
+                mime_type: v.get("mimeType")?.as_str()?.to_string(),
+                size_bytes: v.get("sizeBytes")?.as_str()?.parse().ok()?,
+            })
+        };
+        match b.get("type").and_then(Value::as_str) {
+            Some("image") => Some(ResultBlock::Image(media(b.get("image")?)?)),
+            Some("audio") => Some(ResultBlock::Audio(media(b.get("audio")?)?)),
+            _ => b.pointer("/text/text").and_then(Value::as_str).map(|t| ResultBlock::Text { text: t.to_string() }),
+        }
+    }
+
+    pub fn media(&self) -> Option<&StoredMedia> {
+        match self {
+            ResultBlock::Text { .. } => None,
+            ResultBlock::Image(m) | ResultBlock::Audio(m) => Some(m),
         }
     }
 }
 
-/// The text a model sees of a result: the text blocks joined.
+/// The text of a result: the text blocks joined (media are not text).
 pub fn result_text(blocks: &[ResultBlock]) -> String {
     blocks
         .iter()
-        .map(|b| match b {
-            ResultBlock::Text { text } => text.as_str(),
+        .filter_map(|b| match b {
+            ResultBlock::Text { text } => Some(text.as_str()),
+            ResultBlock::Image(_) | ResultBlock::Audio(_) => None,
         })
         .collect::<Vec<_>>()
         .join("\n")
@@ -391,8 +442,13 @@ impl EventData {
         matches!(self, EventData::Cancelled { .. } | EventData::Finalized { .. } | EventData::TimedOut { .. })
     }
 
-    /// The payload under the tag, every required field present.
+    /// The payload under the tag as stored, every required field present.
     pub fn payload(&self) -> Value {
+        self.payload_with(&StoredMedia::stored)
+    }
+
+    /// The payload, media blocks in the form `media` gives.
+    pub fn payload_with(&self, media: MediaForm<'_>) -> Value {
         use serde_json::json;
         match self {
             EventData::UserMessage { content } | EventData::Reasoning { content } => json!({ "content": content }),
@@ -416,7 +472,7 @@ impl EventData {
             EventData::ToolResult { tool_call_id, content } => json!({
                 "toolCallId": tool_call_id,
                 "content": result_text(content),
-                "result": { "content": content.iter().map(ResultBlock::to_wire).collect::<Vec<_>>() },
+                "result": { "content": content.iter().map(|b| b.render(media)).collect::<Vec<_>>() },
             }),
             EventData::ToolError { tool_call_id, message } => json!({ "toolCallId": tool_call_id, "message": message }),
             EventData::Error { kind, message } => json!({ "type": kind, "message": message }),
@@ -431,10 +487,15 @@ impl EventData {
         }
     }
 
-    /// `{"type": tag, tag: payload}`.
+    /// `{"type": tag, tag: payload}`, media as stored.
     pub fn to_wire(&self) -> Value {
+        self.to_wire_with(&StoredMedia::stored)
+    }
+
+    /// `{"type": tag, tag: payload}`, media blocks in the form `media` gives.
+    pub fn to_wire_with(&self, media: MediaForm<'_>) -> Value {
         let tag = self.tag();
-        serde_json::json!({ "type": tag, tag: self.payload() })
+        serde_json::json!({ "type": tag, tag: self.payload_with(media) })
     }
 
     /// Reads back what [`EventData::payload`] wrote under `tag`.
@@ -461,12 +522,7 @@ impl EventData {
                 let blocks = p
                     .pointer("/result/content")
                     .and_then(Value::as_array)
-                    .map(|a| {
-                        a.iter()
-                            .filter_map(|b| b.pointer("/text/text").and_then(Value::as_str))
-                            .map(|t| ResultBlock::Text { text: t.to_string() })
-                            .collect()
-                    })
+                    .map(|a| a.iter().filter_map(ResultBlock::from_wire).collect())
                     .unwrap_or_default();
                 EventData::ToolResult { tool_call_id: s("toolCallId"), content: blocks }
             }
@@ -706,6 +762,22 @@ mod tests {
             },
             EventData::ToolDenied { tool_call_id: "toolcall_1".into(), memo: "no".into() },
             EventData::ToolResult { tool_call_id: "t".into(), content: vec![ResultBlock::Text { text: "x".into() }] },
+            EventData::ToolResult {
+                tool_call_id: "t".into(),
+                content: vec![
+                    ResultBlock::Image(StoredMedia {
+                        key: "media/a".into(),
+                        mime_type: "image/png".into(),
+                        size_bytes: 3,
+                    }),
+                    ResultBlock::Text { text: "y".into() },
+                    ResultBlock::Audio(StoredMedia {
+                        key: "media/b".into(),
+                        mime_type: "audio/wav".into(),
+                        size_bytes: 9,
+                    }),
+                ],
+            },
             EventData::Notice { level: NoticeLevel::Warn, message: "m".into(), key: "k".into() },
             EventData::Finalized { output: Some(serde_json::json!({"a": 1})) },
             EventData::TimedOut { message: "late".into() },

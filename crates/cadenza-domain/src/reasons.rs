@@ -135,6 +135,8 @@ reasons! {
     UploadNotComplete = ("UPLOAD_NOT_COMPLETE", FailedPrecondition, "The upload's bytes have not been sent yet (`uploadId`)."),
     UploadTypeMismatch = ("UPLOAD_TYPE_MISMATCH", InvalidArgument, "The PUT's Content-Type is not exactly the declared one."),
     UploadSizeMismatch = ("UPLOAD_SIZE_MISMATCH", InvalidArgument, "The PUT's body is not exactly the declared size (`sizeBytes`)."),
+    MediaLinkInvalid = ("MEDIA_LINK_INVALID", PermissionDenied, "The media link is not valid (bad or foreign signature)."),
+    MediaLinkExpired = ("MEDIA_LINK_EXPIRED", PermissionDenied, "The media link has expired: read the tool result again for a fresh link."),
     UploadNotText = ("UPLOAD_NOT_TEXT", InvalidArgument, "The upload is not UTF-8 text, which this use needs (`field`)."),
 
     // ---- secrets ----

@@ -14,7 +14,7 @@ use serde_json::{Map, Value, json};
 use crate::error::{LlmError, LlmErrorKind};
 use crate::http::{StreamState, Wire};
 use crate::sse::SseEvent;
-use crate::types::{ChatRequest, ChatResponse, Message, StopReason, ToolCall, ToolChoice, Usage};
+use crate::types::{ChatRequest, ChatResponse, Media, MediaKind, Message, StopReason, ToolCall, ToolChoice, Usage};
 
 pub(crate) struct Anthropic;
 
@@ -132,13 +132,32 @@ fn messages(conversation: &[Message]) -> Vec<Value> {
                     push("assistant", json!({"type": "tool_use", "id": c.id, "name": c.name, "input": input}));
                 }
             }
-            Message::Tool { call_id, content, is_error, .. } => push(
-                "user",
-                json!({"type": "tool_result", "tool_use_id": call_id, "content": content, "is_error": is_error}),
-            ),
+            Message::Tool { call_id, content, is_error, media, .. } => {
+                let content = if media.is_empty() {
+                    json!(content)
+                } else {
+                    let text = (!content.is_empty()).then(|| json!({"type": "text", "text": content}));
+                    Value::Array(text.into_iter().chain(media.iter().map(media_block)).collect())
+                };
+                push(
+                    "user",
+                    json!({"type": "tool_result", "tool_use_id": call_id, "content": content, "is_error": is_error}),
+                )
+            }
         }
     }
     out.into_iter().map(|(role, content)| json!({"role": role, "content": content})).collect()
+}
+
+/// A block of a tool result: images inline in base64; the messages format takes no audio, so a
+/// clip becomes a note saying what was left out.
+fn media_block(m: &Media) -> Value {
+    match m.kind {
+        MediaKind::Image => {
+            json!({"type": "image", "source": {"type": "base64", "media_type": m.mime_type, "data": m.base64}})
+        }
+        MediaKind::Audio => json!({"type": "text", "text": m.placeholder()}),
+    }
 }
 
 fn str_at<'a>(v: &'a Value, pointer: &str) -> &'a str {
@@ -352,6 +371,28 @@ mod tests {
         let types: Vec<_> = m[2]["content"].as_array().into_iter().flatten().map(|b| b["type"].clone()).collect();
         assert_eq!(types, vec![json!("tool_result"), json!("tool_result"), json!("text")]);
         assert_eq!(m[2]["content"][1]["is_error"], true);
+    }
+
+    #[test]
+    fn a_result_with_media_sends_its_image_inline_and_says_what_audio_it_left_out() {
+        let mut result = Message::tool("a", "look", "a chart", false);
+        if let Message::Tool { media, .. } = &mut result {
+            media.push(Media { kind: MediaKind::Image, mime_type: "image/png".into(), base64: "iVBORw==".into() });
+            media.push(Media { kind: MediaKind::Audio, mime_type: "audio/wav".into(), base64: "UklGRg==".into() });
+        }
+        let m = messages(&[Message::user("go"), result]);
+        // The user's text and the result share one user message.
+        let content = &m[0]["content"][1]["content"];
+        assert_eq!(content[0], json!({"type": "text", "text": "a chart"}));
+        assert_eq!(
+            content[1],
+            json!({"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw=="}})
+        );
+        assert_eq!(content[2]["type"], "text");
+        assert!(content[2]["text"].as_str().unwrap_or_default().contains("audio/wav"), "{content}");
+        // Without media the result stays a plain string.
+        let plain = messages(&[Message::tool("b", "look", "text", false)]);
+        assert_eq!(plain[0]["content"][0]["content"], "text");
     }
 
     #[test]

@@ -29,7 +29,9 @@ use std::time::Duration;
 
 pub use error::{LlmError, LlmErrorKind};
 pub use retry::RetryPolicy;
-pub use types::{ChatModel, ChatRequest, ChatResponse, Message, StopReason, ToolCall, ToolChoice, ToolDef, Usage};
+pub use types::{
+    ChatModel, ChatRequest, ChatResponse, Media, MediaKind, Message, StopReason, ToolCall, ToolChoice, ToolDef, Usage,
+};
 
 /// Which wire format a provider speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -12,7 +12,7 @@ use serde_json::{Map, Value, json};
 use crate::error::{LlmError, LlmErrorKind};
 use crate::http::{StreamState, Wire};
 use crate::sse::SseEvent;
-use crate::types::{ChatRequest, ChatResponse, Message, StopReason, ToolCall, ToolChoice, Usage};
+use crate::types::{ChatRequest, ChatResponse, Media, MediaKind, Message, StopReason, ToolCall, ToolChoice, Usage};
 
 pub(crate) struct OpenAi;
 
@@ -120,7 +120,13 @@ fn messages(req: &ChatRequest) -> Vec<Value> {
     if !req.system.is_empty() {
         out.push(json!({"role": "system", "content": req.system}));
     }
+    // A tool message carries text only, so the media of tool results follow the run of tool
+    // messages as one user message (the tool messages must directly follow their assistant turn).
+    let mut media: Vec<Value> = Vec::new();
     for m in &req.messages {
+        if !matches!(m, Message::Tool { .. }) && !media.is_empty() {
+            out.push(json!({"role": "user", "content": std::mem::take(&mut media)}));
+        }
         out.push(match m {
             Message::User { content } => json!({"role": "user", "content": content}),
             Message::Assistant { content, tool_calls } => {
@@ -142,12 +148,33 @@ fn messages(req: &ChatRequest) -> Vec<Value> {
                 Value::Object(msg)
             }
             // The format has no error flag for a tool result: the content must say it.
-            Message::Tool { call_id, content, .. } => {
+            Message::Tool { call_id, content, media: attached, .. } => {
+                if !attached.is_empty() {
+                    media.push(json!({"type": "text", "text": format!("Media returned by tool call {call_id}:")}));
+                    media.extend(attached.iter().map(media_part));
+                }
                 json!({"role": "tool", "tool_call_id": call_id, "content": content})
             }
         });
     }
+    if !media.is_empty() {
+        out.push(json!({"role": "user", "content": media}));
+    }
     out
+}
+
+/// One content part of a user message: images as data URLs, audio as `input_audio` (WAV and MP3
+/// only, what the format takes), anything else as a note saying what was left out.
+fn media_part(m: &Media) -> Value {
+    match (m.kind, m.audio_format()) {
+        (MediaKind::Image, _) => {
+            json!({"type": "image_url", "image_url": {"url": format!("data:{};base64,{}", m.mime_type, m.base64)}})
+        }
+        (MediaKind::Audio, Some(format)) => {
+            json!({"type": "input_audio", "input_audio": {"data": m.base64, "format": format}})
+        }
+        (MediaKind::Audio, None) => json!({"type": "text", "text": m.placeholder()}),
+    }
 }
 
 fn str_at<'a>(v: &'a Value, pointer: &str) -> &'a str {
@@ -376,6 +403,45 @@ mod tests {
         assert_eq!(feed(std::slice::from_ref(&text), false).expect_err("cut").kind(), LlmErrorKind::CutStream);
         let end = json!({"choices": [{"index": 0, "delta": {"content": "lo"}, "finish_reason": "stop"}]});
         assert_eq!(feed(&[text, end], false).expect("finished").content, "hello");
+    }
+
+    #[test]
+    fn media_of_parallel_results_follow_the_tool_messages_as_one_user_message() {
+        let with = |id: &str, media: Vec<Media>| {
+            let mut m = Message::tool(id, "look", format!("result {id}"), false);
+            if let Message::Tool { media: slot, .. } = &mut m {
+                *slot = media;
+            }
+            m
+        };
+        let png = Media { kind: MediaKind::Image, mime_type: "image/png".into(), base64: "iVBORw==".into() };
+        let wav = Media { kind: MediaKind::Audio, mime_type: "audio/wav".into(), base64: "UklGRg==".into() };
+        let ogg = Media { kind: MediaKind::Audio, mime_type: "audio/ogg".into(), base64: "T2dnUw==".into() };
+        let calls = vec![
+            ToolCall { id: "a".into(), name: "look".into(), arguments: "{}".into() },
+            ToolCall { id: "b".into(), name: "look".into(), arguments: "{}".into() },
+        ];
+        let req = ChatRequest {
+            messages: vec![
+                Message::user("go"),
+                Message::assistant("", calls),
+                with("a", vec![png]),
+                with("b", vec![wav, ogg]),
+                Message::user("and?"),
+            ],
+            ..ChatRequest::default()
+        };
+        let m = messages(&req);
+        let roles: Vec<_> = m.iter().map(|m| m["role"].as_str().unwrap_or_default()).collect();
+        assert_eq!(roles, ["user", "assistant", "tool", "tool", "user", "user"], "{m:#?}");
+        assert_eq!(m[2]["content"], "result a");
+        let parts = m[4]["content"].as_array().cloned().unwrap_or_default();
+        let kinds: Vec<_> = parts.iter().map(|p| p["type"].as_str().unwrap_or_default()).collect();
+        assert_eq!(kinds, ["text", "image_url", "text", "input_audio", "text"]);
+        assert_eq!(parts[1]["image_url"]["url"], "data:image/png;base64,iVBORw==");
+        assert_eq!(parts[3]["input_audio"], json!({"data": "UklGRg==", "format": "wav"}));
+        assert!(parts[4]["text"].as_str().unwrap_or_default().contains("audio/ogg"));
+        assert_eq!(m[5]["content"], "and?");
     }
 
     #[test]

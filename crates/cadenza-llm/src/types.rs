@@ -23,7 +23,45 @@ pub enum Message {
         name: String,
         content: String,
         is_error: bool,
+        /// Images and audio the result holds, after its text.
+        media: Vec<Media>,
     },
+}
+
+/// An image or audio clip a tool returned, sent to the model inline.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Media {
+    pub kind: MediaKind,
+    /// `image/png`, `audio/wav`, …
+    pub mime_type: String,
+    /// The bytes in standard base64 (padded): what both wire formats carry.
+    pub base64: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MediaKind {
+    Image,
+    Audio,
+}
+
+impl Media {
+    /// The `input_audio.format` of OpenAI's chat format, which takes only these two.
+    pub fn audio_format(&self) -> Option<&'static str> {
+        match self.mime_type.as_str() {
+            "audio/wav" | "audio/x-wav" | "audio/wave" => Some("wav"),
+            "audio/mpeg" | "audio/mp3" => Some("mp3"),
+            _ => None,
+        }
+    }
+
+    /// What a model that cannot take this media reads instead.
+    pub fn placeholder(&self) -> String {
+        let what = match self.kind {
+            MediaKind::Image => "an image",
+            MediaKind::Audio => "an audio clip",
+        };
+        format!("[The tool returned {what} ({}) that this model cannot receive.]", self.mime_type)
+    }
 }
 
 impl Message {
@@ -41,7 +79,13 @@ impl Message {
         content: impl Into<String>,
         is_error: bool,
     ) -> Self {
-        Message::Tool { call_id: call_id.into(), name: name.into(), content: content.into(), is_error }
+        Message::Tool {
+            call_id: call_id.into(),
+            name: name.into(),
+            content: content.into(),
+            is_error,
+            media: Vec::new(),
+        }
     }
 }
 

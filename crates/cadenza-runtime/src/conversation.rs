@@ -3,8 +3,8 @@
 
 use std::collections::HashMap;
 
-use cadenza_domain::objectives::{Event, EventData, ToolCallRecord, result_text};
-use cadenza_llm::{Message, ToolCall};
+use cadenza_domain::objectives::{Event, EventData, ResultBlock, StoredMedia, ToolCallRecord, result_text};
+use cadenza_llm::{Media, MediaKind, Message, ToolCall};
 
 /// The `notice` key of the reminder to finish; the model reads it as a user message.
 pub const FINISH_REMINDER: &str = "finish_reminder";
@@ -17,15 +17,17 @@ pub fn finish_reminder() -> String {
     )
 }
 
-/// Messages for the model from `events` (in sequence order) and the objective's tool calls.
-pub fn messages(events: &[Event], calls: &[ToolCallRecord]) -> Vec<Message> {
+/// Messages for the model from `events` (in sequence order) and the objective's tool calls;
+/// the media of results from `media`, by object key ([`media_keys`] says which are needed).
+pub fn messages(events: &[Event], calls: &[ToolCallRecord], media: &HashMap<String, Media>) -> Vec<Message> {
     let by_id: HashMap<&str, &ToolCallRecord> = calls.iter().map(|c| (c.id.as_str(), c)).collect();
-    let answer = |id: &str, content: String, is_error: bool| {
+    let answer = |id: &str, content: String, is_error: bool, media: Vec<Media>| {
         by_id.get(id).map(|c| Message::Tool {
             call_id: c.model_call_id.clone(),
             name: c.function_name.clone(),
             content,
             is_error,
+            media,
         })
     };
     let mut out = Vec::with_capacity(events.len());
@@ -46,15 +48,39 @@ pub fn messages(events: &[Event], calls: &[ToolCallRecord]) -> Vec<Message> {
                     })
                     .collect(),
             }),
-            EventData::ToolResult { tool_call_id, content } => answer(tool_call_id, result_text(content), false),
-            EventData::ToolError { tool_call_id, message } => answer(tool_call_id, message.clone(), true),
+            EventData::ToolResult { tool_call_id, content } => {
+                let attached = content
+                    .iter()
+                    .filter_map(|b| {
+                        let m = b.media()?;
+                        // Not readable (deleted from storage): the model is told what it misses.
+                        Some(media.get(&m.key).cloned().unwrap_or_else(|| Media {
+                            kind: media_kind(b),
+                            mime_type: m.mime_type.clone(),
+                            base64: String::new(),
+                        }))
+                    })
+                    .collect::<Vec<_>>();
+                let (attached, missing): (Vec<_>, Vec<_>) = attached.into_iter().partition(|m| !m.base64.is_empty());
+                let mut text = result_text(content);
+                for m in &missing {
+                    let note = format!(
+                        "[The tool returned {} ({}) that is no longer stored.]",
+                        kind_name(m.kind),
+                        m.mime_type
+                    );
+                    text = if text.is_empty() { note } else { format!("{text}\n{note}") };
+                }
+                answer(tool_call_id, text, false, attached)
+            }
+            EventData::ToolError { tool_call_id, message } => answer(tool_call_id, message.clone(), true, Vec::new()),
             EventData::ToolDenied { tool_call_id, memo } => {
                 let text = if memo.is_empty() {
                     "The user denied this tool call.".to_string()
                 } else {
                     format!("The user denied this tool call: {memo}")
                 };
-                answer(tool_call_id, text, true)
+                answer(tool_call_id, text, true, Vec::new())
             }
             EventData::Notice { key, .. } if key == FINISH_REMINDER => {
                 Some(Message::User { content: finish_reminder() })
@@ -64,6 +90,33 @@ pub fn messages(events: &[Event], calls: &[ToolCallRecord]) -> Vec<Message> {
         out.extend(m);
     }
     out
+}
+
+/// The object keys of every media block in `events`' tool results: what [`messages`] needs.
+pub fn media_keys(events: &[Event]) -> Vec<(&StoredMedia, MediaKind)> {
+    events
+        .iter()
+        .filter_map(|e| match &e.data {
+            EventData::ToolResult { content, .. } => Some(content),
+            _ => None,
+        })
+        .flatten()
+        .filter_map(|b| Some((b.media()?, media_kind(b))))
+        .collect()
+}
+
+fn media_kind(b: &ResultBlock) -> MediaKind {
+    match b {
+        ResultBlock::Audio(_) => MediaKind::Audio,
+        _ => MediaKind::Image,
+    }
+}
+
+fn kind_name(k: MediaKind) -> &'static str {
+    match k {
+        MediaKind::Image => "an image",
+        MediaKind::Audio => "an audio clip",
+    }
 }
 
 #[cfg(test)]
@@ -157,7 +210,7 @@ mod tests {
             event(6, EventData::Notice { level: NoticeLevel::Info, message: "m".into(), key: FINISH_REMINDER.into() }),
         ];
         let calls = vec![call("toolcall_a", "call_1"), call("toolcall_b", "call_2")];
-        let m = messages(&events, &calls);
+        let m = messages(&events, &calls, &HashMap::new());
         assert_eq!(m.len(), 5);
         assert!(
             matches!(&m[1], Message::Assistant { tool_calls, .. } if tool_calls.len() == 2 && tool_calls[1].id == "call_2")

@@ -24,6 +24,7 @@ use cadenza_adapters::EgressPolicy;
 use cadenza_domain::jobs::{JobSpec, RunObjective};
 use cadenza_jobs::{JobContext, QueueConfig, Registry};
 use cadenza_llm::ChatModel;
+use cadenza_store::blobs::Blobs;
 
 /// The configured models, by catalog name (`<provider id>/<model id>`).
 #[derive(Clone, Default)]
@@ -71,6 +72,8 @@ pub struct Runtime {
     pub http: reqwest::Client,
     pub egress: EgressPolicy,
     pub limits: Limits,
+    /// Where media of tool results are kept (read to send them to the model).
+    pub blobs: Option<Blobs>,
 }
 
 impl Runtime {
@@ -78,7 +81,13 @@ impl Runtime {
         let http = egress
             .apply(reqwest::Client::builder(), cadenza_adapters::egress::Redirects::SameOrigin { max: 5 })
             .build()?;
-        Ok(Self { models, http, egress, limits })
+        Ok(Self { models, http, egress, limits, blobs: None })
+    }
+
+    /// Media of tool results are read from `blobs` (without, the model is told what it missed).
+    pub fn with_blobs(mut self, blobs: Blobs) -> Self {
+        self.blobs = Some(blobs);
+        self
     }
 }
 

@@ -3,6 +3,8 @@
 //! after re-reading the objective under its row lock (a cancel that landed meanwhile wins: the
 //! step's outcome is dropped).
 
+use std::collections::HashMap;
+
 use cadenza_domain::objectives::{
     ApprovalStatus, AssistantToolCall, Callable, Diagnostics, Event, EventData, ExecutionStatus,
     MAX_OUTPUT_CORRECTIONS, NewEvent, NoticeLevel, Objective, ObjectiveState, ObjectiveTool, ResultBlock, SecretSource,
@@ -10,8 +12,8 @@ use cadenza_domain::objectives::{
 };
 use cadenza_domain::{IdKind, IdRef, json_schema};
 use cadenza_jobs::{JobContext, Outcome};
-use cadenza_llm::{ChatRequest, LlmErrorKind, Message, ToolChoice, Usage};
-use cadenza_store::Tx;
+use cadenza_llm::{ChatRequest, LlmErrorKind, Media, Message, ToolChoice, Usage};
+use cadenza_store::{Tx, WorkTurn};
 use serde_json::{Value, json};
 
 use crate::Runtime;
@@ -105,6 +107,7 @@ impl Known {
             return Ok(true);
         }
         let reads = ctx.reads();
+        let _turn = reads.work_turn().await;
         let Some(o) = reads.get_objective(&self.o.workspace_id, &IdRef::Id(self.o.meta.id.clone())).await? else {
             return Ok(false);
         };
@@ -119,13 +122,14 @@ impl Known {
 
     /// The objective under its row lock in a fenced unit; `None` when it ended meanwhile.
     async fn lock(&mut self, ctx: &JobContext) -> Result<Option<Unit>> {
+        let turn = ctx.reads().work_turn().await;
         let mut tx = ctx.begin().await?;
         match tx.get_objective_locked(&self.o.workspace_id, &IdRef::Id(self.o.meta.id.clone())).await? {
             Some(o) if !o.state.is_terminal() => {
                 if o.totals.events != self.seq() {
                     self.stale = true;
                 }
-                Ok(Some(Unit { tx, o: for_run(o), events: Vec::new(), calls: Vec::new(), outcome: None }))
+                Ok(Some(Unit { tx, o: for_run(o), events: Vec::new(), calls: Vec::new(), outcome: None, _turn: turn }))
             }
             _ => {
                 self.stale = true;
@@ -151,6 +155,8 @@ struct Unit {
     /// How the run ends if this commit is its last (the run's job outcome then commits with
     /// it: one commit fewer per run). An objective left terminal always ends the run.
     outcome: Option<Outcome>,
+    /// Its turn at the database, until it commits or is dropped.
+    _turn: WorkTurn,
 }
 
 impl Unit {
@@ -218,10 +224,12 @@ fn upsert(calls: &mut Vec<ToolCallRecord>, c: ToolCallRecord) {
 /// inline they would all be part of this future, which lives as long as the objective waits on
 /// its model (thousands of objectives wait at once; boxed, only the awaited one is allocated).
 pub async fn drive(ctx: &JobContext, job: &cadenza_domain::jobs::RunObjective, rt: &Runtime) -> Result<Outcome> {
+    let turn = ctx.reads().work_turn().await;
     let Some(mut known) = Box::pin(Known::load(ctx, &job.workspace_id, &job.objective_id)).await? else {
         return Ok(Outcome::Done);
     };
     let tools = Box::pin(ctx.reads().list_objective_tools(&job.workspace_id, &job.objective_id)).await?;
+    drop(turn);
     for _ in 0..rt.limits.steps_per_claim {
         if ctx.shutting_down() {
             return Ok(Outcome::Yield { at_ms: ctx.now_ms() });
@@ -301,11 +309,12 @@ async fn model_step(ctx: &JobContext, rt: &Runtime, known: &mut Known, tools: &[
         return Box::pin(u.commit(ctx, known)).await;
     };
     Box::pin(mark_running(ctx, known)).await?;
+    let media = Box::pin(load_media(rt, &known.events)).await?;
     let o = &known.o;
     let req = ChatRequest {
         model: model_id.to_string(),
         system: o.system_prompt.clone(),
-        messages: conversation::messages(&known.events, &known.calls),
+        messages: conversation::messages(&known.events, &known.calls, &media),
         tools: tools::definitions(tools, o.run.output_schema.as_ref()),
         tool_choice: ToolChoice::Auto,
         max_output_tokens: o.run.max_output_tokens,
@@ -478,6 +487,29 @@ async fn model_step(ctx: &JobContext, rt: &Runtime, known: &mut Known, tools: &[
 /// How much of each part of the context `req` sent, in characters (CONTRACT §7.10), and what
 /// the call cost in tokens. Memory layers are not part of the context yet: their lengths are 0,
 /// as is the separate listing of tools (every tool goes out as a definition).
+/// The bytes of the media in the conversation's tool results, by object key. One that is gone
+/// from storage is left out (the conversation says so); one that cannot be read right now fails
+/// the step, which the job then retries.
+async fn load_media(rt: &Runtime, events: &[Event]) -> Result<HashMap<String, Media>> {
+    use base64::Engine;
+    let mut out = HashMap::new();
+    let Some(blobs) = &rt.blobs else { return Ok(out) };
+    for (m, kind) in conversation::media_keys(events) {
+        if out.contains_key(&m.key) {
+            continue;
+        }
+        match blobs.get(&m.key).await {
+            Ok(bytes) => {
+                let base64 = base64::engine::general_purpose::STANDARD.encode(bytes);
+                out.insert(m.key.clone(), Media { kind, mime_type: m.mime_type.clone(), base64 });
+            }
+            Err(e) if e.is_not_found() => tracing::warn!(key = %m.key, "a tool result's media is gone from storage"),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(out)
+}
+
 fn diagnostics(req: &ChatRequest, usage: &Usage) -> Diagnostics {
     let chars = |s: &str| i64::try_from(s.chars().count()).unwrap_or(i64::MAX);
     let tokens = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
@@ -756,6 +788,7 @@ async fn resolve_secrets(
     if names.iter().all(Vec::is_empty) {
         return Ok(calls.into_iter().map(|(c, kind)| (c, kind, Vec::new())).collect());
     }
+    let _turn = ctx.reads().work_turn().await;
     let objective = ctx.reads().objective_secrets(&o.workspace_id, &o.meta.id).await?;
     // Resolving marks a stored secret used, hence a (fenced) unit of work, opened only if needed.
     let mut tx = None;

@@ -14,6 +14,7 @@ pub fn build(
     config: &Config,
     egress: cadenza_adapters::EgressPolicy,
     env: &dyn Fn(&str) -> Option<String>,
+    blobs: cadenza_store::blobs::Blobs,
 ) -> anyhow::Result<Runtime> {
     // One pooled client for every provider; the provider clients apply their own timeouts.
     let http = reqwest::Client::builder().connect_timeout(Duration::from_secs(10)).build()?;
@@ -30,5 +31,5 @@ pub fn build(
         let ids: Vec<String> = p.models.iter().map(|m| m.id.clone()).collect();
         models.add_provider(&p.id, client, &ids);
     }
-    Runtime::new(models, egress, Limits::default())
+    Ok(Runtime::new(models, egress, Limits::default())?.with_blobs(blobs))
 }

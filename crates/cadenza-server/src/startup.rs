@@ -150,7 +150,7 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
         body_limit_bytes: config.body_limit_bytes,
         request_timeout: config.request_timeout,
         models,
-        uploads,
+        uploads: uploads.clone(),
     };
     let state = AppState::new(store.clone(), api);
     let app = cadenza_api::router(state.clone());
@@ -158,12 +158,13 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
 
     // Workers share the process with the API; every replica runs them.
     let stop_workers = CancellationToken::new();
-    let registry = crate::maintenance::register(Registry::default(), blobs);
+    let registry = crate::maintenance::register(Registry::default(), blobs.clone());
     let registry =
         crate::tool_sets::register(registry, crate::tool_sets::SyncDeps::with_egress(egress.clone()).map_err(other)?);
-    let deliverer = crate::webhooks::Deliverer::new(&egress, crate::webhooks::Settings::default()).map_err(other)?;
+    let deliveries = crate::webhooks::Settings { media: uploads.clone(), ..crate::webhooks::Settings::default() };
+    let deliverer = crate::webhooks::Deliverer::new(&egress, deliveries).map_err(other)?;
     let registry = crate::webhooks::register(registry, deliverer);
-    let runtime = crate::runtime::build(&config, egress, &|k| std::env::var(k).ok()).map_err(other)?;
+    let runtime = crate::runtime::build(&config, egress, &|k| std::env::var(k).ok(), blobs).map_err(other)?;
     let registry = cadenza_runtime::register(registry, runtime);
     let registry = crate::schedules::register(registry, state);
     let queues = vec![

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use cadenza_adapters::EgressPolicy;
 use cadenza_adapters::egress::Redirects;
+use cadenza_api::media::MediaLinks;
 use cadenza_api::routes::objectives::{Profiles, webhook_payload};
 use cadenza_domain::jobs::{DeliverWebhooks, JobSpec};
 use cadenza_domain::objectives::{Event, Objective};
@@ -37,6 +38,9 @@ pub struct Settings {
     pub busy_wait: Duration,
     /// Messages one claim of an objective's job delivers before it gives the slot back.
     pub per_claim: usize,
+    /// Where media links in payloads point and how long they work (the server's upload
+    /// settings).
+    pub media: cadenza_api::UploadSettings,
 }
 
 impl Default for Settings {
@@ -48,6 +52,7 @@ impl Default for Settings {
             breaker_open: Duration::from_secs(30),
             busy_wait: Duration::from_secs(1),
             per_claim: 256,
+            media: cadenza_api::UploadSettings::default(),
         }
     }
 }
@@ -117,7 +122,7 @@ async fn deliver(ctx: &JobContext, job: &DeliverWebhooks, d: &Deliverer) -> anyh
             };
             let body = match &m.payload {
                 Some(p) => p.clone(),
-                None => match claim.payload(ctx, &m).await? {
+                None => match claim.payload(ctx, &m, &d.settings.media).await? {
                     Some(p) => p,
                     None => {
                         // The event is gone (its objective was deleted): nothing to send.
@@ -205,14 +210,20 @@ impl Claim {
     }
 
     /// The message's body, rendered from the committed event; `None` when the event is gone.
-    async fn payload(&mut self, ctx: &JobContext, m: &OutboxMessage) -> anyhow::Result<Option<String>> {
+    async fn payload(
+        &mut self,
+        ctx: &JobContext,
+        m: &OutboxMessage,
+        media: &cadenza_api::UploadSettings,
+    ) -> anyhow::Result<Option<String>> {
         let reads = ctx.reads();
         if self.objective.is_none() {
             let o = reads.get_objective(&m.workspace_id, &IdRef::Id(m.objective_id.clone())).await?;
             self.objective = Some(o);
         }
         let (Some(Some(o)), Some(e)) = (&self.objective, self.events.get(&m.seq)) else { return Ok(None) };
-        let body = webhook_payload(reads, o, e, &mut self.profiles)
+        let links = MediaLinks::new(reads, media);
+        let body = webhook_payload(reads, o, e, &mut self.profiles, &links)
             .await
             .map_err(|e| anyhow::anyhow!("rendering the webhook payload: {}", e.error.message))?;
         Ok(Some(body.to_string()))

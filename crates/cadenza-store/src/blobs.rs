@@ -38,6 +38,13 @@ pub enum BlobError {
     Setup(String),
 }
 
+impl BlobError {
+    /// The object does not exist (deleted, or never stored).
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, BlobError::Store(object_store::Error::NotFound { .. }))
+    }
+}
+
 /// A handle on the object store; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Blobs(Arc<dyn ObjectStore>);

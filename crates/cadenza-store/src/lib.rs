@@ -107,6 +107,19 @@ pub(crate) struct Shared {
     pub(crate) wake: Arc<dialect::Wake>,
     pub(crate) lease_clock: jobs::LeaseClock,
     pub(crate) access: access::AccessEpoch,
+    /// Turns of job work at the database ([`Reads::work_turn`]); `None`: no limit.
+    pub(crate) turns: Option<Arc<tokio::sync::Semaphore>>,
+}
+
+/// Connections of a PostgreSQL pool that job work never takes with [`Reads::work_turn`]: what the
+/// heartbeat, claims, job outcomes and API requests keep however many runs are busy.
+pub const RESERVED_CONNECTIONS: u32 = 2;
+
+/// A turn of job work at the database, held while the work reads or writes; see
+/// [`Reads::work_turn`].
+#[must_use = "the turn ends when it is dropped"]
+pub struct WorkTurn {
+    _permit: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 struct Inner {
@@ -153,7 +166,15 @@ impl Store {
         } else {
             jobs::LeaseClock::Store
         };
-        let shared = Arc::new(Shared { clock, vault, wake, lease_clock, access: access::AccessEpoch::new() });
+        // PostgreSQL connections are a pool with an acquire deadline: thousands of runs that
+        // reach the database at once would wait past it and fail (heartbeats among them). They
+        // queue for turns instead, without a deadline, leaving the reserve to everything else.
+        // SQLite's units share one writer (group commit), which the same queue would only slow.
+        let turns = (Backend::of_url(&opts.url) == Some(Backend::Postgres)).then(|| {
+            let n = opts.max_connections.saturating_sub(RESERVED_CONNECTIONS).max(1);
+            Arc::new(tokio::sync::Semaphore::new(usize::try_from(n).unwrap_or(1)))
+        });
+        let shared = Arc::new(Shared { clock, vault, wake, lease_clock, access: access::AccessEpoch::new(), turns });
         let db = dialect::connect(opts, shared.clone()).await?;
         if let Db::Postgres(pool) = &db {
             shared.wake.listen(pool.clone());
@@ -220,6 +241,16 @@ impl Reads {
 
     pub fn now_ms(&self) -> i64 {
         self.0.shared.clock.now_ms()
+    }
+
+    /// Waits for a turn of job work at the database (first come, first served). Job handlers
+    /// that run by the thousand hold one around their reads and units of work, never two at
+    /// once, so they queue here rather than time out on the pool. Immediate on SQLite.
+    pub async fn work_turn(&self) -> WorkTurn {
+        match &self.0.shared.turns {
+            Some(turns) => WorkTurn { _permit: turns.clone().acquire_owned().await.ok() },
+            None => WorkTurn { _permit: None },
+        }
     }
 
     pub fn clock(&self) -> Arc<dyn Clock> {

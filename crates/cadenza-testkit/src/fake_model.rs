@@ -85,6 +85,42 @@ impl RecordedRequest {
         }
     }
 
+    /// Every image and audio clip sent inline, in order: (MIME type, base64). OpenAI: the
+    /// `image_url` data URLs and `input_audio` parts of user messages (`audio/wav` or
+    /// `audio/mp3` by its format); Anthropic: the base64 `image` blocks, also inside tool results.
+    pub fn media(&self) -> Vec<(String, String)> {
+        fn walk(v: &Value, out: &mut Vec<(String, String)>) {
+            match v {
+                Value::Array(a) => a.iter().for_each(|v| walk(v, out)),
+                Value::Object(o) => {
+                    match o.get("type").and_then(Value::as_str) {
+                        Some("image_url") => {
+                            let url = v.pointer("/image_url/url").and_then(Value::as_str).unwrap_or_default();
+                            if let Some((mime, data)) =
+                                url.strip_prefix("data:").and_then(|rest| rest.split_once(";base64,"))
+                            {
+                                out.push((mime.to_owned(), data.to_owned()));
+                            }
+                        }
+                        Some("input_audio") => out.push((
+                            format!("audio/{}", str_of(&v["input_audio"]["format"])),
+                            str_of(&v["input_audio"]["data"]),
+                        )),
+                        Some("image") if v["source"]["type"] == "base64" => {
+                            out.push((str_of(&v["source"]["media_type"]), str_of(&v["source"]["data"])));
+                        }
+                        _ => {}
+                    }
+                    o.values().for_each(|v| walk(v, out));
+                }
+                _ => {}
+            }
+        }
+        let mut out = Vec::new();
+        walk(&self.body["messages"], &mut out);
+        out
+    }
+
     /// The names of the tools offered.
     pub fn tool_names(&self) -> Vec<String> {
         let pointer = match self.format {

@@ -22,7 +22,7 @@ use crate::AppState;
 use crate::auth::WsCaller;
 use crate::error::ApiResult;
 use crate::extract::{JsonBody, QueryPairs, split_verb};
-use crate::openapi::{Op, schema};
+use crate::openapi::{Op, QueryParam, create_body, one_of_or_empty, schema, value_list};
 use crate::wire::{Empty, ListResponse, METADATA_MASK, MetadataIn, ResourceMetadata, empty, resource_meta};
 
 #[derive(Debug, Serialize, JsonSchema)]
@@ -90,16 +90,35 @@ impl AgentOut {
 #[serde(rename_all = "camelCase")]
 #[schemars(rename = "AgentSpecRequest")]
 struct SpecIn {
+    /// `_UNSPECIFIED` leaves the status as it is (a new agent is a draft).
+    #[schemars(extend("enum" = [null, "AGENT_STATUS_UNSPECIFIED", "AGENT_STATUS_DRAFT", "AGENT_STATUS_PUBLISHED",
+        "AGENT_STATUS_ARCHIVED", "STATE_UNSPECIFIED", "STATE_DRAFT", "STATE_PUBLISHED", "STATE_ARCHIVED"]))]
     status: Option<String>,
+    #[schemars(extend("enum" = [null, "VARIATION_SELECTION_MODE_UNSPECIFIED", "VARIATION_SELECTION_MODE_RANDOM",
+        "VARIATION_SELECTION_MODE_WEIGHTED"]))]
     variation_selection_mode: Option<String>,
+    /// At most 16 KiB (bytes; the document states characters).
+    #[schemars(extend("maxLength" = MAX_DESCRIPTION))]
     description: Option<String>,
+    /// A JSON Schema (draft 2020-12 unless it names another), self-contained.
+    #[schemars(with = "Option<serde_json::Map<String, Value>>")]
     input_data_schema: Option<Value>,
+    #[schemars(with = "Option<serde_json::Map<String, Value>>")]
     system_prompt_data_schema: Option<Value>,
+    #[schemars(with = "Option<serde_json::Map<String, Value>>")]
     output_definition: Option<Value>,
+    /// Empty, or an `http://` or `https://` URL of at most 2048 bytes without whitespace.
+    #[schemars(extend("maxLength" = 2048, "pattern" = URL_PATTERN))]
     webhook_events_url: Option<String>,
     enable_episodic_memory: Option<bool>,
+    /// Seconds; 0 keeps episodic memory forever.
+    #[schemars(extend("minimum" = 0))]
     episodic_memory_ttl: Option<i64>,
 }
+
+/// As `check_url` reads it (`null` reads as empty): no whitespace or control character.
+const URL_PATTERN: &str =
+    "^(?:https?://[^\\x00-\\x20\\x7f-\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]*)?$";
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -250,7 +269,7 @@ async fn list(State(s): State<AppState>, c: WsCaller, q: QueryPairs) -> ApiResul
             filter.statuses.push(st);
         }
     }
-    if let Some(m) = q.get("variationSelectionMode").filter(|m| !m.is_empty()) {
+    if let Some(m) = q.one("variationSelectionMode")?.filter(|m| !m.is_empty()) {
         let mode = parse_mode(m).map_err(|e| e.in_query("variationSelectionMode"))?;
         filter.selection_mode = Some(mode).filter(|m| *m != SelectionMode::Unspecified);
     }
@@ -371,6 +390,17 @@ pub fn workspace_routes() -> Router<AppState> {
         .route("/agents/{agent_id}", get(get_one).patch(update).delete(delete).post(action))
 }
 
+const STATUS_FILTER: &str = "Only agents in these states (comma-separated or repeated; `status`, `state`, \
+     `statuses` and `states` add up): `AGENT_STATUS_*` or `STATE_*`, `_UNSPECIFIED` adds nothing.";
+
+/// As `parse_status` reads each value of the filter.
+fn status_filter() -> serde_json::Value {
+    value_list("(?:AGENT_STATUS|STATE)_(?:UNSPECIFIED|DRAFT|PUBLISHED|ARCHIVED)")
+}
+
+const SELECTION_MODES: [&str; 3] =
+    ["VARIATION_SELECTION_MODE_UNSPECIFIED", "VARIATION_SELECTION_MODE_RANDOM", "VARIATION_SELECTION_MODE_WEIGHTED"];
+
 pub fn operations() -> Vec<Op> {
     const T: &str = "Agents";
     const COLL: &str = "/v1/workspaces/{workspace_id}/agents";
@@ -379,8 +409,22 @@ pub fn operations() -> Vec<Op> {
         Op::new("get", COLL, "list_agents", T, schema::<ListResponse<AgentOut>>)
             .summary("List agents (archived ones only when asked for by status/state)")
             .scope("agents:read")
-            .list(),
-        Op::new("post", COLL, "create_agent", T, schema::<AgentOut>).scope("agents:manage").body(schema::<CreateIn>),
+            .list()
+            .query(&[
+                QueryParam { name: "status", required: false, schema: status_filter, description: STATUS_FILTER },
+                QueryParam { name: "state", required: false, schema: status_filter, description: STATUS_FILTER },
+                QueryParam { name: "statuses", required: false, schema: status_filter, description: STATUS_FILTER },
+                QueryParam { name: "states", required: false, schema: status_filter, description: STATUS_FILTER },
+                QueryParam {
+                    name: "variationSelectionMode",
+                    required: false,
+                    schema: || one_of_or_empty(&SELECTION_MODES),
+                    description: "Only agents with this selection mode (`_UNSPECIFIED` or empty: any).",
+                },
+            ]),
+        Op::new("post", COLL, "create_agent", T, schema::<AgentOut>)
+            .scope("agents:manage")
+            .body(create_body::<CreateIn>),
         Op::new("get", ITEM, "get_agent", T, schema::<AgentOut>).scope("agents:read"),
         Op::new("patch", ITEM, "update_agent", T, schema::<AgentOut>).scope("agents:manage").body(schema::<UpdateIn>),
         Op::new("delete", ITEM, "delete_agent", T, schema::<Empty>).scope("agents:manage"),
@@ -418,4 +462,57 @@ pub fn operations() -> Vec<Op> {
         )
         .scope("agents:manage"),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::openapi::accepts;
+    use serde_json::json;
+
+    fn spec_schema() -> Value {
+        let mut g = schemars::generate::SchemaSettings::draft2020_12().into_generator();
+        serde_json::to_value(g.root_schema_for::<SpecIn>()).unwrap_or_default()
+    }
+
+    #[test]
+    fn url_schema_agrees_with_check_url() {
+        let schema = spec_schema();
+        let long = format!("https://{}", "a".repeat(2040));
+        let too_long = format!("https://{}", "a".repeat(2041));
+        for url in [
+            "",
+            "http://x",
+            "https://example.com/hook?a=1",
+            "ftp://x",
+            "https://a b",
+            "https://a\u{85}",
+            "https://é",
+            " https://x",
+            "https://x\u{3000}",
+            "HTTP://x",
+            &long,
+            &too_long,
+        ] {
+            let body = json!({"webhookEventsUrl": url});
+            assert_eq!(accepts(&schema, &body), check_url(url).is_ok(), "{url:?}");
+        }
+    }
+
+    #[test]
+    fn status_and_mode_enums_agree_with_parsers() {
+        let schema = spec_schema();
+        for s in ["AGENT_STATUS_DRAFT", "STATE_PUBLISHED", "STATE_UNSPECIFIED", "DRAFT", "AGENT_STATUS_", "state_draft"]
+        {
+            assert_eq!(accepts(&schema, &json!({"status": s})), parse_status(s).is_ok(), "{s:?}");
+        }
+        for m in SELECTION_MODES.iter().copied().chain(["RANDOM", "VARIATION_SELECTION_MODE_", ""]) {
+            assert_eq!(accepts(&schema, &json!({"variationSelectionMode": m})), parse_mode(m).is_ok(), "{m:?}");
+        }
+        let filter = status_filter();
+        for raw in ["STATE_DRAFT,AGENT_STATUS_ARCHIVED", " STATE_UNSPECIFIED ", "DRAFT", "STATE_DRAFT;STATE_ARCHIVED"] {
+            let parsed = raw.split(',').map(str::trim).filter(|v| !v.is_empty()).all(|v| parse_status(v).is_ok());
+            assert_eq!(accepts(&filter, &json!(raw)), parsed, "{raw:?}");
+        }
+    }
 }

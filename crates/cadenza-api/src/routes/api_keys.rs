@@ -10,7 +10,7 @@ use cadenza_domain::crypto::{new_token, token_hash};
 use cadenza_domain::ids::{IdKind, IdRef};
 use cadenza_domain::mask::UpdateMask;
 use cadenza_domain::principal::Principal;
-use cadenza_domain::scopes::{Scopes, Verb};
+use cadenza_domain::scopes::{self, Scopes, Verb};
 use cadenza_domain::{Error, Reason, account::ProfileType};
 use cadenza_store::api_keys::KeyScope;
 use schemars::JsonSchema;
@@ -22,7 +22,7 @@ use crate::AppState;
 use crate::auth::{Caller, WsCaller, require, resolve_workspace};
 use crate::error::ApiResult;
 use crate::extract::{JsonBody, QueryPairs, split_verb};
-use crate::openapi::{Op, schema};
+use crate::openapi::{Op, create_body, schema};
 use crate::routes::workspaces::WorkspaceOut;
 use crate::wire::{AccountMetadata, Empty, ListResponse, METADATA_MASK, MetadataIn, account_meta, empty};
 
@@ -81,8 +81,38 @@ impl ApiKeyOut {
 #[serde(rename_all = "camelCase")]
 #[schemars(rename = "ApiKeySpecRequest")]
 struct SpecIn {
+    /// At most 4096 bytes (the document states characters).
+    #[schemars(extend("maxLength" = MAX_DESCRIPTION))]
     description: Option<String>,
+    /// `*`, or `<resource>:<read|manage>` (seed spelling `<verb>:<resource>`); `secrets` and
+    /// `account` have only `manage`.
+    #[schemars(extend("items" = {"type": "string", "pattern": permission_pattern()}))]
     permissions: Option<Vec<String>>,
+}
+
+/// Exactly the strings `Scopes::parse` takes, trimmed as it trims them.
+fn permission_pattern() -> String {
+    const MANAGE_ONLY: [&str; 2] = ["secrets", "account"];
+    let both: Vec<&str> = scopes::RESOURCES.iter().copied().filter(|r| !MANAGE_ONLY.contains(r)).collect();
+    let (both, only) = (both.join("|"), MANAGE_ONLY.join("|"));
+    let ws = "[\\t\\n\\v\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]*";
+    format!(
+        "^{ws}(?:\\*|(?:{both}):(?:read|manage)|(?:{only}):manage|(?:read|manage):(?:{both})|manage:(?:{only})){ws}$"
+    )
+}
+
+/// The seed-era account create: besides the rest, at most one workspace, by reference (the
+/// caller's own when none is named; an account-level caller must name it).
+fn account_create_body(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    let create = create_body::<CreateIn>(g);
+    schemars::json_schema!({
+        "allOf": [create],
+        "required": ["metadata"],
+        "properties": {
+            "initialWorkspaceIds": {"type": "array", "maxItems": 1,
+                                    "items": {"type": "string", "pattern": IdRef::pattern(IdKind::Workspace)}},
+        },
+    })
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -408,10 +438,15 @@ async fn acct_key_workspaces(
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-#[schemars(rename = "ApiKeyAddWorkspaceRequest")]
+#[schemars(rename = "ApiKeyAddWorkspaceRequest", extend("required" = ["workspaceId"]))]
 struct AddWorkspaceIn {
-    #[serde(default)]
-    workspace_id: String,
+    /// The workspace's id or `external_id:` (anything else names no workspace: a 404).
+    #[schemars(schema_with = "workspace_ref")]
+    workspace_id: Option<String>,
+}
+
+fn workspace_ref(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({"type": "string", "pattern": IdRef::pattern(IdKind::Workspace)})
 }
 
 async fn acct_key_add_workspace(
@@ -422,7 +457,7 @@ async fn acct_key_add_workspace(
 ) -> ApiResult<Json<Empty>> {
     require(&c, "api_keys", Verb::Manage)?;
     let key = load(&s, &c, None, &id).await?;
-    let ws = resolve_workspace(&s.store, &c, &b.workspace_id).await?;
+    let ws = resolve_workspace(&s.store, &c, b.workspace_id.as_deref().unwrap_or_default()).await?;
     match key.workspace_id {
         None => Ok(empty()),
         Some(own) if own == ws.meta.id => Ok(empty()),
@@ -486,7 +521,7 @@ pub fn operations() -> Vec<Op> {
         Op::new("post", WS, "create_api_key", T, schema::<ApiKeyOut>)
             .summary("Create a key in the workspace; the token is returned only here and on rotate")
             .scope("api_keys:manage")
-            .body(schema::<CreateIn>),
+            .body(create_body::<CreateIn>),
         Op::new("get", WS_ITEM, "get_api_key", T, schema::<ApiKeyOut>).scope("api_keys:read"),
         Op::new("patch", WS_ITEM, "update_api_key", T, schema::<ApiKeyOut>)
             .scope("api_keys:manage")
@@ -512,7 +547,7 @@ pub fn operations() -> Vec<Op> {
         Op::new("post", ACCT, "account_create_api_key", T, schema::<ApiKeyOut>)
             .summary("Seed-era account path; initialWorkspaceIds names the key's one workspace")
             .scope("api_keys:manage")
-            .body(schema::<CreateIn>),
+            .body(account_create_body),
         Op::new("get", ACCT_ITEM, "account_get_api_key", T, schema::<ApiKeyOut>).scope("api_keys:read"),
         Op::new("patch", ACCT_ITEM, "account_update_api_key", T, schema::<ApiKeyOut>)
             .scope("api_keys:manage")
@@ -550,4 +585,40 @@ pub fn operations() -> Vec<Op> {
             .summary("Refused: the global key cannot be disabled"),
         Op::new("post", "/v1/account/global_api_key:enable", "enable_global_api_key", T, schema::<ApiKeyOut>),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::openapi::accepts;
+    use serde_json::json;
+
+    #[test]
+    fn permission_pattern_agrees_with_scopes() {
+        let schema = json!({"type": "string", "pattern": permission_pattern()});
+        for p in [
+            "*",
+            " * ",
+            "agents:read",
+            "read:agents",
+            "memory:manage",
+            "manage:api_keys",
+            "secrets:manage",
+            "manage:account",
+            "secrets:read",
+            "read:secrets",
+            "account:read",
+            "agents",
+            "agent:read",
+            "agents:write",
+            "read:manage",
+            "manage:read",
+            "*:read",
+            "agents:read\u{3000}",
+            "agents :read",
+            "",
+        ] {
+            assert_eq!(accepts(&schema, &json!(p)), Scopes::parse(&[p]).is_ok(), "{p:?}");
+        }
+    }
 }

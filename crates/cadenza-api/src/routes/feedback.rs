@@ -18,7 +18,7 @@ use crate::AppState;
 use crate::auth::WsCaller;
 use crate::error::ApiResult;
 use crate::extract::{QueryPairs, query_invalid};
-use crate::openapi::{Op, schema};
+use crate::openapi::{Op, QueryParam, id_ref, one_of_or_empty, or_empty, schema};
 use crate::routes::objectives::Profiles;
 use crate::wire::{ListResponse, OperationMetadata, operation_meta};
 
@@ -98,7 +98,7 @@ async fn list(
 ) -> ApiResult<Json<ListResponse<FeedbackOut>>> {
     c.require("agents", Verb::Read)?;
     let agent = crate::routes::agents::load(&s, &c, &agent_raw).await?;
-    let variation_id = match q.get("agentVariationId").filter(|v| !v.is_empty()) {
+    let variation_id = match q.one("agentVariationId")?.filter(|v| !v.is_empty()) {
         None => None,
         // An unknown variation simply matches nothing; a malformed one is the client's error.
         Some(raw) => Some(
@@ -109,8 +109,8 @@ async fn list(
         ),
     };
     let filter = FeedbackFilter {
-        query: q.get("query").map(str::to_string),
-        sentiment: Sentiment::parse(q.get("sentiment").unwrap_or_default()).map_err(|e| e.in_query("sentiment"))?,
+        query: q.one("query")?.map(str::to_string),
+        sentiment: Sentiment::parse(q.one("sentiment")?.unwrap_or_default()).map_err(|e| e.in_query("sentiment"))?,
         variation_id,
         created_after: time_filter(&q, "createdAfter")?,
         created_before: time_filter(&q, "createdBefore")?,
@@ -139,6 +139,32 @@ pub fn operations() -> Vec<Op> {
         )
         .summary("Feedback across the agent's objectives, newest first")
         .scope("agents:read")
-        .list(),
+        .list()
+        .query(&[
+            QueryParam {
+                name: "query",
+                required: false,
+                schema: || serde_json::json!({"type": "string"}),
+                description: "Only feedback whose comment contains this (any case).",
+            },
+            QueryParam {
+                name: "sentiment",
+                required: false,
+                schema: || {
+                    one_of_or_empty(&[
+                        "FEEDBACK_SENTIMENT_UNSPECIFIED",
+                        "FEEDBACK_SENTIMENT_POSITIVE",
+                        "FEEDBACK_SENTIMENT_NEGATIVE",
+                    ])
+                },
+                description: "Only positive or negative feedback (`_UNSPECIFIED` or empty: all).",
+            },
+            QueryParam {
+                name: "agentVariationId",
+                required: false,
+                schema: || or_empty(id_ref(IdKind::Variation)),
+                description: "Only feedback on objectives of this variation of the agent (id or `external_id:`).",
+            },
+        ]),
     ]
 }

@@ -21,7 +21,7 @@ use crate::AppState;
 use crate::auth::WsCaller;
 use crate::error::ApiResult;
 use crate::extract::{JsonBody, QueryPairs};
-use crate::openapi::{Op, schema};
+use crate::openapi::{Op, QueryParam, create_body, one_of_or_empty, or_empty, schema};
 use crate::wire::{Empty, ListResponse, METADATA_MASK, MetadataIn, ResourceMetadata, empty, resource_meta};
 
 // ---- wire shapes ----
@@ -116,7 +116,10 @@ impl EntryOut {
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[schemars(rename = "MemoryLayerSpecRequest")]
 struct LayerSpecIn {
+    /// Required on create, where an episodic layer is refused (the runtime makes those); on
+    /// update it can only repeat the layer's type.
     #[serde(rename = "type")]
+    #[schemars(extend("enum" = [null, "MEMORY_LAYER_TYPE_UNSPECIFIED", "MEMORY_LAYER_TYPE_EPISODIC", "MEMORY_LAYER_TYPE_SKILLS"]))]
     layer_type: Option<String>,
     description: Option<String>,
 }
@@ -158,6 +161,19 @@ struct EntryWriteIn {
     update_mask: Option<String>,
 }
 
+/// A new layer: besides the metadata, its type, and not an episodic one.
+fn layer_create_body(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    let create = create_body::<LayerWriteIn>(g);
+    schemars::json_schema!({
+        "allOf": [create],
+        "required": ["metadata", "spec"],
+        "properties": {
+            "spec": {"type": "object", "required": ["type"],
+                     "properties": {"type": {"enum": ["MEMORY_LAYER_TYPE_UNSPECIFIED", "MEMORY_LAYER_TYPE_SKILLS"]}}},
+        },
+    })
+}
+
 // ---- layers ----
 
 async fn load_layer(s: &AppState, c: &WsCaller, raw: &str) -> ApiResult<(MemoryLayer, i64)> {
@@ -180,12 +196,12 @@ async fn list_layers(State(s): State<AppState>, c: WsCaller, q: QueryPairs) -> A
     let params = q.list_params()?;
     let filter = LayerFilter {
         layer_type: q
-            .get("type")
+            .one("type")?
             .filter(|t| !t.is_empty())
             .map(|t| parse_type(t).map_err(|e| e.in_query("type")))
             .transpose()?,
-        agent_id: q.get("agentId").filter(|a| !a.is_empty()).map(|a| IdKind::Agent.parse(a)).transpose()?,
-        episodic_key_prefix: q.get("episodicKeyPrefix").filter(|p| !p.is_empty()).map(str::to_string),
+        agent_id: q.one("agentId")?.filter(|a| !a.is_empty()).map(|a| IdKind::Agent.parse(a)).transpose()?,
+        episodic_key_prefix: q.one("episodicKeyPrefix")?.filter(|p| !p.is_empty()).map(str::to_string),
     };
     let page = s.store.list_memory_layers(c.ws(), &filter, &params).await?;
     Ok(ListResponse::from_page(page, |(l, n)| LayerOut::new(&l, n)))
@@ -471,10 +487,38 @@ pub fn operations() -> Vec<Op> {
     const ENTRIES: &str = "/v1/workspaces/{workspace_id}/memory_layers/{layer_id}/entries";
     const ENTRY: &str = "/v1/workspaces/{workspace_id}/memory_layers/{layer_id}/entries/{id}";
     vec![
-        Op::new("get", LAYERS, "list_memory_layers", T, schema::<ListResponse<LayerOut>>).scope("memory:read").list(),
+        Op::new("get", LAYERS, "list_memory_layers", T, schema::<ListResponse<LayerOut>>)
+            .scope("memory:read")
+            .list()
+            .query(&[
+                QueryParam {
+                    name: "type",
+                    required: false,
+                    schema: || {
+                        one_of_or_empty(&[
+                            "MEMORY_LAYER_TYPE_UNSPECIFIED",
+                            "MEMORY_LAYER_TYPE_EPISODIC",
+                            "MEMORY_LAYER_TYPE_SKILLS",
+                        ])
+                    },
+                    description: "Only layers of this type (empty: all).",
+                },
+                QueryParam {
+                    name: "agentId",
+                    required: false,
+                    schema: || or_empty(serde_json::json!({"type": "string", "pattern": IdKind::Agent.pattern()})),
+                    description: "Only the episodic layers of this agent.",
+                },
+                QueryParam {
+                    name: "episodicKeyPrefix",
+                    required: false,
+                    schema: || serde_json::json!({"type": "string"}),
+                    description: "Only episodic layers whose key starts with this.",
+                },
+            ]),
         Op::new("post", LAYERS, "create_memory_layer", T, schema::<LayerOut>)
             .scope("memory:manage")
-            .body(schema::<LayerWriteIn>),
+            .body(layer_create_body),
         Op::new("get", LAYER, "get_memory_layer", T, schema::<LayerOut>).scope("memory:read"),
         Op::new("patch", LAYER, "update_memory_layer", T, schema::<LayerOut>)
             .scope("memory:manage")
@@ -488,7 +532,7 @@ pub fn operations() -> Vec<Op> {
             .list(),
         Op::new("post", ENTRIES, "create_memory_entry", T, schema::<EntryOut>)
             .scope("memory:manage")
-            .body(schema::<EntryWriteIn>),
+            .body(create_body::<EntryWriteIn>),
         Op::new("get", ENTRY, "get_memory_entry", T, schema::<EntryOut>).scope("memory:read"),
         Op::new("patch", ENTRY, "update_memory_entry", T, schema::<EntryOut>)
             .scope("memory:manage")

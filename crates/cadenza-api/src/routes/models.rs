@@ -19,7 +19,7 @@ use crate::AppState;
 use crate::auth::WsCaller;
 use crate::error::ApiResult;
 use crate::extract::{JsonBody, QueryPairs, split_verb};
-use crate::openapi::{Op, schema};
+use crate::openapi::{Op, QueryParam, flag, schema, value_list};
 use crate::wire::{Empty, ListResponse, ResourceMetadata, empty, resource_meta};
 
 #[derive(Debug, Serialize, JsonSchema)]
@@ -282,6 +282,14 @@ pub fn workspace_routes() -> Router<AppState> {
         .route("/models/{id}/status", put(put_status))
 }
 
+const STATE_FILTER: &str = "Only enabled or disabled models (comma-separated or repeated; `state` and \
+     `status` together): `STATE_*` or `MODEL_STATUS_*`; the last value wins, `_UNSPECIFIED` is no filter.";
+
+/// As `parse_enabled` reads each value of the filter.
+fn state_filter() -> serde_json::Value {
+    value_list("(?:STATE|MODEL_STATUS)_(?:ENABLED|DISABLED|UNSPECIFIED)")
+}
+
 pub fn operations() -> Vec<Op> {
     const T: &str = "Models";
     const ITEM: &str = "/v1/workspaces/{workspace_id}/models/{id}";
@@ -289,7 +297,17 @@ pub fn operations() -> Vec<Op> {
         Op::new("get", "/v1/workspaces/{workspace_id}/models", "list_models", T, schema::<ListResponse<ModelOut>>)
             .summary("The configured providers' models, as this workspace sees them")
             .scope("agents:read")
-            .list(),
+            .list()
+            .query(&[
+                QueryParam { name: "state", required: false, schema: state_filter, description: STATE_FILTER },
+                QueryParam { name: "status", required: false, schema: state_filter, description: STATE_FILTER },
+                QueryParam {
+                    name: "isAssigned",
+                    required: false,
+                    schema: flag,
+                    description: "Only models some variation runs on (`true`), or none does (`false`).",
+                },
+            ]),
         Op::new("get", ITEM, "get_model", T, schema::<ModelOut>)
             .summary("By id or `external_id:<provider>/<model>` (percent-encode the slash)")
             .scope("agents:read"),

@@ -32,7 +32,8 @@ use crate::AppState;
 use crate::auth::WsCaller;
 use crate::error::ApiResult;
 use crate::extract::{JsonBody, QueryPairs, query_invalid, split_verb};
-use crate::openapi::{Op, schema};
+use crate::media::{self, MediaLinks};
+use crate::openapi::{Op, QueryParam, id_ref, or_empty, schema};
 use crate::routes::feedback::FeedbackOut;
 use crate::wire::{ListResponse, MetadataIn, OperationMetadata, operation_meta, resource_meta};
 
@@ -192,10 +193,10 @@ pub struct EventOut {
     started_at: Option<String>,
 }
 
-fn event_out(o: &Objective, e: &Event, info: Option<Value>) -> EventOut {
+fn event_out(o: &Objective, e: &Event, info: Option<Value>, links: &MediaLinks) -> EventOut {
     EventOut {
         metadata: record_meta(o, &e.id, &e.profile_id, e.created_at),
-        data: e.data.to_wire(),
+        data: e.data.to_wire_with(&|m| links.render(m)),
         context_window_id: e.window_id.clone(),
         info,
         duration: e.duration_ms.map(duration_wire),
@@ -216,12 +217,18 @@ async fn event_out_with_info(
     } else {
         None
     };
-    Ok(event_out(o, e, info))
+    Ok(event_out(o, e, info, &MediaLinks::new(&s.store, &s.config.uploads)))
 }
 
 /// The body of the webhook delivery of event `e` of `o` (§13.2): the agent and variation as
 /// the objective's snapshot holds them, the objective, and the event with its info.
-pub async fn webhook_payload(store: &Reads, o: &Objective, e: &Event, profiles: &mut Profiles) -> ApiResult<Value> {
+pub async fn webhook_payload(
+    store: &Reads,
+    o: &Objective,
+    e: &Event,
+    profiles: &mut Profiles,
+    links: &MediaLinks,
+) -> ApiResult<Value> {
     let by = profiles.get(store, &o.meta.account_id, &e.profile_id).await?;
     let info = json!({ "createdBy": by, "objective": operation_meta(&o.meta, &o.workspace_id) });
     // An objective made without the API's snapshot (none is, today) still names its agent
@@ -245,7 +252,7 @@ pub async fn webhook_payload(store: &Reads, o: &Objective, e: &Event, profiles: 
             "agent": agent,
             "agentVariation": variation,
             "objective": operation_meta(&o.meta, &o.workspace_id),
-            "objectiveEvent": event_out(o, e, Some(info)),
+            "objectiveEvent": event_out(o, e, Some(info), links),
         },
     }))
 }
@@ -310,7 +317,10 @@ async fn tool_call_out(
         execution_status: t.execution_status.as_wire(),
         resolved_secrets: with_result.then(|| json!(resolved)),
         result: match (&t.result, with_result) {
-            (Some(r), true) => Some(json!({ "content": r.iter().map(ResultBlock::to_wire).collect::<Vec<_>>() })),
+            (Some(r), true) => {
+                let links = MediaLinks::new(&s.store, &s.config.uploads);
+                Some(json!({ "content": r.iter().map(|b| b.render(&|m| links.render(m))).collect::<Vec<_>>() }))
+            }
             _ => None,
         },
         data,
@@ -512,20 +522,43 @@ struct ContentIn {
     content: Option<Vec<Value>>,
 }
 
-/// Exactly the blocks `parse_content` takes: a text block (`{"type": "text", "text": {"text": …}}`,
-/// `type` may be left out or be a non-string).
+/// Exactly the blocks `media::parse_block` takes: a text block (`{"type": "text", "text": {"text": …}}`,
+/// `type` may be left out or be a non-string), or an image or audio block with its bytes in
+/// standard base64 and a type the server takes.
 fn content_blocks_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    let media = |kind: &str, types: Value| {
+        json!({
+            "type": "object",
+            "required": ["type", kind],
+            "properties": {
+                "type": {"const": kind},
+                kind: {
+                    "type": "object",
+                    "required": ["data", "mimeType"],
+                    "properties": {
+                        "data": {"type": "string", "minLength": 4, "pattern": "^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$", "contentEncoding": "base64"},
+                        "mimeType": types,
+                    },
+                },
+            },
+        })
+    };
+    let text = json!({
+        "type": "object",
+        "required": ["text"],
+        "properties": {
+            "type": {"anyOf": [{"const": "text"}, {"type": ["number", "boolean", "null", "array", "object"]}]},
+            "text": {"type": "object", "required": ["text"], "properties": {"text": {"type": "string"}}},
+        },
+    });
     schemars::json_schema!({
         "type": "array",
         "minItems": 1,
-        "items": {
-            "type": "object",
-            "required": ["text"],
-            "properties": {
-                "type": {"anyOf": [{"const": "text"}, {"type": ["number", "boolean", "null", "array", "object"]}]},
-                "text": {"type": "object", "required": ["text"], "properties": {"text": {"type": "string"}}},
-            },
-        },
+        "items": {"oneOf": [
+            text,
+            media("image", json!({"enum": media::IMAGE_TYPES})),
+            media("audio", json!({"type": "string", "pattern": "^audio/[A-Za-z0-9+.-]+$"})),
+        ]},
     })
 }
 
@@ -544,39 +577,13 @@ struct FeedbackDataIn {
     comment: Option<String>,
 }
 
-/// Text blocks of a `:setContent` body. Images and audio need media storage, which comes with
-/// uploads to objectives; until then they are refused clearly.
-fn parse_content(blocks: Option<Vec<Value>>) -> ApiResult<Vec<ResultBlock>> {
+/// The blocks of a `:setContent` body (`media::parse_block` reads each), at least one.
+fn parse_content(blocks: Option<Vec<Value>>) -> ApiResult<Vec<media::ContentIn>> {
     let blocks = blocks.unwrap_or_default();
     if blocks.is_empty() {
         return Err(Error::required("content", "content must hold at least one block").into());
     }
-    blocks
-        .iter()
-        .enumerate()
-        .map(|(i, b)| {
-            let field = format!("content[{i}]");
-            let kind = b
-                .get("type")
-                .and_then(Value::as_str)
-                .unwrap_or_else(|| if b.get("text").is_some() { "text" } else { "" });
-            match kind {
-                "text" => match b.pointer("/text/text").and_then(Value::as_str) {
-                    Some(t) => Ok(ResultBlock::Text { text: t.to_string() }),
-                    None => {
-                        Err(Error::required(&format!("{field}.text.text"), format!("{field}.text.text is required"))
-                            .into())
-                    }
-                },
-                "image" | "audio" => Err(Error::invalid_field(
-                    &field,
-                    format!("{field}: {kind} content is not supported by this server yet; send text blocks"),
-                )
-                .into()),
-                _ => Err(Error::invalid_field(&field, format!("{field}.type must be text, image or audio")).into()),
-            }
-        })
-        .collect()
+    blocks.iter().enumerate().map(|(i, b)| media::parse_block(&format!("content[{i}]"), b)).collect()
 }
 
 // ---- handlers ----
@@ -673,13 +680,13 @@ pub async fn prepare(
 
 fn list_filter(q: &QueryPairs) -> ApiResult<ObjectiveFilter> {
     let id = |key: &str, kind: IdKind| -> ApiResult<Option<String>> {
-        match q.get(key).filter(|v| !v.is_empty()) {
+        match q.one(key)?.filter(|v| !v.is_empty()) {
             None => Ok(None),
             Some(v) if v.starts_with("external_id:") => Ok(Some(v.to_string())),
             Some(v) => Ok(Some(kind.parse(v).map_err(|e| e.in_query(key))?)),
         }
     };
-    let state = match q.get("state") {
+    let state = match q.one("state")? {
         None => None,
         Some(v) => ObjectiveState::parse_wire(v).map_err(|e| e.in_query("state"))?,
     };
@@ -898,7 +905,8 @@ impl Follower {
                     self.done = true;
                     self.buffer.clear();
                 }
-                let json = serde_json::to_string(&event_out(&self.o, &e, None)).ok()?;
+                let links = MediaLinks::new(&self.s.store, &self.s.config.uploads);
+                let json = serde_json::to_string(&event_out(&self.o, &e, None, &links)).ok()?;
                 return Some(SseEvent::default().id(e.id.clone()).data(json));
             }
             if self.done {
@@ -1019,11 +1027,11 @@ async fn list_tool_calls(
     let o = load(&s, &c, &id).await?;
     let params = q.list_params()?;
     let filter = ToolCallFilter {
-        status: match q.get("status") {
+        status: match q.one("status")? {
             Some(v) => ApprovalStatus::parse_wire(v).map_err(|e| e.in_query("status"))?,
             None => None,
         },
-        execution_status: match q.get("executionStatus") {
+        execution_status: match q.one("executionStatus")? {
             Some(v) => ExecutionStatus::parse_wire(v).map_err(|e| e.in_query("executionStatus"))?,
             None => None,
         },
@@ -1094,11 +1102,29 @@ async fn decide(
     let decision = match verb {
         "approve" => Decision::Approve,
         "deny" => Decision::Deny { memo: parse_body::<DenyIn>(body)?.memo.unwrap_or_default() },
-        _ => Decision::Content { blocks: parse_content(parse_body::<ContentIn>(body)?.content)? },
+        _ => {
+            let blocks = parse_content(parse_body::<ContentIn>(body)?.content)?;
+            Decision::Content { blocks: media::store(s.config.uploads.blobs.as_ref(), c.ws(), blocks).await? }
+        }
     };
-    let mut tx = s.store.begin().await?;
-    let call = service::decide(&mut tx, c.ws(), &r, &tc, &c.principal.profile_id, decision).await?;
-    tx.commit().await?;
+    // Media stored for a decision that is then refused belong to nobody: they go again.
+    let stored: Vec<ResultBlock> = match &decision {
+        Decision::Content { blocks } => blocks.iter().filter(|b| b.media().is_some()).cloned().collect(),
+        _ => Vec::new(),
+    };
+    let decided = async {
+        let mut tx = s.store.begin().await?;
+        let call = service::decide(&mut tx, c.ws(), &r, &tc, &c.principal.profile_id, decision).await?;
+        tx.commit().await?;
+        ApiResult::Ok(call)
+    };
+    let call = match decided.await {
+        Ok(call) => call,
+        Err(e) => {
+            media::discard(s.config.uploads.blobs.as_ref(), &stored).await;
+            return Err(e);
+        }
+    };
     let o = load(s, c, id).await?;
     Ok(Json(tool_call_out(s, &o, &call, false, &mut Profiles::default()).await?))
 }
@@ -1183,6 +1209,18 @@ pub fn stream_routes() -> Router<AppState> {
     Router::new().route("/v1/workspaces/{workspace_id}/objectives/{objective_id}/events:stream", get(stream))
 }
 
+/// A value `parse_wire` reads: one of `names` or `UNSPECIFIED`, with or without `prefix`, or
+/// the bare prefix or nothing (no filter).
+fn wire_enum<'a>(names: impl Iterator<Item = &'a str>, prefix: &str) -> Value {
+    let names: Vec<&str> = names.chain(["UNSPECIFIED"]).collect();
+    json!({"type": "string", "pattern": format!("^(?:{prefix})?(?:{})?$", names.join("|"))})
+}
+
+/// An id of `kind`, or `external_id:` and anything (passed on as is, so matching nothing).
+fn id_or_any_external(kind: IdKind) -> Value {
+    json!({"type": "string", "pattern": format!("^(?:{}|external_id:[\\s\\S]*)$", kind.pattern().trim_start_matches('^').trim_end_matches('$'))})
+}
+
 pub fn operations() -> Vec<Op> {
     const T: &str = "Objectives";
     const COLL: &str = "/v1/workspaces/{workspace_id}/objectives";
@@ -1191,7 +1229,39 @@ pub fn operations() -> Vec<Op> {
         Op::new("get", COLL, "list_objectives", T, schema::<ListResponse<ObjectiveOut>>)
             .summary("Filters: agentId, agentScheduleId, parentObjectiveId, profileId, state")
             .scope("objectives:read")
-            .list(),
+            .list()
+            .query(&[
+                QueryParam {
+                    name: "agentId",
+                    required: false,
+                    schema: || or_empty(id_ref(IdKind::Agent)),
+                    description: "Only this agent's objectives (id or `external_id:`).",
+                },
+                QueryParam {
+                    name: "agentScheduleId",
+                    required: false,
+                    schema: || or_empty(id_or_any_external(IdKind::Schedule)),
+                    description: "Only objectives this schedule started (id or `external_id:`).",
+                },
+                QueryParam {
+                    name: "parentObjectiveId",
+                    required: false,
+                    schema: || or_empty(id_ref(IdKind::Objective)),
+                    description: "Only sub-objectives of this objective (id or `external_id:`).",
+                },
+                QueryParam {
+                    name: "profileId",
+                    required: false,
+                    schema: || or_empty(id_or_any_external(IdKind::Profile)),
+                    description: "Only objectives this profile created.",
+                },
+                QueryParam {
+                    name: "state",
+                    required: false,
+                    schema: || wire_enum(ObjectiveState::ALL.iter().map(|s| s.as_str()), "STATE_"),
+                    description: "Only objectives in this state (`STATE_*`; `_UNSPECIFIED` or empty: any).",
+                },
+            ]),
         Op::new("post", COLL, "create_objective", T, schema::<ObjectiveOut>)
             .scope("objectives:manage")
             .body(schema::<CreateIn>),
@@ -1269,7 +1339,23 @@ pub fn operations() -> Vec<Op> {
         )
         .summary("Filters: status, executionStatus")
         .scope("objectives:read")
-        .list(),
+        .list()
+        .query(&[
+            QueryParam {
+                name: "status",
+                required: false,
+                schema: || wire_enum(ApprovalStatus::ALL.iter().map(|s| s.as_str()), "TOOL_CALL_STATUS_"),
+                description: "Only calls in this approval state (`TOOL_CALL_STATUS_*`, the prefix optional).",
+            },
+            QueryParam {
+                name: "executionStatus",
+                required: false,
+                schema: || {
+                    wire_enum(ExecutionStatus::ALL.iter().map(|s| s.as_str()), "TOOL_CALL_EXECUTION_STATUS_")
+                },
+                description: "Only calls in this execution state (`TOOL_CALL_EXECUTION_STATUS_*`, the prefix optional).",
+            },
+        ]),
         Op::new(
             "get",
             "/v1/workspaces/{workspace_id}/objectives/{objective_id}/tool_calls/{tool_call_id}",
@@ -1340,4 +1426,37 @@ pub fn operations() -> Vec<Op> {
         .scope("objectives:read")
         .list(),
     ]
+}
+
+#[cfg(test)]
+mod filter_tests {
+    use super::*;
+    use crate::openapi::accepts;
+
+    #[test]
+    fn state_filters_agree_with_parse_wire() {
+        let state = wire_enum(ObjectiveState::ALL.iter().map(|s| s.as_str()), "STATE_");
+        let status = wire_enum(ApprovalStatus::ALL.iter().map(|s| s.as_str()), "TOOL_CALL_STATUS_");
+        for raw in [
+            "",
+            "STATE_",
+            "STATE_RUNNING",
+            "RUNNING",
+            "STATE_UNSPECIFIED",
+            "STATE_TIMED_OUT",
+            "state_running",
+            "STATE_STATE_RUNNING",
+            "TOOL_CALL_STATUS_DENIED",
+            "DENIED",
+            "APPROVED ",
+            "TOOL_CALL_STATUS_",
+        ] {
+            assert_eq!(accepts(&state, &json!(raw)), ObjectiveState::parse_wire(raw).is_ok(), "state {raw:?}");
+            assert_eq!(accepts(&status, &json!(raw)), ApprovalStatus::parse_wire(raw).is_ok(), "status {raw:?}");
+        }
+        let schedule = id_or_any_external(IdKind::Schedule);
+        for (raw, ok) in [(IdKind::Schedule.new_id(1), true), ("external_id:".into(), true), ("as_x".into(), false)] {
+            assert_eq!(accepts(&schedule, &json!(raw)), ok, "{raw:?}");
+        }
+    }
 }

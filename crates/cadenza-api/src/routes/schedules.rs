@@ -24,7 +24,7 @@ use crate::AppState;
 use crate::auth::WsCaller;
 use crate::error::ApiResult;
 use crate::extract::{JsonBody, QueryPairs, split_verb};
-use crate::openapi::{Op, schema};
+use crate::openapi::{Op, create_body, schema};
 use crate::routes::agents::load as load_agent;
 use crate::wire::{Empty, ListResponse, METADATA_MASK, MetadataIn, ResourceMetadata, empty, resource_meta};
 
@@ -410,7 +410,7 @@ pub fn operations() -> Vec<Op> {
         Op::new("get", COLL, "list_schedules", T, schema::<ListResponse<ScheduleOut>>).scope("agents:read").list(),
         Op::new("post", COLL, "create_schedule", T, schema::<ScheduleOut>)
             .scope("agents:manage")
-            .body(schema::<WriteIn>),
+            .body(create_body::<WriteIn>),
         Op::new("get", ITEM, "get_schedule", T, schema::<ScheduleOut>).scope("agents:read"),
         Op::new("patch", ITEM, "update_schedule", T, schema::<ScheduleOut>)
             .scope("agents:manage")

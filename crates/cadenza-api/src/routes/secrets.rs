@@ -25,7 +25,7 @@ use crate::AppState;
 use crate::auth::WsCaller;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{JsonBody, QueryPairs};
-use crate::openapi::{Op, schema};
+use crate::openapi::{Op, create_body, schema};
 use crate::wire::{Empty, ListResponse, METADATA_MASK, MetadataIn, ResourceMetadata, empty, resource_meta};
 
 /// Names the schemas of workspace secrets.
@@ -268,7 +268,7 @@ fn kind_operations<K: JsonSchema>(
         Op::new("post", coll, create_id, tag, schema::<SecretOut<K>>)
             .summary("Store a secret; its value is write-only")
             .scope("secrets:manage")
-            .body(schema::<WriteIn<K>>),
+            .body(create_body::<WriteIn<K>>),
         Op::new("get", item, get_id, tag, schema::<SecretOut<K>>).scope("secrets:manage"),
         Op::new("patch", item, update_id, tag, schema::<SecretOut<K>>)
             .scope("secrets:manage")

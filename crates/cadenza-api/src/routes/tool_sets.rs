@@ -27,7 +27,7 @@ use crate::AppState;
 use crate::auth::WsCaller;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{JsonBody, QueryPairs, query_invalid, split_verb};
-use crate::openapi::{Op, schema};
+use crate::openapi::{Op, QueryParam, create_body, id_ref, or_empty, schema, value_list};
 use crate::wire::{
     Empty, ListResponse, METADATA_MASK, MetadataIn, OperationMetadata, ResourceMetadata, empty, operation_meta,
     resource_meta,
@@ -614,7 +614,7 @@ async fn usage(
     c.require("tools", Verb::Read)?;
     let ts = load(&s, &c, &raw).await?;
     let params = q.list_params()?;
-    let tool_id = match q.get("toolId").or(q.get("tool_id")).filter(|t| !t.is_empty()) {
+    let tool_id = match q.one("toolId")?.or(q.one("tool_id")?).filter(|t| !t.is_empty()) {
         Some(t) => {
             let r = IdRef::parse(IdKind::Tool, t).map_err(|e| e.with_meta("parameter", "toolId"))?;
             let tool = s.store.get_tool(c.ws(), &ts.meta.id, &r).await?;
@@ -655,13 +655,24 @@ pub fn workspace_routes() -> Router<AppState> {
         .route("/tool_sets/{tool_set_id}/usage", get(usage))
 }
 
+const STATE_FILTER: &str = "Only tool sets in these states (comma-separated or repeated; `state` and \
+     `states` add up): `STATE_ACTIVE`, `STATE_ARCHIVED`; none (or only `STATE_UNSPECIFIED`) lists the active ones.";
+
+/// As `states_filter` reads each value.
+fn state_filter() -> serde_json::Value {
+    value_list("STATE_(?:UNSPECIFIED|ACTIVE|ARCHIVED)")
+}
+
 pub fn operations() -> Vec<Op> {
     const T: &str = "Tool sets";
     const COLL: &str = "/v1/workspaces/{workspace_id}/tool_sets";
     const ITEM: &str = "/v1/workspaces/{workspace_id}/tool_sets/{tool_set_id}";
     let mut ops = vec![
-        Op::new("get", COLL, "list_tool_sets", T, schema::<ListResponse<ToolSetOut>>).scope("tools:read").list(),
-        Op::new("post", COLL, "create_tool_set", T, schema::<ToolSetOut>).scope("tools:manage").body(schema::<WriteIn>),
+        Op::new("get", COLL, "list_tool_sets", T, schema::<ListResponse<ToolSetOut>>).scope("tools:read").list().query(&[
+            QueryParam { name: "state", required: false, schema: state_filter, description: STATE_FILTER },
+            QueryParam { name: "states", required: false, schema: state_filter, description: STATE_FILTER },
+        ]),
+        Op::new("post", COLL, "create_tool_set", T, schema::<ToolSetOut>).scope("tools:manage").body(create_body::<WriteIn>),
         Op::new("get", ITEM, "get_tool_set", T, schema::<ToolSetOut>).scope("tools:read"),
         Op::new("put", ITEM, "replace_tool_set", T, schema::<ToolSetOut>)
             .summary("Seed spelling of update")
@@ -699,7 +710,21 @@ pub fn operations() -> Vec<Op> {
         )
         .summary("Variations assigned the set (or, with toolId, one of its tools)")
         .scope("tools:read")
-        .list(),
+        .list()
+        .query(&[
+            QueryParam {
+                name: "toolId",
+                required: false,
+                schema: || or_empty(id_ref(IdKind::Tool)),
+                description: "Only the uses of this tool of the set (id or `external_id:`); a tool of no set here is a 404.",
+            },
+            QueryParam {
+                name: "tool_id",
+                required: false,
+                schema: || or_empty(id_ref(IdKind::Tool)),
+                description: "Seed spelling of `toolId` (read when `toolId` is not sent).",
+            },
+        ]),
     ];
     for (path, id, summary) in [
         (

@@ -22,7 +22,7 @@ use crate::AppState;
 use crate::auth::WsCaller;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{JsonBody, QueryPairs, split_verb};
-use crate::openapi::{Op, schema};
+use crate::openapi::{Op, QueryParam, create_body, flag, schema, value_list};
 use crate::routes::tool_sets::{self, oneof};
 use crate::wire::{Empty, ListResponse, METADATA_MASK, MetadataIn, ResourceMetadata, empty, resource_meta};
 
@@ -365,13 +365,37 @@ pub fn workspace_routes() -> Router<AppState> {
         .route(&format!("{BASE}/{{tool_id}}"), get(get_one).put(update).patch(update).delete(delete_one).post(action))
 }
 
+const STATE_FILTER: &str = "Only tools in these states (comma-separated or repeated; `state`, `states` and \
+     `statuses` add up): `AVAILABLE`, `OMITTED`, `ARCHIVED`, bare or with `STATE_` or `TOOL_STATUS_`.";
+
+/// As `ToolState::parse` reads each value.
+fn state_filter() -> serde_json::Value {
+    value_list("(?:TOOL_STATUS_|STATE_)?(?:UNSPECIFIED|AVAILABLE|OMITTED|ARCHIVED)?")
+}
+
 pub fn operations() -> Vec<Op> {
     const T: &str = "Tools";
     const COLL: &str = "/v1/workspaces/{workspace_id}/tool_sets/{tool_set_id}/tools";
     const ITEM: &str = "/v1/workspaces/{workspace_id}/tool_sets/{tool_set_id}/tools/{tool_id}";
     vec![
-        Op::new("get", COLL, "list_tools", T, schema::<ListResponse<ToolOut>>).scope("tools:read").list(),
-        Op::new("post", COLL, "create_tool", T, schema::<ToolOut>).scope("tools:manage").body(schema::<WriteIn>),
+        Op::new("get", COLL, "list_tools", T, schema::<ListResponse<ToolOut>>).scope("tools:read").list().query(&[
+            QueryParam { name: "state", required: false, schema: state_filter, description: STATE_FILTER },
+            QueryParam { name: "states", required: false, schema: state_filter, description: STATE_FILTER },
+            QueryParam { name: "statuses", required: false, schema: state_filter, description: STATE_FILTER },
+            QueryParam {
+                name: "names",
+                required: false,
+                schema: || serde_json::json!({"type": "string"}),
+                description: "Only tools with these names (comma-separated or repeated).",
+            },
+            QueryParam {
+                name: "requiresApproval",
+                required: false,
+                schema: flag,
+                description: "Only tools that need (`true`) or do not need (`false`) approval.",
+            },
+        ]),
+        Op::new("post", COLL, "create_tool", T, schema::<ToolOut>).scope("tools:manage").body(create_body::<WriteIn>),
         Op::new("get", ITEM, "get_tool", T, schema::<ToolOut>).scope("tools:read"),
         Op::new("put", ITEM, "replace_tool", T, schema::<ToolOut>)
             .summary("Seed spelling of update")
@@ -398,4 +422,29 @@ pub fn operations() -> Vec<Op> {
         .summary("Back to AVAILABLE")
         .scope("tools:manage"),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::openapi::accepts;
+
+    #[test]
+    fn state_filter_agrees_with_tool_state_parse() {
+        let schema = state_filter();
+        for raw in [
+            "AVAILABLE",
+            "STATE_OMITTED",
+            "TOOL_STATUS_ARCHIVED",
+            "TOOL_STATUS_",
+            "available",
+            "STATE_GONE",
+            "TOOL_STATUS_STATE_OMITTED",
+            "AVAILABLE, STATE_ARCHIVED",
+            "AVAILABLE;OMITTED",
+        ] {
+            let parsed = raw.split(',').map(str::trim).filter(|v| !v.is_empty()).all(|v| ToolState::parse(v).is_ok());
+            assert_eq!(accepts(&schema, &serde_json::json!(raw)), parsed, "{raw:?}");
+        }
+    }
 }

@@ -25,7 +25,7 @@ use crate::AppState;
 use crate::auth::WsCaller;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{JsonBody, QueryPairs, body_invalid, split_verb};
-use crate::openapi::{Op, schema};
+use crate::openapi::{Op, component, create_body, id_ref, non_negative_i32_or_null, nothing, schema};
 use crate::routes::agents::load as load_agent;
 use crate::routes::models::resolve_model;
 use crate::wire::{Empty, ListResponse, METADATA_MASK, MetadataIn, ResourceMetadata, empty, resource_meta};
@@ -612,15 +612,54 @@ async fn delete_one(
 // ---- assignments ----
 
 /// A V6 body, seed (untagged) or later (tagged).
-#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
-#[schemars(rename = "AddAssignmentRequest")]
 struct AssignIn {
     #[serde(rename = "type")]
     tag: Option<String>,
     tool_id: Option<String>,
     tool_set_id: Option<String>,
     sub_agent_id: Option<String>,
+}
+
+/// The targets an assignment body can name: its field, what it names, and its `type` tag.
+const TARGETS: [(&str, IdKind); 3] =
+    [("toolId", IdKind::Tool), ("toolSetId", IdKind::ToolSet), ("subAgentId", IdKind::Agent)];
+
+impl JsonSchema for AssignIn {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "AddAssignmentRequest".into()
+    }
+
+    /// As `target` reads it: exactly one field names a target (an empty string or `null` names
+    /// nothing), and `type`, when set, is that field's name.
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let mut properties = serde_json::Map::new();
+        let mut tags: Vec<serde_json::Value> = vec![serde_json::Value::Null, "".into()];
+        for (field, kind) in TARGETS {
+            properties.insert(field.into(), serde_json::json!({"anyOf": [id_ref(kind), nothing()]}));
+            tags.push(field.into());
+        }
+        properties.insert("type".into(), serde_json::json!({"enum": tags}));
+        let branches: Vec<serde_json::Value> = TARGETS
+            .iter()
+            .map(|(field, _)| {
+                let mut p = serde_json::Map::new();
+                for (other, _) in TARGETS.iter().filter(|(o, _)| o != field) {
+                    p.insert((*other).into(), nothing());
+                }
+                p.insert((*field).into(), serde_json::json!({"type": "string", "minLength": 1}));
+                p.insert("type".into(), serde_json::json!({"enum": [null, "", field]}));
+                serde_json::json!({"required": [field], "properties": p})
+            })
+            .collect();
+        schemars::json_schema!({
+            "type": "object",
+            "description": "Exactly one of toolId, toolSetId and subAgentId; `type`, when set, names that field.",
+            "properties": properties,
+            "oneOf": branches,
+        })
+    }
 }
 
 impl AssignIn {
@@ -698,12 +737,60 @@ async fn remove_assignment(
 
 // ---- memory-layer stack ----
 
-#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
-#[schemars(rename = "MemoryLayerAssignmentRequest")]
 struct LayerIn {
     memory_layer_id: Option<String>,
+    #[serde(default, deserialize_with = "crate::wire::integral_i32")]
     position: Option<i32>,
+}
+
+/// A stack position as `check_position` takes it.
+fn position() -> serde_json::Value {
+    serde_json::json!({"type": "integer", "format": "int32", "minimum": 0, "maximum": i32::MAX})
+}
+
+/// Adding a layer (`attach_layer`): the layer is required, the position optional.
+fn layer_add_body(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    let schema = serde_json::json!({
+        "type": "object",
+        "required": ["memoryLayerId"],
+        "properties": {"memoryLayerId": id_ref(IdKind::MemoryLayer), "position": non_negative_i32_or_null()},
+    });
+    component(g, "MemoryLayerAssignmentRequest", schema)
+}
+
+/// Moving the assignment the path names (`move_layer`): only the position is read.
+fn layer_move_body(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    let schema = serde_json::json!({
+        "type": "object",
+        "required": ["position"],
+        "properties": {"memoryLayerId": {"type": ["string", "null"]}, "position": position()},
+    });
+    component(g, "MemoryLayerMoveRequest", schema)
+}
+
+/// `:updateMemoryLayer`: the layer on the stack and where it goes.
+fn layer_verb_update_body(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    let schema = serde_json::json!({
+        "type": "object",
+        "required": ["memoryLayerId", "position"],
+        "properties": {"memoryLayerId": id_ref(IdKind::MemoryLayer), "position": position()},
+    });
+    component(g, "UpdateMemoryLayerRequest", schema)
+}
+
+/// `:removeMemoryLayer`: the layer; a position is parsed but not used.
+fn layer_verb_remove_body(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    let schema = serde_json::json!({
+        "type": "object",
+        "required": ["memoryLayerId"],
+        "properties": {
+            "memoryLayerId": id_ref(IdKind::MemoryLayer),
+            "position": {"type": ["integer", "null"], "format": "int32", "minimum": i32::MIN, "maximum": i32::MAX},
+        },
+    });
+    component(g, "RemoveMemoryLayerRequest", schema)
 }
 
 async fn load_layer(s: &AppState, c: &WsCaller, raw: &str) -> ApiResult<MemoryLayer> {
@@ -848,7 +935,7 @@ pub fn operations() -> Vec<Op> {
         "/v1/workspaces/{workspace_id}/agents/{agent_id}/variations/{variation_id}/memory_layer_assignments";
     let mut ops = vec![
         Op::new("get", COLL, "list_variations", T, schema::<ListResponse<VariationOut>>).scope("agents:read").list(),
-        Op::new("post", COLL, "create_variation", T, schema::<VariationOut>).scope("agents:manage").body(schema::<WriteIn>),
+        Op::new("post", COLL, "create_variation", T, schema::<VariationOut>).scope("agents:manage").body(create_body::<WriteIn>),
         Op::new("get", ITEM, "get_variation", T, schema::<VariationOut>).scope("agents:read"),
         Op::new("patch", ITEM, "update_variation", T, schema::<VariationOut>).scope("agents:manage").body(schema::<WriteIn>),
         Op::new("delete", ITEM, "delete_variation", T, schema::<Empty>).scope("agents:manage"),
@@ -861,10 +948,10 @@ pub fn operations() -> Vec<Op> {
         Op::new("post", LAYERS, "add_memory_layer_assignment", T, schema::<LayerAssignmentOut>)
             .summary("Put a memory layer on the stack (default position: above the top)")
             .scope("agents:manage")
-            .body(schema::<LayerIn>),
+            .body(layer_add_body),
         Op::new("patch", "/v1/workspaces/{workspace_id}/agents/{agent_id}/variations/{variation_id}/memory_layer_assignments/{assignment_id}", "update_memory_layer_assignment", T, schema::<LayerAssignmentOut>)
             .scope("agents:manage")
-            .body(schema::<LayerIn>),
+            .body(layer_move_body),
         Op::new("delete", "/v1/workspaces/{workspace_id}/agents/{agent_id}/variations/{variation_id}/memory_layer_assignments/{assignment_id}", "remove_memory_layer_assignment", T, schema::<Empty>)
             .scope("agents:manage"),
     ];
@@ -882,17 +969,17 @@ pub fn operations() -> Vec<Op> {
         (
             concat!("/v1/workspaces/{workspace_id}/agents/{agent_id}/variations/{variation_id}", ":addMemoryLayer"),
             "add_memory_layer_verb",
-            schema::<LayerIn>,
+            layer_add_body,
         ),
         (
             concat!("/v1/workspaces/{workspace_id}/agents/{agent_id}/variations/{variation_id}", ":updateMemoryLayer"),
             "update_memory_layer_verb",
-            schema::<LayerIn>,
+            layer_verb_update_body,
         ),
         (
             concat!("/v1/workspaces/{workspace_id}/agents/{agent_id}/variations/{variation_id}", ":removeMemoryLayer"),
             "remove_memory_layer_verb",
-            schema::<LayerIn>,
+            layer_verb_remove_body,
         ),
     ] {
         ops.push(
@@ -903,4 +990,95 @@ pub fn operations() -> Vec<Op> {
         );
     }
     ops
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::openapi::accepts;
+    use serde_json::json;
+
+    fn component_schema(f: crate::openapi::SchemaFn) -> serde_json::Value {
+        let mut g = schemars::generate::SchemaSettings::draft2020_12().into_generator();
+        let r = f(&mut g);
+        let name = r.get("$ref").and_then(|v| v.as_str()).and_then(|r| r.rsplit('/').next()).unwrap_or_default();
+        g.definitions().get(name).cloned().unwrap_or_else(|| r.to_value())
+    }
+
+    /// Whether `target` takes the body and its ids parse, as the handler then reads them.
+    fn reads(body: &serde_json::Value) -> bool {
+        let Ok(b) = serde_json::from_value::<AssignIn>(body.clone()) else { return false };
+        let Ok((kind, raw)) = b.target() else { return false };
+        let id_kind = match kind {
+            AssignmentKind::Tool => IdKind::Tool,
+            AssignmentKind::ToolSet => IdKind::ToolSet,
+            AssignmentKind::SubAgent => IdKind::Agent,
+        };
+        IdRef::parse(id_kind, raw).is_ok()
+    }
+
+    #[test]
+    fn assignment_schema_agrees_with_target() {
+        let schema = component_schema(schema::<AssignIn>);
+        let tool = IdKind::Tool.new_id(1);
+        let set = IdKind::ToolSet.new_id(1);
+        let agent = IdKind::Agent.new_id(1);
+        for body in [
+            json!({}),
+            json!({"toolId": tool}),
+            json!({"toolId": tool, "type": "toolId"}),
+            json!({"toolId": tool, "type": "toolSetId"}),
+            json!({"toolId": tool, "type": ""}),
+            json!({"toolId": tool, "type": "tool"}),
+            json!({"toolId": tool, "toolSetId": ""}),
+            json!({"toolId": tool, "toolSetId": null, "subAgentId": ""}),
+            json!({"toolId": tool, "toolSetId": set}),
+            json!({"toolSetId": set}),
+            json!({"toolSetId": "external_id:x"}),
+            json!({"toolSetId": "external_id:"}),
+            json!({"subAgentId": agent, "type": "subAgentId"}),
+            json!({"subAgentId": tool}),
+            json!({"toolId": ""}),
+            json!({"toolId": null}),
+            json!({"toolId": 5}),
+        ] {
+            assert_eq!(accepts(&schema, &body), reads(&body), "{body}");
+        }
+    }
+
+    #[test]
+    fn layer_bodies_agree_with_handlers() {
+        let add = component_schema(layer_add_body);
+        let update = component_schema(layer_verb_update_body);
+        let remove = component_schema(layer_verb_remove_body);
+        let moving = component_schema(layer_move_body);
+        let layer = IdKind::MemoryLayer.new_id(1);
+        let parse = |b: &serde_json::Value| serde_json::from_value::<LayerIn>(b.clone()).ok();
+        let layer_ok =
+            |b: &LayerIn| b.memory_layer_id.as_deref().is_some_and(|r| IdRef::parse(IdKind::MemoryLayer, r).is_ok());
+        let position_ok = |b: &LayerIn| b.position.is_some_and(|p| p >= 0);
+        for body in [
+            json!({}),
+            json!({"memoryLayerId": layer}),
+            json!({"memoryLayerId": layer, "position": 0}),
+            json!({"memoryLayerId": layer, "position": -1}),
+            json!({"memoryLayerId": layer, "position": null}),
+            json!({"memoryLayerId": layer, "position": 2_147_483_648_i64}),
+            json!({"memoryLayerId": layer, "position": 4.0}),
+            json!({"memoryLayerId": layer, "position": 4.5}),
+            json!({"memoryLayerId": layer, "position": -13580.0}),
+            json!({"memoryLayerId": ""}),
+            json!({"memoryLayerId": null, "position": 3}),
+            json!({"memoryLayerId": "memlyr_x", "position": 3}),
+            json!({"position": 3}),
+        ] {
+            let b = parse(&body);
+            let added = b.as_ref().is_some_and(|b| layer_ok(b) && b.position.is_none_or(|p| p >= 0));
+            assert_eq!(accepts(&add, &body), added, "add {body}");
+            let updated = b.as_ref().is_some_and(|b| layer_ok(b) && position_ok(b));
+            assert_eq!(accepts(&update, &body), updated, "update {body}");
+            assert_eq!(accepts(&remove, &body), b.as_ref().is_some_and(layer_ok), "remove {body}");
+            assert_eq!(accepts(&moving, &body), b.as_ref().is_some_and(position_ok), "move {body}");
+        }
+    }
 }

@@ -17,7 +17,7 @@ use crate::AppState;
 use crate::auth::WsCaller;
 use crate::error::ApiResult;
 use crate::extract::QueryPairs;
-use crate::openapi::{Op, schema};
+use crate::openapi::{Op, QueryParam, one_of_or_empty, or_empty, schema};
 use crate::wire::{ListResponse, OperationMetadata, operation_meta};
 
 #[derive(Debug, Serialize, JsonSchema)]
@@ -81,11 +81,11 @@ async fn list(
 ) -> ApiResult<Json<ListResponse<DeliveryOut>>> {
     c.require("agents", Verb::Read)?;
     let agent = crate::routes::agents::load(&s, &c, &agent_raw).await?;
-    let objective_id = match q.get("objectiveId").filter(|v| !v.is_empty()) {
+    let objective_id = match q.one("objectiveId")?.filter(|v| !v.is_empty()) {
         None => None,
         Some(raw) => Some(IdKind::Objective.parse(raw)?),
     };
-    let event_type = match q.get("eventType").filter(|v| !v.is_empty() && *v != "OBJECTIVE_EVENT_TYPE_UNSPECIFIED") {
+    let event_type = match q.one("eventType")?.filter(|v| !v.is_empty() && *v != "OBJECTIVE_EVENT_TYPE_UNSPECIFIED") {
         None => None,
         Some(raw) => {
             check_event_type(raw).map_err(|e| e.in_query("eventType"))?;
@@ -117,6 +117,20 @@ pub fn operations() -> Vec<Op> {
         )
         .summary("Outgoing webhook attempts for the agent's objectives, newest first")
         .scope("agents:read")
-        .list(),
+        .list()
+        .query(&[
+            QueryParam {
+                name: "objectiveId",
+                required: false,
+                schema: || or_empty(serde_json::json!({"type": "string", "pattern": IdKind::Objective.pattern()})),
+                description: "Only deliveries for this objective.",
+            },
+            QueryParam {
+                name: "eventType",
+                required: false,
+                schema: || one_of_or_empty(cadenza_domain::webhooks::EVENT_TYPES),
+                description: "Only deliveries of this event type (`OBJECTIVE_EVENT_TYPE_UNSPECIFIED` or empty: all).",
+            },
+        ]),
     ]
 }

@@ -19,7 +19,7 @@ use crate::AppState;
 use crate::auth::Caller;
 use crate::error::ApiResult;
 use crate::extract::{JsonBody, QueryPairs};
-use crate::openapi::{Op, schema};
+use crate::openapi::{Op, create_body, schema};
 use crate::wire::{AccountMetadata, Empty, ListResponse, METADATA_MASK, MetadataIn, account_meta, empty};
 
 #[derive(Debug, Serialize, JsonSchema)]
@@ -239,7 +239,7 @@ pub fn operations() -> Vec<Op> {
         Op::new("post", "/v1/account/workspaces", "admin_create_workspace", T, schema::<WorkspaceOut>)
             .summary("Create a workspace (global key)")
             .scope("workspaces:manage")
-            .body(schema::<WriteIn>),
+            .body(create_body::<WriteIn>),
         Op::new("get", "/v1/account/workspaces/{workspace_id}", "admin_get_workspace", T, schema::<WorkspaceOut>)
             .summary("Get a workspace (global key)")
             .scope("workspaces:read"),

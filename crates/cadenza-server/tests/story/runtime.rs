@@ -126,7 +126,9 @@ async fn world(backend: TestBackend, model: &str, output: Option<Value>) -> Opti
         cadenza_llm::provider(settings(ProviderKind::Anthropic, fake.anthropic_base_url()), http),
         &["claude".into()],
     );
-    let runtime = Runtime::new(models, cadenza_adapters::EgressPolicy::default(), Limits::default()).expect("runtime");
+    let runtime = Runtime::new(models, cadenza_adapters::EgressPolicy::default(), Limits::default())
+        .expect("runtime")
+        .with_blobs(app.blobs.clone());
     let registry = cadenza_runtime::register(Registry::default(), runtime);
     let (base, hits) = tool_endpoint().await;
 
@@ -472,6 +474,101 @@ async fn bare_tools(backend: TestBackend) {
     assert_eq!(calls[0]["executionStatus"], "TOOL_CALL_EXECUTION_STATUS_ERRORED");
     assert!(w.tags(&silent).await.contains(&"toolError".to_string()));
     assert!(w.fake.requests().iter().any(|r| r.tool_results().iter().any(|(_, c)| c.contains("no content arrived"))));
+}
+
+/// Files under `dir`, recursively (the media the object store holds).
+fn stored_files(dir: &std::path::Path) -> usize {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| if e.path().is_dir() { stored_files(&e.path()) } else { 1 })
+        .sum()
+}
+
+both_backends!(bare_tools_take_images_and_audio_that_reach_the_model_and_clients, bare_tool_media);
+async fn bare_tool_media(backend: TestBackend) {
+    use base64::Engine;
+    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+    let png: &[u8] = b"\x89PNG\r\n\x1a\n a tiny picture";
+    let wav: &[u8] = b"RIFF\x10\0\0\0WAVEfmt a short clip";
+    for model in ["fake/gpt", "fakeant/claude"] {
+        let Some(w) = world(backend, model, None).await else { return };
+        w.fake.script("Gi", vec![Reply::tool_call("ask_human", json!({})), Reply::text("A chart and a clip.")]);
+        let id = w.start("Gi").await;
+        w.run().await;
+        let call = str_at(&w.calls(&id).await[0], "/metadata/id");
+        let set_content = w.path(&id, &format!("/tool_calls/{call}:setContent"));
+        let image = |mime: &str, data: String| json!({"type": "image", "image": {"data": data, "mimeType": mime}});
+
+        // Refused, changing nothing: a type no model takes, bytes that are not base64.
+        for bad in [image("image/tiff", b64(png)), image("image/png", "not base64!".into())] {
+            let r = w.app.post(&set_content, ADMIN_TOKEN, json!({"content": [bad]})).await.expect(400);
+            assert!(str_at(&r, "/message").contains("content[0].image"), "{r}");
+        }
+        assert_eq!(w.calls(&id).await[0]["executionStatus"], "TOOL_CALL_EXECUTION_STATUS_WAITING_FOR_CONTENT");
+        assert_eq!(stored_files(w.app.blob_dir.path()), 0);
+
+        let content = json!({"content": [
+            {"type": "text", "text": {"text": "see attached"}},
+            image("image/png", b64(png)),
+            {"type": "audio", "audio": {"data": b64(wav), "mimeType": "audio/wav"}},
+        ]});
+        w.app.post(&set_content, ADMIN_TOKEN, content.clone()).await.expect(200);
+        assert_eq!(stored_files(w.app.blob_dir.path()), 2);
+        w.run().await;
+
+        // The model got the text and the image inline; audio where the format takes it.
+        let asked = w.fake.requests().last().cloned().expect("a second model call");
+        assert!(asked.tool_results().iter().any(|(_, c)| c.contains("see attached")), "{:?}", asked.body);
+        let media = asked.media();
+        assert!(media.contains(&("image/png".into(), b64(png))), "{media:?}");
+        if model == "fake/gpt" {
+            assert!(media.contains(&("audio/wav".into(), b64(wav))), "{media:?}");
+        } else {
+            assert_eq!(media.len(), 1, "the messages format takes no audio: {media:?}");
+            assert!(asked.body.to_string().contains("an audio clip (audio/wav)"), "the model is told what it missed");
+        }
+
+        // Clients get short-lived signed links that serve the bytes; the object key never shows.
+        let one = w.app.get(&w.path(&id, &format!("/tool_calls/{call}")), ADMIN_TOKEN).await.expect(200);
+        let blocks = one["result"]["content"].as_array().cloned().unwrap_or_default();
+        let kinds: Vec<_> = blocks.iter().map(|b| str_at(b, "/type")).collect();
+        assert_eq!(kinds, ["text", "image", "audio"]);
+        assert_eq!(blocks[1]["image"]["mimeType"], "image/png");
+        assert_eq!(blocks[1]["image"]["sizeBytes"], png.len().to_string());
+        assert!(blocks[1]["image"]["expiresAt"].is_string());
+        let events = w.app.list_all(&w.path(&id, "/events"), ADMIN_TOKEN, 100).await;
+        let result = events.iter().find(|e| e["data"]["type"] == "toolResult").expect("a toolResult event");
+        assert_eq!(result["data"]["toolResult"]["result"]["content"][2]["audio"]["mimeType"], "audio/wav");
+        for shown in [one.to_string(), json!(events).to_string()] {
+            assert!(!shown.contains("media/workspace_") && !shown.contains("\"key\""), "no object key: {shown}");
+        }
+        let url = str_at(&blocks[1], "/image/url");
+        let got = w.app.client.get(&url).send().await.expect("GET the media");
+        assert_eq!(got.status(), 200);
+        assert_eq!(got.headers()["content-type"], "image/png");
+        assert_eq!(got.bytes().await.expect("bytes").as_ref(), png);
+        let tampered = format!("{}{}", &url[..url.len() - 2], if url.ends_with("AA") { "BB" } else { "AA" });
+        let refused = w.app.client.get(&tampered).send().await.expect("GET");
+        assert_eq!(refused.status(), 403);
+        let body: Value = refused.json().await.unwrap_or_default();
+        assert_eq!(body["details"][0]["reason"], "MEDIA_LINK_INVALID", "{body}");
+
+        // A decision refused for the call's state keeps none of the media it carried.
+        w.app.post(&set_content, ADMIN_TOKEN, content).await.expect_reason(400, "TOOL_CALL_NOT_WAITING");
+        assert_eq!(stored_files(w.app.blob_dir.path()), 2);
+
+        // Links expire; reading the result again gives a fresh one.
+        w.app.clock.advance_ms(16 * 60 * 1000);
+        let expired = w.app.client.get(&url).send().await.expect("GET");
+        assert_eq!(expired.status(), 403);
+        let body: Value = expired.json().await.unwrap_or_default();
+        assert_eq!(body["details"][0]["reason"], "MEDIA_LINK_EXPIRED", "{body}");
+        let again = w.app.get(&w.path(&id, &format!("/tool_calls/{call}")), ADMIN_TOKEN).await.expect(200);
+        let fresh = str_at(&again, "/result/content/1/image/url");
+        assert_eq!(w.app.client.get(&fresh).send().await.expect("GET").status(), 200);
+    }
 }
 
 both_backends!(provider_faults_are_retried_then_fail_clearly, provider_faults);
