@@ -129,7 +129,6 @@ pub async fn store(blobs: Option<&Blobs>, ws: &str, blocks: Vec<ContentIn>) -> A
             ContentIn::Text(text) => out.push(ResultBlock::Text { text }),
             ContentIn::Media { image, mime_type, bytes } => {
                 let Some(blobs) = blobs else {
-                    discard(None, &out).await;
                     return Err(Error::of(
                         Reason::UploadsNotConfigured,
                         "this server has no object storage configured, which images and audio need",

@@ -534,3 +534,33 @@ async fn finishing_in_unit(backend: TestBackend) {
     assert_eq!(job.progress.as_deref(), Some("last write"), "the handler's write committed");
     assert_eq!((job.state, job.run_at, job.attempts, job.lease_owner), (JobState::Queued, START + 60_000, 0, None));
 }
+
+both_backends!(job_work_queues_for_turns_at_postgresql_and_leaves_the_reserve, work_turns);
+async fn work_turns(backend: TestBackend) {
+    use futures::FutureExt;
+    let Some(db) = TestDb::new(backend).await else { return };
+    let mut opts = StoreOptions::new("");
+    opts.max_connections = cadenza_store::RESERVED_CONNECTIONS + 2;
+    let store = db.store_with(opts, Arc::new(SystemClock)).await;
+    let first = store.work_turn().await;
+    let second = store.work_turn().await;
+    match backend {
+        // Two turns for four connections: a third waits (with no deadline) until one ends.
+        TestBackend::Postgres => {
+            let mut third = Box::pin(store.work_turn());
+            assert!((&mut third).now_or_never().is_none(), "a third turn must wait");
+            // The reserve is untouched: the store still opens units while every turn is taken.
+            let tx = store.begin().await.expect("a unit from the reserve");
+            drop(tx);
+            drop(first);
+            assert!(third.now_or_never().is_some(), "an ended turn goes to the next in line");
+        }
+        // SQLite's units share one writer: job work never queues here.
+        TestBackend::Sqlite => {
+            let many: Vec<_> = (0..64).map(|_| store.work_turn().now_or_never()).collect();
+            assert!(many.iter().all(Option::is_some));
+            drop(first);
+        }
+    }
+    drop(second);
+}
