@@ -245,7 +245,7 @@ async fn validation(backend: TestBackend) {
 }
 
 /// Reads an SSE stream into (id, parsed data) pairs until it ends or `until` events arrived.
-async fn read_sse(resp: reqwest::Response, until: usize) -> Vec<(String, Value)> {
+pub(crate) async fn read_sse(resp: reqwest::Response, until: usize) -> Vec<(String, Value)> {
     let mut body = resp.bytes_stream();
     let mut buf = String::new();
     let mut out = Vec::new();

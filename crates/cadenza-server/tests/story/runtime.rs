@@ -541,7 +541,24 @@ async fn bare_tool_media(backend: TestBackend) {
         let events = w.app.list_all(&w.path(&id, "/events"), ADMIN_TOKEN, 100).await;
         let result = events.iter().find(|e| e["data"]["type"] == "toolResult").expect("a toolResult event");
         assert_eq!(result["data"]["toolResult"]["result"]["content"][2]["audio"]["mimeType"], "audio/wav");
-        for shown in [one.to_string(), json!(events).to_string()] {
+        // The stream renders the same event with a link of its own.
+        let stream = w
+            .app
+            .client
+            .get(format!("{}{}", w.app.base, w.path(&id, "/events:stream")))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .expect("stream");
+        let streamed =
+            tokio::time::timeout(std::time::Duration::from_secs(30), crate::objectives::read_sse(stream, events.len()))
+                .await
+                .expect("the stream replays the log");
+        let streamed: Vec<Value> = streamed.into_iter().map(|(_, e)| e).collect();
+        let sent = streamed.iter().find(|e| e["data"]["type"] == "toolResult").expect("a streamed toolResult");
+        let streamed_url = str_at(sent, "/data/toolResult/result/content/1/image/url");
+        assert_eq!(w.app.client.get(&streamed_url).send().await.expect("GET").status(), 200);
+        for shown in [one.to_string(), json!(events).to_string(), json!(streamed).to_string()] {
             assert!(!shown.contains("media/workspace_") && !shown.contains("\"key\""), "no object key: {shown}");
         }
         let url = str_at(&blocks[1], "/image/url");
