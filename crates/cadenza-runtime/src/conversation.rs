@@ -223,4 +223,29 @@ mod tests {
         );
         assert!(matches!(&m[4], Message::User { content } if content.contains(crate::tools::FINISH)));
     }
+
+    #[test]
+    fn media_go_with_their_result_and_missing_ones_are_named() {
+        let stored = |key: &str, mime: &str| StoredMedia { key: key.into(), mime_type: mime.into(), size_bytes: 3 };
+        let events = vec![event(
+            1,
+            EventData::ToolResult {
+                tool_call_id: "toolcall_a".into(),
+                content: vec![
+                    ResultBlock::Text { text: "two pictures".into() },
+                    ResultBlock::Image(stored("media/kept", "image/png")),
+                    ResultBlock::Image(stored("media/gone", "image/gif")),
+                ],
+            },
+        )];
+        let keys: Vec<_> = media_keys(&events).iter().map(|(m, _)| m.key.clone()).collect();
+        assert_eq!(keys, ["media/kept", "media/gone"]);
+        let png = Media { kind: MediaKind::Image, mime_type: "image/png".into(), base64: "iVBO".into() };
+        let loaded = HashMap::from([("media/kept".to_string(), png.clone())]);
+        let m = messages(&events, &[call("toolcall_a", "call_1")], &loaded);
+        let Some(Message::Tool { content, media, .. }) = m.first() else { panic!("a tool message: {m:?}") };
+        assert_eq!(media, &vec![png]);
+        assert!(content.starts_with("two pictures\n"), "{content}");
+        assert!(content.contains("an image (image/gif) that is no longer stored"), "{content}");
+    }
 }
