@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod routes;
 pub mod search;
+pub mod signed;
 pub mod wire;
 
 use std::sync::Arc;

@@ -24,6 +24,7 @@ use serde_json::{Value, json};
 
 use crate::error::{ApiError, ApiResult};
 use crate::openapi::Op;
+use crate::signed;
 use crate::{AppState, UploadSettings};
 
 const PURPOSE: &str = "media-url";
@@ -56,11 +57,10 @@ impl MediaLinks {
 
     /// A media block's payload as clients see it.
     pub fn render(&self, m: &StoredMedia) -> Value {
-        let signed =
-            format!("{}.{}.{}", URL_SAFE_NO_PAD.encode(&m.key), URL_SAFE_NO_PAD.encode(&m.mime_type), self.expires_at);
-        let sig = URL_SAFE_NO_PAD.encode(self.reads.sign(PURPOSE, signed.as_bytes()));
+        let (key, mime) = (URL_SAFE_NO_PAD.encode(&m.key), URL_SAFE_NO_PAD.encode(&m.mime_type));
+        let token = signed::seal(&self.reads, PURPOSE, [&key, &mime], self.expires_at);
         json!({
-            "url": format!("{}/v1/media/{signed}.{sig}", self.base),
+            "url": format!("{}/v1/media/{token}", self.base),
             "mimeType": m.mime_type,
             "sizeBytes": m.size_bytes.to_string(),
             "expiresAt": format_ms(self.expires_at),
@@ -163,19 +163,9 @@ pub async fn discard(blobs: Option<&Blobs>, blocks: &[ResultBlock]) {
 /// The signed GET: the bytes with their type. The token is the credential.
 async fn get_media(State(s): State<AppState>, Path(token): Path<String>) -> ApiResult<Response> {
     let denied = || ApiError::from(Error::of(Reason::MediaLinkInvalid, "this media link is not valid"));
-    let (signed, sig) = token.rsplit_once('.').ok_or_else(denied)?;
-    let sig = URL_SAFE_NO_PAD.decode(sig).map_err(|_| denied())?;
-    if !s.store.verify_signature(PURPOSE, signed.as_bytes(), &sig) {
-        return Err(denied());
-    }
-    let mut parts = signed.splitn(3, '.');
-    let (Some(key), Some(mime), Some(expires)) = (parts.next(), parts.next(), parts.next()) else {
-        return Err(denied());
-    };
+    let ([key, mime], expires) = signed::open(&s.store, PURPOSE, &token).ok_or_else(denied)?;
     let text = |b64: &str| URL_SAFE_NO_PAD.decode(b64).ok().and_then(|b| String::from_utf8(b).ok());
-    let (Some(key), Some(mime), Ok(expires)) = (text(key), text(mime), expires.parse::<i64>()) else {
-        return Err(denied());
-    };
+    let (Some(key), Some(mime)) = (text(key), text(mime)) else { return Err(denied()) };
     if s.store.now_ms() >= expires {
         return Err(Error::of(
             Reason::MediaLinkExpired,

@@ -153,7 +153,8 @@ pub fn non_negative_i32_or_null() -> Value {
 }
 
 /// Rust's `str::trim` whitespace (Unicode White_Space), as the body of an ECMA-262 class.
-const TRIMMED: &str = "\\t\\n\\v\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000";
+pub(crate) const TRIMMED: &str =
+    "\\t\\n\\v\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000";
 
 /// A filter read with `QueryPairs::all`: comma-separated values, each trimmed, blank ones
 /// skipped; `value` is the regex of one value (repeating the parameter is the same as joining).
@@ -445,6 +446,16 @@ pub fn document() -> Value {
 #[cfg(test)]
 pub(crate) fn accepts(schema: &Value, value: &Value) -> bool {
     cadenza_domain::json_schema::validate("value", schema, value).is_ok()
+}
+
+/// The request schema `f` builds, self-contained (the schemas it refers to under `$defs`, where
+/// derived ones point, and under `components`, where hand-written ones do): for tests that hold
+/// a body schema against its handler.
+#[cfg(test)]
+pub(crate) fn request_schema(f: SchemaFn) -> Value {
+    let mut g = SchemaSettings::draft2020_12().into_generator();
+    let body = f(&mut g);
+    json!({"allOf": [body], "$defs": g.definitions(), "components": {"schemas": g.definitions()}})
 }
 
 #[cfg(test)]

@@ -104,22 +104,18 @@ pub fn account_meta(m: &Meta) -> AccountMetadata {
 #[schemars(rename = "MetadataRequest")]
 pub struct MetadataIn {
     pub name: Option<String>,
-    /// At most 256 bytes (the document states 256 characters), no `/`, whitespace or control
-    /// characters.
-    #[schemars(extend("maxLength" = MAX_NAME_CHARS, "pattern" = EXTERNAL_ID_PATTERN))]
+    /// At most 256 characters, no `/`, whitespace or control characters.
+    #[schemars(extend("maxLength" = MAX_NAME, "pattern" = EXTERNAL_ID_PATTERN))]
     pub external_id: Option<String>,
-    /// At most 64 pairs; keys 1–256 bytes without `,` or `=`, values at most 256 bytes without `,`.
+    /// At most 64 pairs; keys 1–256 characters without `,` or `=`, values at most 256
+    /// characters without `,`.
     #[schemars(extend(
-        "maxProperties" = 64,
-        "propertyNames" = {"minLength": 1, "maxLength": 256, "pattern": "^[^,=]*$"},
-        "additionalProperties" = {"type": "string", "maxLength": 256, "pattern": "^[^,]*$"},
+        "maxProperties" = labels::MAX_LABELS,
+        "propertyNames" = {"minLength": 1, "maxLength": labels::MAX_LEN, "pattern": "^[^,=]*$"},
+        "additionalProperties" = {"type": "string", "maxLength": labels::MAX_LEN, "pattern": "^[^,]*$"},
     ))]
     pub labels: Option<Labels>,
 }
-
-/// Byte limits are stated in JSON Schema's characters: exact for ASCII; a longer multi-byte
-/// string is still refused (docs/TESTING.md).
-const MAX_NAME_CHARS: usize = MAX_NAME;
 
 /// `check_external_id` (`None` and `null` read as empty). Rust's `is_control` is Unicode Cc and
 /// its `is_whitespace` Unicode White_Space: both written out, as ECMA-262's `\s` differs.
@@ -130,7 +126,7 @@ const EXTERNAL_ID_PATTERN: &str =
 pub fn name_schema() -> serde_json::Value {
     serde_json::json!({
         "type": "string",
-        "maxLength": MAX_NAME_CHARS,
+        "maxLength": MAX_NAME,
         "pattern": cadenza_domain::json_schema::NOT_BLANK_PATTERN,
     })
 }
@@ -140,14 +136,20 @@ pub fn name_schema() -> serde_json::Value {
 /// every number written with a fraction or an exponent.
 pub fn integral_i32<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Option<i32>, D::Error> {
     let Some(n) = Option::<serde_json::Number>::deserialize(d)? else { return Ok(None) };
-    let whole = match n.as_i64() {
-        Some(i) => Some(i),
-        None => n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() <= 2f64.powi(53)).map(|f| f as i64),
-    };
-    whole
+    whole_i64(&n)
         .and_then(|i| i32::try_from(i).ok())
         .map(Some)
         .ok_or_else(|| serde::de::Error::custom(format!("invalid value: {n}, expected an integer of 32 bits")))
+}
+
+/// A JSON number as JSON Schema's `integer` reads it, when it fits an `i64`: `3`, and also `3.0`
+/// or `3e0` (no fractional part; written with a fraction or an exponent, only up to 2^53, where
+/// a double still holds every whole number exactly).
+pub fn whole_i64(n: &serde_json::Number) -> Option<i64> {
+    match n.as_i64() {
+        Some(i) => Some(i),
+        None => n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() <= 2f64.powi(53)).map(|f| f as i64),
+    }
 }
 
 /// Validated name, external id and labels of a new resource.
@@ -164,26 +166,31 @@ impl NewMeta {
     }
 }
 
-const MAX_NAME: usize = 256;
+/// The longest name and external id, in characters (Unicode scalar values, as JSON Schema's
+/// `maxLength` counts them), not bytes.
+pub const MAX_NAME: usize = 256;
 
 fn check_name(name: &str) -> Result<()> {
     if name.trim().is_empty() {
         return Err(Error::required("metadata.name", "metadata.name is required"));
     }
-    if name.len() > MAX_NAME {
-        return Err(Error::invalid_field("metadata.name", format!("metadata.name must be at most {MAX_NAME} bytes"))
-            .with_meta("maxBytes", MAX_NAME.to_string()));
+    if name.chars().count() > MAX_NAME {
+        return Err(Error::invalid_field(
+            "metadata.name",
+            format!("metadata.name must be at most {MAX_NAME} characters"),
+        )
+        .with_meta("maxChars", MAX_NAME.to_string()));
     }
     Ok(())
 }
 
 fn check_external_id(ext: &str) -> Result<()> {
-    if ext.len() > MAX_NAME || ext.chars().any(|c| c == '/' || c.is_control() || c.is_whitespace()) {
+    if ext.chars().count() > MAX_NAME || ext.chars().any(|c| c == '/' || c.is_control() || c.is_whitespace()) {
         return Err(Error::invalid_field(
             "metadata.externalId",
-            "metadata.externalId must be at most 256 bytes with no '/', whitespace or control characters",
+            format!("metadata.externalId must be at most {MAX_NAME} characters with no '/', whitespace or control characters"),
         )
-        .with_meta("maxBytes", MAX_NAME.to_string()));
+        .with_meta("maxChars", MAX_NAME.to_string()));
     }
     Ok(())
 }
@@ -281,9 +288,13 @@ mod tests {
         let schema = metadata_schema();
         let long = "x".repeat(MAX_NAME);
         let too_long = "x".repeat(MAX_NAME + 1);
+        // Characters, not bytes: 256 of three bytes each (768 bytes) fit, 257 do not.
+        let wide = "€".repeat(MAX_NAME);
+        let too_wide = "€".repeat(MAX_NAME + 1);
+        let astral = "🙂".repeat(MAX_NAME);
         for ext in [
             "", "a", "ext-1:é", "\u{feff}", "\u{200b}", "a/b", "a b", "a\tb", "\u{a0}", "\u{85}", "\u{7f}", "\u{9f}",
-            "\u{3000}", "\u{2028}", &long, &too_long,
+            "\u{3000}", "\u{2028}", &long, &too_long, &wide, &too_wide, &astral,
         ] {
             let body = json!({"externalId": ext});
             assert_eq!(accepts(&schema, &body), check_external_id(ext).is_ok(), "{ext:?}");
@@ -299,7 +310,12 @@ mod tests {
         let one = |k: &str, v: &str| -> Labels { [(k.to_string(), v.to_string())].into_iter().collect() };
         let long = "x".repeat(256);
         let too_long = "x".repeat(257);
+        let wide = "€".repeat(256);
+        let too_wide = "€".repeat(257);
         for l in [
+            one(&wide, &wide),
+            one(&too_wide, "v"),
+            one("k", &too_wide),
             many,
             most,
             one("", "v"),
@@ -341,8 +357,43 @@ mod tests {
         let schema = name_schema();
         let long = "n".repeat(MAX_NAME);
         let too_long = "n".repeat(MAX_NAME + 1);
-        for name in ["", " ", "\u{3000}\t", "a", " a ", "\u{feff}", &long, &too_long] {
+        let wide = "€".repeat(MAX_NAME);
+        let too_wide = "€".repeat(MAX_NAME + 1);
+        for name in ["", " ", "\u{3000}\t", "a", " a ", "\u{feff}", &long, &too_long, &wide, &too_wide] {
             assert_eq!(accepts(&schema, &json!(name)), check_name(name).is_ok(), "{name:?}");
         }
+    }
+
+    #[test]
+    fn limits_count_characters_not_bytes() {
+        // A 256-character name of 3-byte characters (768 bytes) is taken, 257 characters are not.
+        let wide = "€".repeat(MAX_NAME);
+        assert_eq!(wide.len(), 3 * MAX_NAME);
+        assert!(check_name(&wide).is_ok());
+        assert!(check_external_id(&wide).is_ok());
+        let too_wide = "€".repeat(MAX_NAME + 1);
+        for e in [check_name(&too_wide), check_external_id(&too_wide)] {
+            let e = e.err();
+            assert_eq!(e.as_ref().and_then(|e| e.metadata.get("maxChars")).map(String::as_str), Some("256"));
+            assert!(e.is_some_and(|e| e.message.contains("256 characters")));
+        }
+        let meta = MetadataIn {
+            name: Some(wide.clone()),
+            external_id: Some(wide.clone()),
+            labels: Some([(wide.clone(), wide.clone())].into_iter().collect()),
+        };
+        assert!(meta.into_new().is_ok());
+    }
+
+    #[test]
+    fn whole_i64_reads_json_schema_integers() {
+        let n = |v: serde_json::Value| v.as_number().and_then(whole_i64);
+        assert_eq!(n(json!(3)), Some(3));
+        assert_eq!(n(json!(3.0)), Some(3));
+        assert_eq!(n(serde_json::from_str("1e3").unwrap_or_default()), Some(1000));
+        assert_eq!(n(json!(i64::MAX)), Some(i64::MAX));
+        assert_eq!(n(json!(3.5)), None);
+        assert_eq!(n(json!(u64::MAX)), None);
+        assert_eq!(n(json!(1e300)), None);
     }
 }

@@ -4,8 +4,11 @@ use crate::Labels;
 use crate::error::{Error, Result};
 use crate::reasons::Reason;
 
-const MAX_LABELS: usize = 64;
-const MAX_LEN: usize = 256;
+/// The most labels a resource carries.
+pub const MAX_LABELS: usize = 64;
+/// The longest label key or value, in characters (Unicode scalar values, as JSON Schema's
+/// `maxLength` counts them), not bytes.
+pub const MAX_LEN: usize = 256;
 const FIELD: &str = "metadata.labels";
 
 /// Rejects label maps a client could use to bloat storage or that cannot be filtered on.
@@ -15,12 +18,12 @@ pub fn validate(labels: &Labels) -> Result<()> {
             .with_meta("limit", MAX_LABELS.to_string()));
     }
     for (k, v) in labels {
-        if k.is_empty() || k.len() > MAX_LEN || v.len() > MAX_LEN {
+        if k.is_empty() || k.chars().count() > MAX_LEN || v.chars().count() > MAX_LEN {
             return Err(Error::invalid_field(
                 FIELD,
-                format!("label keys must be 1..={MAX_LEN} bytes and values at most {MAX_LEN} bytes"),
+                format!("label keys must be 1 to {MAX_LEN} characters and values at most {MAX_LEN} characters"),
             )
-            .with_meta("maxBytes", MAX_LEN.to_string()));
+            .with_meta("maxChars", MAX_LEN.to_string()));
         }
         if k.contains([',', '=']) || v.contains(',') {
             return Err(Error::invalid_field(FIELD, format!("label {k:?} may not contain ',' (or '=' in the key)")));
@@ -67,6 +70,21 @@ mod tests {
         l.insert("team".into(), "core".into());
         assert!(matches(&l, &f));
         assert!(parse_filter("nope").is_err());
+    }
+
+    #[test]
+    fn limits_count_characters_not_bytes() {
+        let one = |k: String, v: String| -> Labels { [(k, v)].into_iter().collect() };
+        // 256 characters of three bytes each (768 bytes) fit; 257 do not.
+        let most = "€".repeat(MAX_LEN);
+        let over = "€".repeat(MAX_LEN + 1);
+        assert!(validate(&one(most.clone(), most.clone())).is_ok());
+        for l in [one(over.clone(), "v".into()), one("k".into(), over.clone())] {
+            let e = validate(&l).err();
+            assert_eq!(e.as_ref().and_then(|e| e.metadata.get("maxChars")).map(String::as_str), Some("256"));
+        }
+        // Four-byte characters count once too.
+        assert!(validate(&one("🙂".repeat(MAX_LEN), "🙂".repeat(MAX_LEN))).is_ok());
     }
 
     #[test]

@@ -56,5 +56,57 @@ pub fn validate_name(name: &str) -> Result<()> {
     }
 }
 
-/// The largest secret value accepted (64 KiB).
-pub const MAX_VALUE_BYTES: usize = 64 * 1024;
+/// Exactly the names `validate_name` accepts (ECMA-262, for the OpenAPI document).
+pub const NAME_PATTERN: &str = "^[A-Za-z_][A-Za-z0-9_.-]{0,127}$";
+
+/// The longest secret value accepted: 65,536 characters (Unicode scalar values, as JSON
+/// Schema's `maxLength` counts them), not bytes.
+pub const MAX_VALUE_CHARS: usize = 64 * 1024;
+
+/// Whether a secret value is within [`MAX_VALUE_CHARS`].
+pub fn value_within_limit(value: &str) -> bool {
+    value.chars().count() <= MAX_VALUE_CHARS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn name_pattern_agrees_with_validate_name() {
+        let Ok(v) = jsonschema::validator_for(&serde_json::json!({"type": "string", "pattern": NAME_PATTERN})) else {
+            panic!("the name pattern compiles")
+        };
+        let longest = format!("a{}", "b".repeat(127));
+        let too_long = format!("a{}", "b".repeat(128));
+        for s in [
+            "",
+            "a",
+            "_",
+            "A1",
+            "api.key-2_x",
+            "1a",
+            "-a",
+            ".a",
+            "a b",
+            "a/b",
+            "é",
+            "aé",
+            "a\n",
+            "a\u{3000}",
+            "\u{212a}",
+            &longest,
+            &too_long,
+        ] {
+            assert_eq!(v.is_valid(&serde_json::json!(s)), validate_name(s).is_ok(), "{s:?}");
+        }
+    }
+
+    #[test]
+    fn values_are_limited_in_characters() {
+        // 65,536 three-byte characters (192 KiB) fit; one more does not.
+        assert!(value_within_limit(&"€".repeat(MAX_VALUE_CHARS)));
+        assert!(!value_within_limit(&"€".repeat(MAX_VALUE_CHARS + 1)));
+        assert!(!value_within_limit(&"x".repeat(MAX_VALUE_CHARS + 1)));
+    }
+}

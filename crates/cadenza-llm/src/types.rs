@@ -44,6 +44,16 @@ pub enum MediaKind {
     Audio,
 }
 
+impl MediaKind {
+    /// How a sentence names one: "an image", "an audio clip".
+    pub fn noun(self) -> &'static str {
+        match self {
+            MediaKind::Image => "an image",
+            MediaKind::Audio => "an audio clip",
+        }
+    }
+}
+
 impl Media {
     /// The `input_audio.format` of OpenAI's chat format, which takes only these two.
     pub fn audio_format(&self) -> Option<&'static str> {
@@ -56,11 +66,7 @@ impl Media {
 
     /// What a model that cannot take this media reads instead.
     pub fn placeholder(&self) -> String {
-        let what = match self.kind {
-            MediaKind::Image => "an image",
-            MediaKind::Audio => "an audio clip",
-        };
-        format!("[The tool returned {what} ({}) that this model cannot receive.]", self.mime_type)
+        format!("[The tool returned {} ({}) that this model cannot receive.]", self.kind.noun(), self.mime_type)
     }
 }
 

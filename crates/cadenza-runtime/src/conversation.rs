@@ -49,27 +49,22 @@ pub fn messages(events: &[Event], calls: &[ToolCallRecord], media: &HashMap<Stri
                     .collect(),
             }),
             EventData::ToolResult { tool_call_id, content } => {
-                let attached = content
-                    .iter()
-                    .filter_map(|b| {
-                        let m = b.media()?;
-                        // Not readable (deleted from storage): the model is told what it misses.
-                        Some(media.get(&m.key).cloned().unwrap_or_else(|| Media {
-                            kind: media_kind(b),
-                            mime_type: m.mime_type.clone(),
-                            base64: String::new(),
-                        }))
-                    })
-                    .collect::<Vec<_>>();
-                let (attached, missing): (Vec<_>, Vec<_>) = attached.into_iter().partition(|m| !m.base64.is_empty());
                 let mut text = result_text(content);
-                for m in &missing {
-                    let note = format!(
-                        "[The tool returned {} ({}) that is no longer stored.]",
-                        kind_name(m.kind),
-                        m.mime_type
-                    );
-                    text = if text.is_empty() { note } else { format!("{text}\n{note}") };
+                let mut attached = Vec::new();
+                for b in content {
+                    let Some(m) = b.media() else { continue };
+                    match media.get(&m.key) {
+                        Some(loaded) => attached.push(loaded.clone()),
+                        // Gone from storage: the model is told what it misses.
+                        None => {
+                            let note = format!(
+                                "[The tool returned {} ({}) that is no longer stored.]",
+                                media_kind(b).noun(),
+                                m.mime_type
+                            );
+                            text = if text.is_empty() { note } else { format!("{text}\n{note}") };
+                        }
+                    }
                 }
                 answer(tool_call_id, text, false, attached)
             }
@@ -109,13 +104,6 @@ fn media_kind(b: &ResultBlock) -> MediaKind {
     match b {
         ResultBlock::Audio(_) => MediaKind::Audio,
         _ => MediaKind::Image,
-    }
-}
-
-fn kind_name(k: MediaKind) -> &'static str {
-    match k {
-        MediaKind::Image => "an image",
-        MediaKind::Audio => "an audio clip",
     }
 }
 

@@ -308,7 +308,6 @@ async fn model_step(ctx: &JobContext, rt: &Runtime, known: &mut Known, tools: &[
         Box::pin(u.fail("model_unavailable", msg)).await?;
         return Box::pin(u.commit(ctx, known)).await;
     };
-    Box::pin(mark_running(ctx, known)).await?;
     let media = Box::pin(load_media(rt, &known.events)).await?;
     let o = &known.o;
     let req = ChatRequest {
@@ -322,10 +321,18 @@ async fn model_step(ctx: &JobContext, rt: &Runtime, known: &mut Known, tools: &[
         request_id: Some(format!("{}-{}", o.meta.id, o.totals.events)),
     };
     let started = ctx.now_ms();
-    let answer = tokio::select! {
-        a = model.chat(&req) => a,
-        _ = ctx.cancel.cancelled() => return Ok(()),
+    let call = async {
+        tokio::select! {
+            a = model.chat(&req) => Some(a),
+            _ = ctx.cancel.cancelled() => None,
+        }
     };
+    // The objective is marked RUNNING while its model works, not before: the mark needs nothing
+    // from the answer, so its commit costs the step no time (the step's own commit, under the
+    // row lock, still decides: a cancel that lands meanwhile wins).
+    let (marked, answer) = tokio::join!(Box::pin(mark_running(ctx, known)), call);
+    marked?;
+    let Some(answer) = answer else { return Ok(()) };
     let ended = ctx.now_ms();
     let Some(mut u) = Box::pin(known.lock(ctx)).await? else { return Ok(()) };
     let resp = match answer {

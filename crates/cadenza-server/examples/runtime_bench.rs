@@ -185,6 +185,33 @@ impl Bench {
     }
 
     /// Waits until every objective of `ids` has committed event `seq`; when each did.
+    /// When each sequence number of objective `id` up to `last` was committed (as its notice
+    /// arrived): a commit of several events notes the last of them, which stands for all.
+    async fn steps_committed(
+        &self,
+        notes: &mut tokio::sync::broadcast::Receiver<EventNote>,
+        id: &str,
+        last: i64,
+    ) -> HashMap<i64, Instant> {
+        let mut at = HashMap::new();
+        let mut seen = 0;
+        while seen < last {
+            match notes.recv().await {
+                Ok(EventNote::Appended { objective_id, seq }) if objective_id == id && seq > seen => {
+                    let now = Instant::now();
+                    for s in seen + 1..=seq {
+                        at.insert(s, now);
+                    }
+                    seen = seq;
+                }
+                Ok(_) => {}
+                // One objective at a time: a lagging receiver here means the bench is broken.
+                Err(e) => panic!("lost commit notices: {e}"),
+            }
+        }
+        at
+    }
+
     async fn committed(
         &self,
         notes: &mut tokio::sync::broadcast::Receiver<EventNote>,
@@ -251,16 +278,18 @@ impl Bench {
         let watch = async {
             // When each event (n ≥ 2) of each objective was announced, at index n - 2.
             let mut seen: HashMap<String, Vec<Instant>> = HashMap::new();
-            let mut finished = 0;
-            while finished < ids.len() {
+            // By objective: on PostgreSQL a commit can be noted twice (in this process at once,
+            // and again when its NOTIFY comes back through the listener).
+            let mut finished = std::collections::HashSet::new();
+            while finished.len() < ids.len() {
                 match notes.recv().await {
                     Ok(EventNote::Appended { objective_id, seq }) => {
+                        if seq >= last {
+                            finished.insert(objective_id.clone());
+                        }
                         let at = seen.entry(objective_id).or_default();
                         while (at.len() as i64) < seq - 1 {
                             at.push(Instant::now());
-                        }
-                        if seq >= last {
-                            finished += 1;
                         }
                     }
                     Ok(EventNote::Resync) => {}
@@ -413,22 +442,36 @@ async fn main() -> anyhow::Result<()> {
     // overhead
     let (stop, handle) = bench.runner(1);
     let mut per_step = Vec::with_capacity(a.sequential);
+    // Where an objective's time goes, from the commit notice of each of its steps: the first
+    // model step (the job's wake-up, claim and load, marking it running, the model call, the
+    // commit), each tool batch (the HTTP call and the results' commit) and each later model step.
+    let (mut first, mut tool, mut model) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..a.sequential {
         let mut notes = bench.app.store.event_notes();
         let ids = bench.create(&agents["fast"], 1).await;
-        let first = bench.committed(&mut notes, &ids, 1).await;
-        let last = bench.committed(&mut notes, &ids, answer_seq).await;
-        if let (Some(t0), Some(t1)) = (first.get(&ids[0]), last.get(&ids[0])) {
-            per_step.push(t1.duration_since(*t0).as_secs_f64() * 1000.0 / steps_per as f64);
+        let at = bench.steps_committed(&mut notes, &ids[0], answer_seq).await;
+        let (Some(t0), Some(t1)) = (at.get(&1), at.get(&answer_seq)) else { continue };
+        per_step.push(t1.duration_since(*t0).as_secs_f64() * 1000.0 / steps_per as f64);
+        let gap = |from: i64, to: i64| Some(at.get(&to)?.duration_since(*at.get(&from)?).as_secs_f64() * 1000.0);
+        first.extend(gap(1, 2));
+        for k in 0..a.rounds as i64 {
+            // Round k: its model answer (and toolCalled) at 2 + 3k, 3 + 3k; the result at 4 + 3k.
+            tool.extend(gap(3 + 3 * k, 4 + 3 * k));
+            model.extend(gap(4 + 3 * k, 5 + 3 * k));
         }
     }
     stop.cancel();
     let _ = handle.await;
-    per_step.sort_by(|x, y| x.total_cmp(y));
+    for v in [&mut per_step, &mut first, &mut tool, &mut model] {
+        v.sort_by(|x, y| x.total_cmp(y));
+    }
     println!(
         "{}",
         json!({"phase": "overhead", "backend": backend, "objectives": per_step.len(), "steps_per_objective": steps_per,
-               "ms_per_step_median": percentile(&per_step, 0.5), "ms_per_step_p99": percentile(&per_step, 0.99)})
+               "ms_per_step_median": percentile(&per_step, 0.5), "ms_per_step_p99": percentile(&per_step, 0.99),
+               "ms_first_model_step_median": percentile(&first, 0.5),
+               "ms_tool_step_median": percentile(&tool, 0.5),
+               "ms_later_model_step_median": percentile(&model, 0.5)})
     );
 
     // throughput, with an SSE client on every objective

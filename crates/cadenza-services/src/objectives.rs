@@ -280,11 +280,12 @@ fn check_secrets(given: &[ObjectiveSecret]) -> Result<()> {
         if s.value.is_empty() {
             return Err(invalid(&format!("secrets[{i}].value"), format!("secrets[{i}].value must not be empty")));
         }
-        if s.value.len() > secrets::MAX_VALUE_BYTES {
+        if !secrets::value_within_limit(&s.value) {
             return Err(invalid(
                 &format!("secrets[{i}].value"),
-                format!("secrets[{i}].value must be at most {} bytes", secrets::MAX_VALUE_BYTES),
-            ));
+                format!("secrets[{i}].value must be at most {} characters", secrets::MAX_VALUE_CHARS),
+            )
+            .with_meta("maxChars", secrets::MAX_VALUE_CHARS.to_string()));
         }
         if given[..i].iter().any(|o| o.name == s.name) {
             return Err(invalid(&format!("secrets[{i}].name"), format!("secret {:?} is given twice", s.name)));
@@ -538,4 +539,19 @@ pub async fn time_out(tx: &mut Tx, ws: &str, objective_id: &str) -> Result<bool>
     o.state_message = message;
     tx.save_objective(&o).await?;
     Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_values_are_limited_in_characters() {
+        let given = |value: String| vec![ObjectiveSecret { name: "token".into(), value }];
+        // 65,536 three-byte characters (192 KiB) fit; one more does not.
+        assert!(check_secrets(&given("€".repeat(secrets::MAX_VALUE_CHARS))).is_ok());
+        let e = check_secrets(&given("€".repeat(secrets::MAX_VALUE_CHARS + 1))).err();
+        assert_eq!(e.as_ref().and_then(|e| e.metadata.get("maxChars")).map(String::as_str), Some("65536"));
+        assert_eq!(e.as_ref().and_then(|e| e.metadata.get("field")).map(String::as_str), Some("secrets[0].value"));
+    }
 }

@@ -16,6 +16,10 @@ pub enum StoreError {
     /// The database could not be reached or the pool is exhausted.
     #[error("database unavailable: {0}")]
     Unavailable(String),
+    /// The database refused a value the client sent as text it cannot hold: PostgreSQL's text
+    /// and JSON have no U+0000 (SQLite stores it). The client's fault, so a 400, never a 500.
+    #[error("text not storable: {0}")]
+    Unstorable(String),
     #[error("stored data is malformed: {0}")]
     Corrupt(String),
     #[error("migration failed: {0}")]
@@ -40,6 +44,10 @@ impl From<sqlx::Error> for StoreError {
                     "the resource already exists"
                 };
                 StoreError::Conflict(what.to_string())
+            }
+            // character_not_in_repertoire (a NUL in text), untranslatable_character (`\u0000` in JSON).
+            sqlx::Error::Database(db) if matches!(db.code().as_deref(), Some("22021" | "22P05")) => {
+                StoreError::Unstorable(db.message().to_string())
             }
             sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
                 StoreError::Unavailable(e.to_string())
@@ -73,6 +81,9 @@ impl From<StoreError> for Error {
                 Error::new(Code::FailedPrecondition, what).with_reason(reason)
             }
             StoreError::Fenced => Error::of(Reason::LeaseLost, "lease lost"),
+            StoreError::Unstorable(_) => {
+                Error::of(Reason::TextUnstorable, "text may not contain the NUL character (U+0000)")
+            }
             StoreError::Unavailable(detail) => {
                 tracing::error!(error = %detail, "database unavailable");
                 Error::of(Reason::DatabaseUnavailable, "database unavailable")
@@ -107,6 +118,8 @@ mod tests {
             (Code::Unavailable, Reason::DatabaseUnavailable, "database unavailable")
         );
         assert!(e.metadata.is_empty());
+        let e = Error::from(StoreError::Unstorable("invalid byte sequence for encoding \"UTF8\": 0x00".into()));
+        assert_eq!((e.code, e.reason), (Code::InvalidArgument, Reason::TextUnstorable));
         let e = Error::from(StoreError::Corrupt("row 7 is garbage".into()));
         assert_eq!((e.reason, e.message.as_str()), (Reason::Internal, "internal error"));
     }

@@ -490,11 +490,11 @@ impl Wire {
                 sse(vec![event], delay, false)
             }
             (Kind::Answer, false) => {
-                tokio::time::sleep(delay).await;
+                pause(delay).await;
                 json_response(StatusCode::OK, self.body().to_string(), &[])
             }
             (Kind::CutStream, false) => {
-                tokio::time::sleep(delay).await;
+                pause(delay).await;
                 let full = self.body().to_string().into_bytes();
                 let half = full[..full.len() / 2].to_vec();
                 let (mut tx, rx) = futures::channel::mpsc::channel::<Result<Bytes, std::io::Error>>(2);
@@ -510,11 +510,11 @@ impl Wire {
                 response
             }
             (Kind::Malformed, false) => {
-                tokio::time::sleep(delay).await;
+                pause(delay).await;
                 json_response(StatusCode::OK, "{\"choices\": [{\"message\": oops".to_owned(), &[])
             }
             (Kind::RateLimited(secs), _) => {
-                tokio::time::sleep(delay).await;
+                pause(delay).await;
                 let retry_after = secs.to_string();
                 json_response(
                     StatusCode::TOO_MANY_REQUESTS,
@@ -523,7 +523,7 @@ impl Wire {
                 )
             }
             (Kind::Status(code), _) => {
-                tokio::time::sleep(delay).await;
+                pause(delay).await;
                 let status = StatusCode::from_u16(*code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
                 json_response(status, self.error_body(*code, &format!("fake error: status {code}")).to_string(), &[])
             }
@@ -732,12 +732,21 @@ fn json_response(status: StatusCode, body: String, extra: &[(&'static str, &str)
     response
 }
 
+/// Waits out a reply's latency. Zero means no wait at all: tokio's timer rounds every sleep up
+/// to its next millisecond tick, so even `sleep(ZERO)` would add ~1 ms to every "instant" reply
+/// (the runtime bench's zero-latency model measured 1.2 ms per request before this).
+async fn pause(delay: Duration) {
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+}
+
 /// An event-stream response: headers at once, then `delay`, then the frames; `cut` ends it with
 /// a connection error instead of a clean end.
 fn sse(frames: Vec<String>, delay: Duration, cut: bool) -> Response {
     let (mut tx, rx) = futures::channel::mpsc::channel::<Result<Bytes, std::io::Error>>(16);
     tokio::spawn(async move {
-        tokio::time::sleep(delay).await;
+        pause(delay).await;
         for frame in frames {
             if tx.send(Ok(Bytes::from(frame))).await.is_err() {
                 return; // the client went away

@@ -97,7 +97,7 @@ struct SpecIn {
     #[schemars(extend("enum" = [null, "VARIATION_SELECTION_MODE_UNSPECIFIED", "VARIATION_SELECTION_MODE_RANDOM",
         "VARIATION_SELECTION_MODE_WEIGHTED"]))]
     variation_selection_mode: Option<String>,
-    /// At most 16 KiB (bytes; the document states characters).
+    /// At most 16,384 characters.
     #[schemars(extend("maxLength" = MAX_DESCRIPTION))]
     description: Option<String>,
     /// A JSON Schema (draft 2020-12 unless it names another), self-contained.
@@ -107,8 +107,8 @@ struct SpecIn {
     system_prompt_data_schema: Option<Value>,
     #[schemars(with = "Option<serde_json::Map<String, Value>>")]
     output_definition: Option<Value>,
-    /// Empty, or an `http://` or `https://` URL of at most 2048 bytes without whitespace.
-    #[schemars(extend("maxLength" = 2048, "pattern" = URL_PATTERN))]
+    /// Empty, or an `http://` or `https://` URL of at most 2048 characters without whitespace.
+    #[schemars(extend("maxLength" = MAX_URL, "pattern" = URL_PATTERN))]
     webhook_events_url: Option<String>,
     enable_episodic_memory: Option<bool>,
     /// Seconds; 0 keeps episodic memory forever.
@@ -156,7 +156,11 @@ const SPEC_MASK: &[&str] = &[
     "spec.episodicMemoryTtl",
 ];
 
+/// In characters (Unicode scalar values, as JSON Schema's `maxLength` counts them), like every
+/// string limit of the API.
 const MAX_DESCRIPTION: usize = 16 * 1024;
+/// The longest webhook URL, in characters.
+const MAX_URL: usize = 2048;
 
 fn parse_status(s: &str) -> ApiResult<Option<AgentStatus>> {
     AgentStatus::parse_wire(s).ok_or_else(|| {
@@ -183,7 +187,7 @@ fn parse_mode(s: &str) -> ApiResult<SelectionMode> {
 fn check_url(url: &str) -> ApiResult<()> {
     let ok = url.is_empty()
         || ((url.starts_with("http://") || url.starts_with("https://"))
-            && url.len() <= 2048
+            && url.chars().count() <= MAX_URL
             && !url.chars().any(|c| c.is_whitespace() || c.is_control()));
     if ok {
         Ok(())
@@ -208,12 +212,12 @@ fn apply_spec(a: &mut Agent, spec: SpecIn, mask: &UpdateMask) -> ApiResult<()> {
     }
     if mask.covers("spec.description", spec.description.is_some()) {
         let d = spec.description.unwrap_or_default();
-        if d.len() > MAX_DESCRIPTION {
+        if d.chars().count() > MAX_DESCRIPTION {
             return Err(Error::invalid_field(
                 "spec.description",
-                format!("spec.description must be at most {MAX_DESCRIPTION} bytes"),
+                format!("spec.description must be at most {MAX_DESCRIPTION} characters"),
             )
-            .with_meta("maxBytes", MAX_DESCRIPTION.to_string())
+            .with_meta("maxChars", MAX_DESCRIPTION.to_string())
             .into());
         }
         a.description = d;
@@ -480,7 +484,12 @@ mod tests {
         let schema = spec_schema();
         let long = format!("https://{}", "a".repeat(2040));
         let too_long = format!("https://{}", "a".repeat(2041));
+        // Characters, not bytes: 2048 with three-byte ones fit.
+        let long_wide = format!("https://{}", "€".repeat(2040));
+        let too_long_wide = format!("https://{}", "€".repeat(2041));
         for url in [
+            &long_wide,
+            &too_long_wide,
             "",
             "http://x",
             "https://example.com/hook?a=1",
@@ -496,6 +505,38 @@ mod tests {
         ] {
             let body = json!({"webhookEventsUrl": url});
             assert_eq!(accepts(&schema, &body), check_url(url).is_ok(), "{url:?}");
+        }
+    }
+
+    #[test]
+    fn description_limit_counts_characters() {
+        let schema = spec_schema();
+        let mut a = Agent {
+            meta: cadenza_domain::Meta::new(
+                IdKind::Agent,
+                0,
+                "acct",
+                "prof",
+                "a".into(),
+                String::new(),
+                Default::default(),
+            ),
+            workspace_id: "ws".into(),
+            status: AgentStatus::Draft,
+            selection_mode: SelectionMode::Unspecified,
+            description: String::new(),
+            input_schema: None,
+            output_definition: None,
+            webhook_events_url: String::new(),
+            enable_episodic_memory: false,
+            episodic_memory_ttl: None,
+        };
+        // 16,384 three-byte characters (48 KiB) fit; one more does not.
+        for (d, ok) in [("€".repeat(MAX_DESCRIPTION), true), ("€".repeat(MAX_DESCRIPTION + 1), false)] {
+            let spec = SpecIn { description: Some(d.clone()), ..SpecIn::default() };
+            let applied = apply_spec(&mut a, spec, &UpdateMask::default());
+            assert_eq!(applied.is_ok(), ok);
+            assert_eq!(accepts(&schema, &json!({"description": d})), ok);
         }
     }
 

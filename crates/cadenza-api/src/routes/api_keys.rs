@@ -81,7 +81,7 @@ impl ApiKeyOut {
 #[serde(rename_all = "camelCase")]
 #[schemars(rename = "ApiKeySpecRequest")]
 struct SpecIn {
-    /// At most 4096 bytes (the document states characters).
+    /// At most 4096 characters.
     #[schemars(extend("maxLength" = MAX_DESCRIPTION))]
     description: Option<String>,
     /// `*`, or `<resource>:<read|manage>` (seed spelling `<verb>:<resource>`); `secrets` and
@@ -101,16 +101,18 @@ fn permission_pattern() -> String {
     )
 }
 
-/// The seed-era account create: besides the rest, at most one workspace, by reference (the
-/// caller's own when none is named; an account-level caller must name it).
+/// The seed-era account create: besides the rest, exactly one workspace, by reference. An
+/// account-level caller (the global key) must name it; a workspace key may leave the list empty
+/// and gets its own, which the document leaves out: it states what every caller may send.
 fn account_create_body(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
     let create = create_body::<CreateIn>(g);
     schemars::json_schema!({
         "allOf": [create],
-        "required": ["metadata"],
+        "required": ["metadata", "initialWorkspaceIds"],
         "properties": {
-            "initialWorkspaceIds": {"type": "array", "maxItems": 1,
-                                    "items": {"type": "string", "pattern": IdRef::pattern(IdKind::Workspace)}},
+            "initialWorkspaceIds": {"type": "array", "minItems": 1, "maxItems": 1,
+                                    "items": {"type": "string", "pattern": IdRef::pattern(IdKind::Workspace)},
+                                    "description": "The key's one workspace (a workspace key may leave it out: its own)."},
         },
     })
 }
@@ -140,12 +142,19 @@ struct UpdateIn {
     update_mask: Option<String>,
 }
 
+/// In characters (Unicode scalar values, as JSON Schema's `maxLength` counts them).
 const MAX_DESCRIPTION: usize = 4096;
 
-fn description_too_long() -> crate::error::ApiError {
-    Error::invalid_field("spec.description", format!("spec.description must be at most {MAX_DESCRIPTION} bytes"))
-        .with_meta("maxBytes", MAX_DESCRIPTION.to_string())
-        .into()
+fn check_description(description: &str) -> ApiResult<()> {
+    if description.chars().count() > MAX_DESCRIPTION {
+        return Err(Error::invalid_field(
+            "spec.description",
+            format!("spec.description must be at most {MAX_DESCRIPTION} characters"),
+        )
+        .with_meta("maxChars", MAX_DESCRIPTION.to_string())
+        .into());
+    }
+    Ok(())
 }
 
 fn parse_permissions(perms: &[String]) -> ApiResult<Scopes> {
@@ -180,9 +189,7 @@ async fn create(
     let meta = body.metadata.into_new()?;
     let scopes = parse_permissions(&body.spec.permissions.unwrap_or_default())?;
     let description = body.spec.description.unwrap_or_default();
-    if description.len() > MAX_DESCRIPTION {
-        return Err(description_too_long());
-    }
+    check_description(&description)?;
     let now = state.store.now_ms();
     let key_profile = state.store.new_profile(&caller.account_id, ProfileType::ApiKey, &meta.name);
     let key = ApiKey {
@@ -219,9 +226,7 @@ async fn update(
     body.metadata.apply(&mask, &mut key.meta)?;
     if mask.covers("spec.description", body.spec.description.is_some()) {
         let d = body.spec.description.unwrap_or_default();
-        if d.len() > MAX_DESCRIPTION {
-            return Err(description_too_long());
-        }
+        check_description(&d)?;
         key.description = d;
     }
     let permissions = if mask.covers("spec.permissions", body.spec.permissions.is_some()) {
@@ -590,7 +595,7 @@ pub fn operations() -> Vec<Op> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::openapi::accepts;
+    use crate::openapi::{accepts, request_schema};
     use serde_json::json;
 
     #[test]
@@ -619,6 +624,48 @@ mod tests {
             "",
         ] {
             assert_eq!(accepts(&schema, &json!(p)), Scopes::parse(&[p]).is_ok(), "{p:?}");
+        }
+    }
+
+    /// What `create` reads of a body before the store: the name, the permissions, the
+    /// description; and, on the account path for the global key, exactly one workspace reference.
+    fn create_reads(body: &serde_json::Value, account_path: bool) -> bool {
+        let Ok(b) = serde_json::from_value::<CreateIn>(body.clone()) else { return false };
+        let workspace_ok = !account_path
+            || matches!(b.initial_workspace_ids.as_slice(), [one] if IdRef::parse(IdKind::Workspace, one).is_ok());
+        workspace_ok
+            && parse_permissions(&b.spec.permissions.unwrap_or_default()).is_ok()
+            && check_description(&b.spec.description.unwrap_or_default()).is_ok()
+            && b.metadata.into_new().is_ok()
+    }
+
+    #[test]
+    fn create_schemas_agree_with_create() {
+        let ws = request_schema(create_body::<CreateIn>);
+        let acct = request_schema(account_create_body);
+        let workspace = IdKind::Workspace.new_id(1);
+        let most = "€".repeat(MAX_DESCRIPTION);
+        let over = "€".repeat(MAX_DESCRIPTION + 1);
+        let name = "€".repeat(256);
+        for body in [
+            json!({}),
+            json!({"metadata": {"name": "k"}}),
+            json!({"metadata": {"name": name}, "spec": {"description": most, "permissions": ["agents:read", " * "]}}),
+            json!({"metadata": {"name": format!("{name}x")}}),
+            json!({"metadata": {"name": " "}}),
+            json!({"metadata": {"name": "k"}, "spec": {"description": over}}),
+            json!({"metadata": {"name": "k"}, "spec": {"description": null, "permissions": null}}),
+            json!({"metadata": {"name": "k"}, "spec": {"permissions": ["secrets:read"]}}),
+            json!({"metadata": {"name": "k"}, "spec": {"permissions": [null]}}),
+            json!({"metadata": {"name": "k"}, "initialWorkspaceIds": [workspace]}),
+            json!({"metadata": {"name": "k"}, "initialWorkspaceIds": ["external_id:default"]}),
+            json!({"metadata": {"name": "k"}, "initialWorkspaceIds": [workspace, workspace]}),
+            json!({"metadata": {"name": "k"}, "initialWorkspaceIds": ["agent_x"]}),
+            json!({"metadata": {"name": "k"}, "initialWorkspaceIds": []}),
+            json!({"metadata": {"name": "k"}, "initialWorkspaceIds": null}),
+        ] {
+            assert_eq!(accepts(&ws, &body), create_reads(&body, false), "workspace path {body}");
+            assert_eq!(accepts(&acct, &body), create_reads(&body, true), "account path {body}");
         }
     }
 }

@@ -7,7 +7,7 @@ use axum::extract::{Path, State};
 use axum::routing::get;
 use cadenza_domain::ids::{IdKind, IdRef};
 use cadenza_domain::mask::UpdateMask;
-use cadenza_domain::memory::{self, LayerType, MAX_CONTENT_BYTES, MemoryEntry, MemoryLayer};
+use cadenza_domain::memory::{self, LayerType, MAX_CONTENT_CHARS, MemoryEntry, MemoryLayer};
 use cadenza_domain::scopes::Verb;
 use cadenza_domain::time::format_ms;
 use cadenza_domain::{Error, Reason};
@@ -174,6 +174,36 @@ fn layer_create_body(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
     })
 }
 
+/// A new entry, as `create_entry` reads it: besides the metadata, a key (`memory::validate_key`)
+/// and exactly one body source, `spec.content` (at most `MAX_CONTENT_CHARS` characters) or
+/// `spec.uploadId` (by pattern), `null` naming nothing; `spec.type`, when sent, names the one used.
+/// What an upload holds (its state, whether it is text, how long) is for the handler to find.
+fn entry_create_body(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    let create = create_body::<EntryWriteIn>(g);
+    let source = |field: &str, schema: serde_json::Value, other: &str| {
+        serde_json::json!({
+            "required": [field],
+            "properties": {field: schema, other: {"type": "null"}, "type": {"enum": [null, field]}},
+        })
+    };
+    let content = serde_json::json!({"type": "string", "maxLength": MAX_CONTENT_CHARS});
+    let upload = serde_json::json!({"type": "string", "pattern": IdRef::pattern(IdKind::Upload)});
+    schemars::json_schema!({
+        "allOf": [create],
+        "required": ["metadata", "spec"],
+        "properties": {
+            "spec": {
+                "type": "object",
+                "required": ["key"],
+                "properties": {
+                    "key": {"type": "string", "maxLength": memory::MAX_KEY_LEN, "pattern": memory::KEY_PATTERN},
+                },
+                "oneOf": [source("content", content, "uploadId"), source("uploadId", upload, "content")],
+            },
+        },
+    })
+}
+
 // ---- layers ----
 
 async fn load_layer(s: &AppState, c: &WsCaller, raw: &str) -> ApiResult<(MemoryLayer, i64)> {
@@ -318,12 +348,12 @@ async fn body_source(
         }
     }
     let check_len = |text: &str| -> ApiResult<()> {
-        if text.len() > MAX_CONTENT_BYTES {
+        if text.chars().count() > MAX_CONTENT_CHARS {
             return Err(Error::invalid_field(
                 "spec.content",
-                format!("an entry's content must be at most {MAX_CONTENT_BYTES} bytes"),
+                format!("an entry's content must be at most {MAX_CONTENT_CHARS} characters"),
             )
-            .with_meta("maxBytes", MAX_CONTENT_BYTES.to_string())
+            .with_meta("maxChars", MAX_CONTENT_CHARS.to_string())
             .into());
         }
         Ok(())
@@ -532,11 +562,108 @@ pub fn operations() -> Vec<Op> {
             .list(),
         Op::new("post", ENTRIES, "create_memory_entry", T, schema::<EntryOut>)
             .scope("memory:manage")
-            .body(create_body::<EntryWriteIn>),
+            .body(entry_create_body),
         Op::new("get", ENTRY, "get_memory_entry", T, schema::<EntryOut>).scope("memory:read"),
         Op::new("patch", ENTRY, "update_memory_entry", T, schema::<EntryOut>)
             .scope("memory:manage")
             .body(schema::<EntryWriteIn>),
         Op::new("delete", ENTRY, "delete_memory_entry", T, schema::<Empty>).scope("memory:manage"),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::openapi::{accepts, request_schema};
+    use serde_json::json;
+
+    /// What `create_entry` reads of a body before it looks at an upload: the name, the key, and
+    /// exactly one source as `body_source` picks it (an upload id that parses).
+    fn create_reads(body: &serde_json::Value) -> bool {
+        let Ok(b) = serde_json::from_value::<EntryWriteIn>(body.clone()) else { return false };
+        let spec = &b.spec;
+        let tag_ok = match spec.source.as_deref() {
+            None => true,
+            Some("content") => spec.content.is_some() && spec.upload_id.is_none(),
+            Some("uploadId") => spec.upload_id.is_some() && spec.content.is_none(),
+            Some(_) => false,
+        };
+        let source_ok = match (&spec.content, &spec.upload_id) {
+            (Some(c), None) => c.chars().count() <= MAX_CONTENT_CHARS,
+            (None, Some(u)) => IdRef::parse(IdKind::Upload, u).is_ok(),
+            _ => false,
+        };
+        let key_ok = spec.key.as_deref().is_some_and(|k| memory::validate_key(k).is_ok());
+        tag_ok && source_ok && key_ok && b.metadata.into_new().is_ok()
+    }
+
+    #[test]
+    fn layer_create_schema_agrees_with_create_layer() {
+        let schema = request_schema(layer_create_body);
+        // What `create_layer` (and `services::memory::create_layer`) reads of a body.
+        let reads = |body: &serde_json::Value| {
+            let Ok(b) = serde_json::from_value::<LayerWriteIn>(body.clone()) else { return false };
+            let typed = b.spec.layer_type.as_deref().and_then(LayerType::parse_wire);
+            typed.is_some_and(|t| t != LayerType::Episodic) && b.metadata.into_new().is_ok()
+        };
+        let m = json!({"name": "€".repeat(256), "labels": {"k": "€".repeat(256)}});
+        for body in [
+            json!({}),
+            json!({"metadata": m, "spec": {"type": "MEMORY_LAYER_TYPE_SKILLS"}}),
+            json!({"metadata": m, "spec": {"type": "MEMORY_LAYER_TYPE_UNSPECIFIED", "description": "d"}}),
+            json!({"metadata": m, "spec": {"type": "MEMORY_LAYER_TYPE_EPISODIC"}}),
+            json!({"metadata": m, "spec": {"type": "SKILLS"}}),
+            json!({"metadata": m, "spec": {"type": null}}),
+            json!({"metadata": m, "spec": {}}),
+            json!({"metadata": m}),
+            json!({"metadata": m, "spec": {"type": "MEMORY_LAYER_TYPE_SKILLS", "description": null}, "updateMask": "x"}),
+            json!({"metadata": {"name": "€".repeat(257)}, "spec": {"type": "MEMORY_LAYER_TYPE_SKILLS"}}),
+            json!({"metadata": {"name": ""}, "spec": {"type": "MEMORY_LAYER_TYPE_SKILLS"}}),
+            json!({"spec": {"type": "MEMORY_LAYER_TYPE_SKILLS"}}),
+        ] {
+            assert_eq!(accepts(&schema, &body), reads(&body), "{body}");
+        }
+    }
+
+    #[test]
+    fn entry_create_schema_agrees_with_create_entry() {
+        let schema = request_schema(entry_create_body);
+        let upload = IdKind::Upload.new_id(1);
+        let most = "€".repeat(MAX_CONTENT_CHARS);
+        let over = "€".repeat(MAX_CONTENT_CHARS + 1);
+        let m = json!({"name": "e"});
+        for body in [
+            json!({}),
+            json!({"metadata": m, "spec": {"key": "k", "content": "text"}}),
+            json!({"metadata": m, "spec": {"key": "k", "content": ""}}),
+            json!({"metadata": m, "spec": {"key": "k", "content": most}}),
+            json!({"metadata": m, "spec": {"key": "k", "content": over}}),
+            json!({"metadata": m, "spec": {"key": "k", "content": "t", "type": "content"}}),
+            json!({"metadata": m, "spec": {"key": "k", "content": "t", "type": "uploadId"}}),
+            json!({"metadata": m, "spec": {"key": "k", "content": "t", "type": "other"}}),
+            json!({"metadata": m, "spec": {"key": "k", "content": "t", "type": null, "uploadId": null}}),
+            json!({"metadata": m, "spec": {"key": "k", "content": "t", "uploadId": upload}}),
+            json!({"metadata": m, "spec": {"key": "k", "uploadId": upload}}),
+            json!({"metadata": m, "spec": {"key": "k", "uploadId": upload, "type": "uploadId"}}),
+            json!({"metadata": m, "spec": {"key": "k", "uploadId": "external_id:notes.md"}}),
+            json!({"metadata": m, "spec": {"key": "k", "uploadId": "upload_x"}}),
+            json!({"metadata": m, "spec": {"key": "k", "uploadId": ""}}),
+            json!({"metadata": m, "spec": {"key": "k"}}),
+            json!({"metadata": m, "spec": {"key": "k", "content": null, "uploadId": null}}),
+            json!({"metadata": m, "spec": {"content": "t"}}),
+            json!({"metadata": m, "spec": {"key": "system/x", "content": "t"}}),
+            json!({"metadata": m, "spec": {"key": "a//b", "content": "t"}}),
+            json!({"metadata": m, "spec": {"key": null, "content": "t"}}),
+            json!({"metadata": {"name": " "}, "spec": {"key": "k", "content": "t"}}),
+            json!({"spec": {"key": "k", "content": "t"}}),
+            json!({"metadata": m, "spec": {"key": "k", "content": 5}}),
+        ] {
+            assert_eq!(
+                accepts(&schema, &body),
+                create_reads(&body),
+                "{}",
+                body.to_string().chars().take(200).collect::<String>()
+            );
+        }
+    }
 }

@@ -562,17 +562,22 @@ fn content_blocks_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema 
     })
 }
 
+/// Feedback on an objective: `data` required (`null` is refused like a missing one); the
+/// metadata has no name (`MetadataIn::into_operation` ignores one).
 #[derive(Debug, Deserialize, JsonSchema)]
-#[schemars(rename = "SubmitFeedbackRequest")]
+#[schemars(rename = "SubmitFeedbackRequest", extend("required" = ["data"]))]
 struct FeedbackIn {
     #[serde(default)]
     metadata: MetadataIn,
+    #[schemars(with = "FeedbackDataIn")]
     data: Option<FeedbackDataIn>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[schemars(rename = "ObjectiveFeedbackDataRequest")]
 struct FeedbackDataIn {
+    /// From -1 to 1 (`null` or left out: 0).
+    #[schemars(extend("minimum" = -1, "maximum" = 1))]
     score: Option<f64>,
     comment: Option<String>,
 }
@@ -1457,6 +1462,47 @@ mod filter_tests {
         let schedule = id_or_any_external(IdKind::Schedule);
         for (raw, ok) in [(IdKind::Schedule.new_id(1), true), ("external_id:".into(), true), ("as_x".into(), false)] {
             assert_eq!(accepts(&schedule, &json!(raw)), ok, "{raw:?}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod feedback_tests {
+    use super::*;
+    use crate::openapi::{accepts, request_schema, schema};
+
+    /// What `submit_feedback` (and `feedback::submit`, for the score) reads of a body.
+    fn reads(body: &Value) -> bool {
+        let Ok(b) = serde_json::from_value::<FeedbackIn>(body.clone()) else { return false };
+        let score_ok = b.data.as_ref().is_some_and(|d| {
+            let s = d.score.unwrap_or(0.0);
+            s.is_finite() && (-1.0..=1.0).contains(&s)
+        });
+        score_ok && b.metadata.into_operation().is_ok()
+    }
+
+    #[test]
+    fn feedback_schema_agrees_with_submit() {
+        let schema = request_schema(schema::<FeedbackIn>);
+        let ext = "€".repeat(256);
+        for body in [
+            json!({}),
+            json!({"data": null}),
+            json!({"data": {}}),
+            json!({"data": {"score": 1, "comment": "good"}}),
+            json!({"data": {"score": -1.0}}),
+            json!({"data": {"score": 0.25, "comment": null}}),
+            json!({"data": {"score": null}}),
+            json!({"data": {"score": 1.5}}),
+            json!({"data": {"score": -2}}),
+            json!({"data": {"score": "1"}}),
+            json!({"data": {"comment": 5}}),
+            json!({"data": {}, "metadata": {"name": "ignored", "externalId": ext}}),
+            json!({"data": {}, "metadata": {"externalId": format!("{ext}x")}}),
+            json!({"data": {}, "metadata": {"labels": {"k": "v"}}}),
+            json!({"data": {}, "metadata": null}),
+        ] {
+            assert_eq!(accepts(&schema, &body), reads(&body), "{body}");
         }
     }
 }

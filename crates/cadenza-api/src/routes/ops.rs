@@ -34,11 +34,23 @@ async fn metrics() -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], crate::metrics::render())
 }
 
-/// The OpenAPI 3.1 document, built once.
-async fn openapi_json() -> impl IntoResponse {
-    static DOC: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    let doc = DOC.get_or_init(|| serde_json::to_string(&crate::openapi::document()).unwrap_or_default());
-    ([(header::CONTENT_TYPE, "application/json")], doc.as_str())
+/// The OpenAPI 3.1 document, built once, with this server's upload size limit in it.
+async fn openapi_json(State(s): State<AppState>) -> impl IntoResponse {
+    static DOC: std::sync::OnceLock<(i64, String)> = std::sync::OnceLock::new();
+    let max = s.config.uploads.max_size_bytes;
+    let build = || serde_json::to_string(&served_document(max)).unwrap_or_default();
+    let (built_for, doc) = DOC.get_or_init(|| (max, build()));
+    // Another limit (only tests run servers of several configurations in one process).
+    let doc = if *built_for == max { doc.clone() } else { build() };
+    ([(header::CONTENT_TYPE, "application/json")], doc)
+}
+
+/// The document as a server whose upload limit is `max_upload_bytes` serves it.
+fn served_document(max_upload_bytes: i64) -> serde_json::Value {
+    let mut doc = crate::openapi::document();
+    let size = &mut doc["components"]["schemas"][crate::routes::uploads::SIZE_COMPONENT];
+    *size = crate::routes::uploads::size_schema(max_upload_bytes);
+    doc
 }
 
 /// The API reference page. Its script is vendored and served by cadenza: nothing is fetched
@@ -98,4 +110,24 @@ pub fn routes() -> Router<AppState> {
         .route("/openapi.json", get(openapi_json))
         .route("/docs", get(docs_page))
         .route("/docs/scalar.js", get(docs_script))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_served_document_states_the_upload_limit() {
+        let doc = served_document(1000);
+        let root = json!({"$ref": "#/components/schemas/UploadSizeBytes", "components": doc["components"]});
+        for (size, ok) in [(json!(1000), true), (json!("1000"), true), (json!(1001), false), (json!("1001"), false)] {
+            assert_eq!(crate::openapi::accepts(&root, &size), ok, "{size}");
+        }
+        // The committed document states the default.
+        let default = crate::UploadSettings::default().max_size_bytes;
+        assert_eq!(
+            crate::openapi::document()["components"]["schemas"]["UploadSizeBytes"],
+            served_document(default)["components"]["schemas"]["UploadSizeBytes"]
+        );
+    }
 }

@@ -13,7 +13,7 @@ use axum::routing::get;
 use cadenza_domain::ids::IdRef;
 use cadenza_domain::mask::UpdateMask;
 use cadenza_domain::scopes::Verb;
-use cadenza_domain::secrets::{self, MAX_VALUE_BYTES, Secret, SecretScope};
+use cadenza_domain::secrets::{self, MAX_VALUE_CHARS, Secret, SecretScope};
 use cadenza_domain::time::format_ms;
 use cadenza_domain::{Error, Reason};
 use schemars::JsonSchema;
@@ -162,10 +162,13 @@ fn check_value(v: &str) -> ApiResult<()> {
             .with_meta("field", "spec.value")
             .into());
     }
-    if v.len() > MAX_VALUE_BYTES {
-        return Err(Error::invalid_field("spec.value", format!("spec.value must be at most {MAX_VALUE_BYTES} bytes"))
-            .with_meta("maxBytes", MAX_VALUE_BYTES.to_string())
-            .into());
+    if !secrets::value_within_limit(v) {
+        return Err(Error::invalid_field(
+            "spec.value",
+            format!("spec.value must be at most {MAX_VALUE_CHARS} characters"),
+        )
+        .with_meta("maxChars", MAX_VALUE_CHARS.to_string())
+        .into());
     }
     Ok(())
 }
@@ -255,6 +258,22 @@ pub fn workspace_routes() -> Router<AppState> {
         )
 }
 
+/// A new secret, as `create` reads it: besides the metadata, a name that is an identifier
+/// (`secrets::validate_name`) and a value of 1 to 65,536 characters (`check_value`).
+fn create_secret_body<K: JsonSchema>(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    let create = create_body::<WriteIn<K>>(g);
+    schemars::json_schema!({
+        "allOf": [create],
+        "required": ["metadata", "spec"],
+        "properties": {
+            "metadata": {"type": "object", "required": ["name"],
+                         "properties": {"name": {"type": "string", "pattern": secrets::NAME_PATTERN}}},
+            "spec": {"type": "object", "required": ["value"],
+                     "properties": {"value": {"type": "string", "minLength": 1, "maxLength": MAX_VALUE_CHARS}}},
+        },
+    })
+}
+
 /// The five operations of one kind of secret.
 fn kind_operations<K: JsonSchema>(
     tag: &'static str,
@@ -268,7 +287,7 @@ fn kind_operations<K: JsonSchema>(
         Op::new("post", coll, create_id, tag, schema::<SecretOut<K>>)
             .summary("Store a secret; its value is write-only")
             .scope("secrets:manage")
-            .body(create_body::<WriteIn<K>>),
+            .body(create_secret_body::<K>),
         Op::new("get", item, get_id, tag, schema::<SecretOut<K>>).scope("secrets:manage"),
         Op::new("patch", item, update_id, tag, schema::<SecretOut<K>>)
             .scope("secrets:manage")
@@ -303,4 +322,38 @@ pub fn operations() -> Vec<Op> {
         ],
     ));
     ops
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::openapi::{accepts, request_schema};
+    use serde_json::json;
+
+    #[test]
+    fn create_schema_agrees_with_the_handler() {
+        let schema = request_schema(create_secret_body::<WorkspaceKind>);
+        let most = "€".repeat(MAX_VALUE_CHARS);
+        let over = "€".repeat(MAX_VALUE_CHARS + 1);
+        for (name, value) in [
+            (json!("API_TOKEN"), json!("v")),
+            (json!("_x.y-z"), json!(most)),
+            (json!("API_TOKEN"), json!(over)),
+            (json!("API_TOKEN"), json!("")),
+            (json!("API_TOKEN"), json!(null)),
+            (json!("1TOKEN"), json!("v")),
+            (json!("a b"), json!("v")),
+            (json!(""), json!("v")),
+            (json!(null), json!("v")),
+        ] {
+            let body = json!({"metadata": {"name": name}, "spec": {"value": value}});
+            let handler = serde_json::from_value::<WriteIn<WorkspaceKind>>(body.clone()).is_ok_and(|b| {
+                b.metadata.into_new().is_ok_and(|m| secrets::validate_name(&m.name).is_ok())
+                    && check_value(&b.spec.value.unwrap_or_default()).is_ok()
+            });
+            assert_eq!(accepts(&schema, &body), handler, "{name} {}", value.as_str().map_or(0, |v| v.chars().count()));
+        }
+        assert!(!accepts(&schema, &json!({"metadata": {"name": "A"}})));
+        assert!(!accepts(&schema, &json!({"spec": {"value": "v"}})));
+    }
 }

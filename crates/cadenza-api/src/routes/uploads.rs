@@ -11,8 +11,6 @@ use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, header};
 use axum::routing::{get, post, put};
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use cadenza_domain::ids::{IdKind, IdRef};
 use cadenza_domain::scopes::Verb;
 use cadenza_domain::time::format_ms;
@@ -28,7 +26,8 @@ use crate::AppState;
 use crate::auth::WsCaller;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::JsonBody;
-use crate::openapi::{Op, schema};
+use crate::openapi::{Op, TRIMMED, component, schema};
+use crate::signed;
 use crate::wire::{Empty, MetadataIn, ResourceMetadata, empty, resource_meta};
 
 const PURPOSE: &str = "upload-url";
@@ -63,9 +62,7 @@ struct UploadInfoOut {
 }
 
 fn token(s: &AppState, u: &Upload) -> String {
-    let body = format!("{}.{}.{}", u.meta.id, u.workspace_id, u.url_expires_at);
-    let sig = s.store.sign(PURPOSE, body.as_bytes());
-    format!("{body}.{}", URL_SAFE_NO_PAD.encode(sig))
+    signed::seal(&s.store, PURPOSE, [&u.meta.id, &u.workspace_id], u.url_expires_at)
 }
 
 impl UploadOut {
@@ -94,7 +91,7 @@ struct SpecIn {
     filename: Option<String>,
     content_type: Option<String>,
     /// int64 as a string (a JSON number is accepted too).
-    #[schemars(with = "Option<String>")]
+    #[schemars(schema_with = "size_component")]
     size_bytes: Option<Value>,
 }
 
@@ -114,10 +111,90 @@ fn size_of(v: Option<&Value>) -> ApiResult<i64> {
     };
     match v {
         Some(Value::String(s)) => s.trim().parse::<i64>().map_err(|_| bad()),
-        Some(Value::Number(n)) => n.as_i64().ok_or_else(bad),
+        // As JSON Schema's `integer` reads it: `3.0` and `3e0` are 3 too.
+        Some(Value::Number(n)) => crate::wire::whole_i64(n).ok_or_else(bad),
         None | Some(Value::Null) => Err(Error::required(FIELD, "spec.sizeBytes is required").into()),
         Some(_) => Err(bad()),
     }
+}
+
+/// `check_content_type`: `type/subtype` of token characters, Rust's whitespace around it (none
+/// of it a control character, which the whole value may not hold), then any parameters.
+const CONTENT_TYPE_PATTERN: &str = "^[ \\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]*\
+    [A-Za-z0-9!#$&^_.+-]+/[A-Za-z0-9!#$&^_.+-]+\
+    [ \\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]*\
+    (?:;[^\\x00-\\x1f\\x7f-\\x9f]*)?$";
+
+/// The decimal numbers 1 to `max` (`max` ≥ 1), without leading zeros, as a regex alternation.
+fn up_to(max: i64) -> String {
+    let digits: Vec<u8> = max.max(1).to_string().bytes().map(|b| b - b'0').collect();
+    let n = digits.len();
+    let mut alts = Vec::new();
+    if n > 1 {
+        alts.push(format!("[1-9][0-9]{{0,{}}}", n - 2));
+    }
+    for i in 0..n {
+        let lowest = u8::from(i == 0);
+        if digits[i] > lowest {
+            let prefix: String = digits[..i].iter().map(|d| char::from(b'0' + d)).collect();
+            let rest = n - i - 1;
+            alts.push(format!("{prefix}[{lowest}-{}][0-9]{{{rest}}}", digits[i] - 1));
+        }
+    }
+    alts.push(max.max(1).to_string());
+    alts.join("|")
+}
+
+/// `spec.sizeBytes` as `size_of` and `check_size` read it on a server whose limit is `max`
+/// bytes: a whole number from 1 to `max`, or a string of one (`str::parse::<i64>` after
+/// `str::trim`: a `+` and leading zeros allowed).
+pub(crate) fn size_schema(max: i64) -> Value {
+    serde_json::json!({
+        "anyOf": [
+            {"type": "integer", "minimum": 1, "maximum": max},
+            {"type": "string", "pattern": format!("^[{TRIMMED}]*\\+?0*(?:{})[{TRIMMED}]*$", up_to(max))},
+        ],
+        "description": "int64 as a string (a JSON number is accepted too), from 1 to this server's upload limit.",
+    })
+}
+
+/// The component `spec.sizeBytes` refers to; the served document states this server's limit in it.
+pub(crate) const SIZE_COMPONENT: &str = "UploadSizeBytes";
+
+/// `spec.sizeBytes` by reference (the document is built with the default limit).
+fn size_component(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    component(g, SIZE_COMPONENT, size_schema(crate::UploadSettings::default().max_size_bytes))
+}
+
+/// A new upload, as `create` reads it: a filename not blank, a content type, a size within the
+/// limit; the name is the filename's when `metadata.name` is left out, `null` or `""` (then the
+/// filename must be a name too: at most 256 characters), else a name like any create's.
+fn create_upload_body(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    let write = g.subschema_for::<CreateIn>();
+    let size = size_component(g);
+    let not_blank = cadenza_domain::json_schema::NOT_BLANK_PATTERN;
+    schemars::json_schema!({
+        "allOf": [write],
+        "required": ["spec"],
+        "properties": {
+            "spec": {
+                "type": "object",
+                "required": ["filename", "contentType", "sizeBytes"],
+                "properties": {
+                    "filename": {"type": "string", "pattern": not_blank},
+                    "contentType": {"type": "string", "pattern": CONTENT_TYPE_PATTERN},
+                    "sizeBytes": size,
+                },
+            },
+        },
+        "anyOf": [
+            {"required": ["metadata"],
+             "properties": {"metadata": {"type": "object", "required": ["name"],
+                                         "properties": {"name": crate::wire::name_schema()}}}},
+            {"properties": {"metadata": {"properties": {"name": {"enum": [null, ""]}}},
+                            "spec": {"properties": {"filename": {"maxLength": crate::wire::MAX_NAME}}}}},
+        ],
+    })
 }
 
 /// An upload storage backend, or `UPLOADS_NOT_CONFIGURED`.
@@ -210,14 +287,7 @@ async fn put_bytes(
     body: Body,
 ) -> ApiResult<Json<Empty>> {
     let denied = || ApiError::from(Error::of(Reason::UploadSignatureInvalid, "this upload link is not valid"));
-    let (signed, sig) = token.rsplit_once('.').ok_or_else(denied)?;
-    let sig = URL_SAFE_NO_PAD.decode(sig).map_err(|_| denied())?;
-    if !s.store.verify_signature(PURPOSE, signed.as_bytes(), &sig) {
-        return Err(denied());
-    }
-    let mut parts = signed.splitn(3, '.');
-    let (Some(id), Some(ws), Some(expires)) = (parts.next(), parts.next(), parts.next()) else { return Err(denied()) };
-    let expires: i64 = expires.parse().map_err(|_| denied())?;
+    let ([id, ws], expires) = signed::open(&s.store, PURPOSE, &token).ok_or_else(denied)?;
     if s.store.now_ms() >= expires {
         return Err(Error::of(Reason::UploadExpired, "this upload link has expired: create a new upload").into());
     }
@@ -288,10 +358,122 @@ pub fn operations() -> Vec<Op> {
         Op::new("post", "/v1/workspaces/{workspace_id}/uploads", "create_upload", T, schema::<UploadOut>)
             .summary("A handle with a signed, single-use PUT URL")
             .scope("memory:manage")
-            .body(schema::<CreateIn>),
+            .body(create_upload_body),
         Op::new("get", "/v1/workspaces/{workspace_id}/uploads/{upload_id}", "get_upload", T, schema::<UploadOut>)
             .scope("memory:read"),
         Op::new("put", "/v1/uploads/{token}", "put_upload_bytes", T, schema::<Empty>)
             .summary("Send the bytes: exactly the declared Content-Type and size; the token is the credential"),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::openapi::{accepts, request_schema};
+    use serde_json::json;
+
+    #[test]
+    fn content_type_pattern_agrees_with_check() {
+        let schema = json!({"type": "string", "pattern": CONTENT_TYPE_PATTERN});
+        for t in [
+            "text/plain",
+            "application/json; charset=utf-8",
+            "application/vnd.oai.openapi+json",
+            " text/plain ",
+            "\u{3000}text/plain",
+            "text/plain;",
+            "text/plain;a=\u{e9}",
+            "",
+            "text",
+            "text/",
+            "/plain",
+            "te xt/plain",
+            "text/pl\u{7}ain",
+            "\ttext/plain",
+            "text/plain\n",
+            "text/plain; a=\u{85}",
+            "text/plain/x",
+            "t\u{e9}xt/plain",
+            "text/plain ;x",
+            "text/plain x",
+        ] {
+            assert_eq!(accepts(&schema, &json!(t)), check_content_type(t).is_ok(), "{t:?}");
+        }
+    }
+
+    #[test]
+    fn size_schema_agrees_with_size_of() {
+        for max in [1_i64, 9, 10, 100, 1000, 33_554_432, 1 << 40] {
+            let schema = size_schema(max);
+            let mut values: Vec<Value> = Vec::new();
+            for n in [0, 1, 2, 9, 10, 11, 99, 100, 101, max - 1, max, max + 1, max * 10, -1, i64::MAX] {
+                values.extend([json!(n), json!(n.to_string()), json!(format!(" +{n}\t")), json!(format!("000{n}"))]);
+            }
+            values.extend([
+                json!(""),
+                json!("+"),
+                json!("-0"),
+                json!("1.0"),
+                json!("1e3"),
+                json!("0x10"),
+                json!("1 0"),
+                json!(1.0),
+                json!(2.0),
+                json!(1.5),
+                json!(null),
+                json!(true),
+                json!("\u{3000}1"),
+                json!("٣"),
+                json!(format!("{}1", "0".repeat(40))),
+                json!("99999999999999999999"),
+            ]);
+            for v in values {
+                let read = size_of(Some(&v)).ok().is_some_and(|n| check_size(n, max).is_ok());
+                assert_eq!(accepts(&schema, &v), read, "max {max}: {v}");
+            }
+        }
+    }
+
+    /// What `create` reads of a body before the store.
+    fn create_reads(body: &Value) -> bool {
+        let Ok(b) = serde_json::from_value::<CreateIn>(body.clone()) else { return false };
+        let Some(filename) = b.spec.filename.filter(|f| !f.trim().is_empty()) else { return false };
+        let sized = size_of(b.spec.size_bytes.as_ref())
+            .ok()
+            .is_some_and(|n| check_size(n, crate::UploadSettings::default().max_size_bytes).is_ok());
+        let mut metadata = b.metadata;
+        if metadata.name.as_deref().is_none_or(str::is_empty) {
+            metadata.name = Some(filename);
+        }
+        sized && check_content_type(&b.spec.content_type.unwrap_or_default()).is_ok() && metadata.into_new().is_ok()
+    }
+
+    #[test]
+    fn create_schema_agrees_with_create() {
+        let schema = request_schema(create_upload_body);
+        let long = "€".repeat(256);
+        let spec = |filename: &str| json!({"filename": filename, "contentType": "text/plain", "sizeBytes": "12"});
+        for body in [
+            json!({}),
+            json!({"spec": spec("notes.md")}),
+            json!({"spec": spec(" ")}),
+            json!({"spec": spec(&long)}),
+            json!({"spec": spec(&format!("{long}x"))}),
+            json!({"metadata": {"name": "n"}, "spec": spec(&format!("{long}x"))}),
+            json!({"metadata": {"name": ""}, "spec": spec(&format!("{long}x"))}),
+            json!({"metadata": {"name": null}, "spec": spec("a")}),
+            json!({"metadata": {"name": " "}, "spec": spec("a")}),
+            json!({"metadata": {"name": format!("{long}x")}, "spec": spec("a")}),
+            json!({"metadata": {"externalId": "a b"}, "spec": spec("a")}),
+            json!({"spec": {"filename": "a", "contentType": "text/plain", "sizeBytes": 12.0}}),
+            json!({"spec": {"filename": "a", "contentType": "text/plain", "sizeBytes": 0}}),
+            json!({"spec": {"filename": "a", "contentType": "text/plain", "sizeBytes": "33554433"}}),
+            json!({"spec": {"filename": "a", "contentType": "text/plain"}}),
+            json!({"spec": {"filename": "a", "contentType": "text", "sizeBytes": 1}}),
+            json!({"spec": {"filename": "a", "contentType": null, "sizeBytes": 1}}),
+            json!({"spec": {"filename": null, "contentType": "text/plain", "sizeBytes": 1}}),
+        ] {
+            assert_eq!(accepts(&schema, &body), create_reads(&body), "{body}");
+        }
+    }
 }

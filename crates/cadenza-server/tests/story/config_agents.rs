@@ -214,3 +214,34 @@ async fn agents_tenancy(backend: TestBackend) {
         "ID_INVALID",
     );
 }
+
+both_backends!(text_with_nul_is_stored_or_refused_never_a_server_error, text_with_nul);
+async fn text_with_nul(backend: TestBackend) {
+    let Some(app) = TestApp::start(backend).await else { return };
+    let agents = app.ws_path(&app.default_ws, "/agents");
+    let sqlite = backend == TestBackend::Sqlite;
+    // SQLite keeps U+0000 in text. PostgreSQL's text cannot hold it: a value kept as text (a
+    // name, a description) is a 400 that changes nothing; one kept inside JSON (labels, where
+    // it is written `\u0000`) is stored on both.
+    for (body, kept_as_text) in [
+        (json!({"metadata": {"name": "nul\u{0}name"}, "spec": {}}), true),
+        (json!({"metadata": {"name": "n"}, "spec": {"description": "\u{0}"}}), true),
+        (json!({"metadata": {"name": "n", "labels": {"k": "v\u{0}"}}, "spec": {}}), false),
+    ] {
+        let resp = app.post(&agents, ADMIN_TOKEN, body).await;
+        if sqlite || !kept_as_text {
+            resp.expect(200);
+        } else {
+            resp.expect_error_reason(400, 3, "TEXT_UNSTORABLE");
+        }
+    }
+    let listed = app.get(&agents, ADMIN_TOKEN).await.expect(200);
+    let created = listed["items"].as_array().map_or(0, Vec::len);
+    assert_eq!(created, if sqlite { 3 } else { 1 }, "{listed}");
+    // In a reference or a filter it names nothing: never a 500.
+    let by_ref = app.get(&format!("{agents}/external_id:a%00b"), ADMIN_TOKEN).await;
+    assert!(matches!(by_ref.status, 400 | 404), "{}", by_ref.text);
+    let layers = app.ws_path(&app.default_ws, "/memory_layers?episodicKeyPrefix=a%00b");
+    let filtered = app.get(&layers, ADMIN_TOKEN).await;
+    assert!(matches!(filtered.status, 200 | 400), "{}", filtered.text);
+}
