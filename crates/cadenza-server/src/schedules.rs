@@ -56,6 +56,8 @@ pub fn request(s: &Schedule) -> (Creator, CreateInput) {
 
 async fn wake(ctx: &JobContext, state: &AppState, job: &FireSchedule) -> anyhow::Result<Outcome> {
     for _ in 0..MAX_ROUNDS {
+        // A fire is reads and one unit, nothing outside: one turn at the database for all of it.
+        let _turn = ctx.reads().work_turn().await;
         let Some(s) = ctx.reads().find_schedule(&job.workspace_id, &job.schedule_id).await? else {
             return Ok(Outcome::Done);
         };

@@ -97,9 +97,13 @@ async fn deliver(ctx: &JobContext, job: &DeliverWebhooks, d: &Deliverer) -> anyh
     let mut left = d.settings.per_claim;
     while left > 0 {
         let want = BATCH.min(left);
+        // Every read and unit takes its turn at the database (as runs do; see `work_turn`), and
+        // gives it back before anything that waits on the outside: a receiver's slot, its answer.
+        let turn = reads.work_turn().await;
         let batch = reads.pending_messages(&job.objective_id, i64::try_from(want).unwrap_or(i64::MAX)).await?;
         let exhausted = batch.len() < want;
         claim.events(ctx, &batch).await?;
+        drop(turn);
         let n = batch.len();
         for (i, mut m) in batch.into_iter().enumerate() {
             left -= 1;
@@ -110,16 +114,19 @@ async fn deliver(ctx: &JobContext, job: &DeliverWebhooks, d: &Deliverer) -> anyh
             if m.next_attempt_at > now {
                 return Ok(Outcome::Yield { at_ms: m.next_attempt_at });
             }
+            let turn = reads.work_turn().await;
             if claim.target(ctx, &m).await? != Some(m.url.as_str()) {
                 disable(ctx, &mut m).await?;
                 continue;
             }
+            drop(turn);
             let origin = origin_of(&m.url);
             let permit = match d.endpoints.admit(&origin, &d.settings).await {
                 Admission::Go(permit) => permit,
                 Admission::Busy => return Ok(Outcome::Yield { at_ms: ctx.now_ms() + BUSY_RETRY_MS }),
                 Admission::Open { for_ms } => return Ok(Outcome::Yield { at_ms: now + for_ms }),
             };
+            let turn = reads.work_turn().await;
             let body = match &m.payload {
                 Some(p) => p.clone(),
                 None => match claim.payload(ctx, &m, &d.settings.media).await? {
@@ -132,6 +139,7 @@ async fn deliver(ctx: &JobContext, job: &DeliverWebhooks, d: &Deliverer) -> anyh
                 },
             };
             let secrets = claim.secrets(ctx, &m.account_id, now).await?;
+            drop(turn);
             let attempt = post(d, &m, &body, secrets).await;
             d.endpoints.report(&origin, attempt.ok, &d.settings);
             drop(permit);
@@ -151,6 +159,7 @@ async fn deliver(ctx: &JobContext, job: &DeliverWebhooks, d: &Deliverer) -> anyh
                 }
             };
             let log = logged(&m, failed_at, attempt);
+            let _turn = reads.work_turn().await;
             let mut tx = ctx.begin().await?;
             tx.record_attempt(&m, Some(&log)).await?;
             // When this attempt is the claim's last, the job's outcome commits with it. Done

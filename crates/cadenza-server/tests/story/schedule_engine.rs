@@ -553,3 +553,30 @@ async fn write_during_fire(backend: TestBackend) {
     let after = w.get(&id).await;
     assert_eq!((after["info"]["totalFires"].clone(), after["metadata"]["labels"]["k"].clone()), (json!(1), json!("v")));
 }
+
+both_backends!(schedule_fires_take_their_turn_at_postgresql_like_runs, fire_turns);
+async fn fire_turns(backend: TestBackend) {
+    use futures::FutureExt;
+    let Some(w) = world(backend).await else { return };
+    let (id, created) = w.schedule("turns", json!({"initialMessage": "go"})).await;
+    let first = time(&created, "/info/nextFireAt");
+    w.app.clock.set_ms(first);
+    // Every turn of job work taken (PostgreSQL only: SQLite has none): the fire waits for one.
+    let mut held = Vec::new();
+    if backend == TestBackend::Postgres {
+        while let Some(turn) = w.app.store.work_turn().now_or_never() {
+            held.push(turn);
+        }
+    }
+    let mut firing = Box::pin(w.app.run_jobs(&w.registry));
+    if backend == TestBackend::Postgres {
+        assert!(
+            tokio::time::timeout(std::time::Duration::from_millis(300), &mut firing).await.is_err(),
+            "a schedule fired with every turn taken"
+        );
+        assert!(w.fired(&id).await.is_empty());
+        held.clear();
+    }
+    firing.await;
+    assert_eq!(fire_times(&w.fired(&id).await), [first]);
+}

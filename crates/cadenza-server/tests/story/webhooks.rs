@@ -250,3 +250,38 @@ async fn rotation(backend: TestBackend) {
     assert!(signed_with(&r, &new));
     assert!(!signed_with(&r, &old), "the old key no longer signs");
 }
+
+both_backends!(deliveries_take_their_turn_at_postgresql_like_runs, turns);
+async fn turns(backend: TestBackend) {
+    use futures::FutureExt;
+    let Some(app) = TestApp::start(backend).await else { return };
+    app.expect_jobs("objectives.run");
+    app.expect_jobs(DELIVER);
+    let sink = WebhookSink::start().await;
+    let a = agent(&app, &sink.url()).await;
+    let registry = registry(Settings::default());
+    objective(&app, &a, "hello").await;
+
+    // Every turn of job work taken (PostgreSQL has a bounded number; SQLite none): a delivery
+    // waits for one instead of taking a connection the API's reserve needs.
+    let mut held = Vec::new();
+    if backend == TestBackend::Postgres {
+        while let Some(turn) = app.store.work_turn().now_or_never() {
+            held.push(turn);
+        }
+        assert!(!held.is_empty(), "PostgreSQL job work takes turns");
+    }
+    let mut delivering = Box::pin(deliver(&app, &registry));
+    if backend == TestBackend::Postgres {
+        assert!(
+            tokio::time::timeout(Duration::from_millis(300), &mut delivering).await.is_err(),
+            "a delivery ran with every turn taken"
+        );
+        assert!(sink.received().is_empty());
+        // The API is not job work: its reserve still answers.
+        app.get(&format!("/v1/workspaces/{}/agents/{a}", app.default_ws), ADMIN_TOKEN).await.expect(200);
+        held.clear();
+    }
+    delivering.await;
+    assert_eq!(sink.received().len(), 1, "delivered once a turn was free");
+}
