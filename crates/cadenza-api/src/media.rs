@@ -175,6 +175,10 @@ async fn get_media(State(s): State<AppState>, Path(token): Path<String>) -> ApiR
     }
     let blobs = s.config.uploads.blobs.as_ref().ok_or_else(denied)?;
     let bytes = blobs.get(&key).await.map_err(|e| {
+        if e.is_not_found() {
+            // Gone from storage: the link outlived what it names.
+            return ApiError::from(Error::not_found("media"));
+        }
         tracing::warn!(error = %e, "reading tool result media failed");
         ApiError::from(Error::of(Reason::StorageUnavailable, "the media cannot be read right now"))
     })?;

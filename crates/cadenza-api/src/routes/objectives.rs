@@ -1120,11 +1120,15 @@ async fn decide(
     let decided = async {
         let mut tx = s.store.begin().await?;
         let call = service::decide(&mut tx, c.ws(), &r, &tc, &c.principal.profile_id, decision).await?;
-        tx.commit().await?;
-        ApiResult::Ok(call)
+        ApiResult::Ok((tx, call))
     };
     let call = match decided.await {
-        Ok(call) => call,
+        // A commit that fails may still have committed (the connection went during COMMIT):
+        // the media stay, as an orphan at worst, never a committed result whose media are gone.
+        Ok((tx, call)) => {
+            tx.commit().await?;
+            call
+        }
         Err(e) => {
             media::discard(s.config.uploads.blobs.as_ref(), &stored).await;
             return Err(e);

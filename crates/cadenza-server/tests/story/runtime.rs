@@ -585,6 +585,13 @@ async fn bare_tool_media(backend: TestBackend) {
         let again = w.app.get(&w.path(&id, &format!("/tool_calls/{call}")), ADMIN_TOKEN).await.expect(200);
         let fresh = str_at(&again, "/result/content/1/image/url");
         assert_eq!(w.app.client.get(&fresh).send().await.expect("GET").status(), 200);
+
+        // Bytes gone from storage: the link names nothing any more (a 404, not a server error).
+        std::fs::remove_dir_all(w.app.blob_dir.path()).expect("empty the object store");
+        let gone = w.app.client.get(&fresh).send().await.expect("GET");
+        assert_eq!(gone.status(), 404);
+        let body: Value = gone.json().await.unwrap_or_default();
+        assert_eq!(body["details"][0]["reason"], "NOT_FOUND", "{body}");
     }
 }
 
