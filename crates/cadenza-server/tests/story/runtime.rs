@@ -16,7 +16,7 @@ use cadenza_jobs::Registry;
 use cadenza_llm::{ProviderKind, ProviderSettings, RetryPolicy};
 use cadenza_runtime::{Limits, Models, Runtime};
 use cadenza_testkit::fake_model::{FakeModel, Reply};
-use cadenza_testkit::{ADMIN_TOKEN, TestApp, TestBackend, both_backends};
+use cadenza_testkit::{ADMIN_TOKEN, TestApp, TestBackend, WebhookSink, both_backends};
 use serde_json::{Value, json};
 
 use crate::str_at;
@@ -477,6 +477,20 @@ async fn bare_tools(backend: TestBackend) {
 }
 
 /// Files under `dir`, recursively (the media the object store holds).
+/// The `url` of the first image block anywhere in `v`.
+fn image_url(v: &Value) -> Option<String> {
+    match v {
+        Value::Object(m) => m
+            .get("image")
+            .and_then(|i| i.get("url"))
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .or_else(|| m.values().find_map(image_url)),
+        Value::Array(a) => a.iter().find_map(image_url),
+        _ => None,
+    }
+}
+
 fn stored_files(dir: &std::path::Path) -> usize {
     std::fs::read_dir(dir)
         .into_iter()
@@ -494,6 +508,17 @@ async fn bare_tool_media(backend: TestBackend) {
     let wav: &[u8] = b"RIFF\x10\0\0\0WAVEfmt a short clip";
     for model in ["fake/gpt", "fakeant/claude"] {
         let Some(w) = world(backend, model, None).await else { return };
+        // The agent's events also go out as webhooks, media as links there too.
+        w.app.expect_jobs("webhooks.deliver");
+        let sink = WebhookSink::start().await;
+        w.app
+            .patch(
+                &w.app.ws_path(&w.app.default_ws, &format!("/agents/{}", w.agent)),
+                ADMIN_TOKEN,
+                json!({"spec": {"webhookEventsUrl": sink.url()}}),
+            )
+            .await
+            .expect(200);
         w.fake.script("Gi", vec![Reply::tool_call("ask_human", json!({})), Reply::text("A chart and a clip.")]);
         let id = w.start("Gi").await;
         w.run().await;
@@ -585,6 +610,22 @@ async fn bare_tool_media(backend: TestBackend) {
         let again = w.app.get(&w.path(&id, &format!("/tool_calls/{call}")), ADMIN_TOKEN).await.expect(200);
         let fresh = str_at(&again, "/result/content/1/image/url");
         assert_eq!(w.app.client.get(&fresh).send().await.expect("GET").status(), 200);
+
+        // The webhook of the result carries a link of its own, which serves the same bytes.
+        let settings =
+            cadenza_server::webhooks::Settings { media: w.app.config().uploads.clone(), ..Default::default() };
+        let deliverer = cadenza_server::webhooks::Deliverer::new(&cadenza_adapters::EgressPolicy::default(), settings)
+            .expect("deliverer");
+        let hooks = cadenza_server::webhooks::register(Registry::default(), deliverer);
+        while cadenza_jobs::run_next(&w.app.store, &hooks, "webhooks", "test").await.expect("deliver") {}
+        let payloads: Vec<Value> =
+            sink.received().iter().map(|r| serde_json::from_slice(&r.body).expect("a JSON payload")).collect();
+        let hooked =
+            payloads.iter().find_map(image_url).unwrap_or_else(|| panic!("a webhook with the image: {payloads:?}"));
+        let got = w.app.client.get(&hooked).send().await.expect("GET the webhook's media");
+        assert_eq!(got.status(), 200);
+        assert_eq!(got.bytes().await.expect("bytes").as_ref(), png);
+        assert!(!json!(payloads).to_string().contains("media/workspace_"), "no object key in webhooks");
 
         // Bytes gone from storage: the link names nothing any more (a 404, not a server error).
         std::fs::remove_dir_all(w.app.blob_dir.path()).expect("empty the object store");
