@@ -137,6 +137,11 @@ mod tests {
         let mut u = Xorshift(7);
         let wins = (0..2000).filter(|_| thompson(&[bad, good], &mut u) == Some(1)).count();
         assert!(wins > 1900, "the better variation won {wins} of 2000");
+        // Early on (three feedbacks each way) the worse one is still drawn now and then.
+        let leading = Candidate { weight: 1, alpha: 4.0, beta: 1.0 };
+        let trailing = Candidate { weight: 1, alpha: 1.0, beta: 4.0 };
+        let explored = (0..2000).filter(|_| thompson(&[leading, trailing], &mut u) == Some(1)).count();
+        assert!((1..200).contains(&explored), "the trailing variation was drawn {explored} of 2000");
         // Equal, uninformed posteriors split evenly.
         let flat = Candidate { weight: 1, alpha: 1.0, beta: 1.0 };
         let first = (0..2000).filter(|_| thompson(&[flat, flat], &mut u) == Some(0)).count();
