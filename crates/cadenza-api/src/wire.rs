@@ -131,26 +131,9 @@ pub fn name_schema() -> serde_json::Value {
     })
 }
 
-/// An `i32` field read as JSON Schema's `integer` is: `3`, and also `3.0` or `3e0` (a number
-/// with no fractional part), within range; `null` reads as not sent. serde's own `i32` refuses
-/// every number written with a fraction or an exponent.
-pub fn integral_i32<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Option<i32>, D::Error> {
-    let Some(n) = Option::<serde_json::Number>::deserialize(d)? else { return Ok(None) };
-    whole_i64(&n)
-        .and_then(|i| i32::try_from(i).ok())
-        .map(Some)
-        .ok_or_else(|| serde::de::Error::custom(format!("invalid value: {n}, expected an integer of 32 bits")))
-}
-
-/// A JSON number as JSON Schema's `integer` reads it, when it fits an `i64`: `3`, and also `3.0`
-/// or `3e0` (no fractional part; written with a fraction or an exponent, only up to 2^53, where
-/// a double still holds every whole number exactly).
-pub fn whole_i64(n: &serde_json::Number) -> Option<i64> {
-    match n.as_i64() {
-        Some(i) => Some(i),
-        None => n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() <= 2f64.powi(53)).map(|f| f as i64),
-    }
-}
+/// Integers read as JSON Schema reads them (`3`, `3.0`, `3e0`): every integer field of a request
+/// body takes `#[serde(default, deserialize_with = "crate::wire::integral")]`.
+pub use cadenza_domain::serde_ints::{integral, whole_i64};
 
 /// Validated name, external id and labels of a new resource.
 pub struct NewMeta {
@@ -334,25 +317,6 @@ mod tests {
     }
 
     #[test]
-    fn integral_i32_reads_json_schema_integers() {
-        #[derive(Deserialize)]
-        struct P {
-            #[serde(default, deserialize_with = "integral_i32")]
-            p: Option<i32>,
-        }
-        let read = |v: serde_json::Value| serde_json::from_value::<P>(v).map(|x| x.p).ok();
-        assert_eq!(read(json!({"p": 3})), Some(Some(3)));
-        assert_eq!(read(json!({"p": -13580.0})), Some(Some(-13580)));
-        assert_eq!(read(serde_json::from_str("{\"p\": 1e2}").unwrap_or_default()), Some(Some(100)));
-        assert_eq!(read(json!({"p": null})), Some(None));
-        assert_eq!(read(json!({})), Some(None));
-        assert_eq!(read(json!({"p": 3.5})), None);
-        assert_eq!(read(json!({"p": "3"})), None);
-        assert_eq!(read(json!({"p": 2_147_483_648_i64})), None);
-        assert_eq!(read(json!({"p": -2_147_483_648_i64})), Some(Some(i32::MIN)));
-    }
-
-    #[test]
     fn name_schema_agrees_with_check() {
         let schema = name_schema();
         let long = "n".repeat(MAX_NAME);
@@ -383,17 +347,5 @@ mod tests {
             labels: Some([(wide.clone(), wide.clone())].into_iter().collect()),
         };
         assert!(meta.into_new().is_ok());
-    }
-
-    #[test]
-    fn whole_i64_reads_json_schema_integers() {
-        let n = |v: serde_json::Value| v.as_number().and_then(whole_i64);
-        assert_eq!(n(json!(3)), Some(3));
-        assert_eq!(n(json!(3.0)), Some(3));
-        assert_eq!(n(serde_json::from_str("1e3").unwrap_or_default()), Some(1000));
-        assert_eq!(n(json!(i64::MAX)), Some(i64::MAX));
-        assert_eq!(n(json!(3.5)), None);
-        assert_eq!(n(json!(u64::MAX)), None);
-        assert_eq!(n(json!(1e300)), None);
     }
 }

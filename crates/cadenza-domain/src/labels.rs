@@ -33,8 +33,10 @@ pub fn validate(labels: &Labels) -> Result<()> {
 }
 
 /// Exactly the filters `parse_filter` accepts (ECMA-262): comma-separated `key=value` pairs,
-/// the key not blank; blank pieces are skipped.
-pub const FILTER_PATTERN: &str = "^(?:\\s*|[^,=]*[^,=\\s][^,=]*=[^,]*)(?:,(?:\\s*|[^,=]*[^,=\\s][^,=]*=[^,]*))*$";
+/// the key not blank; blank pieces are skipped. "Blank" is Rust's `trim`, Unicode White_Space,
+/// written out: `\s` differs between regex dialects (ECMA-262's has U+FEFF and lacks U+0085),
+/// and the fuzzer reads the document's patterns as ECMA-262 does.
+pub const FILTER_PATTERN: &str = "^(?:[\\t\\n\\v\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]*|[^,=]*[^,=\\t\\n\\v\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000][^,=]*=[^,]*)(?:,(?:[\\t\\n\\v\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]*|[^,=]*[^,=\\t\\n\\v\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000][^,=]*=[^,]*))*$";
 
 /// Parses the list filter: every `k=v` pair must match exactly.
 pub fn parse_filter(raw: &str) -> Result<Vec<(String, String)>> {
@@ -92,7 +94,27 @@ mod tests {
         let Ok(v) = jsonschema::validator_for(&serde_json::json!({"type": "string", "pattern": FILTER_PATTERN})) else {
             panic!("the filter pattern compiles")
         };
-        for s in ["", "a=b", "a=", " a = b ,c=d", "a=b,,", ",", "=b", " =b", "a", "a=b,c", "a=b=c", "a\n=b"] {
+        for s in [
+            "",
+            "a=b",
+            "a=",
+            " a = b ,c=d",
+            "a=b,,",
+            ",",
+            "=b",
+            " =b",
+            "a",
+            "a=b,c",
+            "a=b=c",
+            "a\n=b",
+            "\u{85}=b",
+            "\u{85}",
+            "\u{feff}=b",
+            "\u{3000}=b",
+            "\u{a0}a=b",
+            "\u{200b}=b",
+            "\u{2029},a=b",
+        ] {
             assert_eq!(v.is_valid(&serde_json::json!(s)), parse_filter(s).is_ok(), "{s:?}");
         }
     }

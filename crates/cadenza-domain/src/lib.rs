@@ -20,6 +20,7 @@ pub mod principal;
 pub mod reasons;
 pub mod schedules;
 pub mod scopes;
+pub mod serde_ints;
 pub mod time;
 pub mod tool_sets;
 pub mod uploads;

@@ -132,13 +132,26 @@ impl Field {
     }
 }
 
+/// The calendar fields as the wire names them, each with the values it takes (inclusive): what
+/// `RuleIn::validate` holds every range's `start` and `end` to.
+pub fn calendar_fields() -> impl Iterator<Item = (&'static str, i32, i32)> {
+    Field::ALL.into_iter().map(|f| {
+        let (lo, hi) = f.bounds();
+        (f.name(), lo, hi)
+    })
+}
+
 // ---- input, as clients send it ----
 
-/// A range as sent: every member optional (`end` defaults to `start`, `step` to 1).
+/// A range as sent: every member optional (`end` defaults to `start`, `step` to 1), each any
+/// whole number (`9.0` is 9, as JSON Schema's `integer` reads it).
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct RangeIn {
+    #[serde(default, deserialize_with = "crate::serde_ints::integral")]
     pub start: Option<i64>,
+    #[serde(default, deserialize_with = "crate::serde_ints::integral")]
     pub end: Option<i64>,
+    #[serde(default, deserialize_with = "crate::serde_ints::integral")]
     pub step: Option<i64>,
 }
 
@@ -280,6 +293,9 @@ fn field_pattern(field: Field, ranges: &[Range]) -> String {
         .map(|r| match (r.start == r.end, r.step) {
             (true, _) => r.start.to_string(),
             (false, 1) => format!("{}-{}", r.start, r.end),
+            // A step past the range's end takes only its start (the pattern engine reads a step
+            // as 16 bits, so a larger one would be refused, not read).
+            (false, step) if step > r.end - r.start => r.start.to_string(),
             (false, step) => format!("{}-{}/{step}", r.start, r.end),
         })
         .collect();
@@ -362,7 +378,8 @@ fn next_interval(iv: &Interval, tz: &TimeZone, after_ms: i64) -> Option<i64> {
         // Real time from the epoch: the first `n * every + offset` seconds past `after_ms`.
         let after_s = after_ms.div_euclid(1000);
         let n = (after_s - offset).div_euclid(every) + 1;
-        return (n * every + offset).checked_mul(1000);
+        // Checked: an `every` of many years (up to `i64::MAX` seconds) never fires again.
+        return n.checked_mul(every)?.checked_add(offset)?.checked_mul(1000);
     }
     // Wall clock: count civil seconds since 1970-01-01T00:00 local, then resolve each
     // candidate in the zone (a gap moves forward, a fold takes its first occurrence).
@@ -371,7 +388,8 @@ fn next_interval(iv: &Interval, tz: &TimeZone, after_ms: i64) -> Option<i64> {
     let civil_s = local.to_zoned(utc.clone()).ok()?.timestamp().as_second();
     let k = (civil_s - offset).div_euclid(every);
     (0..3).find_map(|j| {
-        let civ: DateTime = Timestamp::from_second((k + j) * every + offset).ok()?.to_zoned(utc.clone()).datetime();
+        let secs = (k + j).checked_mul(every)?.checked_add(offset)?;
+        let civ: DateTime = Timestamp::from_second(secs).ok()?.to_zoned(utc.clone()).datetime();
         let at = tz.to_ambiguous_zoned(civ).compatible().ok()?.timestamp().as_millisecond();
         (at > after_ms).then_some(at)
     })
@@ -758,6 +776,38 @@ mod tests {
         s.state = ScheduleState::Paused;
         s.reschedule(due);
         assert_eq!(s.due_fire(i64::MAX), None, "paused schedules never fire");
+    }
+
+    #[test]
+    fn whole_numbers_and_long_steps() {
+        // `9.0` and `3e1` are the integers 9 and 30, as JSON Schema reads them; `9.5` is refused.
+        let text = r#"{"calendars": [{"hour": [{"start": 9.0}], "minute": [{"start": 3e1}]}]}"#;
+        let r = serde_json::from_str::<RuleIn>(text).ok().map(RuleIn::validate).and_then(Result::ok).expect("valid");
+        assert_eq!(fires(&r, "2027-01-01T00:00:00Z", 1), ["2027-01-01T09:30:00Z"]);
+        assert!(serde_json::from_str::<RuleIn>(r#"{"calendars": [{"hour": [{"start": 9.5}]}]}"#).is_err());
+        // A step past the range's end takes its start alone, however long (the pattern engine
+        // reads 16 bits of step: 70000 is not refused, it is read).
+        for step in [60, 65_535, 70_000, i64::MAX] {
+            let r = rule(serde_json::json!({"calendars": [{"minute": [{"start": 10, "end": 59, "step": step}],
+                "hour": [{"start": 0, "end": 23}]}]}))
+            .expect("valid");
+            assert_eq!(
+                fires(&r, "2027-01-01T00:00:00Z", 2),
+                ["2027-01-01T00:10:00Z", "2027-01-01T01:10:00Z"],
+                "{step}"
+            );
+        }
+    }
+
+    #[test]
+    fn intervals_of_many_years_never_overflow() {
+        // `1e300s` reads as i64::MAX seconds: the rule is valid and never fires again.
+        for (every, offset) in [("1e300s", "5s"), ("9e18s", "5e17s"), ("8640000000000000000s", "1s")] {
+            let r = rule(serde_json::json!({"intervals": [{"every": every, "offset": offset}],
+                "timezone": "Europe/Paris"}))
+            .expect("valid");
+            assert_eq!(r.next_fire_after(ms("2027-01-01T00:00:00Z")), None, "{every}");
+        }
     }
 
     #[test]

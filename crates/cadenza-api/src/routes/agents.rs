@@ -88,7 +88,13 @@ impl AgentOut {
 /// The agent spec as clients send it, in either spelling.
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-#[schemars(rename = "AgentSpecRequest")]
+#[schemars(
+    rename = "AgentSpecRequest",
+    extend("anyOf" = [
+        {"properties": {"inputDataSchema": {"type": ["object", "null"]}}},
+        {"required": ["systemPromptDataSchema"], "properties": {"systemPromptDataSchema": {"type": "object"}}},
+    ]),
+)]
 struct SpecIn {
     /// `_UNSPECIFIED` leaves the status as it is (a new agent is a draft).
     #[schemars(extend("enum" = [null, "AGENT_STATUS_UNSPECIFIED", "AGENT_STATUS_DRAFT", "AGENT_STATUS_PUBLISHED",
@@ -100,9 +106,11 @@ struct SpecIn {
     /// At most 16,384 characters.
     #[schemars(extend("maxLength" = MAX_DESCRIPTION))]
     description: Option<String>,
-    /// A JSON Schema (draft 2020-12 unless it names another), self-contained.
-    #[schemars(with = "Option<serde_json::Map<String, Value>>")]
+    /// A JSON Schema (draft 2020-12 unless it names another), self-contained. The seed name of
+    /// `systemPromptDataSchema`: ignored, whatever it holds, when that is sent and not `null`.
+    #[schemars(with = "Option<Value>")]
     input_data_schema: Option<Value>,
+    /// A JSON Schema (draft 2020-12 unless it names another), self-contained.
     #[schemars(with = "Option<serde_json::Map<String, Value>>")]
     system_prompt_data_schema: Option<Value>,
     #[schemars(with = "Option<serde_json::Map<String, Value>>")]
@@ -112,7 +120,8 @@ struct SpecIn {
     webhook_events_url: Option<String>,
     enable_episodic_memory: Option<bool>,
     /// Seconds; 0 keeps episodic memory forever.
-    #[schemars(extend("minimum" = 0))]
+    #[serde(default, deserialize_with = "crate::wire::integral")]
+    #[schemars(extend("minimum" = 0, "maximum" = i64::MAX))]
     episodic_memory_ttl: Option<i64>,
 }
 
@@ -508,10 +517,8 @@ mod tests {
         }
     }
 
-    #[test]
-    fn description_limit_counts_characters() {
-        let schema = spec_schema();
-        let mut a = Agent {
+    fn agent() -> Agent {
+        Agent {
             meta: cadenza_domain::Meta::new(
                 IdKind::Agent,
                 0,
@@ -530,7 +537,13 @@ mod tests {
             webhook_events_url: String::new(),
             enable_episodic_memory: false,
             episodic_memory_ttl: None,
-        };
+        }
+    }
+
+    #[test]
+    fn description_limit_counts_characters() {
+        let schema = spec_schema();
+        let mut a = agent();
         // 16,384 three-byte characters (48 KiB) fit; one more does not.
         for (d, ok) in [("€".repeat(MAX_DESCRIPTION), true), ("€".repeat(MAX_DESCRIPTION + 1), false)] {
             let spec = SpecIn { description: Some(d.clone()), ..SpecIn::default() };
@@ -554,6 +567,56 @@ mod tests {
         for raw in ["STATE_DRAFT,AGENT_STATUS_ARCHIVED", " STATE_UNSPECIFIED ", "DRAFT", "STATE_DRAFT;STATE_ARCHIVED"] {
             let parsed = raw.split(',').map(str::trim).filter(|v| !v.is_empty()).all(|v| parse_status(v).is_ok());
             assert_eq!(accepts(&filter, &json!(raw)), parsed, "{raw:?}");
+        }
+    }
+
+    /// `episodicMemoryTtl` reads any whole number (`86400.0`, `864e2`) and the document bounds it
+    /// as `apply_spec` checks it: not negative, an `i64`.
+    #[test]
+    fn ttl_reads_whole_numbers() {
+        let schema = spec_schema();
+        let mut values = vec![json!(0), json!(86_400), json!(86_400.0), json!(-1), json!(-1.0), json!(2.5)];
+        values.extend([json!(i64::MAX), json!(u64::MAX), json!("60"), json!(null), json!(1e300)]);
+        values.push(serde_json::from_str("864e2").unwrap_or_default());
+        for v in values {
+            let body = json!({"episodicMemoryTtl": v});
+            let mut a = agent();
+            let takes = serde_json::from_value::<SpecIn>(body.clone())
+                .is_ok_and(|s| apply_spec(&mut a, s, &UpdateMask::default()).is_ok());
+            assert_eq!(accepts(&schema, &body), takes, "{body}");
+        }
+        let s = serde_json::from_str::<SpecIn>(r#"{"episodicMemoryTtl": 864e2}"#).expect("a whole number");
+        assert_eq!(s.episodic_memory_ttl, Some(86_400));
+    }
+
+    /// The two names of the input schema: the later one wins when both are sent, and the seed
+    /// one is then not read at all (a stateful run found a string there taken with 200).
+    #[test]
+    fn input_schema_names_agree_with_apply_spec() {
+        let schema = spec_schema();
+        let values = [
+            None,
+            Some(json!(null)),
+            Some(json!({})),
+            Some(json!({"type": "object"})),
+            Some(json!("s")),
+            Some(json!(5)),
+        ];
+        for seed in &values {
+            for later in &values {
+                let mut body = serde_json::Map::new();
+                if let Some(v) = seed {
+                    body.insert("inputDataSchema".into(), v.clone());
+                }
+                if let Some(v) = later {
+                    body.insert("systemPromptDataSchema".into(), v.clone());
+                }
+                let body = Value::Object(body);
+                let mut a = agent();
+                let takes = serde_json::from_value::<SpecIn>(body.clone())
+                    .is_ok_and(|s| apply_spec(&mut a, s, &UpdateMask::default()).is_ok());
+                assert_eq!(accepts(&schema, &body), takes, "{body}");
+            }
         }
     }
 }

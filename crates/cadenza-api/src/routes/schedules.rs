@@ -16,7 +16,7 @@ use cadenza_domain::time::format_ms;
 use cadenza_domain::{Error, json_schema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use cadenza_services as services;
 
@@ -24,7 +24,7 @@ use crate::AppState;
 use crate::auth::WsCaller;
 use crate::error::ApiResult;
 use crate::extract::{JsonBody, QueryPairs, split_verb};
-use crate::openapi::{Op, create_body, schema};
+use crate::openapi::{Op, component, id_ref, nothing, schema};
 use crate::routes::agents::load as load_agent;
 use crate::wire::{Empty, ListResponse, METADATA_MASK, MetadataIn, ResourceMetadata, empty, resource_meta};
 
@@ -187,14 +187,162 @@ impl ScheduleOut {
 struct SpecIn {
     initial_message: Option<String>,
     first_user_message: Option<String>,
+    /// Checked against the agent's `inputDataSchema`, when it has one (`SCHEMA_MISMATCH`).
     data: Option<Value>,
+    /// Checked against the agent's `inputDataSchema`, when it has one (`SCHEMA_MISMATCH`).
     system_prompt_data: Option<Value>,
     first_user_message_data: Option<Value>,
-    #[schemars(with = "Option<Value>")]
+    /// The rule; required on create.
+    #[serde(default)]
+    #[schemars(schema_with = "rule_or_null")]
     schedule: Option<RuleIn>,
+    /// `_UNSPECIFIED` and empty read as SKIP.
+    #[schemars(extend("enum" = OVERLAP_POLICIES))]
     overlap_policy: Option<String>,
+    /// Either spelling; `_UNSPECIFIED` and empty leave the state as it is (a new schedule is
+    /// active).
+    #[schemars(extend("enum" = STATUSES))]
     status: Option<String>,
+    /// A variation of this agent; empty lets the agent's selection mode pick one per fire.
+    #[serde(default)]
+    #[schemars(schema_with = "variation_or_nothing")]
     variation_id: Option<String>,
+}
+
+/// What `OverlapPolicy::parse` takes (`null` reads as not sent).
+const OVERLAP_POLICIES: [Option<&str>; 5] =
+    [None, Some(""), Some("OVERLAP_POLICY_UNSPECIFIED"), Some("OVERLAP_POLICY_SKIP"), Some("OVERLAP_POLICY_ALLOW")];
+
+/// What `ScheduleState::parse` takes (`null` reads as not sent).
+const STATUSES: [Option<&str>; 10] = [
+    None,
+    Some(""),
+    Some("AGENT_SCHEDULE_STATUS_UNSPECIFIED"),
+    Some("AGENT_SCHEDULE_STATUS_ACTIVE"),
+    Some("AGENT_SCHEDULE_STATUS_PAUSED"),
+    Some("AGENT_SCHEDULE_STATUS_ARCHIVED"),
+    Some("STATE_UNSPECIFIED"),
+    Some("STATE_ACTIVE"),
+    Some("STATE_PAUSED"),
+    Some("STATE_ARCHIVED"),
+];
+
+fn variation_or_nothing(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({"anyOf": [id_ref(IdKind::Variation), nothing()]})
+}
+
+/// A duration as `parse_duration_secs` reads it: a Rust `f64` literal and `s` (`inf` and `nan`,
+/// which it refuses, left out). What the value must be (`every` at least 1 s once rounded,
+/// `offset` from 0 to less than `every`) a pattern cannot say: a superset.
+const DURATION_PATTERN: &str = "^[+-]?(?:[0-9]+\\.?[0-9]*|\\.[0-9]+)(?:[eE][+-]?[0-9]+)?s$";
+/// `every`: as `DURATION_PATTERN`, without a minus (a negative one never rounds to 1 s).
+const EVERY_PATTERN: &str = "^\\+?(?:[0-9]+\\.?[0-9]*|\\.[0-9]+)(?:[eE][+-]?[0-9]+)?s$";
+
+/// A calendar range of a field whose values run from `lo` to `hi`, as `RuleIn::validate` reads
+/// it: `start` (absent or `null`: 0) from `lo` to `hi`; `end` 0, `null` or absent (then `start`),
+/// or from `start` to `hi`; `step` 0, `null` or absent (then 1), or any whole number above.
+/// `end` from `start` on is one branch per value of `start`, one and only one of which holds
+/// (`oneOf`: schemathesis generates from it, where an `anyOf` of 28 branches or more is beyond
+/// its canonical form).
+fn range_schema(lo: i32, hi: i32) -> Value {
+    let branches: Vec<Value> = (lo..=hi)
+        .map(|s| {
+            if s == 0 {
+                return json!({"properties": {"start": {"enum": [null, 0]}}});
+            }
+            let mut p = serde_json::Map::new();
+            p.insert("start".into(), json!({"const": s}));
+            if s > lo {
+                p.insert("end".into(), json!({"anyOf": [{"enum": [null, 0]}, {"minimum": s}]}));
+            }
+            json!({"required": ["start"], "properties": p})
+        })
+        .collect();
+    let (start_type, default) =
+        if lo == 0 { (json!(["integer", "null"]), ", absent or null: 0") } else { (json!("integer"), "") };
+    let mut schema = json!({
+        "type": "object",
+        "description": format!("Every `step`-th value from `start` ({lo}–{hi}{default}) to `end` inclusive \
+            (`end` 0, null or absent: `start`; otherwise from `start` to {hi}); `step` 0, null or absent: 1."),
+        "properties": {
+            "start": {"type": start_type, "minimum": lo, "maximum": hi},
+            "end": {"anyOf": [{"enum": [null, 0]}, {"type": "integer", "minimum": lo, "maximum": hi}]},
+            "step": {"type": ["integer", "null"], "minimum": 0, "maximum": i64::MAX},
+        },
+        "oneOf": branches,
+    });
+    if lo > 0 {
+        schema["required"] = json!(["start"]);
+    }
+    schema
+}
+
+/// The rule as `RuleIn::validate` reads it: at least one calendar or interval, each calendar
+/// exactly (every range's bounds per field), each interval by the form of its durations.
+fn rule_schema(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    let mut fields = serde_json::Map::new();
+    for (name, lo, hi) in cadenza_domain::schedules::calendar_fields() {
+        let range = component(g, &format!("ScheduleRange{lo}to{hi}Request"), range_schema(lo, hi));
+        fields.insert(name.into(), json!({"type": ["array", "null"], "items": range}));
+    }
+    fields.insert("comment".into(), json!({"type": ["string", "null"]}));
+    let calendar = component(
+        g,
+        "ScheduleCalendarRequest",
+        json!({
+            "type": "object",
+            "description": "Fires when every field matches (day of month and day of week); an empty time field means 0, an empty date field any.",
+            "properties": fields,
+        }),
+    );
+    let interval = component(
+        g,
+        "ScheduleIntervalRequest",
+        json!({
+            "type": "object",
+            "description": "`every` at least 1 s (rounded to whole seconds); `offset` from 0 s to less than `every` (empty, null or absent: 0 s).",
+            "required": ["every"],
+            "properties": {
+                "every": {"type": "string", "pattern": EVERY_PATTERN},
+                "offset": {"anyOf": [nothing(), {"type": "string", "pattern": DURATION_PATTERN}]},
+            },
+        }),
+    );
+    component(
+        g,
+        "ScheduleRuleRequest",
+        json!({
+            "type": "object",
+            "description": "Calendars OR intervals, at least one, in `timezone` (an IANA zone name of the server's time zone database, any case; empty, null or absent: UTC).",
+            "properties": {
+                "calendars": {"type": ["array", "null"], "items": calendar},
+                "intervals": {"type": ["array", "null"], "items": interval},
+                "timezone": {"type": ["string", "null"]},
+            },
+            "anyOf": [
+                {"required": ["calendars"], "properties": {"calendars": {"type": "array", "minItems": 1}}},
+                {"required": ["intervals"], "properties": {"intervals": {"type": "array", "minItems": 1}}},
+            ],
+        }),
+    )
+}
+
+fn rule_or_null(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    let rule = rule_schema(g);
+    schemars::json_schema!({"anyOf": [rule, {"type": "null"}]})
+}
+
+/// The create: `metadata.name`, as `create_body` requires it, and `spec.schedule`, not `null`.
+fn create_schedule_body(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    let write = g.subschema_for::<WriteIn>();
+    schemars::json_schema!({
+        "allOf": [write],
+        "required": ["metadata", "spec"],
+        "properties": {
+            "metadata": {"type": "object", "required": ["name"], "properties": {"name": crate::wire::name_schema()}},
+            "spec": {"required": ["schedule"], "properties": {"schedule": {"type": "object"}}},
+        },
+    })
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -410,7 +558,7 @@ pub fn operations() -> Vec<Op> {
         Op::new("get", COLL, "list_schedules", T, schema::<ListResponse<ScheduleOut>>).scope("agents:read").list(),
         Op::new("post", COLL, "create_schedule", T, schema::<ScheduleOut>)
             .scope("agents:manage")
-            .body(create_body::<WriteIn>),
+            .body(create_schedule_body),
         Op::new("get", ITEM, "get_schedule", T, schema::<ScheduleOut>).scope("agents:read"),
         Op::new("patch", ITEM, "update_schedule", T, schema::<ScheduleOut>)
             .scope("agents:manage")
@@ -437,4 +585,267 @@ pub fn operations() -> Vec<Op> {
         ops.push(Op::new("post", path, id, T, schema::<ScheduleOut>).summary(summary).scope("agents:manage"));
     }
     ops
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::openapi::{accepts, request_schema};
+    use cadenza_domain::schedules::calendar_fields;
+    use serde_json::Map;
+
+    /// Whether `RuleIn::validate` takes `rule`.
+    fn reads(rule: &Value) -> bool {
+        serde_json::from_value::<RuleIn>(rule.clone()).ok().is_some_and(|r| r.validate().is_ok())
+    }
+
+    fn range(start: &Option<Value>, end: &Option<Value>, step: &Option<Value>) -> Value {
+        let mut r = Map::new();
+        for (k, v) in [("start", start), ("end", end), ("step", step)] {
+            if let Some(v) = v {
+                r.insert(k.into(), v.clone());
+            }
+        }
+        Value::Object(r)
+    }
+
+    #[test]
+    fn calendar_ranges_agree_with_validate() {
+        let schema = request_schema(rule_schema);
+        for (field, lo, hi) in calendar_fields() {
+            let (lo, hi) = (i64::from(lo), i64::from(hi));
+            let mid = (lo + hi) / 2;
+            let starts = [
+                None,
+                Some(json!(null)),
+                Some(json!(lo - 1)),
+                Some(json!(lo)),
+                Some(json!(lo + 1)),
+                Some(json!(mid)),
+                // A whole number written with a fraction is that number.
+                Some(json!(mid as f64)),
+                Some(json!(hi)),
+                Some(json!(hi + 1)),
+                Some(json!(2.5)),
+                Some(json!("3")),
+            ];
+            let ends = [
+                None,
+                Some(json!(null)),
+                Some(json!(0)),
+                Some(json!(0.0)),
+                Some(json!(lo - 1)),
+                Some(json!(lo)),
+                Some(json!(mid - 1)),
+                Some(json!(mid)),
+                Some(json!(mid + 1)),
+                Some(json!(hi)),
+                Some(json!(hi + 1)),
+                Some(json!(4.5)),
+            ];
+            for start in &starts {
+                for end in &ends {
+                    let rule = json!({"calendars": [{field: [range(start, end, &None)]}]});
+                    assert_eq!(accepts(&schema, &rule), reads(&rule), "{rule}");
+                }
+            }
+            let steps = [
+                None,
+                Some(json!(null)),
+                Some(json!(0)),
+                Some(json!(1)),
+                Some(json!(2)),
+                Some(json!(hi - lo)),
+                Some(json!(hi - lo + 1)),
+                Some(json!(70_000)),
+                Some(json!(i64::MAX)),
+                Some(json!(-1)),
+                Some(json!(1.5)),
+                Some(json!(3.0)),
+            ];
+            for (start, end) in [(lo, Some(json!(hi))), (mid, Some(json!(mid))), (hi, None)] {
+                for step in &steps {
+                    let rule = json!({"calendars": [{field: [range(&Some(json!(start)), &end, step)]}]});
+                    assert_eq!(accepts(&schema, &rule), reads(&rule), "{rule}");
+                }
+            }
+        }
+        // Several ranges, several calendars; an empty calendar fires at midnight.
+        for rule in [
+            json!({"calendars": [{}]}),
+            json!({"calendars": [{"hour": [{"start": 9}, {"start": 13, "end": 17, "step": 2}], "comment": "work"}]}),
+            json!({"calendars": [{"dayOfWeek": [{"start": 1, "end": 5}]}, {"month": [{"start": 12}]}]}),
+            json!({"calendars": [{"month": [{"start": 2}], "dayOfMonth": [{"start": 30}]}]}),
+            json!({"calendars": [{"hour": null, "minute": [], "comment": null}]}),
+            json!({"calendars": [{"month": [{}]}]}),
+            json!({"calendars": [{"dayOfMonth": [{"end": 5}]}]}),
+            json!({"calendars": [{"hour": [{"start": 9}, {"start": 24}]}]}),
+            json!({"calendars": [null]}),
+            json!({"calendars": [{"hour": {"start": 9}}]}),
+            json!({"calendars": [{"hour": [{"start": 9}]}], "timezone": "Europe/Paris"}),
+        ] {
+            assert_eq!(accepts(&schema, &rule), reads(&rule), "{rule}");
+        }
+    }
+
+    #[test]
+    fn rule_needs_a_calendar_or_an_interval() {
+        let schema = request_schema(rule_schema);
+        for rule in [
+            json!({}),
+            json!({"calendars": [], "intervals": []}),
+            json!({"calendars": null, "intervals": null}),
+            json!({"timezone": "UTC"}),
+            json!({"calendars": null, "intervals": [{"every": "60s"}]}),
+            json!({"calendars": [{}], "intervals": []}),
+            json!({"intervals": [{}]}),
+            json!({"intervals": [null]}),
+            json!({"intervals": [{"every": null}]}),
+            json!({"intervals": [{"every": ""}]}),
+            json!([]),
+            json!(null),
+            json!("daily"),
+        ] {
+            assert_eq!(accepts(&schema, &rule), reads(&rule), "{rule}");
+        }
+    }
+
+    /// Intervals are documented by the form of their durations, a superset: whatever the server
+    /// takes the schema takes, and what the schema refuses the server refuses.
+    #[test]
+    fn interval_durations_are_a_superset() {
+        let schema = request_schema(rule_schema);
+        let everies = [
+            "60s",
+            "1.5s",
+            "0.5s",
+            "0.4s",
+            "+2s",
+            "1e3s",
+            "1E3s",
+            "1.s",
+            ".5s",
+            "0s",
+            "00060s",
+            "1e300s",
+            "1e400s",
+            "60",
+            "1h",
+            "-5s",
+            "-0.4s",
+            "infs",
+            "nans",
+            "+infinitys",
+            "s",
+            "",
+            " 60s",
+            "60s ",
+            "6_0s",
+            "٣s",
+            "0x10s",
+        ];
+        let offsets = [
+            None,
+            Some(json!(null)),
+            Some(json!("")),
+            Some(json!("0s")),
+            Some(json!("-0.4s")),
+            Some(json!("30s")),
+            Some(json!("59.4s")),
+            Some(json!("60s")),
+            Some(json!("-1s")),
+            Some(json!("5")),
+            Some(json!(5)),
+        ];
+        for every in everies {
+            for offset in &offsets {
+                let mut iv = Map::new();
+                iv.insert("every".into(), json!(every));
+                if let Some(o) = offset {
+                    iv.insert("offset".into(), o.clone());
+                }
+                let rule = json!({"intervals": [iv]});
+                let (documented, taken) = (accepts(&schema, &rule), reads(&rule));
+                assert!(documented || !taken, "the server takes {rule}, the document refuses it");
+            }
+        }
+        // The form alone: every string the patterns take parses, and the others do not.
+        let parses = |s: &str| cadenza_domain::variations::parse_duration_secs("d", s).is_ok();
+        let form = json!({"type": "string", "pattern": DURATION_PATTERN});
+        for d in everies {
+            assert_eq!(accepts(&form, &json!(d)), parses(d) || d == "1e400s", "{d:?}");
+        }
+        // Any time zone name the server knows, in any case, is a string the document takes.
+        for tz in ["UTC", "europe/paris", " America/New_York ", "", "Mars/Olympus"] {
+            let rule = json!({"calendars": [{}], "timezone": tz});
+            assert!(accepts(&schema, &rule) || !reads(&rule), "{tz:?}");
+        }
+        assert!(reads(&json!({"calendars": [{}], "timezone": "europe/paris"})), "zone names match in any case");
+    }
+
+    #[test]
+    fn spec_enums_agree_with_their_parsers() {
+        let schema = request_schema(schema::<SpecIn>);
+        let junk = ["skip", "OVERLAP_POLICY_NEVER", "STATE_RUNNING", "ACTIVE", " STATE_ACTIVE"];
+        for v in OVERLAP_POLICIES.iter().copied().flatten().chain(junk) {
+            let parsed = OverlapPolicy::parse(v).is_ok();
+            assert_eq!(accepts(&schema, &json!({"overlapPolicy": v})), parsed, "{v:?}");
+        }
+        for v in STATUSES.iter().copied().flatten().chain(junk) {
+            let parsed = ScheduleState::parse(v).is_ok();
+            assert_eq!(accepts(&schema, &json!({"status": v})), parsed, "{v:?}");
+        }
+        for v in [json!(null), json!(1), json!(true)] {
+            let null = v.is_null();
+            assert_eq!(accepts(&schema, &json!({"overlapPolicy": v, "status": v})), null, "{v}");
+        }
+        let id = "agentvar_01ARZ3NDEKTSV4RRFFQ69G5FAV";
+        for v in [id, "external_id:nightly", "", "agent_01ARZ3NDEKTSV4RRFFQ69G5FAV", "agentvar_x", "external_id:"] {
+            let parsed = v.is_empty() || IdRef::parse(IdKind::Variation, v).is_ok();
+            assert_eq!(accepts(&schema, &json!({"variationId": v})), parsed, "{v:?}");
+        }
+    }
+
+    /// What `create` checks before it reads the store: the body, `spec.schedule`, the metadata
+    /// and every spec field (as `apply_spec` reads them, the agent's input schema aside).
+    fn create_reads(body: &Value) -> bool {
+        let Ok(b) = serde_json::from_value::<WriteIn>(body.clone()) else { return false };
+        let spec = b.spec;
+        let variation_ok = spec
+            .variation_id
+            .as_deref()
+            .filter(|v| !v.is_empty())
+            .is_none_or(|v| IdRef::parse(IdKind::Variation, v).is_ok());
+        spec.schedule.is_some_and(|r| r.validate().is_ok())
+            && b.metadata.into_new().is_ok()
+            && spec.overlap_policy.is_none_or(|p| OverlapPolicy::parse(&p).is_ok())
+            && spec.status.is_none_or(|s| ScheduleState::parse(&s).is_ok())
+            && variation_ok
+    }
+
+    #[test]
+    fn create_body_agrees_with_create() {
+        let schema = request_schema(create_schedule_body);
+        let daily = json!({"calendars": [{"hour": [{"start": 9}]}], "timezone": "UTC"});
+        for body in [
+            json!({}),
+            json!({"metadata": {"name": "nightly"}}),
+            json!({"metadata": {"name": "nightly"}, "spec": {}}),
+            json!({"metadata": {"name": "nightly"}, "spec": {"schedule": null}}),
+            json!({"metadata": {"name": "nightly"}, "spec": {"schedule": {}}}),
+            json!({"metadata": {"name": "nightly"}, "spec": {"schedule": daily}}),
+            json!({"metadata": {"name": " "}, "spec": {"schedule": daily}}),
+            json!({"spec": {"schedule": daily}}),
+            json!({"metadata": {"name": "nightly"}, "spec": null}),
+            json!({"metadata": {"name": "n"}, "spec": {"schedule": daily, "overlapPolicy": "OVERLAP_POLICY_ALLOW",
+                "status": "AGENT_SCHEDULE_STATUS_PAUSED", "variationId": "", "firstUserMessage": "Go",
+                "systemPromptData": {"k": 1}}, "updateMask": "ignored on create"}),
+            json!({"metadata": {"name": "n"}, "spec": {"schedule": daily, "status": "STATE_ARCHIVED",
+                "variationId": "agentvar_01ARZ3NDEKTSV4RRFFQ69G5FAV"}}),
+            json!({"metadata": {"name": "n"}, "spec": {"schedule": daily, "variationId": "nope"}}),
+            json!({"metadata": {"name": "n"}, "spec": {"schedule": daily, "overlapPolicy": "SOMETIMES"}}),
+        ] {
+            assert_eq!(accepts(&schema, &body), create_reads(&body), "{body}");
+        }
+    }
 }

@@ -226,8 +226,12 @@ struct ModelConfigIn {
     model_id: Option<String>,
     temperature: Option<f64>,
     top_p: Option<f64>,
+    #[serde(default, deserialize_with = "crate::wire::integral")]
+    #[schemars(extend("minimum" = 0, "maximum" = i32::MAX))]
     top_k: Option<i32>,
     stop_sequences: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "crate::wire::integral")]
+    #[schemars(extend("minimum" = 0, "maximum" = i32::MAX))]
     max_output_tokens: Option<i32>,
     reasoning_effort: Option<String>,
     caching_enabled: Option<bool>,
@@ -237,7 +241,11 @@ struct ModelConfigIn {
 #[serde(rename_all = "camelCase")]
 #[schemars(rename = "VariationConstraintsRequest")]
 struct ConstraintsIn {
+    #[serde(default, deserialize_with = "crate::wire::integral")]
+    #[schemars(extend("minimum" = 0, "maximum" = i32::MAX))]
     max_tool_calls: Option<i32>,
+    #[serde(default, deserialize_with = "crate::wire::integral")]
+    #[schemars(extend("minimum" = 0, "maximum" = i32::MAX))]
     max_sub_objectives: Option<i32>,
     inactivity_timeout: Option<String>,
 }
@@ -259,6 +267,8 @@ struct SummarizationIn {
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 struct ClearingIn {
+    #[serde(default, deserialize_with = "crate::wire::integral")]
+    #[schemars(extend("minimum" = 0, "maximum" = i32::MAX))]
     preserve_recent_results: Option<i32>,
 }
 
@@ -266,6 +276,8 @@ struct ClearingIn {
 #[serde(rename_all = "camelCase")]
 #[schemars(rename = "ProgressiveDiscoveryRequest")]
 struct DiscoveryIn {
+    #[serde(default, deserialize_with = "crate::wire::integral")]
+    #[schemars(extend("minimum" = 0, "maximum" = i32::MAX))]
     max_tools: Option<i32>,
     hints: Option<Vec<String>>,
     rerank_threshold: Option<f64>,
@@ -284,7 +296,11 @@ pub(crate) struct SpecIn {
     compaction_config: Option<CompactionIn>,
     progressive_discovery: Option<DiscoveryIn>,
     enable_episodic_memory: Option<bool>,
+    #[serde(default, deserialize_with = "crate::wire::integral")]
+    #[schemars(extend("minimum" = 0, "maximum" = i64::MAX))]
     episodic_memory_ttl: Option<i64>,
+    #[serde(default, deserialize_with = "crate::wire::integral")]
+    #[schemars(extend("minimum" = 0, "maximum" = i32::MAX))]
     weight: Option<i32>,
 }
 
@@ -741,7 +757,7 @@ async fn remove_assignment(
 #[serde(rename_all = "camelCase")]
 struct LayerIn {
     memory_layer_id: Option<String>,
-    #[serde(default, deserialize_with = "crate::wire::integral_i32")]
+    #[serde(default, deserialize_with = "crate::wire::integral")]
     position: Option<i32>,
 }
 
@@ -1080,5 +1096,75 @@ mod tests {
             assert_eq!(accepts(&remove, &body), b.as_ref().is_some_and(layer_ok), "remove {body}");
             assert_eq!(accepts(&moving, &body), b.as_ref().is_some_and(position_ok), "move {body}");
         }
+    }
+
+    /// Values every integer of the spec is tried with: whole numbers however written, fractions,
+    /// the ends of the field's range and past them, a string, `null`.
+    fn integers() -> Vec<serde_json::Value> {
+        let mut v = vec![
+            json!(0),
+            json!(3),
+            json!(3.0),
+            json!(-1),
+            json!(-1.0),
+            json!(3.5),
+            json!(i32::MAX),
+            json!(i64::from(i32::MAX) + 1),
+            json!(i64::MAX),
+            json!(u64::MAX),
+            json!("3"),
+            json!(null),
+        ];
+        v.extend(["3e0", "30e-1", "2147483647.0", "2147483648.0"].map(|t| serde_json::from_str(t).unwrap_or_default()));
+        v
+    }
+
+    /// Every integer of the spec reads `3.0` and `3e0` as 3 (as JSON Schema's `integer` does),
+    /// and the document bounds each as the handler checks it: not negative, within its type.
+    #[test]
+    fn spec_integers_read_as_json_schema_reads_them() {
+        let mut g = schemars::generate::SchemaSettings::draft2020_12().into_generator();
+        let schema = serde_json::to_value(g.root_schema_for::<SpecIn>()).unwrap_or_default();
+        let takes = |spec: &serde_json::Value| -> bool {
+            let Ok(s) = serde_json::from_value::<SpecIn>(spec.clone()) else { return false };
+            let model = s.model_config.as_ref().is_none_or(|m| {
+                non_negative("topK", m.top_k.map(i64::from)).is_ok()
+                    && non_negative("maxOutputTokens", m.max_output_tokens.map(i64::from)).is_ok()
+            });
+            model
+                && non_negative("spec.weight", s.weight.map(i64::from)).is_ok()
+                && non_negative("spec.episodicMemoryTtl", s.episodic_memory_ttl).is_ok()
+                && s.constraints.is_none_or(|c| constraints(c).is_ok())
+                && s.compaction_config.is_none_or(|c| compaction(c).is_ok())
+                && s.progressive_discovery.is_none_or(|d| discovery(d).is_ok())
+        };
+        for v in integers() {
+            for spec in [
+                json!({"weight": v}),
+                json!({"episodicMemoryTtl": v}),
+                json!({"modelConfig": {"modelId": "openai/gpt-4.1-mini", "topK": v}}),
+                json!({"modelConfig": {"modelId": "openai/gpt-4.1-mini", "maxOutputTokens": v}}),
+                json!({"constraints": {"maxToolCalls": v}}),
+                json!({"constraints": {"maxSubObjectives": v}}),
+                json!({"compactionConfig": {"toolResultClearing": {"preserveRecentResults": v}}}),
+                json!({"progressiveDiscovery": {"maxTools": v}}),
+            ] {
+                assert_eq!(accepts(&schema, &spec), takes(&spec), "{spec}");
+            }
+        }
+        let text = r#"{"metadata": {"name": "v"}, "spec": {"weight": 3.0, "episodicMemoryTtl": 864e2,
+            "modelConfig": {"modelId": "m", "topK": 4e1, "maxOutputTokens": 1024.0},
+            "constraints": {"maxToolCalls": 5.0, "maxSubObjectives": 2e0},
+            "compactionConfig": {"toolResultClearing": {"preserveRecentResults": 3.0}},
+            "progressiveDiscovery": {"maxTools": 7e0}}}"#;
+        let spec = serde_json::from_str::<WriteIn>(text).expect("whole numbers are integers").spec;
+        assert_eq!((spec.weight, spec.episodic_memory_ttl), (Some(3), Some(86_400)));
+        let m = spec.model_config.expect("modelConfig");
+        assert_eq!((m.top_k, m.max_output_tokens), (Some(40), Some(1024)));
+        let c = spec.constraints.expect("constraints");
+        assert_eq!((c.max_tool_calls, c.max_sub_objectives), (Some(5), Some(2)));
+        let clearing = spec.compaction_config.and_then(|c| c.tool_result_clearing).expect("clearing");
+        assert_eq!(clearing.preserve_recent_results, Some(3));
+        assert_eq!(spec.progressive_discovery.and_then(|d| d.max_tools), Some(7));
     }
 }

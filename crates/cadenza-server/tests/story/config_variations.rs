@@ -222,6 +222,49 @@ async fn validation(backend: TestBackend) {
     );
 }
 
+both_backends!(variation_integers_read_whole_numbers, whole_numbers);
+async fn whole_numbers(backend: TestBackend) {
+    let Some(app) = start(backend).await else { return };
+    let a = agent(&app, &app.default_ws, "numbers").await;
+    let vars = app.ws_path(&app.default_ws, &format!("/agents/{a}/variations"));
+    // JSON Schema's `integer` is any whole number, however written: `3.0` is 3, as the document
+    // says (serde's `i32` alone would refuse it).
+    let whole = |t: &str| serde_json::from_str::<Value>(t).unwrap_or_default();
+    let v = app
+        .post(
+            &vars,
+            ADMIN_TOKEN,
+            json!({"metadata": {"name": "whole"},
+                   "spec": {"weight": 3.0, "episodicMemoryTtl": whole("864e2"),
+                            "modelConfig": {"modelId": "openai/gpt-4.1-mini", "topK": 40.0, "maxOutputTokens": 1024.0},
+                            "constraints": {"maxToolCalls": whole("5e0"), "maxSubObjectives": 2.0},
+                            "compactionConfig": {"toolResultClearing": {"preserveRecentResults": 3.0}},
+                            "progressiveDiscovery": {"maxTools": 7.0}}}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(v["spec"]["weight"], 3);
+    assert!(v["spec"]["weight"].is_i64(), "read back as the integer it is");
+    assert_eq!(v["spec"]["episodicMemoryTtl"], 86_400);
+    assert_eq!(v["spec"]["modelConfig"]["topK"], 40);
+    assert_eq!(v["spec"]["modelConfig"]["maxOutputTokens"], 1024);
+    assert_eq!(v["spec"]["constraints"]["maxToolCalls"], 5);
+    assert_eq!(v["spec"]["constraints"]["maxSubObjectives"], 2);
+    assert_eq!(v["spec"]["compactionConfig"]["toolResultClearing"]["preserveRecentResults"], 3);
+    assert_eq!(v["spec"]["progressiveDiscovery"]["maxTools"], 7);
+    let item = format!("{vars}/{}", str_at(&v, "/metadata/id"));
+    let up =
+        app.patch(&item, ADMIN_TOKEN, json!({"spec": {"weight": 9.0}, "updateMask": "spec.weight"})).await.expect(200);
+    assert_eq!(up["spec"]["weight"], 9);
+    // A fraction, a number past the field's range and a string are refused as before.
+    for weight in [json!(3.5), json!(2_147_483_648_i64), json!(2_147_483_648.0), json!("3")] {
+        app.post(&vars, ADMIN_TOKEN, json!({"metadata": {"name": "bad"}, "spec": {"weight": weight}}))
+            .await
+            .expect_error_reason(400, 3, "BODY_INVALID");
+    }
+    assert_eq!(app.list_all(&vars, ADMIN_TOKEN, 10).await.len(), 1, "only the whole one was created");
+}
+
 both_backends!(assignments_in_both_spellings_and_cycles, assignments);
 async fn assignments(backend: TestBackend) {
     let Some(app) = start(backend).await else { return };
