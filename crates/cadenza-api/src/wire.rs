@@ -6,7 +6,7 @@ use cadenza_domain::ids::IdKind;
 use cadenza_domain::mask::UpdateMask;
 use cadenza_domain::page::Page;
 use cadenza_domain::time::format_ms;
-use cadenza_domain::{Error, Labels, Meta, Result, labels};
+use cadenza_domain::{Error, Labels, Meta, Result, labels, within_chars};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -157,18 +157,14 @@ fn check_name(name: &str) -> Result<()> {
     if name.trim().is_empty() {
         return Err(Error::required("metadata.name", "metadata.name is required"));
     }
-    if name.chars().count() > MAX_NAME {
-        return Err(Error::invalid_field(
-            "metadata.name",
-            format!("metadata.name must be at most {MAX_NAME} characters"),
-        )
-        .with_meta("maxChars", MAX_NAME.to_string()));
+    if !within_chars(name, MAX_NAME) {
+        return Err(Error::too_long("metadata.name", MAX_NAME));
     }
     Ok(())
 }
 
 fn check_external_id(ext: &str) -> Result<()> {
-    if ext.chars().count() > MAX_NAME || ext.chars().any(|c| c == '/' || c.is_control() || c.is_whitespace()) {
+    if !within_chars(ext, MAX_NAME) || ext.chars().any(|c| c == '/' || c.is_control() || c.is_whitespace()) {
         return Err(Error::invalid_field(
             "metadata.externalId",
             format!("metadata.externalId must be at most {MAX_NAME} characters with no '/', whitespace or control characters"),

@@ -80,3 +80,21 @@ pub struct Agent {
     /// Seconds; `None` keeps episodic memory forever.
     pub episodic_memory_ttl: Option<i64>,
 }
+
+impl Agent {
+    /// A new agent as created before its spec applies: a draft with every setting at its default.
+    pub fn draft(meta: Meta, workspace_id: &str) -> Self {
+        Self {
+            meta,
+            workspace_id: workspace_id.to_string(),
+            status: AgentStatus::Draft,
+            selection_mode: SelectionMode::Unspecified,
+            description: String::new(),
+            input_schema: None,
+            output_definition: None,
+            webhook_events_url: String::new(),
+            enable_episodic_memory: false,
+            episodic_memory_ttl: None,
+        }
+    }
+}

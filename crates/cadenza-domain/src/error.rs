@@ -85,6 +85,12 @@ pub struct Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// Whether `value` is at most `max` characters long: limits count Unicode scalar values, as
+/// JSON Schema's `maxLength` does (docs/API.md §1.5), not bytes.
+pub fn within_chars(value: &str, max: usize) -> bool {
+    value.chars().count() <= max
+}
+
 impl Error {
     /// An error of `code` with that code's generic reason.
     pub fn new(code: Code, message: impl Into<String>) -> Self {
@@ -100,6 +106,11 @@ impl Error {
     /// `FIELD_INVALID` naming `field`.
     pub fn invalid_field(field: &str, message: impl Into<String>) -> Self {
         Self::of(Reason::FieldInvalid, message).with_meta("field", field)
+    }
+    /// `FIELD_INVALID` for a value of `field` longer than its limit of `max` characters.
+    pub fn too_long(field: &str, max: usize) -> Self {
+        Self::invalid_field(field, format!("{field} must be at most {max} characters"))
+            .with_meta("maxChars", max.to_string())
     }
     /// `FIELD_REQUIRED` naming `field`.
     pub fn required(field: &str, message: impl Into<String>) -> Self {

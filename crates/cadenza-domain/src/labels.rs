@@ -1,7 +1,7 @@
 //! Labels: validation on write and the `labels=k=v,k2=v2` list filter (CONTRACT §1.6).
 
 use crate::Labels;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, within_chars};
 use crate::reasons::Reason;
 
 /// The most labels a resource carries.
@@ -18,7 +18,7 @@ pub fn validate(labels: &Labels) -> Result<()> {
             .with_meta("limit", MAX_LABELS.to_string()));
     }
     for (k, v) in labels {
-        if k.is_empty() || k.chars().count() > MAX_LEN || v.chars().count() > MAX_LEN {
+        if k.is_empty() || !within_chars(k, MAX_LEN) || !within_chars(v, MAX_LEN) {
             return Err(Error::invalid_field(
                 FIELD,
                 format!("label keys must be 1 to {MAX_LEN} characters and values at most {MAX_LEN} characters"),

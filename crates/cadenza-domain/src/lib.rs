@@ -34,7 +34,7 @@ pub mod jobs;
 pub mod secrets;
 pub mod workspaces;
 
-pub use error::{Code, Error, Result};
+pub use error::{Code, Error, Result, within_chars};
 pub use ids::{IdKind, IdRef};
 pub use meta::Meta;
 pub use reasons::Reason;

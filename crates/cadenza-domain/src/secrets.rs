@@ -65,7 +65,7 @@ pub const MAX_VALUE_CHARS: usize = 64 * 1024;
 
 /// Whether a secret value is within [`MAX_VALUE_CHARS`].
 pub fn value_within_limit(value: &str) -> bool {
-    value.chars().count() <= MAX_VALUE_CHARS
+    crate::error::within_chars(value, MAX_VALUE_CHARS)
 }
 
 #[cfg(test)]

@@ -281,11 +281,7 @@ fn check_secrets(given: &[ObjectiveSecret]) -> Result<()> {
             return Err(invalid(&format!("secrets[{i}].value"), format!("secrets[{i}].value must not be empty")));
         }
         if !secrets::value_within_limit(&s.value) {
-            return Err(invalid(
-                &format!("secrets[{i}].value"),
-                format!("secrets[{i}].value must be at most {} characters", secrets::MAX_VALUE_CHARS),
-            )
-            .with_meta("maxChars", secrets::MAX_VALUE_CHARS.to_string()));
+            return Err(Error::too_long(&format!("secrets[{i}].value"), secrets::MAX_VALUE_CHARS));
         }
         if given[..i].iter().any(|o| o.name == s.name) {
             return Err(invalid(&format!("secrets[{i}].name"), format!("secret {:?} is given twice", s.name)));

@@ -5,12 +5,12 @@ use axum::Json;
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::routing::get;
-use cadenza_domain::Error;
 use cadenza_domain::agents::{Agent, AgentStatus, SelectionMode};
 use cadenza_domain::ids::{IdKind, IdRef};
 use cadenza_domain::json_schema;
 use cadenza_domain::mask::UpdateMask;
 use cadenza_domain::scopes::Verb;
+use cadenza_domain::{Error, within_chars};
 use cadenza_store::agents::AgentFilter;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -196,7 +196,7 @@ fn parse_mode(s: &str) -> ApiResult<SelectionMode> {
 fn check_url(url: &str) -> ApiResult<()> {
     let ok = url.is_empty()
         || ((url.starts_with("http://") || url.starts_with("https://"))
-            && url.chars().count() <= MAX_URL
+            && within_chars(url, MAX_URL)
             && !url.chars().any(|c| c.is_whitespace() || c.is_control()));
     if ok {
         Ok(())
@@ -221,13 +221,8 @@ fn apply_spec(a: &mut Agent, spec: SpecIn, mask: &UpdateMask) -> ApiResult<()> {
     }
     if mask.covers("spec.description", spec.description.is_some()) {
         let d = spec.description.unwrap_or_default();
-        if d.chars().count() > MAX_DESCRIPTION {
-            return Err(Error::invalid_field(
-                "spec.description",
-                format!("spec.description must be at most {MAX_DESCRIPTION} characters"),
-            )
-            .with_meta("maxChars", MAX_DESCRIPTION.to_string())
-            .into());
+        if !within_chars(&d, MAX_DESCRIPTION) {
+            return Err(Error::too_long("spec.description", MAX_DESCRIPTION).into());
         }
         a.description = d;
     }
@@ -298,18 +293,8 @@ async fn create(State(s): State<AppState>, c: WsCaller, JsonBody(b): JsonBody<Cr
     c.require("agents", Verb::Manage)?;
     let meta = b.metadata.into_new()?;
     let now = s.store.now_ms();
-    let mut agent = Agent {
-        meta: meta.into_meta(IdKind::Agent, now, &c.workspace.meta.account_id, &c.principal.profile_id),
-        workspace_id: c.ws().to_string(),
-        status: AgentStatus::Draft,
-        selection_mode: SelectionMode::Unspecified,
-        description: String::new(),
-        input_schema: None,
-        output_definition: None,
-        webhook_events_url: String::new(),
-        enable_episodic_memory: false,
-        episodic_memory_ttl: None,
-    };
+    let mut agent =
+        Agent::draft(meta.into_meta(IdKind::Agent, now, &c.workspace.meta.account_id, &c.principal.profile_id), c.ws());
     // The default variation is validated in full before anything is stored.
     let variation = match b.default_variation {
         Some(dv) => Some(crate::routes::variations::build(&s, &c, &agent.meta.id, dv.metadata, dv.spec).await?),
@@ -518,26 +503,9 @@ mod tests {
     }
 
     fn agent() -> Agent {
-        Agent {
-            meta: cadenza_domain::Meta::new(
-                IdKind::Agent,
-                0,
-                "acct",
-                "prof",
-                "a".into(),
-                String::new(),
-                Default::default(),
-            ),
-            workspace_id: "ws".into(),
-            status: AgentStatus::Draft,
-            selection_mode: SelectionMode::Unspecified,
-            description: String::new(),
-            input_schema: None,
-            output_definition: None,
-            webhook_events_url: String::new(),
-            enable_episodic_memory: false,
-            episodic_memory_ttl: None,
-        }
+        let meta =
+            cadenza_domain::Meta::new(IdKind::Agent, 0, "acct", "prof", "a".into(), String::new(), Default::default());
+        Agent::draft(meta, "ws")
     }
 
     #[test]

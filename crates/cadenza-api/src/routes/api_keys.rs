@@ -11,7 +11,7 @@ use cadenza_domain::ids::{IdKind, IdRef};
 use cadenza_domain::mask::UpdateMask;
 use cadenza_domain::principal::Principal;
 use cadenza_domain::scopes::{self, Scopes, Verb};
-use cadenza_domain::{Error, Reason, account::ProfileType};
+use cadenza_domain::{Error, Reason, account::ProfileType, within_chars};
 use cadenza_store::api_keys::KeyScope;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -146,13 +146,8 @@ struct UpdateIn {
 const MAX_DESCRIPTION: usize = 4096;
 
 fn check_description(description: &str) -> ApiResult<()> {
-    if description.chars().count() > MAX_DESCRIPTION {
-        return Err(Error::invalid_field(
-            "spec.description",
-            format!("spec.description must be at most {MAX_DESCRIPTION} characters"),
-        )
-        .with_meta("maxChars", MAX_DESCRIPTION.to_string())
-        .into());
+    if !within_chars(description, MAX_DESCRIPTION) {
+        return Err(Error::too_long("spec.description", MAX_DESCRIPTION).into());
     }
     Ok(())
 }

@@ -10,7 +10,7 @@ use cadenza_domain::mask::UpdateMask;
 use cadenza_domain::memory::{self, LayerType, MAX_CONTENT_CHARS, MemoryEntry, MemoryLayer};
 use cadenza_domain::scopes::Verb;
 use cadenza_domain::time::format_ms;
-use cadenza_domain::{Error, Reason};
+use cadenza_domain::{Error, Reason, within_chars};
 use cadenza_store::memory::LayerFilter;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -348,13 +348,8 @@ async fn body_source(
         }
     }
     let check_len = |text: &str| -> ApiResult<()> {
-        if text.chars().count() > MAX_CONTENT_CHARS {
-            return Err(Error::invalid_field(
-                "spec.content",
-                format!("an entry's content must be at most {MAX_CONTENT_CHARS} characters"),
-            )
-            .with_meta("maxChars", MAX_CONTENT_CHARS.to_string())
-            .into());
+        if !within_chars(text, MAX_CONTENT_CHARS) {
+            return Err(Error::too_long("spec.content", MAX_CONTENT_CHARS).into());
         }
         Ok(())
     };

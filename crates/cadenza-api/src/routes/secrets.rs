@@ -163,12 +163,7 @@ fn check_value(v: &str) -> ApiResult<()> {
             .into());
     }
     if !secrets::value_within_limit(v) {
-        return Err(Error::invalid_field(
-            "spec.value",
-            format!("spec.value must be at most {MAX_VALUE_CHARS} characters"),
-        )
-        .with_meta("maxChars", MAX_VALUE_CHARS.to_string())
-        .into());
+        return Err(Error::too_long("spec.value", MAX_VALUE_CHARS).into());
     }
     Ok(())
 }

@@ -44,6 +44,16 @@ async fn agent(app: &TestApp, url: &str) -> String {
     a
 }
 
+/// An app whose agent sends its events to a fresh receiver; objective runs are left queued.
+async fn hooked(backend: TestBackend) -> Option<(TestApp, WebhookSink, String)> {
+    let app = TestApp::start(backend).await?;
+    app.expect_jobs("objectives.run");
+    app.expect_jobs(DELIVER);
+    let sink = WebhookSink::start().await;
+    let a = agent(&app, &sink.url()).await;
+    Some((app, sink, a))
+}
+
 async fn objective(app: &TestApp, agent: &str, message: &str) -> String {
     let o = app
         .post(
@@ -75,11 +85,7 @@ async fn log(app: &TestApp, agent: &str, query: &str) -> Vec<Value> {
 
 both_backends!(webhooks_survive_receiver_outages_exactly_once_per_id_in_order, outages);
 async fn outages(backend: TestBackend) {
-    let Some(app) = TestApp::start(backend).await else { return };
-    app.expect_jobs("objectives.run");
-    app.expect_jobs(DELIVER);
-    let mut sink = WebhookSink::start().await;
-    let a = agent(&app, &sink.url()).await;
+    let Some((app, mut sink, a)) = hooked(backend).await else { return };
     let registry = registry(Settings { timeout: Duration::from_millis(300), ..Settings::default() });
     let secret = secret(&app).await;
 
@@ -171,11 +177,7 @@ async fn outages(backend: TestBackend) {
 
 both_backends!(webhooks_fail_after_the_last_attempt_and_are_disabled_when_the_agent_stops, last_attempt);
 async fn last_attempt(backend: TestBackend) {
-    let Some(app) = TestApp::start(backend).await else { return };
-    app.expect_jobs("objectives.run");
-    app.expect_jobs(DELIVER);
-    let sink = WebhookSink::start().await;
-    let a = agent(&app, &sink.url()).await;
+    let Some((app, sink, a)) = hooked(backend).await else { return };
     // A breaker that never holds deliveries back, so every scheduled attempt is made.
     let registry = registry(Settings { breaker_failures: u32::MAX, ..Settings::default() });
     sink.answer(503, "");
@@ -225,11 +227,7 @@ async fn last_attempt(backend: TestBackend) {
 
 both_backends!(a_rotated_signing_key_signs_with_both_keys_during_the_grace_period, rotation);
 async fn rotation(backend: TestBackend) {
-    let Some(app) = TestApp::start(backend).await else { return };
-    app.expect_jobs("objectives.run");
-    app.expect_jobs(DELIVER);
-    let sink = WebhookSink::start().await;
-    let a = agent(&app, &sink.url()).await;
+    let Some((app, sink, a)) = hooked(backend).await else { return };
     let registry = registry(Settings::default());
     let old = secret(&app).await;
     let rotated = app.post_empty("/v1/account:rotateWebhookSigningKey", ADMIN_TOKEN).await.expect(200);
@@ -254,11 +252,7 @@ async fn rotation(backend: TestBackend) {
 both_backends!(deliveries_take_their_turn_at_postgresql_like_runs, turns);
 async fn turns(backend: TestBackend) {
     use futures::FutureExt;
-    let Some(app) = TestApp::start(backend).await else { return };
-    app.expect_jobs("objectives.run");
-    app.expect_jobs(DELIVER);
-    let sink = WebhookSink::start().await;
-    let a = agent(&app, &sink.url()).await;
+    let Some((app, sink, a)) = hooked(backend).await else { return };
     let registry = registry(Settings::default());
     objective(&app, &a, "hello").await;
 
