@@ -73,35 +73,27 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let header = parts.headers.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-        let token = header
-            .and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")))
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| Error::of(Reason::TokenMissing, "missing bearer token (Authorization: Bearer <api key>)"))?;
-        let principal = state
-            .auth
-            .authenticate(token)
-            .await?
-            .ok_or_else(|| Error::of(Reason::TokenInvalid, "invalid, disabled or rotated API key"))?;
-        Ok(Caller(principal))
+        // The gate authenticated every request that reaches a handler of a keyed operation.
+        if let Some(crate::gate::Authenticated(p)) = parts.extensions.get() {
+            return Ok(Caller(p.clone()));
+        }
+        Ok(Caller(authenticate(state, &parts.headers).await?))
     }
 }
 
-impl Caller {
-    /// Fails with 403 unless the caller holds `resource:verb`.
-    pub fn require(&self, resource: &str, verb: Verb) -> ApiResult<()> {
-        require(&self.0, resource, verb)
-    }
-
-    /// Fails unless the caller is the account's global key (account administration).
-    pub fn require_system(&self) -> ApiResult<()> {
-        if self.0.system {
-            Ok(())
-        } else {
-            Err(Error::of(Reason::SystemKeyRequired, "only the account's global API key may do this").into())
-        }
-    }
+/// `Authorization: Bearer <token>` → the key's principal, or 401.
+pub(crate) async fn authenticate(state: &AppState, headers: &axum::http::HeaderMap) -> ApiResult<Principal> {
+    let header = headers.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    let token = header
+        .and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| Error::of(Reason::TokenMissing, "missing bearer token (Authorization: Bearer <api key>)"))?;
+    state
+        .auth
+        .authenticate(token)
+        .await?
+        .ok_or_else(|| Error::of(Reason::TokenInvalid, "invalid, disabled or rotated API key").into())
 }
 
 pub(crate) fn require(p: &Principal, resource: &str, verb: Verb) -> ApiResult<()> {
@@ -182,9 +174,6 @@ fn check_workspace(principal: &Principal, ws: Workspace) -> ApiResult<Workspace>
 }
 
 impl WsCaller {
-    pub fn require(&self, resource: &str, verb: Verb) -> ApiResult<()> {
-        require(&self.principal, resource, verb)
-    }
     pub fn ws(&self) -> &str {
         &self.workspace.meta.id
     }

@@ -8,6 +8,7 @@ pub mod auth;
 pub mod cache;
 pub mod error;
 pub mod extract;
+mod gate;
 pub mod media;
 pub mod metrics;
 pub mod openapi;
@@ -162,6 +163,8 @@ pub fn router(state: AppState) -> Router {
         .merge(media::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        // Every request is authorized from the documented operations before a handler runs.
+        .layer(middleware::from_fn_with_state(state.clone(), gate::gate))
         .with_state(state)
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(middleware::from_fn(metrics::track))

@@ -195,7 +195,8 @@ pub fn operations() -> Vec<Op> {
     vec![
         Op::new("get", "/v1/media/{token}", "get_tool_result_media", "Objectives", media_schema)
             .summary("The bytes of an image or audio block of a tool result; the signed token is the credential")
-            .served_as(&["image/*", "audio/*"]),
+            .served_as(&["image/*", "audio/*"])
+            .public(),
     ]
 }
 

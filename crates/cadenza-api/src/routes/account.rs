@@ -6,7 +6,6 @@ use axum::extract::State;
 use axum::routing::{get, post};
 use cadenza_domain::Error;
 use cadenza_domain::page::ListParams;
-use cadenza_domain::scopes::Verb;
 use schemars::JsonSchema;
 use serde::Serialize;
 
@@ -50,7 +49,6 @@ struct AccountInfoOut {
 const EMBEDDED_WORKSPACES: u32 = 100;
 
 async fn get_account(State(s): State<AppState>, c: Caller) -> ApiResult<Json<AccountOut>> {
-    c.require("account", Verb::Manage)?;
     let a = s.store.get_account(&c.0.account_id).await?.ok_or_else(|| Error::not_found("account"))?;
     let page = s
         .store
@@ -81,7 +79,6 @@ struct ChallengeTokenRotated {
 }
 
 async fn rotate_webhook_key(State(s): State<AppState>, c: Caller) -> ApiResult<Json<WebhookKeyRotated>> {
-    c.require("account", Verb::Manage)?;
     let mut tx = s.store.begin().await?;
     let secret = services::account::rotate_webhook_secret(&mut tx, &c.0.account_id).await?;
     tx.commit().await?;
@@ -90,7 +87,6 @@ async fn rotate_webhook_key(State(s): State<AppState>, c: Caller) -> ApiResult<J
 }
 
 async fn rotate_challenge_token(State(s): State<AppState>, c: Caller) -> ApiResult<Json<ChallengeTokenRotated>> {
-    c.require("account", Verb::Manage)?;
     let mut tx = s.store.begin().await?;
     let token = services::account::rotate_challenge_token(&mut tx, &c.0.account_id).await?;
     tx.commit().await?;
@@ -110,7 +106,7 @@ pub fn operations() -> Vec<Op> {
     vec![
         Op::new("get", "/v1/account", "get_account", T, schema::<AccountOut>)
             .summary("Get the account of the calling key")
-            .scope("account:manage"),
+            .manage("account"),
         Op::new(
             "post",
             "/v1/account/rotate_webhook_signing_key",
@@ -119,7 +115,7 @@ pub fn operations() -> Vec<Op> {
             schema::<WebhookKeyRotated>,
         )
         .summary("Rotate the webhook signing secret (seed-era path)")
-        .scope("account:manage"),
+        .manage("account"),
         Op::new(
             "post",
             "/v1/account:rotateWebhookSigningKey",
@@ -128,7 +124,7 @@ pub fn operations() -> Vec<Op> {
             schema::<WebhookKeyRotated>,
         )
         .summary("Rotate the webhook signing secret")
-        .scope("account:manage"),
+        .manage("account"),
         Op::new(
             "post",
             "/v1/account:rotateChallengeToken",
@@ -137,6 +133,6 @@ pub fn operations() -> Vec<Op> {
             schema::<ChallengeTokenRotated>,
         )
         .summary("Rotate the MCP challenge token")
-        .scope("account:manage"),
+        .manage("account"),
     ]
 }

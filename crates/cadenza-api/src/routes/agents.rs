@@ -9,7 +9,6 @@ use cadenza_domain::agents::{Agent, AgentStatus, SelectionMode};
 use cadenza_domain::ids::{IdKind, IdRef};
 use cadenza_domain::json_schema;
 use cadenza_domain::mask::UpdateMask;
-use cadenza_domain::scopes::Verb;
 use cadenza_domain::{Error, within_chars};
 use cadenza_store::agents::AgentFilter;
 use schemars::JsonSchema;
@@ -269,7 +268,6 @@ pub(crate) async fn load(s: &AppState, c: &WsCaller, raw: &str) -> ApiResult<Age
 }
 
 async fn list(State(s): State<AppState>, c: WsCaller, q: QueryPairs) -> ApiResult<Json<ListResponse<AgentOut>>> {
-    c.require("agents", Verb::Read)?;
     let params = q.list_params()?;
     let mut filter = AgentFilter::default();
     for raw in q.all("status").into_iter().chain(q.all("state")).chain(q.all("statuses")).chain(q.all("states")) {
@@ -290,7 +288,6 @@ async fn list(State(s): State<AppState>, c: WsCaller, q: QueryPairs) -> ApiResul
 }
 
 async fn create(State(s): State<AppState>, c: WsCaller, JsonBody(b): JsonBody<CreateIn>) -> ApiResult<Json<AgentOut>> {
-    c.require("agents", Verb::Manage)?;
     let meta = b.metadata.into_new()?;
     let now = s.store.now_ms();
     let mut agent =
@@ -312,7 +309,6 @@ async fn get_one(
     c: WsCaller,
     Path((_, id)): Path<(String, String)>,
 ) -> ApiResult<Json<AgentOut>> {
-    c.require("agents", Verb::Read)?;
     let agent = load(&s, &c, &id).await?;
     let n = s.store.count_variations(c.ws(), &agent.meta.id).await?;
     Ok(Json(AgentOut::new(&agent, n)))
@@ -324,7 +320,6 @@ async fn update(
     Path((_, id)): Path<(String, String)>,
     JsonBody(b): JsonBody<UpdateIn>,
 ) -> ApiResult<Json<AgentOut>> {
-    c.require("agents", Verb::Manage)?;
     let r = IdRef::parse(IdKind::Agent, &id)?;
     let allowed = [METADATA_MASK.as_slice(), SPEC_MASK].concat();
     let mask = UpdateMask::parse(b.update_mask.as_deref(), &allowed)?;
@@ -347,7 +342,6 @@ async fn delete(
     c: WsCaller,
     Path((_, id)): Path<(String, String)>,
 ) -> ApiResult<Json<Empty>> {
-    c.require("agents", Verb::Manage)?;
     let agent = load(&s, &c, &id).await?;
     let mut tx = s.store.begin().await?;
     services::agents::delete(&mut tx, c.ws(), &agent.meta.id).await?;
@@ -361,7 +355,6 @@ async fn action(
     c: WsCaller,
     Path((_, seg)): Path<(String, String)>,
 ) -> ApiResult<Json<AgentOut>> {
-    c.require("agents", Verb::Manage)?;
     let (id, verb) = split_verb(&seg, &["publish", "unpublish", "archive", "unarchive"])?;
     let r = IdRef::parse(IdKind::Agent, id)?;
     let mut tx = s.store.begin().await?;
@@ -406,7 +399,7 @@ pub fn operations() -> Vec<Op> {
     vec![
         Op::new("get", COLL, "list_agents", T, schema::<ListResponse<AgentOut>>)
             .summary("List agents (archived ones only when asked for by status/state)")
-            .scope("agents:read")
+            .read("agents")
             .list()
             .query(&[
                 QueryParam { name: "status", required: false, schema: status_filter, description: STATUS_FILTER },
@@ -420,12 +413,10 @@ pub fn operations() -> Vec<Op> {
                     description: "Only agents with this selection mode (`_UNSPECIFIED` or empty: any).",
                 },
             ]),
-        Op::new("post", COLL, "create_agent", T, schema::<AgentOut>)
-            .scope("agents:manage")
-            .body(create_body::<CreateIn>),
-        Op::new("get", ITEM, "get_agent", T, schema::<AgentOut>).scope("agents:read"),
-        Op::new("patch", ITEM, "update_agent", T, schema::<AgentOut>).scope("agents:manage").body(schema::<UpdateIn>),
-        Op::new("delete", ITEM, "delete_agent", T, schema::<Empty>).scope("agents:manage"),
+        Op::new("post", COLL, "create_agent", T, schema::<AgentOut>).manage("agents").body(create_body::<CreateIn>),
+        Op::new("get", ITEM, "get_agent", T, schema::<AgentOut>).read("agents"),
+        Op::new("patch", ITEM, "update_agent", T, schema::<AgentOut>).manage("agents").body(schema::<UpdateIn>),
+        Op::new("delete", ITEM, "delete_agent", T, schema::<Empty>).manage("agents"),
         Op::new(
             "post",
             "/v1/workspaces/{workspace_id}/agents/{agent_id}:publish",
@@ -434,7 +425,7 @@ pub fn operations() -> Vec<Op> {
             schema::<AgentOut>,
         )
         .summary("Requires at least one variation")
-        .scope("agents:manage"),
+        .manage("agents"),
         Op::new(
             "post",
             "/v1/workspaces/{workspace_id}/agents/{agent_id}:unpublish",
@@ -442,7 +433,7 @@ pub fn operations() -> Vec<Op> {
             T,
             schema::<AgentOut>,
         )
-        .scope("agents:manage"),
+        .manage("agents"),
         Op::new(
             "post",
             "/v1/workspaces/{workspace_id}/agents/{agent_id}:archive",
@@ -450,7 +441,7 @@ pub fn operations() -> Vec<Op> {
             T,
             schema::<AgentOut>,
         )
-        .scope("agents:manage"),
+        .manage("agents"),
         Op::new(
             "post",
             "/v1/workspaces/{workspace_id}/agents/{agent_id}:unarchive",
@@ -458,7 +449,7 @@ pub fn operations() -> Vec<Op> {
             T,
             schema::<AgentOut>,
         )
-        .scope("agents:manage"),
+        .manage("agents"),
     ]
 }
 

@@ -10,7 +10,7 @@ use cadenza_domain::crypto::{new_token, token_hash};
 use cadenza_domain::ids::{IdKind, IdRef};
 use cadenza_domain::mask::UpdateMask;
 use cadenza_domain::principal::Principal;
-use cadenza_domain::scopes::{self, Scopes, Verb};
+use cadenza_domain::scopes::{self, Scopes};
 use cadenza_domain::{Error, Reason, account::ProfileType, within_chars};
 use cadenza_store::api_keys::KeyScope;
 use schemars::JsonSchema;
@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use cadenza_services as services;
 
 use crate::AppState;
-use crate::auth::{Caller, WsCaller, require, resolve_workspace};
+use crate::auth::{Caller, WsCaller, resolve_workspace};
 use crate::error::ApiResult;
 use crate::extract::{JsonBody, QueryPairs, split_verb};
 use crate::openapi::{Op, create_body, schema};
@@ -180,7 +180,6 @@ async fn create(
     workspace_id: String,
     body: CreateIn,
 ) -> ApiResult<Json<ApiKeyOut>> {
-    require(caller, "api_keys", Verb::Manage)?;
     let meta = body.metadata.into_new()?;
     let scopes = parse_permissions(&body.spec.permissions.unwrap_or_default())?;
     let description = body.spec.description.unwrap_or_default();
@@ -211,7 +210,6 @@ async fn update(
     raw: &str,
     body: UpdateIn,
 ) -> ApiResult<Json<ApiKeyOut>> {
-    require(caller, "api_keys", Verb::Manage)?;
     let r = IdRef::parse(IdKind::ApiKey, raw)?;
     // The mask applies to the row as it is now, locked.
     let mut tx = state.store.begin().await?;
@@ -235,7 +233,6 @@ async fn update(
 }
 
 async fn delete_key(state: &AppState, caller: &Principal, ws: Option<&str>, raw: &str) -> ApiResult<Json<Empty>> {
-    require(caller, "api_keys", Verb::Manage)?;
     let r = IdRef::parse(IdKind::ApiKey, raw)?;
     let mut tx = state.store.begin().await?;
     let key = services::api_keys::delete(&mut tx, caller, scope_of(caller, ws), &r).await?;
@@ -252,7 +249,6 @@ async fn action(
     raw: &str,
     verb: &str,
 ) -> ApiResult<Json<ApiKeyOut>> {
-    require(caller, "api_keys", Verb::Manage)?;
     let r = IdRef::parse(IdKind::ApiKey, raw)?;
     let mut tx = state.store.begin().await?;
     let mut key = services::api_keys::locked(&mut tx, caller, scope_of(caller, ws), &r).await?;
@@ -281,7 +277,6 @@ async fn list(
     ws: Option<&str>,
     q: &QueryPairs,
 ) -> ApiResult<Json<ListResponse<ApiKeyOut>>> {
-    require(caller, "api_keys", Verb::Read)?;
     let params = q.list_params()?;
     let page = state.store.list_api_keys(&caller.account_id, scope_of(caller, ws), &params).await?;
     Ok(ListResponse::from_page(page, |k| ApiKeyOut::new(&k, None)))
@@ -307,7 +302,6 @@ async fn ws_get(
     c: WsCaller,
     Path((_, id)): Path<(String, String)>,
 ) -> ApiResult<Json<ApiKeyOut>> {
-    require(&c.principal, "api_keys", Verb::Read)?;
     Ok(Json(ApiKeyOut::new(&load(&s, &c.principal, Some(c.ws()), &id).await?, None)))
 }
 
@@ -381,7 +375,6 @@ async fn acct_create(
 }
 
 async fn acct_get(State(s): State<AppState>, Caller(c): Caller, Path(id): Path<String>) -> ApiResult<Json<ApiKeyOut>> {
-    require(&c, "api_keys", Verb::Read)?;
     Ok(Json(ApiKeyOut::new(&load(&s, &c, None, &id).await?, None)))
 }
 
@@ -424,7 +417,6 @@ async fn acct_key_workspaces(
     Path(id): Path<String>,
     q: QueryPairs,
 ) -> ApiResult<Json<ListResponse<WorkspaceOut>>> {
-    require(&c, "api_keys", Verb::Read)?;
     let key = load(&s, &c, None, &id).await?;
     let mut params = q.list_params()?;
     params.prefix = None;
@@ -455,7 +447,6 @@ async fn acct_key_add_workspace(
     Path(id): Path<String>,
     JsonBody(b): JsonBody<AddWorkspaceIn>,
 ) -> ApiResult<Json<Empty>> {
-    require(&c, "api_keys", Verb::Manage)?;
     let key = load(&s, &c, None, &id).await?;
     let ws = resolve_workspace(&s.store, &c, b.workspace_id.as_deref().unwrap_or_default()).await?;
     match key.workspace_id {
@@ -474,7 +465,6 @@ async fn acct_key_remove_workspace(
     Caller(c): Caller,
     Path((id, _ws)): Path<(String, String)>,
 ) -> ApiResult<Json<Empty>> {
-    require(&c, "api_keys", Verb::Manage)?;
     load(&s, &c, None, &id).await?;
     Err(Error::of(Reason::KeyWorkspaceFixed, "an API key must keep its one workspace; delete the key instead").into())
 }
@@ -482,7 +472,6 @@ async fn acct_key_remove_workspace(
 // ---- K-9: the account's global key ----
 
 async fn global_key(state: &AppState, c: &Caller) -> ApiResult<ApiKey> {
-    c.require_system()?;
     state.store.get_system_api_key(&c.0.account_id).await?.ok_or_else(|| Error::not_found("global api key").into())
 }
 
@@ -517,19 +506,17 @@ pub fn operations() -> Vec<Op> {
     const ACCT_ITEM: &str = "/v1/account/api_keys/{id}";
     type List = ListResponse<ApiKeyOut>;
     vec![
-        Op::new("get", WS, "list_api_keys", T, schema::<List>).scope("api_keys:read").list(),
+        Op::new("get", WS, "list_api_keys", T, schema::<List>).read("api_keys").list(),
         Op::new("post", WS, "create_api_key", T, schema::<ApiKeyOut>)
             .summary("Create a key in the workspace; the token is returned only here and on rotate")
-            .scope("api_keys:manage")
+            .manage("api_keys")
             .body(create_body::<CreateIn>),
-        Op::new("get", WS_ITEM, "get_api_key", T, schema::<ApiKeyOut>).scope("api_keys:read"),
-        Op::new("patch", WS_ITEM, "update_api_key", T, schema::<ApiKeyOut>)
-            .scope("api_keys:manage")
-            .body(schema::<UpdateIn>),
-        Op::new("delete", WS_ITEM, "delete_api_key", T, schema::<Empty>).scope("api_keys:manage"),
+        Op::new("get", WS_ITEM, "get_api_key", T, schema::<ApiKeyOut>).read("api_keys"),
+        Op::new("patch", WS_ITEM, "update_api_key", T, schema::<ApiKeyOut>).manage("api_keys").body(schema::<UpdateIn>),
+        Op::new("delete", WS_ITEM, "delete_api_key", T, schema::<Empty>).manage("api_keys"),
         Op::new("post", "/v1/workspaces/{workspace_id}/api_keys/{id}:rotate", "rotate_api_key", T, schema::<ApiKeyOut>)
             .summary("Issue a new token; every earlier token stops working")
-            .scope("api_keys:manage"),
+            .manage("api_keys"),
         Op::new(
             "post",
             "/v1/workspaces/{workspace_id}/api_keys/{id}:disable",
@@ -537,25 +524,37 @@ pub fn operations() -> Vec<Op> {
             T,
             schema::<ApiKeyOut>,
         )
-        .scope("api_keys:manage"),
+        .manage("api_keys"),
         Op::new("post", "/v1/workspaces/{workspace_id}/api_keys/{id}:enable", "enable_api_key", T, schema::<ApiKeyOut>)
-            .scope("api_keys:manage"),
+            .manage("api_keys"),
         Op::new("get", ACCT, "account_list_api_keys", T, schema::<List>)
             .summary("Seed-era account path")
-            .scope("api_keys:read")
+            .read("api_keys")
             .list(),
         Op::new("post", ACCT, "account_create_api_key", T, schema::<ApiKeyOut>)
             .summary("Seed-era account path; initialWorkspaceIds names the key's one workspace")
-            .scope("api_keys:manage")
+            .manage("api_keys")
             .body(account_create_body),
-        Op::new("get", ACCT_ITEM, "account_get_api_key", T, schema::<ApiKeyOut>).scope("api_keys:read"),
+        Op::new("get", ACCT_ITEM, "account_get_api_key", T, schema::<ApiKeyOut>).read("api_keys"),
         Op::new("patch", ACCT_ITEM, "account_update_api_key", T, schema::<ApiKeyOut>)
-            .scope("api_keys:manage")
+            .manage("api_keys")
             .body(schema::<UpdateIn>),
-        Op::new("delete", ACCT_ITEM, "account_delete_api_key", T, schema::<Empty>).scope("api_keys:manage"),
+        Op::new("delete", ACCT_ITEM, "account_delete_api_key", T, schema::<Empty>).manage("api_keys"),
         Op::new("put", "/v1/account/api_keys/{id}/rotate", "account_rotate_api_key", T, schema::<ApiKeyOut>)
             .summary("Seed-era rotate")
-            .scope("api_keys:manage"),
+            .manage("api_keys"),
+        Op::new("post", "/v1/account/api_keys/{id}/rotate", "account_rotate_api_key_post", T, schema::<ApiKeyOut>)
+            .summary("Seed-era rotate, also taken as POST")
+            .manage("api_keys"),
+        Op::new("post", "/v1/account/api_keys/{id}:rotate", "account_rotate_api_key_verb", T, schema::<ApiKeyOut>)
+            .summary("Rotate, as later SDKs spell it on the account path")
+            .manage("api_keys"),
+        Op::new("post", "/v1/account/api_keys/{id}:disable", "account_disable_api_key", T, schema::<ApiKeyOut>)
+            .summary("Disable, as later SDKs spell it on the account path")
+            .manage("api_keys"),
+        Op::new("post", "/v1/account/api_keys/{id}:enable", "account_enable_api_key", T, schema::<ApiKeyOut>)
+            .summary("Enable, as later SDKs spell it on the account path")
+            .manage("api_keys"),
         Op::new(
             "get",
             "/v1/account/api_keys/{id}/workspaces",
@@ -563,11 +562,11 @@ pub fn operations() -> Vec<Op> {
             T,
             schema::<ListResponse<WorkspaceOut>>,
         )
-        .scope("api_keys:read")
+        .read("api_keys")
         .list(),
         Op::new("post", "/v1/account/api_keys/{id}/workspaces", "add_api_key_workspace", T, schema::<Empty>)
             .summary("A key has exactly one workspace: adding it again is a no-op, any other is refused")
-            .scope("api_keys:manage")
+            .manage("api_keys")
             .body(schema::<AddWorkspaceIn>),
         Op::new(
             "delete",
@@ -577,7 +576,7 @@ pub fn operations() -> Vec<Op> {
             schema::<Empty>,
         )
         .summary("Refused: a key keeps its one workspace")
-        .scope("api_keys:manage"),
+        .manage("api_keys"),
         Op::new("get", "/v1/account/global_api_key", "get_global_api_key", T, schema::<ApiKeyOut>)
             .summary("The account's global key (global key only; token never shown)"),
         Op::new("post", "/v1/account/global_api_key:rotate", "rotate_global_api_key", T, schema::<ApiKeyOut>),

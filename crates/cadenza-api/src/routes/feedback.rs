@@ -8,7 +8,6 @@ use axum::routing::get;
 use cadenza_domain::feedback::{Feedback, FeedbackFilter, Sentiment};
 use cadenza_domain::ids::{IdKind, IdRef};
 use cadenza_domain::page::Page;
-use cadenza_domain::scopes::Verb;
 use cadenza_domain::time::parse_rfc3339;
 use schemars::JsonSchema;
 use serde::Serialize;
@@ -82,7 +81,7 @@ impl FeedbackOut {
 }
 
 fn time_filter(q: &QueryPairs, key: &str) -> ApiResult<Option<i64>> {
-    match q.get(key).filter(|v| !v.is_empty()) {
+    match q.one(key)?.filter(|v| !v.is_empty()) {
         None => Ok(None),
         Some(raw) => parse_rfc3339(raw)
             .map(Some)
@@ -96,7 +95,6 @@ async fn list(
     Path((_, agent_raw)): Path<(String, String)>,
     q: QueryPairs,
 ) -> ApiResult<Json<ListResponse<FeedbackOut>>> {
-    c.require("agents", Verb::Read)?;
     let agent = crate::routes::agents::load(&s, &c, &agent_raw).await?;
     let variation_id = match q.one("agentVariationId")?.filter(|v| !v.is_empty()) {
         None => None,
@@ -124,6 +122,11 @@ async fn list(
     FeedbackOut::render_page(&s, page).await
 }
 
+/// As `time_filter` reads it: `parse_rfc3339` takes exactly JSON Schema's `date-time`.
+fn date_time_or_empty() -> serde_json::Value {
+    or_empty(serde_json::json!({"type": "string", "format": "date-time"}))
+}
+
 pub fn workspace_routes() -> Router<AppState> {
     Router::new().route("/agents/{agent_id}/feedback", get(list))
 }
@@ -138,7 +141,7 @@ pub fn operations() -> Vec<Op> {
             schema::<ListResponse<FeedbackOut>>,
         )
         .summary("Feedback across the agent's objectives, newest first")
-        .scope("agents:read")
+        .read("agents")
         .list()
         .query(&[
             QueryParam {
@@ -164,6 +167,18 @@ pub fn operations() -> Vec<Op> {
                 required: false,
                 schema: || or_empty(id_ref(IdKind::Variation)),
                 description: "Only feedback on objectives of this variation of the agent (id or `external_id:`).",
+            },
+            QueryParam {
+                name: "createdAfter",
+                required: false,
+                schema: date_time_or_empty,
+                description: "Only feedback given after this instant (RFC 3339 `date-time`; empty: no bound).",
+            },
+            QueryParam {
+                name: "createdBefore",
+                required: false,
+                schema: date_time_or_empty,
+                description: "Only feedback given before this instant (RFC 3339 `date-time`; empty: no bound).",
             },
         ]),
     ]

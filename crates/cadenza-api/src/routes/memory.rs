@@ -8,7 +8,6 @@ use axum::routing::get;
 use cadenza_domain::ids::{IdKind, IdRef};
 use cadenza_domain::mask::UpdateMask;
 use cadenza_domain::memory::{self, LayerType, MAX_CONTENT_CHARS, MemoryEntry, MemoryLayer};
-use cadenza_domain::scopes::Verb;
 use cadenza_domain::time::format_ms;
 use cadenza_domain::{Error, Reason, within_chars};
 use cadenza_store::memory::LayerFilter;
@@ -222,7 +221,6 @@ fn parse_type(raw: &str) -> ApiResult<LayerType> {
 }
 
 async fn list_layers(State(s): State<AppState>, c: WsCaller, q: QueryPairs) -> ApiResult<Json<ListResponse<LayerOut>>> {
-    c.require("memory", Verb::Read)?;
     let params = q.list_params()?;
     let filter = LayerFilter {
         layer_type: q
@@ -242,7 +240,6 @@ async fn create_layer(
     c: WsCaller,
     JsonBody(b): JsonBody<LayerWriteIn>,
 ) -> ApiResult<Json<LayerOut>> {
-    c.require("memory", Verb::Manage)?;
     let meta = b.metadata.into_new()?;
     let layer_type =
         parse_type(b.spec.layer_type.as_deref().ok_or_else(|| Error::required("spec.type", "spec.type is required"))?)?;
@@ -269,7 +266,6 @@ async fn get_layer(
     c: WsCaller,
     Path((_, id)): Path<(String, String)>,
 ) -> ApiResult<Json<LayerOut>> {
-    c.require("memory", Verb::Read)?;
     let (l, n) = load_layer(&s, &c, &id).await?;
     Ok(Json(LayerOut::new(&l, n)))
 }
@@ -280,7 +276,6 @@ async fn update_layer(
     Path((_, id)): Path<(String, String)>,
     JsonBody(b): JsonBody<LayerWriteIn>,
 ) -> ApiResult<Json<LayerOut>> {
-    c.require("memory", Verb::Manage)?;
     let r = IdRef::parse(IdKind::MemoryLayer, &id)?;
     let allowed = [METADATA_MASK.as_slice(), &["spec.description"]].concat();
     let mask = UpdateMask::parse(b.update_mask.as_deref(), &allowed)?;
@@ -309,7 +304,6 @@ async fn delete_layer(
     c: WsCaller,
     Path((_, id)): Path<(String, String)>,
 ) -> ApiResult<Json<Empty>> {
-    c.require("memory", Verb::Manage)?;
     let (layer, _) = load_layer(&s, &c, &id).await?;
     let mut tx = s.store.begin().await?;
     services::memory::delete_layer(&mut tx, c.ws(), &layer.meta.id).await?;
@@ -399,7 +393,6 @@ async fn list_entries(
     Path((_, layer_id)): Path<(String, String)>,
     q: QueryPairs,
 ) -> ApiResult<Json<ListResponse<EntryOut>>> {
-    c.require("memory", Verb::Read)?;
     let (layer, _) = load_layer(&s, &c, &layer_id).await?;
     let page = s.store.list_memory_entries(c.ws(), &layer.meta.id, &q.list_params()?).await?;
     Ok(ListResponse::from_page(page, |e| EntryOut::new(&e, &layer, false)))
@@ -411,7 +404,6 @@ async fn create_entry(
     Path((_, layer_id)): Path<(String, String)>,
     JsonBody(b): JsonBody<EntryWriteIn>,
 ) -> ApiResult<Json<EntryOut>> {
-    c.require("memory", Verb::Manage)?;
     let (layer, _) = load_layer(&s, &c, &layer_id).await?;
     let meta = b.metadata.into_new()?;
     let key = b.spec.key.clone().ok_or_else(|| Error::required("spec.key", "spec.key is required"))?;
@@ -435,7 +427,6 @@ async fn get_entry(
     c: WsCaller,
     Path((_, layer_id, id)): Path<(String, String, String)>,
 ) -> ApiResult<Json<EntryOut>> {
-    c.require("memory", Verb::Read)?;
     let (layer, _) = load_layer(&s, &c, &layer_id).await?;
     Ok(Json(EntryOut::new(&load_entry(&s, &c, &layer, &id).await?, &layer, true)))
 }
@@ -446,7 +437,6 @@ async fn update_entry(
     Path((_, layer_id, id)): Path<(String, String, String)>,
     JsonBody(b): JsonBody<EntryWriteIn>,
 ) -> ApiResult<Json<EntryOut>> {
-    c.require("memory", Verb::Manage)?;
     let layer_ref = IdRef::parse(IdKind::MemoryLayer, &layer_id)?;
     let r = IdRef::parse(IdKind::MemoryEntry, &id)?;
     let allowed =
@@ -488,7 +478,6 @@ async fn delete_entry(
     c: WsCaller,
     Path((_, layer_id, id)): Path<(String, String, String)>,
 ) -> ApiResult<Json<Empty>> {
-    c.require("memory", Verb::Manage)?;
     let layer_ref = IdRef::parse(IdKind::MemoryLayer, &layer_id)?;
     let r = IdRef::parse(IdKind::MemoryEntry, &id)?;
     let mut tx = s.store.begin().await?;
@@ -512,10 +501,8 @@ pub fn operations() -> Vec<Op> {
     const ENTRIES: &str = "/v1/workspaces/{workspace_id}/memory_layers/{layer_id}/entries";
     const ENTRY: &str = "/v1/workspaces/{workspace_id}/memory_layers/{layer_id}/entries/{id}";
     vec![
-        Op::new("get", LAYERS, "list_memory_layers", T, schema::<ListResponse<LayerOut>>)
-            .scope("memory:read")
-            .list()
-            .query(&[
+        Op::new("get", LAYERS, "list_memory_layers", T, schema::<ListResponse<LayerOut>>).read("memory").list().query(
+            &[
                 QueryParam {
                     name: "type",
                     required: false,
@@ -540,29 +527,26 @@ pub fn operations() -> Vec<Op> {
                     schema: || serde_json::json!({"type": "string"}),
                     description: "Only episodic layers whose key starts with this.",
                 },
-            ]),
-        Op::new("post", LAYERS, "create_memory_layer", T, schema::<LayerOut>)
-            .scope("memory:manage")
-            .body(layer_create_body),
-        Op::new("get", LAYER, "get_memory_layer", T, schema::<LayerOut>).scope("memory:read"),
+            ],
+        ),
+        Op::new("post", LAYERS, "create_memory_layer", T, schema::<LayerOut>).manage("memory").body(layer_create_body),
+        Op::new("get", LAYER, "get_memory_layer", T, schema::<LayerOut>).read("memory"),
         Op::new("patch", LAYER, "update_memory_layer", T, schema::<LayerOut>)
-            .scope("memory:manage")
+            .manage("memory")
             .body(schema::<LayerWriteIn>),
         Op::new("delete", LAYER, "delete_memory_layer", T, schema::<Empty>)
             .summary("Deletes the layer and its entries")
-            .scope("memory:manage"),
+            .manage("memory"),
         Op::new("get", ENTRIES, "list_memory_entries", T, schema::<ListResponse<EntryOut>>)
             .summary("Entries without their content; prefix filters on the key")
-            .scope("memory:read")
+            .read("memory")
             .list(),
-        Op::new("post", ENTRIES, "create_memory_entry", T, schema::<EntryOut>)
-            .scope("memory:manage")
-            .body(entry_create_body),
-        Op::new("get", ENTRY, "get_memory_entry", T, schema::<EntryOut>).scope("memory:read"),
+        Op::new("post", ENTRIES, "create_memory_entry", T, schema::<EntryOut>).manage("memory").body(entry_create_body),
+        Op::new("get", ENTRY, "get_memory_entry", T, schema::<EntryOut>).read("memory"),
         Op::new("patch", ENTRY, "update_memory_entry", T, schema::<EntryOut>)
-            .scope("memory:manage")
+            .manage("memory")
             .body(schema::<EntryWriteIn>),
-        Op::new("delete", ENTRY, "delete_memory_entry", T, schema::<Empty>).scope("memory:manage"),
+        Op::new("delete", ENTRY, "delete_memory_entry", T, schema::<Empty>).manage("memory"),
     ]
 }
 

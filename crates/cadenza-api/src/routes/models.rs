@@ -8,7 +8,6 @@ use axum::routing::{get, post, put};
 use cadenza_domain::Error;
 use cadenza_domain::ids::{IdKind, IdRef};
 use cadenza_domain::models::{CatalogModel, Model};
-use cadenza_domain::scopes::Verb;
 use cadenza_domain::time::format_ms;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -143,7 +142,6 @@ fn parse_enabled(raw: &str) -> ApiResult<Option<bool>> {
 }
 
 async fn list(State(s): State<AppState>, c: WsCaller, q: QueryPairs) -> ApiResult<Json<ListResponse<ModelOut>>> {
-    c.require("agents", Verb::Read)?;
     sync(&s, &c).await?;
     let params = q.list_params()?;
     let mut enabled = None;
@@ -180,13 +178,11 @@ async fn get_one(
     c: WsCaller,
     Path((_, id)): Path<(String, String)>,
 ) -> ApiResult<Json<ModelOut>> {
-    c.require("agents", Verb::Read)?;
     let m = load(&s, &c, &id).await?;
     Ok(Json(out(&s, &m).await?))
 }
 
 async fn set_enabled(s: &AppState, c: &WsCaller, raw: &str, enabled: bool) -> ApiResult<Json<ModelOut>> {
-    c.require("agents", Verb::Manage)?;
     let m = load(s, c, raw).await?;
     let mut tx = s.store.begin().await?;
     let m = services::models::set_enabled(&mut tx, c.ws(), &m.meta.id, enabled).await?;
@@ -256,7 +252,6 @@ struct SwapsIn {
 /// Moves every variation from one model to another. Every swap is validated before anything
 /// changes.
 async fn swap(State(s): State<AppState>, c: WsCaller, JsonBody(b): JsonBody<SwapsIn>) -> ApiResult<Json<Empty>> {
-    c.require("agents", Verb::Manage)?;
     if b.model_swaps.is_empty() {
         return Err(Error::required("modelSwaps", "modelSwaps must name at least one swap").into());
     }
@@ -296,7 +291,7 @@ pub fn operations() -> Vec<Op> {
     vec![
         Op::new("get", "/v1/workspaces/{workspace_id}/models", "list_models", T, schema::<ListResponse<ModelOut>>)
             .summary("The configured providers' models, as this workspace sees them")
-            .scope("agents:read")
+            .read("agents")
             .list()
             .query(&[
                 QueryParam { name: "state", required: false, schema: state_filter, description: STATE_FILTER },
@@ -310,15 +305,15 @@ pub fn operations() -> Vec<Op> {
             ]),
         Op::new("get", ITEM, "get_model", T, schema::<ModelOut>)
             .summary("By id or `external_id:<provider>/<model>` (percent-encode the slash)")
-            .scope("agents:read"),
+            .read("agents"),
         Op::new("put", "/v1/workspaces/{workspace_id}/models/{id}/status", "set_model_status", T, schema::<ModelOut>)
             .summary("Seed-era switch")
-            .scope("agents:manage")
+            .manage("agents")
             .body(schema::<StatusIn>),
         Op::new("post", "/v1/workspaces/{workspace_id}/models/{id}:enable", "enable_model", T, schema::<ModelOut>)
-            .scope("agents:manage"),
+            .manage("agents"),
         Op::new("post", "/v1/workspaces/{workspace_id}/models/{id}:disable", "disable_model", T, schema::<ModelOut>)
-            .scope("agents:manage"),
+            .manage("agents"),
         Op::new(
             "post",
             "/v1/workspaces/{workspace_id}/models:swapModelOnVariations",
@@ -326,7 +321,7 @@ pub fn operations() -> Vec<Op> {
             T,
             schema::<Empty>,
         )
-        .scope("agents:manage")
+        .manage("agents")
         .body(schema::<SwapsIn>),
     ]
 }

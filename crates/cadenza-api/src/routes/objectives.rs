@@ -17,7 +17,6 @@ use cadenza_domain::objectives::{
     ApprovalStatus, ContextWindow, Diagnostics, Event, EventFilter, ExecutionStatus, MemoryRef, Objective,
     ObjectiveFilter, ObjectiveSecret, ObjectiveState, ObjectiveTool, ResultBlock, Task, ToolCallFilter, ToolCallRecord,
 };
-use cadenza_domain::scopes::Verb;
 use cadenza_domain::time::format_ms;
 use cadenza_domain::tool_sets::{Tool, ToolSet};
 use cadenza_domain::{Error, Reason};
@@ -35,7 +34,7 @@ use crate::extract::{JsonBody, QueryPairs, query_invalid, split_verb};
 use crate::media::{self, MediaLinks};
 use crate::openapi::{Op, QueryParam, id_ref, or_empty, schema};
 use crate::routes::feedback::FeedbackOut;
-use crate::wire::{ListResponse, MetadataIn, OperationMetadata, operation_meta, resource_meta};
+use crate::wire::{Empty, ListResponse, MetadataIn, OperationMetadata, operation_meta, resource_meta};
 
 // ---- wire shapes ----
 
@@ -615,7 +614,6 @@ async fn create(
     c: WsCaller,
     JsonBody(b): JsonBody<CreateIn>,
 ) -> ApiResult<Json<ObjectiveOut>> {
-    c.require("objectives", Verb::Manage)?;
     let meta = b.metadata.into_operation()?;
     let agent = b.agent_id.filter(|a| !a.is_empty()).map(|a| IdRef::parse(IdKind::Agent, &a)).transpose()?;
     let variation =
@@ -723,7 +721,6 @@ async fn resolve_filter(s: &AppState, c: &WsCaller, f: &mut ObjectiveFilter) -> 
 }
 
 async fn list(State(s): State<AppState>, c: WsCaller, q: QueryPairs) -> ApiResult<Json<ListResponse<ObjectiveOut>>> {
-    c.require("objectives", Verb::Read)?;
     let params = q.list_params()?;
     let mut filter = list_filter(&q)?;
     resolve_filter(&s, &c, &mut filter).await?;
@@ -742,7 +739,6 @@ async fn get_one(
     c: WsCaller,
     Path((_, id)): Path<(String, String)>,
 ) -> ApiResult<Json<ObjectiveOut>> {
-    c.require("objectives", Verb::Read)?;
     let o = load(&s, &c, &id).await?;
     Ok(Json(objective_out(&s, &o, &mut Profiles::default()).await?))
 }
@@ -754,7 +750,7 @@ async fn action(
     Path((_, seg)): Path<(String, String)>,
     body: axum::body::Bytes,
 ) -> ApiResult<Response> {
-    let (id, verb) = split_verb(&seg, &["continue", "cancel", "compact"])?;
+    let (id, verb) = split_verb(&seg, &["continue", "cancel"])?;
     run_action(&s, &c, id, verb, &body).await
 }
 
@@ -775,7 +771,6 @@ fn parse_body<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> ApiResul
 }
 
 async fn run_action(s: &AppState, c: &WsCaller, id: &str, verb: &str, body: &[u8]) -> ApiResult<Response> {
-    c.require("objectives", Verb::Manage)?;
     let r = objective_ref(id)?;
     let mut profiles = Profiles::default();
     match verb {
@@ -804,11 +799,6 @@ async fn run_action(s: &AppState, c: &WsCaller, id: &str, verb: &str, body: &[u8
             tx.commit().await?;
             Ok(Json(objective_out(s, &o, &mut profiles).await?).into_response())
         }
-        "compact" => Err(Error::of(
-            Reason::Unimplemented,
-            "compacting an objective's context is not supported by this server yet",
-        )
-        .into()),
         _ => Err(Error::of(Reason::CustomMethodUnknown, format!("no such method {verb:?}")).into()),
     }
 }
@@ -819,16 +809,16 @@ async fn list_events(
     Path((_, id)): Path<(String, String)>,
     q: QueryPairs,
 ) -> ApiResult<Json<ListResponse<EventOut>>> {
-    c.require("objectives", Verb::Read)?;
     let o = load(&s, &c, &id).await?;
     let params = q.list_params()?;
     let with_info = q.include_info()?;
     let mut filter =
-        EventFilter { window_id: q.get("windowId").filter(|w| !w.is_empty()).map(str::to_string), after_seq: None };
-    if let Some(since) = q.get("sinceEventId").filter(|v| !v.is_empty()) {
+        EventFilter { window_id: q.one("windowId")?.filter(|w| !w.is_empty()).map(str::to_string), after_seq: None };
+    if let Some(since) = q.one("sinceEventId")?.filter(|v| !v.is_empty()) {
+        let since = IdKind::ObjectiveEvent.parse(since)?;
         let seq = s
             .store
-            .event_seq(c.ws(), &o.meta.id, since)
+            .event_seq(c.ws(), &o.meta.id, &since)
             .await?
             .ok_or_else(|| query_invalid("sinceEventId", "sinceEventId is not an event of this objective"))?;
         filter.after_seq = Some(seq);
@@ -856,7 +846,6 @@ async fn stream(
     Path((_, id)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    c.require("objectives", Verb::Read)?;
     let o = load(&s, &c, &id).await?;
     // Subscribe before the first read: an event committed in between is then both read and
     // announced (and skipped by sequence), never missed.
@@ -987,7 +976,6 @@ async fn list_windows(
     Path((_, id)): Path<(String, String)>,
     q: QueryPairs,
 ) -> ApiResult<Json<ListResponse<WindowOut>>> {
-    c.require("objectives", Verb::Read)?;
     let o = load(&s, &c, &id).await?;
     let page = s.store.list_windows(c.ws(), &o.meta.id, &q.list_params()?).await?;
     Ok(ListResponse::from_page(page, |w| window_out(&o, &w)))
@@ -998,7 +986,6 @@ async fn get_diagnostics(
     c: WsCaller,
     Path((_, id)): Path<(String, String)>,
 ) -> ApiResult<Json<DiagnosticsOut>> {
-    c.require("objectives", Verb::Read)?;
     let o = load(&s, &c, &id).await?;
     Ok(Json(diagnostics_out(&o.diagnostics)))
 }
@@ -1009,7 +996,6 @@ async fn list_tools(
     Path((_, id)): Path<(String, String)>,
     q: QueryPairs,
 ) -> ApiResult<Json<ListResponse<ObjectiveToolOut>>> {
-    c.require("objectives", Verb::Read)?;
     let o = load(&s, &c, &id).await?;
     let params = q.list_params()?;
     let all = s.store.list_objective_tools(c.ws(), &o.meta.id).await?;
@@ -1028,7 +1014,6 @@ async fn list_tool_calls(
     Path((_, id)): Path<(String, String)>,
     q: QueryPairs,
 ) -> ApiResult<Json<ListResponse<ToolCallOut>>> {
-    c.require("objectives", Verb::Read)?;
     let o = load(&s, &c, &id).await?;
     let params = q.list_params()?;
     let filter = ToolCallFilter {
@@ -1059,7 +1044,6 @@ async fn get_tool_call(
     c: WsCaller,
     Path((_, id, tc)): Path<(String, String, String)>,
 ) -> ApiResult<Json<ToolCallOut>> {
-    c.require("objectives", Verb::Read)?;
     let o = load(&s, &c, &id).await?;
     let t = s
         .store
@@ -1101,7 +1085,6 @@ async fn decide(
     verb: &str,
     body: &[u8],
 ) -> ApiResult<Json<ToolCallOut>> {
-    c.require("objectives", Verb::Manage)?;
     let r = objective_ref(id)?;
     let tc = tool_call_id(tc)?;
     let decision = match verb {
@@ -1144,7 +1127,6 @@ async fn list_tasks(
     Path((_, id)): Path<(String, String)>,
     q: QueryPairs,
 ) -> ApiResult<Json<ListResponse<TaskOut>>> {
-    c.require("objectives", Verb::Read)?;
     let o = load(&s, &c, &id).await?;
     let page = s.store.list_tasks(c.ws(), &o.meta.id, &q.list_params()?).await?;
     Ok(ListResponse::from_page(page, |t| task_out(&t)))
@@ -1155,7 +1137,6 @@ async fn get_task(
     c: WsCaller,
     Path((_, id, task)): Path<(String, String, String)>,
 ) -> ApiResult<Json<TaskOut>> {
-    c.require("objectives", Verb::Read)?;
     let o = load(&s, &c, &id).await?;
     let task_id = IdKind::Task.parse(&task)?;
     let t = s.store.get_task(c.ws(), &o.meta.id, &task_id).await?.ok_or_else(|| Error::not_found("task"))?;
@@ -1168,7 +1149,6 @@ async fn submit_feedback(
     Path((_, id)): Path<(String, String)>,
     JsonBody(b): JsonBody<FeedbackIn>,
 ) -> ApiResult<Json<FeedbackOut>> {
-    c.require("objectives", Verb::Manage)?;
     let r = objective_ref(&id)?;
     let meta = b.metadata.into_operation()?;
     let data = b.data.ok_or_else(|| Error::required("data", "data is required"))?;
@@ -1190,7 +1170,6 @@ async fn list_feedback(
     Path((_, id)): Path<(String, String)>,
     q: QueryPairs,
 ) -> ApiResult<Json<ListResponse<FeedbackOut>>> {
-    c.require("objectives", Verb::Read)?;
     let o = load(&s, &c, &id).await?;
     let page = s.store.list_objective_feedback(c.ws(), &o.meta.id, &q.list_params()?).await?;
     FeedbackOut::render_page(&s, page).await
@@ -1237,7 +1216,7 @@ pub fn operations() -> Vec<Op> {
     vec![
         Op::new("get", COLL, "list_objectives", T, schema::<ListResponse<ObjectiveOut>>)
             .summary("Filters: agentId, agentScheduleId, parentObjectiveId, profileId, state")
-            .scope("objectives:read")
+            .read("objectives")
             .list()
             .query(&[
                 QueryParam {
@@ -1272,9 +1251,9 @@ pub fn operations() -> Vec<Op> {
                 },
             ]),
         Op::new("post", COLL, "create_objective", T, schema::<ObjectiveOut>)
-            .scope("objectives:manage")
+            .manage("objectives")
             .body(schema::<CreateIn>),
-        Op::new("get", ITEM, "get_objective", T, schema::<ObjectiveOut>).scope("objectives:read"),
+        Op::new("get", ITEM, "get_objective", T, schema::<ObjectiveOut>).read("objectives"),
         Op::new(
             "post",
             "/v1/workspaces/{workspace_id}/objectives/{objective_id}:continue",
@@ -1282,7 +1261,7 @@ pub fn operations() -> Vec<Op> {
             T,
             schema::<EventOut>,
         )
-        .scope("objectives:manage")
+        .manage("objectives")
         .body(schema::<ContinueIn>),
         Op::new(
             "post",
@@ -1291,8 +1270,47 @@ pub fn operations() -> Vec<Op> {
             T,
             schema::<ObjectiveOut>,
         )
-        .scope("objectives:manage")
+        .manage("objectives")
         .body(schema::<CancelIn>),
+        Op::new(
+            "post",
+            "/v1/workspaces/{workspace_id}/objectives/{objective_id}/continue",
+            "continue_objective_path",
+            T,
+            schema::<EventOut>,
+        )
+        .summary("The earlier spelling of `:continue`")
+        .manage("objectives")
+        .body(schema::<ContinueIn>),
+        Op::new(
+            "post",
+            "/v1/workspaces/{workspace_id}/objectives/{objective_id}/cancel",
+            "cancel_objective_path",
+            T,
+            schema::<ObjectiveOut>,
+        )
+        .summary("The earlier spelling of `:cancel`")
+        .manage("objectives")
+        .body(schema::<CancelIn>),
+        // Compaction on request comes with the context-compaction work; until then a 501.
+        Op::new(
+            "post",
+            "/v1/workspaces/{workspace_id}/objectives/{objective_id}:compact",
+            "compact_objective",
+            T,
+            schema::<Empty>,
+        )
+        .manage("objectives")
+        .unimplemented(),
+        Op::new(
+            "post",
+            "/v1/workspaces/{workspace_id}/objectives/{objective_id}/compact",
+            "compact_objective_path",
+            T,
+            schema::<Empty>,
+        )
+        .manage("objectives")
+        .unimplemented(),
         Op::new(
             "get",
             "/v1/workspaces/{workspace_id}/objectives/{objective_id}/events",
@@ -1301,8 +1319,23 @@ pub fn operations() -> Vec<Op> {
             schema::<ListResponse<EventOut>>,
         )
         .summary("In sequence order; filters windowId, sinceEventId")
-        .scope("objectives:read")
-        .list(),
+        .read("objectives")
+        .list()
+        .query(&[
+            QueryParam {
+                name: "windowId",
+                required: false,
+                schema: || json!({"type": "string"}),
+                description: "Only events of this context window (an unknown one matches nothing; empty: all).",
+            },
+            QueryParam {
+                name: "sinceEventId",
+                required: false,
+                schema: || or_empty(json!({"type": "string", "pattern": IdKind::ObjectiveEvent.pattern()})),
+                description: "Only events after this event of the objective (one of another objective, or none, is \
+                     a 400 `QUERY_INVALID`; empty: from the start).",
+            },
+        ]),
         Op::new(
             "get",
             "/v1/workspaces/{workspace_id}/objectives/{objective_id}/events:stream",
@@ -1311,7 +1344,7 @@ pub fn operations() -> Vec<Op> {
             schema::<EventOut>,
         )
         .summary("Server-sent events: the log after Last-Event-ID, then live events")
-        .scope("objectives:read"),
+        .read("objectives"),
         Op::new(
             "get",
             "/v1/workspaces/{workspace_id}/objectives/{objective_id}/context_windows",
@@ -1319,7 +1352,7 @@ pub fn operations() -> Vec<Op> {
             T,
             schema::<ListResponse<WindowOut>>,
         )
-        .scope("objectives:read")
+        .read("objectives")
         .list(),
         Op::new(
             "get",
@@ -1329,7 +1362,7 @@ pub fn operations() -> Vec<Op> {
             schema::<DiagnosticsOut>,
         )
         .summary("The latest model call's context, part by part in characters, and its token counts")
-        .scope("objectives:read"),
+        .read("objectives"),
         Op::new(
             "get",
             "/v1/workspaces/{workspace_id}/objectives/{objective_id}/tools",
@@ -1337,7 +1370,7 @@ pub fn operations() -> Vec<Op> {
             T,
             schema::<ListResponse<ObjectiveToolOut>>,
         )
-        .scope("objectives:read")
+        .read("objectives")
         .list(),
         Op::new(
             "get",
@@ -1347,7 +1380,7 @@ pub fn operations() -> Vec<Op> {
             schema::<ListResponse<ToolCallOut>>,
         )
         .summary("Filters: status, executionStatus")
-        .scope("objectives:read")
+        .read("objectives")
         .list()
         .query(&[
             QueryParam {
@@ -1372,7 +1405,7 @@ pub fn operations() -> Vec<Op> {
             T,
             schema::<ToolCallOut>,
         )
-        .scope("objectives:read"),
+        .read("objectives"),
         Op::new(
             "post",
             "/v1/workspaces/{workspace_id}/objectives/{objective_id}/tool_calls/{tool_call_id}:approve",
@@ -1380,7 +1413,7 @@ pub fn operations() -> Vec<Op> {
             T,
             schema::<ToolCallOut>,
         )
-        .scope("objectives:manage"),
+        .manage("objectives"),
         Op::new(
             "post",
             "/v1/workspaces/{workspace_id}/objectives/{objective_id}/tool_calls/{tool_call_id}:deny",
@@ -1388,7 +1421,26 @@ pub fn operations() -> Vec<Op> {
             T,
             schema::<ToolCallOut>,
         )
-        .scope("objectives:manage")
+        .manage("objectives")
+        .body(schema::<DenyIn>),
+        Op::new(
+            "put",
+            "/v1/workspaces/{workspace_id}/objectives/{objective_id}/tool_calls/{tool_call_id}/approve",
+            "approve_objective_tool_call_path",
+            T,
+            schema::<ToolCallOut>,
+        )
+        .summary("The earlier spelling of `:approve`")
+        .manage("objectives"),
+        Op::new(
+            "put",
+            "/v1/workspaces/{workspace_id}/objectives/{objective_id}/tool_calls/{tool_call_id}/deny",
+            "deny_objective_tool_call_path",
+            T,
+            schema::<ToolCallOut>,
+        )
+        .summary("The earlier spelling of `:deny`")
+        .manage("objectives")
         .body(schema::<DenyIn>),
         Op::new(
             "post",
@@ -1397,7 +1449,7 @@ pub fn operations() -> Vec<Op> {
             T,
             schema::<ToolCallOut>,
         )
-        .scope("objectives:manage")
+        .manage("objectives")
         .body(schema::<ContentIn>),
         Op::new(
             "get",
@@ -1406,7 +1458,7 @@ pub fn operations() -> Vec<Op> {
             T,
             schema::<ListResponse<TaskOut>>,
         )
-        .scope("objectives:read")
+        .read("objectives")
         .list(),
         Op::new(
             "get",
@@ -1415,7 +1467,7 @@ pub fn operations() -> Vec<Op> {
             T,
             schema::<TaskOut>,
         )
-        .scope("objectives:read"),
+        .read("objectives"),
         Op::new(
             "post",
             "/v1/workspaces/{workspace_id}/objectives/{objective_id}/feedback",
@@ -1423,7 +1475,7 @@ pub fn operations() -> Vec<Op> {
             T,
             schema::<FeedbackOut>,
         )
-        .scope("objectives:manage")
+        .manage("objectives")
         .body(schema::<FeedbackIn>),
         Op::new(
             "get",
@@ -1432,7 +1484,7 @@ pub fn operations() -> Vec<Op> {
             T,
             schema::<ListResponse<FeedbackOut>>,
         )
-        .scope("objectives:read")
+        .read("objectives")
         .list(),
     ]
 }

@@ -96,9 +96,10 @@ struct StatusBody {
 pub fn operations() -> Vec<Op> {
     const T: &str = "Operations";
     vec![
-        Op::new("get", "/healthz", "healthz", T, schema::<StatusBody>).summary("The process is up"),
+        Op::new("get", "/healthz", "healthz", T, schema::<StatusBody>).summary("The process is up").public(),
         Op::new("get", "/readyz", "readyz", T, schema::<StatusBody>)
-            .summary("The database is reachable and migrated (503 otherwise)"),
+            .summary("The database is reachable and migrated (503 otherwise)")
+            .public(),
     ]
 }
 

@@ -11,7 +11,6 @@ use cadenza_domain::agents::Agent;
 use cadenza_domain::ids::{IdKind, IdRef};
 use cadenza_domain::mask::UpdateMask;
 use cadenza_domain::schedules::{Calendar, OverlapPolicy, Range, Rule, RuleIn, Schedule, ScheduleState};
-use cadenza_domain::scopes::Verb;
 use cadenza_domain::time::format_ms;
 use cadenza_domain::{Error, json_schema};
 use schemars::JsonSchema;
@@ -440,7 +439,6 @@ async fn list(
     Path((_, agent_raw)): Path<(String, String)>,
     q: QueryPairs,
 ) -> ApiResult<Json<ListResponse<ScheduleOut>>> {
-    c.require("agents", Verb::Read)?;
     let agent = load_agent(&s, &c, &agent_raw).await?;
     let page = s.store.list_schedules(c.ws(), &agent.meta.id, &q.list_params()?).await?;
     let now = s.store.now_ms();
@@ -454,7 +452,6 @@ async fn create(
     Path((_, agent_raw)): Path<(String, String)>,
     JsonBody(b): JsonBody<WriteIn>,
 ) -> ApiResult<Json<ScheduleOut>> {
-    c.require("agents", Verb::Manage)?;
     let agent = load_agent(&s, &c, &agent_raw).await?;
     if b.spec.schedule.is_none() {
         return Err(Error::required("spec.schedule", "spec.schedule is required").into());
@@ -478,7 +475,6 @@ async fn get_one(
     c: WsCaller,
     Path((_, agent_raw, raw)): Path<(String, String, String)>,
 ) -> ApiResult<Json<ScheduleOut>> {
-    c.require("agents", Verb::Read)?;
     let (_, sched) = load(&s, &c, &agent_raw, &raw).await?;
     Ok(Json(ScheduleOut::new(&sched, s.store.now_ms())))
 }
@@ -489,7 +485,6 @@ async fn update(
     Path((_, agent_raw, raw)): Path<(String, String, String)>,
     JsonBody(b): JsonBody<WriteIn>,
 ) -> ApiResult<Json<ScheduleOut>> {
-    c.require("agents", Verb::Manage)?;
     let agent = load_agent(&s, &c, &agent_raw).await?;
     let r = IdRef::parse(IdKind::Schedule, &raw)?;
     let allowed = [METADATA_MASK.as_slice(), SPEC_MASK].concat();
@@ -511,7 +506,6 @@ async fn delete_one(
     c: WsCaller,
     Path((_, agent_raw, raw)): Path<(String, String, String)>,
 ) -> ApiResult<Json<Empty>> {
-    c.require("agents", Verb::Manage)?;
     let agent = load_agent(&s, &c, &agent_raw).await?;
     let r = IdRef::parse(IdKind::Schedule, &raw)?;
     let mut tx = s.store.begin().await?;
@@ -526,7 +520,6 @@ async fn action(
     c: WsCaller,
     Path((_, agent_raw, seg)): Path<(String, String, String)>,
 ) -> ApiResult<Json<ScheduleOut>> {
-    c.require("agents", Verb::Manage)?;
     let (raw, verb) = split_verb(&seg, &["pause", "resume", "archive"])?;
     let agent = load_agent(&s, &c, &agent_raw).await?;
     let r = IdRef::parse(IdKind::Schedule, raw)?;
@@ -555,15 +548,11 @@ pub fn operations() -> Vec<Op> {
     const COLL: &str = "/v1/workspaces/{workspace_id}/agents/{agent_id}/schedules";
     const ITEM: &str = "/v1/workspaces/{workspace_id}/agents/{agent_id}/schedules/{schedule_id}";
     let mut ops = vec![
-        Op::new("get", COLL, "list_schedules", T, schema::<ListResponse<ScheduleOut>>).scope("agents:read").list(),
-        Op::new("post", COLL, "create_schedule", T, schema::<ScheduleOut>)
-            .scope("agents:manage")
-            .body(create_schedule_body),
-        Op::new("get", ITEM, "get_schedule", T, schema::<ScheduleOut>).scope("agents:read"),
-        Op::new("patch", ITEM, "update_schedule", T, schema::<ScheduleOut>)
-            .scope("agents:manage")
-            .body(schema::<WriteIn>),
-        Op::new("delete", ITEM, "delete_schedule", T, schema::<Empty>).scope("agents:manage"),
+        Op::new("get", COLL, "list_schedules", T, schema::<ListResponse<ScheduleOut>>).read("agents").list(),
+        Op::new("post", COLL, "create_schedule", T, schema::<ScheduleOut>).manage("agents").body(create_schedule_body),
+        Op::new("get", ITEM, "get_schedule", T, schema::<ScheduleOut>).read("agents"),
+        Op::new("patch", ITEM, "update_schedule", T, schema::<ScheduleOut>).manage("agents").body(schema::<WriteIn>),
+        Op::new("delete", ITEM, "delete_schedule", T, schema::<Empty>).manage("agents"),
     ];
     for (path, id, summary) in [
         (
@@ -582,7 +571,7 @@ pub fn operations() -> Vec<Op> {
             "Stop for good",
         ),
     ] {
-        ops.push(Op::new("post", path, id, T, schema::<ScheduleOut>).summary(summary).scope("agents:manage"));
+        ops.push(Op::new("post", path, id, T, schema::<ScheduleOut>).summary(summary).manage("agents"));
     }
     ops
 }

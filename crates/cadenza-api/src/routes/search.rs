@@ -6,7 +6,6 @@ use axum::Router;
 use axum::extract::State;
 use axum::routing::get;
 use cadenza_domain::ids::IdRef;
-use cadenza_domain::scopes::Verb;
 use schemars::JsonSchema;
 use serde::Serialize;
 use serde_json::json;
@@ -34,7 +33,6 @@ pub struct SearchOut {
 }
 
 async fn search(State(s): State<AppState>, c: WsCaller, q: QueryPairs) -> ApiResult<Json<SearchOut>> {
-    c.require("tools", Verb::Read)?;
     let query = q
         .one("query")?
         .map(str::trim)
@@ -90,7 +88,7 @@ pub fn operations() -> Vec<Op> {
             schema::<SearchOut>,
         )
         .summary("Tools, tool sets and agents ranked by BM25 (`query` required, `limit` 1–50, default 10)")
-        .scope("tools:read")
+        .read("tools")
         .query(&[
             QueryParam {
                 name: "query",

@@ -12,7 +12,6 @@ use axum::http::request::Parts;
 use axum::routing::get;
 use cadenza_domain::ids::IdRef;
 use cadenza_domain::mask::UpdateMask;
-use cadenza_domain::scopes::Verb;
 use cadenza_domain::secrets::{self, MAX_VALUE_CHARS, Secret, SecretScope};
 use cadenza_domain::time::format_ms;
 use cadenza_domain::{Error, Reason};
@@ -119,7 +118,6 @@ impl FromRequestParts<AppState> for Owner {
 
     async fn from_request_parts(parts: &mut Parts, s: &AppState) -> Result<Self, Self::Rejection> {
         let c = WsCaller::from_request_parts(parts, s).await?;
-        c.require("secrets", Verb::Manage)?;
         let params = RawPathParams::from_request_parts(parts, s)
             .await
             .map_err(|_| Error::invalid("missing tool set in path"))?;
@@ -278,16 +276,14 @@ fn kind_operations<K: JsonSchema>(
 ) -> Vec<Op> {
     let [list_id, create_id, get_id, update_id, delete_id] = ids;
     vec![
-        Op::new("get", coll, list_id, tag, schema::<ListResponse<SecretOut<K>>>).scope("secrets:manage").list(),
+        Op::new("get", coll, list_id, tag, schema::<ListResponse<SecretOut<K>>>).manage("secrets").list(),
         Op::new("post", coll, create_id, tag, schema::<SecretOut<K>>)
             .summary("Store a secret; its value is write-only")
-            .scope("secrets:manage")
+            .manage("secrets")
             .body(create_secret_body::<K>),
-        Op::new("get", item, get_id, tag, schema::<SecretOut<K>>).scope("secrets:manage"),
-        Op::new("patch", item, update_id, tag, schema::<SecretOut<K>>)
-            .scope("secrets:manage")
-            .body(schema::<WriteIn<K>>),
-        Op::new("delete", item, delete_id, tag, schema::<Empty>).scope("secrets:manage"),
+        Op::new("get", item, get_id, tag, schema::<SecretOut<K>>).manage("secrets"),
+        Op::new("patch", item, update_id, tag, schema::<SecretOut<K>>).manage("secrets").body(schema::<WriteIn<K>>),
+        Op::new("delete", item, delete_id, tag, schema::<Empty>).manage("secrets"),
     ]
 }
 

@@ -10,7 +10,6 @@ use axum::extract::{Path, State};
 use axum::routing::get;
 use cadenza_domain::ids::{IdKind, IdRef};
 use cadenza_domain::mask::UpdateMask;
-use cadenza_domain::scopes::Verb;
 use cadenza_domain::time::format_ms;
 use cadenza_domain::tool_sets::{
     Adapter, BareAdapter, HttpAdapter, JustInTime, McpAdapter, OpenApiAdapter, OpenApiSource, SyncEvent, ToolSet,
@@ -421,7 +420,6 @@ fn states_filter(q: &QueryPairs) -> ApiResult<Vec<ToolSetState>> {
 }
 
 async fn list(State(s): State<AppState>, c: WsCaller, q: QueryPairs) -> ApiResult<Json<ListResponse<ToolSetOut>>> {
-    c.require("tools", Verb::Read)?;
     let page = s.store.list_tool_sets(c.ws(), &states_filter(&q)?, &q.list_params()?).await?;
     let info = q.include_info()?;
     let mut items = Vec::with_capacity(page.items.len());
@@ -432,7 +430,6 @@ async fn list(State(s): State<AppState>, c: WsCaller, q: QueryPairs) -> ApiResul
 }
 
 async fn create(State(s): State<AppState>, c: WsCaller, JsonBody(b): JsonBody<WriteIn>) -> ApiResult<Json<ToolSetOut>> {
-    c.require("tools", Verb::Manage)?;
     let meta = b.metadata.into_new()?;
     let adapter = parse_adapter(b.spec.adapter.as_ref().ok_or_else(adapter_required)?)?;
     check_egress(&s, &adapter)?;
@@ -458,7 +455,6 @@ async fn get_one(
     c: WsCaller,
     Path((_, raw)): Path<(String, String)>,
 ) -> ApiResult<Json<ToolSetOut>> {
-    c.require("tools", Verb::Read)?;
     Ok(Json(ToolSetOut::with_info(&s, &load(&s, &c, &raw).await?).await?))
 }
 
@@ -468,7 +464,6 @@ async fn update(
     Path((_, raw)): Path<(String, String)>,
     JsonBody(b): JsonBody<WriteIn>,
 ) -> ApiResult<Json<ToolSetOut>> {
-    c.require("tools", Verb::Manage)?;
     let current = load(&s, &c, &raw).await?;
     let allowed = [METADATA_MASK.as_slice(), SPEC_MASK].concat();
     let mask = UpdateMask::parse(b.update_mask.as_deref(), &allowed)?;
@@ -523,7 +518,6 @@ async fn delete_one(
     c: WsCaller,
     Path((_, raw)): Path<(String, String)>,
 ) -> ApiResult<Json<Empty>> {
-    c.require("tools", Verb::Manage)?;
     let ts = load(&s, &c, &raw).await?;
     let mut tx = s.store.begin().await?;
     services::tool_sets::delete(&mut tx, c.ws(), &ts.meta.id).await?;
@@ -537,7 +531,6 @@ async fn action(
     c: WsCaller,
     Path((_, seg)): Path<(String, String)>,
 ) -> ApiResult<Json<ToolSetOut>> {
-    c.require("tools", Verb::Manage)?;
     let (raw, verb) = split_verb(&seg, &["archive", "unarchive", "sync"])?;
     let id = load(&s, &c, raw).await?.meta.id;
     let mut tx = s.store.begin().await?;
@@ -556,7 +549,6 @@ async fn events(
     Path((_, raw)): Path<(String, String)>,
     q: QueryPairs,
 ) -> ApiResult<Json<ListResponse<EventOut>>> {
-    c.require("tools", Verb::Read)?;
     let ts = load(&s, &c, &raw).await?;
     let page = s.store.list_tool_set_events(c.ws(), &ts.meta.id, &q.list_params()?).await?;
     Ok(Json(ListResponse {
@@ -570,7 +562,6 @@ async fn openapi_spec(
     c: WsCaller,
     Path((_, raw)): Path<(String, String)>,
 ) -> ApiResult<Json<SpecOut>> {
-    c.require("tools", Verb::Read)?;
     let ts = load(&s, &c, &raw).await?;
     if !matches!(ts.adapter, Adapter::OpenApi(_)) {
         return Err(Error::invalid("only openapi tool sets have a consumed OpenAPI document")
@@ -611,7 +602,6 @@ async fn usage(
     Path((_, raw)): Path<(String, String)>,
     q: QueryPairs,
 ) -> ApiResult<Json<ListResponse<UsageOut>>> {
-    c.require("tools", Verb::Read)?;
     let ts = load(&s, &c, &raw).await?;
     let params = q.list_params()?;
     let tool_id = match q.one("toolId")?.or(q.one("tool_id")?).filter(|t| !t.is_empty()) {
@@ -668,22 +658,22 @@ pub fn operations() -> Vec<Op> {
     const COLL: &str = "/v1/workspaces/{workspace_id}/tool_sets";
     const ITEM: &str = "/v1/workspaces/{workspace_id}/tool_sets/{tool_set_id}";
     let mut ops = vec![
-        Op::new("get", COLL, "list_tool_sets", T, schema::<ListResponse<ToolSetOut>>).scope("tools:read").list().query(&[
+        Op::new("get", COLL, "list_tool_sets", T, schema::<ListResponse<ToolSetOut>>).read("tools").list().query(&[
             QueryParam { name: "state", required: false, schema: state_filter, description: STATE_FILTER },
             QueryParam { name: "states", required: false, schema: state_filter, description: STATE_FILTER },
         ]),
-        Op::new("post", COLL, "create_tool_set", T, schema::<ToolSetOut>).scope("tools:manage").body(create_body::<WriteIn>),
-        Op::new("get", ITEM, "get_tool_set", T, schema::<ToolSetOut>).scope("tools:read"),
+        Op::new("post", COLL, "create_tool_set", T, schema::<ToolSetOut>).manage("tools").body(create_body::<WriteIn>),
+        Op::new("get", ITEM, "get_tool_set", T, schema::<ToolSetOut>).read("tools"),
         Op::new("put", ITEM, "replace_tool_set", T, schema::<ToolSetOut>)
             .summary("Seed spelling of update")
-            .scope("tools:manage")
+            .manage("tools")
             .body(schema::<WriteIn>),
         Op::new("patch", ITEM, "update_tool_set", T, schema::<ToolSetOut>)
-            .scope("tools:manage")
+            .manage("tools")
             .body(schema::<WriteIn>),
         Op::new("delete", ITEM, "delete_tool_set", T, schema::<Empty>)
             .summary("Refused while the set or one of its tools is assigned")
-            .scope("tools:manage"),
+            .manage("tools"),
         Op::new(
             "get",
             "/v1/workspaces/{workspace_id}/tool_sets/{tool_set_id}/events",
@@ -691,7 +681,7 @@ pub fn operations() -> Vec<Op> {
             T,
             schema::<ListResponse<EventOut>>,
         )
-        .scope("tools:read")
+        .read("tools")
         .list(),
         Op::new(
             "get",
@@ -700,7 +690,7 @@ pub fn operations() -> Vec<Op> {
             T,
             schema::<SpecOut>,
         )
-        .scope("tools:read"),
+        .read("tools"),
         Op::new(
             "get",
             "/v1/workspaces/{workspace_id}/tool_sets/{tool_set_id}/usage",
@@ -709,7 +699,7 @@ pub fn operations() -> Vec<Op> {
             schema::<ListResponse<UsageOut>>,
         )
         .summary("Variations assigned the set (or, with toolId, one of its tools)")
-        .scope("tools:read")
+        .read("tools")
         .list()
         .query(&[
             QueryParam {
@@ -743,7 +733,7 @@ pub fn operations() -> Vec<Op> {
             "Cadenza: sync now (mcp and openapi sets)",
         ),
     ] {
-        ops.push(Op::new("post", path, id, T, schema::<ToolSetOut>).summary(summary).scope("tools:manage"));
+        ops.push(Op::new("post", path, id, T, schema::<ToolSetOut>).summary(summary).manage("tools"));
     }
     ops
 }

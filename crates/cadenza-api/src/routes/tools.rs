@@ -7,7 +7,6 @@ use axum::extract::{Path, State};
 use axum::routing::get;
 use cadenza_domain::ids::{IdKind, IdRef};
 use cadenza_domain::mask::UpdateMask;
-use cadenza_domain::scopes::Verb;
 use cadenza_domain::tool_sets::{Tool, ToolSet, ToolState, sanitize_llm_name, tool_signature};
 use cadenza_domain::{Error, Reason, json_schema};
 use cadenza_store::tool_sets::ToolFilter;
@@ -244,7 +243,6 @@ async fn list(
     Path((_, set_raw)): Path<(String, String)>,
     q: QueryPairs,
 ) -> ApiResult<Json<ListResponse<ToolOut>>> {
-    c.require("tools", Verb::Read)?;
     let set = tool_sets::load(&s, &c, &set_raw).await?;
     let page = s.store.list_tools(c.ws(), &set.meta.id, &list_filter(&q)?, &q.list_params()?).await?;
     Ok(Json(ListResponse {
@@ -259,7 +257,6 @@ async fn create(
     Path((_, set_raw)): Path<(String, String)>,
     JsonBody(b): JsonBody<WriteIn>,
 ) -> ApiResult<Json<ToolOut>> {
-    c.require("tools", Verb::Manage)?;
     let set = tool_sets::load(&s, &c, &set_raw).await?;
     let meta = b.metadata.into_new()?;
     let now = s.store.now_ms();
@@ -288,7 +285,6 @@ async fn get_one(
     c: WsCaller,
     Path((_, set_raw, raw)): Path<(String, String, String)>,
 ) -> ApiResult<Json<ToolOut>> {
-    c.require("tools", Verb::Read)?;
     let (set, t) = load(&s, &c, &set_raw, &raw).await?;
     Ok(Json(ToolOut::new(&t, &set)))
 }
@@ -308,7 +304,6 @@ async fn update(
     Path((_, set_raw, raw)): Path<(String, String, String)>,
     JsonBody(b): JsonBody<WriteIn>,
 ) -> ApiResult<Json<ToolOut>> {
-    c.require("tools", Verb::Manage)?;
     let set = tool_sets::load(&s, &c, &set_raw).await?;
     let allowed = [METADATA_MASK.as_slice(), SPEC_MASK].concat();
     let mask = UpdateMask::parse(b.update_mask.as_deref(), &allowed)?;
@@ -329,7 +324,6 @@ async fn delete_one(
     c: WsCaller,
     Path((_, set_raw, raw)): Path<(String, String, String)>,
 ) -> ApiResult<Json<Empty>> {
-    c.require("tools", Verb::Manage)?;
     let (_, t) = load(&s, &c, &set_raw, &raw).await?;
     let mut tx = s.store.begin().await?;
     services::tools::delete(&mut tx, &c.principal, &t).await?;
@@ -343,7 +337,6 @@ async fn action(
     c: WsCaller,
     Path((_, set_raw, seg)): Path<(String, String, String)>,
 ) -> ApiResult<Json<ToolOut>> {
-    c.require("tools", Verb::Manage)?;
     let (raw, verb) = split_verb(&seg, &["omit", "restore"])?;
     let set = tool_sets::load(&s, &c, &set_raw).await?;
     let mut tx = s.store.begin().await?;
@@ -378,7 +371,7 @@ pub fn operations() -> Vec<Op> {
     const COLL: &str = "/v1/workspaces/{workspace_id}/tool_sets/{tool_set_id}/tools";
     const ITEM: &str = "/v1/workspaces/{workspace_id}/tool_sets/{tool_set_id}/tools/{tool_id}";
     vec![
-        Op::new("get", COLL, "list_tools", T, schema::<ListResponse<ToolOut>>).scope("tools:read").list().query(&[
+        Op::new("get", COLL, "list_tools", T, schema::<ListResponse<ToolOut>>).read("tools").list().query(&[
             QueryParam { name: "state", required: false, schema: state_filter, description: STATE_FILTER },
             QueryParam { name: "states", required: false, schema: state_filter, description: STATE_FILTER },
             QueryParam { name: "statuses", required: false, schema: state_filter, description: STATE_FILTER },
@@ -395,14 +388,14 @@ pub fn operations() -> Vec<Op> {
                 description: "Only tools that need (`true`) or do not need (`false`) approval.",
             },
         ]),
-        Op::new("post", COLL, "create_tool", T, schema::<ToolOut>).scope("tools:manage").body(create_body::<WriteIn>),
-        Op::new("get", ITEM, "get_tool", T, schema::<ToolOut>).scope("tools:read"),
+        Op::new("post", COLL, "create_tool", T, schema::<ToolOut>).manage("tools").body(create_body::<WriteIn>),
+        Op::new("get", ITEM, "get_tool", T, schema::<ToolOut>).read("tools"),
         Op::new("put", ITEM, "replace_tool", T, schema::<ToolOut>)
             .summary("Seed spelling of update")
-            .scope("tools:manage")
+            .manage("tools")
             .body(schema::<WriteIn>),
-        Op::new("patch", ITEM, "update_tool", T, schema::<ToolOut>).scope("tools:manage").body(schema::<WriteIn>),
-        Op::new("delete", ITEM, "delete_tool", T, schema::<Empty>).scope("tools:manage"),
+        Op::new("patch", ITEM, "update_tool", T, schema::<ToolOut>).manage("tools").body(schema::<WriteIn>),
+        Op::new("delete", ITEM, "delete_tool", T, schema::<Empty>).manage("tools"),
         Op::new(
             "post",
             concat!("/v1/workspaces/{workspace_id}/tool_sets/{tool_set_id}/tools/{tool_id}", ":omit"),
@@ -411,7 +404,7 @@ pub fn operations() -> Vec<Op> {
             schema::<ToolOut>,
         )
         .summary("Exclude from agents (refused while assigned)")
-        .scope("tools:manage"),
+        .manage("tools"),
         Op::new(
             "post",
             concat!("/v1/workspaces/{workspace_id}/tool_sets/{tool_set_id}/tools/{tool_id}", ":restore"),
@@ -420,7 +413,7 @@ pub fn operations() -> Vec<Op> {
             schema::<ToolOut>,
         )
         .summary("Back to AVAILABLE")
-        .scope("tools:manage"),
+        .manage("tools"),
     ]
 }
 

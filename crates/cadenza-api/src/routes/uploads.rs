@@ -12,7 +12,6 @@ use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, header};
 use axum::routing::{get, post, put};
 use cadenza_domain::ids::{IdKind, IdRef};
-use cadenza_domain::scopes::Verb;
 use cadenza_domain::time::format_ms;
 use cadenza_domain::uploads::{Upload, UploadStatus, check_content_type, check_size};
 use cadenza_domain::{Error, Reason};
@@ -203,7 +202,6 @@ fn blobs(s: &AppState) -> ApiResult<&cadenza_store::blobs::Blobs> {
 }
 
 async fn create(State(s): State<AppState>, c: WsCaller, JsonBody(b): JsonBody<CreateIn>) -> ApiResult<Json<UploadOut>> {
-    c.require("memory", Verb::Manage)?;
     let cfg = &s.config.uploads;
     if cfg.blobs.is_none() {
         return Err(Error::of(Reason::UploadsNotConfigured, "this server has no upload storage configured").into());
@@ -251,7 +249,6 @@ async fn get_one(
     c: WsCaller,
     Path((_, raw)): Path<(String, String)>,
 ) -> ApiResult<Json<UploadOut>> {
-    c.require("memory", Verb::Read)?;
     Ok(Json(UploadOut::new(&s, &load(&s, &c, &raw).await?)))
 }
 
@@ -357,12 +354,13 @@ pub fn operations() -> Vec<Op> {
     vec![
         Op::new("post", "/v1/workspaces/{workspace_id}/uploads", "create_upload", T, schema::<UploadOut>)
             .summary("A handle with a signed, single-use PUT URL")
-            .scope("memory:manage")
+            .manage("memory")
             .body(create_upload_body),
         Op::new("get", "/v1/workspaces/{workspace_id}/uploads/{upload_id}", "get_upload", T, schema::<UploadOut>)
-            .scope("memory:read"),
+            .read("memory"),
         Op::new("put", "/v1/uploads/{token}", "put_upload_bytes", T, schema::<Empty>)
-            .summary("Send the bytes: exactly the declared Content-Type and size; the token is the credential"),
+            .summary("Send the bytes: exactly the declared Content-Type and size; the token is the credential")
+            .public(),
     ]
 }
 

@@ -10,7 +10,6 @@ use cadenza_domain::ids::{IdKind, IdRef};
 use cadenza_domain::mask::UpdateMask;
 use cadenza_domain::memory::MemoryLayer;
 use cadenza_domain::models::Model;
-use cadenza_domain::scopes::Verb;
 use cadenza_domain::variations::{
     self, Assignment, AssignmentKind, CompactionConfig, Constraints, LayerAssignment, ModelConfig,
     ProgressiveDiscovery, Summarization, ToolResultClearing, Variation,
@@ -521,7 +520,6 @@ async fn list(
     Path((_, agent_raw)): Path<(String, String)>,
     q: QueryPairs,
 ) -> ApiResult<Json<ListResponse<VariationOut>>> {
-    c.require("agents", Verb::Read)?;
     let agent = load_agent(&s, &c, &agent_raw).await?;
     let page = s.store.list_variations(c.ws(), &agent.meta.id, &q.list_params()?).await?;
     let mut items = Vec::with_capacity(page.items.len());
@@ -566,7 +564,6 @@ async fn create(
     Path((_, agent_raw)): Path<(String, String)>,
     JsonBody(b): JsonBody<WriteIn>,
 ) -> ApiResult<Json<VariationOut>> {
-    c.require("agents", Verb::Manage)?;
     let agent = load_agent(&s, &c, &agent_raw).await?;
     let v = build(&s, &c, &agent.meta.id, b.metadata, b.spec).await?;
     let mut tx = s.store.begin().await?;
@@ -580,7 +577,6 @@ async fn get_one(
     c: WsCaller,
     Path((_, agent_raw, raw)): Path<(String, String, String)>,
 ) -> ApiResult<Json<VariationOut>> {
-    c.require("agents", Verb::Read)?;
     let (_, v) = load(&s, &c, &agent_raw, &raw).await?;
     Ok(Json(render(&s, &v).await?))
 }
@@ -591,7 +587,6 @@ async fn update(
     Path((_, agent_raw, raw)): Path<(String, String, String)>,
     JsonBody(b): JsonBody<WriteIn>,
 ) -> ApiResult<Json<VariationOut>> {
-    c.require("agents", Verb::Manage)?;
     let agent = load_agent(&s, &c, &agent_raw).await?;
     let r = IdRef::parse(IdKind::Variation, &raw)?;
     let allowed = [METADATA_MASK.as_slice(), SPEC_MASK].concat();
@@ -617,7 +612,6 @@ async fn delete_one(
     c: WsCaller,
     Path((_, agent_raw, raw)): Path<(String, String, String)>,
 ) -> ApiResult<Json<Empty>> {
-    c.require("agents", Verb::Manage)?;
     let (_, v) = load(&s, &c, &agent_raw, &raw).await?;
     let mut tx = s.store.begin().await?;
     services::variations::delete(&mut tx, c.ws(), &v.meta.id).await?;
@@ -732,7 +726,6 @@ async fn add_assignment(
     Path((_, agent_raw, raw)): Path<(String, String, String)>,
     JsonBody(b): JsonBody<AssignIn>,
 ) -> ApiResult<Json<AssignmentOut>> {
-    c.require("agents", Verb::Manage)?;
     let (agent, v) = load(&s, &c, &agent_raw, &raw).await?;
     Ok(Json(AssignmentOut::new(&assign(&s, &c, &agent, &v, &b).await?)))
 }
@@ -742,7 +735,6 @@ async fn remove_assignment(
     c: WsCaller,
     Path((_, agent_raw, raw, assignment)): Path<(String, String, String, String)>,
 ) -> ApiResult<Json<Empty>> {
-    c.require("agents", Verb::Manage)?;
     let (_, v) = load(&s, &c, &agent_raw, &raw).await?;
     let id = IdKind::Assignment.parse(&assignment)?;
     let mut tx = s.store.begin().await?;
@@ -848,7 +840,6 @@ async fn add_layer(
     Path((_, agent_raw, raw)): Path<(String, String, String)>,
     JsonBody(b): JsonBody<LayerIn>,
 ) -> ApiResult<Json<LayerAssignmentOut>> {
-    c.require("agents", Verb::Manage)?;
     let (_, v) = load(&s, &c, &agent_raw, &raw).await?;
     Ok(Json(LayerAssignmentOut::new(&attach_layer(&s, &c, &v, &b).await?)))
 }
@@ -859,7 +850,6 @@ async fn update_layer(
     Path((_, agent_raw, raw, assignment)): Path<(String, String, String, String)>,
     JsonBody(b): JsonBody<LayerIn>,
 ) -> ApiResult<Json<LayerAssignmentOut>> {
-    c.require("agents", Verb::Manage)?;
     let (_, v) = load(&s, &c, &agent_raw, &raw).await?;
     let id = IdKind::LayerAssignment.parse(&assignment)?;
     Ok(Json(LayerAssignmentOut::new(&move_layer(&s, &c, &v, &id, b.position).await?)))
@@ -870,7 +860,6 @@ async fn remove_layer(
     c: WsCaller,
     Path((_, agent_raw, raw, assignment)): Path<(String, String, String, String)>,
 ) -> ApiResult<Json<Empty>> {
-    c.require("agents", Verb::Manage)?;
     let (_, v) = load(&s, &c, &agent_raw, &raw).await?;
     let id = IdKind::LayerAssignment.parse(&assignment)?;
     let mut tx = s.store.begin().await?;
@@ -886,7 +875,6 @@ async fn action(
     Path((_, agent_raw, seg)): Path<(String, String, String)>,
     JsonBody(body): JsonBody<serde_json::Value>,
 ) -> ApiResult<Json<VariationOut>> {
-    c.require("agents", Verb::Manage)?;
     let verbs = ["addAssignment", "removeAssignment", "addMemoryLayer", "updateMemoryLayer", "removeMemoryLayer"];
     let (raw, verb) = split_verb(&seg, &verbs)?;
     let (agent, v) = load(&s, &c, &agent_raw, raw).await?;
@@ -950,26 +938,26 @@ pub fn operations() -> Vec<Op> {
     const LAYERS: &str =
         "/v1/workspaces/{workspace_id}/agents/{agent_id}/variations/{variation_id}/memory_layer_assignments";
     let mut ops = vec![
-        Op::new("get", COLL, "list_variations", T, schema::<ListResponse<VariationOut>>).scope("agents:read").list(),
-        Op::new("post", COLL, "create_variation", T, schema::<VariationOut>).scope("agents:manage").body(create_body::<WriteIn>),
-        Op::new("get", ITEM, "get_variation", T, schema::<VariationOut>).scope("agents:read"),
-        Op::new("patch", ITEM, "update_variation", T, schema::<VariationOut>).scope("agents:manage").body(schema::<WriteIn>),
-        Op::new("delete", ITEM, "delete_variation", T, schema::<Empty>).scope("agents:manage"),
+        Op::new("get", COLL, "list_variations", T, schema::<ListResponse<VariationOut>>).read("agents").list(),
+        Op::new("post", COLL, "create_variation", T, schema::<VariationOut>).manage("agents").body(create_body::<WriteIn>),
+        Op::new("get", ITEM, "get_variation", T, schema::<VariationOut>).read("agents"),
+        Op::new("patch", ITEM, "update_variation", T, schema::<VariationOut>).manage("agents").body(schema::<WriteIn>),
+        Op::new("delete", ITEM, "delete_variation", T, schema::<Empty>).manage("agents"),
         Op::new("post", ASSIGN, "add_assignment", T, schema::<AssignmentOut>)
             .summary("Assign a tool, tool set or sub-agent (exactly one)")
-            .scope("agents:manage")
+            .manage("agents")
             .body(schema::<AssignIn>),
         Op::new("delete", "/v1/workspaces/{workspace_id}/agents/{agent_id}/variations/{variation_id}/assignments/{assignment_id}", "remove_assignment", T, schema::<Empty>)
-            .scope("agents:manage"),
+            .manage("agents"),
         Op::new("post", LAYERS, "add_memory_layer_assignment", T, schema::<LayerAssignmentOut>)
             .summary("Put a memory layer on the stack (default position: above the top)")
-            .scope("agents:manage")
+            .manage("agents")
             .body(layer_add_body),
         Op::new("patch", "/v1/workspaces/{workspace_id}/agents/{agent_id}/variations/{variation_id}/memory_layer_assignments/{assignment_id}", "update_memory_layer_assignment", T, schema::<LayerAssignmentOut>)
-            .scope("agents:manage")
+            .manage("agents")
             .body(layer_move_body),
         Op::new("delete", "/v1/workspaces/{workspace_id}/agents/{agent_id}/variations/{variation_id}/memory_layer_assignments/{assignment_id}", "remove_memory_layer_assignment", T, schema::<Empty>)
-            .scope("agents:manage"),
+            .manage("agents"),
     ];
     for (path, id, body) in [
         (
@@ -1001,7 +989,7 @@ pub fn operations() -> Vec<Op> {
         ops.push(
             Op::new("post", path, id, T, schema::<VariationOut>)
                 .summary("Later (Py 1.8) spelling; returns the variation")
-                .scope("agents:manage")
+                .manage("agents")
                 .body(body),
         );
     }

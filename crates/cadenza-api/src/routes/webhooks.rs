@@ -7,7 +7,6 @@ use axum::Router;
 use axum::extract::{Path, State};
 use axum::routing::get;
 use cadenza_domain::ids::IdKind;
-use cadenza_domain::scopes::Verb;
 use cadenza_domain::time::format_ms;
 use cadenza_domain::webhooks::{Delivery, DeliveryFilter, check_event_type};
 use schemars::JsonSchema;
@@ -79,7 +78,6 @@ async fn list(
     Path((_, agent_raw)): Path<(String, String)>,
     q: QueryPairs,
 ) -> ApiResult<Json<ListResponse<DeliveryOut>>> {
-    c.require("agents", Verb::Read)?;
     let agent = crate::routes::agents::load(&s, &c, &agent_raw).await?;
     let objective_id = match q.one("objectiveId")?.filter(|v| !v.is_empty()) {
         None => None,
@@ -116,7 +114,7 @@ pub fn operations() -> Vec<Op> {
             schema::<ListResponse<DeliveryOut>>,
         )
         .summary("Outgoing webhook attempts for the agent's objectives, newest first")
-        .scope("agents:read")
+        .read("agents")
         .list()
         .query(&[
             QueryParam {

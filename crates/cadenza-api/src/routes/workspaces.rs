@@ -8,7 +8,6 @@ use axum::routing::get;
 use cadenza_domain::Error;
 use cadenza_domain::ids::{IdKind, IdRef};
 use cadenza_domain::mask::UpdateMask;
-use cadenza_domain::scopes::Verb;
 use cadenza_domain::workspaces::{DEFAULT_WORKSPACE, Workspace, WorkspaceStatus};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -114,7 +113,6 @@ async fn list(
     Caller(c): Caller,
     q: QueryPairs,
 ) -> ApiResult<Json<ListResponse<WorkspaceOut>>> {
-    crate::auth::require(&c, "workspaces", Verb::Read)?;
     let params = q.list_params()?;
     let info = q.include_info()?;
     let page = s.store.list_workspaces(&c.account_id, c.workspace_id.as_deref(), &params).await?;
@@ -131,11 +129,6 @@ async fn current(State(s): State<AppState>, Caller(c): Caller) -> ApiResult<Json
     Ok(Json(WorkspaceOut::new(&ws)))
 }
 
-fn admin(c: &Caller, verb: Verb) -> ApiResult<()> {
-    c.require_system()?;
-    c.require("workspaces", verb)
-}
-
 async fn load(s: &AppState, c: &Caller, raw: &str) -> ApiResult<Workspace> {
     let r = IdRef::parse(IdKind::Workspace, raw)?;
     Ok(s.store.get_workspace(&c.0.account_id, &r).await?.ok_or_else(|| Error::not_found("workspace"))?)
@@ -146,7 +139,6 @@ async fn admin_create(
     c: Caller,
     JsonBody(b): JsonBody<WriteIn>,
 ) -> ApiResult<Json<WorkspaceOut>> {
-    admin(&c, Verb::Manage)?;
     let meta = b.metadata.into_new()?;
     let now = s.store.now_ms();
     let ws = Workspace {
@@ -166,7 +158,6 @@ async fn admin_list(
     c: Caller,
     q: QueryPairs,
 ) -> ApiResult<Json<ListResponse<WorkspaceOut>>> {
-    admin(&c, Verb::Read)?;
     let params = q.list_params()?;
     let info = q.include_info()?;
     let page = s.store.list_workspaces(&c.0.account_id, None, &params).await?;
@@ -174,7 +165,6 @@ async fn admin_list(
 }
 
 async fn admin_get(State(s): State<AppState>, c: Caller, Path(id): Path<String>) -> ApiResult<Json<WorkspaceOut>> {
-    admin(&c, Verb::Read)?;
     Ok(Json(WorkspaceOut::with_info(&s, &load(&s, &c, &id).await?).await?))
 }
 
@@ -184,7 +174,6 @@ async fn admin_update(
     Path(id): Path<String>,
     JsonBody(b): JsonBody<WriteIn>,
 ) -> ApiResult<Json<WorkspaceOut>> {
-    admin(&c, Verb::Manage)?;
     let r = IdRef::parse(IdKind::Workspace, &id)?;
     let allowed = [METADATA_MASK.as_slice(), &["spec.description"]].concat();
     let mask = UpdateMask::parse(b.update_mask.as_deref(), &allowed)?;
@@ -203,7 +192,6 @@ async fn admin_update(
 
 /// DELETE archives: the data stays, every request scoped to the workspace is refused.
 async fn admin_archive(State(s): State<AppState>, c: Caller, Path(id): Path<String>) -> ApiResult<Json<Empty>> {
-    admin(&c, Verb::Manage)?;
     let r = IdRef::parse(IdKind::Workspace, &id)?;
     let mut tx = s.store.begin().await?;
     let archived = services::workspaces::archive(&mut tx, &c.0.account_id, &r).await?;
@@ -228,27 +216,23 @@ pub fn operations() -> Vec<Op> {
     vec![
         Op::new("get", "/v1/workspaces", "list_workspaces", T, schema::<List>)
             .summary("List the workspaces the calling key can use")
-            .scope("workspaces:read")
+            .read("workspaces")
             .list(),
         Op::new("get", "/v1/workspaces/current", "get_current_workspace", T, schema::<WorkspaceOut>)
-            .summary("The workspace bound to the calling key"),
+            .summary("The workspace bound to the calling key")
+            .any_key(),
         Op::new("get", "/v1/account/workspaces", "admin_list_workspaces", T, schema::<List>)
             .summary("List every workspace of the account (global key)")
-            .scope("workspaces:read")
             .list(),
         Op::new("post", "/v1/account/workspaces", "admin_create_workspace", T, schema::<WorkspaceOut>)
             .summary("Create a workspace (global key)")
-            .scope("workspaces:manage")
             .body(create_body::<WriteIn>),
         Op::new("get", "/v1/account/workspaces/{workspace_id}", "admin_get_workspace", T, schema::<WorkspaceOut>)
-            .summary("Get a workspace (global key)")
-            .scope("workspaces:read"),
+            .summary("Get a workspace (global key)"),
         Op::new("patch", "/v1/account/workspaces/{workspace_id}", "admin_update_workspace", T, schema::<WorkspaceOut>)
             .summary("Update a workspace (global key)")
-            .scope("workspaces:manage")
             .body(schema::<WriteIn>),
         Op::new("delete", "/v1/account/workspaces/{workspace_id}", "admin_archive_workspace", T, schema::<Empty>)
-            .summary("Archive a workspace (global key)")
-            .scope("workspaces:manage"),
+            .summary("Archive a workspace (global key)"),
     ]
 }
