@@ -325,12 +325,25 @@ impl QueueLoop {
         let mut running: JoinSet<()> = JoinSet::new();
         let mut wake = self.store.job_wakeups(&self.config.name);
         let shutdown = self.worker.shutdown.clone();
+        // A claim is worth its query when something may be ready: at the start, on a wake-up
+        // (every enqueue and requeue sends one), at the poll or next due time, or when a slot
+        // frees after a claim that filled every slot. Not when a job simply finishes after a
+        // claim that found less than it could take: with thousands of runs in flight and none
+        // queued, claiming on every finish made each one scan the ready index for nothing
+        // (on PostgreSQL, past every claimed job's dead entry: ~4 ms a claim at 10,000 held).
+        let mut claim_now = true;
+        let mut saturated = false;
+        let mut deadline = tokio::time::Instant::now();
         loop {
             while running.try_join_next().is_some() {}
             let free = self.config.concurrency.saturating_sub(running.len());
-            let mut claimed = 0;
-            let mut idle = self.config.poll;
-            if free > 0 {
+            if free == 0 {
+                // Every slot busy: whatever is queued waits for one to free up.
+                saturated = true;
+            } else if claim_now || saturated {
+                claim_now = false;
+                let mut claimed = 0;
+                let mut idle = self.config.poll;
                 match self.store.claim_next(&self.config.name, &self.worker.owner, self.worker.lease_ms(), free).await {
                     Ok(Claimed { jobs, next_due_in_ms }) => {
                         claimed = jobs.len();
@@ -352,13 +365,15 @@ impl QueueLoop {
                     }
                     Err(e) => tracing::warn!(queue = %self.config.name, error = %e, "claiming jobs failed; will retry"),
                 }
+                // Every free slot filled: more may be ready as soon as one frees up.
+                saturated = claimed == free;
+                deadline = tokio::time::Instant::now() + idle;
             }
-            // Every free slot filled: more may be ready as soon as one frees up.
-            let saturated = free > 0 && claimed == free;
+            let has_room = running.len() < self.config.concurrency;
             tokio::select! {
                 _ = shutdown.cancelled() => break,
-                _ = wake.changed(), if !saturated => {}
-                _ = tokio::time::sleep(idle), if !saturated => {}
+                _ = wake.changed() => claim_now = true,
+                _ = tokio::time::sleep_until(deadline), if has_room && !saturated => claim_now = true,
                 Some(_) = running.join_next(), if !running.is_empty() => {}
             }
         }

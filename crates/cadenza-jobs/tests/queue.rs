@@ -564,3 +564,50 @@ async fn work_turns(backend: TestBackend) {
     }
     drop(second);
 }
+
+/// A job that finishes after a claim that took every ready job sets off no claim of its own:
+/// nothing was left to claim, and whatever is queued later wakes the loop. (Claiming on every
+/// finish had 10,000 runs in flight each scan the ready index for nothing.) SQLite only: its
+/// commit counter shows every claim.
+#[tokio::test]
+async fn finishing_jobs_claim_nothing_when_nothing_was_left() {
+    let Some(db) = TestDb::new(TestBackend::Sqlite).await else { return };
+    let store = db.store(Arc::new(SystemClock)).await;
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let registry = {
+        let gate = gate.clone();
+        Registry::default().handle(move |_: JobContext, _: Demo| {
+            let gate = gate.clone();
+            async move {
+                gate.acquire().await.map_err(|e| anyhow::anyhow!("{e}"))?.forget();
+                Ok(Outcome::Done)
+            }
+        })
+    };
+    for n in 0..10 {
+        store.enqueue(demo(n)).await.expect("enqueue");
+    }
+    let mut queue = QueueConfig::new("q", 20);
+    queue.poll = Duration::from_secs(3_600);
+    let shutdown = CancellationToken::new();
+    let runner = Runner::new(store.clone(), registry, "r", LeaseConfig::default(), vec![queue])
+        .start(shutdown.clone(), Duration::from_millis(200));
+    let count = |state: JobState| {
+        let store = store.clone();
+        async move { store.list_jobs(Some(state), &ListParams::first(100)).await.expect("list").items.len() }
+    };
+    eventually("all ten running", || async { count(JobState::Running).await == 10 }).await;
+    let before = store.sqlite_commits().expect("sqlite");
+    for done in 1..=10 {
+        gate.add_permits(1);
+        eventually("one more finished", || async { count(JobState::Succeeded).await == done }).await;
+    }
+    let after = store.sqlite_commits().expect("sqlite");
+    assert_eq!(after - before, 10, "one commit per finish, and no claim after any of them");
+    // Work queued later still wakes the loop.
+    gate.add_permits(1);
+    store.enqueue(demo(99)).await.expect("enqueue");
+    eventually("the later job ran", || async { count(JobState::Succeeded).await == 11 }).await;
+    shutdown.cancel();
+    runner.await.expect("runner");
+}
