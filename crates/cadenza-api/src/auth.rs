@@ -100,8 +100,7 @@ pub(crate) fn require(p: &Principal, resource: &str, verb: Verb) -> ApiResult<()
     if p.can(resource, verb) {
         Ok(())
     } else {
-        let v = if verb == Verb::Manage { "manage" } else { "read" };
-        let permission = format!("{resource}:{v}");
+        let permission = cadenza_domain::scopes::permission(resource, verb);
         Err(Error::of(Reason::ScopeMissing, format!("this API key lacks the {permission} permission"))
             .with_meta("permission", permission)
             .into())

@@ -40,16 +40,21 @@ struct Route {
     unimplemented: bool,
 }
 
+impl Segment {
+    fn matches(&self, s: &str) -> bool {
+        match self {
+            Segment::Literal(l) => s == *l,
+            Segment::Param => !s.is_empty(),
+            Segment::ParamVerb(v) => {
+                s.strip_suffix(v).and_then(|rest| rest.strip_suffix(':')).is_some_and(|id| !id.is_empty())
+            }
+        }
+    }
+}
+
 impl Route {
     fn matches(&self, segments: &[Cow<'_, str>]) -> bool {
-        self.segments.len() == segments.len()
-            && self.segments.iter().zip(segments).all(|(t, s)| match t {
-                Segment::Literal(l) => s == l,
-                Segment::Param => !s.is_empty(),
-                Segment::ParamVerb(v) => {
-                    s.strip_suffix(v).and_then(|rest| rest.strip_suffix(':')).is_some_and(|id| !id.is_empty())
-                }
-            })
+        self.segments.len() == segments.len() && self.segments.iter().zip(segments).all(|(t, s)| t.matches(s))
     }
 
     /// How specific the template is: a literal or a verb beats a bare parameter
@@ -71,10 +76,7 @@ impl Route {
             Segment::Literal(l) => l.rsplit_once(':').is_some_and(|(base, _)| base == id),
             Segment::Param => false,
         };
-        base && self.segments[..n - 1].iter().zip(&segments[..n - 1]).all(|(t, s)| match t {
-            Segment::Literal(l) => s == l,
-            _ => !s.is_empty(),
-        })
+        base && self.segments[..n - 1].iter().zip(&segments[..n - 1]).all(|(t, s)| t.matches(s))
     }
 }
 

@@ -6,7 +6,7 @@
 //! keeps the document from drifting by accident.
 
 use cadenza_domain::ids::{IdKind, IdRef};
-use cadenza_domain::scopes::Verb;
+use cadenza_domain::scopes::{self, Verb};
 use cadenza_domain::{labels, page};
 use schemars::generate::{Contract, SchemaSettings};
 use schemars::{JsonSchema, Schema, SchemaGenerator};
@@ -64,16 +64,11 @@ impl Access {
             Access::Public => None,
             Access::AnyKey => Some("Any valid API key.".to_string()),
             Access::Permission(resource, verb) => {
-                Some(format!("Requires the `{}` permission.", permission(resource, verb)))
+                Some(format!("Requires the `{}` permission.", scopes::permission(resource, verb)))
             }
             Access::System => Some("Requires the account's global API key.".to_string()),
         }
     }
-}
-
-/// `resource:read` or `resource:manage`, as keys hold permissions.
-pub fn permission(resource: &str, verb: Verb) -> String {
-    format!("{resource}:{}", if verb == Verb::Manage { "manage" } else { "read" })
 }
 
 /// A query parameter an operation reads, with the schema of exactly what it accepts.

@@ -20,6 +20,13 @@ pub enum Verb {
     Manage,
 }
 
+/// `resource:read` or `resource:manage`: a permission as keys hold it, errors name it and the
+/// document states it.
+pub fn permission(resource: &str, verb: Verb) -> String {
+    let v = if verb == Verb::Manage { "manage" } else { "read" };
+    format!("{resource}:{v}")
+}
+
 /// A validated, normalised permission set.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Scopes {
@@ -94,10 +101,7 @@ impl Scopes {
         if self.all {
             return vec!["*".to_string()];
         }
-        self.granted
-            .iter()
-            .map(|(r, v)| format!("{r}:{}", if *v == Verb::Manage { "manage" } else { "read" }))
-            .collect()
+        self.granted.iter().map(|(r, v)| permission(r, *v)).collect()
     }
 }
 

@@ -128,8 +128,8 @@ both_backends!(every_operation_asks_for_what_its_document_says, every_operation_
 /// about the made-up ids, never a 401 or 403), a global-key operation refuses a key of a
 /// workspace with every permission, a public one asks for no key.
 async fn every_operation_asks_for_what_its_document_says(backend: TestBackend) {
-    use cadenza_api::openapi::{Access, all_operations, permission};
-    use cadenza_domain::scopes::Verb;
+    use cadenza_api::openapi::{Access, all_operations};
+    use cadenza_domain::scopes::{Verb, permission};
     use std::collections::HashMap;
 
     let Some(app) = TestApp::start(backend).await else { return };
