@@ -34,6 +34,7 @@ enum Segment {
 }
 
 struct Route {
+    id: &'static str,
     method: Method,
     segments: Vec<Segment>,
     access: Access,
@@ -100,6 +101,7 @@ fn table() -> &'static [Route] {
         openapi::all_operations()
             .into_iter()
             .map(|op| Route {
+                id: op.id,
                 method: Method::from_bytes(op.method.to_ascii_uppercase().as_bytes()).unwrap_or(Method::GET),
                 segments: template(op.path),
                 access: op.access,
@@ -145,6 +147,15 @@ fn find(method: &Method, path: &str) -> Found {
         None if verb_family => Found::UnknownVerb,
         None if path_known => Found::OtherMethod,
         None => Found::Nothing,
+    }
+}
+
+/// The `operationId` of the documented operation a request's method and path name, as the gate
+/// routes it: for tests that hold each answer to the schema its operation documents.
+pub fn operation_id(method: &Method, path: &str) -> Option<&'static str> {
+    match find(method, path) {
+        Found::Route(route) => Some(route.id),
+        _ => None,
     }
 }
 

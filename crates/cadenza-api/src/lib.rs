@@ -8,7 +8,7 @@ pub mod auth;
 pub mod cache;
 pub mod error;
 pub mod extract;
-mod gate;
+pub mod gate;
 pub mod media;
 pub mod metrics;
 pub mod openapi;

@@ -181,7 +181,7 @@ impl TestApp {
 
     /// Sends a request with an optional bearer token and JSON body.
     pub async fn call(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> Resp {
-        let mut req = self.client.request(method, format!("{}{}", self.base, path));
+        let mut req = self.client.request(method.clone(), format!("{}{}", self.base, path));
         if let Some(t) = token {
             req = req.bearer_auth(t);
         }
@@ -189,28 +189,33 @@ impl TestApp {
             req = req.json(&b);
         }
         let resp = req.send().await.expect("request");
-        Self::read(resp).await
+        Self::read(&method, path, resp).await
     }
 
     /// Sends raw bytes with a given content type (for malformed-input tests).
     pub async fn call_raw(&self, method: Method, path: &str, token: &str, content_type: &str, body: Vec<u8>) -> Resp {
         let resp = self
             .client
-            .request(method, format!("{}{}", self.base, path))
+            .request(method.clone(), format!("{}{}", self.base, path))
             .bearer_auth(token)
             .header("content-type", content_type)
             .body(body)
             .send()
             .await
             .expect("request");
-        Self::read(resp).await
+        Self::read(&method, path, resp).await
     }
 
-    async fn read(resp: reqwest::Response) -> Resp {
+    /// Reads the answer, held to what the document says of it ([`crate::documented::check`]).
+    async fn read(method: &Method, path: &str, resp: reqwest::Response) -> Resp {
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
         let text = resp.text().await.unwrap_or_default();
         let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        let content_type = headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default();
+        if !body.is_null() {
+            crate::documented::check(method, path, status, content_type, &body);
+        }
         Resp { status, body, text, headers }
     }
 

@@ -6,6 +6,7 @@
 
 pub mod app;
 pub mod db;
+pub mod documented;
 pub mod fake_mcp;
 pub mod fake_model;
 pub mod logs;

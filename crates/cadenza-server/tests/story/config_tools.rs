@@ -346,6 +346,10 @@ async fn tools(backend: TestBackend) {
     let restored =
         app.patch(&item, ADMIN_TOKEN, json!({"spec": {"status": "TOOL_STATUS_AVAILABLE"}})).await.expect(200);
     assert_eq!(restored["state"], "STATE_AVAILABLE");
+    app.post_empty(&format!("{item}:omit"), ADMIN_TOKEN).await.expect(200);
+    let restored = app.post_empty(&format!("{item}:restore"), ADMIN_TOKEN).await.expect(200);
+    assert_eq!(restored["state"], "STATE_AVAILABLE");
+    assert_eq!(app.get(&item, ADMIN_TOKEN).await.expect(200)["state"], "STATE_AVAILABLE");
 
     // Assign the tool and the set to a variation.
     let agents = app.ws_path(&app.default_ws, "/agents");

@@ -127,6 +127,12 @@ async fn lifecycle(backend: TestBackend) {
         .expect(200);
     assert_eq!(ev["data"]["userMessage"]["content"], "and another thing");
     assert!(str_at(&ev, "/metadata/id").starts_with("objevt_"));
+    // The older sub-path spelling queues the same way.
+    let ev = app
+        .post(&format!("{item}/continue"), ADMIN_TOKEN, json!({"message": "and one more", "enqueue": true}))
+        .await
+        .expect(200);
+    assert_eq!(ev["data"]["userMessage"]["content"], "and one more");
 
     // Cancel (the older sub-path spelling), then nothing more can happen to it.
     let cancelled = app.post(&format!("{item}/cancel"), ADMIN_TOKEN, json!({"reason": "not needed"})).await.expect(200);
@@ -138,12 +144,12 @@ async fn lifecycle(backend: TestBackend) {
         .expect_reason(400, "OBJECTIVE_ENDED");
     let events = app.list_all(&format!("{item}/events"), ADMIN_TOKEN, 2).await;
     let tags: Vec<String> = events.iter().map(|e| str_at(e, "/data/type")).collect();
-    assert_eq!(tags, ["userMessage", "userMessage", "cancelled"]);
-    assert_eq!(events[2]["data"]["cancelled"]["message"], "not needed");
+    assert_eq!(tags, ["userMessage", "userMessage", "userMessage", "cancelled"]);
+    assert_eq!(events[3]["data"]["cancelled"]["message"], "not needed");
     let since = app
         .list_all(&format!("{item}/events?sinceEventId={}", str_at(&events[0], "/metadata/id")), ADMIN_TOKEN, 10)
         .await;
-    assert_eq!(since.len(), 2);
+    assert_eq!(since.len(), 3);
 
     // Lists and filters.
     let second = app

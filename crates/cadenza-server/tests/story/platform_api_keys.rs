@@ -73,6 +73,21 @@ async fn api_key_lifecycle(backend: TestBackend) {
     let enabled = app.post_empty(&format!("{keys}/{id}:enable"), ADMIN_TOKEN).await.expect(200);
     assert_eq!(enabled["state"], "STATE_ENABLED");
     app.get(&secrets, &token3).await.expect(200);
+    // The account-path spellings of the same verbs (an SDK version's), and the POST of the
+    // seed-era rotate: the same key, the same answers.
+    let account_item = format!("/v1/account/api_keys/{id}");
+    let off = app.post_empty(&format!("{account_item}:disable"), ADMIN_TOKEN).await.expect(200);
+    assert_eq!(off["state"], "STATE_DISABLED");
+    app.get(&secrets, &token3).await.expect_error_reason(401, 16, "TOKEN_INVALID");
+    let on = app.post_empty(&format!("{account_item}:enable"), ADMIN_TOKEN).await.expect(200);
+    assert_eq!(on["state"], "STATE_ENABLED");
+    let rotated = app.post_empty(&format!("{account_item}:rotate"), ADMIN_TOKEN).await.expect(200);
+    let token4 = str_at(&rotated, "/spec/token");
+    app.get(&secrets, &token3).await.expect_error_reason(401, 16, "TOKEN_INVALID");
+    let rotated = app.post_empty(&format!("{account_item}/rotate"), ADMIN_TOKEN).await.expect(200);
+    let token3 = str_at(&rotated, "/spec/token");
+    app.get(&secrets, &token4).await.expect_error_reason(401, 16, "TOKEN_INVALID");
+    app.get(&secrets, &token3).await.expect(200);
 
     // Update with and without a mask.
     let updated =
