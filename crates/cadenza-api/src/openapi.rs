@@ -195,6 +195,161 @@ pub fn component(g: &mut SchemaGenerator, name: &str, schema: Value) -> Schema {
     schemars::json_schema!({"$ref": format!("#/components/schemas/{name}")})
 }
 
+/// A field of an update body that `updateMask` governs, as `UpdateMask::covers` decides: with
+/// no mask it is applied when sent (`null` reads as not sent), with a mask only when the mask
+/// names it or a parent (`metadata`), and then a value left out or `null` applies its zero
+/// value (`""`, `{}`, `[]`).
+pub struct MaskedField {
+    /// Its camelCase path (`spec.value`).
+    pub path: &'static str,
+    /// What the body's type takes, whatever the mask (a value of another type is a 400 anyway).
+    pub shape: fn() -> Value,
+    /// What the handler requires of a value it applies (never `null`).
+    pub rule: fn() -> Value,
+    /// The zero value breaks `rule` (an empty name, say): a field the mask names must be sent.
+    pub required_when_named: bool,
+}
+
+/// `[^,]*` for an update mask's items: anything up to the next comma, newlines included.
+const MASK_ITEM_ANY: &str = "[^,]*";
+
+/// The spellings `UpdateMask::parse` takes of `path` (camelCase), as a regex: each segment in
+/// camelCase or snake_case.
+fn mask_spellings(path: &str) -> String {
+    path.split('.')
+        .map(|seg| {
+            let snake = cadenza_domain::mask::camel_to_snake(seg);
+            if snake == seg { seg.to_string() } else { format!("(?:{seg}|{snake})") }
+        })
+        .collect::<Vec<_>>()
+        .join("\\.")
+}
+
+/// Every path `allowed` lets a mask name: the paths and their parents.
+fn mask_paths(allowed: &[&str]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for a in allowed {
+        let segs: Vec<&str> = a.split('.').collect();
+        for n in 1..=segs.len() {
+            let p = segs[..n].join(".");
+            if !out.contains(&p) {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+/// `updateMask` exactly as `UpdateMask::parse` takes it with these allowed paths: items
+/// separated by commas, each trimmed, blank ones skipped; `null` or blank is no mask.
+pub fn update_mask(allowed: &[&str]) -> Value {
+    let items: Vec<String> = mask_paths(allowed).iter().map(|p| mask_spellings(p)).collect();
+    let list = value_list(&items.join("|"));
+    json!({"anyOf": [{"type": "null"}, list]})
+}
+
+/// The mask names `path`: one of its items is the path or a parent of it.
+fn mask_names(path: &str) -> Value {
+    let segs: Vec<&str> = path.split('.').collect();
+    let alts: Vec<String> = (1..=segs.len()).map(|n| mask_spellings(&segs[..n].join("."))).collect();
+    let pattern = format!("^(?:{MASK_ITEM_ANY},)*[{TRIMMED}]*(?:{})[{TRIMMED}]*(?:,[\\s\\S]*)?$", alts.join("|"));
+    let named = json!({"type": "string", "pattern": pattern});
+    json!({"anyOf": [
+        {"required": ["updateMask"], "properties": {"updateMask": named}},
+        {"required": ["update_mask"], "properties": {"update_mask": named}},
+    ]})
+}
+
+/// The body carries no mask: neither spelling, or `null`, or blank.
+fn mask_absent() -> Value {
+    let blank = json!({"anyOf": [{"type": "null"}, {"type": "string", "pattern": format!("^[{TRIMMED}]*$")}]});
+    json!({"properties": {"updateMask": blank, "update_mask": blank}})
+}
+
+/// `schema` at `path` of the body (`metadata.name` → `{properties: {metadata: {properties:
+/// {name: …}}}}`), the path's objects required along with it when `required`.
+fn at_path(path: &str, schema: Value, required: bool) -> Value {
+    let mut out = schema;
+    for seg in path.rsplit('.') {
+        let mut wrapped = json!({"properties": {seg: out}});
+        if required {
+            wrapped["required"] = json!([seg]);
+        }
+        out = wrapped;
+    }
+    out
+}
+
+/// The body of an update under `updateMask` (or `update_mask`, never both), exact: each field's
+/// shape always, its rule when it is applied (`MaskedField`). `allowed` is what the handler
+/// passes `UpdateMask::parse`. Other properties are free (a client may echo read-only ones).
+pub fn masked_update(allowed: &[&str], fields: &[MaskedField]) -> Value {
+    let mut shape = json!({"type": "object", "properties": {}});
+    for f in fields {
+        let segs: Vec<&str> = f.path.split('.').collect();
+        insert_shape(&mut shape, &segs, (f.shape)());
+    }
+    let mask = update_mask(allowed);
+    shape["properties"]["updateMask"] = mask.clone();
+    shape["properties"]["update_mask"] = mask;
+    shape["not"] = json!({"required": ["updateMask", "update_mask"]});
+    let rules: Vec<Value> = fields
+        .iter()
+        .map(|f| {
+            let when_sent = json!({"anyOf": [{"type": "null"}, (f.rule)()]});
+            let named = if f.required_when_named { (f.rule)() } else { when_sent.clone() };
+            json!({
+                "if": mask_names(f.path),
+                "then": at_path(f.path, named, f.required_when_named),
+                "else": {"if": mask_absent(), "then": at_path(f.path, when_sent, false)},
+            })
+        })
+        .collect();
+    shape["allOf"] = Value::Array(rules);
+    shape
+}
+
+/// Puts `leaf` at `segs` under `node`'s properties, with an object of the body's type on the
+/// way (`null` is refused there, left out is `{}`).
+fn insert_shape(node: &mut Value, segs: &[&str], leaf: Value) {
+    let props = &mut node["properties"];
+    match segs {
+        [] => {}
+        [last] => props[*last] = leaf,
+        [first, rest @ ..] => {
+            if props.get(*first).is_none() {
+                props[*first] = json!({"type": "object", "properties": {}});
+            }
+            insert_shape(&mut props[*first], rest, leaf);
+        }
+    }
+}
+
+/// The metadata fields of an update, `name` held to `name` when applied (every resource's own
+/// rule on top of not blank).
+pub fn masked_metadata(name: fn() -> Value) -> [MaskedField; 3] {
+    [
+        MaskedField {
+            path: "metadata.name",
+            shape: || json!({"type": ["string", "null"]}),
+            rule: name,
+            required_when_named: true,
+        },
+        MaskedField {
+            path: "metadata.externalId",
+            shape: || json!({"type": ["string", "null"]}),
+            rule: crate::wire::external_id_schema,
+            required_when_named: false,
+        },
+        MaskedField {
+            path: "metadata.labels",
+            shape: || json!({"type": ["object", "null"], "additionalProperties": {"type": "string"}}),
+            rule: crate::wire::labels_schema,
+            required_when_named: false,
+        },
+    ]
+}
+
 /// A string naming a `kind` exactly as `IdRef::parse` reads it: its id or `external_id:<value>`.
 pub fn id_ref(kind: IdKind) -> Value {
     json!({"type": "string", "pattern": IdRef::pattern(kind)})
@@ -504,6 +659,47 @@ pub fn document() -> Value {
 #[cfg(test)]
 pub(crate) fn accepts(schema: &Value, value: &Value) -> bool {
     cadenza_domain::json_schema::validate("value", schema, value).is_ok()
+}
+
+/// The metadata of a stored resource named `name`, for tests that apply an update to one.
+#[cfg(test)]
+pub(crate) fn stored_meta(kind: IdKind, name: &str) -> cadenza_domain::meta::Meta {
+    cadenza_domain::meta::Meta::new(kind, 0, "acc", "prof", name.into(), String::new(), Default::default())
+}
+
+/// Holds an update body's schema against its handler (`takes`: the body parses and applies),
+/// for each of `bodies` under every way a mask can govern it: none (absent, `null`, blank),
+/// each path `allowed` names and each parent of one, in camelCase and snake_case, two at once,
+/// one naming nothing, and masks the handler refuses; each under both spellings of the key.
+#[cfg(test)]
+pub(crate) fn assert_masked_agrees(schema: &Value, allowed: &[&str], bodies: &[Value], takes: impl Fn(&Value) -> bool) {
+    let mut masks = vec![None, Some(json!(null)), Some(json!("")), Some(json!(" \u{3000}")), Some(json!(","))];
+    for p in mask_paths(allowed) {
+        let snake: Vec<String> = p.split('.').map(cadenza_domain::mask::camel_to_snake).collect();
+        masks.push(Some(json!(p)));
+        masks.push(Some(json!(format!(" {} ,", snake.join(".")))));
+    }
+    masks.push(Some(json!(allowed.join(",\n"))));
+    masks.push(Some(json!(format!("{},{}", allowed[0], allowed[allowed.len() - 1]))));
+    for bad in ["metadata.external__id", "metadata.name_", "spec.token", "metadata.name.x", "x"] {
+        masks.push(Some(json!(bad)));
+    }
+    masks.push(Some(json!(7)));
+    for body in bodies {
+        for mask in &masks {
+            for key in ["updateMask", "update_mask"] {
+                let mut b = body.clone();
+                if let Some(m) = mask {
+                    b[key] = m.clone();
+                }
+                assert_eq!(accepts(schema, &b), takes(&b), "{b}");
+            }
+        }
+        let mut both = body.clone();
+        both["updateMask"] = json!(allowed[0]);
+        both["update_mask"] = json!(allowed[0]);
+        assert!(!accepts(schema, &both) && !takes(&both), "{both}");
+    }
 }
 
 /// The request schema `f` builds, self-contained (the schemas it refers to under `$defs`, where

@@ -122,6 +122,21 @@ pub struct MetadataIn {
 const EXTERNAL_ID_PATTERN: &str =
     "^[^/\\x00-\\x20\\x7f-\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]*$";
 
+/// An external id as `check_external_id` takes it.
+pub fn external_id_schema() -> serde_json::Value {
+    serde_json::json!({"type": "string", "maxLength": MAX_NAME, "pattern": EXTERNAL_ID_PATTERN})
+}
+
+/// Labels as `labels::validate` takes them.
+pub fn labels_schema() -> serde_json::Value {
+    serde_json::json!({
+        "type": "object",
+        "maxProperties": labels::MAX_LABELS,
+        "propertyNames": {"minLength": 1, "maxLength": labels::MAX_LEN, "pattern": "^[^,=]*$"},
+        "additionalProperties": {"type": "string", "maxLength": labels::MAX_LEN, "pattern": "^[^,]*$"},
+    })
+}
+
 /// The name a create requires (`check_name`): not blank.
 pub fn name_schema() -> serde_json::Value {
     serde_json::json!({

@@ -171,28 +171,14 @@ pub fn signature_header(secrets: &[String], webhook_id: &str, timestamp_secs: i6
     secrets.iter().filter_map(|s| signature(s, webhook_id, timestamp_secs, body)).collect::<Vec<_>>().join(" ")
 }
 
-/// `toolResult` → `tool_result`.
-fn snake(tag: &str) -> String {
-    let mut out = String::with_capacity(tag.len() + 4);
-    for c in tag.chars() {
-        if c.is_ascii_uppercase() {
-            out.push('_');
-            out.push(c.to_ascii_lowercase());
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
 /// The `ObjectiveEventType` of an event tag: `toolResult` → `OBJECTIVE_EVENT_TYPE_TOOL_RESULT`.
 pub fn event_type_of(tag: &str) -> String {
-    format!("OBJECTIVE_EVENT_TYPE_{}", snake(tag).to_ascii_uppercase())
+    format!("OBJECTIVE_EVENT_TYPE_{}", crate::mask::camel_to_snake(tag).to_ascii_uppercase())
 }
 
 /// The payload's `type`: `toolResult` → `objective_event.tool_result`.
 pub fn payload_type_of(tag: &str) -> String {
-    format!("objective_event.{}", snake(tag))
+    format!("objective_event.{}", crate::mask::camel_to_snake(tag))
 }
 
 #[cfg(test)]

@@ -22,7 +22,7 @@ use crate::AppState;
 use crate::auth::{Caller, WsCaller, resolve_workspace};
 use crate::error::ApiResult;
 use crate::extract::{JsonBody, QueryPairs, split_verb};
-use crate::openapi::{Op, create_body, schema};
+use crate::openapi::{MaskedField, Op, component, create_body, masked_metadata, masked_update, schema};
 use crate::routes::workspaces::WorkspaceOut;
 use crate::wire::{AccountMetadata, Empty, ListResponse, METADATA_MASK, MetadataIn, account_meta, empty};
 
@@ -214,22 +214,50 @@ async fn update(
     // The mask applies to the row as it is now, locked.
     let mut tx = state.store.begin().await?;
     let mut key = services::api_keys::locked(&mut tx, caller, scope_of(caller, ws), &r).await?;
-    let allowed = [METADATA_MASK.as_slice(), &["spec.description", "spec.permissions"]].concat();
-    let mask = UpdateMask::parse(body.update_mask.as_deref(), &allowed)?;
-    body.metadata.apply(&mask, &mut key.meta)?;
+    let mask = UpdateMask::parse(body.update_mask.as_deref(), &mask_allowed())?;
+    let permissions = apply_update(body, &mask, &mut key)?;
+    services::api_keys::update(&mut tx, caller, &mut key, permissions).await?;
+    tx.commit().await?;
+    Ok(Json(ApiKeyOut::new(&key, None)))
+}
+
+/// What an update's mask may name.
+fn mask_allowed() -> Vec<&'static str> {
+    [METADATA_MASK.as_slice(), &["spec.description", "spec.permissions"]].concat()
+}
+
+/// Applies what the mask lets the body change to `key`, checked; returns the new permissions,
+/// if the update sets them (the service decides whether the caller may grant them).
+fn apply_update(body: UpdateIn, mask: &UpdateMask, key: &mut ApiKey) -> ApiResult<Option<Scopes>> {
+    body.metadata.apply(mask, &mut key.meta)?;
     if mask.covers("spec.description", body.spec.description.is_some()) {
         let d = body.spec.description.unwrap_or_default();
         check_description(&d)?;
         key.description = d;
     }
-    let permissions = if mask.covers("spec.permissions", body.spec.permissions.is_some()) {
-        Some(parse_permissions(&body.spec.permissions.unwrap_or_default())?)
-    } else {
-        None
+    if !mask.covers("spec.permissions", body.spec.permissions.is_some()) {
+        return Ok(None);
+    }
+    Ok(Some(parse_permissions(&body.spec.permissions.unwrap_or_default())?))
+}
+
+/// An update, as `update` reads it.
+fn update_body(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    let [name, external_id, labels] = masked_metadata(crate::wire::name_schema);
+    let description = MaskedField {
+        path: "spec.description",
+        shape: || serde_json::json!({"type": ["string", "null"]}),
+        rule: || serde_json::json!({"type": "string", "maxLength": MAX_DESCRIPTION}),
+        required_when_named: false,
     };
-    services::api_keys::update(&mut tx, caller, &mut key, permissions).await?;
-    tx.commit().await?;
-    Ok(Json(ApiKeyOut::new(&key, None)))
+    let permissions = MaskedField {
+        path: "spec.permissions",
+        shape: || serde_json::json!({"type": ["array", "null"], "items": {"type": "string"}}),
+        rule: || serde_json::json!({"type": "array", "items": {"type": "string", "pattern": permission_pattern()}}),
+        required_when_named: false,
+    };
+    let body = masked_update(&mask_allowed(), &[name, external_id, labels, description, permissions]);
+    component(g, "ApiKeyUpdateRequest", body)
 }
 
 async fn delete_key(state: &AppState, caller: &Principal, ws: Option<&str>, raw: &str) -> ApiResult<Json<Empty>> {
@@ -512,7 +540,7 @@ pub fn operations() -> Vec<Op> {
             .manage("api_keys")
             .body(create_body::<CreateIn>),
         Op::new("get", WS_ITEM, "get_api_key", T, schema::<ApiKeyOut>).read("api_keys"),
-        Op::new("patch", WS_ITEM, "update_api_key", T, schema::<ApiKeyOut>).manage("api_keys").body(schema::<UpdateIn>),
+        Op::new("patch", WS_ITEM, "update_api_key", T, schema::<ApiKeyOut>).manage("api_keys").body(update_body),
         Op::new("delete", WS_ITEM, "delete_api_key", T, schema::<Empty>).manage("api_keys"),
         Op::new("post", "/v1/workspaces/{workspace_id}/api_keys/{id}:rotate", "rotate_api_key", T, schema::<ApiKeyOut>)
             .summary("Issue a new token; every earlier token stops working")
@@ -538,7 +566,7 @@ pub fn operations() -> Vec<Op> {
         Op::new("get", ACCT_ITEM, "account_get_api_key", T, schema::<ApiKeyOut>).read("api_keys"),
         Op::new("patch", ACCT_ITEM, "account_update_api_key", T, schema::<ApiKeyOut>)
             .manage("api_keys")
-            .body(schema::<UpdateIn>),
+            .body(update_body),
         Op::new("delete", ACCT_ITEM, "account_delete_api_key", T, schema::<Empty>).manage("api_keys"),
         Op::new("put", "/v1/account/api_keys/{id}/rotate", "account_rotate_api_key", T, schema::<ApiKeyOut>)
             .summary("Seed-era rotate")
@@ -589,8 +617,45 @@ pub fn operations() -> Vec<Op> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::openapi::{accepts, request_schema};
+    use crate::openapi::{accepts, assert_masked_agrees, request_schema, stored_meta};
     use serde_json::json;
+
+    /// The update body's schema takes exactly what `update` takes (before the service's own
+    /// checks: the global key's permissions, escalation).
+    #[test]
+    fn update_schema_agrees_with_the_handler() {
+        let schema = request_schema(update_body);
+        let takes = |body: &serde_json::Value| {
+            let Ok(b) = serde_json::from_value::<UpdateIn>(body.clone()) else { return false };
+            let Ok(mask) = UpdateMask::parse(b.update_mask.as_deref(), &mask_allowed()) else { return false };
+            let meta = stored_meta(IdKind::ApiKey, "key");
+            let mut key = ApiKey {
+                meta,
+                workspace_id: Some("ws".into()),
+                key_profile_id: "p".into(),
+                description: String::new(),
+                permissions: Vec::new(),
+                system: false,
+                enabled: true,
+            };
+            apply_update(b, &mask, &mut key).is_ok()
+        };
+        let bodies = [
+            json!({}),
+            json!({"metadata": {"name": "renamed"}}),
+            json!({"metadata": {"name": ""}}),
+            json!({"metadata": {"externalId": "x y"}, "spec": {"permissions": ["agents:read"]}}),
+            json!({"spec": {"description": "d".repeat(MAX_DESCRIPTION + 1)}}),
+            json!({"spec": {"description": "€".repeat(MAX_DESCRIPTION)}}),
+            json!({"spec": {"permissions": ["agents:write"]}}),
+            json!({"spec": {"permissions": [" * ", "read:agents"]}}),
+            json!({"spec": {"permissions": null, "description": null}}),
+            json!({"spec": {"permissions": "agents:read"}}),
+            json!({"spec": {"permissions": [3]}}),
+            json!({"spec": {"permissions": []}}),
+        ];
+        assert_masked_agrees(&schema, &mask_allowed(), &bodies, takes);
+    }
 
     #[test]
     fn permission_pattern_agrees_with_scopes() {

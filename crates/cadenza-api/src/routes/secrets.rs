@@ -24,7 +24,7 @@ use crate::AppState;
 use crate::auth::WsCaller;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{JsonBody, QueryPairs};
-use crate::openapi::{Op, create_body, schema};
+use crate::openapi::{MaskedField, Op, component, create_body, masked_metadata, masked_update, schema};
 use crate::wire::{Empty, ListResponse, METADATA_MASK, MetadataIn, ResourceMetadata, empty, resource_meta};
 
 /// Names the schemas of workspace secrets.
@@ -212,24 +212,32 @@ async fn update<K: JsonSchema>(
     JsonBody(b): JsonBody<WriteIn<K>>,
 ) -> ApiResult<Json<SecretOut<K>>> {
     let r = o.id_ref(&p.id)?;
-    let allowed = [METADATA_MASK.as_slice(), &["spec.value"]].concat();
-    let mask = UpdateMask::parse(b.update_mask.as_deref(), &allowed)?;
+    let mask = UpdateMask::parse(b.update_mask.as_deref(), &mask_allowed())?;
     // The mask applies to the row as it is now, locked.
     let mut tx = s.store.begin().await?;
     let mut secret = tx.get_secret_locked(o.ws(), &o.scope, &r).await?.ok_or_else(|| o.not_found())?;
-    b.metadata.apply(&mask, &mut secret.meta)?;
-    secrets::validate_name(&secret.meta.name)?;
-    let new_value = if mask.covers("spec.value", b.spec.value.is_some()) {
-        let v = b.spec.value.unwrap_or_default();
-        check_value(&v)?;
-        Some(v)
-    } else {
-        None
-    };
+    let new_value = apply_update(b, &mask, &mut secret.meta)?;
     secret.meta.updated_at = tx.now();
     services::secrets::update(&mut tx, &secret, new_value.as_deref()).await?;
     tx.commit().await?;
     Ok(Json(SecretOut::new(&secret)))
+}
+
+/// Applies what the mask lets the body change to `meta`, checked; returns the new value, if the
+/// update sets one.
+fn apply_update<K>(
+    b: WriteIn<K>,
+    mask: &UpdateMask,
+    meta: &mut cadenza_domain::meta::Meta,
+) -> ApiResult<Option<String>> {
+    b.metadata.apply(mask, meta)?;
+    secrets::validate_name(&meta.name)?;
+    if !mask.covers("spec.value", b.spec.value.is_some()) {
+        return Ok(None);
+    }
+    let v = b.spec.value.unwrap_or_default();
+    check_value(&v)?;
+    Ok(Some(v))
 }
 
 async fn delete(State(s): State<AppState>, o: Owner, Path(p): Path<ItemPath>) -> ApiResult<Json<Empty>> {
@@ -267,6 +275,25 @@ fn create_secret_body<K: JsonSchema>(g: &mut schemars::SchemaGenerator) -> schem
     })
 }
 
+/// What an update's mask may name.
+fn mask_allowed() -> Vec<&'static str> {
+    [METADATA_MASK.as_slice(), &["spec.value"]].concat()
+}
+
+/// An update, as `update` reads it: the name and value held to the create's rules when applied.
+fn update_secret_body<K: JsonSchema>(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    let [name, external_id, labels] =
+        masked_metadata(|| serde_json::json!({"type": "string", "pattern": secrets::NAME_PATTERN}));
+    let value = MaskedField {
+        path: "spec.value",
+        shape: || serde_json::json!({"type": ["string", "null"]}),
+        rule: || serde_json::json!({"type": "string", "minLength": 1, "maxLength": MAX_VALUE_CHARS}),
+        required_when_named: true,
+    };
+    let body = masked_update(&mask_allowed(), &[name, external_id, labels, value]);
+    component(g, &format!("{}UpdateRequest", K::schema_name()), body)
+}
+
 /// The five operations of one kind of secret.
 fn kind_operations<K: JsonSchema>(
     tag: &'static str,
@@ -282,7 +309,7 @@ fn kind_operations<K: JsonSchema>(
             .manage("secrets")
             .body(create_secret_body::<K>),
         Op::new("get", item, get_id, tag, schema::<SecretOut<K>>).manage("secrets"),
-        Op::new("patch", item, update_id, tag, schema::<SecretOut<K>>).manage("secrets").body(schema::<WriteIn<K>>),
+        Op::new("patch", item, update_id, tag, schema::<SecretOut<K>>).manage("secrets").body(update_secret_body::<K>),
         Op::new("delete", item, delete_id, tag, schema::<Empty>).manage("secrets"),
     ]
 }
@@ -318,7 +345,7 @@ pub fn operations() -> Vec<Op> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::openapi::{accepts, request_schema};
+    use crate::openapi::{accepts, assert_masked_agrees, request_schema, stored_meta};
     use serde_json::json;
 
     #[test]
@@ -346,5 +373,37 @@ mod tests {
         }
         assert!(!accepts(&schema, &json!({"metadata": {"name": "A"}})));
         assert!(!accepts(&schema, &json!({"spec": {"value": "v"}})));
+    }
+
+    /// The update body's schema takes exactly what `update` takes, on a stored secret named
+    /// `API_TOKEN`.
+    #[test]
+    fn update_schema_agrees_with_the_handler() {
+        let schema = request_schema(update_secret_body::<WorkspaceKind>);
+        let takes = |body: &serde_json::Value| {
+            let Ok(b) = serde_json::from_value::<WriteIn<WorkspaceKind>>(body.clone()) else { return false };
+            let Ok(mask) = UpdateMask::parse(b.update_mask.as_deref(), &mask_allowed()) else { return false };
+            let mut meta = stored_meta(cadenza_domain::ids::IdKind::WorkspaceSecret, "API_TOKEN");
+            apply_update(b, &mask, &mut meta).is_ok()
+        };
+        let bodies = [
+            json!({}),
+            json!({"metadata": {"name": "NEW_NAME"}}),
+            json!({"metadata": {"name": "1bad"}}),
+            json!({"metadata": {"name": null}}),
+            json!({"metadata": {"name": 5}}),
+            json!({"metadata": null}),
+            json!({"metadata": {"externalId": "a b"}}),
+            json!({"metadata": {"externalId": "ok"}, "spec": {"value": "v"}}),
+            json!({"metadata": {"labels": {"k": 1}}}),
+            json!({"metadata": {"labels": {"=k": "v"}}}),
+            json!({"metadata": {"labels": {"k": "v"}, "name": "N"}}),
+            json!({"spec": {"value": ""}}),
+            json!({"spec": {"value": "€".repeat(MAX_VALUE_CHARS + 1)}}),
+            json!({"spec": {"value": null}}),
+            json!({"spec": null}),
+            json!({"spec": {"value": "v"}, "metadata": {"name": "N", "id": "echoed"}}),
+        ];
+        assert_masked_agrees(&schema, &mask_allowed(), &bodies, takes);
     }
 }

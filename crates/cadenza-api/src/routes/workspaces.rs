@@ -18,7 +18,7 @@ use crate::AppState;
 use crate::auth::Caller;
 use crate::error::ApiResult;
 use crate::extract::{JsonBody, QueryPairs};
-use crate::openapi::{Op, create_body, schema};
+use crate::openapi::{MaskedField, Op, component, create_body, masked_metadata, masked_update, schema};
 use crate::wire::{AccountMetadata, Empty, ListResponse, METADATA_MASK, MetadataIn, account_meta, empty};
 
 #[derive(Debug, Serialize, JsonSchema)]
@@ -175,19 +175,42 @@ async fn admin_update(
     JsonBody(b): JsonBody<WriteIn>,
 ) -> ApiResult<Json<WorkspaceOut>> {
     let r = IdRef::parse(IdKind::Workspace, &id)?;
-    let allowed = [METADATA_MASK.as_slice(), &["spec.description"]].concat();
-    let mask = UpdateMask::parse(b.update_mask.as_deref(), &allowed)?;
+    let mask = UpdateMask::parse(b.update_mask.as_deref(), &mask_allowed())?;
     // The mask applies to the row as it is now, locked.
     let mut tx = s.store.begin().await?;
     let mut ws = services::workspaces::locked(&mut tx, &c.0.account_id, &r).await?;
-    b.metadata.apply(&mask, &mut ws.meta)?;
-    if mask.covers("spec.description", b.spec.description.is_some()) {
-        ws.description = b.spec.description.unwrap_or_default();
-    }
+    apply_update(b, &mask, &mut ws)?;
     ws.meta.updated_at = tx.now();
     services::workspaces::save(&mut tx, &ws).await?;
     tx.commit().await?;
     Ok(Json(WorkspaceOut::new(&ws)))
+}
+
+/// What an update's mask may name.
+fn mask_allowed() -> Vec<&'static str> {
+    [METADATA_MASK.as_slice(), &["spec.description"]].concat()
+}
+
+/// Applies what the mask lets the body change, checked.
+fn apply_update(b: WriteIn, mask: &UpdateMask, ws: &mut Workspace) -> ApiResult<()> {
+    b.metadata.apply(mask, &mut ws.meta)?;
+    if mask.covers("spec.description", b.spec.description.is_some()) {
+        ws.description = b.spec.description.unwrap_or_default();
+    }
+    Ok(())
+}
+
+/// An update, as `admin_update` reads it.
+fn update_body(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    let [name, external_id, labels] = masked_metadata(crate::wire::name_schema);
+    let description = MaskedField {
+        path: "spec.description",
+        shape: || serde_json::json!({"type": ["string", "null"]}),
+        rule: || serde_json::json!({"type": "string"}),
+        required_when_named: false,
+    };
+    let body = masked_update(&mask_allowed(), &[name, external_id, labels, description]);
+    component(g, "WorkspaceUpdateRequest", body)
 }
 
 /// DELETE archives: the data stays, every request scoped to the workspace is refused.
@@ -231,8 +254,42 @@ pub fn operations() -> Vec<Op> {
             .summary("Get a workspace (global key)"),
         Op::new("patch", "/v1/account/workspaces/{workspace_id}", "admin_update_workspace", T, schema::<WorkspaceOut>)
             .summary("Update a workspace (global key)")
-            .body(schema::<WriteIn>),
+            .body(update_body),
         Op::new("delete", "/v1/account/workspaces/{workspace_id}", "admin_archive_workspace", T, schema::<Empty>)
             .summary("Archive a workspace (global key)"),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::openapi::{assert_masked_agrees, request_schema, stored_meta};
+    use serde_json::json;
+
+    /// The update body's schema takes exactly what `admin_update` takes.
+    #[test]
+    fn update_schema_agrees_with_the_handler() {
+        let schema = request_schema(update_body);
+        let takes = |body: &serde_json::Value| {
+            let Ok(b) = serde_json::from_value::<WriteIn>(body.clone()) else { return false };
+            let Ok(mask) = UpdateMask::parse(b.update_mask.as_deref(), &mask_allowed()) else { return false };
+            let meta = stored_meta(IdKind::Workspace, "ws");
+            let mut ws = Workspace { meta, description: String::new(), status: WorkspaceStatus::Enabled };
+            apply_update(b, &mask, &mut ws).is_ok()
+        };
+        let bodies = [
+            json!({}),
+            json!({"metadata": {"name": "renamed"}}),
+            json!({"metadata": {"name": " "}}),
+            json!({"metadata": {"name": null}, "spec": {"description": "d"}}),
+            json!({"metadata": {"name": "n".repeat(257)}}),
+            json!({"metadata": {"externalId": "a/b"}}),
+            json!({"metadata": {"labels": {"k": "v,w"}}}),
+            json!({"metadata": []}),
+            json!({"spec": {"description": null}}),
+            json!({"spec": {"description": 3}}),
+            json!({"spec": "x"}),
+        ];
+        assert_masked_agrees(&schema, &mask_allowed(), &bodies, takes);
+    }
 }
