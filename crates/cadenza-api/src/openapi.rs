@@ -210,9 +210,6 @@ pub struct MaskedField {
     pub required_when_named: bool,
 }
 
-/// `[^,]*` for an update mask's items: anything up to the next comma, newlines included.
-const MASK_ITEM_ANY: &str = "[^,]*";
-
 /// The spellings `UpdateMask::parse` takes of `path` (camelCase), as a regex: each segment in
 /// camelCase or snake_case.
 fn mask_spellings(path: &str) -> String {
@@ -242,7 +239,7 @@ fn mask_paths(allowed: &[&str]) -> Vec<String> {
 
 /// `updateMask` exactly as `UpdateMask::parse` takes it with these allowed paths: items
 /// separated by commas, each trimmed, blank ones skipped; `null` or blank is no mask.
-pub fn update_mask(allowed: &[&str]) -> Value {
+fn update_mask(allowed: &[&str]) -> Value {
     let items: Vec<String> = mask_paths(allowed).iter().map(|p| mask_spellings(p)).collect();
     let list = value_list(&items.join("|"));
     json!({"anyOf": [{"type": "null"}, list]})
@@ -252,7 +249,8 @@ pub fn update_mask(allowed: &[&str]) -> Value {
 fn mask_names(path: &str) -> Value {
     let segs: Vec<&str> = path.split('.').collect();
     let alts: Vec<String> = (1..=segs.len()).map(|n| mask_spellings(&segs[..n].join("."))).collect();
-    let pattern = format!("^(?:{MASK_ITEM_ANY},)*[{TRIMMED}]*(?:{})[{TRIMMED}]*(?:,[\\s\\S]*)?$", alts.join("|"));
+    // Items before it (`[^,]*` takes newlines too), the item, and anything after it.
+    let pattern = format!("^(?:[^,]*,)*[{TRIMMED}]*(?:{})[{TRIMMED}]*(?:,[\\s\\S]*)?$", alts.join("|"));
     let named = json!({"type": "string", "pattern": pattern});
     json!({"anyOf": [
         {"required": ["updateMask"], "properties": {"updateMask": named}},
