@@ -105,16 +105,32 @@ pub fn account_meta(m: &Meta) -> AccountMetadata {
 pub struct MetadataIn {
     pub name: Option<String>,
     /// At most 256 characters, no `/`, whitespace or control characters.
-    #[schemars(extend("maxLength" = MAX_NAME, "pattern" = EXTERNAL_ID_PATTERN))]
+    // `default` only tells schemars the field may be left out, as the `Option` did before
+    // `schema_with` hid it.
+    #[serde(default)]
+    #[schemars(schema_with = "external_id_or_null")]
     pub external_id: Option<String>,
     /// At most 64 pairs; keys 1–256 characters without `,` or `=`, values at most 256
     /// characters without `,`.
-    #[schemars(extend(
-        "maxProperties" = labels::MAX_LABELS,
-        "propertyNames" = {"minLength": 1, "maxLength": labels::MAX_LEN, "pattern": "^[^,=]*$"},
-        "additionalProperties" = {"type": "string", "maxLength": labels::MAX_LEN, "pattern": "^[^,]*$"},
-    ))]
+    #[serde(default)]
+    #[schemars(schema_with = "labels_or_null")]
     pub labels: Option<Labels>,
+}
+
+/// `schema` with `null` besides its type (`null` reads as not sent).
+fn or_null(mut schema: serde_json::Value) -> schemars::Schema {
+    if let Some(t) = schema.get("type").cloned() {
+        schema["type"] = serde_json::json!([t, "null"]);
+    }
+    schemars::Schema::try_from(schema).unwrap_or_default()
+}
+
+fn external_id_or_null(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    or_null(external_id_schema())
+}
+
+fn labels_or_null(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    or_null(labels_schema())
 }
 
 /// `check_external_id` (`None` and `null` read as empty). Rust's `is_control` is Unicode Cc and
