@@ -28,7 +28,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
             }
         })?;
         let text: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) { b"{}" } else { &bytes };
-        serde_json::from_slice(text).map(JsonBody).map_err(|e| body_invalid(&e).into())
+        crate::strict_json::from_slice(text).map(JsonBody).map_err(|e| body_invalid(&e).into())
     }
 }
 

@@ -15,6 +15,7 @@ pub mod openapi;
 pub mod routes;
 pub mod search;
 pub mod signed;
+mod strict_json;
 pub mod wire;
 
 use std::sync::Arc;

@@ -307,9 +307,20 @@ pub fn masked_update(allowed: &[&str], fields: &[MaskedField]) -> Value {
     shape
 }
 
+/// A rule over fields of a masked update that the handler reads as one thing (a memory entry's
+/// body source: its content or an upload, exactly one), applied as `UpdateMask::covers` applies
+/// any of them: when the mask names one of `paths` (or a parent), or, with no mask, when one of
+/// them is sent and not `null`. `rule` is over the whole body; it goes in the body's `allOf`.
+pub fn masked_together(paths: &[&str], rule: Value) -> Value {
+    let sent: Vec<Value> = paths.iter().map(|p| at_path(p, json!({"not": {"type": "null"}}), true)).collect();
+    let mut when: Vec<Value> = paths.iter().map(|p| mask_names(p)).collect();
+    when.push(json!({"allOf": [mask_absent(), {"anyOf": sent}]}));
+    json!({"if": {"anyOf": when}, "then": rule})
+}
+
 /// Puts `leaf` at `segs` under `node`'s properties, with an object of the body's type on the
 /// way (`null` is refused there, left out is `{}`).
-fn insert_shape(node: &mut Value, segs: &[&str], leaf: Value) {
+pub fn insert_shape(node: &mut Value, segs: &[&str], leaf: Value) {
     let props = &mut node["properties"];
     match segs {
         [] => {}

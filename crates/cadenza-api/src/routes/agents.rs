@@ -540,7 +540,7 @@ mod tests {
         for v in values {
             let body = json!({"episodicMemoryTtl": v});
             let mut a = agent();
-            let takes = serde_json::from_value::<SpecIn>(body.clone())
+            let takes = crate::strict_json::from_value::<SpecIn>(&body)
                 .is_ok_and(|s| apply_spec(&mut a, s, &UpdateMask::default()).is_ok());
             assert_eq!(accepts(&schema, &body), takes, "{body}");
         }
@@ -572,7 +572,7 @@ mod tests {
                 }
                 let body = Value::Object(body);
                 let mut a = agent();
-                let takes = serde_json::from_value::<SpecIn>(body.clone())
+                let takes = crate::strict_json::from_value::<SpecIn>(&body)
                     .is_ok_and(|s| apply_spec(&mut a, s, &UpdateMask::default()).is_ok());
                 assert_eq!(accepts(&schema, &body), takes, "{body}");
             }

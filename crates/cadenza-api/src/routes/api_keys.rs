@@ -626,7 +626,7 @@ mod tests {
     fn update_schema_agrees_with_the_handler() {
         let schema = request_schema(update_body);
         let takes = |body: &serde_json::Value| {
-            let Ok(b) = serde_json::from_value::<UpdateIn>(body.clone()) else { return false };
+            let Ok(b) = crate::strict_json::from_value::<UpdateIn>(body) else { return false };
             let Ok(mask) = UpdateMask::parse(b.update_mask.as_deref(), &mask_allowed()) else { return false };
             let meta = stored_meta(IdKind::ApiKey, "key");
             let mut key = ApiKey {
@@ -689,7 +689,7 @@ mod tests {
     /// What `create` reads of a body before the store: the name, the permissions, the
     /// description; and, on the account path for the global key, exactly one workspace reference.
     fn create_reads(body: &serde_json::Value, account_path: bool) -> bool {
-        let Ok(b) = serde_json::from_value::<CreateIn>(body.clone()) else { return false };
+        let Ok(b) = crate::strict_json::from_value::<CreateIn>(body) else { return false };
         let workspace_ok = !account_path
             || matches!(b.initial_workspace_ids.as_slice(), [one] if IdRef::parse(IdKind::Workspace, one).is_ok());
         workspace_ok

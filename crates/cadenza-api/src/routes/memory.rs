@@ -20,7 +20,10 @@ use crate::AppState;
 use crate::auth::WsCaller;
 use crate::error::ApiResult;
 use crate::extract::{JsonBody, QueryPairs};
-use crate::openapi::{Op, QueryParam, create_body, one_of_or_empty, or_empty, schema};
+use crate::openapi::{
+    MaskedField, Op, QueryParam, component, create_body, insert_shape, masked_metadata, masked_together, masked_update,
+    one_of_or_empty, or_empty, schema,
+};
 use crate::wire::{Empty, ListResponse, METADATA_MASK, MetadataIn, ResourceMetadata, empty, resource_meta};
 
 // ---- wire shapes ----
@@ -118,7 +121,7 @@ struct LayerSpecIn {
     /// Required on create, where an episodic layer is refused (the runtime makes those); on
     /// update it can only repeat the layer's type.
     #[serde(rename = "type")]
-    #[schemars(extend("enum" = [null, "MEMORY_LAYER_TYPE_UNSPECIFIED", "MEMORY_LAYER_TYPE_EPISODIC", "MEMORY_LAYER_TYPE_SKILLS"]))]
+    #[schemars(schema_with = "layer_type_schema")]
     layer_type: Option<String>,
     description: Option<String>,
 }
@@ -160,6 +163,26 @@ struct EntryWriteIn {
     update_mask: Option<String>,
 }
 
+/// A layer's type as a write reads it, `null` for none.
+fn layer_type_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({"enum": [null, "MEMORY_LAYER_TYPE_UNSPECIFIED", "MEMORY_LAYER_TYPE_EPISODIC", "MEMORY_LAYER_TYPE_SKILLS"]})
+}
+
+/// An entry's key, as `memory::validate_key` takes it.
+fn key_schema() -> serde_json::Value {
+    serde_json::json!({"type": "string", "maxLength": memory::MAX_KEY_LEN, "pattern": memory::KEY_PATTERN})
+}
+
+/// An entry's content sent in the body.
+fn content_schema() -> serde_json::Value {
+    serde_json::json!({"type": "string", "maxLength": MAX_CONTENT_CHARS})
+}
+
+/// An upload named as an entry's content, by its form (what it holds is for the handler).
+fn upload_schema() -> serde_json::Value {
+    serde_json::json!({"type": "string", "pattern": IdRef::pattern(IdKind::Upload)})
+}
+
 /// A new layer: besides the metadata, its type, and not an episodic one.
 fn layer_create_body(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
     let create = create_body::<LayerWriteIn>(g);
@@ -185,8 +208,6 @@ fn entry_create_body(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
             "properties": {field: schema, other: {"type": "null"}, "type": {"enum": [null, field]}},
         })
     };
-    let content = serde_json::json!({"type": "string", "maxLength": MAX_CONTENT_CHARS});
-    let upload = serde_json::json!({"type": "string", "pattern": IdRef::pattern(IdKind::Upload)});
     schemars::json_schema!({
         "allOf": [create],
         "required": ["metadata", "spec"],
@@ -195,9 +216,9 @@ fn entry_create_body(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
                 "type": "object",
                 "required": ["key"],
                 "properties": {
-                    "key": {"type": "string", "maxLength": memory::MAX_KEY_LEN, "pattern": memory::KEY_PATTERN},
+                    "key": key_schema(),
                 },
-                "oneOf": [source("content", content, "uploadId"), source("uploadId", upload, "content")],
+                "oneOf": [source("content", content_schema(), "uploadId"), source("uploadId", upload_schema(), "content")],
             },
         },
     })
@@ -277,11 +298,25 @@ async fn update_layer(
     JsonBody(b): JsonBody<LayerWriteIn>,
 ) -> ApiResult<Json<LayerOut>> {
     let r = IdRef::parse(IdKind::MemoryLayer, &id)?;
-    let allowed = [METADATA_MASK.as_slice(), &["spec.description"]].concat();
-    let mask = UpdateMask::parse(b.update_mask.as_deref(), &allowed)?;
+    let mask = UpdateMask::parse(b.update_mask.as_deref(), &layer_mask_allowed())?;
     // The mask applies to the row as it is now, locked.
     let mut tx = s.store.begin().await?;
     let (mut layer, n) = services::memory::writable_layer(&mut tx, c.ws(), &r).await?;
+    apply_layer_update(b, &mask, &mut layer)?;
+    layer.meta.updated_at = tx.now();
+    services::memory::save_layer(&mut tx, &layer).await?;
+    tx.commit().await?;
+    Ok(Json(LayerOut::new(&layer, n)))
+}
+
+/// What a layer update's mask may name.
+fn layer_mask_allowed() -> Vec<&'static str> {
+    [METADATA_MASK.as_slice(), &["spec.description"]].concat()
+}
+
+/// Applies what the mask lets the body change, checked. `spec.type` is read whatever the mask,
+/// and may only repeat the layer's type.
+fn apply_layer_update(b: LayerWriteIn, mask: &UpdateMask, layer: &mut MemoryLayer) -> ApiResult<()> {
     if let Some(t) = b.spec.layer_type.as_deref()
         && parse_type(t)? != layer.layer_type
     {
@@ -289,14 +324,26 @@ async fn update_layer(
             .with_meta("field", "spec.type")
             .into());
     }
-    b.metadata.apply(&mask, &mut layer.meta)?;
+    b.metadata.apply(mask, &mut layer.meta)?;
     if mask.covers("spec.description", b.spec.description.is_some()) {
         layer.description = b.spec.description.unwrap_or_default();
     }
-    layer.meta.updated_at = tx.now();
-    services::memory::save_layer(&mut tx, &layer).await?;
-    tx.commit().await?;
-    Ok(Json(LayerOut::new(&layer, n)))
+    Ok(())
+}
+
+/// A layer update, as `update_layer` reads it. A `spec.type` other than the layer's own is a
+/// refusal for the layer's state (`FIELD_IMMUTABLE`), so the document takes any type there.
+fn layer_update_body(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    let [name, external_id, labels] = masked_metadata(crate::wire::name_schema);
+    let description = MaskedField {
+        path: "spec.description",
+        shape: || serde_json::json!({"type": ["string", "null"]}),
+        rule: || serde_json::json!({"type": "string"}),
+        required_when_named: false,
+    };
+    let mut body = masked_update(&layer_mask_allowed(), &[name, external_id, labels, description]);
+    insert_shape(&mut body, &["spec", "type"], layer_type_schema(g).to_value());
+    component(g, "MemoryLayerUpdateRequest", body)
 }
 
 async fn delete_layer(
@@ -313,14 +360,16 @@ async fn delete_layer(
 
 // ---- entries ----
 
-/// The entry body a write asks for: `Some((text, upload))` to set it (with the upload it came
-/// from, which the write consumes), `None` to leave it.
-async fn body_source(
-    s: &AppState,
-    c: &WsCaller,
-    spec: &EntrySpecIn,
-    required: bool,
-) -> ApiResult<Option<(String, Option<String>)>> {
+/// Where an entry's content comes from: the body's own text, or an upload (by its id, as sent).
+enum Source {
+    Content(String),
+    Upload(String),
+}
+
+/// The body source `spec` names, checked as far as the body alone tells: the `type` tag, one
+/// source exactly (`required` on create, where none is an error), the content's length, the
+/// upload id's form. `None`: the write leaves the content as it is.
+fn pick_source(spec: &EntrySpecIn, required: bool) -> ApiResult<Option<Source>> {
     if let Some(tag) = spec.source.as_deref() {
         let matches = match tag {
             "content" => spec.content.is_some() && spec.upload_id.is_none(),
@@ -341,32 +390,44 @@ async fn body_source(
             .into());
         }
     }
-    let check_len = |text: &str| -> ApiResult<()> {
-        if !within_chars(text, MAX_CONTENT_CHARS) {
-            return Err(Error::too_long("spec.content", MAX_CONTENT_CHARS).into());
-        }
-        Ok(())
-    };
     match (&spec.content, &spec.upload_id) {
         (Some(_), Some(_)) => Err(body_oneof("set exactly one of spec.content and spec.uploadId, not both")),
         (Some(c), None) => {
             check_len(c)?;
-            Ok(Some((c.clone(), None)))
+            Ok(Some(Source::Content(c.clone())))
         }
         (None, Some(raw)) => {
-            let upload = crate::routes::uploads::load(s, c, raw).await?;
-            let bytes = crate::routes::uploads::read_complete(s, &upload).await?;
-            let text = String::from_utf8(bytes).map_err(|_| {
-                Error::of(Reason::UploadNotText, "the upload is not UTF-8 text; memory entries hold text")
-                    .with_meta("field", "spec.uploadId")
-                    .with_meta("uploadId", upload.meta.id.clone())
-            })?;
-            check_len(&text)?;
-            Ok(Some((text, Some(upload.meta.id))))
+            IdRef::parse(IdKind::Upload, raw)?;
+            Ok(Some(Source::Upload(raw.clone())))
         }
         (None, None) if required => Err(body_oneof("set exactly one of spec.content and spec.uploadId")),
         (None, None) => Ok(None),
     }
+}
+
+/// The entry's content and the id of the upload it came from, which must be complete UTF-8
+/// text of at most `MAX_CONTENT_CHARS` characters.
+async fn read_source(s: &AppState, c: &WsCaller, source: Source) -> ApiResult<(String, Option<String>)> {
+    let raw = match source {
+        Source::Content(text) => return Ok((text, None)),
+        Source::Upload(raw) => raw,
+    };
+    let upload = crate::routes::uploads::load(s, c, &raw).await?;
+    let bytes = crate::routes::uploads::read_complete(s, &upload).await?;
+    let text = String::from_utf8(bytes).map_err(|_| {
+        Error::of(Reason::UploadNotText, "the upload is not UTF-8 text; memory entries hold text")
+            .with_meta("field", "spec.uploadId")
+            .with_meta("uploadId", upload.meta.id.clone())
+    })?;
+    check_len(&text)?;
+    Ok((text, Some(upload.meta.id)))
+}
+
+fn check_len(text: &str) -> ApiResult<()> {
+    if !within_chars(text, MAX_CONTENT_CHARS) {
+        return Err(Error::too_long("spec.content", MAX_CONTENT_CHARS).into());
+    }
+    Ok(())
 }
 
 /// `ONEOF_INVALID` for an entry body: content or upload, exactly one.
@@ -408,7 +469,10 @@ async fn create_entry(
     let meta = b.metadata.into_new()?;
     let key = b.spec.key.clone().ok_or_else(|| Error::required("spec.key", "spec.key is required"))?;
     memory::validate_key(&key)?;
-    let (content, upload) = body_source(&s, &c, &b.spec, true).await?.unwrap_or_default();
+    let (content, upload) = match pick_source(&b.spec, true)? {
+        Some(source) => read_source(&s, &c, source).await?,
+        None => Default::default(),
+    };
     let now = s.store.now_ms();
     let entry = MemoryEntry {
         meta: meta.into_meta(IdKind::MemoryEntry, now, &c.workspace.meta.account_id, &c.principal.profile_id),
@@ -439,13 +503,12 @@ async fn update_entry(
 ) -> ApiResult<Json<EntryOut>> {
     let layer_ref = IdRef::parse(IdKind::MemoryLayer, &layer_id)?;
     let r = IdRef::parse(IdKind::MemoryEntry, &id)?;
-    let allowed =
-        [METADATA_MASK.as_slice(), &["spec.key", "spec.description", "spec.content", "spec.uploadId"]].concat();
-    let mask = UpdateMask::parse(b.update_mask.as_deref(), &allowed)?;
-    let body_masked = mask.covers("spec.content", b.spec.content.is_some())
-        || mask.covers("spec.uploadId", b.spec.upload_id.is_some());
+    let mask = UpdateMask::parse(b.update_mask.as_deref(), &entry_mask_allowed())?;
     // The body (an upload's bytes, maybe) is read before the unit: no IO while it holds locks.
-    let body = if body_masked { body_source(&s, &c, &b.spec, false).await? } else { None };
+    let body = match update_source(&b.spec, &mask)? {
+        Some(source) => Some(read_source(&s, &c, source).await?),
+        None => None,
+    };
     // The mask applies to the row as it is now, locked.
     let mut tx = s.store.begin().await?;
     let (layer, _) = services::memory::writable_layer(&mut tx, c.ws(), &layer_ref).await?;
@@ -453,15 +516,7 @@ async fn update_entry(
         .get_memory_entry_locked(c.ws(), &layer.meta.id, &r)
         .await?
         .ok_or_else(|| Error::not_found("memory entry"))?;
-    b.metadata.apply(&mask, &mut entry.meta)?;
-    if mask.covers("spec.key", b.spec.key.is_some()) {
-        let key = b.spec.key.clone().unwrap_or_default();
-        memory::validate_key(&key)?;
-        entry.key = key;
-    }
-    if mask.covers("spec.description", b.spec.description.is_some()) {
-        entry.description = b.spec.description.clone().unwrap_or_default();
-    }
+    apply_entry_update(b, &mask, &mut entry)?;
     let mut upload = None;
     if let Some((content, from)) = body {
         entry.content = content;
@@ -471,6 +526,77 @@ async fn update_entry(
     services::memory::write_entry(&mut tx, &entry, upload.as_deref(), false).await?;
     tx.commit().await?;
     Ok(Json(EntryOut::new(&entry, &layer, true)))
+}
+
+/// What an entry update's mask may name.
+fn entry_mask_allowed() -> Vec<&'static str> {
+    [METADATA_MASK.as_slice(), &["spec.key", "spec.description", "spec.content", "spec.uploadId"]].concat()
+}
+
+/// The body source an update sets, checked as far as the body tells: when the mask covers
+/// `spec.content` or `spec.uploadId` (a source covered but not sent changes nothing).
+fn update_source(spec: &EntrySpecIn, mask: &UpdateMask) -> ApiResult<Option<Source>> {
+    let covered =
+        mask.covers("spec.content", spec.content.is_some()) || mask.covers("spec.uploadId", spec.upload_id.is_some());
+    if covered { pick_source(spec, false) } else { Ok(None) }
+}
+
+/// Applies what the mask lets the body change of the entry's metadata, key and description,
+/// checked (its body source is `update_source`'s).
+fn apply_entry_update(b: EntryWriteIn, mask: &UpdateMask, entry: &mut MemoryEntry) -> ApiResult<()> {
+    b.metadata.apply(mask, &mut entry.meta)?;
+    if mask.covers("spec.key", b.spec.key.is_some()) {
+        let key = b.spec.key.unwrap_or_default();
+        memory::validate_key(&key)?;
+        entry.key = key;
+    }
+    if mask.covers("spec.description", b.spec.description.is_some()) {
+        entry.description = b.spec.description.unwrap_or_default();
+    }
+    Ok(())
+}
+
+/// An entry update, as `update_entry` reads it: the key held to the create's rule when applied,
+/// and the body source, when the mask covers it, held to `pick_source`'s (what the upload
+/// holds is for the handler to find, as on create).
+fn entry_update_body(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    let [name, external_id, labels] = masked_metadata(crate::wire::name_schema);
+    let key = MaskedField {
+        path: "spec.key",
+        shape: || serde_json::json!({"type": ["string", "null"]}),
+        rule: key_schema,
+        required_when_named: true,
+    };
+    let description = MaskedField {
+        path: "spec.description",
+        shape: || serde_json::json!({"type": ["string", "null"]}),
+        rule: || serde_json::json!({"type": "string"}),
+        required_when_named: false,
+    };
+    let mut body = masked_update(&entry_mask_allowed(), &[name, external_id, labels, key, description]);
+    for field in ["content", "uploadId", "type"] {
+        insert_shape(&mut body, &["spec", field], serde_json::json!({"type": ["string", "null"]}));
+    }
+    let tagged = |field: &str| {
+        serde_json::json!({
+            "if": {"required": ["type"], "properties": {"type": {"const": field}}},
+            "then": {"required": [field], "properties": {field: {"type": "string"}}},
+        })
+    };
+    let source = serde_json::json!({"properties": {"spec": {
+        "properties": {
+            "content": {"anyOf": [{"type": "null"}, content_schema()]},
+            "uploadId": {"anyOf": [{"type": "null"}, upload_schema()]},
+            "type": {"enum": [null, "content", "uploadId"]},
+        },
+        "not": {"required": ["content", "uploadId"],
+                "properties": {"content": {"type": "string"}, "uploadId": {"type": "string"}}},
+        "allOf": [tagged("content"), tagged("uploadId")],
+    }}});
+    if let Some(rules) = body["allOf"].as_array_mut() {
+        rules.push(masked_together(&["spec.content", "spec.uploadId"], source));
+    }
+    component(g, "MemoryEntryUpdateRequest", body)
 }
 
 async fn delete_entry(
@@ -531,9 +657,7 @@ pub fn operations() -> Vec<Op> {
         ),
         Op::new("post", LAYERS, "create_memory_layer", T, schema::<LayerOut>).manage("memory").body(layer_create_body),
         Op::new("get", LAYER, "get_memory_layer", T, schema::<LayerOut>).read("memory"),
-        Op::new("patch", LAYER, "update_memory_layer", T, schema::<LayerOut>)
-            .manage("memory")
-            .body(schema::<LayerWriteIn>),
+        Op::new("patch", LAYER, "update_memory_layer", T, schema::<LayerOut>).manage("memory").body(layer_update_body),
         Op::new("delete", LAYER, "delete_memory_layer", T, schema::<Empty>)
             .summary("Deletes the layer and its entries")
             .manage("memory"),
@@ -543,9 +667,7 @@ pub fn operations() -> Vec<Op> {
             .list(),
         Op::new("post", ENTRIES, "create_memory_entry", T, schema::<EntryOut>).manage("memory").body(entry_create_body),
         Op::new("get", ENTRY, "get_memory_entry", T, schema::<EntryOut>).read("memory"),
-        Op::new("patch", ENTRY, "update_memory_entry", T, schema::<EntryOut>)
-            .manage("memory")
-            .body(schema::<EntryWriteIn>),
+        Op::new("patch", ENTRY, "update_memory_entry", T, schema::<EntryOut>).manage("memory").body(entry_update_body),
         Op::new("delete", ENTRY, "delete_memory_entry", T, schema::<Empty>).manage("memory"),
     ]
 }
@@ -553,27 +675,106 @@ pub fn operations() -> Vec<Op> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::openapi::{accepts, request_schema};
+    use crate::openapi::{accepts, assert_masked_agrees, request_schema, stored_meta};
     use serde_json::json;
 
+    /// The layer update's schema takes exactly what `update_layer` takes of a layer whose type
+    /// is the one the body repeats (another is a refusal for the layer's state).
+    #[test]
+    fn layer_update_schema_agrees_with_the_handler() {
+        let schema = request_schema(layer_update_body);
+        let takes = |body: &serde_json::Value| {
+            let Ok(b) = crate::strict_json::from_value::<LayerWriteIn>(body) else { return false };
+            let Ok(mask) = UpdateMask::parse(b.update_mask.as_deref(), &layer_mask_allowed()) else { return false };
+            let layer_type = b.spec.layer_type.as_deref().and_then(LayerType::parse_wire).unwrap_or(LayerType::Skills);
+            let mut layer = MemoryLayer {
+                meta: stored_meta(IdKind::MemoryLayer, "notes"),
+                workspace_id: "ws".into(),
+                layer_type,
+                description: String::new(),
+                system_managed: false,
+                expires_at: None,
+                agent_id: String::new(),
+                episodic_key: String::new(),
+                last_used_at: None,
+            };
+            apply_layer_update(b, &mask, &mut layer).is_ok()
+        };
+        let bodies = [
+            json!({}),
+            json!({"metadata": {"name": "renamed"}, "spec": {"description": "d"}}),
+            json!({"metadata": {"name": ""}}),
+            json!({"metadata": {"name": null}}),
+            json!({"metadata": {"externalId": "a b", "labels": {"k": "v"}}}),
+            json!({"spec": {"type": "MEMORY_LAYER_TYPE_SKILLS"}}),
+            json!({"spec": {"type": "MEMORY_LAYER_TYPE_EPISODIC", "description": null}}),
+            json!({"spec": {"type": "SKILLS"}}),
+            json!({"spec": {"type": ""}}),
+            json!({"spec": {"type": null, "description": 4}}),
+            json!({"spec": null}),
+            json!({"spec": {"description": "d", "other": 1}}),
+        ];
+        assert_masked_agrees(&schema, &layer_mask_allowed(), &bodies, takes);
+    }
+
+    /// The entry update's schema takes exactly what `update_entry` takes of a body before it
+    /// looks at an upload.
+    #[test]
+    fn entry_update_schema_agrees_with_the_handler() {
+        let schema = request_schema(entry_update_body);
+        let takes = |body: &serde_json::Value| {
+            let Ok(b) = crate::strict_json::from_value::<EntryWriteIn>(body) else { return false };
+            let Ok(mask) = UpdateMask::parse(b.update_mask.as_deref(), &entry_mask_allowed()) else { return false };
+            if update_source(&b.spec, &mask).is_err() {
+                return false;
+            }
+            let mut entry = MemoryEntry {
+                meta: stored_meta(IdKind::MemoryEntry, "e"),
+                workspace_id: "ws".into(),
+                layer_id: "layer".into(),
+                key: "k".into(),
+                description: String::new(),
+                content: "old".into(),
+            };
+            apply_entry_update(b, &mask, &mut entry).is_ok()
+        };
+        let upload = IdKind::Upload.new_id(1);
+        let over = "€".repeat(MAX_CONTENT_CHARS + 1);
+        let bodies = [
+            json!({}),
+            json!({"metadata": {"name": "renamed"}}),
+            json!({"metadata": {"name": " "}}),
+            json!({"spec": {"key": "notes/today"}}),
+            json!({"spec": {"key": "system/x"}}),
+            json!({"spec": {"key": null, "description": "d"}}),
+            json!({"spec": {"key": ""}}),
+            json!({"spec": {"content": "new"}}),
+            json!({"spec": {"content": ""}}),
+            json!({"spec": {"content": over}}),
+            json!({"spec": {"content": 3}}),
+            json!({"spec": {"uploadId": upload}}),
+            json!({"spec": {"uploadId": "upload_x"}}),
+            json!({"spec": {"uploadId": "external_id:notes.md", "type": "uploadId"}}),
+            json!({"spec": {"content": "new", "uploadId": upload}}),
+            json!({"spec": {"content": "new", "uploadId": null, "type": null}}),
+            json!({"spec": {"content": null, "uploadId": null}}),
+            json!({"spec": {"content": "new", "type": "content"}}),
+            json!({"spec": {"content": "new", "type": "uploadId"}}),
+            json!({"spec": {"type": "content"}}),
+            json!({"spec": {"type": "other", "description": "d"}}),
+            json!({"spec": {"type": 1}}),
+            json!({"spec": {"key": "k2", "content": "new"}, "metadata": {"labels": {"=": "v"}}}),
+            json!({"spec": []}),
+        ];
+        assert_masked_agrees(&schema, &entry_mask_allowed(), &bodies, takes);
+    }
+
     /// What `create_entry` reads of a body before it looks at an upload: the name, the key, and
-    /// exactly one source as `body_source` picks it (an upload id that parses).
+    /// exactly one source as `pick_source` picks it (an upload id that parses).
     fn create_reads(body: &serde_json::Value) -> bool {
-        let Ok(b) = serde_json::from_value::<EntryWriteIn>(body.clone()) else { return false };
-        let spec = &b.spec;
-        let tag_ok = match spec.source.as_deref() {
-            None => true,
-            Some("content") => spec.content.is_some() && spec.upload_id.is_none(),
-            Some("uploadId") => spec.upload_id.is_some() && spec.content.is_none(),
-            Some(_) => false,
-        };
-        let source_ok = match (&spec.content, &spec.upload_id) {
-            (Some(c), None) => c.chars().count() <= MAX_CONTENT_CHARS,
-            (None, Some(u)) => IdRef::parse(IdKind::Upload, u).is_ok(),
-            _ => false,
-        };
-        let key_ok = spec.key.as_deref().is_some_and(|k| memory::validate_key(k).is_ok());
-        tag_ok && source_ok && key_ok && b.metadata.into_new().is_ok()
+        let Ok(b) = crate::strict_json::from_value::<EntryWriteIn>(body) else { return false };
+        let key_ok = b.spec.key.as_deref().is_some_and(|k| memory::validate_key(k).is_ok());
+        key_ok && pick_source(&b.spec, true).is_ok() && b.metadata.into_new().is_ok()
     }
 
     #[test]
@@ -581,7 +782,7 @@ mod tests {
         let schema = request_schema(layer_create_body);
         // What `create_layer` (and `services::memory::create_layer`) reads of a body.
         let reads = |body: &serde_json::Value| {
-            let Ok(b) = serde_json::from_value::<LayerWriteIn>(body.clone()) else { return false };
+            let Ok(b) = crate::strict_json::from_value::<LayerWriteIn>(body) else { return false };
             let typed = b.spec.layer_type.as_deref().and_then(LayerType::parse_wire);
             typed.is_some_and(|t| t != LayerType::Episodic) && b.metadata.into_new().is_ok()
         };

@@ -767,7 +767,7 @@ fn parse_body<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> ApiResul
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
-    serde_json::from_slice(body).map_err(|e| crate::extract::body_invalid(&e).into())
+    crate::strict_json::from_slice(body).map_err(|e| crate::extract::body_invalid(&e).into())
 }
 
 async fn run_action(s: &AppState, c: &WsCaller, id: &str, verb: &str, body: &[u8]) -> ApiResult<Response> {
@@ -1529,7 +1529,7 @@ mod feedback_tests {
 
     /// What `submit_feedback` (and `feedback::submit`, for the score) reads of a body.
     fn reads(body: &Value) -> bool {
-        let Ok(b) = serde_json::from_value::<FeedbackIn>(body.clone()) else { return false };
+        let Ok(b) = crate::strict_json::from_value::<FeedbackIn>(body) else { return false };
         let score_ok = b.data.as_ref().is_some_and(|d| {
             let s = d.score.unwrap_or(0.0);
             s.is_finite() && (-1.0..=1.0).contains(&s)

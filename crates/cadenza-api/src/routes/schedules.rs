@@ -585,7 +585,7 @@ mod tests {
 
     /// Whether `RuleIn::validate` takes `rule`.
     fn reads(rule: &Value) -> bool {
-        serde_json::from_value::<RuleIn>(rule.clone()).ok().is_some_and(|r| r.validate().is_ok())
+        crate::strict_json::from_value::<RuleIn>(rule).ok().is_some_and(|r| r.validate().is_ok())
     }
 
     fn range(start: &Option<Value>, end: &Option<Value>, step: &Option<Value>) -> Value {
@@ -798,7 +798,7 @@ mod tests {
     /// What `create` checks before it reads the store: the body, `spec.schedule`, the metadata
     /// and every spec field (as `apply_spec` reads them, the agent's input schema aside).
     fn create_reads(body: &Value) -> bool {
-        let Ok(b) = serde_json::from_value::<WriteIn>(body.clone()) else { return false };
+        let Ok(b) = crate::strict_json::from_value::<WriteIn>(body) else { return false };
         let spec = b.spec;
         let variation_ok = spec
             .variation_id

@@ -365,7 +365,7 @@ mod tests {
             (json!(null), json!("v")),
         ] {
             let body = json!({"metadata": {"name": name}, "spec": {"value": value}});
-            let handler = serde_json::from_value::<WriteIn<WorkspaceKind>>(body.clone()).is_ok_and(|b| {
+            let handler = crate::strict_json::from_value::<WriteIn<WorkspaceKind>>(&body).is_ok_and(|b| {
                 b.metadata.into_new().is_ok_and(|m| secrets::validate_name(&m.name).is_ok())
                     && check_value(&b.spec.value.unwrap_or_default()).is_ok()
             });
@@ -375,13 +375,25 @@ mod tests {
         assert!(!accepts(&schema, &json!({"spec": {"value": "v"}})));
     }
 
+    /// The bodies the story test `bad_input_changes_nothing` sends as arrays: serde alone reads
+    /// them (fields in order), the request reader does not.
+    #[test]
+    fn arrays_are_not_bodies() {
+        for text in
+            [r#"[{"name": "ARRAY"}, {"value": "x"}, null]"#, r#"{"metadata": {"name": "ARRAY"}, "spec": ["x"]}"#]
+        {
+            assert!(serde_json::from_str::<WriteIn<WorkspaceKind>>(text).is_ok(), "{text}");
+            assert!(crate::strict_json::from_slice::<WriteIn<WorkspaceKind>>(text.as_bytes()).is_err(), "{text}");
+        }
+    }
+
     /// The update body's schema takes exactly what `update` takes, on a stored secret named
     /// `API_TOKEN`.
     #[test]
     fn update_schema_agrees_with_the_handler() {
         let schema = request_schema(update_secret_body::<WorkspaceKind>);
         let takes = |body: &serde_json::Value| {
-            let Ok(b) = serde_json::from_value::<WriteIn<WorkspaceKind>>(body.clone()) else { return false };
+            let Ok(b) = crate::strict_json::from_value::<WriteIn<WorkspaceKind>>(body) else { return false };
             let Ok(mask) = UpdateMask::parse(b.update_mask.as_deref(), &mask_allowed()) else { return false };
             let mut meta = stored_meta(cadenza_domain::ids::IdKind::WorkspaceSecret, "API_TOKEN");
             apply_update(b, &mask, &mut meta).is_ok()

@@ -13,10 +13,10 @@ pub(crate) fn check(field: &str, key: &str, v: &Value) -> ApiResult<()> {
     // The adapter layer's error names the field in its text; the reason names it too.
     let refused = |e| Error::from(e).with_reason(Reason::FieldInvalid).with_meta("field", field);
     if key == "toolApprovals" {
-        let f: ApprovalRequirementFilter = serde_json::from_value(v.clone()).map_err(bad)?;
+        let f: ApprovalRequirementFilter = crate::strict_json::from_value(v).map_err(bad)?;
         f.validate(field).map_err(refused)?;
     } else {
-        let f: ToolFilter = serde_json::from_value(v.clone()).map_err(bad)?;
+        let f: ToolFilter = crate::strict_json::from_value(v).map_err(bad)?;
         f.validate(field).map_err(refused)?;
     }
     Ok(())

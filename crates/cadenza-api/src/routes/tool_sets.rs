@@ -257,7 +257,7 @@ fn string(field: &str, m: &Map<String, Value>, key: &str) -> ApiResult<String> {
 fn headers(field: &str, m: &Map<String, Value>) -> ApiResult<BTreeMap<String, String>> {
     let h: BTreeMap<String, String> = match m.get("headers") {
         None | Some(Value::Null) => BTreeMap::new(),
-        Some(v) => serde_json::from_value(v.clone()).map_err(|_| {
+        Some(v) => crate::strict_json::from_value(v).map_err(|_| {
             invalid(&format!("{field}.headers"), format!("{field}.headers must map header names to strings"))
         })?,
     };
@@ -306,7 +306,7 @@ fn parse_adapter(v: &Value) -> ApiResult<Adapter> {
             let just_in_time = match m.get("justInTime") {
                 None | Some(Value::Null) => None,
                 Some(j) => Some(
-                    serde_json::from_value::<JustInTime>(j.clone())
+                    crate::strict_json::from_value::<JustInTime>(j)
                         .map_err(|e| invalid(&format!("{field}.justInTime"), format!("{field}.justInTime: {e}")))?,
                 ),
             };

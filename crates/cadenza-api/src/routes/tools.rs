@@ -156,7 +156,7 @@ fn parse_config(v: &Value, set: &ToolSet) -> ApiResult<Value> {
             template(&field, &m, key)?;
         }
         if let Some(h) = m.get("headers").filter(|h| !h.is_null()) {
-            let h: std::collections::BTreeMap<String, String> = serde_json::from_value(h.clone()).map_err(|_| {
+            let h: std::collections::BTreeMap<String, String> = crate::strict_json::from_value(h).map_err(|_| {
                 invalid(&format!("{field}.headers"), format!("{field}.headers must map header names to strings"))
             })?;
             cadenza_domain::tool_sets::check_headers(&format!("{field}.headers"), &h)?;

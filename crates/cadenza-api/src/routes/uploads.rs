@@ -434,7 +434,7 @@ mod tests {
 
     /// What `create` reads of a body before the store.
     fn create_reads(body: &Value) -> bool {
-        let Ok(b) = serde_json::from_value::<CreateIn>(body.clone()) else { return false };
+        let Ok(b) = crate::strict_json::from_value::<CreateIn>(body) else { return false };
         let Some(filename) = b.spec.filename.filter(|f| !f.trim().is_empty()) else { return false };
         let sized = size_of(b.spec.size_bytes.as_ref())
             .ok()

@@ -880,11 +880,11 @@ async fn action(
     let (agent, v) = load(&s, &c, &agent_raw, raw).await?;
     match verb {
         "addAssignment" => {
-            let b: AssignIn = serde_json::from_value(body).map_err(|e| body_invalid(&e))?;
+            let b: AssignIn = crate::strict_json::from_value(&body).map_err(|e| body_invalid(&e))?;
             assign(&s, &c, &agent, &v, &b).await?;
         }
         "removeAssignment" => {
-            let b: AssignIn = serde_json::from_value(body).map_err(|e| body_invalid(&e))?;
+            let b: AssignIn = crate::strict_json::from_value(&body).map_err(|e| body_invalid(&e))?;
             let (kind, target_raw) = b.target()?;
             let target = resolve_target(&s, &c, kind, target_raw).await?;
             let mut tx = s.store.begin().await?;
@@ -892,11 +892,11 @@ async fn action(
             tx.commit().await?;
         }
         "addMemoryLayer" => {
-            let b: LayerIn = serde_json::from_value(body).map_err(|e| body_invalid(&e))?;
+            let b: LayerIn = crate::strict_json::from_value(&body).map_err(|e| body_invalid(&e))?;
             attach_layer(&s, &c, &v, &b).await?;
         }
         _ => {
-            let b: LayerIn = serde_json::from_value(body).map_err(|e| body_invalid(&e))?;
+            let b: LayerIn = crate::strict_json::from_value(&body).map_err(|e| body_invalid(&e))?;
             let raw_layer = b
                 .memory_layer_id
                 .as_deref()
@@ -1011,7 +1011,7 @@ mod tests {
 
     /// Whether `target` takes the body and its ids parse, as the handler then reads them.
     fn reads(body: &serde_json::Value) -> bool {
-        let Ok(b) = serde_json::from_value::<AssignIn>(body.clone()) else { return false };
+        let Ok(b) = crate::strict_json::from_value::<AssignIn>(body) else { return false };
         let Ok((kind, raw)) = b.target() else { return false };
         let id_kind = match kind {
             AssignmentKind::Tool => IdKind::Tool,
@@ -1057,7 +1057,7 @@ mod tests {
         let remove = component_schema(layer_verb_remove_body);
         let moving = component_schema(layer_move_body);
         let layer = IdKind::MemoryLayer.new_id(1);
-        let parse = |b: &serde_json::Value| serde_json::from_value::<LayerIn>(b.clone()).ok();
+        let parse = |b: &serde_json::Value| crate::strict_json::from_value::<LayerIn>(b).ok();
         let layer_ok =
             |b: &LayerIn| b.memory_layer_id.as_deref().is_some_and(|r| IdRef::parse(IdKind::MemoryLayer, r).is_ok());
         let position_ok = |b: &LayerIn| b.position.is_some_and(|p| p >= 0);
@@ -1114,7 +1114,7 @@ mod tests {
         let mut g = schemars::generate::SchemaSettings::draft2020_12().into_generator();
         let schema = serde_json::to_value(g.root_schema_for::<SpecIn>()).unwrap_or_default();
         let takes = |spec: &serde_json::Value| -> bool {
-            let Ok(s) = serde_json::from_value::<SpecIn>(spec.clone()) else { return false };
+            let Ok(s) = crate::strict_json::from_value::<SpecIn>(spec) else { return false };
             let model = s.model_config.as_ref().is_none_or(|m| {
                 non_negative("topK", m.top_k.map(i64::from)).is_ok()
                     && non_negative("maxOutputTokens", m.max_output_tokens.map(i64::from)).is_ok()

@@ -271,7 +271,7 @@ mod tests {
     fn update_schema_agrees_with_the_handler() {
         let schema = request_schema(update_body);
         let takes = |body: &serde_json::Value| {
-            let Ok(b) = serde_json::from_value::<WriteIn>(body.clone()) else { return false };
+            let Ok(b) = crate::strict_json::from_value::<WriteIn>(body) else { return false };
             let Ok(mask) = UpdateMask::parse(b.update_mask.as_deref(), &mask_allowed()) else { return false };
             let meta = stored_meta(IdKind::Workspace, "ws");
             let mut ws = Workspace { meta, description: String::new(), status: WorkspaceStatus::Enabled };
