@@ -176,18 +176,28 @@ pub(crate) async fn gate(State(s): State<AppState>, mut req: Request, next: Next
         // The server's own pages (the document, /docs, /metrics) and the fallback's 404.
         Found::Nothing => return next.run(req).await,
     };
-    if route.access != Access::Public {
-        let principal = match authorize(&s, req.headers(), route.access).await {
-            Ok(p) => p,
-            Err(e) => return e.into_response(),
-        };
-        req.extensions_mut().insert(Authenticated(principal));
-    }
-    if route.unimplemented {
-        return refuse(Error::of(Reason::Unimplemented, "this operation is not supported by this server yet"));
-    }
-    next.run(req).await
+    let mut resp = 'answer: {
+        if route.access != Access::Public {
+            match authorize(&s, req.headers(), route.access).await {
+                Ok(p) => req.extensions_mut().insert(Authenticated(p)),
+                Err(e) => break 'answer e.into_response(),
+            };
+        }
+        if route.unimplemented {
+            break 'answer refuse(Error::of(
+                Reason::Unimplemented,
+                "this operation is not supported by this server yet",
+            ));
+        }
+        next.run(req).await
+    };
+    resp.extensions_mut().insert(OperationId(route.id));
+    resp
 }
+
+/// The documented operation that answered, on its response: the request metrics count by it.
+#[derive(Debug, Clone, Copy)]
+pub struct OperationId(pub &'static str);
 
 fn refuse(e: Error) -> Response {
     ApiError::from(e).into_response()

@@ -32,7 +32,9 @@ pub fn render() -> String {
 }
 
 /// Records one request. The route label is the matched route template, never the raw path, so
-/// ids don't explode the label set.
+/// ids don't explode the label set; the operation label is the documented `operationId` the gate
+/// routed it to (`:verb` operations share their item's route), `none` for the server's own pages
+/// and paths no operation has.
 pub async fn track(req: Request, next: Next) -> Response {
     handle();
     let start = Instant::now();
@@ -41,7 +43,8 @@ pub async fn track(req: Request, next: Next) -> Response {
         req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string()).unwrap_or_else(|| "unmatched".into());
     let resp = next.run(req).await;
     let status = resp.status().as_u16().to_string();
-    let labels = [("method", method), ("route", route), ("status", status)];
+    let operation = resp.extensions().get::<crate::gate::OperationId>().map_or("none", |o| o.0).to_string();
+    let labels = [("method", method), ("route", route), ("operation", operation), ("status", status)];
     metrics::counter!("cadenza_http_requests_total", &labels).increment(1);
     metrics::histogram!("cadenza_http_request_duration_seconds", &labels).record(start.elapsed().as_secs_f64());
     resp

@@ -23,6 +23,11 @@ async fn operations_endpoints(backend: TestBackend) {
     assert_eq!(metrics.status, 200);
     assert!(metrics.text.contains("cadenza_http_requests_total"), "{}", metrics.text);
     assert!(metrics.text.contains("route=\"/v1/workspaces\""), "route label is the template: {}", metrics.text);
+    // The operation the gate routed to, on answers of the handler and of the gate alike.
+    for status in ["200", "401"] {
+        let label = format!("operation=\"list_workspaces\",status=\"{status}\"");
+        assert!(metrics.text.contains(&label), "{label}: {}", metrics.text);
+    }
     assert!(metrics.text.contains("cadenza_http_request_duration_seconds_bucket"), "histogram");
 
     app.get("/v1/nothing-here", ADMIN_TOKEN).await.expect_error_reason(404, 5, "ROUTE_NOT_FOUND");
