@@ -45,6 +45,16 @@ impl ListQuery {
     pub(crate) fn and_eq(&mut self, column: &str, value: Bind) -> &mut Self {
         self.push(" AND ").push(column).push(" = ").bind(value)
     }
+
+    /// A read of it finds nothing on `backend`: PostgreSQL's text holds no NUL (U+0000; a write
+    /// of one is refused, `TEXT_UNSTORABLE`), so nothing stored there equals or starts with a
+    /// text holding one, and PostgreSQL would refuse the query rather than run it. Such a read
+    /// (a filter, a prefix, a reference, a cursor position) answers as finding nothing, as it
+    /// does on SQLite, instead of a 400 that only one backend gives. (A cursor position holding
+    /// one reads as past the end there.)
+    fn finds_nothing_on(&self, backend: crate::Backend) -> bool {
+        backend == crate::Backend::Postgres && self.binds.iter().any(|b| matches!(b, Bind::Text(s) if s.contains('\0')))
+    }
 }
 
 /// Implemented by row types that can be listed: their id orders them, their labels filter them.
@@ -77,6 +87,9 @@ const FILTER_BATCH: usize = 200;
 
 impl Reads {
     pub(crate) async fn fetch_rows<R: AnyRow>(&self, q: &ListQuery) -> StoreResult<Vec<R>> {
+        if q.finds_nothing_on(self.backend()) {
+            return Ok(Vec::new());
+        }
         on_db!(self, read, |db| {
             let query = bound!(sqlx::query_as::<_, R>(AssertSqlSafe(q.text.clone())), q);
             Ok(query.fetch_all(db).await?)
@@ -87,6 +100,9 @@ impl Reads {
     /// thread hands back one message instead of the row plus an end-of-rows message, one
     /// cross-thread wake-up less per point read.
     pub(crate) async fn fetch_row<R: AnyRow>(&self, q: &ListQuery) -> StoreResult<Option<R>> {
+        if q.finds_nothing_on(self.backend()) {
+            return Ok(None);
+        }
         on_db!(self, read, |db| {
             let query = bound!(sqlx::query_as::<_, R>(AssertSqlSafe(q.text.clone())), q);
             Ok(query.fetch_optional(db).await?)
@@ -95,6 +111,9 @@ impl Reads {
 
     /// A single integer (a `COUNT(*)`).
     pub(crate) async fn fetch_scalar_i64(&self, q: &ListQuery) -> StoreResult<i64> {
+        if q.finds_nothing_on(self.backend()) {
+            return Ok(0);
+        }
         on_db!(self, read, |db| {
             let query = bound!(sqlx::query_scalar::<_, i64>(AssertSqlSafe(q.text.clone())), q);
             Ok(query.fetch_one(db).await?)
@@ -162,6 +181,9 @@ impl crate::Tx {
 impl crate::Tx {
     /// The first row of `q`, read inside this unit of work.
     pub(crate) async fn fetch_row<R: AnyRow>(&mut self, q: &ListQuery) -> StoreResult<Option<R>> {
+        if q.finds_nothing_on(self.backend()) {
+            return Ok(None);
+        }
         crate::tx::on_tx!(self, |c| {
             let query = bound!(sqlx::query_as::<_, R>(AssertSqlSafe(q.text.clone())), q);
             Ok(query.fetch_optional(&mut *c).await?)
@@ -178,6 +200,9 @@ impl crate::Tx {
 
     /// A single integer (a `COUNT(*)`), read inside this unit of work.
     pub(crate) async fn fetch_scalar_i64(&mut self, q: &ListQuery) -> StoreResult<i64> {
+        if q.finds_nothing_on(self.backend()) {
+            return Ok(0);
+        }
         crate::tx::on_tx!(self, |c| {
             let query = bound!(sqlx::query_scalar::<_, i64>(AssertSqlSafe(q.text.clone())), q);
             Ok(query.fetch_one(&mut *c).await?)
