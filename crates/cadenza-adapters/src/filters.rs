@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::discovered::DiscoveredTool;
 
-const MAX_REGEX_LEN: usize = 1_000;
+pub const MAX_REGEX_LEN: usize = 1_000;
 const REGEX_SIZE_LIMIT: usize = 1 << 20;
 
 /// A filter configuration the API must refuse, with a message fit for a 400.
@@ -132,7 +132,7 @@ impl StringMatcher {
     }
 
     fn build_regex(&self) -> Result<Regex, String> {
-        if self.value.len() > MAX_REGEX_LEN {
+        if self.value.chars().count() > MAX_REGEX_LEN {
             return Err(format!("regex is longer than {MAX_REGEX_LEN} characters"));
         }
         RegexBuilder::new(&self.value)

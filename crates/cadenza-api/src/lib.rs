@@ -8,6 +8,7 @@ pub mod auth;
 pub mod cache;
 pub mod error;
 pub mod extract;
+pub mod formats;
 pub mod gate;
 pub mod media;
 pub mod metrics;

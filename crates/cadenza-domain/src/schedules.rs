@@ -378,8 +378,10 @@ fn next_interval(iv: &Interval, tz: &TimeZone, after_ms: i64) -> Option<i64> {
         // Real time from the epoch: the first `n * every + offset` seconds past `after_ms`.
         let after_s = after_ms.div_euclid(1000);
         let n = (after_s - offset).div_euclid(every) + 1;
-        // Checked: an `every` of many years (up to `i64::MAX` seconds) never fires again.
-        return n.checked_mul(every)?.checked_add(offset)?.checked_mul(1000);
+        // Checked, and within the times a timestamp holds (to year 9999): an `every` of many
+        // years may never fire again.
+        let at = n.checked_mul(every)?.checked_add(offset)?.checked_mul(1000)?;
+        return Timestamp::from_millisecond(at).is_ok().then_some(at);
     }
     // Wall clock: count civil seconds since 1970-01-01T00:00 local, then resolve each
     // candidate in the zone (a gap moves forward, a fold takes its first occurrence).
@@ -801,8 +803,11 @@ mod tests {
 
     #[test]
     fn intervals_of_many_years_never_overflow() {
-        // `1e300s` reads as i64::MAX seconds: the rule is valid and never fires again.
-        for (every, offset) in [("1e300s", "5s"), ("9e18s", "5e17s"), ("8640000000000000000s", "1s")] {
+        // The longest durations (12 whole digits, about 31,700 years): valid, and the next fire
+        // would be past the last representable time, so there is none.
+        for (every, offset) in
+            [("999999999999.9s", "5s"), ("999999999999s", "999999999998.4s"), ("500000000000s", "499999999999s")]
+        {
             let r = rule(serde_json::json!({"intervals": [{"every": every, "offset": offset}],
                 "timezone": "Europe/Paris"}))
             .expect("valid");

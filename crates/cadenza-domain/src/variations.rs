@@ -169,14 +169,41 @@ fn template_error(field: &str, message: String) -> Error {
     Error::invalid(message).with_reason(Reason::TemplateInvalid).with_meta("field", field)
 }
 
-/// Parses a proto duration (`"90s"`, `"1.5s"`) into whole seconds.
+/// The duration grammar (`"<seconds>s"`, as protobuf's JSON writes a `Duration`): an optional
+/// minus, whole seconds without leading zeros and at most 12 digits (about 31,700 years, so any
+/// duration in milliseconds fits an `i64`), an optional fraction of 1 to 9 digits, and `s`. A
+/// regular language on purpose: the OpenAPI document states it exactly, and with it bounds like
+/// "at least 1 s once rounded" ([`POSITIVE_DURATION_PATTERN`]).
+pub const DURATION_PATTERN: &str = "^-?(?:0|[1-9][0-9]{0,11})(?:\\.[0-9]{1,9})?s$";
+/// The durations [`parse_duration_secs`] rounds to 1 s or more.
+pub const POSITIVE_DURATION_PATTERN: &str = "^(?:[1-9][0-9]{0,11}(?:\\.[0-9]{1,9})?|0\\.[5-9][0-9]{0,8})s$";
+/// The largest whole number of seconds a duration's digits hold.
+pub const MAX_DURATION_SECS: i64 = 999_999_999_999;
+
+/// Parses a duration (`"90s"`, `"1.5s"`, [`DURATION_PATTERN`]) into whole seconds, rounding
+/// half away from zero on the decimal digits themselves (not through a float, whose rounding of
+/// a long fraction would make the bound above depend on more than the first fraction digit).
 pub fn parse_duration_secs(field: &str, s: &str) -> Result<i64> {
     let bad = || Error::invalid_field(field, format!("{field} must be a duration like \"3600s\", not {s:?}"));
-    let n: f64 = s.strip_suffix('s').ok_or_else(bad)?.parse().map_err(|_| bad())?;
-    if !n.is_finite() {
+    let body = s.strip_suffix('s').ok_or_else(bad)?;
+    let (negative, body) = match body.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, body),
+    };
+    let (whole, fraction) = match body.split_once('.') {
+        Some((w, f)) => (w, Some(f)),
+        None => (body, None),
+    };
+    let digits = |t: &str, most: usize| !t.is_empty() && t.len() <= most && t.bytes().all(|b| b.is_ascii_digit());
+    let whole_ok = digits(whole, 12) && (whole == "0" || !whole.starts_with('0'));
+    if !whole_ok || !fraction.is_none_or(|f| digits(f, 9)) {
         return Err(bad());
     }
-    Ok(n.round() as i64)
+    let mut secs: i64 = whole.parse().map_err(|_| bad())?;
+    if fraction.is_some_and(|f| f.as_bytes()[0] >= b'5') {
+        secs += 1;
+    }
+    Ok(if negative { -secs } else { secs })
 }
 
 /// Renders a Liquid template with `globals` (a JSON object). `field` names it in errors.
@@ -222,6 +249,48 @@ mod tests {
         assert_eq!(parse_duration_secs("d", "7200s").ok(), Some(7200));
         assert!(parse_duration_secs("d", "7200").is_err());
         assert!(parse_duration_secs("d", "xs").is_err());
+    }
+
+    /// The parser reads exactly `DURATION_PATTERN`, and rounds to 1 s or more exactly what
+    /// `POSITIVE_DURATION_PATTERN` takes.
+    #[test]
+    fn durations_are_the_documented_grammar() {
+        let grammar = regex::Regex::new(DURATION_PATTERN).unwrap();
+        let positive = regex::Regex::new(POSITIVE_DURATION_PATTERN).unwrap();
+        let cases = [
+            ("60s", Some(60)),
+            ("0s", Some(0)),
+            ("-0s", Some(0)),
+            ("1.5s", Some(2)),
+            ("0.5s", Some(1)),
+            ("0.4999999999s", None),
+            ("0.499999999s", Some(0)),
+            ("-0.5s", Some(-1)),
+            ("-0.4s", Some(0)),
+            ("-7200s", Some(-7200)),
+            ("999999999999.999999999s", Some(1_000_000_000_000)),
+            ("999999999999s", Some(MAX_DURATION_SECS)),
+            ("1000000000000s", None),
+            ("00060s", None),
+            ("+2s", None),
+            ("1e3s", None),
+            ("1.s", None),
+            (".5s", None),
+            ("infs", None),
+            ("nans", None),
+            ("60", None),
+            ("s", None),
+            ("", None),
+            (" 60s", None),
+            ("60s ", None),
+            ("\u{663}s", None),
+            ("--1s", None),
+        ];
+        for (text, secs) in cases {
+            assert_eq!(parse_duration_secs("d", text).ok(), secs, "{text:?}");
+            assert_eq!(grammar.is_match(text), secs.is_some(), "{text:?}");
+            assert_eq!(positive.is_match(text), secs.is_some_and(|n| n >= 1), "{text:?}");
+        }
     }
 
     #[test]

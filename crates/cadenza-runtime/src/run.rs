@@ -612,7 +612,7 @@ async fn start_batch(
                     } else {
                         c.execution_status = ExecutionStatus::WaitingForContent;
                         c.attempts += 1;
-                        c.content_deadline = content_timeout_secs.map(|s| now + s.saturating_mul(1000));
+                        c.content_deadline = content_timeout_secs.map(|s| now.saturating_add(s.saturating_mul(1000)));
                         evs.push(called(&c, tool, &by));
                         Box::pin(u.put_call(&c)).await?;
                         u.o.totals.tool_calls += 1;

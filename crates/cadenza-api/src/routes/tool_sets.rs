@@ -26,7 +26,10 @@ use crate::AppState;
 use crate::auth::WsCaller;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{JsonBody, QueryPairs, query_invalid, split_verb};
-use crate::openapi::{Op, QueryParam, create_body, id_ref, or_empty, schema, value_list};
+use crate::openapi::{
+    MaskedField, Op, QueryParam, component, create_body, id_ref, masked_metadata, masked_update, or_empty, schema,
+    value_list,
+};
 use crate::wire::{
     Empty, ListResponse, METADATA_MASK, MetadataIn, OperationMetadata, ResourceMetadata, empty, operation_meta,
     resource_meta,
@@ -186,6 +189,7 @@ pub struct SpecOut {
 struct SpecIn {
     description: Option<String>,
     /// `{"http": {…}}` (seed) or `{"type": "http", "http": {…}}` (later); also `mcp`, `openapi`, `bare`.
+    #[schemars(schema_with = "adapter_or_null")]
     adapter: Option<Value>,
 }
 
@@ -216,7 +220,11 @@ fn adapter_required() -> Error {
 pub(crate) fn oneof<'a>(field: &str, v: &'a Value, keys: &[&'a str]) -> ApiResult<(&'a str, &'a Value)> {
     let obj = v.as_object().ok_or_else(|| invalid(field, format!("{field} must be an object")))?;
     let present: Vec<&str> = keys.iter().copied().filter(|k| obj.get(*k).is_some_and(|x| !x.is_null())).collect();
-    let tag = obj.get("type").and_then(Value::as_str).filter(|t| !t.is_empty());
+    let tag = match obj.get("type") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(t)) => Some(t.as_str()).filter(|t| !t.is_empty()),
+        Some(_) => return Err(invalid(&format!("{field}.type"), format!("{field}.type must be a string"))),
+    };
     let key = match (present.as_slice(), tag) {
         ([one], None) => *one,
         ([one], Some(t)) if t == *one => *one,
@@ -280,8 +288,12 @@ fn filter(field: &str, m: &Map<String, Value>, key: &str) -> ApiResult<Option<Va
 /// address, a metadata host name) is refused at write time; names are checked again after
 /// resolution, on every sync.
 fn check_egress(s: &AppState, adapter: &Adapter) -> ApiResult<()> {
+    egress_allows(&s.config.egress, adapter)
+}
+
+fn egress_allows(policy: &cadenza_adapters::EgressPolicy, adapter: &Adapter) -> ApiResult<()> {
     for (field, url) in adapter.urls() {
-        if let Err(refusal) = s.config.egress.check_url(url) {
+        if let Err(refusal) = policy.check_url(url) {
             return Err(Error::of(Reason::EgressRefused, format!("{field}: {refusal}"))
                 .with_meta("field", field)
                 .into());
@@ -289,6 +301,9 @@ fn check_egress(s: &AppState, adapter: &Adapter) -> ApiResult<()> {
     }
     Ok(())
 }
+
+/// The longest `contentTimeout` a number may give (a string is bounded by its digits).
+const MAX_TIMEOUT: i64 = 1_000_000_000_000;
 
 fn parse_adapter(v: &Value) -> ApiResult<Adapter> {
     let (kind, body) = oneof("spec.adapter", v, &["http", "mcp", "openapi", "bare"])?;
@@ -343,22 +358,22 @@ fn parse_adapter(v: &Value) -> ApiResult<Adapter> {
             })
         }
         _ => {
+            let at = format!("{field}.contentTimeout");
+            let refused =
+                || invalid(&at, format!("{at} must be a positive duration like \"300s\", at most {MAX_TIMEOUT}s"));
             let timeout = match m.get("contentTimeout") {
                 None | Some(Value::Null) => None,
-                Some(Value::String(t)) => {
-                    Some(cadenza_domain::variations::parse_duration_secs(&format!("{field}.contentTimeout"), t)?)
+                Some(Value::String(t)) => Some(cadenza_domain::variations::parse_duration_secs(&at, t)?),
+                // Seconds as a number, rounded; bounded like the string's digits.
+                Some(Value::Number(n)) => {
+                    let secs =
+                        n.as_f64().filter(|f| (0.5..MAX_TIMEOUT as f64 + 0.5).contains(f)).ok_or_else(refused)?;
+                    Some(secs.round() as i64)
                 }
-                Some(Value::Number(n)) => n.as_i64().or_else(|| n.as_f64().map(|f| f.round() as i64)),
-                Some(_) => {
-                    let at = format!("{field}.contentTimeout");
-                    return Err(invalid(&at, format!("{at} must be a duration like \"300s\"")));
-                }
+                Some(_) => return Err(refused()),
             };
             if timeout.is_some_and(|t| t <= 0) {
-                return Err(invalid(
-                    &format!("{field}.contentTimeout"),
-                    format!("{field}.contentTimeout must be positive"),
-                ));
+                return Err(refused());
             }
             Adapter::Bare(BareAdapter { content_timeout_secs: timeout })
         }
@@ -391,6 +406,144 @@ async fn upload_document(
         .with_meta("uploadId", upload.meta.id.clone())
     })?;
     Ok(Some((upload.meta.id, text)))
+}
+
+// ---- request schemas ----
+
+/// A oneof exactly as `oneof` reads it: one of `variants` set (not `null`), the others absent or
+/// `null`, and `type` absent, `null`, `""` or naming it; or, for the keys of `by_tag`, the tag
+/// alone.
+pub(crate) fn oneof_schema(variants: &[(&str, Value)], by_tag: &[&str]) -> Value {
+    let keys: Vec<&str> = variants.iter().map(|(k, _)| *k).collect();
+    let nulls = |except: Option<&str>| {
+        let mut props = Map::new();
+        for k in keys.iter().filter(|k| Some(**k) != except) {
+            props.insert((*k).into(), json!({"type": "null"}));
+        }
+        props
+    };
+    let mut branches: Vec<Value> = variants
+        .iter()
+        .map(|(k, body)| {
+            let mut props = nulls(Some(k));
+            props.insert((*k).into(), body.clone());
+            props.insert("type".into(), json!({"enum": [null, "", k]}));
+            json!({"required": [k], "properties": props})
+        })
+        .collect();
+    for k in by_tag {
+        let mut props = nulls(None);
+        props.insert("type".into(), json!({"const": k}));
+        branches.push(json!({"required": ["type"], "properties": props}));
+    }
+    json!({"type": "object", "anyOf": branches})
+}
+
+/// Headers as `headers` takes them: names of letters, digits, `-` and `_`; values templates.
+pub(crate) fn headers_schema() -> Value {
+    json!({
+        "type": ["object", "null"],
+        "propertyNames": {"pattern": "^[A-Za-z0-9_-]+$"},
+        "additionalProperties": crate::formats::liquid_template(),
+    })
+}
+
+fn or_null(schema: Value) -> Value {
+    json!({"anyOf": [{"type": "null"}, schema]})
+}
+
+/// The adapter exactly as `parse_adapter` reads it, in both oneof encodings (its filters by
+/// reference: `adapter_ref` registers them).
+fn adapter_schema() -> Value {
+    use crate::formats::http_url;
+    use crate::routes::tool_filters::{approval_ref, filter_ref};
+    let filters = |props: &mut Value| {
+        props["includeTools"] = or_null(filter_ref());
+        props["excludeTools"] = or_null(filter_ref());
+        props["toolApprovals"] = or_null(approval_ref());
+    };
+    let http = json!({
+        "type": "object",
+        "required": ["baseUrl"],
+        "properties": {"baseUrl": http_url(), "headers": headers_schema()},
+    });
+    let mut mcp_props = json!({
+        "url": http_url(),
+        "headers": headers_schema(),
+        "justInTime": or_null(json!({"type": "object", "properties": {
+            "enabled": {"type": "boolean"},
+            "failObjectiveOnToolListError": {"type": "boolean"},
+        }})),
+    });
+    filters(&mut mcp_props);
+    let mcp = json!({"type": "object", "required": ["url"], "properties": mcp_props});
+    let source = oneof_schema(
+        &[("url", http_url()), ("uploadId", json!({"type": "string", "pattern": IdKind::Upload.pattern()}))],
+        &[],
+    );
+    let mut openapi_props = json!({
+        "baseUrl": {"anyOf": [{"enum": [null, ""]}, http_url()]},
+        "serverName": {"type": ["string", "null"]},
+        "headers": headers_schema(),
+    });
+    filters(&mut openapi_props);
+    let openapi = json!({"allOf": [source, {"properties": openapi_props}]});
+    let bare = json!({"type": "object", "properties": {"contentTimeout": {"anyOf": [
+        {"type": "null"},
+        {"type": "string", "pattern": cadenza_domain::variations::POSITIVE_DURATION_PATTERN},
+        {"type": "number", "minimum": 0.5, "exclusiveMaximum": MAX_TIMEOUT as f64 + 0.5},
+    ]}}});
+    oneof_schema(&[("http", http), ("mcp", mcp), ("openapi", openapi), ("bare", bare)], &["bare"])
+}
+
+const ADAPTER: &str = "ToolSetAdapterRequest";
+
+/// The adapter, registered once among the components: a `$ref` to it.
+fn adapter_ref(g: &mut schemars::SchemaGenerator) -> Value {
+    if !g.definitions().contains_key(ADAPTER) {
+        crate::routes::tool_filters::register(g);
+        component(g, ADAPTER, adapter_schema());
+    }
+    json!({"$ref": format!("#/components/schemas/{ADAPTER}")})
+}
+
+fn adapter_or_null(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    let schema = or_null(adapter_ref(g));
+    schemars::Schema::try_from(schema).unwrap_or_default()
+}
+
+/// A create: `metadata.name` and `spec.adapter` required.
+fn create_tool_set_body(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    let write = create_body::<WriteIn>(g).to_value();
+    component(
+        g,
+        "ToolSetCreateRequest",
+        json!({
+            "allOf": [write],
+            "required": ["spec"],
+            "properties": {"spec": {"required": ["adapter"], "properties": {"adapter": {"not": {"type": "null"}}}}},
+        }),
+    )
+}
+
+/// An update, as `update` reads it under its mask.
+fn update_tool_set_body(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    let [name, external_id, labels] = masked_metadata(crate::wire::name_schema);
+    let description = MaskedField {
+        path: "spec.description",
+        shape: || json!({"type": ["string", "null"]}),
+        rule: || json!({"type": "string"}),
+        required_when_named: false,
+    };
+    adapter_ref(g);
+    let adapter = MaskedField {
+        path: "spec.adapter",
+        shape: || json!({}),
+        rule: || json!({"$ref": format!("#/components/schemas/{ADAPTER}")}),
+        required_when_named: true,
+    };
+    let allowed = [METADATA_MASK.as_slice(), SPEC_MASK].concat();
+    component(g, "ToolSetUpdateRequest", masked_update(&allowed, &[name, external_id, labels, description, adapter]))
 }
 
 // ---- loading ----
@@ -465,17 +618,13 @@ async fn update(
     JsonBody(b): JsonBody<WriteIn>,
 ) -> ApiResult<Json<ToolSetOut>> {
     let current = load(&s, &c, &raw).await?;
-    let allowed = [METADATA_MASK.as_slice(), SPEC_MASK].concat();
-    let mask = UpdateMask::parse(b.update_mask.as_deref(), &allowed)?;
+    let (mask, next_adapter) = read_update(&b)?;
     // The new adapter and the document it names are read before the unit: no IO under locks.
-    let mut next_adapter = None;
     let mut from_upload = None;
-    if mask.covers("spec.adapter", b.spec.adapter.is_some()) {
-        let adapter = parse_adapter(b.spec.adapter.as_ref().ok_or_else(adapter_required)?)?;
-        check_egress(&s, &adapter)?;
-        check_same_kind(&current, &adapter)?;
-        from_upload = upload_document(&s, &c, &adapter, Some(&current.adapter)).await?;
-        next_adapter = Some(adapter);
+    if let Some(adapter) = &next_adapter {
+        check_egress(&s, adapter)?;
+        check_same_kind(&current, adapter)?;
+        from_upload = upload_document(&s, &c, adapter, Some(&current.adapter)).await?;
     }
     // The mask applies to the row as it is now, locked.
     let mut tx = s.store.begin().await?;
@@ -493,6 +642,19 @@ async fn update(
     services::tool_sets::update(&mut tx, &ts, resync, from_upload).await?;
     tx.commit().await?;
     Ok(Json(ToolSetOut::with_info(&s, &ts).await?))
+}
+
+/// What an update reads from its body alone: the mask and, when the mask covers `spec.adapter`,
+/// the new adapter.
+fn read_update(b: &WriteIn) -> ApiResult<(UpdateMask, Option<Adapter>)> {
+    let allowed = [METADATA_MASK.as_slice(), SPEC_MASK].concat();
+    let mask = UpdateMask::parse(b.update_mask.as_deref(), &allowed)?;
+    let adapter = if mask.covers("spec.adapter", b.spec.adapter.is_some()) {
+        Some(parse_adapter(b.spec.adapter.as_ref().ok_or_else(adapter_required)?)?)
+    } else {
+        None
+    };
+    Ok((mask, adapter))
 }
 
 /// A tool set's adapter kind is fixed.
@@ -662,15 +824,15 @@ pub fn operations() -> Vec<Op> {
             QueryParam { name: "state", required: false, schema: state_filter, description: STATE_FILTER },
             QueryParam { name: "states", required: false, schema: state_filter, description: STATE_FILTER },
         ]),
-        Op::new("post", COLL, "create_tool_set", T, schema::<ToolSetOut>).manage("tools").body(create_body::<WriteIn>),
+        Op::new("post", COLL, "create_tool_set", T, schema::<ToolSetOut>).manage("tools").body(create_tool_set_body),
         Op::new("get", ITEM, "get_tool_set", T, schema::<ToolSetOut>).read("tools"),
         Op::new("put", ITEM, "replace_tool_set", T, schema::<ToolSetOut>)
             .summary("Seed spelling of update")
             .manage("tools")
-            .body(schema::<WriteIn>),
+            .body(update_tool_set_body),
         Op::new("patch", ITEM, "update_tool_set", T, schema::<ToolSetOut>)
             .manage("tools")
-            .body(schema::<WriteIn>),
+            .body(update_tool_set_body),
         Op::new("delete", ITEM, "delete_tool_set", T, schema::<Empty>)
             .summary("Refused while the set or one of its tools is assigned")
             .manage("tools"),
@@ -736,4 +898,201 @@ pub fn operations() -> Vec<Op> {
         ops.push(Op::new("post", path, id, T, schema::<ToolSetOut>).summary(summary).manage("tools"));
     }
     ops
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::openapi::{accepts, assert_masked_agrees, request_schema, stored_meta};
+
+    const UPLOAD: &str = "upl_01JDZ3ZK7Q5VXW0A1B2C3D4E5F";
+
+    /// Adapters the schema and `parse_adapter` must agree on: every rule JSON Schema states.
+    fn adapters() -> Vec<Value> {
+        let m = |body: Value| json!({"exact": "x", "type": null, "caseSensitive": true, "regex": null, "x": body});
+        let filter = |matcher: Value| json!({"operator": "OPERATOR_OR", "filters": [{"attribute": "ATTRIBUTE_NAME", "matcher": matcher}]});
+        vec![
+            json!({"http": {"baseUrl": "https://api.example.com/v1", "headers": {"X-Key": "{{ secrets.K }}"}}}),
+            json!({"type": "http", "http": {"baseUrl": "http://10.0.0.1:8080"}}),
+            json!({"type": "", "http": {"baseUrl": "http://h"}, "mcp": null}),
+            json!({"type": null, "http": {"baseUrl": "http://h"}}),
+            json!({"type": 5, "http": {"baseUrl": "http://h"}}),
+            json!({"type": "mcp", "http": {"baseUrl": "http://h"}}),
+            json!({"http": {"baseUrl": "http://h"}, "bare": {}}),
+            json!({"http": {}}),
+            json!({"http": null}),
+            json!({"http": {"baseUrl": "ftp://h"}}),
+            json!({"http": {"baseUrl": "http:///h"}}),
+            json!({"http": {"baseUrl": "http://h x"}}),
+            json!({"http": {"baseUrl": "http://h\u{3000}"}}),
+            json!({"http": {"baseUrl": 5}}),
+            json!({"http": {"baseUrl": "http://h", "headers": {"Bad Name": "v"}}}),
+            json!({"http": {"baseUrl": "http://h", "headers": {"": "v"}}}),
+            json!({"http": {"baseUrl": "http://h", "headers": {"X": 1}}}),
+            json!({"http": {"baseUrl": "http://h", "headers": null}}),
+            json!({"http": {"baseUrl": "http://h", "headers": ["X"]}}),
+            json!({"http": {"baseUrl": "http://h"}, "extra": 1}),
+            json!({"http": []}),
+            json!({"type": "http"}),
+            json!({"type": "bare"}),
+            json!({"type": "bare", "bare": null}),
+            json!({"type": "nope"}),
+            json!({}),
+            json!([]),
+            json!("http"),
+            json!({"bare": {}}),
+            json!({"bare": {"contentTimeout": "300s"}}),
+            json!({"bare": {"contentTimeout": "0.5s"}}),
+            json!({"bare": {"contentTimeout": "0.4s"}}),
+            json!({"bare": {"contentTimeout": "0s"}}),
+            json!({"bare": {"contentTimeout": "-5s"}}),
+            json!({"bare": {"contentTimeout": "1e3s"}}),
+            json!({"bare": {"contentTimeout": "999999999999s"}}),
+            json!({"bare": {"contentTimeout": 300}}),
+            json!({"bare": {"contentTimeout": 0.5}}),
+            json!({"bare": {"contentTimeout": 0.49}}),
+            json!({"bare": {"contentTimeout": 0}}),
+            json!({"bare": {"contentTimeout": -1}}),
+            json!({"bare": {"contentTimeout": 1e12}}),
+            json!({"bare": {"contentTimeout": 1e300}}),
+            json!({"bare": {"contentTimeout": u64::MAX}}),
+            json!({"bare": {"contentTimeout": true}}),
+            json!({"bare": {"contentTimeout": null}}),
+            json!({"mcp": {"url": "https://mcp.example.com/mcp"}}),
+            json!({"mcp": {"url": "https://m", "justInTime": {"enabled": true}}}),
+            json!({"mcp": {"url": "https://m", "justInTime": {"enabled": null}}}),
+            json!({"mcp": {"url": "https://m", "justInTime": {"other": 1}}}),
+            json!({"mcp": {"url": "https://m", "justInTime": null}}),
+            json!({"mcp": {"url": "https://m", "justInTime": true}}),
+            json!({"mcp": {"url": "https://m", "includeTools": filter(json!({"exact": "a"}))}}),
+            json!({"mcp": {"url": "https://m", "includeTools": filter(json!({"type": "startsWith", "startsWith": "a"}))}}),
+            json!({"mcp": {"url": "https://m", "includeTools": filter(json!({"type": "exact", "startsWith": "a"}))}}),
+            json!({"mcp": {"url": "https://m", "includeTools": filter(json!({"exact": "a", "contains": "b"}))}}),
+            json!({"mcp": {"url": "https://m", "includeTools": filter(json!({"exact": "a", "contains": null}))}}),
+            json!({"mcp": {"url": "https://m", "includeTools": filter(json!({}))}}),
+            json!({"mcp": {"url": "https://m", "includeTools": filter(json!({"regex": "^a.*$", "caseSensitive": false}))}}),
+            json!({"mcp": {"url": "https://m", "includeTools": filter(json!({"exact": "a", "caseSensitive": null}))}}),
+            json!({"mcp": {"url": "https://m", "includeTools": filter(json!({"exact": 1}))}}),
+            json!({"mcp": {"url": "https://m", "excludeTools": filter(m(json!(1)))}}),
+            json!({"mcp": {"url": "https://m", "excludeTools": {"operator": null}}}),
+            json!({"mcp": {"url": "https://m", "excludeTools": {"operator": "OPERATOR_XOR"}}}),
+            json!({"mcp": {"url": "https://m", "excludeTools": {"filters": null}}}),
+            json!({"mcp": {"url": "https://m", "excludeTools": {}}}),
+            json!({"mcp": {"url": "https://m", "excludeTools": {"filters": [{"matcher": {"exact": "a"}}]}}}),
+            json!({"mcp": {"url": "https://m", "excludeTools": {"filters": [{"attribute": "ATTRIBUTE_UNSPECIFIED", "matcher": {"exact": "a"}}]}}}),
+            json!({"mcp": {"url": "https://m", "excludeTools": {"filters": [{"attribute": "ATTRIBUTE_TITLE"}]}}}),
+            json!({"mcp": {"url": "https://m", "excludeTools": {"filters": [{"attribute": "ATTRIBUTE_TITLE", "matcher": null}]}}}),
+            json!({"mcp": {"url": "https://m", "toolApprovals": {"always": true}}}),
+            json!({"mcp": {"url": "https://m", "toolApprovals": {"always": true, "type": "only"}}}),
+            json!({"mcp": {"url": "https://m", "toolApprovals": {"always": true, "only": {}}}}),
+            json!({"mcp": {"url": "https://m", "toolApprovals": {"always": null, "only": {}, "type": "only"}}}),
+            json!({"mcp": {"url": "https://m", "toolApprovals": {"only": {}, "type": "always"}}}),
+            json!({"mcp": {"url": "https://m", "toolApprovals": {"type": "only"}}}),
+            json!({"mcp": {"url": "https://m", "toolApprovals": {"type": "never"}}}),
+            json!({"mcp": {"url": "https://m", "toolApprovals": {}}}),
+            json!({"mcp": {"url": "https://m", "toolApprovals": {"always": "yes"}}}),
+            json!({"mcp": {"url": "https://m", "toolApprovals": {"only": filter(json!({"contains": "x"}))}}}),
+            json!({"mcp": {"url": "https://m", "toolApprovals": {"only": filter(json!({"contains": "x", "endsWith": "y"}))}}}),
+            json!({"mcp": {}}),
+            json!({"openapi": {"url": "https://api.example.com/openapi.json"}}),
+            json!({"openapi": {"type": "url", "url": "https://a/o.json", "baseUrl": "", "serverName": "prod"}}),
+            json!({"openapi": {"type": "uploadId", "url": "https://a/o.json"}}),
+            json!({"openapi": {"url": "https://a/o.json", "uploadId": UPLOAD}}),
+            json!({"openapi": {"url": "https://a/o.json", "uploadId": null, "baseUrl": null}}),
+            json!({"openapi": {"uploadId": UPLOAD, "baseUrl": "https://api.example.com"}}),
+            json!({"openapi": {"uploadId": "upl_x"}}),
+            json!({"openapi": {"uploadId": "agt_01JDZ3ZK7Q5VXW0A1B2C3D4E5F"}}),
+            json!({"openapi": {"uploadId": UPLOAD, "baseUrl": "nope"}}),
+            json!({"openapi": {"uploadId": UPLOAD, "serverName": 1}}),
+            json!({"openapi": {"type": "url"}}),
+            json!({"openapi": {}}),
+            json!({"openapi": {"type": 1, "url": "https://a/o.json"}}),
+        ]
+    }
+
+    #[test]
+    fn adapter_schema_agrees_with_parse_adapter() {
+        let schema = request_schema(|g| schemars::Schema::try_from(adapter_ref(g)).unwrap_or_default());
+        let mut taken = 0;
+        for a in adapters() {
+            let ok = parse_adapter(&a).is_ok();
+            assert_eq!(accepts(&schema, &a), ok, "{a}");
+            taken += usize::from(ok);
+        }
+        // Both sides of each rule are in the table.
+        assert!((25..adapters().len() - 25).contains(&taken), "{taken} of {} taken", adapters().len());
+    }
+
+    /// What the formats stand for: the schema takes these (their form), the server refuses them.
+    #[test]
+    fn formats_carry_what_the_schema_cannot() {
+        let schema = request_schema(|g| schemars::Schema::try_from(adapter_ref(g)).unwrap_or_default());
+        let policy = cadenza_adapters::EgressPolicy::default();
+        for a in [
+            json!({"http": {"baseUrl": "http://h", "headers": {"X": "{{ secrets."}}}),
+            json!({"http": {"baseUrl": "http://h", "headers": {"X": "{% if a %}"}}}),
+            json!({"mcp": {"url": "https://m", "includeTools": {"filters": [{"attribute": "ATTRIBUTE_NAME", "matcher": {"regex": "("}}]}}}),
+        ] {
+            assert!(accepts(&schema, &a) && parse_adapter(&a).is_err(), "{a}");
+        }
+        for a in [
+            json!({"http": {"baseUrl": "http://169.254.169.254/latest"}}),
+            json!({"http": {"baseUrl": "http://metadata.google.internal"}}),
+            json!({"mcp": {"url": "http://[::"}}),
+        ] {
+            let parsed = parse_adapter(&a).expect("its form is right");
+            assert!(accepts(&schema, &a) && egress_allows(&policy, &parsed).is_err(), "{a}");
+        }
+    }
+
+    #[test]
+    fn create_schema_agrees_with_create() {
+        let schema = request_schema(create_tool_set_body);
+        let takes = |body: &Value| {
+            let Ok(b) = crate::strict_json::from_value::<WriteIn>(body) else { return false };
+            b.metadata.into_new().is_ok() && b.spec.adapter.as_ref().is_some_and(|a| parse_adapter(a).is_ok())
+        };
+        let bare = json!({"bare": {}});
+        for body in [
+            json!({"metadata": {"name": "crm"}, "spec": {"adapter": bare}}),
+            json!({"metadata": {"name": "crm"}, "spec": {"adapter": bare, "description": null}}),
+            json!({"metadata": {"name": "crm"}, "spec": {"adapter": bare, "description": "d"}, "updateMask": "x"}),
+            json!({"metadata": {"name": "crm"}, "spec": {"adapter": null}}),
+            json!({"metadata": {"name": "crm"}, "spec": {}}),
+            json!({"metadata": {"name": "crm"}}),
+            json!({"metadata": {"name": " "}, "spec": {"adapter": bare}}),
+            json!({"metadata": {}, "spec": {"adapter": bare}}),
+            json!({"spec": {"adapter": bare}}),
+            json!({"metadata": {"name": "crm"}, "spec": {"adapter": {"bare": {"contentTimeout": "0s"}}}}),
+            json!({"metadata": {"name": "crm"}, "spec": {"adapter": bare, "description": 1}}),
+        ] {
+            assert_eq!(accepts(&schema, &body), takes(&body), "{body}");
+        }
+    }
+
+    #[test]
+    fn update_schema_agrees_with_update() {
+        let schema = request_schema(update_tool_set_body);
+        let takes = |body: &Value| {
+            let Ok(b) = crate::strict_json::from_value::<WriteIn>(body) else { return false };
+            let Ok((mask, _)) = read_update(&b) else { return false };
+            let mut meta = stored_meta(IdKind::ToolSet, "crm");
+            b.metadata.apply(&mask, &mut meta).is_ok()
+        };
+        let mut bodies = vec![
+            json!({}),
+            json!({"metadata": {"name": "new"}}),
+            json!({"metadata": {"name": ""}}),
+            json!({"spec": {"description": "d"}}),
+            json!({"spec": {"description": null}}),
+            json!({"spec": {"description": 1}}),
+            json!({"spec": null}),
+            json!({"spec": {"adapter": null}}),
+        ];
+        for a in adapters().into_iter().step_by(4) {
+            bodies.push(json!({"spec": {"adapter": a}}));
+        }
+        let allowed = [METADATA_MASK.as_slice(), SPEC_MASK].concat();
+        assert_masked_agrees(&schema, &allowed, &bodies, takes);
+    }
 }
