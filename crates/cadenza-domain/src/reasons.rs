@@ -101,7 +101,7 @@ reasons! {
     VariationCycle = ("VARIATION_CYCLE", InvalidArgument, "That sub-agent would make the agent its own ancestor."),
     VariationPinned = ("VARIATION_PINNED", FailedPrecondition, "Schedules fire this variation, so it cannot be deleted (`schedules`)."),
     ScheduleArchived = ("SCHEDULE_ARCHIVED", FailedPrecondition, "An archived schedule is final: create a new one."),
-    ModelUnknown = ("MODEL_UNKNOWN", InvalidArgument, "The model a field names is not a model of this workspace (`field`)."),
+    ModelUnknown = ("MODEL_UNKNOWN", NotFound, "The model a field names is not a model of this workspace (`field`, `resource`)."),
     ModelDisabled = ("MODEL_DISABLED", FailedPrecondition, "The model is disabled in this workspace (`modelId`)."),
     ModelInUse = ("MODEL_IN_USE", FailedPrecondition, "Variations still run on the model, so it cannot be disabled (`modelId`, `variations`)."),
 

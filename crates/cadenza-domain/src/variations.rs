@@ -255,8 +255,8 @@ mod tests {
     /// `POSITIVE_DURATION_PATTERN` takes.
     #[test]
     fn durations_are_the_documented_grammar() {
-        let grammar = regex::Regex::new(DURATION_PATTERN).unwrap();
-        let positive = regex::Regex::new(POSITIVE_DURATION_PATTERN).unwrap();
+        let grammar = regex::Regex::new(DURATION_PATTERN).expect("the pattern compiles");
+        let positive = regex::Regex::new(POSITIVE_DURATION_PATTERN).expect("the pattern compiles");
         let cases = [
             ("60s", Some(60)),
             ("0s", Some(0)),

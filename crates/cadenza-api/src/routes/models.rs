@@ -114,12 +114,23 @@ async fn load(s: &AppState, c: &WsCaller, raw: &str) -> ApiResult<Model> {
 /// `<provider>/<model>` name the seed examples use.
 pub(crate) async fn resolve_model(s: &AppState, c: &WsCaller, raw: &str) -> ApiResult<Model> {
     sync(s, c).await?;
-    let r = if !raw.starts_with("external_id:") && raw.contains('/') {
-        IdRef::External(raw.to_string())
-    } else {
-        IdRef::parse(IdKind::Model, raw)?
-    };
+    let r = parse_model_ref(raw)?;
     Ok(s.store.get_model(c.ws(), &r, &catalog_names(s)).await?.ok_or_else(|| Error::not_found("model"))?)
+}
+
+/// A model as a body may name it: its id, `external_id:<value>`, or its `provider/model` name.
+pub(crate) fn parse_model_ref(raw: &str) -> cadenza_domain::Result<IdRef> {
+    if !raw.starts_with("external_id:") && raw.contains('/') {
+        return Ok(IdRef::External(raw.to_string()));
+    }
+    IdRef::parse(IdKind::Model, raw)
+}
+
+/// Exactly the strings `parse_model_ref` takes (any string with a `/` is a name).
+pub(crate) fn model_name_or_ref() -> serde_json::Value {
+    let id = IdRef::pattern(IdKind::Model);
+    let id = id.trim_start_matches('^').trim_end_matches('$');
+    serde_json::json!({"type": "string", "pattern": format!("^(?:{id}|[\\s\\S]*/[\\s\\S]*)$")})
 }
 
 async fn out(s: &AppState, m: &Model) -> ApiResult<ModelOut> {

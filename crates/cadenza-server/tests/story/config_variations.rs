@@ -148,11 +148,10 @@ async fn validation(backend: TestBackend) {
             "reasoningEffort",
             "FIELD_INVALID",
         ),
-        (json!({"modelConfig": {"modelId": "openai/nope"}}), "modelId", "MODEL_UNKNOWN"),
-        (json!({"modelConfig": {"modelId": "model_01ARZ3NDEKTSV4RRFFQ69G5FAV"}}), "modelId", "MODEL_UNKNOWN"),
         (json!({"modelConfig": {"temperature": 0.1}}), "modelId", "FIELD_REQUIRED"),
         (json!({"weight": -1}), "weight", "FIELD_INVALID"),
-        (json!({"prompt": "Hi {% if x %}"}), "systemPromptTemplate", "TEMPLATE_INVALID"),
+        (json!({"prompt": "Hi {% if x %}"}), "spec.prompt", "TEMPLATE_INVALID"),
+        (json!({"prompt": "{{ x | }}", "systemPromptTemplate": "ok"}), "spec.prompt", "TEMPLATE_INVALID"),
         (json!({"systemPromptTemplate": "{{ x | }}"}), "systemPromptTemplate", "TEMPLATE_INVALID"),
         (json!({"firstUserMessageTemplate": "{% for %}"}), "firstUserMessageTemplate", "TEMPLATE_INVALID"),
         (json!({"constraints": {"inactivityTimeout": "10s"}}), "inactivityTimeout", "FIELD_INVALID"),
@@ -168,6 +167,15 @@ async fn validation(backend: TestBackend) {
             .await
             .expect_error_reason(400, 3, reason);
         assert!(msg.contains(needle), "{spec}: {msg:?} should name {needle}");
+    }
+    // A model of no model here is missing, as any reference a body makes: a 404 naming the field.
+    for model in ["openai/nope", "model_01ARZ3NDEKTSV4RRFFQ69G5FAV"] {
+        let spec = json!({"modelConfig": {"modelId": model}});
+        let msg = app
+            .post(&vars, ADMIN_TOKEN, json!({"metadata": {"name": "bad"}, "spec": spec}))
+            .await
+            .expect_error_reason(404, 5, "MODEL_UNKNOWN");
+        assert!(msg.contains("modelId"), "{model}: {msg:?}");
     }
     // Wrong JSON types are a 400 too, never a 500.
     app.post(&vars, ADMIN_TOKEN, json!({"metadata": {"name": "bad"}, "spec": {"weight": "heavy"}}))
@@ -650,6 +658,6 @@ async fn tenancy(backend: TestBackend) {
         json!({"metadata": {"name": "v"}, "spec": {"modelConfig": {"modelId": str_at(&ours, "/metadata/id")}}}),
     )
     .await
-    .expect_error_reason(400, 3, "MODEL_UNKNOWN");
+    .expect_error_reason(404, 5, "MODEL_UNKNOWN");
     assert_eq!(app.get(&format!("{vars}/{vid}"), ADMIN_TOKEN).await.expect(200)["spec"]["prompt"], "");
 }
