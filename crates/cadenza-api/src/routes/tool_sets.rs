@@ -380,6 +380,12 @@ fn parse_adapter(v: &Value) -> ApiResult<Adapter> {
     })
 }
 
+/// `parse_adapter` for another area's tests, on an adapter known to be valid.
+#[cfg(test)]
+pub(crate) fn parse_adapter_for_tests(v: &Value) -> Adapter {
+    parse_adapter(v).unwrap_or_else(|e| panic!("{v} is not a valid adapter: {e:?}"))
+}
+
 /// For an OpenAPI set whose source is (newly) an upload: the upload's id and text, read now so
 /// the write consumes it; `None` otherwise.
 async fn upload_document(

@@ -21,7 +21,7 @@ use crate::AppState;
 use crate::auth::WsCaller;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{JsonBody, QueryPairs, split_verb};
-use crate::openapi::{Op, QueryParam, create_body, flag, schema, value_list};
+use crate::openapi::{Op, QueryParam, component, create_body, flag, schema, value_list};
 use crate::routes::tool_sets::{self, oneof};
 use crate::wire::{Empty, ListResponse, METADATA_MASK, MetadataIn, ResourceMetadata, empty, resource_meta};
 
@@ -216,6 +216,60 @@ async fn load(s: &AppState, c: &WsCaller, set_raw: &str, raw: &str) -> ApiResult
     Ok((set, t))
 }
 
+// ---- request schemas ----
+
+/// What `ToolState::parse` takes of `spec.status`.
+const STATUS_PATTERN: &str = "^(?:TOOL_STATUS_|STATE_)?(?:UNSPECIFIED|AVAILABLE|OMITTED|ARCHIVED)?$";
+
+/// A tool's config as `parse_config` reads it, whatever its set's adapter (that the two agree
+/// is the set's to decide: `ADAPTER_MISMATCH`). An HTTP tool names its method and may template
+/// its path, query, body and headers; the other kinds take any object (or their tag alone).
+fn config_schema() -> Value {
+    let mut methods: Vec<String> = HTTP_METHODS.iter().map(|m| (*m).to_string()).collect();
+    methods.extend(HTTP_METHODS.iter().map(|m| format!("HTTP_METHOD_{m}")));
+    let template = json!({"anyOf": [{"type": "null"}, crate::formats::liquid_template()]});
+    let http = json!({
+        "type": "object",
+        "required": ["requestMethod"],
+        "properties": {
+            "requestMethod": {"enum": methods},
+            "path": template,
+            "query": template,
+            "requestBodyTemplate": template,
+            "headers": tool_sets::headers_schema(),
+        },
+    });
+    let any = json!({"type": "object"});
+    tool_sets::oneof_schema(
+        &[("http", http), ("mcp", any.clone()), ("openapi", any.clone()), ("bare", any)],
+        &["mcp", "openapi", "bare"],
+    )
+}
+
+/// A create: `metadata.name`, `spec.parameters` (a JSON Schema object: that it is a valid one
+/// is beyond JSON Schema) and `spec.config` required, every field sent held to its rule. The
+/// updates are documented by their fields' types, a superset (docs/TESTING.md, "Not yet").
+fn create_tool_body(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    let write = create_body::<WriteIn>(g).to_value();
+    let config = component(g, "ToolConfigRequest", config_schema()).to_value();
+    component(
+        g,
+        "ToolCreateRequest",
+        json!({
+            "allOf": [write],
+            "required": ["spec"],
+            "properties": {"spec": {
+                "required": ["parameters", "config"],
+                "properties": {
+                    "parameters": {"type": "object", "description": "A JSON Schema (draft 2020-12 unless it names another), self-contained."},
+                    "config": config,
+                    "status": {"anyOf": [{"type": "null"}, {"type": "string", "pattern": STATUS_PATTERN}]},
+                },
+            }},
+        }),
+    )
+}
+
 // ---- handlers ----
 
 fn list_filter(q: &QueryPairs) -> ApiResult<ToolFilter> {
@@ -388,7 +442,7 @@ pub fn operations() -> Vec<Op> {
                 description: "Only tools that need (`true`) or do not need (`false`) approval.",
             },
         ]),
-        Op::new("post", COLL, "create_tool", T, schema::<ToolOut>).manage("tools").body(create_body::<WriteIn>),
+        Op::new("post", COLL, "create_tool", T, schema::<ToolOut>).manage("tools").body(create_tool_body),
         Op::new("get", ITEM, "get_tool", T, schema::<ToolOut>).read("tools"),
         Op::new("put", ITEM, "replace_tool", T, schema::<ToolOut>)
             .summary("Seed spelling of update")
@@ -420,7 +474,114 @@ pub fn operations() -> Vec<Op> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::openapi::accepts;
+    use crate::openapi::{accepts, request_schema};
+    use cadenza_domain::tool_sets::{Adapter, BareAdapter, HttpAdapter, ToolSetState};
+
+    /// A set of each adapter kind, for `parse_config`.
+    fn sets() -> Vec<ToolSet> {
+        let meta = crate::openapi::stored_meta(IdKind::ToolSet, "s");
+        let mcp: Value = json!({"mcp": {"url": "https://m"}});
+        let openapi: Value = json!({"openapi": {"url": "https://o/spec.json"}});
+        let adapters = [
+            Adapter::Http(HttpAdapter { base_url: "https://h".into(), headers: Default::default() }),
+            tool_sets::parse_adapter_for_tests(&mcp),
+            tool_sets::parse_adapter_for_tests(&openapi),
+            Adapter::Bare(BareAdapter { content_timeout_secs: None }),
+        ];
+        adapters
+            .into_iter()
+            .map(|adapter| ToolSet {
+                meta: meta.clone(),
+                workspace_id: "w".into(),
+                description: String::new(),
+                adapter,
+                state: ToolSetState::Active,
+                last_sync_at: None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn config_schema_agrees_with_parse_config() {
+        let schema = request_schema(|g| component(g, "ToolConfigRequest", config_schema()));
+        let sets = sets();
+        let mut taken = 0;
+        let configs = [
+            json!({"http": {"requestMethod": "GET", "path": "/orders/{{ orderId }}"}}),
+            json!({"type": "http", "http": {"requestMethod": "HTTP_METHOD_POST", "requestBodyTemplate": "{}", "headers": {"X-K": "{{ secrets.K }}"}}}),
+            json!({"http": {"requestMethod": "get"}}),
+            json!({"http": {"requestMethod": "TRACE"}}),
+            json!({"http": {"requestMethod": 1}}),
+            json!({"http": {}}),
+            json!({"http": {"requestMethod": "GET", "path": 5}}),
+            json!({"http": {"requestMethod": "GET", "query": null, "path": null}}),
+            json!({"http": {"requestMethod": "GET", "headers": {"Bad Name": "v"}}}),
+            json!({"http": {"requestMethod": "GET", "headers": {"X": 1}}}),
+            json!({"http": {"requestMethod": "GET", "type": "anything"}}),
+            json!({"type": "http"}),
+            json!({"type": "mcp"}),
+            json!({"type": "bare", "bare": null}),
+            json!({"mcp": {"anything": [1]}}),
+            json!({"openapi": {}}),
+            json!({"bare": {}}),
+            json!({"bare": []}),
+            json!({"bare": {}, "mcp": {}}),
+            json!({"type": "mcp", "bare": {}}),
+            json!({"type": 1, "bare": {}}),
+            json!({}),
+            json!([]),
+            json!(null),
+        ];
+        for c in &configs {
+            let parsed = sets.iter().any(|set| parse_config(c, set).is_ok());
+            assert_eq!(accepts(&schema, c), parsed, "{c}");
+            taken += usize::from(parsed);
+        }
+        assert!((8..configs.len() - 8).contains(&taken), "{taken} of {}", configs.len());
+    }
+
+    #[test]
+    fn create_schema_agrees_with_create() {
+        let schema = request_schema(create_tool_body);
+        let sets = sets();
+        let takes = |body: &Value| {
+            sets.iter().any(|set| {
+                let Ok(b) = crate::strict_json::from_value::<WriteIn>(body) else { return false };
+                let Ok(meta) = b.metadata.into_new() else { return false };
+                let mut t = Tool {
+                    meta: meta.into_meta(IdKind::Tool, 1, "acc", "prof"),
+                    workspace_id: "w".into(),
+                    tool_set_id: "s".into(),
+                    description: String::new(),
+                    parameters: json!({}),
+                    config: Value::Null,
+                    requires_approval: false,
+                    state: ToolState::Available,
+                    omitted_by_user: false,
+                    llm_tool_name: String::new(),
+                    signature: String::new(),
+                };
+                apply_spec(&mut t, set, b.spec, &UpdateMask::default(), true).is_ok()
+            })
+        };
+        let bare = json!({"bare": {}});
+        for spec in [
+            json!({"parameters": {}, "config": bare}),
+            json!({"parameters": {"type": "object"}, "config": bare, "status": "OMITTED", "llmToolName": "x y"}),
+            json!({"parameters": {}, "config": bare, "status": "TOOL_STATUS_GONE"}),
+            json!({"parameters": {}, "config": bare, "status": null, "description": null, "requiresApproval": true}),
+            json!({"parameters": {}, "config": null}),
+            json!({"parameters": {}}),
+            json!({"config": bare}),
+            json!({"parameters": null, "config": bare}),
+            json!({"parameters": [], "config": bare}),
+            json!({"parameters": {}, "config": {"http": {"requestMethod": "PUT"}}}),
+            json!({"parameters": {}, "config": {"http": {"requestMethod": "PUTS"}}}),
+        ] {
+            let body = json!({"metadata": {"name": "lookup"}, "spec": spec});
+            assert_eq!(accepts(&schema, &body), takes(&body), "{body}");
+        }
+    }
 
     #[test]
     fn state_filter_agrees_with_tool_state_parse() {

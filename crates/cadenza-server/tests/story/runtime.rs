@@ -302,6 +302,8 @@ async fn approvals_and_output(backend: TestBackend) {
     assert_eq!(o["output"], json!({"answer": "refunded"}));
     assert!(o["info"]["totalInputTokens"].as_i64().unwrap_or(0) >= 150, "usage adds up across model calls");
     assert_eq!(o["info"]["totalIterations"], 4);
+    // Each model step asked the model once, across the two runs (the approval's included).
+    assert_eq!(w.fake.requests().len(), 4, "one request per model step");
     // Diagnostics describe the latest model call: what it was sent, and its own token counts.
     let last = w.fake.requests().last().cloned().expect("a model call");
     let d = w.app.get(&w.path(&id, "/diagnostics"), ADMIN_TOKEN).await.expect(200);
