@@ -1,8 +1,9 @@
-"""Strategies for the document's own string formats (crates/cadenza-api/src/formats.rs,
-docs/API.md "String formats"): values a generator cannot derive from a JSON Schema because
-their validity is a parser's (Liquid, Rust regex, WHATWG URL). Each strategy draws only values
-the server must take; what lies outside a format is the unit tests' to hold
-(`formats_carry_what_the_schema_cannot`). Loaded by `run` through SCHEMATHESIS_HOOKS."""
+"""Values a generator cannot derive from a JSON Schema because their validity is a parser's:
+strategies for the document's own string formats (crates/cadenza-api/src/formats.rs,
+docs/API.md "String formats": Liquid, Rust regex, WHATWG URL), and valid JSON Schemas for the
+fields that store one. Each draws only values the server must take; what lies outside is the
+unit tests' to hold (`formats_carry_what_the_schema_cannot`, the `create_schema_agrees_with_…`
+tests). Loaded by `run` through SCHEMATHESIS_HOOKS; docs/TESTING.md says why each is here."""
 
 import schemathesis
 from hypothesis import strategies as st
@@ -39,3 +40,31 @@ http_url = st.builds(lambda s, h, p, rest: f"{s}://{h}{p}{rest}", st.sampled_fro
 schemathesis.openapi.format("liquid-template", liquid_template)
 schemathesis.openapi.format("rust-regex", rust_regex)
 schemathesis.openapi.format("http-url", http_url)
+
+# Stored JSON Schemas (an agent's input and output schemas): any object has their form, the
+# document's `type: object`, but only one whose keywords are used right is a schema, which a
+# generator cannot know. A drawn object is replaced by one of these, chosen by its size (a
+# deterministic map: a shrunk case stays what it was). Values of another type are left alone:
+# they are negative cases, which the server must refuse.
+STORED_SCHEMAS = {
+    "create_agent": [("spec", "inputDataSchema"), ("spec", "systemPromptDataSchema"), ("spec", "outputDefinition")],
+}
+SCHEMAS = [
+    {},
+    {"type": "object"},
+    {"type": "object", "properties": {"customer": {"type": "string"}}, "required": ["customer"]},
+    {"type": "object", "properties": {"n": {"type": "integer", "minimum": 0}}, "additionalProperties": False},
+]
+
+
+@schemathesis.hook
+def map_body(ctx, body):
+    op = ctx.operation
+    fields = STORED_SCHEMAS.get(op.definition.raw.get("operationId") if op is not None else None)
+    if not fields or not isinstance(body, dict):
+        return body
+    for parent, key in fields:
+        holder = body.get(parent)
+        if isinstance(holder, dict) and isinstance(holder.get(key), dict):
+            holder[key] = SCHEMAS[len(holder[key]) % len(SCHEMAS)]
+    return body

@@ -472,7 +472,7 @@ fn discovery(d: DiscoveryIn) -> ApiResult<ProgressiveDiscovery> {
 /// What a spec write changes, read and checked from the body alone: a field is `Some` when the
 /// mask applies it (`UpdateMask::covers`).
 #[derive(Debug, Default)]
-struct SpecChanges {
+pub(crate) struct SpecChanges {
     prompt: Option<String>,
     first_user_message_template: Option<String>,
     description: Option<String>,
@@ -488,7 +488,7 @@ struct SpecChanges {
 
 /// Every rule of a spec write that the body alone decides, in one place: what the document
 /// states (`variation_rules`) and the unit test holds it to.
-fn read_spec(spec: SpecIn, mask: &UpdateMask) -> ApiResult<SpecChanges> {
+pub(crate) fn read_spec(spec: SpecIn, mask: &UpdateMask) -> ApiResult<SpecChanges> {
     let mut ch = SpecChanges::default();
     let seed = mask.covers("spec.prompt", spec.prompt.is_some());
     let later = mask.covers("spec.systemPromptTemplate", spec.system_prompt_template.is_some());
