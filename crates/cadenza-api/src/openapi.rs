@@ -548,6 +548,17 @@ fn add_links(paths: &mut Map<String, Value>) {
             }
         }
     }
+    // Resources named in a body rather than a path: an objective names its agent.
+    for (from, to, field) in BODY_LINKS {
+        let Some(coll) = paths.iter().find(|(_, i)| i["post"]["operationId"] == *from).map(|(c, _)| c.clone()) else {
+            continue;
+        };
+        let params: Map<String, Value> =
+            path_params(&coll).into_iter().map(|(n, _, _)| (n.clone(), json!(format!("$request.path.{n}")))).collect();
+        let link = json!({"operationId": to, "parameters": params, "requestBody": {*field: "$response.body#/metadata/id"},
+                          "description": format!("`{field}` of the body: the item just created")});
+        links.push((coll, (*to).to_string(), link));
+    }
     for (coll, id, link) in links {
         if let Some(resp) =
             paths.get_mut(&coll).and_then(|i| i.get_mut("post")).and_then(|o| o["responses"].get_mut("200"))
@@ -556,6 +567,10 @@ fn add_links(paths: &mut Map<String, Value>) {
         }
     }
 }
+
+/// Links from a create to an operation whose body names what it made: (from, to, body field).
+/// The rest of the body is the generator's (schemathesis merges the two).
+const BODY_LINKS: &[(&str, &str, &str)] = &[("create_agent", "create_objective", "agentId")];
 
 /// `true` (any value) as a property schema becomes `{}`: the same meaning, and the form every
 /// OpenAPI tool reads.

@@ -1210,6 +1210,25 @@ fn id_or_any_external(kind: IdKind) -> Value {
     json!({"type": "string", "pattern": format!("^(?:{}|external_id:[\\s\\S]*)$", kind.pattern().trim_start_matches('^').trim_end_matches('$'))})
 }
 
+/// One event of the SSE stream, as OpenAPI 3.1 describes a `text/event-stream` (the schema of
+/// each event: its `id:` and `data:` fields; keep-alive `:` comments are not events).
+fn event_stream(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    let event = g.subschema_for::<EventOut>().to_value();
+    schemars::json_schema!({
+        "type": "object",
+        "required": ["id", "data"],
+        "properties": {
+            "id": {"type": "string", "description": "The event's id (`objevt_…`): send it back as `Last-Event-ID` to resume."},
+            "data": {
+                "type": "string",
+                "description": "The `ObjectiveEvent` as JSON.",
+                "contentMediaType": "application/json",
+                "contentSchema": event,
+            },
+        },
+    })
+}
+
 pub fn operations() -> Vec<Op> {
     const T: &str = "Objectives";
     const COLL: &str = "/v1/workspaces/{workspace_id}/objectives";
@@ -1342,10 +1361,11 @@ pub fn operations() -> Vec<Op> {
             "/v1/workspaces/{workspace_id}/objectives/{objective_id}/events:stream",
             "stream_objective_events",
             T,
-            schema::<EventOut>,
+            event_stream,
         )
         .summary("Server-sent events: the log after Last-Event-ID, then live events")
-        .read("objectives"),
+        .read("objectives")
+        .served_as(&["text/event-stream"]),
         Op::new(
             "get",
             "/v1/workspaces/{workspace_id}/objectives/{objective_id}/context_windows",
