@@ -192,7 +192,17 @@ pub fn create_body<T: JsonSchema>(g: &mut SchemaGenerator) -> Schema {
 /// rules (exactly one of, required together, per-operation variants) a derive cannot state.
 pub fn component(g: &mut SchemaGenerator, name: &str, schema: Value) -> Schema {
     g.definitions_mut().insert(name.to_string(), schema);
-    schemars::json_schema!({"$ref": format!("#/components/schemas/{name}")})
+    Schema::try_from(component_ref(name)).unwrap_or_default()
+}
+
+/// A `$ref` to the component `name` (registered with `component` or derived).
+pub fn component_ref(name: &str) -> Value {
+    json!({"$ref": format!("#/components/schemas/{name}")})
+}
+
+/// `schema`, or `null` (which a handler reads as not sent).
+pub fn or_null(schema: Value) -> Value {
+    json!({"anyOf": [{"type": "null"}, schema]})
 }
 
 /// A field of an update body that `updateMask` governs, as `UpdateMask::covers` decides: with
@@ -242,7 +252,7 @@ fn mask_paths(allowed: &[&str]) -> Vec<String> {
 fn update_mask(allowed: &[&str]) -> Value {
     let items: Vec<String> = mask_paths(allowed).iter().map(|p| mask_spellings(p)).collect();
     let list = value_list(&items.join("|"));
-    json!({"anyOf": [{"type": "null"}, list]})
+    or_null(list)
 }
 
 /// The mask names `path`: one of its items is the path or a parent of it.
@@ -294,7 +304,7 @@ pub fn masked_update(allowed: &[&str], fields: &[MaskedField]) -> Value {
     let rules: Vec<Value> = fields
         .iter()
         .map(|f| {
-            let when_sent = json!({"anyOf": [{"type": "null"}, (f.rule)()]});
+            let when_sent = or_null((f.rule)());
             let named = if f.required_when_named { (f.rule)() } else { when_sent.clone() };
             json!({
                 "if": mask_names(f.path),

@@ -282,7 +282,7 @@ fn create_agent_body(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
         "AgentCreateRequest",
         serde_json::json!({
             "allOf": [write],
-            "properties": {"defaultVariation": {"anyOf": [{"type": "null"}, variation]}},
+            "properties": {"defaultVariation": crate::openapi::or_null(variation)},
             "if": published,
             "then": {"required": ["defaultVariation"], "properties": {"defaultVariation": {"type": "object"}}},
         }),

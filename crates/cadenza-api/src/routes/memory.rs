@@ -585,8 +585,8 @@ fn entry_update_body(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
     };
     let source = serde_json::json!({"properties": {"spec": {
         "properties": {
-            "content": {"anyOf": [{"type": "null"}, content_schema()]},
-            "uploadId": {"anyOf": [{"type": "null"}, upload_schema()]},
+            "content": crate::openapi::or_null(content_schema()),
+            "uploadId": crate::openapi::or_null(upload_schema()),
             "type": {"enum": [null, "content", "uploadId"]},
         },
         "not": {"required": ["content", "uploadId"],

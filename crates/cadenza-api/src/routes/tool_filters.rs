@@ -33,11 +33,11 @@ pub(crate) fn register(g: &mut schemars::SchemaGenerator) {
 }
 
 pub(crate) fn filter_ref() -> Value {
-    json!({"$ref": format!("#/components/schemas/{FILTER}")})
+    crate::openapi::component_ref(FILTER)
 }
 
 pub(crate) fn approval_ref() -> Value {
-    json!({"$ref": format!("#/components/schemas/{APPROVAL}")})
+    crate::openapi::component_ref(APPROVAL)
 }
 
 /// A `ToolFilter` exactly as `check` takes it: an operator, and attribute filters each naming
@@ -88,7 +88,7 @@ fn approval_schema() -> Value {
         "type": "object",
         "properties": {
             "always": {"type": ["boolean", "null"]},
-            "only": {"anyOf": [{"type": "null"}, filter_ref()]},
+            "only": crate::openapi::or_null(filter_ref()),
             "type": {"enum": [null, "", "always", "only"]},
         },
         "not": {"allOf": [set("always", json!({"type": "boolean"})), set("only", json!({"type": "object"}))]},

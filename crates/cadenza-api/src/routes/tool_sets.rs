@@ -27,8 +27,8 @@ use crate::auth::WsCaller;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{JsonBody, QueryPairs, query_invalid, split_verb};
 use crate::openapi::{
-    MaskedField, Op, QueryParam, component, create_body, id_ref, masked_metadata, masked_update, or_empty, schema,
-    value_list,
+    MaskedField, Op, QueryParam, component, component_ref, create_body, id_ref, masked_metadata, masked_update,
+    or_empty, or_null, schema, value_list,
 };
 use crate::wire::{
     Empty, ListResponse, METADATA_MASK, MetadataIn, OperationMetadata, ResourceMetadata, empty, operation_meta,
@@ -454,10 +454,6 @@ pub(crate) fn headers_schema() -> Value {
     })
 }
 
-fn or_null(schema: Value) -> Value {
-    json!({"anyOf": [{"type": "null"}, schema]})
-}
-
 /// The adapter exactly as `parse_adapter` reads it, in both oneof encodings (its filters by
 /// reference: `adapter_ref` registers them).
 fn adapter_schema() -> Value {
@@ -510,7 +506,7 @@ fn adapter_ref(g: &mut schemars::SchemaGenerator) -> Value {
         crate::routes::tool_filters::register(g);
         component(g, ADAPTER, adapter_schema());
     }
-    json!({"$ref": format!("#/components/schemas/{ADAPTER}")})
+    component_ref(ADAPTER)
 }
 
 fn adapter_or_null(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
@@ -545,7 +541,7 @@ fn update_tool_set_body(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
     let adapter = MaskedField {
         path: "spec.adapter",
         shape: || json!({}),
-        rule: || json!({"$ref": format!("#/components/schemas/{ADAPTER}")}),
+        rule: || component_ref(ADAPTER),
         required_when_named: true,
     };
     let allowed = [METADATA_MASK.as_slice(), SPEC_MASK].concat();

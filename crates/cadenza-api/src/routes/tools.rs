@@ -21,7 +21,7 @@ use crate::AppState;
 use crate::auth::WsCaller;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{JsonBody, QueryPairs, split_verb};
-use crate::openapi::{Op, QueryParam, component, create_body, flag, schema, value_list};
+use crate::openapi::{Op, QueryParam, component, create_body, flag, or_null, schema, value_list};
 use crate::routes::tool_sets::{self, oneof};
 use crate::wire::{Empty, ListResponse, METADATA_MASK, MetadataIn, ResourceMetadata, empty, resource_meta};
 
@@ -227,7 +227,7 @@ const STATUS_PATTERN: &str = "^(?:TOOL_STATUS_|STATE_)?(?:UNSPECIFIED|AVAILABLE|
 fn config_schema() -> Value {
     let mut methods: Vec<String> = HTTP_METHODS.iter().map(|m| (*m).to_string()).collect();
     methods.extend(HTTP_METHODS.iter().map(|m| format!("HTTP_METHOD_{m}")));
-    let template = json!({"anyOf": [{"type": "null"}, crate::formats::liquid_template()]});
+    let template = or_null(crate::formats::liquid_template());
     let http = json!({
         "type": "object",
         "required": ["requestMethod"],
@@ -263,7 +263,7 @@ fn create_tool_body(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
                 "properties": {
                     "parameters": {"type": "object", "description": "A JSON Schema (draft 2020-12 unless it names another), self-contained."},
                     "config": config,
-                    "status": {"anyOf": [{"type": "null"}, {"type": "string", "pattern": STATUS_PATTERN}]},
+                    "status": or_null(json!({"type": "string", "pattern": STATUS_PATTERN})),
                 },
             }},
         }),
