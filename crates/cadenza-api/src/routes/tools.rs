@@ -314,10 +314,21 @@ async fn create(
     let set = tool_sets::load(&s, &c, &set_raw).await?;
     let meta = b.metadata.into_new()?;
     let now = s.store.now_ms();
-    let mut t = Tool {
-        meta: meta.into_meta(IdKind::Tool, now, &c.workspace.meta.account_id, &c.principal.profile_id),
-        workspace_id: c.ws().to_string(),
-        tool_set_id: set.meta.id.clone(),
+    let meta = meta.into_meta(IdKind::Tool, now, &c.workspace.meta.account_id, &c.principal.profile_id);
+    let mut t = new_tool(meta, c.ws(), &set.meta.id);
+    apply_spec(&mut t, &set, b.spec, &UpdateMask::default(), true)?;
+    let mut tx = s.store.begin().await?;
+    services::tools::create(&mut tx, &c.principal, &t).await?;
+    tx.commit().await?;
+    Ok(Json(ToolOut::new(&t, &set)))
+}
+
+/// A tool of no spec yet, AVAILABLE: what a create's spec is applied to.
+fn new_tool(meta: cadenza_domain::Meta, workspace_id: &str, tool_set_id: &str) -> Tool {
+    Tool {
+        meta,
+        workspace_id: workspace_id.to_string(),
+        tool_set_id: tool_set_id.to_string(),
         description: String::new(),
         parameters: json!({}),
         config: Value::Null,
@@ -326,12 +337,7 @@ async fn create(
         omitted_by_user: false,
         llm_tool_name: String::new(),
         signature: String::new(),
-    };
-    apply_spec(&mut t, &set, b.spec, &UpdateMask::default(), true)?;
-    let mut tx = s.store.begin().await?;
-    services::tools::create(&mut tx, &c.principal, &t).await?;
-    tx.commit().await?;
-    Ok(Json(ToolOut::new(&t, &set)))
+    }
 }
 
 async fn get_one(
@@ -548,19 +554,7 @@ mod tests {
             sets.iter().any(|set| {
                 let Ok(b) = crate::strict_json::from_value::<WriteIn>(body) else { return false };
                 let Ok(meta) = b.metadata.into_new() else { return false };
-                let mut t = Tool {
-                    meta: meta.into_meta(IdKind::Tool, 1, "acc", "prof"),
-                    workspace_id: "w".into(),
-                    tool_set_id: "s".into(),
-                    description: String::new(),
-                    parameters: json!({}),
-                    config: Value::Null,
-                    requires_approval: false,
-                    state: ToolState::Available,
-                    omitted_by_user: false,
-                    llm_tool_name: String::new(),
-                    signature: String::new(),
-                };
+                let mut t = new_tool(meta.into_meta(IdKind::Tool, 1, "acc", "prof"), "w", "s");
                 apply_spec(&mut t, set, b.spec, &UpdateMask::default(), true).is_ok()
             })
         };
