@@ -11,9 +11,9 @@ use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
 
-/// A JSON body. An empty body (no bytes) reads as `{}` (custom methods are often sent bodiless, with or
-/// without a JSON content type); the content type itself is not checked; unknown fields are
-/// ignored by the target types; malformed JSON and wrong types are a 400.
+/// A JSON body. An empty body (no bytes) reads as `{}` (custom methods are often sent
+/// bodiless, with or without a JSON content type); the content type itself is not checked;
+/// unknown fields are ignored by the target types; malformed JSON and wrong types are a 400.
 pub struct JsonBody<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {

@@ -200,6 +200,12 @@ pub fn component_ref(name: &str) -> Value {
     json!({"$ref": format!("#/components/schemas/{name}")})
 }
 
+/// An anchored pattern (`^…$`, as `IdKind::pattern` gives) without its anchors, to be one
+/// alternative of a larger one.
+pub fn unanchored(pattern: &str) -> &str {
+    pattern.trim_start_matches('^').trim_end_matches('$')
+}
+
 /// `schema`, or `null` (which a handler reads as not sent).
 pub fn or_null(schema: Value) -> Value {
     json!({"anyOf": [{"type": "null"}, schema]})

@@ -128,8 +128,8 @@ pub(crate) fn parse_model_ref(raw: &str) -> cadenza_domain::Result<IdRef> {
 
 /// Exactly the strings `parse_model_ref` takes (any string with a `/` is a name).
 pub(crate) fn model_name_or_ref() -> serde_json::Value {
-    let id = IdRef::pattern(IdKind::Model);
-    let id = id.trim_start_matches('^').trim_end_matches('$');
+    let pattern = IdRef::pattern(IdKind::Model);
+    let id = crate::openapi::unanchored(&pattern);
     serde_json::json!({"type": "string", "pattern": format!("^(?:{id}|[\\s\\S]*/[\\s\\S]*)$")})
 }
 

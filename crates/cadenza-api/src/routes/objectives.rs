@@ -1207,7 +1207,7 @@ fn wire_enum<'a>(names: impl Iterator<Item = &'a str>, prefix: &str) -> Value {
 
 /// An id of `kind`, or `external_id:` and anything (passed on as is, so matching nothing).
 fn id_or_any_external(kind: IdKind) -> Value {
-    json!({"type": "string", "pattern": format!("^(?:{}|external_id:[\\s\\S]*)$", kind.pattern().trim_start_matches('^').trim_end_matches('$'))})
+    json!({"type": "string", "pattern": format!("^(?:{}|external_id:[\\s\\S]*)$", crate::openapi::unanchored(&kind.pattern()))})
 }
 
 /// One event of the SSE stream, as OpenAPI 3.1 describes a `text/event-stream` (the schema of

@@ -302,8 +302,9 @@ fn egress_allows(policy: &cadenza_adapters::EgressPolicy, adapter: &Adapter) -> 
     Ok(())
 }
 
-/// The longest `contentTimeout` a number may give (a string is bounded by its digits).
-const MAX_TIMEOUT: i64 = 1_000_000_000_000;
+/// The longest `contentTimeout` a number may give: as long as the longest string does, its 12
+/// whole digits rounded up (`999999999999.9s`).
+const MAX_TIMEOUT: i64 = cadenza_domain::variations::MAX_DURATION_SECS + 1;
 
 fn parse_adapter(v: &Value) -> ApiResult<Adapter> {
     let (kind, body) = oneof("spec.adapter", v, &["http", "mcp", "openapi", "bare"])?;
