@@ -501,8 +501,10 @@ mod tests {
         let variation_ok = b.default_variation.is_none()
             || crate::strict_json::from_value::<crate::routes::variations::WriteIn>(&body["defaultVariation"])
                 .is_ok_and(|w| {
-                    w.metadata.into_new().is_ok()
-                        && crate::routes::variations::read_spec(w.spec, &UpdateMask::default()).is_ok()
+                    let Ok(meta) = w.metadata.into_new() else { return false };
+                    let meta = meta.into_meta(IdKind::Variation, 1, "acc", "prof");
+                    let mut v = crate::routes::variations::blank(meta, "w", "agt");
+                    crate::routes::variations::apply_body(&mut v, w.spec, &UpdateMask::default()).is_ok()
                 });
         let mut agent = Agent::draft(meta.into_meta(IdKind::Agent, 1, "acc", "prof"), "w");
         variation_ok

@@ -469,27 +469,11 @@ fn discovery(d: DiscoveryIn) -> ApiResult<ProgressiveDiscovery> {
     })
 }
 
-/// What a spec write changes, read and checked from the body alone: a field is `Some` when the
-/// mask applies it (`UpdateMask::covers`).
-#[derive(Debug, Default)]
-pub(crate) struct SpecChanges {
-    prompt: Option<String>,
-    first_user_message_template: Option<String>,
-    description: Option<String>,
-    /// The model still as the body names it (`resolve_model_config`).
-    model_config: Option<Option<ModelConfig>>,
-    constraints: Option<Constraints>,
-    compaction: Option<CompactionConfig>,
-    progressive_discovery: Option<Option<ProgressiveDiscovery>>,
-    enable_episodic_memory: Option<bool>,
-    episodic_memory_ttl: Option<Option<i64>>,
-    weight: Option<i32>,
-}
-
-/// Every rule of a spec write that the body alone decides, in one place: what the document
-/// states (`variation_rules`) and the unit test holds it to.
-pub(crate) fn read_spec(spec: SpecIn, mask: &UpdateMask) -> ApiResult<SpecChanges> {
-    let mut ch = SpecChanges::default();
+/// Applies to `v` the spec fields `mask` selects, each checked: every rule the body alone
+/// decides, in one place (what the document states, `spec_rule`, and the unit test holds it
+/// to). The model is the exception, since naming one is a reference to resolve: it is returned
+/// (`Some` when the mask applies it), still as the body names it.
+pub(crate) fn apply_body(v: &mut Variation, spec: SpecIn, mask: &UpdateMask) -> ApiResult<Option<Option<ModelConfig>>> {
     let seed = mask.covers("spec.prompt", spec.prompt.is_some());
     let later = mask.covers("spec.systemPromptTemplate", spec.system_prompt_template.is_some());
     if seed || later {
@@ -499,78 +483,52 @@ pub(crate) fn read_spec(spec: SpecIn, mask: &UpdateMask) -> ApiResult<SpecChange
         }
         let prompt = spec.system_prompt_template.or(spec.prompt).unwrap_or_default();
         variations::check_template("spec.systemPromptTemplate", &prompt)?;
-        ch.prompt = Some(prompt);
+        v.prompt = prompt;
     }
     if mask.covers("spec.firstUserMessageTemplate", spec.first_user_message_template.is_some()) {
         let t = spec.first_user_message_template.unwrap_or_default();
         variations::check_template("spec.firstUserMessageTemplate", &t)?;
-        ch.first_user_message_template = Some(t);
+        v.first_user_message_template = t;
     }
     if mask.covers("spec.description", spec.description.is_some()) {
-        ch.description = Some(spec.description.unwrap_or_default());
+        v.description = spec.description.unwrap_or_default();
     }
-    if mask.covers("spec.modelConfig", spec.model_config.is_some()) {
-        ch.model_config = Some(spec.model_config.map(model_config).transpose()?);
-    }
+    let model = if mask.covers("spec.modelConfig", spec.model_config.is_some()) {
+        Some(spec.model_config.map(model_config).transpose()?)
+    } else {
+        None
+    };
     if mask.covers("spec.constraints", spec.constraints.is_some()) {
-        ch.constraints = Some(constraints(spec.constraints.unwrap_or_default())?);
+        v.constraints = constraints(spec.constraints.unwrap_or_default())?;
     }
     if mask.covers("spec.compactionConfig", spec.compaction_config.is_some()) {
-        ch.compaction = Some(compaction(spec.compaction_config.unwrap_or_default())?);
+        v.compaction = compaction(spec.compaction_config.unwrap_or_default())?;
     }
     if mask.covers("spec.progressiveDiscovery", spec.progressive_discovery.is_some()) {
-        ch.progressive_discovery = Some(spec.progressive_discovery.map(discovery).transpose()?);
+        v.progressive_discovery = spec.progressive_discovery.map(discovery).transpose()?;
     }
     if mask.covers("spec.enableEpisodicMemory", spec.enable_episodic_memory.is_some()) {
-        ch.enable_episodic_memory = Some(spec.enable_episodic_memory.unwrap_or(false));
+        v.enable_episodic_memory = spec.enable_episodic_memory.unwrap_or(false);
     }
     if mask.covers("spec.episodicMemoryTtl", spec.episodic_memory_ttl.is_some()) {
         non_negative("spec.episodicMemoryTtl", spec.episodic_memory_ttl)?;
-        ch.episodic_memory_ttl = Some(spec.episodic_memory_ttl.filter(|t| *t > 0));
+        v.episodic_memory_ttl = spec.episodic_memory_ttl.filter(|t| *t > 0);
     }
     if mask.covers("spec.weight", spec.weight.is_some()) {
         non_negative("spec.weight", spec.weight.map(i64::from))?;
-        ch.weight = Some(spec.weight.unwrap_or(0));
+        v.weight = spec.weight.unwrap_or(0);
     }
-    Ok(ch)
+    Ok(model)
 }
 
-/// Applies the spec fields `mask` selects, checked (`read_spec`) and with the model resolved;
-/// nothing is stored on failure.
+/// Applies the spec fields `mask` selects, checked (`apply_body`) and with the model resolved;
+/// nothing is stored on failure (`v` is the caller's copy until it writes it).
 async fn apply_spec(s: &AppState, c: &WsCaller, v: &mut Variation, spec: SpecIn, mask: &UpdateMask) -> ApiResult<()> {
-    let ch = read_spec(spec, mask)?;
-    if let Some(m) = ch.model_config {
-        v.model_config = match m {
+    if let Some(model) = apply_body(v, spec, mask)? {
+        v.model_config = match model {
             Some(m) => Some(resolve_model_config(s, c, m).await?),
             None => None,
         };
-    }
-    if let Some(p) = ch.prompt {
-        v.prompt = p;
-    }
-    if let Some(t) = ch.first_user_message_template {
-        v.first_user_message_template = t;
-    }
-    if let Some(d) = ch.description {
-        v.description = d;
-    }
-    if let Some(x) = ch.constraints {
-        v.constraints = x;
-    }
-    if let Some(x) = ch.compaction {
-        v.compaction = x;
-    }
-    if let Some(x) = ch.progressive_discovery {
-        v.progressive_discovery = x;
-    }
-    if let Some(x) = ch.enable_episodic_memory {
-        v.enable_episodic_memory = x;
-    }
-    if let Some(x) = ch.episodic_memory_ttl {
-        v.episodic_memory_ttl = x;
-    }
-    if let Some(x) = ch.weight {
-        v.weight = x;
     }
     Ok(())
 }
@@ -578,7 +536,7 @@ async fn apply_spec(s: &AppState, c: &WsCaller, v: &mut Variation, spec: SpecIn,
 // ---- request schemas ----
 //
 // The derived request types state what a body's JSON types must be whatever the mask (serde
-// reads every field that is sent); the rules below add what `read_spec` checks of a field it
+// reads every field that is sent); the rules below add what `apply_body` checks of a field it
 // applies. A create applies every field sent, so its body is both. An update applies what its
 // mask covers; written exactly (`openapi::masked_update`, a condition per field), its 14 fields
 // are beyond schemathesis' generator (8 or more conditional fields are "unsupported"), so the
@@ -689,9 +647,17 @@ pub(crate) async fn build(
 ) -> ApiResult<Variation> {
     let meta = metadata.into_new()?;
     let now = s.store.now_ms();
-    let mut v = Variation {
-        meta: meta.into_meta(IdKind::Variation, now, &c.workspace.meta.account_id, &c.principal.profile_id),
-        workspace_id: c.ws().to_string(),
+    let meta = meta.into_meta(IdKind::Variation, now, &c.workspace.meta.account_id, &c.principal.profile_id);
+    let mut v = blank(meta, c.ws(), agent_id);
+    apply_spec(s, c, &mut v, spec, &UpdateMask::default()).await?;
+    Ok(v)
+}
+
+/// A variation of no spec yet: what a create's spec is applied to.
+pub(crate) fn blank(meta: cadenza_domain::Meta, workspace_id: &str, agent_id: &str) -> Variation {
+    Variation {
+        meta,
+        workspace_id: workspace_id.to_string(),
         agent_id: agent_id.to_string(),
         prompt: String::new(),
         first_user_message_template: String::new(),
@@ -703,9 +669,7 @@ pub(crate) async fn build(
         enable_episodic_memory: false,
         episodic_memory_ttl: None,
         weight: 0,
-    };
-    apply_spec(s, c, &mut v, spec, &UpdateMask::default()).await?;
-    Ok(v)
+    }
 }
 
 async fn create(
@@ -1153,7 +1117,7 @@ mod tests {
 
     const MODEL: &str = "model_01JDZ3ZK7Q5VXW0A1B2C3D4E5F";
 
-    /// Specs holding each rule `read_spec` checks, on both sides of it.
+    /// Specs holding each rule `apply_body` checks, on both sides of it.
     fn specs() -> Vec<Value> {
         vec![
             json!({}),
@@ -1208,11 +1172,13 @@ mod tests {
     }
 
     #[test]
-    fn create_schema_agrees_with_read_spec() {
+    fn create_schema_agrees_with_apply_body() {
         let schema = request_schema(create_variation_body);
         let takes = |body: &Value| {
             let Ok(b) = crate::strict_json::from_value::<WriteIn>(body) else { return false };
-            b.metadata.into_new().is_ok() && read_spec(b.spec, &UpdateMask::default()).is_ok()
+            let Ok(meta) = b.metadata.into_new() else { return false };
+            let mut v = blank(meta.into_meta(IdKind::Variation, 1, "acc", "prof"), "w", "agt");
+            apply_body(&mut v, b.spec, &UpdateMask::default()).is_ok()
         };
         let mut taken = 0;
         for spec in specs() {
