@@ -5,6 +5,8 @@ fields that store one. Each draws only values the server must take; what lies ou
 unit tests' to hold (`formats_carry_what_the_schema_cannot`, the `create_schema_agrees_with_…`
 tests). Loaded by `run` through SCHEMATHESIS_HOOKS; docs/TESTING.md says why each is here."""
 
+import re
+
 import schemathesis
 from hypothesis import strategies as st
 
@@ -41,30 +43,111 @@ schemathesis.openapi.format("liquid-template", liquid_template)
 schemathesis.openapi.format("rust-regex", rust_regex)
 schemathesis.openapi.format("http-url", http_url)
 
-# Stored JSON Schemas (an agent's input and output schemas): any object has their form, the
-# document's `type: object`, but only one whose keywords are used right is a schema, which a
-# generator cannot know. A drawn object is replaced by one of these, chosen by its size (a
-# deterministic map: a shrunk case stays what it was). Values of another type are left alone:
-# they are negative cases, which the server must refuse.
-STORED_SCHEMAS = {
-    "create_agent": [("spec", "inputDataSchema"), ("spec", "systemPromptDataSchema"), ("spec", "outputDefinition")],
-}
+# Stored JSON Schemas (an agent's input and output schemas, a tool's parameters): any object
+# has their form, the document's `type: object`, but only one whose keywords are used right is a
+# schema, which a generator cannot know. A drawn object is replaced by one of these, chosen by
+# its size (a deterministic map: a shrunk case stays what it was). Values of another type are
+# left alone: they are negative cases, which the server must refuse. An agent's input schema is
+# drawn from the ones most objects fit, so that the objectives the run starts on it (their data
+# drawn as any object) get past it often.
 SCHEMAS = [
     {},
     {"type": "object"},
     {"type": "object", "properties": {"customer": {"type": "string"}}, "required": ["customer"]},
     {"type": "object", "properties": {"n": {"type": "integer", "minimum": 0}}, "additionalProperties": False},
 ]
+INPUT_SCHEMAS = [{}, {"type": "object"}, {"type": "object", "properties": {"n": {"type": "integer"}}}]
+STORED_SCHEMAS = {
+    "create_agent": [
+        ("spec", "inputDataSchema", INPUT_SCHEMAS),
+        ("spec", "systemPromptDataSchema", INPUT_SCHEMAS),
+        ("spec", "outputDefinition", SCHEMAS),
+    ],
+    "create_tool": [("spec", "parameters", SCHEMAS)],
+}
+
+# Time zones the server's zone database holds (any case), and UTC's spellings.
+ZONES = ["", "UTC", "Europe/Paris", "america/new_york", "Asia/Tokyo", "Australia/Sydney"]
+
+# The secrets' grammar (domain `secrets::NAME_PATTERN`), for names a rename must keep valid.
+SECRET_NAME = re.compile(r"\A[A-Za-z_][A-Za-z0-9_.-]{0,127}\Z")
+
+# A duration of the document's grammar ("<seconds>s"), for offsets held below their interval.
+DURATION = re.compile(r"\A-?[0-9]+(\.[0-9]+)?s\Z")
+
+
+def stored_schemas(op_id, body):
+    for parent, key, choices in STORED_SCHEMAS.get(op_id, []):
+        holder = body.get(parent)
+        if isinstance(holder, dict) and isinstance(holder.get(key), dict):
+            holder[key] = choices[len(holder[key]) % len(choices)]
+
+
+def distinct_secret_names(body):
+    """Objective secrets' names must differ, which JSON Schema cannot say. A valid name that
+    repeats an earlier one is renamed to a valid one that does not; anything else is left as
+    drawn, so a negative case stays negative."""
+    secrets = body.get("secrets")
+    if not isinstance(secrets, list):
+        return
+    seen = set()
+    for item in secrets:
+        name = item.get("name") if isinstance(item, dict) else None
+        if not isinstance(name, str) or not SECRET_NAME.match(name):
+            continue
+        n = 0
+        while name in seen:
+            n += 1
+            name = item["name"][:120] + "_" + str(n)
+        item["name"] = name
+        seen.add(name)
+
+
+def schedule_rule(body):
+    """A schedule's time zone is looked up in the server's zone database, and an interval's
+    offset must be less than its `every`: two rules over values JSON Schema cannot compare or
+    list. A drawn zone (a string) becomes one the database holds; a drawn offset of the duration
+    grammar that is not below its interval (with a second's margin for rounding) becomes 0 s."""
+    spec = body.get("spec")
+    rule = spec.get("schedule") if isinstance(spec, dict) else None
+    if not isinstance(rule, dict):
+        return
+    zone = rule.get("timezone")
+    if isinstance(zone, str):
+        rule["timezone"] = ZONES[len(zone) % len(ZONES)]
+    intervals = rule.get("intervals")
+    for interval in intervals if isinstance(intervals, list) else []:
+        if not isinstance(interval, dict):
+            continue
+        every, offset = interval.get("every"), interval.get("offset")
+        if not (isinstance(every, str) and DURATION.match(every) and isinstance(offset, str) and DURATION.match(offset)):
+            continue
+        if not 0 <= float(offset[:-1]) <= float(every[:-1]) - 1.5:
+            interval["offset"] = "0s"
+
+
+def first_message(body):
+    """An objective needs a first message: sent, or rendered from its variation's first-message
+    template, which most variations the run makes leave empty (OBJECTIVE_MESSAGE_REQUIRED, a
+    refusal for the variation's state). Where neither spelling carries one (left out, `null` or
+    blank, all valid), one is sent, so that objectives get made; a value of another type is a
+    negative case and left alone."""
+    given = [body.get(k) for k in ("initialMessage", "firstUserMessage")]
+    if all(v is None or (isinstance(v, str) and not v.strip()) for v in given):
+        body["initialMessage"] = "Hello"
 
 
 @schemathesis.hook
 def map_body(ctx, body):
     op = ctx.operation
-    fields = STORED_SCHEMAS.get(op.definition.raw.get("operationId") if op is not None else None)
-    if not fields or not isinstance(body, dict):
+    op_id = op.definition.raw.get("operationId") if op is not None else None
+    if not isinstance(body, dict):
         return body
-    for parent, key in fields:
-        holder = body.get(parent)
-        if isinstance(holder, dict) and isinstance(holder.get(key), dict):
-            holder[key] = SCHEMAS[len(holder[key]) % len(SCHEMAS)]
+    stored_schemas(op_id, body)
+    if op_id in ("create_objective", "continue_objective", "continue_objective_path"):
+        distinct_secret_names(body)
+    if op_id == "create_objective":
+        first_message(body)
+    if op_id == "create_schedule":
+        schedule_rule(body)
     return body

@@ -83,6 +83,7 @@ pub async fn prepare(
     render: &dyn ToolSnapshot,
     rng: &mut dyn Uniform,
 ) -> Result<Prepared> {
+    check_input(&input)?;
     let ws = who.workspace_id.as_str();
     let agent_ref = input.agent.ok_or_else(|| Error::required("agentId", "agentId is required"))?;
     let agent = reads.get_agent(ws, &agent_ref).await?.ok_or_else(|| Error::not_found("agent"))?;
@@ -92,11 +93,7 @@ pub async fn prepare(
     }
     let variation = pick_variation(reads, &agent, input.variation.as_ref(), rng).await?;
 
-    let data = match input.data {
-        None | Some(Value::Null) => json!({}),
-        Some(v @ Value::Object(_)) => v,
-        Some(_) => return Err(invalid("data", "data must be a JSON object")),
-    };
+    let data = input.data.filter(Value::is_object).unwrap_or_else(|| json!({}));
     if let Some(schema) = &agent.input_schema {
         json_schema::validate("data", schema, &data)?;
     }
@@ -116,7 +113,6 @@ pub async fn prepare(
         .with_meta("field", "initialMessage"));
     }
     check_memory_stack(reads, ws, &variation, &input.memory_stack).await?;
-    check_secrets(&input.secrets)?;
     let model = match variation.model_config.as_ref().map(|m| m.model_id.as_str()).filter(|m| !m.is_empty()) {
         Some(id) => {
             reads.get_model(ws, &IdRef::Id(id.to_string()), catalog).await?.map(|m| m.meta.name).unwrap_or_default()
@@ -168,6 +164,39 @@ pub async fn prepare(
         diagnostics: Diagnostics::default(),
     };
     Ok(Prepared { agent, variation, objective, secrets: input.secrets, tools })
+}
+
+/// The rules of a caller's input that need no read, checked before anything is read: the data
+/// an object, each stacked layer and entry a well-formed reference, no more layers than a stack
+/// holds, the secrets. The API's document states exactly these (with the API's own parsing);
+/// what the agent, its variation and the named layers decide is [`prepare`]'s.
+pub fn check_input(input: &CreateInput) -> Result<()> {
+    if input.data.as_ref().is_some_and(|d| !d.is_null() && !d.is_object()) {
+        return Err(invalid("data", "data must be a JSON object"));
+    }
+    if input.memory_stack.len() > MAX_MEMORY_LAYERS {
+        return Err(stack_full(input.memory_stack.len(), 0));
+    }
+    for (i, m) in input.memory_stack.iter().enumerate() {
+        let field = format!("memoryStack[{i}]");
+        IdRef::parse(IdKind::MemoryLayer, &m.memory_layer_id).map_err(|e| e.with_meta("field", field.clone()))?;
+        if !m.memory_entry_id.is_empty() {
+            IdRef::parse(IdKind::MemoryEntry, &m.memory_entry_id)
+                .map_err(|e| e.with_meta("field", format!("{field}.memoryEntryId")))?;
+        }
+    }
+    check_secrets(&input.secrets)
+}
+
+fn stack_full(given: usize, own: usize) -> Error {
+    Error::of(
+        Reason::MemoryStackFull,
+        format!(
+            "the effective memory stack would hold {} layers (the variation's {own} and {given} given); at most {MAX_MEMORY_LAYERS}",
+            own + given
+        ),
+    )
+    .with_meta("limit", MAX_MEMORY_LAYERS.to_string())
 }
 
 /// Writes a prepared objective: the row, its first `userMessage` event and its run job.
@@ -239,15 +268,7 @@ async fn pick_variation(
 async fn check_memory_stack(reads: &Reads, ws: &str, variation: &Variation, stack: &[MemoryRef]) -> Result<()> {
     let own = reads.list_layer_assignments(ws, &variation.meta.id).await?.len();
     if own + stack.len() > MAX_MEMORY_LAYERS {
-        return Err(Error::of(
-            Reason::MemoryStackFull,
-            format!(
-                "the effective memory stack would hold {} layers (the variation's {own} and {} given); at most {MAX_MEMORY_LAYERS}",
-                own + stack.len(),
-                stack.len()
-            ),
-        )
-        .with_meta("limit", MAX_MEMORY_LAYERS.to_string()));
+        return Err(stack_full(stack.len(), own));
     }
     for (i, m) in stack.iter().enumerate() {
         let field = format!("memoryStack[{i}]");
@@ -409,10 +430,7 @@ pub async fn continue_with(
     enqueue: bool,
     secrets: &[ObjectiveSecret],
 ) -> Result<(Objective, cadenza_domain::objectives::Event)> {
-    if message.trim().is_empty() {
-        return Err(Error::required("message", "message is required"));
-    }
-    check_secrets(secrets)?;
+    check_message(message, secrets)?;
     let mut o = locked_for_input(tx, ws, r).await?;
     if o.state.is_terminal() {
         return Err(ended(&o));
@@ -434,6 +452,14 @@ pub async fn continue_with(
     tx.save_objective(&o).await?;
     let event = events.pop().ok_or_else(Error::internal)?;
     Ok((o, event))
+}
+
+/// What [`continue_with`] checks of a caller's input before it locks the objective.
+pub fn check_message(message: &str, secrets: &[ObjectiveSecret]) -> Result<()> {
+    if message.trim().is_empty() {
+        return Err(Error::required("message", "message is required"));
+    }
+    check_secrets(secrets)
 }
 
 /// Cancel (§7.7): writes the terminal `cancelled` event. A run in flight notices at its next

@@ -19,6 +19,7 @@ use cadenza_domain::objectives::{
 };
 use cadenza_domain::time::format_ms;
 use cadenza_domain::tool_sets::{Tool, ToolSet};
+use cadenza_domain::variations::MAX_MEMORY_LAYERS;
 use cadenza_domain::{Error, Reason};
 use cadenza_services::objectives::{self as service, CreateInput, Creator, Decision, ToolSnapshot};
 use cadenza_store::Reads;
@@ -32,7 +33,7 @@ use crate::auth::WsCaller;
 use crate::error::ApiResult;
 use crate::extract::{JsonBody, QueryPairs, query_invalid, split_verb};
 use crate::media::{self, MediaLinks};
-use crate::openapi::{Op, QueryParam, id_ref, or_empty, schema};
+use crate::openapi::{Op, QueryParam, component, id_ref, nothing, or_empty, or_null, schema};
 use crate::routes::feedback::FeedbackOut;
 use crate::wire::{Empty, ListResponse, MetadataIn, OperationMetadata, operation_meta, resource_meta};
 
@@ -431,8 +432,10 @@ fn task_out(t: &Task) -> TaskOut {
 
 // ---- requests ----
 
-#[derive(Debug, Deserialize, JsonSchema)]
-#[schemars(rename = "ObjectiveSecretRequest")]
+/// The request types of create and continue are parsed by serde and documented by hand
+/// (`create_body`, `continue_body`): their rules span fields (either spelling of the data and of
+/// the memory stack), which a derive cannot state.
+#[derive(Debug, Deserialize)]
 struct SecretIn {
     name: Option<String>,
     value: Option<String>,
@@ -447,9 +450,8 @@ fn parse_secrets(given: Option<Vec<SecretIn>>) -> Vec<ObjectiveSecret> {
         .collect()
 }
 
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-#[schemars(rename = "MemoryReference")]
 struct MemoryRefIn {
     memory_layer_id: Option<String>,
     memory_entry_id: Option<String>,
@@ -472,19 +474,15 @@ fn parse_stack(field: &str, refs: Vec<MemoryRefIn>) -> ApiResult<Vec<MemoryRef>>
         .collect()
 }
 
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-#[schemars(rename = "CreateObjectiveRequest")]
 struct CreateIn {
     agent_id: Option<String>,
     variation_id: Option<String>,
-    #[schemars(with = "Option<Value>")]
     data: Option<Value>,
-    #[schemars(with = "Option<Value>")]
     system_prompt_data: Option<Value>,
     initial_message: Option<String>,
     first_user_message: Option<String>,
-    #[schemars(with = "Option<Value>")]
     first_user_message_data: Option<Value>,
     memory_stack: Option<Vec<MemoryRefIn>>,
     memory_cascade: Option<Vec<MemoryRefIn>>,
@@ -493,12 +491,142 @@ struct CreateIn {
     secrets: Option<Vec<SecretIn>>,
 }
 
-#[derive(Debug, Default, Deserialize, JsonSchema)]
-#[schemars(rename = "ContinueObjectiveRequest")]
+impl CreateIn {
+    /// The input in the service's terms, both spellings of each field resolved (the seed's
+    /// `data`, `initialMessage` and `memoryStack` win over `systemPromptData`,
+    /// `firstUserMessage` and `memoryCascade` when they are sent, not `null` and not empty).
+    fn into_input(self) -> ApiResult<CreateInput> {
+        let meta = self.metadata.into_operation()?;
+        let agent = self.agent_id.filter(|a| !a.is_empty()).map(|a| IdRef::parse(IdKind::Agent, &a)).transpose()?;
+        let variation =
+            self.variation_id.filter(|v| !v.is_empty()).map(|v| IdRef::parse(IdKind::Variation, &v)).transpose()?;
+        let memory_stack = match (self.memory_stack, self.memory_cascade) {
+            (Some(stack), _) => parse_stack("memoryStack", stack)?,
+            (None, Some(cascade)) => {
+                let mut v = parse_stack("memoryCascade", cascade)?;
+                v.reverse();
+                v
+            }
+            (None, None) => Vec::new(),
+        };
+        Ok(CreateInput {
+            agent,
+            variation,
+            data: self.data.filter(|d| !d.is_null()).or(self.system_prompt_data),
+            initial_message: self.initial_message.filter(|m| !m.is_empty()).or(self.first_user_message),
+            first_user_message_data: self.first_user_message_data,
+            memory_stack,
+            secrets: parse_secrets(self.secrets),
+            name: meta.name,
+            external_id: meta.external_id,
+            labels: meta.labels,
+            schedule_id: None,
+            parent_objective_id: String::new(),
+        })
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
 struct ContinueIn {
     message: Option<String>,
     enqueue: Option<bool>,
     secrets: Option<Vec<SecretIn>>,
+}
+
+/// Objective secrets as `service::check_input` takes them: a name of the secrets' grammar and a
+/// value of 1 to `MAX_VALUE_CHARS` characters each. The names must also differ, which JSON
+/// Schema cannot say (`uniqueItems` compares whole items).
+fn secrets_schema() -> Value {
+    or_null(json!({
+        "type": "array",
+        "description": "Sealed at rest; only their names are ever returned. Names must differ.",
+        "items": {
+            "type": "object",
+            "required": ["name", "value"],
+            "properties": {
+                "name": {"type": "string", "pattern": cadenza_domain::secrets::NAME_PATTERN},
+                "value": {"type": "string", "minLength": 1, "maxLength": cadenza_domain::secrets::MAX_VALUE_CHARS},
+            },
+        },
+    }))
+}
+
+/// A memory stack as `parse_stack` and `service::check_input` read it: at most
+/// `MAX_MEMORY_LAYERS` references (with the variation's own layers, the stack's cap is the
+/// variation's to decide), each a layer and optionally one of its entries.
+fn stack_schema() -> Value {
+    json!({
+        "type": "array",
+        "maxItems": MAX_MEMORY_LAYERS,
+        "items": {
+            "type": "object",
+            "required": ["memoryLayerId"],
+            "properties": {
+                "memoryLayerId": id_ref(IdKind::MemoryLayer),
+                "memoryEntryId": {"anyOf": [nothing(), id_ref(IdKind::MemoryEntry)]},
+            },
+        },
+    })
+}
+
+/// The form of a stack that is not read (the cascade when the stack is sent): serde still
+/// reads its items as references.
+fn unread_stack_schema() -> Value {
+    let text = json!({"type": ["string", "null"]});
+    json!({
+        "type": ["array", "null"],
+        "items": {"type": "object", "properties": {"memoryLayerId": text, "memoryEntryId": text}},
+    })
+}
+
+/// Exactly what `CreateIn::into_input` and `service::check_input` take. What depends on what the
+/// body names (the agent and its input schema, the variation's templates and layers, the named
+/// layers and entries) is refused by `prepare` with a reason of its own.
+fn create_body(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    let metadata = schema::<MetadataIn>(g).to_value();
+    let text = json!({"type": ["string", "null"]});
+    let body = json!({
+        "type": "object",
+        "required": ["agentId"],
+        "properties": {
+            "agentId": id_ref(IdKind::Agent),
+            "variationId": {"anyOf": [nothing(), id_ref(IdKind::Variation)], "description": "Empty: the agent's selection mode picks one."},
+            "data": {"description": "A JSON object, checked against the agent's `inputDataSchema` when it has one; `systemPromptData` is its other spelling (`data` wins unless `null`)."},
+            "systemPromptData": {},
+            "initialMessage": text,
+            "firstUserMessage": text,
+            "firstUserMessageData": {"description": "The data the variation's first-message template is rendered with (default: `data`)."},
+            "memoryStack": or_null(stack_schema()),
+            "memoryCascade": unread_stack_schema(),
+            "metadata": metadata,
+            "secrets": secrets_schema(),
+        },
+        "allOf": [
+            {"anyOf": [
+                {"required": ["data"], "properties": {"data": {"type": "object"}}},
+                {"properties": {"data": {"type": "null"}, "systemPromptData": {"type": ["object", "null"]}}},
+            ]},
+            {"anyOf": [
+                {"required": ["memoryStack"], "properties": {"memoryStack": stack_schema()}},
+                {"properties": {"memoryStack": {"type": "null"}, "memoryCascade": or_null(stack_schema())}},
+            ]},
+        ],
+    });
+    component(g, "CreateObjectiveRequest", body)
+}
+
+/// Exactly what `run_action` and `service::continue_with` take before they lock the objective.
+fn continue_body(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    let body = json!({
+        "type": "object",
+        "required": ["message"],
+        "properties": {
+            "message": {"type": "string", "pattern": cadenza_domain::json_schema::NOT_BLANK_PATTERN},
+            "enqueue": {"type": ["boolean", "null"], "description": "Queue the message while the objective runs (otherwise that is refused, `OBJECTIVE_BUSY`)."},
+            "secrets": secrets_schema(),
+        },
+    });
+    component(g, "ContinueObjectiveRequest", body)
 }
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]
@@ -614,33 +742,7 @@ async fn create(
     c: WsCaller,
     JsonBody(b): JsonBody<CreateIn>,
 ) -> ApiResult<Json<ObjectiveOut>> {
-    let meta = b.metadata.into_operation()?;
-    let agent = b.agent_id.filter(|a| !a.is_empty()).map(|a| IdRef::parse(IdKind::Agent, &a)).transpose()?;
-    let variation =
-        b.variation_id.filter(|v| !v.is_empty()).map(|v| IdRef::parse(IdKind::Variation, &v)).transpose()?;
-    let memory_stack = match (b.memory_stack, b.memory_cascade) {
-        (Some(stack), _) => parse_stack("memoryStack", stack)?,
-        (None, Some(cascade)) => {
-            let mut v = parse_stack("memoryCascade", cascade)?;
-            v.reverse();
-            v
-        }
-        (None, None) => Vec::new(),
-    };
-    let input = CreateInput {
-        agent,
-        variation,
-        data: b.data.filter(|d| !d.is_null()).or(b.system_prompt_data),
-        initial_message: b.initial_message.filter(|m| !m.is_empty()).or(b.first_user_message),
-        first_user_message_data: b.first_user_message_data,
-        memory_stack,
-        secrets: parse_secrets(b.secrets),
-        name: meta.name,
-        external_id: meta.external_id,
-        labels: meta.labels,
-        schedule_id: None,
-        parent_objective_id: String::new(),
-    };
+    let input = b.into_input()?;
     let who = Creator {
         workspace_id: c.ws().to_string(),
         account_id: c.workspace.meta.account_id.clone(),
@@ -1272,7 +1374,7 @@ pub fn operations() -> Vec<Op> {
             ]),
         Op::new("post", COLL, "create_objective", T, schema::<ObjectiveOut>)
             .manage("objectives")
-            .body(schema::<CreateIn>),
+            .body(create_body),
         Op::new("get", ITEM, "get_objective", T, schema::<ObjectiveOut>).read("objectives"),
         Op::new(
             "post",
@@ -1282,7 +1384,7 @@ pub fn operations() -> Vec<Op> {
             schema::<EventOut>,
         )
         .manage("objectives")
-        .body(schema::<ContinueIn>),
+        .body(continue_body),
         Op::new(
             "post",
             "/v1/workspaces/{workspace_id}/objectives/{objective_id}:cancel",
@@ -1301,7 +1403,7 @@ pub fn operations() -> Vec<Op> {
         )
         .summary("The earlier spelling of `:continue`")
         .manage("objectives")
-        .body(schema::<ContinueIn>),
+        .body(continue_body),
         Op::new(
             "post",
             "/v1/workspaces/{workspace_id}/objectives/{objective_id}/cancel",
@@ -1580,6 +1682,143 @@ mod feedback_tests {
             json!({"data": {}, "metadata": null}),
         ] {
             assert_eq!(accepts(&schema, &body), reads(&body), "{body}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod body_tests {
+    use super::*;
+    use crate::openapi::{accepts, request_schema};
+
+    /// What `create` checks before it reads: the body's form, both spellings, the agent named,
+    /// and `service::check_input`.
+    fn create_reads(body: &Value) -> bool {
+        let Ok(b) = crate::strict_json::from_value::<CreateIn>(body) else { return false };
+        let Ok(input) = b.into_input() else { return false };
+        input.agent.is_some() && service::check_input(&input).is_ok()
+    }
+
+    /// What `:continue` checks before it locks the objective.
+    fn continue_reads(body: &Value) -> bool {
+        let Ok(b) = crate::strict_json::from_value::<ContinueIn>(body) else { return false };
+        service::check_message(b.message.as_deref().unwrap_or(""), &parse_secrets(b.secrets)).is_ok()
+    }
+
+    fn with(body: Value, key: &str, value: Value) -> Value {
+        let mut b = body;
+        b[key] = value;
+        b
+    }
+
+    #[test]
+    fn create_schema_agrees_with_create() {
+        let schema = request_schema(create_body);
+        let agent = json!({"agentId": IdKind::Agent.new_id(1)});
+        let layer = IdKind::MemoryLayer.new_id(2);
+        let entry = IdKind::MemoryEntry.new_id(3);
+        let refs = |n: usize| json!(vec![json!({"memoryLayerId": layer}); n]);
+        let long = "x".repeat(cadenza_domain::secrets::MAX_VALUE_CHARS + 1);
+        let mut bodies = vec![
+            json!({}),
+            json!({"agentId": ""}),
+            json!({"agentId": null}),
+            json!({"agentId": "agent_x"}),
+            json!({"agentId": "external_id:support"}),
+            json!({"agentId": IdKind::Variation.new_id(1)}),
+            json!(null),
+            json!([]),
+        ];
+        for (key, value) in [
+            ("variationId", json!("")),
+            ("variationId", json!(null)),
+            ("variationId", json!(IdKind::Variation.new_id(4))),
+            ("variationId", json!("external_id:b")),
+            ("variationId", json!("b")),
+            ("data", json!({"k": 1})),
+            ("data", json!(null)),
+            ("data", json!(5)),
+            ("data", json!([])),
+            ("systemPromptData", json!({"k": 1})),
+            ("systemPromptData", json!("k")),
+            ("initialMessage", json!("hello")),
+            ("initialMessage", json!(5)),
+            ("firstUserMessage", json!(null)),
+            ("firstUserMessageData", json!(5)),
+            ("memoryStack", json!([])),
+            ("memoryStack", refs(1)),
+            ("memoryStack", refs(MAX_MEMORY_LAYERS)),
+            ("memoryStack", refs(MAX_MEMORY_LAYERS + 1)),
+            ("memoryStack", json!([{"memoryLayerId": layer, "memoryEntryId": ""}])),
+            ("memoryStack", json!([{"memoryLayerId": layer, "memoryEntryId": entry}])),
+            ("memoryStack", json!([{"memoryLayerId": layer, "memoryEntryId": "e"}])),
+            ("memoryStack", json!([{"memoryLayerId": ""}])),
+            ("memoryStack", json!([{"memoryEntryId": entry}])),
+            ("memoryStack", json!([{"memoryLayerId": entry}])),
+            ("memoryStack", json!("x")),
+            ("memoryCascade", refs(2)),
+            ("memoryCascade", json!([{"memoryLayerId": "x"}])),
+            ("memoryCascade", json!([5])),
+            ("secrets", json!(null)),
+            ("secrets", json!([])),
+            ("secrets", json!([{"name": "API_KEY", "value": "v"}, {"name": "b.c-d", "value": "€"}])),
+            ("secrets", json!([{"name": "1a", "value": "v"}])),
+            ("secrets", json!([{"name": "a", "value": ""}])),
+            ("secrets", json!([{"name": "a", "value": long}])),
+            ("secrets", json!([{"name": "a"}])),
+            ("secrets", json!([{"value": "v"}])),
+            ("metadata", json!({"name": " ", "labels": {"k": "v"}})),
+            ("metadata", json!({"externalId": "a b"})),
+            ("metadata", json!(null)),
+        ] {
+            bodies.push(with(agent.clone(), key, value));
+        }
+        // The spellings: the seed's wins when sent and not null; the other is read otherwise.
+        bodies.push(with(with(agent.clone(), "data", json!({})), "systemPromptData", json!(5)));
+        bodies.push(with(with(agent.clone(), "data", json!(null)), "systemPromptData", json!(5)));
+        bodies.push(with(with(agent.clone(), "data", json!(null)), "systemPromptData", json!({"k": 1})));
+        bodies.push(with(
+            with(agent.clone(), "memoryStack", json!([])),
+            "memoryCascade",
+            json!([{"memoryLayerId": "x"}]),
+        ));
+        bodies.push(with(
+            with(agent.clone(), "memoryStack", json!(null)),
+            "memoryCascade",
+            json!([{"memoryLayerId": "x"}]),
+        ));
+        bodies.push(with(with(agent.clone(), "memoryStack", json!(null)), "memoryCascade", refs(1)));
+        let (mut taken, mut refused) = (0, 0);
+        for body in &bodies {
+            let reads = create_reads(body);
+            assert_eq!(accepts(&schema, body), reads, "{body}");
+            if reads { taken += 1 } else { refused += 1 }
+        }
+        assert!(taken >= 20 && refused >= 20, "{taken} taken, {refused} refused");
+        // The one rule the document cannot state: secret names that repeat.
+        let twice = with(agent, "secrets", json!([{"name": "a", "value": "1"}, {"name": "a", "value": "2"}]));
+        assert!(accepts(&schema, &twice) && !create_reads(&twice));
+    }
+
+    #[test]
+    fn continue_schema_agrees_with_continue() {
+        let schema = request_schema(continue_body);
+        for body in [
+            json!({}),
+            json!({"message": ""}),
+            json!({"message": " \u{3000}"}),
+            json!({"message": null}),
+            json!({"message": 5}),
+            json!({"message": "go on"}),
+            json!({"message": "go on", "enqueue": true}),
+            json!({"message": "go on", "enqueue": null}),
+            json!({"message": "go on", "enqueue": "yes"}),
+            json!({"message": "go on", "secrets": [{"name": "TOKEN", "value": "t"}]}),
+            json!({"message": "go on", "secrets": [{"name": "-x", "value": "t"}]}),
+            json!({"message": "go on", "secrets": {"name": "TOKEN", "value": "t"}}),
+            json!({"enqueue": true}),
+        ] {
+            assert_eq!(accepts(&schema, &body), continue_reads(&body), "{body}");
         }
     }
 }

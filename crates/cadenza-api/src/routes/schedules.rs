@@ -338,7 +338,15 @@ fn create_schedule_body(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
         "required": ["metadata", "spec"],
         "properties": {
             "metadata": {"type": "object", "required": ["name"], "properties": {"name": crate::wire::name_schema()}},
-            "spec": {"required": ["schedule"], "properties": {"schedule": {"type": "object"}}},
+            "spec": {
+                "required": ["schedule"],
+                "properties": {"schedule": {"type": "object"}},
+                // `data_of`: the data an object, from the spelling that is read.
+                "anyOf": [
+                    {"required": ["systemPromptData"], "properties": {"systemPromptData": {"type": "object"}}},
+                    {"properties": {"systemPromptData": {"type": "null"}, "data": {"type": ["object", "null"]}}},
+                ],
+            },
         },
     })
 }
@@ -367,6 +375,17 @@ const SPEC_MASK: &[&str] = &[
     "spec.variationId",
 ];
 
+/// The objectives' data, from either spelling (`systemPromptData` wins unless it is `null`): a
+/// JSON object, as an objective's data must be, so that a schedule never fires what every
+/// objective would refuse.
+fn data_of(later: Option<Value>, seed: Option<Value>) -> ApiResult<Option<Value>> {
+    let data = later.filter(|d| !d.is_null()).or(seed).filter(|d| !d.is_null());
+    if data.as_ref().is_some_and(|d| !d.is_object()) {
+        return Err(Error::invalid_field("spec.systemPromptData", "spec.systemPromptData must be a JSON object").into());
+    }
+    Ok(data)
+}
+
 /// Applies the spec fields `mask` selects, validating each; nothing is stored on failure.
 async fn apply_spec(
     st: &AppState,
@@ -384,7 +403,7 @@ async fn apply_spec(
     let seed = mask.covers("spec.data", spec.data.is_some());
     let later = mask.covers("spec.systemPromptData", spec.system_prompt_data.is_some());
     if seed || later {
-        let data = spec.system_prompt_data.or(spec.data).filter(|d| !d.is_null());
+        let data = data_of(spec.system_prompt_data, spec.data)?;
         if let (Some(schema), Some(d)) = (&agent.input_schema, &data) {
             json_schema::validate("spec.systemPromptData", schema, d)?;
         }
@@ -813,6 +832,7 @@ mod tests {
             && spec.overlap_policy.is_none_or(|p| OverlapPolicy::parse(&p).is_ok())
             && spec.status.is_none_or(|s| ScheduleState::parse(&s).is_ok())
             && variation_ok
+            && data_of(spec.system_prompt_data, spec.data).is_ok()
     }
 
     #[test]
@@ -836,6 +856,12 @@ mod tests {
                 "variationId": "agentvar_01ARZ3NDEKTSV4RRFFQ69G5FAV"}}),
             json!({"metadata": {"name": "n"}, "spec": {"schedule": daily, "variationId": "nope"}}),
             json!({"metadata": {"name": "n"}, "spec": {"schedule": daily, "overlapPolicy": "SOMETIMES"}}),
+            json!({"metadata": {"name": "n"}, "spec": {"schedule": daily, "data": {"k": 1}}}),
+            json!({"metadata": {"name": "n"}, "spec": {"schedule": daily, "data": [1]}}),
+            json!({"metadata": {"name": "n"}, "spec": {"schedule": daily, "systemPromptData": 5}}),
+            json!({"metadata": {"name": "n"}, "spec": {"schedule": daily, "systemPromptData": {}, "data": 5}}),
+            json!({"metadata": {"name": "n"}, "spec": {"schedule": daily, "systemPromptData": null, "data": 5}}),
+            json!({"metadata": {"name": "n"}, "spec": {"schedule": daily, "systemPromptData": null, "data": {}}}),
         ] {
             assert_eq!(accepts(&schema, &body), create_reads(&body), "{body}");
         }
