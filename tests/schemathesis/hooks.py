@@ -1,9 +1,12 @@
-"""Values a generator cannot derive from a JSON Schema because their validity is a parser's:
-strategies for the document's own string formats (crates/cadenza-api/src/formats.rs,
-docs/API.md "String formats": Liquid, Rust regex, WHATWG URL), and valid JSON Schemas for the
-fields that store one. Each draws only values the server must take; what lies outside is the
-unit tests' to hold (`formats_carry_what_the_schema_cannot`, the `create_schema_agrees_with_…`
-tests). Loaded by `run` through SCHEMATHESIS_HOOKS; docs/TESTING.md says why each is here."""
+"""Values a generator cannot derive from a JSON Schema because their validity is a parser's or
+another resource's: strategies for the document's own string formats
+(crates/cadenza-api/src/formats.rs, docs/API.md "String formats": Liquid, Rust regex, WHATWG
+URL), and, in positive cases only (`map_case`), valid values where a rule is beyond JSON Schema
+(stored JSON Schemas, distinct secret names, time zones, an offset below its interval) or where
+what the body names decides (a model the server serves, a first message). Each draws only values
+the server must take; what lies outside is the unit tests' to hold
+(`formats_carry_what_the_schema_cannot`, the `create_schema_agrees_with_…` tests). Loaded by
+`run` through SCHEMATHESIS_HOOKS; docs/TESTING.md says why each is here."""
 
 import re
 
@@ -126,6 +129,27 @@ def schedule_rule(body):
             interval["offset"] = "0s"
 
 
+# The model of the run's fake model server (`run` configures it as provider `fake`).
+FAKE_MODEL = "fake/gpt-fake"
+
+
+def usable_model(spec):
+    """A variation's model is looked up among the configured providers' (a `provider/model` name,
+    or the catalog entry's id or external id): a drawn name names none (`MODEL_UNKNOWN`), and a
+    variation without a model runs no objective. A drawn value of the name form (any string with
+    a `/`, or `external_id:…`) becomes the fake's model, valid for valid, and a variation that
+    leaves `spec` or its `modelConfig` out gets one naming it (optional fields, added valid);
+    other values are left alone (a malformed one is a negative case)."""
+    if not isinstance(spec, dict):
+        return
+    if "modelConfig" not in spec:
+        spec["modelConfig"] = {"modelId": FAKE_MODEL}
+    config = spec["modelConfig"]
+    model = config.get("modelId") if isinstance(config, dict) else None
+    if isinstance(model, str) and ("/" in model or (model.startswith("external_id:") and len(model) > 12)):
+        config["modelId"] = FAKE_MODEL
+
+
 def first_message(body):
     """An objective needs a first message: sent, or rendered from its variation's first-message
     template, which most variations the run makes leave empty (OBJECTIVE_MESSAGE_REQUIRED, a
@@ -137,17 +161,30 @@ def first_message(body):
         body["initialMessage"] = "Hello"
 
 
-@schemathesis.hook
-def map_body(ctx, body):
-    op = ctx.operation
-    op_id = op.definition.raw.get("operationId") if op is not None else None
-    if not isinstance(body, dict):
-        return body
+def make_valid(op_id, body):
     stored_schemas(op_id, body)
     if op_id in ("create_objective", "continue_objective", "continue_objective_path"):
         distinct_secret_names(body)
     if op_id == "create_objective":
         first_message(body)
+    if op_id == "create_agent" and isinstance(body.get("defaultVariation"), dict):
+        usable_model(body["defaultVariation"].setdefault("spec", {}))
+    if op_id == "create_variation":
+        usable_model(body.setdefault("spec", {}))
     if op_id == "create_schedule":
         schedule_rule(body)
-    return body
+
+
+@schemathesis.hook
+def map_case(ctx, case):
+    """Positive cases only: a negative case must be refused whatever these values are, and
+    schemathesis judges a case negative from its body before this hook runs, so a value made
+    valid here could hide the one violation it generated (a request it then expects refused)."""
+    meta = case.meta
+    if meta is not None and meta.generation.mode != "positive":
+        return case
+    body = case.body
+    if isinstance(body, dict):
+        make_valid(case.operation.definition.raw.get("operationId"), body)
+        case.body = body
+    return case

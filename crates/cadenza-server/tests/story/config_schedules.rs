@@ -153,6 +153,9 @@ async fn validation(backend: TestBackend) {
         ),
         (json!({"schedule": ok_rule.clone(), "status": "RUNNING"}), "status", "FIELD_INVALID"),
         (json!({"schedule": ok_rule.clone(), "data": {"region": 7}}), "/region", "SCHEMA_MISMATCH"),
+        // Every objective's data is an object: a schedule must not store what each fire would fail on.
+        (json!({"schedule": ok_rule.clone(), "data": 5}), "JSON object", "FIELD_INVALID"),
+        (json!({"schedule": ok_rule.clone(), "systemPromptData": null, "data": ["x"]}), "JSON object", "FIELD_INVALID"),
         (
             json!({"schedule": ok_rule.clone(), "variationId": "tool_01ARZ3NDEKTSV4RRFFQ69G5FAV"}),
             "variation",

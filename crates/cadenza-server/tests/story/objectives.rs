@@ -215,6 +215,17 @@ async fn validation(backend: TestBackend) {
     app.post(&objectives, ADMIN_TOKEN, json!({"agentId": a, "data": {"customer": 7}}))
         .await
         .expect_reason(400, "SCHEMA_MISMATCH");
+    // The body is judged before anything is read: malformed is a 400 even for an agent that
+    // does not exist (which alone is a 404).
+    let absent = cadenza_domain::IdKind::Agent.new_id(1);
+    for body in [
+        json!({"agentId": absent, "data": 5}),
+        json!({"agentId": absent, "memoryStack": [{"memoryLayerId": "memlyr_x"}]}),
+        json!({"agentId": absent, "secrets": [{"name": "A", "value": "1"}, {"name": "A", "value": "2"}]}),
+    ] {
+        app.post(&objectives, ADMIN_TOKEN, body).await.expect(400);
+    }
+    app.post(&objectives, ADMIN_TOKEN, json!({"agentId": absent, "initialMessage": "hi"})).await.expect(404);
     assert_eq!(app.list_all(&objectives, ADMIN_TOKEN, 10).await.len(), 0, "nothing was created");
     let jobs = app.store.list_jobs(None, &cadenza_domain::page::ListParams::first(100)).await.expect("jobs");
     assert!(jobs.items.iter().all(|j| j.kind != RUN), "no run was enqueued for a refused create");
