@@ -639,15 +639,19 @@ pub fn document() -> Value {
             params.push(json!({"name": q.name, "in": "query", "required": q.required, "schema": (q.schema)(),
                                "description": q.description}));
         }
+        let mut results = json!({
+            "200": {"description": "Success", "content": {"application/json": {"schema": (op.response)(&mut responses)}}},
+            "default": {"description": "Error", "content": {"application/json": {"schema": error.clone()}}},
+        });
+        for (status, name) in error_statuses(&op, !params.is_empty()) {
+            results[status] = json!({"$ref": format!("#/components/responses/{name}")});
+        }
         let mut operation = json!({
             "operationId": op.id,
             "tags": [op.tag],
             "summary": op.summary,
             "parameters": params,
-            "responses": {
-                "200": {"description": "Success", "content": {"application/json": {"schema": (op.response)(&mut responses)}}},
-                "default": {"description": "Error", "content": {"application/json": {"schema": error.clone()}}},
-            },
+            "responses": results,
         });
         if !op.served_as.is_empty() {
             let schema = (op.response)(&mut responses);
@@ -687,11 +691,65 @@ pub fn document() -> Value {
         "paths": paths,
         "components": {
             "schemas": schemas,
+            "responses": error_responses(&error.to_value()),
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "description": "An API key token (cdz_sk_…)."}},
         },
     });
     open_true_schemas(&mut doc);
     doc
+}
+
+/// The error answers an operation can give besides `default`, by what it takes (docs/ERRORS.md
+/// maps each reason's code to its status): a 400 for what it reads (parameters, a body) and for a
+/// write refused for the state of what it acts on, 401 and
+/// 403 for its access (and 403 for a workspace that is archived or not the key's, or a signed
+/// link that is not valid), 404 for what
+/// its path names, 409 for a write that may meet a unique value or a concurrent change, 413 for
+/// a body over the limit, 503 for the database or storage being away (or, on `/readyz`, the
+/// migrations not applied). The statuses only; the reasons are in `details`.
+fn error_statuses(op: &Op, has_params: bool) -> Vec<(&'static str, &'static str)> {
+    let mut out = Vec::new();
+    // A write may also be refused for the state of what it acts on (FAILED_PRECONDITION).
+    if has_params || op.request.is_some() || op.method != "get" {
+        out.push(("400", "BadRequest"));
+    }
+    if op.access != Access::Public {
+        out.push(("401", "Unauthenticated"));
+    }
+    let in_workspace = op.path.starts_with("/v1/workspaces/{workspace_id}");
+    // The signed links (`/v1/media/{token}`, `/v1/uploads/{token}`): the token is the credential.
+    let signed = op.path.contains("{token}");
+    if matches!(op.access, Access::Permission(..) | Access::System) || in_workspace || signed {
+        out.push(("403", "PermissionDenied"));
+    }
+    if op.path.contains('{') || op.request.is_some() {
+        out.push(("404", "NotFound"));
+    }
+    let sends_body = (op.request.is_some() || signed) && op.method != "get";
+    if sends_body {
+        out.push(("409", "Conflict"));
+        out.push(("413", "PayloadTooLarge"));
+    }
+    // Everything but the process's own liveness reads the database or storage.
+    if op.id != "healthz" {
+        out.push(("503", "Unavailable"));
+    }
+    out
+}
+
+/// `components.responses`: each error status once, all of them the error shape.
+fn error_responses(error: &Value) -> Value {
+    let answer =
+        |description: &str| json!({"description": description, "content": {"application/json": {"schema": error}}});
+    json!({
+        "BadRequest": answer("The request is invalid (`INVALID_ARGUMENT`, `OUT_OF_RANGE`), or what it names is not in a state that allows it (`FAILED_PRECONDITION`); `details` names the reason and field."),
+        "Unauthenticated": answer("No valid API key (`UNAUTHENTICATED`)."),
+        "PermissionDenied": answer("The key may not do this, or the workspace is archived or not the key's (`PERMISSION_DENIED`)."),
+        "NotFound": answer("What the path or body names does not exist or is not visible to the key (`NOT_FOUND`; `details` names the resource)."),
+        "Conflict": answer("A unique value is taken (`ALREADY_EXISTS`) or a concurrent change won (`ABORTED`); not to be retried as is (`x-should-retry: false`)."),
+        "PayloadTooLarge": answer("The body is over the server's limit (`BODY_TOO_LARGE`)."),
+        "Unavailable": answer("The database or storage is unavailable (`UNAVAILABLE`, `DATABASE_UNAVAILABLE`, `STORAGE_UNAVAILABLE`; on `/readyz` also `MIGRATIONS_PENDING`); retry later (`retry-after`)."),
+    })
 }
 
 /// Whether `schema` (self-contained) accepts `value`: for tests that hold a documented schema

@@ -1,5 +1,6 @@
 //! Every JSON answer a test gets from a documented operation is held to the schema the OpenAPI document gives its
-//! operation (the 200 response, or `default` for an error), made strict: an object may hold only
+//! operation (the 200 response, or `default` for an error, whose status the operation must list
+//! when it is a client error or a 503), made strict: an object may hold only
 //! the properties its schema names. So a field a handler sends that the document leaves out, a
 //! documented required field missing, or a value of another type fails the test that saw it,
 //! whichever story it was telling. The document's own schemas stay open, as JSON Schema's
@@ -30,6 +31,15 @@ pub fn mismatch(method: &Method, path: &str, status: u16, content_type: &str, bo
     }
     let id = cadenza_api::gate::operation_id(method, path)?;
     let success = (200..300).contains(&status);
+    // The client errors and the retryable 503 an operation may give are listed by status
+    // (`openapi::error_statuses`); others (a 500, say) only fall under `default`.
+    let listed = [400, 401, 403, 404, 409, 413, 503];
+    if listed.contains(&status)
+        && let Some(op) = document().1.get(id)
+        && op["responses"].get(status.to_string()).is_none()
+    {
+        return Some(format!("{method} {path} ({id}) answered {status}, a status its document does not list"));
+    }
     let validator = validator(id, success);
     let err = validator.iter_errors(body).next()?;
     Some(format!(
