@@ -150,6 +150,15 @@ def usable_model(spec):
         config["modelId"] = FAKE_MODEL
 
 
+def runnable_agent(body):
+    """An objective runs its agent's variation, and an agent made without `defaultVariation` has
+    none (`AGENT_HAS_NO_VARIATION`), which is what the generator draws most: every other such
+    agent (by the body's size, so a shrunk case stays what it was) gets a default variation on
+    the fake's model, so the objectives the stateful phase starts on agents it made can run."""
+    if body.get("defaultVariation") is None and len(repr(body)) % 2 == 0:
+        body["defaultVariation"] = {"metadata": {"name": "default"}, "spec": {"modelConfig": {"modelId": FAKE_MODEL}}}
+
+
 def first_message(body):
     """An objective needs a first message: sent, or rendered from its variation's first-message
     template, which most variations the run makes leave empty (OBJECTIVE_MESSAGE_REQUIRED, a
@@ -167,6 +176,8 @@ def make_valid(op_id, body):
         distinct_secret_names(body)
     if op_id == "create_objective":
         first_message(body)
+    if op_id == "create_agent":
+        runnable_agent(body)
     if op_id == "create_agent" and isinstance(body.get("defaultVariation"), dict):
         usable_model(body["defaultVariation"].setdefault("spec", {}))
     if op_id == "create_variation":
