@@ -178,8 +178,8 @@ def make_valid(op_id, body):
         first_message(body)
     if op_id == "create_agent":
         runnable_agent(body)
-    if op_id == "create_agent" and isinstance(body.get("defaultVariation"), dict):
-        usable_model(body["defaultVariation"].setdefault("spec", {}))
+        if isinstance(body.get("defaultVariation"), dict):
+            usable_model(body["defaultVariation"].setdefault("spec", {}))
     if op_id == "create_variation":
         usable_model(body.setdefault("spec", {}))
     if op_id == "create_schedule":
