@@ -49,8 +49,7 @@ schemathesis.openapi.format("http-url", http_url)
 # Stored JSON Schemas (an agent's input and output schemas, a tool's parameters): any object
 # has their form, the document's `type: object`, but only one whose keywords are used right is a
 # schema, which a generator cannot know. A drawn object is replaced by one of these, chosen by
-# its size (a deterministic map: a shrunk case stays what it was). Values of another type are
-# left alone: they are negative cases, which the server must refuse. An agent's input schema is
+# its size (a deterministic map: a shrunk case stays what it was). An agent's input schema is
 # drawn from the ones most objects fit, so that the objectives the run starts on it (their data
 # drawn as any object) get past it often.
 SCHEMAS = [
@@ -87,9 +86,8 @@ def stored_schemas(op_id, body):
 
 
 def distinct_secret_names(body):
-    """Objective secrets' names must differ, which JSON Schema cannot say. A valid name that
-    repeats an earlier one is renamed to a valid one that does not; anything else is left as
-    drawn, so a negative case stays negative."""
+    """Objective secrets' names must differ, which JSON Schema cannot say. A name that repeats
+    an earlier one is renamed to a valid one that does not."""
     secrets = body.get("secrets")
     if not isinstance(secrets, list):
         return
@@ -137,9 +135,9 @@ def usable_model(spec):
     """A variation's model is looked up among the configured providers' (a `provider/model` name,
     or the catalog entry's id or external id): a drawn name names none (`MODEL_UNKNOWN`), and a
     variation without a model runs no objective. A drawn value of the name form (any string with
-    a `/`, or `external_id:…`) becomes the fake's model, valid for valid, and a variation that
-    leaves `spec` or its `modelConfig` out gets one naming it (optional fields, added valid);
-    other values are left alone (a malformed one is a negative case)."""
+    a `/`, or `external_id:…`) becomes the fake's model, and a variation that leaves `spec` or
+    its `modelConfig` out gets one naming it (optional fields, added valid); a model id is left
+    as drawn."""
     if not isinstance(spec, dict):
         return
     if "modelConfig" not in spec:
@@ -163,8 +161,7 @@ def first_message(body):
     """An objective needs a first message: sent, or rendered from its variation's first-message
     template, which most variations the run makes leave empty (OBJECTIVE_MESSAGE_REQUIRED, a
     refusal for the variation's state). Where neither spelling carries one (left out, `null` or
-    blank, all valid), one is sent, so that objectives get made; a value of another type is a
-    negative case and left alone."""
+    blank), one is sent, so that objectives get made."""
     given = [body.get(k) for k in ("initialMessage", "firstUserMessage")]
     if all(v is None or (isinstance(v, str) and not v.strip()) for v in given):
         body["initialMessage"] = "Hello"

@@ -211,6 +211,15 @@ pub fn or_null(schema: Value) -> Value {
     json!({"anyOf": [{"type": "null"}, schema]})
 }
 
+/// Two spellings of one field, read as the handlers read them: `first` unless it is left out or
+/// `null`, then `second` (left out or `null`: not sent); the one read must match `schema`.
+pub fn either_spelling(first: &str, second: &str, schema: Value) -> Value {
+    json!({"anyOf": [
+        {"required": [first], "properties": {first: schema.clone()}},
+        {"properties": {first: {"type": "null"}, second: or_null(schema)}},
+    ]})
+}
+
 /// A field of an update body that `updateMask` governs, as `UpdateMask::covers` decides: with
 /// no mask it is applied when sent (`null` reads as not sent), with a mask only when the mask
 /// names it or a parent (`metadata`), and then a value left out or `null` applies its zero

@@ -33,7 +33,7 @@ use crate::auth::WsCaller;
 use crate::error::ApiResult;
 use crate::extract::{JsonBody, QueryPairs, query_invalid, split_verb};
 use crate::media::{self, MediaLinks};
-use crate::openapi::{Op, QueryParam, component, id_ref, nothing, or_empty, or_null, schema};
+use crate::openapi::{Op, QueryParam, component, either_spelling, id_ref, nothing, or_empty, or_null, schema};
 use crate::routes::feedback::FeedbackOut;
 use crate::wire::{Empty, ListResponse, MetadataIn, OperationMetadata, operation_meta, resource_meta};
 
@@ -544,8 +544,8 @@ fn secrets_schema() -> Value {
             "type": "object",
             "required": ["name", "value"],
             "properties": {
-                "name": {"type": "string", "pattern": cadenza_domain::secrets::NAME_PATTERN},
-                "value": {"type": "string", "minLength": 1, "maxLength": cadenza_domain::secrets::MAX_VALUE_CHARS},
+                "name": crate::routes::secrets::name_schema(),
+                "value": crate::routes::secrets::value_schema(),
             },
         },
     }))
@@ -602,14 +602,8 @@ fn create_body(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
             "secrets": secrets_schema(),
         },
         "allOf": [
-            {"anyOf": [
-                {"required": ["data"], "properties": {"data": {"type": "object"}}},
-                {"properties": {"data": {"type": "null"}, "systemPromptData": {"type": ["object", "null"]}}},
-            ]},
-            {"anyOf": [
-                {"required": ["memoryStack"], "properties": {"memoryStack": stack_schema()}},
-                {"properties": {"memoryStack": {"type": "null"}, "memoryCascade": or_null(stack_schema())}},
-            ]},
+            either_spelling("data", "systemPromptData", json!({"type": "object"})),
+            either_spelling("memoryStack", "memoryCascade", stack_schema()),
         ],
     });
     component(g, "CreateObjectiveRequest", body)

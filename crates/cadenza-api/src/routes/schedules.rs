@@ -342,10 +342,7 @@ fn create_schedule_body(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
                 "required": ["schedule"],
                 "properties": {"schedule": {"type": "object"}},
                 // `data_of`: the data an object, from the spelling that is read.
-                "anyOf": [
-                    {"required": ["systemPromptData"], "properties": {"systemPromptData": {"type": "object"}}},
-                    {"properties": {"systemPromptData": {"type": "null"}, "data": {"type": ["object", "null"]}}},
-                ],
+                "allOf": [crate::openapi::either_spelling("systemPromptData", "data", json!({"type": "object"}))],
             },
         },
     })

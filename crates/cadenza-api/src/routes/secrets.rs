@@ -259,6 +259,18 @@ pub fn workspace_routes() -> Router<AppState> {
         )
 }
 
+/// A secret's name as `secrets::validate_name` takes it: an identifier (workspace, tool-set and
+/// objective secrets alike).
+pub(crate) fn name_schema() -> serde_json::Value {
+    serde_json::json!({"type": "string", "pattern": secrets::NAME_PATTERN})
+}
+
+/// A secret's value as `check_value` (and the objectives' service) takes it: 1 to 65,536
+/// characters.
+pub(crate) fn value_schema() -> serde_json::Value {
+    serde_json::json!({"type": "string", "minLength": 1, "maxLength": MAX_VALUE_CHARS})
+}
+
 /// A new secret, as `create` reads it: besides the metadata, a name that is an identifier
 /// (`secrets::validate_name`) and a value of 1 to 65,536 characters (`check_value`).
 fn create_secret_body<K: JsonSchema>(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
@@ -267,10 +279,8 @@ fn create_secret_body<K: JsonSchema>(g: &mut schemars::SchemaGenerator) -> schem
         "allOf": [create],
         "required": ["metadata", "spec"],
         "properties": {
-            "metadata": {"type": "object", "required": ["name"],
-                         "properties": {"name": {"type": "string", "pattern": secrets::NAME_PATTERN}}},
-            "spec": {"type": "object", "required": ["value"],
-                     "properties": {"value": {"type": "string", "minLength": 1, "maxLength": MAX_VALUE_CHARS}}},
+            "metadata": {"type": "object", "required": ["name"], "properties": {"name": name_schema()}},
+            "spec": {"type": "object", "required": ["value"], "properties": {"value": value_schema()}},
         },
     })
 }
@@ -282,12 +292,11 @@ fn mask_allowed() -> Vec<&'static str> {
 
 /// An update, as `update` reads it: the name and value held to the create's rules when applied.
 fn update_secret_body<K: JsonSchema>(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
-    let [name, external_id, labels] =
-        masked_metadata(|| serde_json::json!({"type": "string", "pattern": secrets::NAME_PATTERN}));
+    let [name, external_id, labels] = masked_metadata(name_schema);
     let value = MaskedField {
         path: "spec.value",
         shape: || serde_json::json!({"type": ["string", "null"]}),
-        rule: || serde_json::json!({"type": "string", "minLength": 1, "maxLength": MAX_VALUE_CHARS}),
+        rule: value_schema,
         required_when_named: true,
     };
     let body = masked_update(&mask_allowed(), &[name, external_id, labels, value]);
