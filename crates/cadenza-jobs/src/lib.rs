@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use cadenza_domain::jobs::JobState;
-use cadenza_store::jobs::{Claimed, Finish, Job, JobSpec, Lease};
+use cadenza_store::jobs::{Claimed, Finish, Job, JobSpec, Lease, OnClaim};
 use cadenza_store::{Reads, Store, StoreError, StoreResult, Tx};
 use futures::FutureExt;
 use futures::future::BoxFuture;
@@ -120,6 +120,8 @@ type Erased = Arc<dyn Fn(JobContext, Value) -> BoxFuture<'static, anyhow::Result
 #[derive(Default, Clone)]
 pub struct Registry {
     handlers: HashMap<&'static str, Erased>,
+    /// By queue: written in the unit of every claim of that queue (see [`OnClaim`]).
+    on_claim: HashMap<&'static str, OnClaim>,
 }
 
 impl Registry {
@@ -141,6 +143,16 @@ impl Registry {
         });
         self.handlers.insert(J::KIND, erased);
         self
+    }
+
+    /// Has every claim of `queue` run `on_claim` in its unit, for the jobs it takes.
+    pub fn on_claim(mut self, queue: &'static str, on_claim: OnClaim) -> Self {
+        self.on_claim.insert(queue, on_claim);
+        self
+    }
+
+    fn claim_hook(&self, queue: &str) -> Option<&OnClaim> {
+        self.on_claim.get(queue)
     }
 
     pub fn kinds(&self) -> impl Iterator<Item = &'static str> + '_ {
@@ -344,7 +356,17 @@ impl QueueLoop {
                 claim_now = false;
                 let mut claimed = 0;
                 let mut idle = self.config.poll;
-                match self.store.claim_next(&self.config.name, &self.worker.owner, self.worker.lease_ms(), free).await {
+                match self
+                    .store
+                    .claim_next(
+                        &self.config.name,
+                        &self.worker.owner,
+                        self.worker.lease_ms(),
+                        free,
+                        self.registry.claim_hook(&self.config.name),
+                    )
+                    .await
+                {
                     Ok(Claimed { jobs, next_due_in_ms }) => {
                         claimed = jobs.len();
                         // A job queued for later (a schedule's next fire, a retry's backoff)
@@ -467,7 +489,7 @@ impl Execution {
 pub async fn run_next(store: &Store, registry: &Registry, queue: &str, owner: &str) -> anyhow::Result<bool> {
     let lease = LeaseConfig { lease: Duration::from_secs(300), heartbeat: Duration::from_secs(100) };
     let worker = WorkerState::new(owner.to_string(), lease, CancellationToken::new());
-    let mut claimed = store.claim(queue, owner, worker.lease_ms(), 1).await?;
+    let mut claimed = store.claim_next(queue, owner, worker.lease_ms(), 1, registry.claim_hook(queue)).await?.jobs;
     let Some((job, lease)) = claimed.pop() else { return Ok(false) };
     let exec = Execution { store: store.clone(), handler: registry.handlers.get(job.kind.as_str()).cloned(), worker };
     exec.run(job, lease).await;

@@ -473,15 +473,15 @@ async fn wakeups(backend: TestBackend) {
 both_backends!(a_claim_says_when_the_next_queued_job_comes_due, claim_next_due);
 async fn claim_next_due(backend: TestBackend) {
     let Some((_db, store, _clock)) = setup(backend).await else { return };
-    let empty = store.claim_next("q", "w", LEASE, 5).await.expect("claim");
+    let empty = store.claim_next("q", "w", LEASE, 5, None).await.expect("claim");
     assert_eq!((empty.jobs.len(), empty.next_due_in_ms), (0, None), "an empty queue has nothing coming");
     store.enqueue(demo(1).at(START + 5_000)).await.expect("enqueue later");
     store.enqueue(demo(2)).await.expect("enqueue now");
-    let c = store.claim_next("q", "w", LEASE, 5).await.expect("claim");
+    let c = store.claim_next("q", "w", LEASE, 5, None).await.expect("claim");
     assert_eq!(c.jobs.len(), 1, "only the due job is handed out");
     assert_eq!(c.next_due_in_ms, Some(5_000), "and the later one is 5 s away");
     store.enqueue(demo(3)).await.expect("enqueue now");
-    let full = store.claim_next("q", "w", LEASE, 1).await.expect("claim");
+    let full = store.claim_next("q", "w", LEASE, 1, None).await.expect("claim");
     assert_eq!((full.jobs.len(), full.next_due_in_ms), (1, None), "a full claim does not look ahead");
 }
 

@@ -25,6 +25,7 @@ use cadenza_domain::jobs::{JobSpec, RunObjective};
 use cadenza_jobs::{JobContext, QueueConfig, Registry};
 use cadenza_llm::ChatModel;
 use cadenza_store::blobs::Blobs;
+use cadenza_store::jobs::OnClaim;
 
 /// The configured models, by catalog name (`<provider id>/<model id>`).
 #[derive(Clone, Default)]
@@ -91,10 +92,25 @@ impl Runtime {
     }
 }
 
-/// Registers the run handler.
+/// Registers the run handler, and marks a run's PENDING objective RUNNING in the unit that
+/// claims it: one statement for a whole batch of claims (a run's loop is active from its
+/// claim), where a unit of its own would cost every run a commit before its first model call
+/// (10,000 of them when 10,000 objectives start at once).
 pub fn register(registry: Registry, runtime: Runtime) -> Registry {
     let rt = Arc::new(runtime);
-    registry.handle(move |ctx: JobContext, job: RunObjective| {
+    let mark: OnClaim = Arc::new(|tx, jobs| {
+        Box::pin(async move {
+            let runs: Vec<RunObjective> = jobs
+                .iter()
+                .filter(|j| j.kind == RunObjective::KIND)
+                .filter_map(|j| serde_json::from_value(j.payload.clone()).ok())
+                .collect();
+            let ids: Vec<(&str, &str)> =
+                runs.iter().map(|r| (r.workspace_id.as_str(), r.objective_id.as_str())).collect();
+            tx.mark_objectives_running(&ids).await.map(|_| ())
+        })
+    });
+    registry.on_claim(RunObjective::QUEUE, mark).handle(move |ctx: JobContext, job: RunObjective| {
         let rt = rt.clone();
         async move { run::drive(&ctx, &job, &rt).await }
     })

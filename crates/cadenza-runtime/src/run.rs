@@ -90,10 +90,11 @@ struct Known {
 impl Known {
     async fn load(ctx: &JobContext, ws: &str, id: &str) -> Result<Option<Self>> {
         let reads = ctx.reads();
-        let Some(o) = reads.get_objective(ws, &IdRef::Id(id.to_string())).await? else { return Ok(None) };
-        let o = for_run(o);
+        let Some(o) = reads.get_objective_for_run(ws, id).await? else { return Ok(None) };
         let events = reads.events_after(id, 0, i64::MAX).await?;
-        let calls = reads.objective_tool_calls(id).await?;
+        // Tool call records exist only for calls an assistant message asked for: a log without
+        // one has none to read (every objective's first run).
+        let calls = if asked_for_tools(&events) { reads.objective_tool_calls(id).await? } else { Vec::new() };
         Ok(Some(Self { o, events, calls, stale: false, ended: None }))
     }
 
@@ -108,10 +109,9 @@ impl Known {
         }
         let reads = ctx.reads();
         let _turn = reads.work_turn().await;
-        let Some(o) = reads.get_objective(&self.o.workspace_id, &IdRef::Id(self.o.meta.id.clone())).await? else {
+        let Some(o) = reads.get_objective_for_run(&self.o.workspace_id, &self.o.meta.id).await? else {
             return Ok(false);
         };
-        let o = for_run(o);
         let more = reads.events_after(&o.meta.id, self.seq(), i64::MAX).await?;
         self.events.extend(more);
         self.calls = reads.objective_tool_calls(&o.meta.id).await?;
@@ -121,15 +121,28 @@ impl Known {
     }
 
     /// The objective under its row lock in a fenced unit; `None` when it ended meanwhile.
+    ///
+    /// The lock reads only the objective's state and event count: when both are what the run
+    /// knows, nothing changed (every outside change appends an event) and the unit starts from
+    /// what the run knows; otherwise the whole row is read.
     async fn lock(&mut self, ctx: &JobContext) -> Result<Option<Unit>> {
         let turn = ctx.reads().work_turn().await;
         let mut tx = ctx.begin().await?;
-        match tx.get_objective_locked(&self.o.workspace_id, &IdRef::Id(self.o.meta.id.clone())).await? {
-            Some(o) if !o.state.is_terminal() => {
+        let unit = |tx, o| Unit { tx, o, events: Vec::new(), calls: Vec::new(), outcome: None, _turn: turn };
+        let (ws, id) = (&self.o.workspace_id, &self.o.meta.id);
+        match tx.objective_head_locked(ws, id).await? {
+            Some((state, events)) if state == self.o.state && events == self.seq() && !state.is_terminal() => {
+                Ok(Some(unit(tx, self.o.clone())))
+            }
+            Some((state, _)) if !state.is_terminal() => {
+                let Some(o) = tx.get_objective_locked(ws, &IdRef::Id(id.clone())).await? else {
+                    self.stale = true;
+                    return Ok(None);
+                };
                 if o.totals.events != self.seq() {
                     self.stale = true;
                 }
-                Ok(Some(Unit { tx, o: for_run(o), events: Vec::new(), calls: Vec::new(), outcome: None, _turn: turn }))
+                Ok(Some(unit(tx, for_run(o))))
             }
             _ => {
                 self.stale = true;
@@ -137,6 +150,11 @@ impl Known {
             }
         }
     }
+}
+
+/// Whether an assistant message of the log asked for a tool call.
+fn asked_for_tools(events: &[Event]) -> bool {
+    events.iter().any(|e| matches!(&e.data, EventData::AssistantMessage { tool_calls, .. } if !tool_calls.is_empty()))
 }
 
 /// The objective as a run keeps it: without the creation-time snapshot, which is for readers of
@@ -166,10 +184,10 @@ impl Unit {
         Ok(())
     }
 
-    async fn put_call(&mut self, c: &ToolCallRecord) -> Result<()> {
-        self.tx.put_tool_call(c).await?;
+    /// Records a tool call's new state; the unit writes every call it touched in one statement
+    /// when it commits.
+    fn put_call(&mut self, c: &ToolCallRecord) {
         upsert(&mut self.calls, c.clone());
-        Ok(())
     }
 
     /// Ends the objective as FAILED with an `error` event.
@@ -185,6 +203,7 @@ impl Unit {
     /// Saves the objective, commits (with the run's outcome when this ends it), and folds what
     /// was written into `known`.
     async fn commit(mut self, ctx: &JobContext, known: &mut Known) -> Result<()> {
+        self.tx.put_tool_calls(&self.calls).await?;
         self.tx.save_objective(&self.o).await?;
         let outcome = if self.o.state.is_terminal() {
             Some(Outcome::Done)
@@ -327,9 +346,10 @@ async fn model_step(ctx: &JobContext, rt: &Runtime, known: &mut Known, tools: &[
             _ = ctx.cancel.cancelled() => None,
         }
     };
-    // The objective is marked RUNNING while its model works, not before: the mark needs nothing
-    // from the answer, so its commit costs the step no time (the step's own commit, under the
-    // row lock, still decides: a cancel that lands meanwhile wins).
+    // The claim marked a PENDING objective RUNNING already; one in another state (the claim
+    // changes only PENDING ones) is marked while its model works, not before: the
+    // mark needs nothing from the answer, so its commit costs the step no time (the step's own
+    // commit, under the row lock, still decides: a cancel that lands meanwhile wins).
     let (marked, answer) = tokio::join!(Box::pin(mark_running(ctx, known)), call);
     marked?;
     let Some(answer) = answer else { return Ok(()) };
@@ -473,7 +493,7 @@ async fn model_step(ctx: &JobContext, rt: &Runtime, known: &mut Known, tools: &[
         o.state = ObjectiveState::Running;
     }
     for rec in &records {
-        Box::pin(u.put_call(rec)).await?;
+        u.put_call(rec);
     }
     Box::pin(u.append(evs)).await?;
     // The calls the model asked for that can run now start in this same commit (their
@@ -614,7 +634,7 @@ async fn start_batch(
                         c.attempts += 1;
                         c.content_deadline = content_timeout_secs.map(|s| now.saturating_add(s.saturating_mul(1000)));
                         evs.push(called(&c, tool, &by));
-                        Box::pin(u.put_call(&c)).await?;
+                        u.put_call(&c);
                         u.o.totals.tool_calls += 1;
                         None
                     }
@@ -638,7 +658,7 @@ async fn start_batch(
                     c.execution_status = ExecutionStatus::Running;
                     c.attempts += 1;
                     evs.push(called(&c, tool, &by));
-                    Box::pin(u.put_call(&c)).await?;
+                    u.put_call(&c);
                     http.push((c.clone(), kind.clone()));
                     None
                 }
@@ -649,19 +669,19 @@ async fn start_batch(
             Some(Immediate::Result(blocks)) => {
                 c.execution_status = ExecutionStatus::Completed;
                 c.result = Some(blocks.clone());
-                Box::pin(u.put_call(&c)).await?;
+                u.put_call(&c);
                 evs.push(NewEvent::new(EventData::ToolResult { tool_call_id: c.id.clone(), content: blocks }, &by));
             }
             Some(Immediate::Error(message)) => {
                 c.execution_status = ExecutionStatus::Errored;
                 c.error = Some(message.clone());
-                Box::pin(u.put_call(&c)).await?;
+                u.put_call(&c);
                 evs.push(NewEvent::new(EventData::ToolError { tool_call_id: c.id.clone(), message }, &by));
             }
             Some(Immediate::Finalized(output)) => {
                 c.execution_status = ExecutionStatus::Completed;
                 c.result = Some(vec![ResultBlock::Text { text: "finished".into() }]);
-                Box::pin(u.put_call(&c)).await?;
+                u.put_call(&c);
                 finalized = Some(output);
                 break;
             }
@@ -723,7 +743,7 @@ async fn run_batch(
                 EventData::ToolError { tool_call_id: c.id.clone(), message }
             }
         };
-        Box::pin(u.put_call(&c)).await?;
+        u.put_call(&c);
         evs.push(NewEvent::new(data, &by).timed(started, ended));
     }
     Box::pin(u.append(evs)).await?;

@@ -118,6 +118,13 @@ pub struct Lease {
 }
 
 /// What [`Store::claim_next`] handed out.
+/// Work a queue does for the jobs it takes inside the claim's own unit: one statement for a
+/// whole batch where a unit per job would cost every job a commit (the runs queue marks its
+/// objectives RUNNING this way). It fails the claim if it fails: nothing is taken.
+pub type OnClaim = std::sync::Arc<
+    dyn for<'a> Fn(&'a mut Tx, &'a [Job]) -> futures::future::BoxFuture<'a, StoreResult<()>> + Send + Sync,
+>;
+
 #[derive(Debug)]
 pub struct Claimed {
     pub jobs: Vec<(Job, Lease)>,
@@ -505,12 +512,20 @@ impl Store {
     /// worker's lease expired first (those out of attempts go dead instead), then ready jobs in
     /// due order. Renews (or registers) the worker's own lease in the same transaction.
     pub async fn claim(&self, queue: &str, owner: &str, lease_ms: i64, limit: usize) -> StoreResult<Vec<(Job, Lease)>> {
-        Ok(self.claim_next(queue, owner, lease_ms, limit).await?.jobs)
+        Ok(self.claim_next(queue, owner, lease_ms, limit, None).await?.jobs)
     }
 
     /// [`Store::claim`], and when fewer than `limit` were ready, how long until the queue's next
-    /// queued job comes due: a worker sleeps until then instead of polling for it.
-    pub async fn claim_next(&self, queue: &str, owner: &str, lease_ms: i64, limit: usize) -> StoreResult<Claimed> {
+    /// queued job comes due: a worker sleeps until then instead of polling for it. `on_claim`
+    /// runs in the claim's unit for the jobs taken, when there are any.
+    pub async fn claim_next(
+        &self,
+        queue: &str,
+        owner: &str,
+        lease_ms: i64,
+        limit: usize,
+        on_claim: Option<&OnClaim>,
+    ) -> StoreResult<Claimed> {
         let want = limit.max(1);
         let limit = i64::try_from(want).unwrap_or(i64::MAX);
         let token = format!("{:032x}", rand::random::<u128>());
@@ -574,13 +589,16 @@ impl Store {
                     .await?;
             }
         });
-        tx.commit().await?;
         // RETURNING keeps no order: hand the jobs out in due order.
         rows.sort_by(|a, b| (a.run_at, &a.id).cmp(&(b.run_at, &b.id)));
-        let jobs = rows
+        let jobs = rows.into_iter().map(JobRow::into_job).collect::<StoreResult<Vec<_>>>()?;
+        if let Some(on_claim) = on_claim.filter(|_| !jobs.is_empty()) {
+            on_claim(&mut tx, &jobs).await?;
+        }
+        tx.commit().await?;
+        let jobs = jobs
             .into_iter()
-            .map(|row| {
-                let job = row.into_job()?;
+            .map(|job| {
                 let lease = Lease {
                     job_id: job.id.clone(),
                     token: token.clone(),
@@ -588,9 +606,9 @@ impl Store {
                     attempt: job.attempts,
                     backoff_base_ms: job.backoff_base_ms,
                 };
-                Ok((job, lease))
+                (job, lease)
             })
-            .collect::<StoreResult<Vec<_>>>()?;
+            .collect();
         Ok(Claimed { jobs, next_due_in_ms: next_due.map(|at| (at - now).max(0)) })
     }
 

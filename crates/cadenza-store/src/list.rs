@@ -16,6 +16,9 @@ pub(crate) enum Bind {
     Text(String),
     Int(i64),
     Bytes(Vec<u8>),
+    /// NULL when `None`.
+    OptText(Option<String>),
+    OptInt(Option<i64>),
 }
 
 /// SQL text plus its binds, numbered `$1…` as they are added.
@@ -76,6 +79,8 @@ macro_rules! bound {
                 Bind::Text(s) => query.bind(s.clone()),
                 Bind::Int(i) => query.bind(*i),
                 Bind::Bytes(b) => query.bind(b.clone()),
+                Bind::OptText(s) => query.bind(s.clone()),
+                Bind::OptInt(i) => query.bind(*i),
             };
         }
         query

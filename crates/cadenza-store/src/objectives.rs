@@ -122,6 +122,9 @@ impl ObjectiveRow {
     }
 }
 
+/// Events per INSERT statement.
+const EVENTS_PER_INSERT: usize = 500;
+
 const OBJECTIVE_COLUMNS: &str = "id, account_id, workspace_id, agent_id, variation_id, schedule_id, \
      schedule_fire_at, parent_objective_id, name, external_id, labels, profile_id, created_at, updated_at, state, state_message, \
      system_prompt, initial_message, data, memory_stack, output, secret_names, config_snapshot, run_config, \
@@ -131,6 +134,15 @@ const OBJECTIVE_COLUMNS: &str = "id, account_id, workspace_id, agent_id, variati
 fn select_objectives() -> ListQuery {
     ListQuery::new(&format!("SELECT {OBJECTIVE_COLUMNS} FROM objectives WHERE 1 = 1"))
 }
+
+/// The objective without its creation-time snapshot (read as `null`): what a run keeps. The
+/// snapshot is for the objective's readers, and can be the largest column of the row.
+static SELECT_FOR_RUN: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "SELECT {} FROM objectives WHERE 1 = 1",
+        OBJECTIVE_COLUMNS.replace("config_snapshot", "'null' AS config_snapshot")
+    )
+});
 
 // ---- events ----
 
@@ -342,6 +354,14 @@ impl Reads {
         let (col, val) = id_ref_column(r);
         let mut q = select_objectives();
         q.and_eq("workspace_id", Bind::Text(workspace_id.into())).and_eq(col, Bind::Text(val));
+        let row: Option<ObjectiveRow> = self.fetch_row(&q).await?;
+        row.map(ObjectiveRow::into_domain).transpose()
+    }
+
+    /// [`Reads::get_objective`] without the creation-time snapshot (`config_snapshot` is null).
+    pub async fn get_objective_for_run(&self, workspace_id: &str, id: &str) -> StoreResult<Option<Objective>> {
+        let mut q = ListQuery::new(&SELECT_FOR_RUN);
+        q.and_eq("workspace_id", Bind::Text(workspace_id.into())).and_eq("id", Bind::Text(id.into()));
         let row: Option<ObjectiveRow> = self.fetch_row(&q).await?;
         row.map(ObjectiveRow::into_domain).transpose()
     }
@@ -674,6 +694,20 @@ impl Tx {
         row.map(ObjectiveRow::into_domain).transpose()
     }
 
+    /// The objective's state and event count under its row lock (what a step needs to know
+    /// whether anything changed since it last read the objective): `None` when it is gone.
+    pub async fn objective_head_locked(
+        &mut self,
+        workspace_id: &str,
+        id: &str,
+    ) -> StoreResult<Option<(ObjectiveState, i64)>> {
+        let mut q = ListQuery::new("SELECT state, total_events FROM objectives WHERE 1 = 1");
+        q.and_eq("workspace_id", Bind::Text(workspace_id.into())).and_eq("id", Bind::Text(id.into()));
+        q.push(self.for_update());
+        let row: Option<(String, i64)> = self.fetch_row(&q).await?;
+        Ok(row.map(|(state, events)| (ObjectiveState::from_db(&state), events)))
+    }
+
     /// The id of the objective `r` names, read without locking it.
     pub async fn objective_id(&mut self, workspace_id: &str, r: &IdRef) -> StoreResult<Option<String>> {
         if let IdRef::Id(id) = r {
@@ -709,7 +743,7 @@ impl Tx {
         let mut out = Vec::with_capacity(events.len());
         for e in events {
             let seq = o.totals.events + 1;
-            let ev = Event {
+            out.push(Event {
                 id: IdKind::ObjectiveEvent.new_id(now),
                 workspace_id: o.workspace_id.clone(),
                 objective_id: o.meta.id.clone(),
@@ -720,39 +754,86 @@ impl Tx {
                 started_at: e.started_at,
                 duration_ms: e.duration_ms,
                 data: e.data,
-            };
-            let payload = ev.data.payload().to_string();
-            on_tx!(self, |c| {
-                sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "INSERT INTO objective_events ({EVENT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
-                )))
-                .bind(&ev.id)
-                .bind(&ev.workspace_id)
-                .bind(&ev.objective_id)
-                .bind(ev.seq)
-                .bind(&ev.window_id)
-                .bind(ev.data.tag())
-                .bind(&payload)
-                .bind(&ev.profile_id)
-                .bind(ev.created_at)
-                .bind(ev.started_at)
-                .bind(ev.duration_ms)
-                .execute(&mut *c)
-                .await?;
             });
             o.totals.events = seq;
-            out.push(ev);
+        }
+        // One statement for the step's events (11 parameters each: far under either limit for
+        // the handful a step writes; chunked all the same). On PostgreSQL the last one also
+        // sends the followers' notification (delivered on commit): one round trip fewer.
+        let note = EventNote::payload(&o.meta.id, o.totals.events);
+        let chunks = out.len().div_ceil(EVENTS_PER_INSERT);
+        for (k, chunk) in out.chunks(EVENTS_PER_INSERT).enumerate() {
+            let notify = k + 1 == chunks && self.backend() == crate::Backend::Postgres;
+            let mut q = ListQuery::new(&format!(
+                "{}INSERT INTO objective_events ({EVENT_COLUMNS}) VALUES ",
+                if notify { "WITH written AS (" } else { "" }
+            ));
+            for (i, ev) in chunk.iter().enumerate() {
+                q.push(if i == 0 { "(" } else { ", (" });
+                for (j, b) in [
+                    Bind::Text(ev.id.clone()),
+                    Bind::Text(ev.workspace_id.clone()),
+                    Bind::Text(ev.objective_id.clone()),
+                    Bind::Int(ev.seq),
+                    Bind::Text(ev.window_id.clone()),
+                    Bind::Text(ev.data.tag().to_string()),
+                    Bind::Text(ev.data.payload().to_string()),
+                    Bind::Text(ev.profile_id.clone()),
+                    Bind::Int(ev.created_at),
+                    Bind::OptInt(ev.started_at),
+                    Bind::OptInt(ev.duration_ms),
+                ]
+                .into_iter()
+                .enumerate()
+                {
+                    q.push(if j == 0 { "" } else { ", " }).bind(b);
+                }
+                q.push(")");
+            }
+            if notify {
+                q.push(" RETURNING seq) SELECT pg_notify(")
+                    .bind(Bind::Text(crate::dialect::EVENTS_CHANNEL.into()))
+                    .push(", ")
+                    .bind(Bind::Text(note.clone()))
+                    .push(")");
+            }
+            self.execute(&q).await?;
         }
         o.last_activity_at = now;
         self.outbox_events(o, &out).await?;
-        let note = EventNote::payload(&o.meta.id, o.totals.events);
-        self.notify(crate::dialect::EVENTS_CHANNEL, &note).await?;
         let shared = self.shared.clone();
         let (objective_id, seq) = (o.meta.id.clone(), o.totals.events);
         self.after_commit(move || {
             let _ = shared.wake.events.send(EventNote::Appended { objective_id, seq });
         });
         Ok(out)
+    }
+
+    /// Marks RUNNING those of the given objectives (workspace, id) that are PENDING: a claim of
+    /// their runs does this for a whole batch in one statement (a run's loop is active from its
+    /// claim). Returns how many changed.
+    pub async fn mark_objectives_running(&mut self, objectives: &[(&str, &str)]) -> StoreResult<u64> {
+        let mut changed = 0;
+        // Two parameters per objective: well under either backend's limit.
+        for chunk in objectives.chunks(400) {
+            let mut q = ListQuery::new("UPDATE objectives SET state = ");
+            q.bind(Bind::Text(ObjectiveState::Running.as_str().into()))
+                .push(", updated_at = ")
+                .bind(Bind::Int(self.now()))
+                .push(" WHERE state = ")
+                .bind(Bind::Text(ObjectiveState::Pending.as_str().into()))
+                .push(" AND (workspace_id, id) IN (VALUES ");
+            for (i, (ws, id)) in chunk.iter().enumerate() {
+                q.push(if i == 0 { "(" } else { ", (" })
+                    .bind(Bind::Text((*ws).into()))
+                    .push(", ")
+                    .bind(Bind::Text((*id).into()))
+                    .push(")");
+            }
+            q.push(")");
+            changed += self.execute(&q).await?;
+        }
+        Ok(changed)
     }
 
     /// Writes the objective's mutable columns: state, output, counters, activity.
@@ -846,40 +927,55 @@ impl Tx {
     /// Writes a tool call: inserts it, or updates its mutable fields (approval, execution,
     /// result, attempts) when it exists. Its objective's row lock serializes writers.
     pub async fn put_tool_call(&mut self, t: &ToolCallRecord) -> StoreResult<()> {
+        self.put_tool_calls(std::slice::from_ref(t)).await
+    }
+
+    /// Writes tool call records (inserted, or updated in place by id), in one statement per
+    /// hundred. An id may appear once: a record is written once per unit.
+    pub async fn put_tool_calls(&mut self, calls: &[ToolCallRecord]) -> StoreResult<()> {
         let now = self.now();
-        on_tx!(self, |c| {
-            sqlx::query(sqlx::AssertSqlSafe(format!(
-                "INSERT INTO objective_tool_calls ({TOOL_CALL_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, \
-                 $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20) \
-                 ON CONFLICT (id) DO UPDATE SET status = excluded.status, execution_status = excluded.execution_status, \
+        for chunk in calls.chunks(100) {
+            let mut q = ListQuery::new(&format!("INSERT INTO objective_tool_calls ({TOOL_CALL_COLUMNS}) VALUES "));
+            for (i, t) in chunk.iter().enumerate() {
+                q.push(if i == 0 { "(" } else { ", (" });
+                for (j, b) in [
+                    Bind::Text(t.id.clone()),
+                    Bind::Text(t.workspace_id.clone()),
+                    Bind::Text(t.objective_id.clone()),
+                    Bind::Text(t.model_call_id.clone()),
+                    Bind::Text(t.function_name.clone()),
+                    Bind::Text(t.tool_id.clone()),
+                    Bind::Text(t.tool_set_id.clone()),
+                    Bind::Text(json_to(&t.callable)),
+                    Bind::Text(json_to(&t.arguments)),
+                    Bind::Text(t.status.as_str().into()),
+                    Bind::Text(t.execution_status.as_str().into()),
+                    Bind::Text(t.memo.clone()),
+                    Bind::OptText(t.status_changed_by.clone()),
+                    Bind::OptText(t.result.as_ref().map(json_to)),
+                    Bind::OptText(t.error.clone()),
+                    Bind::Text(json_to(&t.resolved_secrets)),
+                    Bind::Int(i64::from(t.attempts)),
+                    Bind::OptInt(t.content_deadline),
+                    Bind::Int(t.created_at),
+                    Bind::Int(now),
+                ]
+                .into_iter()
+                .enumerate()
+                {
+                    q.push(if j == 0 { "" } else { ", " }).bind(b);
+                }
+                q.push(")");
+            }
+            q.push(
+                " ON CONFLICT (id) DO UPDATE SET status = excluded.status, execution_status = excluded.execution_status, \
                  memo = excluded.memo, status_changed_by = excluded.status_changed_by, result = excluded.result, \
                  error = excluded.error, resolved_secrets = excluded.resolved_secrets, attempts = excluded.attempts, \
                  content_deadline = excluded.content_deadline, updated_at = excluded.updated_at \
-                 WHERE objective_tool_calls.objective_id = excluded.objective_id"
-            )))
-            .bind(&t.id)
-            .bind(&t.workspace_id)
-            .bind(&t.objective_id)
-            .bind(&t.model_call_id)
-            .bind(&t.function_name)
-            .bind(&t.tool_id)
-            .bind(&t.tool_set_id)
-            .bind(json_to(&t.callable))
-            .bind(json_to(&t.arguments))
-            .bind(t.status.as_str())
-            .bind(t.execution_status.as_str())
-            .bind(&t.memo)
-            .bind(&t.status_changed_by)
-            .bind(t.result.as_ref().map(json_to))
-            .bind(&t.error)
-            .bind(json_to(&t.resolved_secrets))
-            .bind(i64::from(t.attempts))
-            .bind(t.content_deadline)
-            .bind(t.created_at)
-            .bind(now)
-            .execute(&mut *c)
-            .await?;
-        });
+                 WHERE objective_tool_calls.objective_id = excluded.objective_id",
+            );
+            self.execute(&q).await?;
+        }
         Ok(())
     }
 

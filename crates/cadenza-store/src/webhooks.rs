@@ -180,26 +180,31 @@ impl Tx {
             .await?);
         let Some(url) = target(row) else { return Ok(()) };
         let now = self.now();
-        for e in events {
-            let id = IdKind::WebhookMessage.new_id(now);
-            on_tx!(self, |c| {
-                sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "INSERT INTO webhook_outbox ({OUTBOX_COLUMNS}, updated_at) VALUES \
-                     ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'PENDING', 0, $10, NULL, $10, $10)"
-                )))
-                .bind(&id)
-                .bind(&o.meta.account_id)
-                .bind(&o.workspace_id)
-                .bind(&o.agent_id)
-                .bind(&o.meta.id)
-                .bind(&e.id)
-                .bind(e.seq)
-                .bind(event_type_of(e.data.tag()))
-                .bind(&url)
-                .bind(now)
-                .execute(&mut *c)
-                .await?;
-            });
+        // One statement for the messages of the step's events.
+        for chunk in events.chunks(200) {
+            let mut q = ListQuery::new(&format!("INSERT INTO webhook_outbox ({OUTBOX_COLUMNS}, updated_at) VALUES "));
+            for (i, e) in chunk.iter().enumerate() {
+                q.push(if i == 0 { "(" } else { ", (" });
+                for (j, b) in [
+                    Bind::Text(IdKind::WebhookMessage.new_id(now)),
+                    Bind::Text(o.meta.account_id.clone()),
+                    Bind::Text(o.workspace_id.clone()),
+                    Bind::Text(o.agent_id.clone()),
+                    Bind::Text(o.meta.id.clone()),
+                    Bind::Text(e.id.clone()),
+                    Bind::Int(e.seq),
+                    Bind::Text(event_type_of(e.data.tag())),
+                    Bind::Text(url.clone()),
+                ]
+                .into_iter()
+                .enumerate()
+                {
+                    q.push(if j == 0 { "" } else { ", " }).bind(b);
+                }
+                q.push(", 'PENDING', 0, ").bind(Bind::Int(now)).push(", NULL, ").bind(Bind::Int(now)).push(", ");
+                q.bind(Bind::Int(now)).push(")");
+            }
+            self.execute(&q).await?;
         }
         self.enqueue(NewJob::of(&DeliverWebhooks {
             workspace_id: o.workspace_id.clone(),

@@ -657,6 +657,42 @@ async fn provider_faults(backend: TestBackend) {
     assert!(!o.to_string().contains("fake-key"), "the provider key never appears");
 }
 
+both_backends!(a_claimed_run_is_running_while_its_model_works_and_the_mark_touches_nothing_else, running_from_claim);
+async fn running_from_claim(backend: TestBackend) {
+    let Some(w) = world(backend, "fake/gpt", None).await else { return };
+    w.fake.script("Al", vec![Reply::text("hello Al")]);
+    let waiting = w.start("Al").await;
+    w.run().await;
+    assert_eq!(w.get(&waiting).await["state"], "STATE_WAITING");
+
+    // The mark is one statement for a claim's batch: it changes PENDING objectives of the
+    // workspace named, nothing else.
+    let pending = w.start("Bo").await;
+    let ws = w.app.default_ws.clone();
+    let mut tx = w.app.store.begin().await.expect("begin");
+    let marked = tx
+        .mark_objectives_running(&[("ws_other", pending.as_str()), (ws.as_str(), waiting.as_str())])
+        .await
+        .expect("mark");
+    assert_eq!(marked, 0, "another workspace's pair and a WAITING objective are left alone");
+    tx.rollback().await.expect("rollback");
+    assert_eq!(w.get(&pending).await["state"], "STATE_PENDING");
+
+    // While the model works on Bo's first answer, Bo reads RUNNING: its claim marked it.
+    w.fake.script("Bo", vec![Reply::text("hello Bo").delay(std::time::Duration::from_millis(700))]);
+    let asked = w.fake.request_count();
+    let watch = async {
+        while w.fake.request_count() == asked {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        w.get(&pending).await["state"].clone()
+    };
+    let ((), during) = tokio::join!(w.run(), watch);
+    assert_eq!(during, "STATE_RUNNING");
+    assert_eq!(w.get(&pending).await["state"], "STATE_WAITING");
+    assert_eq!(w.get(&waiting).await["state"], "STATE_WAITING", "a claim marks only its own runs");
+}
+
 both_backends!(continues_racing_the_runs_they_start_all_land_once_and_nothing_deadlocks, continue_race);
 async fn continue_race(backend: TestBackend) {
     let Some(w) = world(backend, "fake/gpt", None).await else { return };
