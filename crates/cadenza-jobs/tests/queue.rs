@@ -12,7 +12,7 @@ use cadenza_domain::jobs::{JobSpec, JobState};
 use cadenza_domain::page::ListParams;
 use cadenza_domain::{Clock, ManualClock, SystemClock};
 use cadenza_jobs::{JobContext, LeaseConfig, Outcome, QueueConfig, Registry, Runner};
-use cadenza_store::jobs::{Finish, LeaseClock, NewJob};
+use cadenza_store::jobs::{Finish, LeaseClock, NewJob, OnClaim};
 use cadenza_store::{Store, StoreError, StoreOptions};
 use cadenza_testkit::{TestBackend, TestDb, both_backends};
 use serde::{Deserialize, Serialize};
@@ -610,4 +610,40 @@ async fn finishing_jobs_claim_nothing_when_nothing_was_left() {
     eventually("the later job ran", || async { count(JobState::Succeeded).await == 11 }).await;
     shutdown.cancel();
     runner.await.expect("runner");
+}
+
+both_backends!(a_claim_hook_sees_the_jobs_taken_and_an_unreadable_job_still_counts_its_attempt, claim_hook);
+async fn claim_hook(backend: TestBackend) {
+    let Some((db, store, _clock)) = setup(backend).await else { return };
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let hook: OnClaim = {
+        let seen = seen.clone();
+        Arc::new(move |_tx, jobs| {
+            seen.lock().unwrap_or_else(|p| p.into_inner()).extend(jobs.iter().map(|j| j.id.clone()));
+            Box::pin(async { Ok(()) })
+        })
+    };
+    let a = store.enqueue(demo(1)).await.expect("enqueue");
+    let b = store.enqueue(demo(2)).await.expect("enqueue");
+    let taken = store.claim_next("q", "w", LEASE, 5, Some(&hook)).await.expect("claim");
+    let mut ids: Vec<String> = taken.jobs.iter().map(|(j, _)| j.id.clone()).collect();
+    ids.sort();
+    let mut hooked = seen.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    hooked.sort();
+    let mut want = vec![a, b];
+    want.sort();
+    assert_eq!((ids, hooked), (want.clone(), want), "the hook ran for exactly the jobs handed out");
+    seen.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    assert!(store.claim_next("q", "w", LEASE, 5, Some(&hook)).await.expect("claim").jobs.is_empty());
+    assert!(seen.lock().unwrap_or_else(|p| p.into_inner()).is_empty(), "a claim that takes nothing runs no hook");
+
+    // A job whose row cannot be read fails the claim that takes it, but the claim commits: its
+    // attempt is counted (so it goes dead after its attempts instead of failing every claim of
+    // the queue), and the hook sees only jobs it can read.
+    store.enqueue(demo(3)).await.expect("enqueue");
+    db.execute("UPDATE jobs SET payload = 'not json' WHERE state = 'queued'").await;
+    assert!(store.claim_next("q", "w", LEASE, 5, Some(&hook)).await.is_err(), "the unreadable job is reported");
+    assert!(seen.lock().unwrap_or_else(|p| p.into_inner()).is_empty(), "the hook never sees an unreadable job");
+    let attempts = db.query_strings("SELECT CAST(attempts AS TEXT) FROM jobs WHERE payload = 'not json'").await;
+    assert_eq!(attempts, vec!["1".to_string()], "the claim of the unreadable job committed");
 }

@@ -117,7 +117,6 @@ pub struct Lease {
     pub backoff_base_ms: i64,
 }
 
-/// What [`Store::claim_next`] handed out.
 /// Work a queue does for the jobs it takes inside the claim's own unit: one statement for a
 /// whole batch where a unit per job would cost every job a commit (the runs queue marks its
 /// objectives RUNNING this way). It fails the claim if it fails: nothing is taken.
@@ -125,6 +124,7 @@ pub type OnClaim = std::sync::Arc<
     dyn for<'a> Fn(&'a mut Tx, &'a [Job]) -> futures::future::BoxFuture<'a, StoreResult<()>> + Send + Sync,
 >;
 
+/// What [`Store::claim_next`] handed out.
 #[derive(Debug)]
 pub struct Claimed {
     pub jobs: Vec<(Job, Lease)>,
@@ -591,14 +591,18 @@ impl Store {
         });
         // RETURNING keeps no order: hand the jobs out in due order.
         rows.sort_by(|a, b| (a.run_at, &a.id).cmp(&(b.run_at, &b.id)));
-        let jobs = rows.into_iter().map(JobRow::into_job).collect::<StoreResult<Vec<_>>>()?;
-        if let Some(on_claim) = on_claim.filter(|_| !jobs.is_empty()) {
-            on_claim(&mut tx, &jobs).await?;
+        let parsed: Vec<StoreResult<Job>> = rows.into_iter().map(JobRow::into_job).collect();
+        let readable: Vec<Job> = parsed.iter().filter_map(|j| j.as_ref().ok().cloned()).collect();
+        if let Some(on_claim) = on_claim.filter(|_| !readable.is_empty()) {
+            on_claim(&mut tx, &readable).await?;
         }
+        // Committed even when a row cannot be read: its attempt is counted, so a corrupt job
+        // goes dead after its attempts instead of failing every claim of its queue.
         tx.commit().await?;
-        let jobs = jobs
+        let jobs = parsed
             .into_iter()
             .map(|job| {
+                let job = job?;
                 let lease = Lease {
                     job_id: job.id.clone(),
                     token: token.clone(),
@@ -606,9 +610,9 @@ impl Store {
                     attempt: job.attempts,
                     backoff_base_ms: job.backoff_base_ms,
                 };
-                (job, lease)
+                Ok((job, lease))
             })
-            .collect();
+            .collect::<StoreResult<Vec<_>>>()?;
         Ok(Claimed { jobs, next_due_in_ms: next_due.map(|at| (at - now).max(0)) })
     }
 

@@ -190,6 +190,21 @@ impl TestDb {
         }
     }
 
+    /// Runs one statement on a connection of its own (a test that needs a row the API would
+    /// never write, a corrupt one say).
+    pub async fn execute(&self, sql: &'static str) {
+        match self.backend {
+            TestBackend::Sqlite => {
+                let mut c = sqlx::SqliteConnection::connect(&self.url).await.expect("connect");
+                sqlx::query(sql).execute(&mut c).await.expect("execute");
+            }
+            TestBackend::Postgres => {
+                let mut c = sqlx::PgConnection::connect(&self.url).await.expect("connect");
+                sqlx::query(sql).execute(&mut c).await.expect("execute");
+            }
+        }
+    }
+
     /// Every byte the database keeps on disk (SQLite: the file and its WAL), for "this plaintext
     /// is stored nowhere" checks. `None` on PostgreSQL, whose files are not ours to read.
     pub fn sqlite_file_bytes(&self) -> Option<Vec<u8>> {
