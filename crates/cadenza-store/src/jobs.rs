@@ -121,7 +121,7 @@ pub struct Lease {
 /// whole batch where a unit per job would cost every job a commit (the runs queue marks its
 /// objectives RUNNING this way). It fails the claim if it fails: nothing is taken.
 pub type OnClaim = std::sync::Arc<
-    dyn for<'a> Fn(&'a mut Tx, &'a [Job]) -> futures::future::BoxFuture<'a, StoreResult<()>> + Send + Sync,
+    dyn for<'a> Fn(&'a mut Tx, &'a [&'a Job]) -> futures::future::BoxFuture<'a, StoreResult<()>> + Send + Sync,
 >;
 
 /// What [`Store::claim_next`] handed out.
@@ -592,9 +592,11 @@ impl Store {
         // RETURNING keeps no order: hand the jobs out in due order.
         rows.sort_by(|a, b| (a.run_at, &a.id).cmp(&(b.run_at, &b.id)));
         let parsed: Vec<StoreResult<Job>> = rows.into_iter().map(JobRow::into_job).collect();
-        let readable: Vec<Job> = parsed.iter().filter_map(|j| j.as_ref().ok().cloned()).collect();
-        if let Some(on_claim) = on_claim.filter(|_| !readable.is_empty()) {
-            on_claim(&mut tx, &readable).await?;
+        if let Some(on_claim) = on_claim {
+            let readable: Vec<&Job> = parsed.iter().filter_map(|j| j.as_ref().ok()).collect();
+            if !readable.is_empty() {
+                on_claim(&mut tx, &readable).await?;
+            }
         }
         // Committed even when a row cannot be read: its attempt is counted, so a corrupt job
         // goes dead after its attempts instead of failing every claim of its queue.

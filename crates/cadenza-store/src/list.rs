@@ -44,6 +44,16 @@ impl ListQuery {
         self
     }
 
+    /// One parenthesized row of a multi-row `VALUES` list, each value bound; `first` is the
+    /// list's first row (the others are preceded by a comma).
+    pub(crate) fn values_row(&mut self, first: bool, row: impl IntoIterator<Item = Bind>) -> &mut Self {
+        self.push(if first { "(" } else { ", (" });
+        for (j, b) in row.into_iter().enumerate() {
+            self.push(if j == 0 { "" } else { ", " }).bind(b);
+        }
+        self.push(")")
+    }
+
     /// `AND <column> = <value>`
     pub(crate) fn and_eq(&mut self, column: &str, value: Bind) -> &mut Self {
         self.push(" AND ").push(column).push(" = ").bind(value)

@@ -760,7 +760,6 @@ impl Tx {
         // One statement for the step's events (11 parameters each: far under either limit for
         // the handful a step writes; chunked all the same). On PostgreSQL the last one also
         // sends the followers' notification (delivered on commit): one round trip fewer.
-        let note = EventNote::payload(&o.meta.id, o.totals.events);
         let chunks = out.len().div_ceil(EVENTS_PER_INSERT);
         for (k, chunk) in out.chunks(EVENTS_PER_INSERT).enumerate() {
             let notify = k + 1 == chunks && self.backend() == crate::Backend::Postgres;
@@ -769,32 +768,28 @@ impl Tx {
                 if notify { "WITH written AS (" } else { "" }
             ));
             for (i, ev) in chunk.iter().enumerate() {
-                q.push(if i == 0 { "(" } else { ", (" });
-                for (j, b) in [
-                    Bind::Text(ev.id.clone()),
-                    Bind::Text(ev.workspace_id.clone()),
-                    Bind::Text(ev.objective_id.clone()),
-                    Bind::Int(ev.seq),
-                    Bind::Text(ev.window_id.clone()),
-                    Bind::Text(ev.data.tag().to_string()),
-                    Bind::Text(ev.data.payload().to_string()),
-                    Bind::Text(ev.profile_id.clone()),
-                    Bind::Int(ev.created_at),
-                    Bind::OptInt(ev.started_at),
-                    Bind::OptInt(ev.duration_ms),
-                ]
-                .into_iter()
-                .enumerate()
-                {
-                    q.push(if j == 0 { "" } else { ", " }).bind(b);
-                }
-                q.push(")");
+                q.values_row(
+                    i == 0,
+                    [
+                        Bind::Text(ev.id.clone()),
+                        Bind::Text(ev.workspace_id.clone()),
+                        Bind::Text(ev.objective_id.clone()),
+                        Bind::Int(ev.seq),
+                        Bind::Text(ev.window_id.clone()),
+                        Bind::Text(ev.data.tag().to_string()),
+                        Bind::Text(ev.data.payload().to_string()),
+                        Bind::Text(ev.profile_id.clone()),
+                        Bind::Int(ev.created_at),
+                        Bind::OptInt(ev.started_at),
+                        Bind::OptInt(ev.duration_ms),
+                    ],
+                );
             }
             if notify {
                 q.push(" RETURNING seq) SELECT pg_notify(")
                     .bind(Bind::Text(crate::dialect::EVENTS_CHANNEL.into()))
                     .push(", ")
-                    .bind(Bind::Text(note.clone()))
+                    .bind(Bind::Text(EventNote::payload(&o.meta.id, o.totals.events)))
                     .push(")");
             }
             self.execute(&q).await?;
@@ -937,35 +932,31 @@ impl Tx {
         for chunk in calls.chunks(100) {
             let mut q = ListQuery::new(&format!("INSERT INTO objective_tool_calls ({TOOL_CALL_COLUMNS}) VALUES "));
             for (i, t) in chunk.iter().enumerate() {
-                q.push(if i == 0 { "(" } else { ", (" });
-                for (j, b) in [
-                    Bind::Text(t.id.clone()),
-                    Bind::Text(t.workspace_id.clone()),
-                    Bind::Text(t.objective_id.clone()),
-                    Bind::Text(t.model_call_id.clone()),
-                    Bind::Text(t.function_name.clone()),
-                    Bind::Text(t.tool_id.clone()),
-                    Bind::Text(t.tool_set_id.clone()),
-                    Bind::Text(json_to(&t.callable)),
-                    Bind::Text(json_to(&t.arguments)),
-                    Bind::Text(t.status.as_str().into()),
-                    Bind::Text(t.execution_status.as_str().into()),
-                    Bind::Text(t.memo.clone()),
-                    Bind::OptText(t.status_changed_by.clone()),
-                    Bind::OptText(t.result.as_ref().map(json_to)),
-                    Bind::OptText(t.error.clone()),
-                    Bind::Text(json_to(&t.resolved_secrets)),
-                    Bind::Int(i64::from(t.attempts)),
-                    Bind::OptInt(t.content_deadline),
-                    Bind::Int(t.created_at),
-                    Bind::Int(now),
-                ]
-                .into_iter()
-                .enumerate()
-                {
-                    q.push(if j == 0 { "" } else { ", " }).bind(b);
-                }
-                q.push(")");
+                q.values_row(
+                    i == 0,
+                    [
+                        Bind::Text(t.id.clone()),
+                        Bind::Text(t.workspace_id.clone()),
+                        Bind::Text(t.objective_id.clone()),
+                        Bind::Text(t.model_call_id.clone()),
+                        Bind::Text(t.function_name.clone()),
+                        Bind::Text(t.tool_id.clone()),
+                        Bind::Text(t.tool_set_id.clone()),
+                        Bind::Text(json_to(&t.callable)),
+                        Bind::Text(json_to(&t.arguments)),
+                        Bind::Text(t.status.as_str().into()),
+                        Bind::Text(t.execution_status.as_str().into()),
+                        Bind::Text(t.memo.clone()),
+                        Bind::OptText(t.status_changed_by.clone()),
+                        Bind::OptText(t.result.as_ref().map(json_to)),
+                        Bind::OptText(t.error.clone()),
+                        Bind::Text(json_to(&t.resolved_secrets)),
+                        Bind::Int(i64::from(t.attempts)),
+                        Bind::OptInt(t.content_deadline),
+                        Bind::Int(t.created_at),
+                        Bind::Int(now),
+                    ],
+                );
             }
             q.push(
                 " ON CONFLICT (id) DO UPDATE SET status = excluded.status, execution_status = excluded.execution_status, \

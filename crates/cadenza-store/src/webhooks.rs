@@ -184,25 +184,27 @@ impl Tx {
         for chunk in events.chunks(200) {
             let mut q = ListQuery::new(&format!("INSERT INTO webhook_outbox ({OUTBOX_COLUMNS}, updated_at) VALUES "));
             for (i, e) in chunk.iter().enumerate() {
-                q.push(if i == 0 { "(" } else { ", (" });
-                for (j, b) in [
-                    Bind::Text(IdKind::WebhookMessage.new_id(now)),
-                    Bind::Text(o.meta.account_id.clone()),
-                    Bind::Text(o.workspace_id.clone()),
-                    Bind::Text(o.agent_id.clone()),
-                    Bind::Text(o.meta.id.clone()),
-                    Bind::Text(e.id.clone()),
-                    Bind::Int(e.seq),
-                    Bind::Text(event_type_of(e.data.tag())),
-                    Bind::Text(url.clone()),
-                ]
-                .into_iter()
-                .enumerate()
-                {
-                    q.push(if j == 0 { "" } else { ", " }).bind(b);
-                }
-                q.push(", 'PENDING', 0, ").bind(Bind::Int(now)).push(", NULL, ").bind(Bind::Int(now)).push(", ");
-                q.bind(Bind::Int(now)).push(")");
+                q.values_row(
+                    i == 0,
+                    [
+                        Bind::Text(IdKind::WebhookMessage.new_id(now)),
+                        Bind::Text(o.meta.account_id.clone()),
+                        Bind::Text(o.workspace_id.clone()),
+                        Bind::Text(o.agent_id.clone()),
+                        Bind::Text(o.meta.id.clone()),
+                        Bind::Text(e.id.clone()),
+                        Bind::Int(e.seq),
+                        Bind::Text(event_type_of(e.data.tag())),
+                        Bind::Text(url.clone()),
+                        // status, attempts, next_attempt_at, payload, created_at, updated_at
+                        Bind::Text(DeliveryStatus::Pending.as_str().into()),
+                        Bind::Int(0),
+                        Bind::Int(now),
+                        Bind::OptText(None),
+                        Bind::Int(now),
+                        Bind::Int(now),
+                    ],
+                );
             }
             self.execute(&q).await?;
         }
