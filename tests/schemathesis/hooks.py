@@ -67,6 +67,8 @@ STORED_SCHEMAS = {
     ],
     "create_tool": [("spec", "parameters", SCHEMAS)],
 }
+STORED_SCHEMAS["update_agent"] = STORED_SCHEMAS["create_agent"]
+STORED_SCHEMAS["update_tool"] = STORED_SCHEMAS["replace_tool"] = STORED_SCHEMAS["create_tool"]
 
 # Time zones the server's zone database holds (any case), and UTC's spellings.
 ZONES = ["", "UTC", "Europe/Paris", "america/new_york", "Asia/Tokyo", "Australia/Sydney"]
@@ -131,18 +133,18 @@ def schedule_rule(body):
 FAKE_MODEL = "fake/gpt-fake"
 
 
-def usable_model(spec):
+def usable_model(spec, add=True):
     """A variation's model is looked up among the configured providers' (a `provider/model` name,
     or the catalog entry's id or external id): a drawn name names none (`MODEL_UNKNOWN`), and a
     variation without a model runs no objective. A drawn value of the name form (any string with
     a `/`, or `external_id:…`) becomes the fake's model, and a variation that leaves `spec` or
-    its `modelConfig` out gets one naming it (optional fields, added valid); a model id is left
-    as drawn."""
+    its `modelConfig` out gets one naming it (optional fields, added valid; on create only, `add`:
+    an update that leaves it out keeps its model); a model id is left as drawn."""
     if not isinstance(spec, dict):
         return
-    if "modelConfig" not in spec:
+    if add and "modelConfig" not in spec:
         spec["modelConfig"] = {"modelId": FAKE_MODEL}
-    config = spec["modelConfig"]
+    config = spec.get("modelConfig")
     model = config.get("modelId") if isinstance(config, dict) else None
     if isinstance(model, str) and ("/" in model or (model.startswith("external_id:") and len(model) > 12)):
         config["modelId"] = FAKE_MODEL
@@ -179,7 +181,9 @@ def make_valid(op_id, body):
             usable_model(body["defaultVariation"].setdefault("spec", {}))
     if op_id == "create_variation":
         usable_model(body.setdefault("spec", {}))
-    if op_id == "create_schedule":
+    if op_id == "update_variation":
+        usable_model(body.get("spec"), add=False)
+    if op_id in ("create_schedule", "update_schedule"):
         schedule_rule(body)
 
 

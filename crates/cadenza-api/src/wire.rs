@@ -99,7 +99,7 @@ pub fn account_meta(m: &Meta) -> AccountMetadata {
 
 /// Metadata as a client sends it on create or update. Read-only fields a client echoes back
 /// (`id`, `createdAt`, …) are ignored.
-#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[derive(Debug, Default, Clone, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 #[schemars(rename = "MetadataRequest")]
 pub struct MetadataIn {
@@ -245,6 +245,24 @@ impl MetadataIn {
         }
         Ok(())
     }
+}
+
+/// Applies an update body under `mask` to `row` with `apply`, having first checked the whole
+/// body: when a mask is given, `apply` runs once more before, with no mask, on copies, so every
+/// field the body sends (not `null`) is held to the rules `apply` holds it to when it applies it
+/// (what a field names elsewhere, looked up by the caller afterwards, only when applied). The
+/// mask picks what changes, never what is checked: a body is valid or not by itself, whatever
+/// its mask, and the document states it in one rule per field (docs/API.md, "Updates").
+pub fn apply_checked<B: Clone, R: Clone, T, E>(
+    body: B,
+    mask: &UpdateMask,
+    row: &mut R,
+    apply: impl Fn(B, &UpdateMask, &mut R) -> std::result::Result<T, E>,
+) -> std::result::Result<T, E> {
+    if mask.is_given() {
+        apply(body.clone(), &UpdateMask::default(), &mut row.clone())?;
+    }
+    apply(body, mask, row)
 }
 
 /// The metadata paths every resource allows in `updateMask`.

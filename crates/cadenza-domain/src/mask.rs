@@ -35,6 +35,11 @@ impl UpdateMask {
         Ok(Self(Some(paths)))
     }
 
+    /// Whether the body carried a mask (not absent, `null` or blank).
+    pub fn is_given(&self) -> bool {
+        self.0.is_some()
+    }
+
     /// Whether the update should touch `path`, given whether the body carried it.
     /// With a mask, a masked field absent from the body is cleared to its zero value by the caller.
     pub fn covers(&self, path: &str, present_in_body: bool) -> bool {

@@ -22,7 +22,9 @@ use crate::auth::WsCaller;
 use crate::error::ApiResult;
 use crate::extract::{JsonBody, QueryPairs, split_verb};
 use crate::openapi::{Op, QueryParam, component, create_body, one_of_or_empty, schema, value_list};
-use crate::wire::{Empty, ListResponse, METADATA_MASK, MetadataIn, ResourceMetadata, empty, resource_meta};
+use crate::wire::{
+    Empty, ListResponse, METADATA_MASK, MetadataIn, ResourceMetadata, apply_checked, empty, resource_meta,
+};
 
 #[derive(Debug, Serialize, JsonSchema)]
 #[schemars(rename = "Agent")]
@@ -85,7 +87,7 @@ impl AgentOut {
 }
 
 /// The agent spec as clients send it, in either spelling.
-#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[derive(Debug, Default, Clone, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 #[schemars(
     rename = "AgentSpecRequest",
@@ -128,7 +130,7 @@ struct SpecIn {
 const URL_PATTERN: &str =
     "^(?:https?://[^\\x00-\\x20\\x7f-\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]*)?$";
 
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 #[schemars(rename = "AgentCreateFields")]
 struct CreateIn {
@@ -140,9 +142,9 @@ struct CreateIn {
     default_variation: Option<crate::routes::variations::WriteIn>,
 }
 
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-#[schemars(rename = "AgentUpdateRequest")]
+#[schemars(rename = "AgentUpdateFields")]
 struct UpdateIn {
     #[serde(default)]
     metadata: MetadataIn,
@@ -208,6 +210,12 @@ fn check_url(url: &str) -> ApiResult<()> {
 /// Applies the spec fields `mask` selects. Each field is validated as it is applied, so an
 /// invalid request changes nothing.
 /// Whether the status may change so is the service's to decide (`services::agents`).
+/// Applies what the mask lets the body change, checked (`wire::apply_checked` runs it).
+fn apply_update(b: UpdateIn, mask: &UpdateMask, a: &mut Agent) -> ApiResult<()> {
+    b.metadata.apply(mask, &mut a.meta)?;
+    apply_spec(a, b.spec, mask)
+}
+
 fn apply_spec(a: &mut Agent, spec: SpecIn, mask: &UpdateMask) -> ApiResult<()> {
     if mask.covers("spec.status", spec.status.is_some())
         && let Some(s) = parse_status(spec.status.as_deref().unwrap_or("AGENT_STATUS_UNSPECIFIED"))?
@@ -289,6 +297,16 @@ fn create_agent_body(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
     )
 }
 
+/// An update: every field sent held to its rule whatever the mask, `metadata.name` required when
+/// the mask names it. That the schemas it carries are valid JSON Schemas is beyond JSON Schema,
+/// as on create.
+fn update_agent_body(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    let fields = g.subschema_for::<UpdateIn>().to_value();
+    let allowed = [METADATA_MASK.as_slice(), SPEC_MASK].concat();
+    let named = [("metadata.name", crate::wire::name_schema())];
+    component(g, "AgentUpdateRequest", crate::openapi::masked_fields(fields, &allowed, &named))
+}
+
 /// The agent `raw` names (id or `external_id:`) in the caller's workspace, or a 404.
 pub(crate) async fn load(s: &AppState, c: &WsCaller, raw: &str) -> ApiResult<Agent> {
     let r = IdRef::parse(IdKind::Agent, raw)?;
@@ -356,8 +374,7 @@ async fn update(
     let mut tx = s.store.begin().await?;
     let mut agent = tx.get_agent_locked(c.ws(), &r).await?.ok_or_else(|| Error::not_found("agent"))?;
     let was = agent.status;
-    b.metadata.apply(&mask, &mut agent.meta)?;
-    apply_spec(&mut agent, b.spec, &mask)?;
+    apply_checked(b, &mask, &mut agent, apply_update)?;
     agent.meta.updated_at = tx.now();
     services::agents::save(&mut tx, &agent, was).await?;
     let n = tx.count_variations(c.ws(), &agent.meta.id).await?;
@@ -443,7 +460,7 @@ pub fn operations() -> Vec<Op> {
             ]),
         Op::new("post", COLL, "create_agent", T, schema::<AgentOut>).manage("agents").body(create_agent_body),
         Op::new("get", ITEM, "get_agent", T, schema::<AgentOut>).read("agents"),
-        Op::new("patch", ITEM, "update_agent", T, schema::<AgentOut>).manage("agents").body(schema::<UpdateIn>),
+        Op::new("patch", ITEM, "update_agent", T, schema::<AgentOut>).manage("agents").body(update_agent_body),
         Op::new("delete", ITEM, "delete_agent", T, schema::<Empty>).manage("agents"),
         Op::new(
             "post",
@@ -484,7 +501,7 @@ pub fn operations() -> Vec<Op> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::openapi::accepts;
+    use crate::openapi::{accepts, assert_masked_agrees};
     use serde_json::json;
 
     fn spec_schema() -> Value {
@@ -653,5 +670,39 @@ mod tests {
                 assert_eq!(accepts(&schema, &body), takes, "{body}");
             }
         }
+    }
+
+    /// The update body's schema takes exactly what `update` takes of the body, on a stored draft
+    /// agent: every field sent checked whatever the mask, the mask's own grammar.
+    #[test]
+    fn update_schema_agrees_with_update() {
+        let schema = crate::openapi::request_schema(update_agent_body);
+        let allowed = [METADATA_MASK.as_slice(), SPEC_MASK].concat();
+        let takes = |body: &Value| {
+            let Ok(b) = crate::strict_json::from_value::<UpdateIn>(body) else { return false };
+            let Ok(mask) = UpdateMask::parse(b.update_mask.as_deref(), &allowed) else { return false };
+            apply_checked(b, &mask, &mut agent(), apply_update).is_ok()
+        };
+        let bodies = [
+            json!({}),
+            json!({"metadata": {"name": "renamed"}}),
+            json!({"metadata": {"name": " "}}),
+            json!({"metadata": {"name": null, "externalId": "a b"}}),
+            json!({"metadata": null}),
+            json!({"spec": null}),
+            json!({"spec": {"status": "AGENT_STATUS_PUBLISHED", "description": "d"}}),
+            json!({"spec": {"status": "PUBLISHED"}}),
+            json!({"spec": {"variationSelectionMode": "VARIATION_SELECTION_MODE_WEIGHTED"}}),
+            json!({"spec": {"variationSelectionMode": "THOMPSON"}}),
+            json!({"spec": {"webhookEventsUrl": "ftp://x"}}),
+            json!({"spec": {"webhookEventsUrl": "https://x/hook", "enableEpisodicMemory": true}}),
+            json!({"spec": {"episodicMemoryTtl": -1}}),
+            json!({"spec": {"episodicMemoryTtl": 60, "inputDataSchema": {"type": "object"}}}),
+            json!({"spec": {"inputDataSchema": 5}}),
+            json!({"spec": {"systemPromptDataSchema": null, "outputDefinition": {"type": "object"}}}),
+            json!({"spec": {"outputDefinition": []}}),
+            json!({"metadata": {"name": "a", "labels": {"k": "v"}}, "spec": {"description": 1}}),
+        ];
+        assert_masked_agrees(&schema, &allowed, &bodies, takes);
     }
 }

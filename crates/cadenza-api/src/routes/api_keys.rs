@@ -24,7 +24,9 @@ use crate::error::ApiResult;
 use crate::extract::{JsonBody, QueryPairs, split_verb};
 use crate::openapi::{MaskedField, Op, component, create_body, masked_metadata, masked_update, schema};
 use crate::routes::workspaces::WorkspaceOut;
-use crate::wire::{AccountMetadata, Empty, ListResponse, METADATA_MASK, MetadataIn, account_meta, empty};
+use crate::wire::{
+    AccountMetadata, Empty, ListResponse, METADATA_MASK, MetadataIn, account_meta, apply_checked, empty,
+};
 
 #[derive(Debug, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -77,7 +79,7 @@ impl ApiKeyOut {
     }
 }
 
-#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[derive(Debug, Default, Clone, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 #[schemars(rename = "ApiKeySpecRequest")]
 struct SpecIn {
@@ -117,7 +119,7 @@ fn account_create_body(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
     })
 }
 
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 #[schemars(rename = "ApiKeyCreateRequest")]
 struct CreateIn {
@@ -130,7 +132,7 @@ struct CreateIn {
     initial_workspace_ids: Vec<String>,
 }
 
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 #[schemars(rename = "ApiKeyUpdateRequest")]
 struct UpdateIn {
@@ -215,7 +217,7 @@ async fn update(
     let mut tx = state.store.begin().await?;
     let mut key = services::api_keys::locked(&mut tx, caller, scope_of(caller, ws), &r).await?;
     let mask = UpdateMask::parse(body.update_mask.as_deref(), &mask_allowed())?;
-    let permissions = apply_update(body, &mask, &mut key)?;
+    let permissions = apply_checked(body, &mask, &mut key, apply_update)?;
     services::api_keys::update(&mut tx, caller, &mut key, permissions).await?;
     tx.commit().await?;
     Ok(Json(ApiKeyOut::new(&key, None)))
@@ -456,7 +458,7 @@ async fn acct_key_workspaces(
     WorkspaceOut::page(&s, page, include_info).await
 }
 
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 #[schemars(rename = "ApiKeyAddWorkspaceRequest", extend("required" = ["workspaceId"]))]
 struct AddWorkspaceIn {
@@ -638,7 +640,7 @@ mod tests {
                 system: false,
                 enabled: true,
             };
-            apply_update(b, &mask, &mut key).is_ok()
+            apply_checked(b, &mask, &mut key, apply_update).is_ok()
         };
         let bodies = [
             json!({}),

@@ -21,10 +21,12 @@ use crate::auth::WsCaller;
 use crate::error::ApiResult;
 use crate::extract::{JsonBody, QueryPairs};
 use crate::openapi::{
-    MaskedField, Op, QueryParam, component, create_body, insert_shape, masked_metadata, masked_together, masked_update,
-    one_of_or_empty, or_empty, schema,
+    MaskedField, Op, QueryParam, component, create_body, insert_shape, masked_metadata, masked_update, one_of_or_empty,
+    or_empty, schema,
 };
-use crate::wire::{Empty, ListResponse, METADATA_MASK, MetadataIn, ResourceMetadata, empty, resource_meta};
+use crate::wire::{
+    Empty, ListResponse, METADATA_MASK, MetadataIn, ResourceMetadata, apply_checked, empty, resource_meta,
+};
 
 // ---- wire shapes ----
 
@@ -115,7 +117,7 @@ impl EntryOut {
     }
 }
 
-#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[derive(Debug, Default, Clone, Deserialize, JsonSchema)]
 #[schemars(rename = "MemoryLayerSpecRequest")]
 struct LayerSpecIn {
     /// Required on create, where an episodic layer is refused (the runtime makes those); on
@@ -126,7 +128,7 @@ struct LayerSpecIn {
     description: Option<String>,
 }
 
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 #[schemars(rename = "MemoryLayerWriteRequest")]
 struct LayerWriteIn {
@@ -138,7 +140,7 @@ struct LayerWriteIn {
     update_mask: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[derive(Debug, Default, Clone, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 #[schemars(rename = "MemoryEntrySpecRequest")]
 struct EntrySpecIn {
@@ -151,7 +153,7 @@ struct EntrySpecIn {
     source: Option<String>,
 }
 
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 #[schemars(rename = "MemoryEntryWriteRequest")]
 struct EntryWriteIn {
@@ -302,7 +304,7 @@ async fn update_layer(
     // The mask applies to the row as it is now, locked.
     let mut tx = s.store.begin().await?;
     let (mut layer, n) = services::memory::writable_layer(&mut tx, c.ws(), &r).await?;
-    apply_layer_update(b, &mask, &mut layer)?;
+    apply_checked(b, &mask, &mut layer, apply_layer_update)?;
     layer.meta.updated_at = tx.now();
     services::memory::save_layer(&mut tx, &layer).await?;
     tx.commit().await?;
@@ -505,7 +507,8 @@ async fn update_entry(
     let r = IdRef::parse(IdKind::MemoryEntry, &id)?;
     let mask = UpdateMask::parse(b.update_mask.as_deref(), &entry_mask_allowed())?;
     // The body (an upload's bytes, maybe) is read before the unit: no IO while it holds locks.
-    let body = match update_source(&b.spec, &mask)? {
+    // The source sent is checked whatever the mask, as the other fields are below.
+    let body = match apply_checked(&b.spec, &mask, &mut (), |spec, m, _| update_source(spec, m))? {
         Some(source) => Some(read_source(&s, &c, source).await?),
         None => None,
     };
@@ -516,7 +519,7 @@ async fn update_entry(
         .get_memory_entry_locked(c.ws(), &layer.meta.id, &r)
         .await?
         .ok_or_else(|| Error::not_found("memory entry"))?;
-    apply_entry_update(b, &mask, &mut entry)?;
+    apply_checked(b, &mask, &mut entry, apply_entry_update)?;
     let mut upload = None;
     if let Some((content, from)) = body {
         entry.content = content;
@@ -534,10 +537,12 @@ fn entry_mask_allowed() -> Vec<&'static str> {
 }
 
 /// The body source an update sets, checked as far as the body tells: when the mask covers
-/// `spec.content` or `spec.uploadId` (a source covered but not sent changes nothing).
+/// `spec.content` or `spec.uploadId`, or the `type` tag is sent (a tag names the source sent,
+/// whatever the mask; a source covered but not sent changes nothing).
 fn update_source(spec: &EntrySpecIn, mask: &UpdateMask) -> ApiResult<Option<Source>> {
-    let covered =
-        mask.covers("spec.content", spec.content.is_some()) || mask.covers("spec.uploadId", spec.upload_id.is_some());
+    let covered = mask.covers("spec.content", spec.content.is_some())
+        || mask.covers("spec.uploadId", spec.upload_id.is_some())
+        || spec.source.is_some();
     if covered { pick_source(spec, false) } else { Ok(None) }
 }
 
@@ -556,9 +561,10 @@ fn apply_entry_update(b: EntryWriteIn, mask: &UpdateMask, entry: &mut MemoryEntr
     Ok(())
 }
 
-/// An entry update, as `update_entry` reads it: the key held to the create's rule when applied,
-/// and the body source, when the mask covers it, held to `pick_source`'s (what the upload
-/// holds is for the handler to find, as on create).
+/// An entry update, as `update_entry` reads it: each field sent held to its rule whatever the
+/// mask, the key required when the mask names it, and the body source held to `pick_source`'s
+/// (one of content and upload, the `type` tag, when sent, naming it; what the upload holds is
+/// for the handler to find, as on create).
 fn entry_update_body(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
     let [name, external_id, labels] = masked_metadata(crate::wire::name_schema);
     let key = MaskedField {
@@ -594,7 +600,7 @@ fn entry_update_body(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
         "allOf": [tagged("content"), tagged("uploadId")],
     }}});
     if let Some(rules) = body["allOf"].as_array_mut() {
-        rules.push(masked_together(&["spec.content", "spec.uploadId"], source));
+        rules.push(source);
     }
     component(g, "MemoryEntryUpdateRequest", body)
 }
@@ -698,7 +704,7 @@ mod tests {
                 episodic_key: String::new(),
                 last_used_at: None,
             };
-            apply_layer_update(b, &mask, &mut layer).is_ok()
+            apply_checked(b, &mask, &mut layer, apply_layer_update).is_ok()
         };
         let bodies = [
             json!({}),
@@ -725,7 +731,7 @@ mod tests {
         let takes = |body: &serde_json::Value| {
             let Ok(b) = crate::strict_json::from_value::<EntryWriteIn>(body) else { return false };
             let Ok(mask) = UpdateMask::parse(b.update_mask.as_deref(), &entry_mask_allowed()) else { return false };
-            if update_source(&b.spec, &mask).is_err() {
+            if apply_checked(&b.spec, &mask, &mut (), |spec, m, _| update_source(spec, m)).is_err() {
                 return false;
             }
             let mut entry = MemoryEntry {
@@ -736,7 +742,7 @@ mod tests {
                 description: String::new(),
                 content: "old".into(),
             };
-            apply_entry_update(b, &mask, &mut entry).is_ok()
+            apply_checked(b, &mask, &mut entry, apply_entry_update).is_ok()
         };
         let upload = IdKind::Upload.new_id(1);
         let over = "€".repeat(MAX_CONTENT_CHARS + 1);

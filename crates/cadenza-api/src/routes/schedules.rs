@@ -25,7 +25,9 @@ use crate::error::ApiResult;
 use crate::extract::{JsonBody, QueryPairs, split_verb};
 use crate::openapi::{Op, component, id_ref, nothing, schema};
 use crate::routes::agents::load as load_agent;
-use crate::wire::{Empty, ListResponse, METADATA_MASK, MetadataIn, ResourceMetadata, empty, resource_meta};
+use crate::wire::{
+    Empty, ListResponse, METADATA_MASK, MetadataIn, ResourceMetadata, apply_checked, empty, resource_meta,
+};
 
 // ---- wire shapes ----
 
@@ -180,7 +182,7 @@ impl ScheduleOut {
 
 // ---- requests ----
 
-#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[derive(Debug, Default, Clone, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 #[schemars(rename = "AgentScheduleSpecRequest")]
 struct SpecIn {
@@ -330,6 +332,22 @@ fn rule_or_null(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
     schemars::json_schema!({"anyOf": [rule, {"type": "null"}]})
 }
 
+/// An update: every field sent held to its rule whatever the mask (the data from the spelling
+/// read an object, as on create), `metadata.name` and `spec.schedule` required when the mask
+/// names them. As on create, an interval's offset below its `every`, a time zone's existence and
+/// the data's fit to the agent's schema are beyond the document.
+fn update_schedule_body(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    let fields = json!({
+        "allOf": [g.subschema_for::<WriteIn>()],
+        "properties": {"spec": {
+            "allOf": [crate::openapi::either_spelling("systemPromptData", "data", json!({"type": "object"}))],
+        }},
+    });
+    let allowed = [METADATA_MASK.as_slice(), SPEC_MASK].concat();
+    let named = [("metadata.name", crate::wire::name_schema()), ("spec.schedule", json!({"type": "object"}))];
+    component(g, "AgentScheduleUpdateRequest", crate::openapi::masked_fields(fields, &allowed, &named))
+}
+
 /// The create: `metadata.name`, as `create_body` requires it, and `spec.schedule`, not `null`.
 fn create_schedule_body(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
     let write = g.subschema_for::<WriteIn>();
@@ -348,7 +366,7 @@ fn create_schedule_body(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
     })
 }
 
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 #[schemars(rename = "AgentScheduleWriteRequest")]
 struct WriteIn {
@@ -383,7 +401,8 @@ fn data_of(later: Option<Value>, seed: Option<Value>) -> ApiResult<Option<Value>
     Ok(data)
 }
 
-/// Applies the spec fields `mask` selects, validating each; nothing is stored on failure.
+/// Applies the spec fields `mask` selects, validating each, and the variation it names,
+/// looked up; nothing is stored on failure.
 async fn apply_spec(
     st: &AppState,
     c: &WsCaller,
@@ -392,6 +411,13 @@ async fn apply_spec(
     spec: SpecIn,
     mask: &UpdateMask,
 ) -> ApiResult<()> {
+    let variation = apply_body(agent, s, spec, mask)?;
+    set_variation(st, c, agent, s, variation).await
+}
+
+/// Applies the spec fields `mask` selects, validating each, all but the variation's lookup:
+/// returns the variation to set, when the mask covers it (`None` inside: none).
+fn apply_body(agent: &Agent, s: &mut Schedule, spec: SpecIn, mask: &UpdateMask) -> ApiResult<Option<Option<IdRef>>> {
     let seed = mask.covers("spec.initialMessage", spec.initial_message.is_some());
     let later = mask.covers("spec.firstUserMessage", spec.first_user_message.is_some());
     if seed || later {
@@ -420,21 +446,41 @@ async fn apply_spec(
     {
         services::schedules::change_state(s, next)?;
     }
-    if mask.covers("spec.variationId", spec.variation_id.is_some()) {
-        s.variation_id = match spec.variation_id.as_deref().filter(|v| !v.is_empty()) {
-            None => String::new(),
-            Some(raw) => {
-                let r = IdRef::parse(IdKind::Variation, raw)?;
-                st.store
-                    .get_variation(c.ws(), &agent.meta.id, &r)
-                    .await?
-                    .ok_or_else(|| Error::not_found("variation"))?
-                    .meta
-                    .id
-            }
-        };
+    if !mask.covers("spec.variationId", spec.variation_id.is_some()) {
+        return Ok(None);
     }
+    let raw = spec.variation_id.as_deref().filter(|v| !v.is_empty());
+    Ok(Some(raw.map(|raw| IdRef::parse(IdKind::Variation, raw)).transpose()?))
+}
+
+/// Sets the variation `apply_body` returned, if any, looked up among the agent's.
+async fn set_variation(
+    st: &AppState,
+    c: &WsCaller,
+    agent: &Agent,
+    s: &mut Schedule,
+    variation: Option<Option<IdRef>>,
+) -> ApiResult<()> {
+    let Some(variation) = variation else { return Ok(()) };
+    s.variation_id = match variation {
+        None => String::new(),
+        Some(r) => {
+            st.store
+                .get_variation(c.ws(), &agent.meta.id, &r)
+                .await?
+                .ok_or_else(|| Error::not_found("variation"))?
+                .meta
+                .id
+        }
+    };
     Ok(())
+}
+
+/// Applies what an update's mask lets the body change, checked (`wire::apply_checked` runs
+/// it); returns the variation to set, as `apply_body` does.
+fn apply_update(agent: &Agent, b: WriteIn, mask: &UpdateMask, s: &mut Schedule) -> ApiResult<Option<Option<IdRef>>> {
+    b.metadata.apply(mask, &mut s.meta)?;
+    apply_body(agent, s, b.spec, mask)
 }
 
 // ---- loading ----
@@ -508,8 +554,8 @@ async fn update(
     let mut tx = s.store.begin().await?;
     let (agent, mut sched) = services::schedules::locked(&mut tx, c.ws(), &agent.meta.id, &r).await?;
     let was = sched.state;
-    b.metadata.apply(&mask, &mut sched.meta)?;
-    apply_spec(&s, &c, &agent, &mut sched, b.spec, &mask).await?;
+    let variation = apply_checked(b, &mask, &mut sched, |b, m, sched| apply_update(&agent, b, m, sched))?;
+    set_variation(&s, &c, &agent, &mut sched, variation).await?;
     services::schedules::update(&mut tx, &agent, &mut sched, was).await?;
     let now = tx.now();
     tx.commit().await?;
@@ -566,7 +612,7 @@ pub fn operations() -> Vec<Op> {
         Op::new("get", COLL, "list_schedules", T, schema::<ListResponse<ScheduleOut>>).read("agents").list(),
         Op::new("post", COLL, "create_schedule", T, schema::<ScheduleOut>).manage("agents").body(create_schedule_body),
         Op::new("get", ITEM, "get_schedule", T, schema::<ScheduleOut>).read("agents"),
-        Op::new("patch", ITEM, "update_schedule", T, schema::<ScheduleOut>).manage("agents").body(schema::<WriteIn>),
+        Op::new("patch", ITEM, "update_schedule", T, schema::<ScheduleOut>).manage("agents").body(update_schedule_body),
         Op::new("delete", ITEM, "delete_schedule", T, schema::<Empty>).manage("agents"),
     ];
     for (path, id, summary) in [
@@ -594,7 +640,7 @@ pub fn operations() -> Vec<Op> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::openapi::{accepts, request_schema};
+    use crate::openapi::{accepts, assert_masked_agrees, request_schema};
     use cadenza_domain::schedules::calendar_fields;
     use serde_json::Map;
 
@@ -862,5 +908,44 @@ mod tests {
         ] {
             assert_eq!(accepts(&schema, &body), create_reads(&body), "{body}");
         }
+    }
+
+    /// The update body's schema takes exactly what `update` checks of the body (all but the
+    /// variation's lookup), on an active schedule of an agent without an input schema: every
+    /// field sent checked whatever the mask.
+    #[test]
+    fn update_schema_agrees_with_update() {
+        let schema = request_schema(update_schedule_body);
+        let allowed = [METADATA_MASK.as_slice(), SPEC_MASK].concat();
+        let agent = Agent::draft(crate::openapi::stored_meta(IdKind::Agent, "a"), "w");
+        let takes = |body: &Value| {
+            let Ok(b) = crate::strict_json::from_value::<WriteIn>(body) else { return false };
+            let Ok(mask) = UpdateMask::parse(b.update_mask.as_deref(), &allowed) else { return false };
+            let rule = Rule { calendars: Vec::new(), intervals: Vec::new(), timezone: "UTC".into() };
+            let mut s = Schedule::new(crate::openapi::stored_meta(IdKind::Schedule, "nightly"), "w", "agt", rule);
+            apply_checked(b, &mask, &mut s, |b, m, s| apply_update(&agent, b, m, s)).is_ok()
+        };
+        let daily = json!({"calendars": [{"hour": [{"start": 9}]}], "timezone": "UTC"});
+        let bodies = [
+            json!({}),
+            json!({"metadata": {"name": "hourly"}}),
+            json!({"metadata": {"name": "\t"}}),
+            json!({"spec": null}),
+            json!({"spec": {"schedule": daily}}),
+            json!({"spec": {"schedule": null, "firstUserMessage": "Go"}}),
+            json!({"spec": {"schedule": {}}}),
+            json!({"spec": {"overlapPolicy": "OVERLAP_POLICY_ALLOW", "status": "STATE_PAUSED"}}),
+            json!({"spec": {"overlapPolicy": "SOMETIMES"}}),
+            json!({"spec": {"status": "AGENT_SCHEDULE_STATUS_GONE"}}),
+            json!({"spec": {"variationId": ""}}),
+            json!({"spec": {"variationId": "agentvar_01ARZ3NDEKTSV4RRFFQ69G5FAV", "initialMessage": "Hi"}}),
+            json!({"spec": {"variationId": "nope"}}),
+            json!({"spec": {"data": {"k": 1}}}),
+            json!({"spec": {"data": [1]}}),
+            json!({"spec": {"systemPromptData": {}, "data": 5}}),
+            json!({"spec": {"systemPromptData": null, "data": 5, "firstUserMessageData": {"x": 1}}}),
+            json!({"metadata": {"labels": {"k": "v"}}, "spec": {"schedule": daily, "status": "STATE_ARCHIVED"}}),
+        ];
+        assert_masked_agrees(&schema, &allowed, &bodies, takes);
     }
 }

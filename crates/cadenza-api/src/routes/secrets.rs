@@ -25,7 +25,9 @@ use crate::auth::WsCaller;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{JsonBody, QueryPairs};
 use crate::openapi::{MaskedField, Op, component, create_body, masked_metadata, masked_update, schema};
-use crate::wire::{Empty, ListResponse, METADATA_MASK, MetadataIn, ResourceMetadata, empty, resource_meta};
+use crate::wire::{
+    Empty, ListResponse, METADATA_MASK, MetadataIn, ResourceMetadata, apply_checked, empty, resource_meta,
+};
 
 /// Names the schemas of workspace secrets.
 #[derive(Debug, JsonSchema)]
@@ -85,6 +87,19 @@ struct SpecIn<K> {
     value: Option<String>,
     #[serde(skip)]
     kind: PhantomData<K>,
+}
+
+// By hand: derived, `K` (a marker) would have to be `Clone` too.
+impl<K> Clone for SpecIn<K> {
+    fn clone(&self) -> Self {
+        Self { value: self.value.clone(), kind: PhantomData }
+    }
+}
+
+impl<K> Clone for WriteIn<K> {
+    fn clone(&self) -> Self {
+        Self { metadata: self.metadata.clone(), spec: self.spec.clone(), update_mask: self.update_mask.clone() }
+    }
 }
 
 impl<K> Default for SpecIn<K> {
@@ -149,7 +164,7 @@ impl Owner {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 struct ItemPath {
     id: String,
 }
@@ -216,7 +231,7 @@ async fn update<K: JsonSchema>(
     // The mask applies to the row as it is now, locked.
     let mut tx = s.store.begin().await?;
     let mut secret = tx.get_secret_locked(o.ws(), &o.scope, &r).await?.ok_or_else(|| o.not_found())?;
-    let new_value = apply_update(b, &mask, &mut secret.meta)?;
+    let new_value = apply_checked(b, &mask, &mut secret.meta, apply_update)?;
     secret.meta.updated_at = tx.now();
     services::secrets::update(&mut tx, &secret, new_value.as_deref()).await?;
     tx.commit().await?;
@@ -405,7 +420,7 @@ mod tests {
             let Ok(b) = crate::strict_json::from_value::<WriteIn<WorkspaceKind>>(body) else { return false };
             let Ok(mask) = UpdateMask::parse(b.update_mask.as_deref(), &mask_allowed()) else { return false };
             let mut meta = stored_meta(cadenza_domain::ids::IdKind::WorkspaceSecret, "API_TOKEN");
-            apply_update(b, &mask, &mut meta).is_ok()
+            apply_checked(b, &mask, &mut meta, apply_update).is_ok()
         };
         let bodies = [
             json!({}),

@@ -31,8 +31,8 @@ use crate::openapi::{
     or_empty, or_null, schema, value_list,
 };
 use crate::wire::{
-    Empty, ListResponse, METADATA_MASK, MetadataIn, OperationMetadata, ResourceMetadata, empty, operation_meta,
-    resource_meta,
+    Empty, ListResponse, METADATA_MASK, MetadataIn, OperationMetadata, ResourceMetadata, apply_checked, empty,
+    operation_meta, resource_meta,
 };
 
 // ---- wire shapes ----
@@ -184,7 +184,7 @@ pub struct SpecOut {
 
 // ---- requests ----
 
-#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[derive(Debug, Default, Clone, Deserialize, JsonSchema)]
 #[schemars(rename = "ToolSetSpecRequest")]
 struct SpecIn {
     description: Option<String>,
@@ -193,7 +193,7 @@ struct SpecIn {
     adapter: Option<Value>,
 }
 
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 #[schemars(rename = "ToolSetWriteRequest")]
 struct WriteIn {
@@ -632,10 +632,7 @@ async fn update(
     // The mask applies to the row as it is now, locked.
     let mut tx = s.store.begin().await?;
     let mut ts = tx.get_tool_set_locked(c.ws(), &current.meta.id).await?.ok_or_else(|| Error::not_found("tool set"))?;
-    b.metadata.apply(&mask, &mut ts.meta)?;
-    if mask.covers("spec.description", b.spec.description.is_some()) {
-        ts.description = b.spec.description.unwrap_or_default();
-    }
+    apply_checked(b, &mask, &mut ts, apply_update)?;
     let resync = next_adapter.as_ref().is_some_and(|a| *a != ts.adapter);
     if let Some(adapter) = next_adapter {
         ts.adapter = adapter;
@@ -648,16 +645,27 @@ async fn update(
 }
 
 /// What an update reads from its body alone: the mask and, when the mask covers `spec.adapter`,
-/// the new adapter.
+/// the new adapter (an adapter sent is checked whatever the mask, `wire::apply_checked`).
 fn read_update(b: &WriteIn) -> ApiResult<(UpdateMask, Option<Adapter>)> {
     let allowed = [METADATA_MASK.as_slice(), SPEC_MASK].concat();
     let mask = UpdateMask::parse(b.update_mask.as_deref(), &allowed)?;
-    let adapter = if mask.covers("spec.adapter", b.spec.adapter.is_some()) {
-        Some(parse_adapter(b.spec.adapter.as_ref().ok_or_else(adapter_required)?)?)
-    } else {
-        None
-    };
+    let adapter = apply_checked(&b.spec, &mask, &mut (), |spec, m, _| -> ApiResult<Option<Adapter>> {
+        if !m.covers("spec.adapter", spec.adapter.is_some()) {
+            return Ok(None);
+        }
+        Ok(Some(parse_adapter(spec.adapter.as_ref().ok_or_else(adapter_required)?)?))
+    })?;
     Ok((mask, adapter))
+}
+
+/// Applies what an update's mask lets the body change of the set's metadata and description,
+/// checked (its adapter is `read_update`'s).
+fn apply_update(b: WriteIn, mask: &UpdateMask, ts: &mut ToolSet) -> ApiResult<()> {
+    b.metadata.apply(mask, &mut ts.meta)?;
+    if mask.covers("spec.description", b.spec.description.is_some()) {
+        ts.description = b.spec.description.unwrap_or_default();
+    }
+    Ok(())
 }
 
 /// A tool set's adapter kind is fixed.
@@ -1079,8 +1087,15 @@ mod tests {
         let takes = |body: &Value| {
             let Ok(b) = crate::strict_json::from_value::<WriteIn>(body) else { return false };
             let Ok((mask, _)) = read_update(&b) else { return false };
-            let mut meta = stored_meta(IdKind::ToolSet, "crm");
-            b.metadata.apply(&mask, &mut meta).is_ok()
+            let mut ts = ToolSet {
+                meta: stored_meta(IdKind::ToolSet, "crm"),
+                workspace_id: "w".into(),
+                description: String::new(),
+                adapter: Adapter::Bare(cadenza_domain::tool_sets::BareAdapter { content_timeout_secs: None }),
+                state: cadenza_domain::tool_sets::ToolSetState::Active,
+                last_sync_at: None,
+            };
+            apply_checked(b, &mask, &mut ts, apply_update).is_ok()
         };
         let mut bodies = vec![
             json!({}),

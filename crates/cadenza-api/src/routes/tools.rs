@@ -23,7 +23,9 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::{JsonBody, QueryPairs, split_verb};
 use crate::openapi::{Op, QueryParam, component, create_body, flag, or_null, schema, value_list};
 use crate::routes::tool_sets::{self, oneof};
-use crate::wire::{Empty, ListResponse, METADATA_MASK, MetadataIn, ResourceMetadata, empty, resource_meta};
+use crate::wire::{
+    Empty, ListResponse, METADATA_MASK, MetadataIn, ResourceMetadata, apply_checked, empty, resource_meta,
+};
 
 // ---- wire shapes ----
 
@@ -79,7 +81,7 @@ impl ToolOut {
 
 // ---- requests ----
 
-#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[derive(Debug, Default, Clone, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 #[schemars(rename = "ToolSpecRequest")]
 struct SpecIn {
@@ -92,7 +94,7 @@ struct SpecIn {
     llm_tool_name: Option<String>,
 }
 
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 #[schemars(rename = "ToolWriteRequest")]
 struct WriteIn {
@@ -163,6 +165,12 @@ fn parse_config(v: &Value, set: &ToolSet) -> ApiResult<Value> {
         }
     }
     Ok(json!({"type": kind, kind: m}))
+}
+
+/// Applies what an update's mask lets the body change, checked (`wire::apply_checked` runs it).
+fn apply_update(set: &ToolSet, b: WriteIn, mask: &UpdateMask, t: &mut Tool) -> ApiResult<()> {
+    b.metadata.apply(mask, &mut t.meta)?;
+    apply_spec(t, set, b.spec, mask, false)
 }
 
 /// Applies the spec fields `mask` selects; `creating` makes description and parameters required.
@@ -246,9 +254,27 @@ fn config_schema() -> Value {
     )
 }
 
+/// An update (PATCH or PUT): every field sent held to its rule whatever the mask, as on create,
+/// `metadata.name` and `spec.config` required when the mask names them. That `spec.parameters`
+/// is a valid JSON Schema, and the config's kind that of the set's adapter, are beyond the
+/// document, as on create.
+fn update_tool_body(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    let config = component(g, "ToolConfigRequest", config_schema()).to_value();
+    let fields = json!({
+        "allOf": [g.subschema_for::<WriteIn>()],
+        "properties": {"spec": {"properties": {
+            "parameters": or_null(json!({"type": "object"})),
+            "config": or_null(config.clone()),
+            "status": or_null(json!({"type": "string", "pattern": STATUS_PATTERN})),
+        }}},
+    });
+    let allowed = [METADATA_MASK.as_slice(), SPEC_MASK].concat();
+    let named = [("metadata.name", crate::wire::name_schema()), ("spec.config", config)];
+    component(g, "ToolUpdateRequest", crate::openapi::masked_fields(fields, &allowed, &named))
+}
+
 /// A create: `metadata.name`, `spec.parameters` (a JSON Schema object: that it is a valid one
-/// is beyond JSON Schema) and `spec.config` required, every field sent held to its rule. The
-/// updates are documented by their fields' types, a superset (docs/TESTING.md, "Not yet").
+/// is beyond JSON Schema) and `spec.config` required, every field sent held to its rule.
 fn create_tool_body(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
     let write = create_body::<WriteIn>(g).to_value();
     let config = component(g, "ToolConfigRequest", config_schema()).to_value();
@@ -370,9 +396,8 @@ async fn update(
     // The mask applies to the row as it is now, locked.
     let mut tx = s.store.begin().await?;
     let (set, mut t) = load_locked(&mut tx, &c, &set, &raw).await?;
-    b.metadata.apply(&mask, &mut t.meta)?;
     let was = t.state;
-    apply_spec(&mut t, &set, b.spec, &mask, false)?;
+    apply_checked(b, &mask, &mut t, |b, m, t| apply_update(&set, b, m, t))?;
     t.meta.updated_at = tx.now();
     services::tools::save(&mut tx, &t, was).await?;
     tx.commit().await?;
@@ -453,8 +478,8 @@ pub fn operations() -> Vec<Op> {
         Op::new("put", ITEM, "replace_tool", T, schema::<ToolOut>)
             .summary("Seed spelling of update")
             .manage("tools")
-            .body(schema::<WriteIn>),
-        Op::new("patch", ITEM, "update_tool", T, schema::<ToolOut>).manage("tools").body(schema::<WriteIn>),
+            .body(update_tool_body),
+        Op::new("patch", ITEM, "update_tool", T, schema::<ToolOut>).manage("tools").body(update_tool_body),
         Op::new("delete", ITEM, "delete_tool", T, schema::<Empty>).manage("tools"),
         Op::new(
             "post",
@@ -480,7 +505,7 @@ pub fn operations() -> Vec<Op> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::openapi::{accepts, request_schema};
+    use crate::openapi::{accepts, assert_masked_agrees, request_schema};
     use cadenza_domain::tool_sets::{Adapter, BareAdapter, HttpAdapter, ToolSetState};
 
     /// A set of each adapter kind, for `parse_config`.
@@ -594,5 +619,40 @@ mod tests {
             let parsed = raw.split(',').map(str::trim).filter(|v| !v.is_empty()).all(|v| ToolState::parse(v).is_ok());
             assert_eq!(accepts(&schema, &serde_json::json!(raw)), parsed, "{raw:?}");
         }
+    }
+
+    /// The update body's schema takes exactly what `update` takes of the body on a stored tool
+    /// of a set of some adapter kind (which kind is the set's to decide, as on create): every
+    /// field sent checked whatever the mask.
+    #[test]
+    fn update_schema_agrees_with_update() {
+        let schema = request_schema(update_tool_body);
+        let allowed = [METADATA_MASK.as_slice(), SPEC_MASK].concat();
+        let sets = sets();
+        let takes = |body: &Value| {
+            sets.iter().any(|set| {
+                let Ok(b) = crate::strict_json::from_value::<WriteIn>(body) else { return false };
+                let Ok(mask) = UpdateMask::parse(b.update_mask.as_deref(), &allowed) else { return false };
+                let mut t = new_tool(crate::openapi::stored_meta(IdKind::Tool, "lookup"), "w", "s");
+                apply_checked(b, &mask, &mut t, |b, m, t| apply_update(set, b, m, t)).is_ok()
+            })
+        };
+        let bodies = [
+            json!({}),
+            json!({"metadata": {"name": "find"}}),
+            json!({"metadata": {"name": ""}}),
+            json!({"spec": null}),
+            json!({"spec": {"config": {"bare": {}}}}),
+            json!({"spec": {"config": null, "description": "d"}}),
+            json!({"spec": {"config": {"http": {"requestMethod": "PUTS"}}}}),
+            json!({"spec": {"config": {"http": {"requestMethod": "GET", "path": "/o/{{ id }}"}}}}),
+            json!({"spec": {"parameters": {"type": "object"}, "requiresApproval": true}}),
+            json!({"spec": {"parameters": []}}),
+            json!({"spec": {"parameters": null, "llmToolName": "x y"}}),
+            json!({"spec": {"status": "OMITTED"}}),
+            json!({"spec": {"status": "TOOL_STATUS_GONE"}}),
+            json!({"metadata": {"labels": {"=": "v"}}, "spec": {"status": "TOOL_STATUS_AVAILABLE"}}),
+        ];
+        assert_masked_agrees(&schema, &allowed, &bodies, takes);
     }
 }

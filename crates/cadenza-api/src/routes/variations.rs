@@ -28,7 +28,9 @@ use crate::extract::{JsonBody, QueryPairs, body_invalid, split_verb};
 use crate::openapi::{Op, component, create_body, id_ref, non_negative_i32_or_null, nothing, schema};
 use crate::routes::agents::load as load_agent;
 use crate::routes::models::resolve_model;
-use crate::wire::{Empty, ListResponse, METADATA_MASK, MetadataIn, ResourceMetadata, empty, resource_meta};
+use crate::wire::{
+    Empty, ListResponse, METADATA_MASK, MetadataIn, ResourceMetadata, apply_checked, empty, resource_meta,
+};
 
 // ---- wire shapes ----
 
@@ -219,7 +221,7 @@ pub(crate) async fn render(s: &AppState, v: &Variation) -> ApiResult<VariationOu
 
 // ---- requests ----
 
-#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[derive(Debug, Default, Clone, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 #[schemars(rename = "ModelConfigRequest")]
 struct ModelConfigIn {
@@ -237,7 +239,7 @@ struct ModelConfigIn {
     caching_enabled: Option<bool>,
 }
 
-#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[derive(Debug, Default, Clone, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 #[schemars(rename = "VariationConstraintsRequest")]
 struct ConstraintsIn {
@@ -250,7 +252,7 @@ struct ConstraintsIn {
     inactivity_timeout: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[derive(Debug, Default, Clone, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 #[schemars(rename = "CompactionConfigRequest")]
 struct CompactionIn {
@@ -259,12 +261,12 @@ struct CompactionIn {
     tool_result_clearing: Option<ClearingIn>,
 }
 
-#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[derive(Debug, Default, Clone, Deserialize, JsonSchema)]
 struct SummarizationIn {
     instructions: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[derive(Debug, Default, Clone, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 struct ClearingIn {
     #[serde(default, deserialize_with = "crate::wire::integral")]
@@ -272,7 +274,7 @@ struct ClearingIn {
     preserve_recent_results: Option<i32>,
 }
 
-#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[derive(Debug, Default, Clone, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 #[schemars(rename = "ProgressiveDiscoveryRequest")]
 struct DiscoveryIn {
@@ -283,7 +285,7 @@ struct DiscoveryIn {
     rerank_threshold: Option<f64>,
 }
 
-#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[derive(Debug, Default, Clone, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 #[schemars(rename = "AgentVariationSpecRequest")]
 pub(crate) struct SpecIn {
@@ -304,7 +306,7 @@ pub(crate) struct SpecIn {
     weight: Option<i32>,
 }
 
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 #[schemars(rename = "AgentVariationWriteRequest")]
 pub(crate) struct WriteIn {
@@ -360,7 +362,7 @@ fn non_negative(field: &str, v: Option<i64>) -> ApiResult<()> {
 const MODEL_ID: &str = "spec.modelConfig.modelId";
 
 /// The model settings as sent, checked; `model_id` is still the reference the body names
-/// (`apply_spec` resolves it).
+/// (`set_model` resolves it).
 fn model_config(m: ModelConfigIn) -> ApiResult<ModelConfig> {
     let raw = m
         .model_id
@@ -524,7 +526,13 @@ pub(crate) fn apply_body(v: &mut Variation, spec: SpecIn, mask: &UpdateMask) -> 
 /// Applies the spec fields `mask` selects, checked (`apply_body`) and with the model resolved;
 /// nothing is stored on failure (`v` is the caller's copy until it writes it).
 async fn apply_spec(s: &AppState, c: &WsCaller, v: &mut Variation, spec: SpecIn, mask: &UpdateMask) -> ApiResult<()> {
-    if let Some(model) = apply_body(v, spec, mask)? {
+    let model = apply_body(v, spec, mask)?;
+    set_model(s, c, v, model).await
+}
+
+/// Sets the model `apply_body` returned, if any, resolved.
+async fn set_model(s: &AppState, c: &WsCaller, v: &mut Variation, model: Option<Option<ModelConfig>>) -> ApiResult<()> {
+    if let Some(model) = model {
         v.model_config = match model {
             Some(m) => Some(resolve_model_config(s, c, m).await?),
             None => None,
@@ -533,14 +541,21 @@ async fn apply_spec(s: &AppState, c: &WsCaller, v: &mut Variation, spec: SpecIn,
     Ok(())
 }
 
+/// Applies what an update's mask lets the body change, checked (`wire::apply_checked` runs
+/// it); returns the model to resolve, as `apply_body` does. Nothing is stored on failure (`v` is
+/// the caller's copy until it writes it).
+fn apply_update(b: WriteIn, mask: &UpdateMask, v: &mut Variation) -> ApiResult<Option<Option<ModelConfig>>> {
+    b.metadata.apply(mask, &mut v.meta)?;
+    apply_body(v, b.spec, mask)
+}
+
 // ---- request schemas ----
 //
 // The derived request types state what a body's JSON types must be whatever the mask (serde
 // reads every field that is sent); the rules below add what `apply_body` checks of a field it
-// applies. A create applies every field sent, so its body is both. An update applies what its
-// mask covers; written exactly (`openapi::masked_update`, a condition per field), its 14 fields
-// are beyond schemathesis' generator (8 or more conditional fields are "unsupported"), so the
-// update is documented by its types, a superset (docs/TESTING.md, "Not yet").
+// applies. Every field sent is checked as though applied, whatever the mask
+// (`wire::apply_checked`), so a create's body and an update's carry the same rule per field;
+// the update adds the mask's grammar and a name required when the mask names it.
 
 /// Seconds from 59.5 to less than 86400.5: the durations that round into 60..=86400.
 const INACTIVITY_PATTERN: &str = "^(?:59\\.[5-9][0-9]{0,8}|(?:[6-9][0-9]|[1-9][0-9]{2,3}|[1-7][0-9]{4}|8[0-5][0-9]{3}|86[0-3][0-9]{2})(?:\\.[0-9]{1,9})?|86400(?:\\.[0-4][0-9]{0,8})?)s$";
@@ -603,6 +618,15 @@ fn spec_rules() -> Vec<(&'static str, Value)> {
 pub(crate) fn spec_rule() -> Value {
     let props: Map<String, Value> = spec_rules().into_iter().map(|(k, v)| (k.to_string(), v)).collect();
     json!({"properties": props})
+}
+
+/// An update: every field sent held to its rule whatever the mask, `metadata.name` required when
+/// the mask names it.
+fn update_variation_body(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    let fields = json!({"allOf": [g.subschema_for::<WriteIn>()], "properties": {"spec": spec_rule()}});
+    let allowed = [METADATA_MASK.as_slice(), SPEC_MASK].concat();
+    let named = [("metadata.name", crate::wire::name_schema())];
+    component(g, "AgentVariationUpdateRequest", crate::openapi::masked_fields(fields, &allowed, &named))
 }
 
 /// A create: `metadata.name` required, and every field sent held to its rule.
@@ -713,8 +737,8 @@ async fn update(
     let mut v =
         tx.get_variation_locked(c.ws(), &agent.meta.id, &r).await?.ok_or_else(|| Error::not_found("variation"))?;
     let previous_model = v.model_config.as_ref().map(|m| m.model_id.clone());
-    b.metadata.apply(&mask, &mut v.meta)?;
-    apply_spec(&s, &c, &mut v, b.spec, &mask).await?;
+    let model = apply_checked(b, &mask, &mut v, apply_update)?;
+    set_model(&s, &c, &mut v, model).await?;
     v.meta.updated_at = tx.now();
     services::variations::update(&mut tx, &v, previous_model.as_deref()).await?;
     tx.commit().await?;
@@ -736,7 +760,7 @@ async fn delete_one(
 // ---- assignments ----
 
 /// A V6 body, seed (untagged) or later (tagged).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct AssignIn {
     #[serde(rename = "type")]
@@ -859,7 +883,7 @@ async fn remove_assignment(
 
 // ---- memory-layer stack ----
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct LayerIn {
     memory_layer_id: Option<String>,
@@ -1055,7 +1079,7 @@ pub fn operations() -> Vec<Op> {
         Op::new("get", COLL, "list_variations", T, schema::<ListResponse<VariationOut>>).read("agents").list(),
         Op::new("post", COLL, "create_variation", T, schema::<VariationOut>).manage("agents").body(create_variation_body),
         Op::new("get", ITEM, "get_variation", T, schema::<VariationOut>).read("agents"),
-        Op::new("patch", ITEM, "update_variation", T, schema::<VariationOut>).manage("agents").body(schema::<WriteIn>),
+        Op::new("patch", ITEM, "update_variation", T, schema::<VariationOut>).manage("agents").body(update_variation_body),
         Op::new("delete", ITEM, "delete_variation", T, schema::<Empty>).manage("agents"),
         Op::new("post", ASSIGN, "add_assignment", T, schema::<AssignmentOut>)
             .summary("Assign a tool, tool set or sub-agent (exactly one)")
@@ -1113,7 +1137,7 @@ pub fn operations() -> Vec<Op> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::openapi::{accepts, request_schema};
+    use crate::openapi::{accepts, assert_masked_agrees, request_schema};
 
     const MODEL: &str = "model_01JDZ3ZK7Q5VXW0A1B2C3D4E5F";
 
@@ -1368,5 +1392,44 @@ mod tests {
         let clearing = spec.compaction_config.and_then(|c| c.tool_result_clearing).expect("clearing");
         assert_eq!(clearing.preserve_recent_results, Some(3));
         assert_eq!(spec.progressive_discovery.and_then(|d| d.max_tools), Some(7));
+    }
+
+    /// The update body's schema takes exactly what `update` checks of the body (all but the
+    /// model's resolution), on a stored variation: every field sent checked whatever the mask.
+    #[test]
+    fn update_schema_agrees_with_update() {
+        let schema = request_schema(update_variation_body);
+        let allowed = [METADATA_MASK.as_slice(), SPEC_MASK].concat();
+        let takes = |body: &Value| {
+            let Ok(b) = crate::strict_json::from_value::<WriteIn>(body) else { return false };
+            let Ok(mask) = UpdateMask::parse(b.update_mask.as_deref(), &allowed) else { return false };
+            let mut v = blank(crate::openapi::stored_meta(IdKind::Variation, "v1"), "w", "agt");
+            apply_checked(b, &mask, &mut v, apply_update).is_ok()
+        };
+        let bodies = [
+            json!({}),
+            json!({"metadata": {"name": "v2"}}),
+            json!({"metadata": {"name": ""}}),
+            json!({"spec": null}),
+            json!({"spec": {"systemPromptTemplate": "Hi {{ name }}", "weight": 3}}),
+            json!({"spec": {"weight": -1}}),
+            json!({"spec": {"modelConfig": {}}}),
+            json!({"spec": {"modelConfig": null, "description": "d"}}),
+            json!({"spec": {"modelConfig": {"modelId": "openai/gpt-4o", "temperature": 2}}}),
+            json!({"spec": {"modelConfig": {"modelId": "openai/gpt-4o", "reasoningEffort": "REASONING_EFFORT_HIGH"}}}),
+            json!({"spec": {"constraints": {"maxToolCalls": -1}}}),
+            json!({"spec": {"constraints": {"inactivityTimeout": "120s"}, "episodicMemoryTtl": 5}}),
+            json!({"spec": {"constraints": {"inactivityTimeout": "10s"}}}),
+            json!({"spec": {"compactionConfig": {"triggerThreshold": 0}}}),
+            json!({"spec": {"progressiveDiscovery": {"maxTools": 3, "rerankThreshold": 0.5}}}),
+            json!({"spec": {"episodicMemoryTtl": -5, "enableEpisodicMemory": true}}),
+            json!({"metadata": {"externalId": "a/b"}, "spec": {"weight": 1}}),
+        ];
+        assert_masked_agrees(&schema, &allowed, &bodies, takes);
+        // A template's parse is the server's (the document gives its format), whatever the mask.
+        for bad in [json!({"prompt": "{% if %}"}), json!({"firstUserMessageTemplate": "{{ x"})] {
+            let body = json!({"spec": bad, "updateMask": "metadata.name", "metadata": {"name": "v"}});
+            assert!(accepts(&schema, &body) && !takes(&body), "{body}");
+        }
     }
 }

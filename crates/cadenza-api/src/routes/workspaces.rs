@@ -19,7 +19,9 @@ use crate::auth::Caller;
 use crate::error::ApiResult;
 use crate::extract::{JsonBody, QueryPairs};
 use crate::openapi::{MaskedField, Op, component, create_body, masked_metadata, masked_update, schema};
-use crate::wire::{AccountMetadata, Empty, ListResponse, METADATA_MASK, MetadataIn, account_meta, empty};
+use crate::wire::{
+    AccountMetadata, Empty, ListResponse, METADATA_MASK, MetadataIn, account_meta, apply_checked, empty,
+};
 
 #[derive(Debug, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -89,14 +91,14 @@ impl WorkspaceOut {
     }
 }
 
-#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[derive(Debug, Default, Clone, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 #[schemars(rename = "WorkspaceSpecRequest")]
 struct SpecIn {
     description: Option<String>,
 }
 
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 #[schemars(rename = "WorkspaceWriteRequest")]
 struct WriteIn {
@@ -179,7 +181,7 @@ async fn admin_update(
     // The mask applies to the row as it is now, locked.
     let mut tx = s.store.begin().await?;
     let mut ws = services::workspaces::locked(&mut tx, &c.0.account_id, &r).await?;
-    apply_update(b, &mask, &mut ws)?;
+    apply_checked(b, &mask, &mut ws, apply_update)?;
     ws.meta.updated_at = tx.now();
     services::workspaces::save(&mut tx, &ws).await?;
     tx.commit().await?;
@@ -275,7 +277,7 @@ mod tests {
             let Ok(mask) = UpdateMask::parse(b.update_mask.as_deref(), &mask_allowed()) else { return false };
             let meta = stored_meta(IdKind::Workspace, "ws");
             let mut ws = Workspace { meta, description: String::new(), status: WorkspaceStatus::Enabled };
-            apply_update(b, &mask, &mut ws).is_ok()
+            apply_checked(b, &mask, &mut ws, apply_update).is_ok()
         };
         let bodies = [
             json!({}),
