@@ -252,3 +252,34 @@ async fn text_with_nul(backend: TestBackend) {
     let objectives = app.ws_path(&app.default_ws, &format!("/objectives?cursor={cursor}"));
     assert_eq!(app.get(&objectives, ADMIN_TOKEN).await.expect(200)["items"], json!([]));
 }
+
+both_backends!(an_update_mask_picks_what_changes_not_what_is_checked, mask_picks_not_checks);
+async fn mask_picks_not_checks(backend: TestBackend) {
+    let Some(app) = TestApp::start(backend).await else { return };
+    let agents = app.ws_path(&app.default_ws, "/agents");
+    let created = app
+        .post(&agents, ADMIN_TOKEN, json!({"metadata": {"name": "Support"}, "spec": {"description": "helps"}}))
+        .await
+        .expect(200);
+    let item = format!("{agents}/{}", str_at(&created, "/metadata/id"));
+
+    // A field the mask leaves out is still checked: a bad one refuses the whole update.
+    for (spec, field) in [
+        (json!({"status": "AGENT_STATUS_GONE"}), "agent status"),
+        (json!({"webhookEventsUrl": "ftp://x"}), "spec.webhookEventsUrl"),
+        (json!({"outputDefinition": {"type": "strnig"}}), "spec.outputDefinition"),
+    ] {
+        let body = json!({"metadata": {"name": "Renamed"}, "spec": spec, "updateMask": "metadata.name"});
+        let msg = app.patch(&item, ADMIN_TOKEN, body).await.expect_error(400, 3);
+        assert!(msg.contains(field), "{field}: {msg}");
+    }
+    let unchanged = app.get(&item, ADMIN_TOKEN).await.expect(200);
+    assert_eq!(str_at(&unchanged, "/metadata/name"), "Support");
+
+    // A valid one is checked and left alone: only what the mask names changes.
+    let body = json!({"metadata": {"name": "Renamed"}, "spec": {"description": "other", "status": "AGENT_STATUS_DRAFT"},
+                      "updateMask": "metadata.name"});
+    let patched = app.patch(&item, ADMIN_TOKEN, body).await.expect(200);
+    assert_eq!(str_at(&patched, "/metadata/name"), "Renamed");
+    assert_eq!(str_at(&patched, "/spec/description"), "helps");
+}
