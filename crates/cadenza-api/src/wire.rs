@@ -252,7 +252,7 @@ impl MetadataIn {
 /// field the body sends (not `null`) is held to the rules `apply` holds it to when it applies it
 /// (what a field names elsewhere, looked up by the caller afterwards, only when applied). The
 /// mask picks what changes, never what is checked: a body is valid or not by itself, whatever
-/// its mask, and the document states it in one rule per field (docs/API.md, "Updates").
+/// its mask, and the document states it in one rule per field (docs/API.md §1.7).
 pub fn apply_checked<B: Clone, R: Clone, T, E>(
     body: B,
     mask: &UpdateMask,
