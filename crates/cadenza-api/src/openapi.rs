@@ -305,24 +305,19 @@ fn at_path(path: &str, schema: Value, required: bool) -> Value {
 /// properties are free (a client may echo read-only ones). One condition per such field, not
 /// per field: schemathesis' generator gives up on bodies of 8 or more conditions.
 pub fn masked_update(allowed: &[&str], fields: &[MaskedField]) -> Value {
-    let mut shape = json!({"type": "object", "properties": {}});
+    let mut body = json!({"type": "object", "properties": {}, "allOf": []});
     for f in fields {
         let segs: Vec<&str> = f.path.split('.').collect();
-        // The rule sits beside the shape in the field's own schema, not in an `allOf` of the
-        // body: the generator's negative mode gives up on a body-wide `allOf` of these.
+        // Each field's shape and rule in one schema, where the field is; the body's `allOf`
+        // holds only the conditions on the mask.
         let mut leaf = (f.shape)();
         leaf["anyOf"] = json!([(f.rule)(), {"type": "null"}]);
-        insert_shape(&mut shape, &segs, leaf);
+        insert_shape(&mut body, &segs, leaf);
     }
-    let mask = update_mask(allowed);
-    shape["properties"]["updateMask"] = mask.clone();
-    shape["properties"]["update_mask"] = mask;
-    shape["not"] = json!({"required": ["updateMask", "update_mask"]});
-    let named = fields.iter().filter(|f| f.required_when_named);
-    let rules: Vec<Value> =
-        named.map(|f| json!({"if": mask_names(f.path), "then": at_path(f.path, (f.rule)(), true)})).collect();
-    shape["allOf"] = Value::Array(rules);
-    shape
+    let named: Vec<(&str, Value)> =
+        fields.iter().filter(|f| f.required_when_named).map(|f| (f.path, (f.rule)())).collect();
+    add_mask(&mut body, allowed, &named);
+    body
 }
 
 /// An update body from `fields`, a schema of its fields' rules (a derived request type, with
@@ -333,13 +328,26 @@ pub fn masked_update(allowed: &[&str], fields: &[MaskedField]) -> Value {
 /// to `rule` when sent, and required when the mask names it. `masked_update` writes the same from
 /// a list of fields; this one is for bodies whose type already carries them.
 pub fn masked_fields(fields: Value, allowed: &[&str], named: &[(&str, Value)]) -> Value {
+    let mut all = vec![fields];
+    all.extend(named.iter().map(|(path, rule)| at_path(path, or_null(rule.clone()), false)));
+    let mut body = json!({"type": "object", "allOf": all});
+    add_mask(&mut body, allowed, named);
+    body
+}
+
+/// What both forms of an update body add to `body` (an object schema with an `allOf`): the mask
+/// in either spelling, never both, and each of `named` required and held to its rule when the
+/// mask names it.
+fn add_mask(body: &mut Value, allowed: &[&str], named: &[(&str, Value)]) {
     let mask = update_mask(allowed);
-    let mut all = vec![fields, json!({"properties": {"updateMask": mask.clone(), "update_mask": mask}})];
-    for (path, rule) in named {
-        all.push(at_path(path, or_null(rule.clone()), false));
-        all.push(json!({"if": mask_names(path), "then": at_path(path, rule.clone(), true)}));
+    body["properties"]["updateMask"] = mask.clone();
+    body["properties"]["update_mask"] = mask;
+    body["not"] = json!({"required": ["updateMask", "update_mask"]});
+    if let Some(rules) = body["allOf"].as_array_mut() {
+        rules.extend(
+            named.iter().map(|(path, rule)| json!({"if": mask_names(path), "then": at_path(path, rule.clone(), true)})),
+        );
     }
-    json!({"type": "object", "allOf": all, "not": {"required": ["updateMask", "update_mask"]}})
 }
 
 /// Puts `leaf` at `segs` under `node`'s properties, with an object of the body's type on the

@@ -130,7 +130,7 @@ struct SpecIn {
 const URL_PATTERN: &str =
     "^(?:https?://[^\\x00-\\x20\\x7f-\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]*)?$";
 
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 #[schemars(rename = "AgentCreateFields")]
 struct CreateIn {
@@ -207,15 +207,15 @@ fn check_url(url: &str) -> ApiResult<()> {
     }
 }
 
-/// Applies the spec fields `mask` selects. Each field is validated as it is applied, so an
-/// invalid request changes nothing.
-/// Whether the status may change so is the service's to decide (`services::agents`).
 /// Applies what the mask lets the body change, checked (`wire::apply_checked` runs it).
 fn apply_update(b: UpdateIn, mask: &UpdateMask, a: &mut Agent) -> ApiResult<()> {
     b.metadata.apply(mask, &mut a.meta)?;
     apply_spec(a, b.spec, mask)
 }
 
+/// Applies the spec fields `mask` selects. Each field is validated as it is applied, so an
+/// invalid request changes nothing.
+/// Whether the status may change so is the service's to decide (`services::agents`).
 fn apply_spec(a: &mut Agent, spec: SpecIn, mask: &UpdateMask) -> ApiResult<()> {
     if mask.covers("spec.status", spec.status.is_some())
         && let Some(s) = parse_status(spec.status.as_deref().unwrap_or("AGENT_STATUS_UNSPECIFIED"))?

@@ -119,7 +119,7 @@ fn account_create_body(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
     })
 }
 
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 #[schemars(rename = "ApiKeyCreateRequest")]
 struct CreateIn {
@@ -458,7 +458,7 @@ async fn acct_key_workspaces(
     WorkspaceOut::page(&s, page, include_info).await
 }
 
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 #[schemars(rename = "ApiKeyAddWorkspaceRequest", extend("required" = ["workspaceId"]))]
 struct AddWorkspaceIn {

@@ -164,7 +164,7 @@ impl Owner {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Deserialize)]
 struct ItemPath {
     id: String,
 }

@@ -264,11 +264,11 @@ fn update_tool_body(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
         "allOf": [g.subschema_for::<WriteIn>()],
         "properties": {"spec": {"properties": {
             "parameters": or_null(json!({"type": "object"})),
-            "config": or_null(config.clone()),
             "status": or_null(json!({"type": "string", "pattern": STATUS_PATTERN})),
         }}},
     });
     let allowed = [METADATA_MASK.as_slice(), SPEC_MASK].concat();
+    // `spec.config`'s rule, when sent and when the mask names it, is `masked_fields`' to add.
     let named = [("metadata.name", crate::wire::name_schema()), ("spec.config", config)];
     component(g, "ToolUpdateRequest", crate::openapi::masked_fields(fields, &allowed, &named))
 }

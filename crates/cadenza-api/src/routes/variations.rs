@@ -760,7 +760,7 @@ async fn delete_one(
 // ---- assignments ----
 
 /// A V6 body, seed (untagged) or later (tagged).
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct AssignIn {
     #[serde(rename = "type")]
@@ -883,7 +883,7 @@ async fn remove_assignment(
 
 // ---- memory-layer stack ----
 
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct LayerIn {
     memory_layer_id: Option<String>,
